@@ -1,0 +1,83 @@
+//! Errors of the parsing and unit layer, one variant per distinct diagnosis.
+//!
+//! The kernel glue maps each to an errno (always `EINVAL` for bad input) and uses
+//! [`CoreError::as_str`] as `ti->error` / the DMERR text, so every failure class
+//! has its own, stable message.
+
+use core::fmt;
+
+/// What went wrong while parsing or checking user input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoreError {
+    /// Fewer arguments than the grammar needs.
+    MissingArgs,
+    /// Arguments left over after the grammar was satisfied.
+    TrailingArgs,
+    /// A number has a character that is not a decimal digit (or is empty).
+    BadNumber,
+    /// A number does not fit its type.
+    NumberOverflow,
+    /// The optional-argument count is malformed or larger than what follows.
+    BadOptCount,
+    /// An option name that this version does not know.
+    UnknownOption,
+    /// The same option given twice.
+    DuplicateOption,
+    /// An option is missing its value.
+    OptionMissingValue,
+    /// `block_size` is not a power of two in [512, 65536].
+    BadBlockSize,
+    /// `block_size` is smaller than a device's logical block size.
+    BlockSizeBelowLogical,
+    /// A retry count above the supported maximum.
+    BadRetries,
+    /// The spare device is the main device.
+    SpareIsMain,
+    /// The target extends beyond the end of the main device.
+    BeyondMainDevice,
+    /// The spare is too small for the metadata area plus one data block.
+    SpareTooSmall,
+    /// The target length is zero or not a multiple of the block size.
+    BadLength,
+    /// Message verb unknown.
+    UnknownVerb,
+    /// Message argument count wrong for its verb.
+    BadMessageArgs,
+    /// A block number beyond the end of the target.
+    BlockOutOfRange,
+    /// Text does not fit the caller's output buffer.
+    OutputFull,
+}
+
+impl CoreError {
+    /// Stable text for `ti->error`, DMERR and user-visible diagnostics.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingArgs => "Not enough arguments",
+            Self::TrailingArgs => "Too many arguments",
+            Self::BadNumber => "Invalid number",
+            Self::NumberOverflow => "Number out of range",
+            Self::BadOptCount => "Invalid number of optional arguments",
+            Self::UnknownOption => "Unknown optional argument",
+            Self::DuplicateOption => "Duplicate optional argument",
+            Self::OptionMissingValue => "Optional argument needs a value",
+            Self::BadBlockSize => "Invalid block_size (power of two, 512..65536 bytes)",
+            Self::BlockSizeBelowLogical => "block_size is below a device's logical block size",
+            Self::BadRetries => "Invalid read_retries (0..16)",
+            Self::SpareIsMain => "Spare device is the main device",
+            Self::BeyondMainDevice => "Target extends beyond the end of the main device",
+            Self::SpareTooSmall => "Spare device too small for metadata and one data block",
+            Self::BadLength => "Target length is zero or not a multiple of block_size",
+            Self::UnknownVerb => "Unknown message verb",
+            Self::BadMessageArgs => "Wrong number of message arguments",
+            Self::BlockOutOfRange => "Block beyond the end of the target",
+            Self::OutputFull => "Output buffer too small",
+        }
+    }
+}
+
+impl fmt::Display for CoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

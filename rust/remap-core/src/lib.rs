@@ -1,0 +1,23 @@
+//! remap-core: the part of dm-remap that does not need the kernel.
+//!
+//! This crate is built twice from the same source: as a normal `no_std` crate for
+//! host tests, fuzzing and `remapctl`, and inside the kernel module through
+//! `#[path = "../rust/remap-core/src/lib.rs"] mod remap_core;`. For the second build
+//! every path between modules is written with `super::` (never `crate::`), nothing
+//! allocates, nothing is `unsafe`, and all arithmetic is integer and checked.
+#![cfg_attr(not(any(MODULE, test)), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod units;
+pub mod table_line;
+pub mod message;
+pub mod crc;
+pub mod cursor;
+pub mod meta;
+pub mod repair;
+pub mod remap_table;
+pub mod alloc;
+pub mod stats;
+pub mod fixed;
+pub mod predict;
