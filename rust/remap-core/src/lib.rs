@@ -10,6 +10,7 @@
 
 pub mod error;
 pub mod units;
+pub mod layout;
 pub mod table_line;
 pub mod message;
 pub mod crc;
