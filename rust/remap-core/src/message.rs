@@ -1,1 +1,119 @@
-//! (in progress)
+//! `dmsetup message` verbs: parsed here, executed by the kernel glue.
+//!
+//! Verbs are case-insensitive; each checks its own argument count; block numbers are
+//! strict decimals (see [`super::table_line::parse_u64`]).
+
+use super::error::CoreError;
+use super::table_line::parse_u64;
+use super::units::Blocks;
+
+/// One parsed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message {
+    /// `help`: list the verbs.
+    Help,
+    /// `stats`: return the I/O and remap counters.
+    Stats,
+    /// `clear_stats`: zero the I/O counters (not the remap state).
+    ClearStats,
+    /// `remap <block>`: remap a block now, copying its data when readable.
+    Remap(Blocks),
+    /// `unremap <block>`: drop a remap whose main block is writable again.
+    Unremap(Blocks),
+    /// `query <block>`: where a block lives.
+    Query(Blocks),
+    /// `list [<from_block>]`: remapped blocks from a block on, bounded, with a continuation.
+    List(Blocks),
+    /// `clear confirm`: drop every remap and pending block.
+    Clear,
+}
+
+/// Every verb with its synopsis, as `help` prints it.
+pub const VERBS: &[(&str, &str)] = &[
+    ("help", "list the verbs"),
+    ("stats", "I/O, error and remap counters"),
+    ("clear_stats", "zero the I/O and error counters"),
+    ("remap <block>", "remap a block now (data copied when readable)"),
+    ("unremap <block>", "move a block back to the main device"),
+    ("query <block>", "where a block lives"),
+    ("list [<from_block>]", "remapped blocks, bounded, with a continuation"),
+    ("clear confirm", "forget every remap and pending block"),
+];
+
+fn block_arg(rest: &[&[u8]]) -> Result<Blocks, CoreError> {
+    match rest {
+        [b] => Ok(Blocks(parse_u64(b)?)),
+        _ => Err(CoreError::BadMessageArgs),
+    }
+}
+
+impl Message {
+    /// Parses `argv` as handed to the target's `message` hook.
+    pub fn parse(argv: &[&[u8]]) -> Result<Self, CoreError> {
+        let (verb, rest) = argv.split_first().ok_or(CoreError::BadMessageArgs)?;
+        let is = |s: &str| verb.eq_ignore_ascii_case(s.as_bytes());
+        let none = |m: Message| if rest.is_empty() { Ok(m) } else { Err(CoreError::BadMessageArgs) };
+        if is("help") {
+            none(Message::Help)
+        } else if is("stats") {
+            none(Message::Stats)
+        } else if is("clear_stats") {
+            none(Message::ClearStats)
+        } else if is("remap") {
+            block_arg(rest).map(Message::Remap)
+        } else if is("unremap") {
+            block_arg(rest).map(Message::Unremap)
+        } else if is("query") {
+            block_arg(rest).map(Message::Query)
+        } else if is("list") {
+            if rest.is_empty() {
+                Ok(Message::List(Blocks(0)))
+            } else {
+                block_arg(rest).map(Message::List)
+            }
+        } else if is("clear") {
+            match rest {
+                [c] if c.eq_ignore_ascii_case(b"confirm") => Ok(Message::Clear),
+                _ => Err(CoreError::BadMessageArgs),
+            }
+        } else {
+            Err(CoreError::UnknownVerb)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Message, CoreError> {
+        let v: Vec<&[u8]> = s.split_whitespace().map(str::as_bytes).collect();
+        Message::parse(&v)
+    }
+
+    #[test]
+    fn verbs() {
+        assert_eq!(p("help"), Ok(Message::Help));
+        assert_eq!(p("HeLp"), Ok(Message::Help));
+        assert_eq!(p("stats"), Ok(Message::Stats));
+        assert_eq!(p("clear_stats"), Ok(Message::ClearStats));
+        assert_eq!(p("remap 12"), Ok(Message::Remap(Blocks(12))));
+        assert_eq!(p("UNREMAP 3"), Ok(Message::Unremap(Blocks(3))));
+        assert_eq!(p("query 0"), Ok(Message::Query(Blocks(0))));
+        assert_eq!(p("list"), Ok(Message::List(Blocks(0))));
+        assert_eq!(p("list 100"), Ok(Message::List(Blocks(100))));
+        assert_eq!(p("clear confirm"), Ok(Message::Clear));
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(p(""), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("frobnicate"), Err(CoreError::UnknownVerb));
+        assert_eq!(p("help me"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("remap"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("remap 1 2"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("remap x"), Err(CoreError::BadNumber));
+        assert_eq!(p("clear"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("clear now"), Err(CoreError::BadMessageArgs));
+    }
+}

@@ -1,1 +1,310 @@
-//! (in progress)
+//! The `remap` table line: `<main_dev> <spare_dev> [<#opt_args> <opt_arg>...]`.
+//!
+//! Strict parsing in the style of dm-flakey's `parse_features`: the argument count is
+//! checked first, optional arguments form a counted group, every number is decimal
+//! without sign, junk or overflow, every option may appear once, and each failure has
+//! its own [`CoreError`]. [`TableConfig::write_table`] prints the canonical line that
+//! `dmsetup table` shows; parsing that line again yields the same configuration and
+//! prints the same bytes.
+//!
+//! Options:
+//! - `block_size <bytes>`: remap granularity, power of two in 512..=65536 (default 4096).
+//! - `read_retries <n>`: extra attempts of a failed read before it is reported, 0..=16
+//!   (default 1).
+//! - `format_spare`: format the spare even if its metadata area holds foreign data.
+
+use super::error::CoreError;
+use super::layout;
+use super::units::{BlockSize, Sectors};
+use core::fmt;
+
+/// Default number of read retries.
+pub const DEFAULT_READ_RETRIES: u8 = 1;
+/// Largest accepted `read_retries`.
+pub const MAX_READ_RETRIES: u8 = 16;
+/// Most optional arguments a table line may carry.
+pub const MAX_OPT_ARGS: u64 = 32;
+
+/// A parsed table line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableConfig<'a> {
+    /// Main device path or `major:minor`.
+    pub main: &'a [u8],
+    /// Spare device path or `major:minor`.
+    pub spare: &'a [u8],
+    /// Remap block size.
+    pub block_size: BlockSize,
+    /// Whether `block_size` was given (it is then printed back).
+    pub block_size_given: bool,
+    /// Extra read attempts.
+    pub read_retries: u8,
+    /// Whether `read_retries` was given.
+    pub read_retries_given: bool,
+    /// Format a spare holding foreign data.
+    pub format_spare: bool,
+}
+
+/// Parses a decimal `u64`: digits only, no sign, no junk, no overflow.
+pub fn parse_u64(s: &[u8]) -> Result<u64, CoreError> {
+    if s.is_empty() {
+        return Err(CoreError::BadNumber);
+    }
+    let mut v: u64 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return Err(CoreError::BadNumber);
+        }
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(c - b'0')))
+            .ok_or(CoreError::NumberOverflow)?;
+    }
+    Ok(v)
+}
+
+fn eq_ignore_case(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+impl<'a> TableConfig<'a> {
+    /// Parses the target arguments (everything after the target name).
+    pub fn parse(args: &[&'a [u8]]) -> Result<Self, CoreError> {
+        let (main, spare, rest) = match args {
+            [m, s, rest @ ..] => (*m, *s, rest),
+            _ => return Err(CoreError::MissingArgs),
+        };
+        let mut cfg = TableConfig {
+            main,
+            spare,
+            block_size: BlockSize::DEFAULT,
+            block_size_given: false,
+            read_retries: DEFAULT_READ_RETRIES,
+            read_retries_given: false,
+            format_spare: false,
+        };
+        let Some((count, opts)) = rest.split_first() else {
+            return Ok(cfg);
+        };
+        let n = parse_u64(count).map_err(|_| CoreError::BadOptCount)?;
+        if n > MAX_OPT_ARGS {
+            return Err(CoreError::BadOptCount);
+        }
+        let n = n as usize;
+        if n > opts.len() {
+            return Err(CoreError::BadOptCount);
+        }
+        if n < opts.len() {
+            return Err(CoreError::TrailingArgs);
+        }
+        let mut it = opts.iter();
+        while let Some(name) = it.next() {
+            if eq_ignore_case(name, "block_size") {
+                if cfg.block_size_given {
+                    return Err(CoreError::DuplicateOption);
+                }
+                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
+                let bytes = parse_u64(v)?;
+                cfg.block_size = BlockSize::from_bytes(bytes)?;
+                cfg.block_size_given = true;
+            } else if eq_ignore_case(name, "read_retries") {
+                if cfg.read_retries_given {
+                    return Err(CoreError::DuplicateOption);
+                }
+                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
+                let r = parse_u64(v)?;
+                if r > u64::from(MAX_READ_RETRIES) {
+                    return Err(CoreError::BadRetries);
+                }
+                cfg.read_retries = r as u8;
+                cfg.read_retries_given = true;
+            } else if eq_ignore_case(name, "format_spare") {
+                if cfg.format_spare {
+                    return Err(CoreError::DuplicateOption);
+                }
+                cfg.format_spare = true;
+            } else {
+                return Err(CoreError::UnknownOption);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Number of optional arguments [`Self::write_table`] prints.
+    pub fn opt_count(&self) -> u32 {
+        2 * u32::from(self.block_size_given)
+            + 2 * u32::from(self.read_retries_given)
+            + u32::from(self.format_spare)
+    }
+
+    /// Checks the line against the devices it names: lengths in sectors and logical
+    /// block sizes in bytes. Called by the constructor once the devices are open.
+    pub fn check_devices(
+        &self,
+        target_len: Sectors,
+        main_len: Sectors,
+        main_lbs: u32,
+        spare_len: Sectors,
+        spare_lbs: u32,
+        same_device: bool,
+    ) -> Result<(), CoreError> {
+        if same_device {
+            return Err(CoreError::SpareIsMain);
+        }
+        if self.block_size.bytes() < main_lbs || self.block_size.bytes() < spare_lbs {
+            return Err(CoreError::BlockSizeBelowLogical);
+        }
+        if target_len.0 == 0 || !self.block_size.is_aligned(target_len) {
+            return Err(CoreError::BadLength);
+        }
+        if target_len > main_len {
+            return Err(CoreError::BeyondMainDevice);
+        }
+        if layout::data_blocks(spare_len, self.block_size).0 == 0 {
+            return Err(CoreError::SpareTooSmall);
+        }
+        Ok(())
+    }
+
+    /// Writes the canonical table arguments, naming the devices `main` and `spare`
+    /// (the kernel passes their `major:minor`).
+    pub fn write_table(&self, out: &mut dyn fmt::Write, main: &str, spare: &str) -> fmt::Result {
+        write!(out, "{main} {spare}")?;
+        let n = self.opt_count();
+        if n == 0 {
+            return Ok(());
+        }
+        write!(out, " {n}")?;
+        if self.block_size_given {
+            write!(out, " block_size {}", self.block_size.bytes())?;
+        }
+        if self.read_retries_given {
+            write!(out, " read_retries {}", self.read_retries)?;
+        }
+        if self.format_spare {
+            out.write_str(" format_spare")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(s: &str) -> Vec<&[u8]> {
+        s.split_whitespace().map(str::as_bytes).collect()
+    }
+
+    fn parse(s: &str) -> Result<TableConfig<'_>, CoreError> {
+        TableConfig::parse(&split(s))
+    }
+
+    #[test]
+    fn minimal_line_uses_defaults() {
+        let c = parse("7:0 7:1").unwrap();
+        assert_eq!(c.main, b"7:0");
+        assert_eq!(c.spare, b"7:1");
+        assert_eq!(c.block_size.bytes(), 4096);
+        assert_eq!(c.read_retries, DEFAULT_READ_RETRIES);
+        assert!(!c.format_spare);
+    }
+
+    #[test]
+    fn options_parse_in_any_order_and_case() {
+        let c = parse("a b 5 READ_RETRIES 3 format_spare Block_Size 512").unwrap();
+        assert_eq!(c.block_size.bytes(), 512);
+        assert_eq!(c.read_retries, 3);
+        assert!(c.format_spare);
+        let mut s = String::new();
+        c.write_table(&mut s, "7:0", "7:1").unwrap();
+        assert_eq!(s, "7:0 7:1 5 block_size 512 read_retries 3 format_spare");
+    }
+
+    #[test]
+    fn every_error_class_is_distinct() {
+        let cases: &[(&str, CoreError)] = &[
+            ("", CoreError::MissingArgs),
+            ("a", CoreError::MissingArgs),
+            ("a b x", CoreError::BadOptCount),
+            ("a b -1", CoreError::BadOptCount),
+            ("a b 3 block_size 4096", CoreError::BadOptCount),
+            ("a b 99999999999999999999999", CoreError::BadOptCount),
+            ("a b 33", CoreError::BadOptCount),
+            ("a b 1 block_size 4096", CoreError::TrailingArgs),
+            ("a b 0 junk", CoreError::TrailingArgs),
+            ("a b 1 bogus", CoreError::UnknownOption),
+            ("a b 1 block_size", CoreError::OptionMissingValue),
+            ("a b 2 block_size 4k", CoreError::BadNumber),
+            ("a b 2 block_size +4096", CoreError::BadNumber),
+            ("a b 2 block_size 99999999999999999999", CoreError::NumberOverflow),
+            ("a b 2 block_size 3000", CoreError::BadBlockSize),
+            ("a b 2 block_size 131072", CoreError::BadBlockSize),
+            ("a b 4 block_size 512 block_size 512", CoreError::DuplicateOption),
+            ("a b 2 read_retries 17", CoreError::BadRetries),
+            ("a b 2 format_spare format_spare", CoreError::DuplicateOption),
+        ];
+        for (line, want) in cases {
+            assert_eq!(parse(line), Err(*want), "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_are_strict() {
+        assert_eq!(parse_u64(b"0"), Ok(0));
+        assert_eq!(parse_u64(b"18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(parse_u64(b"18446744073709551616"), Err(CoreError::NumberOverflow));
+        assert_eq!(parse_u64(b""), Err(CoreError::BadNumber));
+        assert_eq!(parse_u64(b"12 "), Err(CoreError::BadNumber));
+        assert_eq!(parse_u64(b"0x10"), Err(CoreError::BadNumber));
+    }
+
+    #[test]
+    fn device_checks() {
+        let c = parse("a b").unwrap();
+        let big = Sectors(1 << 20);
+        assert_eq!(c.check_devices(big, big, 512, big, 512, false), Ok(()));
+        assert_eq!(c.check_devices(big, big, 512, big, 512, true), Err(CoreError::SpareIsMain));
+        assert_eq!(c.check_devices(Sectors(big.0 + 8), big, 512, big, 512, false), Err(CoreError::BeyondMainDevice));
+        assert_eq!(c.check_devices(Sectors(0), big, 512, big, 512, false), Err(CoreError::BadLength));
+        assert_eq!(c.check_devices(Sectors(9), big, 512, big, 512, false), Err(CoreError::BadLength));
+        assert_eq!(c.check_devices(big, big, 512, Sectors(9216), 512, false), Err(CoreError::SpareTooSmall));
+        assert_eq!(c.check_devices(big, big, 512, Sectors(9216 + 8), 512, false), Ok(()));
+        let small = parse("a b 2 block_size 512").unwrap();
+        assert_eq!(small.check_devices(big, big, 4096, big, 512, false), Err(CoreError::BlockSizeBelowLogical));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever parses prints a line that parses to the same thing and prints the same.
+        #[test]
+        fn table_round_trips(bs_shift in 0u32..8, retries in proptest::option::of(0u8..=16),
+                             give_bs in any::<bool>(), fmt in any::<bool>()) {
+            let mut line = String::from("7:0 7:1");
+            let mut opts: Vec<String> = Vec::new();
+            if give_bs { opts.push(format!("block_size {}", 512u32 << bs_shift)); }
+            if let Some(r) = retries { opts.push(format!("read_retries {r}")); }
+            if fmt { opts.push("format_spare".into()); }
+            let n: usize = opts.iter().map(|o| o.split(' ').count()).sum();
+            if n > 0 { line += &format!(" {n} {}", opts.join(" ")); }
+            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            let c = TableConfig::parse(&args).unwrap();
+            let mut out = String::new();
+            c.write_table(&mut out, "7:0", "7:1").unwrap();
+            prop_assert_eq!(&out, &line);
+            let args2: Vec<&[u8]> = out.split(' ').map(str::as_bytes).collect();
+            prop_assert_eq!(TableConfig::parse(&args2).unwrap(), c);
+        }
+
+        /// Arbitrary argument vectors never panic.
+        #[test]
+        fn parse_never_panics(args in proptest::collection::vec("[a-z_0-9:+-]{0,12}", 0..12)) {
+            let a: Vec<&[u8]> = args.iter().map(|s| s.as_bytes()).collect();
+            let _ = TableConfig::parse(&a);
+        }
+    }
+}
