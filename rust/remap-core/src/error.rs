@@ -4,6 +4,7 @@
 //! [`CoreError::as_str`] as `ti->error` / the DMERR text, so every failure class
 //! has its own, stable message.
 
+use core::ffi::CStr;
 use core::fmt;
 
 /// What went wrong while parsing or checking user input.
@@ -50,29 +51,37 @@ pub enum CoreError {
 }
 
 impl CoreError {
-    /// Stable text for `ti->error`, DMERR and user-visible diagnostics.
-    pub const fn as_str(self) -> &'static str {
+    /// Stable text for `ti->error`, DMERR and user-visible diagnostics, as a C string
+    /// (dm core keeps a pointer to it).
+    pub const fn as_cstr(self) -> &'static CStr {
         match self {
-            Self::MissingArgs => "Not enough arguments",
-            Self::TrailingArgs => "Too many arguments",
-            Self::BadNumber => "Invalid number",
-            Self::NumberOverflow => "Number out of range",
-            Self::BadOptCount => "Invalid number of optional arguments",
-            Self::UnknownOption => "Unknown optional argument",
-            Self::DuplicateOption => "Duplicate optional argument",
-            Self::OptionMissingValue => "Optional argument needs a value",
-            Self::BadBlockSize => "Invalid block_size (power of two, 512..65536 bytes)",
-            Self::BlockSizeBelowLogical => "block_size is below a device's logical block size",
-            Self::BadRetries => "Invalid read_retries (0..16)",
-            Self::SpareIsMain => "Spare device is the main device",
-            Self::BeyondMainDevice => "Target extends beyond the end of the main device",
-            Self::SpareTooSmall => "Spare device too small for metadata and one data block",
-            Self::BadLength => "Target length is zero or not a multiple of block_size",
-            Self::UnknownVerb => "Unknown message verb",
-            Self::BadMessageArgs => "Wrong number of message arguments",
-            Self::BlockOutOfRange => "Block beyond the end of the target",
-            Self::OutputFull => "Output buffer too small",
+            Self::MissingArgs => c"Not enough arguments",
+            Self::TrailingArgs => c"Too many arguments",
+            Self::BadNumber => c"Invalid number",
+            Self::NumberOverflow => c"Number out of range",
+            Self::BadOptCount => c"Invalid number of optional arguments",
+            Self::UnknownOption => c"Unknown optional argument",
+            Self::DuplicateOption => c"Duplicate optional argument",
+            Self::OptionMissingValue => c"Optional argument needs a value",
+            Self::BadBlockSize => c"Invalid block_size (power of two, 512..65536 bytes)",
+            Self::BlockSizeBelowLogical => c"block_size is below a device's logical block size",
+            Self::BadRetries => c"Invalid read_retries (0..16)",
+            Self::SpareIsMain => c"Spare device is the main device",
+            Self::BeyondMainDevice => c"Target extends beyond the end of the main device",
+            Self::SpareTooSmall => c"Spare device too small for metadata and one data block",
+            Self::BadLength => c"Target length is zero or not a multiple of block_size",
+            Self::UnknownVerb => c"Unknown message verb",
+            Self::BadMessageArgs => c"Wrong number of message arguments",
+            Self::BlockOutOfRange => c"Block beyond the end of the target",
+            Self::OutputFull => c"Output buffer too small",
         }
+    }
+}
+
+impl CoreError {
+    /// [`Self::as_cstr`] without the terminator.
+    pub fn as_str(self) -> &'static str {
+        self.as_cstr().to_str().unwrap_or("invalid input")
     }
 }
 

@@ -8,17 +8,17 @@
 #![cfg_attr(not(any(MODULE, test)), no_std)]
 #![forbid(unsafe_code)]
 
-pub mod error;
-pub mod units;
-pub mod layout;
-pub mod table_line;
-pub mod message;
+pub mod alloc;
 pub mod crc;
 pub mod cursor;
-pub mod meta;
-pub mod repair;
-pub mod remap_table;
-pub mod alloc;
-pub mod stats;
+pub mod error;
 pub mod fixed;
+pub mod layout;
+pub mod message;
+pub mod meta;
 pub mod predict;
+pub mod remap_table;
+pub mod repair;
+pub mod stats;
+pub mod table_line;
+pub mod units;

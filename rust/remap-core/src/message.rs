@@ -33,10 +33,16 @@ pub const VERBS: &[(&str, &str)] = &[
     ("help", "list the verbs"),
     ("stats", "I/O, error and remap counters"),
     ("clear_stats", "zero the I/O and error counters"),
-    ("remap <block>", "remap a block now (data copied when readable)"),
+    (
+        "remap <block>",
+        "remap a block now (data copied when readable)",
+    ),
     ("unremap <block>", "move a block back to the main device"),
     ("query <block>", "where a block lives"),
-    ("list [<from_block>]", "remapped blocks, bounded, with a continuation"),
+    (
+        "list [<from_block>]",
+        "remapped blocks, bounded, with a continuation",
+    ),
     ("clear confirm", "forget every remap and pending block"),
 ];
 
@@ -52,7 +58,13 @@ impl Message {
     pub fn parse(argv: &[&[u8]]) -> Result<Self, CoreError> {
         let (verb, rest) = argv.split_first().ok_or(CoreError::BadMessageArgs)?;
         let is = |s: &str| verb.eq_ignore_ascii_case(s.as_bytes());
-        let none = |m: Message| if rest.is_empty() { Ok(m) } else { Err(CoreError::BadMessageArgs) };
+        let none = |m: Message| {
+            if rest.is_empty() {
+                Ok(m)
+            } else {
+                Err(CoreError::BadMessageArgs)
+            }
+        };
         if is("help") {
             none(Message::Help)
         } else if is("stats") {

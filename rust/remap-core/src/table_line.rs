@@ -236,12 +236,21 @@ mod tests {
             ("a b 1 block_size", CoreError::OptionMissingValue),
             ("a b 2 block_size 4k", CoreError::BadNumber),
             ("a b 2 block_size +4096", CoreError::BadNumber),
-            ("a b 2 block_size 99999999999999999999", CoreError::NumberOverflow),
+            (
+                "a b 2 block_size 99999999999999999999",
+                CoreError::NumberOverflow,
+            ),
             ("a b 2 block_size 3000", CoreError::BadBlockSize),
             ("a b 2 block_size 131072", CoreError::BadBlockSize),
-            ("a b 4 block_size 512 block_size 512", CoreError::DuplicateOption),
+            (
+                "a b 4 block_size 512 block_size 512",
+                CoreError::DuplicateOption,
+            ),
             ("a b 2 read_retries 17", CoreError::BadRetries),
-            ("a b 2 format_spare format_spare", CoreError::DuplicateOption),
+            (
+                "a b 2 format_spare format_spare",
+                CoreError::DuplicateOption,
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(parse(line), Err(*want), "line {line:?}");
@@ -252,7 +261,10 @@ mod tests {
     fn numbers_are_strict() {
         assert_eq!(parse_u64(b"0"), Ok(0));
         assert_eq!(parse_u64(b"18446744073709551615"), Ok(u64::MAX));
-        assert_eq!(parse_u64(b"18446744073709551616"), Err(CoreError::NumberOverflow));
+        assert_eq!(
+            parse_u64(b"18446744073709551616"),
+            Err(CoreError::NumberOverflow)
+        );
         assert_eq!(parse_u64(b""), Err(CoreError::BadNumber));
         assert_eq!(parse_u64(b"12 "), Err(CoreError::BadNumber));
         assert_eq!(parse_u64(b"0x10"), Err(CoreError::BadNumber));
@@ -263,14 +275,35 @@ mod tests {
         let c = parse("a b").unwrap();
         let big = Sectors(1 << 20);
         assert_eq!(c.check_devices(big, big, 512, big, 512, false), Ok(()));
-        assert_eq!(c.check_devices(big, big, 512, big, 512, true), Err(CoreError::SpareIsMain));
-        assert_eq!(c.check_devices(Sectors(big.0 + 8), big, 512, big, 512, false), Err(CoreError::BeyondMainDevice));
-        assert_eq!(c.check_devices(Sectors(0), big, 512, big, 512, false), Err(CoreError::BadLength));
-        assert_eq!(c.check_devices(Sectors(9), big, 512, big, 512, false), Err(CoreError::BadLength));
-        assert_eq!(c.check_devices(big, big, 512, Sectors(9216), 512, false), Err(CoreError::SpareTooSmall));
-        assert_eq!(c.check_devices(big, big, 512, Sectors(9216 + 8), 512, false), Ok(()));
+        assert_eq!(
+            c.check_devices(big, big, 512, big, 512, true),
+            Err(CoreError::SpareIsMain)
+        );
+        assert_eq!(
+            c.check_devices(Sectors(big.0 + 8), big, 512, big, 512, false),
+            Err(CoreError::BeyondMainDevice)
+        );
+        assert_eq!(
+            c.check_devices(Sectors(0), big, 512, big, 512, false),
+            Err(CoreError::BadLength)
+        );
+        assert_eq!(
+            c.check_devices(Sectors(9), big, 512, big, 512, false),
+            Err(CoreError::BadLength)
+        );
+        assert_eq!(
+            c.check_devices(big, big, 512, Sectors(9216), 512, false),
+            Err(CoreError::SpareTooSmall)
+        );
+        assert_eq!(
+            c.check_devices(big, big, 512, Sectors(9216 + 8), 512, false),
+            Ok(())
+        );
         let small = parse("a b 2 block_size 512").unwrap();
-        assert_eq!(small.check_devices(big, big, 4096, big, 512, false), Err(CoreError::BlockSizeBelowLogical));
+        assert_eq!(
+            small.check_devices(big, big, 4096, big, 512, false),
+            Err(CoreError::BlockSizeBelowLogical)
+        );
     }
 }
 

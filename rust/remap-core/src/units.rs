@@ -38,11 +38,16 @@ impl BlockSize {
 
     /// Checks `bytes` and builds a block size.
     pub const fn from_bytes(bytes: u64) -> Result<Self, CoreError> {
-        if bytes < MIN_BLOCK_BYTES as u64 || bytes > MAX_BLOCK_BYTES as u64 || !bytes.is_power_of_two() {
+        if bytes < MIN_BLOCK_BYTES as u64
+            || bytes > MAX_BLOCK_BYTES as u64
+            || !bytes.is_power_of_two()
+        {
             return Err(CoreError::BadBlockSize);
         }
         // INVARIANT: 512 <= bytes <= 65536 and a power of two, so the shift is 0..=7.
-        Ok(BlockSize { shift: bytes.trailing_zeros() - SECTOR_SHIFT })
+        Ok(BlockSize {
+            shift: bytes.trailing_zeros() - SECTOR_SHIFT,
+        })
     }
 
     /// Size in bytes.
@@ -130,7 +135,11 @@ mod tests {
             assert_eq!(b.sectors() * 512, bytes);
         }
         for bad in [0u64, 1, 256, 511, 513, 3000, 4095, 131072, u64::MAX] {
-            assert_eq!(BlockSize::from_bytes(bad), Err(CoreError::BadBlockSize), "{bad}");
+            assert_eq!(
+                BlockSize::from_bytes(bad),
+                Err(CoreError::BadBlockSize),
+                "{bad}"
+            );
         }
     }
 

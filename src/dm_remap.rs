@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! dm-remap: a device-mapper target that keeps an ageing disk usable.
+//!
+//! I/O passes through to a main device; bad blocks, and blocks predicted to go bad, are
+//! moved onto spare devices transparently to the filesystem above. Everything that does
+//! not need the kernel (parsing, on-disk format, remap table, allocator, statistics,
+//! prediction) lives in `rust/remap-core`, compiled into this crate below and tested on
+//! the host; the files here are the kernel glue.
+
+mod bindings;
+mod resultbuf;
+mod target;
+
+// remap-core is a normal crate on the host and a module of this crate here. Not every
+// item it exports is used by the kernel glue, and its public items are public for the
+// host build, hence the allowances.
+#[allow(dead_code, unreachable_pub, missing_docs, clippy::all)]
+#[path = "../rust/remap-core/src/lib.rs"]
+mod remap_core;
+
+use kernel::prelude::*;
+use target::DmRemap;
+
+module! {
+    type: DmRemap,
+    name: "dm_remap",
+    author: "dm-remap developers",
+    description: "device-mapper target that remaps bad blocks to spare devices",
+    license: "GPL",
+}
