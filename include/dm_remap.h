@@ -14,6 +14,8 @@
 #include <linux/device-mapper.h>
 #include <linux/bio.h>
 #include <linux/blkdev.h>
+#include <linux/dm-io.h>
+#include <linux/workqueue.h>
 
 /* Operation class of a bio, as the Rust side needs it. */
 enum dmr_bio_kind {
@@ -34,8 +36,57 @@ unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
 dev_t dmr_bdev_devt(struct block_device *bdev);
 void dmr_limits_io_min(struct queue_limits *limits, unsigned int bytes);
 
+/* A bio's data position, saved in map and restored before a worker touches the bio
+ * again (the fields of drivers/md/dm-bio-record.h that dm-remap needs). */
+struct dmr_bio_rec {
+	struct bvec_iter iter;
+};
+void dmr_bio_save(struct bio *bio, struct dmr_bio_rec *rec);
+void dmr_bio_restore(struct bio *bio, struct dmr_bio_rec *rec);
+/* Copies len bytes at byte offset off of the bio's data to (to_bio = 0) or from buf. */
+void dmr_bio_copy(struct bio *bio, unsigned int off, void *buf, unsigned int len, int to_bio);
+/* Completes a bio with a blk_status_t value. */
+void dmr_bio_endio(struct bio *bio, unsigned char status);
+void dmr_bio_submit(struct bio *bio);
+
+/* RCU read side, for the lock-free remap table lookup in map. */
+void dmr_rcu_read_lock(void);
+void dmr_rcu_read_unlock(void);
+void dmr_synchronize_rcu(void);
+
+/* Synchronous I/O of a kernel (vmalloc or kmalloc) buffer through dm-io. */
+enum dmr_io_op {
+	DMR_IO_READ = 0,
+	DMR_IO_WRITE = 1,	/* plain write */
+	DMR_IO_WRITE_FUA = 2,	/* preflush + FUA: durable, ordered after earlier writes */
+};
+int dmr_io(struct dm_io_client *client, struct block_device *bdev, sector_t sector,
+	   sector_t count, void *buf, int vmalloced, enum dmr_io_op op);
+int dmr_flush(struct block_device *bdev);
+
+/* An ordered workqueue with one work item and a bio list, for the remap worker. */
+struct dmr_worker;
+struct dmr_worker *dmr_worker_create(const char *name, void (*fn)(void *), void *ctx);
+void dmr_worker_destroy(struct dmr_worker *w);
+void dmr_worker_kick(struct dmr_worker *w);
+void dmr_worker_flush(struct dmr_worker *w);
+void dmr_worker_add_bio(struct dmr_worker *w, struct bio *bio);
+/* Takes every queued bio; returns the first, chained through bi_next. */
+struct bio *dmr_worker_take_bios(struct dmr_worker *w);
+struct bio *dmr_bio_next(struct bio *bio);
+/* In-flight main-device writes (SRCU, semaphore-like: taken in map, released in
+ * end_io); dmr_io_drain waits for every write that entered before it was called. */
+int dmr_io_enter(struct dmr_worker *w);
+void dmr_io_exit(struct dmr_worker *w, int idx);
+void dmr_io_drain(struct dmr_worker *w);
+
 /* blk_status_t values the Rust side compares against (checked in shim.c). */
 #define DMR_STS_OK 0
 #define DMR_STS_IOERR 10
+#define DMR_STS_MEDIUM 7
+#define DMR_STS_NOSPC 3
+#define DMR_STS_AGAIN 12
+#define DMR_STS_TRANSPORT 4
+#define DMR_STS_RESOURCE 9
 
 #endif

@@ -4,6 +4,7 @@
  * layer, which Rust cannot call. Nothing here holds logic of dm-remap itself.
  */
 #include "../include/dm_remap.h"
+#include <linux/srcu.h>
 
 static_assert(DMR_STS_OK == (__force int)BLK_STS_OK);
 static_assert(DMR_STS_IOERR == (__force int)BLK_STS_IOERR);
@@ -62,4 +63,206 @@ void dmr_limits_io_min(struct queue_limits *limits, unsigned int bytes)
 {
 	if (limits->io_min < bytes)
 		limits->io_min = bytes;
+}
+
+static_assert(DMR_STS_MEDIUM == (__force int)BLK_STS_MEDIUM);
+static_assert(DMR_STS_NOSPC == (__force int)BLK_STS_NOSPC);
+static_assert(DMR_STS_AGAIN == (__force int)BLK_STS_AGAIN);
+static_assert(DMR_STS_TRANSPORT == (__force int)BLK_STS_TRANSPORT);
+static_assert(DMR_STS_RESOURCE == (__force int)BLK_STS_RESOURCE);
+
+void dmr_bio_save(struct bio *bio, struct dmr_bio_rec *rec)
+{
+	rec->iter = bio->bi_iter;
+}
+
+void dmr_bio_restore(struct bio *bio, struct dmr_bio_rec *rec)
+{
+	bio->bi_iter = rec->iter;
+}
+
+void dmr_bio_copy(struct bio *bio, unsigned int off, void *buf, unsigned int len, int to_bio)
+{
+	struct bvec_iter iter = bio->bi_iter;
+	struct bio_vec bv;
+	char *p = buf;
+
+	if (off >= iter.bi_size)
+		return;
+	bio_advance_iter(bio, &iter, off);
+	while (len && iter.bi_size) {
+		bv = bio_iter_iovec(bio, iter);
+		bv.bv_len = min(bv.bv_len, len);
+		if (to_bio)
+			memcpy_to_bvec(&bv, p);
+		else
+			memcpy_from_bvec(p, &bv);
+		p += bv.bv_len;
+		len -= bv.bv_len;
+		bio_advance_iter(bio, &iter, bv.bv_len);
+	}
+}
+
+void dmr_bio_endio(struct bio *bio, unsigned char status)
+{
+	bio->bi_status = (__force blk_status_t)status;
+	bio_endio(bio);
+}
+
+void dmr_bio_submit(struct bio *bio)
+{
+	submit_bio_noacct(bio);
+}
+
+void dmr_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void dmr_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
+}
+
+void dmr_synchronize_rcu(void)
+{
+	synchronize_rcu();
+}
+
+int dmr_io(struct dm_io_client *client, struct block_device *bdev, sector_t sector,
+	   sector_t count, void *buf, int vmalloced, enum dmr_io_op op)
+{
+	struct dm_io_region region = { .bdev = bdev, .sector = sector, .count = count };
+	struct dm_io_request req = {
+		.mem.type = vmalloced ? DM_IO_VMA : DM_IO_KMEM,
+		.mem.ptr.addr = buf,
+		.client = client,
+	};
+	unsigned long error_bits = 0;
+	int r;
+
+	switch (op) {
+	case DMR_IO_READ:
+		req.bi_opf = REQ_OP_READ | REQ_SYNC;
+		break;
+	case DMR_IO_WRITE:
+		req.bi_opf = REQ_OP_WRITE | REQ_SYNC;
+		break;
+	default:
+		req.bi_opf = REQ_OP_WRITE | REQ_SYNC | REQ_PREFLUSH | REQ_FUA;
+		break;
+	}
+	if (vmalloced)
+		req.mem.ptr.vma = buf;
+	r = dm_io(&req, 1, &region, &error_bits, IOPRIO_DEFAULT);
+	if (r)
+		return r;
+	return error_bits ? -EIO : 0;
+}
+
+int dmr_flush(struct block_device *bdev)
+{
+	return blkdev_issue_flush(bdev);
+}
+
+struct dmr_worker {
+	struct workqueue_struct *wq;
+	struct work_struct work;
+	spinlock_t lock;
+	struct bio_list bios;
+	void (*fn)(void *ctx);
+	void *ctx;
+	struct srcu_struct inflight;
+};
+
+static void dmr_worker_run(struct work_struct *work)
+{
+	struct dmr_worker *w = container_of(work, struct dmr_worker, work);
+
+	w->fn(w->ctx);
+}
+
+struct dmr_worker *dmr_worker_create(const char *name, void (*fn)(void *), void *ctx)
+{
+	struct dmr_worker *w = kzalloc(sizeof(*w), GFP_KERNEL);
+
+	if (!w)
+		return NULL;
+	w->wq = alloc_ordered_workqueue("%s", WQ_MEM_RECLAIM, name);
+	if (!w->wq) {
+		kfree(w);
+		return NULL;
+	}
+	if (init_srcu_struct(&w->inflight)) {
+		destroy_workqueue(w->wq);
+		kfree(w);
+		return NULL;
+	}
+	INIT_WORK(&w->work, dmr_worker_run);
+	spin_lock_init(&w->lock);
+	bio_list_init(&w->bios);
+	w->fn = fn;
+	w->ctx = ctx;
+	return w;
+}
+
+void dmr_worker_destroy(struct dmr_worker *w)
+{
+	destroy_workqueue(w->wq);
+	cleanup_srcu_struct(&w->inflight);
+	kfree(w);
+}
+
+void dmr_worker_kick(struct dmr_worker *w)
+{
+	queue_work(w->wq, &w->work);
+}
+
+void dmr_worker_flush(struct dmr_worker *w)
+{
+	flush_workqueue(w->wq);
+}
+
+void dmr_worker_add_bio(struct dmr_worker *w, struct bio *bio)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&w->lock, flags);
+	bio_list_add(&w->bios, bio);
+	spin_unlock_irqrestore(&w->lock, flags);
+	queue_work(w->wq, &w->work);
+}
+
+struct bio *dmr_worker_take_bios(struct dmr_worker *w)
+{
+	unsigned long flags;
+	struct bio *head;
+
+	spin_lock_irqsave(&w->lock, flags);
+	head = bio_list_get(&w->bios);
+	spin_unlock_irqrestore(&w->lock, flags);
+	return head;
+}
+
+struct bio *dmr_bio_next(struct bio *bio)
+{
+	struct bio *next = bio->bi_next;
+
+	bio->bi_next = NULL;
+	return next;
+}
+
+int dmr_io_enter(struct dmr_worker *w)
+{
+	return srcu_down_read(&w->inflight);
+}
+
+void dmr_io_exit(struct dmr_worker *w, int idx)
+{
+	srcu_up_read(&w->inflight, idx);
+}
+
+void dmr_io_drain(struct dmr_worker *w)
+{
+	synchronize_srcu(&w->inflight);
 }
