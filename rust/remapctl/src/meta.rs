@@ -17,7 +17,10 @@ pub enum MetaCmd {
 pub fn run(cmd: MetaCmd) -> ExitCode {
     match cmd {
         MetaCmd::Dump { path } => {
-            eprintln!("remapctl meta dump {}: not available in this build", path.display());
+            eprintln!(
+                "remapctl meta dump {}: not available in this build",
+                path.display()
+            );
             ExitCode::from(2)
         }
     }

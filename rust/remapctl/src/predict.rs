@@ -13,6 +13,9 @@ pub struct PredictArgs {
 
 /// Runs `predict`.
 pub fn run(a: PredictArgs) -> ExitCode {
-    eprintln!("remapctl predict {}: not available in this build", a.trace.display());
+    eprintln!(
+        "remapctl predict {}: not available in this build",
+        a.trace.display()
+    );
     ExitCode::from(2)
 }
