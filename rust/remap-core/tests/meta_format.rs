@@ -1,0 +1,692 @@
+//! On-disk format v1: round trips, capacity, validation of every field, the
+//! corruption matrix over all subsets of the five copies, and power cuts during a
+//! commit.
+#![allow(clippy::needless_range_loop, clippy::type_complexity)]
+
+use proptest::prelude::*;
+use remap_core::crc;
+use remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
+use remap_core::meta::*;
+use remap_core::remap_table::{Entry, BUSY};
+use remap_core::repair::*;
+use remap_core::units::BlockSize;
+
+const UUID: [u8; 16] = *b"0123456789abcdef";
+const OTHER: [u8; 16] = *b"fedcba9876543210";
+const SPARE_SECTORS: u64 = 1 << 20;
+
+fn bs() -> BlockSize {
+    BlockSize::from_bytes(4096).unwrap()
+}
+
+fn spares() -> Vec<SpareInfo> {
+    vec![spare_info(*b"spare-uuid-00001", SPARE_SECTORS, bs(), 0)]
+}
+
+fn config() -> Config {
+    Config {
+        block_bytes: 4096,
+        read_retries: 1,
+        target_sectors: 1 << 24,
+        flags: 0,
+        scan_interval_s: 3600,
+        scan_rate_kibs: 1024,
+        predict_interval_s: 3600,
+        alert_min_level: 2,
+    }
+}
+
+fn fingerprint() -> Fingerprint {
+    let mut identity = [0u8; IDENTITY_LEN];
+    identity[..8].copy_from_slice(b"WD-12345");
+    Fingerprint {
+        main_sectors: 1 << 25,
+        logical_block_bytes: 512,
+        physical_block_bytes: 4096,
+        identity,
+    }
+}
+
+fn entries(n: u64, salt: u64) -> Vec<Entry> {
+    (0..n)
+        .map(|i| {
+            let b = i * 3 + salt % 2;
+            match i % 5 {
+                3 => Entry::pending(b),
+                4 => Entry {
+                    lost: [(1 | (i << 3)) & 0xff, 0],
+                    ..Entry::remapped(b, 0, i)
+                },
+                _ => Entry::remapped(b, 0, i),
+            }
+        })
+        .collect()
+}
+
+struct Owned {
+    spares: Vec<SpareInfo>,
+    entries: Vec<Entry>,
+    version: u64,
+    uuid: [u8; 16],
+}
+
+impl Owned {
+    fn new(version: u64, n: u64) -> Self {
+        Owned {
+            spares: spares(),
+            entries: entries(n, version),
+            version,
+            uuid: UUID,
+        }
+    }
+    fn state(&self) -> State<'_> {
+        State {
+            uuid: self.uuid,
+            version: self.version,
+            fingerprint: fingerprint(),
+            config: config(),
+            spares: &self.spares,
+            entries: &self.entries,
+            scan: ScanCheckpoint {
+                cursor_block: 17,
+                passes: 2,
+                last_pass_end_s: 1_700_000_000,
+            },
+        }
+    }
+    fn copy(&self, i: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; COPY_MAX_BYTES];
+        let n = encode(&self.state(), COPY_SECTORS[i], &mut buf).unwrap();
+        assert_eq!(n % 512, 0);
+        buf
+    }
+}
+
+fn reads(copies: &[Vec<u8>]) -> [CopyRead<'_>; COPY_COUNT] {
+    std::array::from_fn(|i| CopyRead::Bytes(&copies[i]))
+}
+
+fn assert_same_state(d: &Decoded<'_>, o: &Owned) {
+    let st = o.state();
+    assert_eq!(d.uuid, st.uuid);
+    assert_eq!(d.version, st.version);
+    assert_eq!(d.fingerprint, st.fingerprint);
+    assert_eq!(d.config, st.config);
+    assert_eq!(d.scan, st.scan);
+    assert_eq!(d.spare_count(), st.spares.len());
+    for (i, s) in st.spares.iter().enumerate() {
+        assert_eq!(d.spare(i), Some(*s));
+    }
+    let want: Vec<Entry> = st
+        .entries
+        .iter()
+        .copied()
+        .filter(|e| e.state != BUSY)
+        .collect();
+    assert_eq!(d.entries().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn round_trip_every_field() {
+    let o = Owned::new(42, 1000);
+    for i in 0..COPY_COUNT {
+        let c = o.copy(i);
+        let d = decode(&c, COPY_SECTORS[i]).unwrap();
+        assert_eq!(d.copy_sector, COPY_SECTORS[i]);
+        assert_same_state(&d, &o);
+    }
+}
+
+#[test]
+fn busy_entries_are_not_stored() {
+    let mut o = Owned::new(1, 10);
+    o.entries[2].state = BUSY;
+    let c = o.copy(0);
+    let d = decode(&c, 0).unwrap();
+    assert_eq!(d.entries().count(), 9);
+    assert!(d.entries().all(|e| e.block != o.entries[2].block));
+}
+
+#[test]
+fn copies_of_one_version_differ_only_in_the_header() {
+    let o = Owned::new(5, 100);
+    let a = o.copy(0);
+    let b = o.copy(3);
+    assert_ne!(a[..128], b[..128]);
+    assert_eq!(a[128..], b[128..]);
+}
+
+#[test]
+fn capacity_is_stated_and_enforced() {
+    const { assert!(CAPACITY_ONE_SPARE >= 43_000 && CAPACITY_FULL_SPARE_LIST >= 43_000) };
+    println!(
+        "capacity: {CAPACITY_ONE_SPARE} entries (1 spare), {CAPACITY_FULL_SPARE_LIST} (16 spares)"
+    );
+    let mut o = Owned::new(1, 0);
+    o.entries = (0..CAPACITY_ONE_SPARE as u64)
+        .map(|i| Entry::remapped(i * 2, 0, i))
+        .collect();
+    let c = o.copy(4);
+    let d = decode(&c, COPY_SECTORS[4]).unwrap();
+    assert_eq!(d.counts().0, CAPACITY_ONE_SPARE);
+    assert_eq!(d.entries().count(), CAPACITY_ONE_SPARE);
+    // One more does not fit: a clear error, not a truncated map.
+    o.entries
+        .push(Entry::remapped(u64::from(u32::MAX), 0, 99_999));
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    assert_eq!(encode(&o.state(), 0, &mut buf), Err(EncodeError::TooLarge));
+    assert!(!fits(1, CAPACITY_ONE_SPARE + 1, 0, 0));
+    assert!(fits(1, CAPACITY_ONE_SPARE, 0, 0));
+    // Lost and pending records share the budget.
+    assert!(!fits(1, CAPACITY_ONE_SPARE - 1, 1, 0));
+    assert!(fits(1, CAPACITY_ONE_SPARE - 2, 0, 1));
+}
+
+#[test]
+fn encode_rejects_what_it_cannot_store() {
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    let mut o = Owned::new(1, 3);
+    assert_eq!(
+        encode(&o.state(), 5, &mut buf),
+        Err(EncodeError::BadCopySector)
+    );
+    o.entries.swap(0, 1);
+    assert_eq!(encode(&o.state(), 0, &mut buf), Err(EncodeError::BadEntry));
+    let o = Owned::new(1, 3);
+    let mut small = vec![0u8; 300];
+    assert_eq!(
+        encode(&o.state(), 0, &mut small),
+        Err(EncodeError::ShortBuffer)
+    );
+    let mut o = Owned::new(1, 0);
+    o.spares = vec![o.spares[0]; MAX_SPARES + 1];
+    assert_eq!(
+        encode(&o.state(), 0, &mut buf),
+        Err(EncodeError::TooManySpares)
+    );
+}
+
+/// Recomputes every checksum of a hand-edited copy, so that decode reaches its
+/// semantic checks.
+fn reseal(buf: &mut [u8]) {
+    let _ = try_reseal(buf);
+}
+
+fn try_reseal(buf: &mut [u8]) -> Option<()> {
+    let rd32 = |b: &[u8], o: usize| Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?));
+    let total = rd32(buf, 16)? as usize;
+    let n = rd32(buf, 20)?;
+    let mut off = HEADER_LEN;
+    for _ in 0..n.min(64) {
+        let kind = u16::from_le_bytes(buf.get(off..off + 2)?.try_into().ok()?);
+        let len = rd32(buf, off + 4)? as usize;
+        let p = off + SECTION_HEADER_LEN;
+        let c = crc::salted(section_salt(kind), buf.get(p..p.checked_add(len)?)?);
+        buf.get_mut(off + 8..off + 12)?
+            .copy_from_slice(&c.to_le_bytes());
+        off = p + len.next_multiple_of(8);
+    }
+    let body = crc::salted(SALT_BODY, buf.get(HEADER_LEN..total)?);
+    buf[56..60].copy_from_slice(&body.to_le_bytes());
+    let h = crc::salted(SALT_HEADER, &buf[..HEADER_LEN - 4]);
+    buf[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&h.to_le_bytes());
+    Some(())
+}
+
+/// Offset of the payload of section `kind`.
+fn section(buf: &[u8], kind: u16) -> usize {
+    let mut off = HEADER_LEN;
+    loop {
+        let k = u16::from_le_bytes(buf[off..off + 2].try_into().unwrap());
+        let len = u32::from_le_bytes(buf[off + 4..off + 8].try_into().unwrap()) as usize;
+        if k == kind {
+            return off + SECTION_HEADER_LEN;
+        }
+        off += SECTION_HEADER_LEN + len.next_multiple_of(8);
+    }
+}
+
+#[test]
+fn semantic_checks_each_have_a_diagnosis() {
+    let o = Owned::new(9, 10);
+    let base = o.copy(0);
+    let check = |f: &dyn Fn(&mut Vec<u8>), want: Diagnosis| {
+        let mut b = base.clone();
+        f(&mut b);
+        reseal(&mut b);
+        assert_eq!(decode(&b, 0).err(), Some(want));
+    };
+    let rm = section(&base, section::REMAPS) + 8;
+    // Two remap entries out of order.
+    check(
+        &|b| b.copy_within(rm..rm + 12, rm + 12),
+        Diagnosis::Malformed(Malformed::Remaps),
+    );
+    // Spare block beyond the spare.
+    check(
+        &|b| b[rm + 7..rm + 12].copy_from_slice(&[0xff; 5]),
+        Diagnosis::Malformed(Malformed::Remaps),
+    );
+    // Unknown spare index.
+    check(&|b| b[rm + 6] = 3, Diagnosis::Malformed(Malformed::Remaps));
+    // A pending block that is also remapped.
+    let pe = section(&base, section::PENDING) + 8;
+    check(
+        &|b| b[pe..pe + 8].copy_from_slice(&1u64.to_le_bytes()),
+        Diagnosis::Malformed(Malformed::Pending),
+    );
+    // Lost sectors recorded for a block that is not remapped.
+    let lo = section(&base, section::LOST) + 8;
+    check(
+        &|b| b[lo..lo + 8].copy_from_slice(&0u64.to_le_bytes()),
+        Diagnosis::Malformed(Malformed::Lost),
+    );
+    // Lost sectors beyond the block's 8 sectors.
+    check(
+        &|b| b[lo + 8..lo + 16].copy_from_slice(&(1u64 << 9).to_le_bytes()),
+        Diagnosis::Malformed(Malformed::Lost),
+    );
+    // Unknown feature flag.
+    let cf = section(&base, section::CONFIG);
+    check(&|b| b[cf + 16] = 1, Diagnosis::Malformed(Malformed::Config));
+    // Block size not a power of two.
+    check(
+        &|b| b[cf..cf + 4].copy_from_slice(&4000u32.to_le_bytes()),
+        Diagnosis::Malformed(Malformed::Config),
+    );
+    // Reserved header bytes.
+    check(&|b| b[100] = 1, Diagnosis::Malformed(Malformed::Reserved));
+    // Array count disagreeing with the section length.
+    check(
+        &|b| b[rm - 8] += 1,
+        Diagnosis::Malformed(Malformed::SectionLength),
+    );
+    // A section type repeated.
+    let pe_hdr = section(&base, section::PENDING) - SECTION_HEADER_LEN;
+    check(
+        &|b| b[pe_hdr] = section::LOST as u8,
+        Diagnosis::Malformed(Malformed::SectionSet),
+    );
+    // Unknown critical section.
+    check(
+        &|b| b[pe_hdr] = 40,
+        Diagnosis::UnknownCriticalSection { kind: 40 },
+    );
+    // Unknown section without the critical flag: skipped, but PENDING is then missing.
+    check(
+        &|b| {
+            b[pe_hdr] = 40;
+            b[pe_hdr + 2] = 0
+        },
+        Diagnosis::Malformed(Malformed::SectionSet),
+    );
+    // Scan cursor beyond the target.
+    let sc = section(&base, section::SCAN);
+    check(&|b| b[sc + 7] = 0x10, Diagnosis::Malformed(Malformed::Scan));
+}
+
+#[test]
+fn unknown_optional_section_is_skipped() {
+    // Rebuild a copy with an extra non-critical section appended: still valid.
+    let o = Owned::new(3, 20);
+    let mut b = o.copy(1);
+    let total = u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize;
+    let end = {
+        let mut off = HEADER_LEN;
+        for _ in 0..7 {
+            let len = u32::from_le_bytes(b[off + 4..off + 8].try_into().unwrap()) as usize;
+            off += SECTION_HEADER_LEN + len.next_multiple_of(8);
+        }
+        off
+    };
+    assert!(end + 32 <= total);
+    b[end..end + 2].copy_from_slice(&99u16.to_le_bytes());
+    b[end + 4..end + 8].copy_from_slice(&16u32.to_le_bytes());
+    b[end + 16..end + 32].copy_from_slice(b"future feature!!");
+    b[20] = 8;
+    reseal(&mut b);
+    let d = decode(&b, COPY_SECTORS[1]).unwrap();
+    assert_same_state(&d, &o);
+}
+
+#[test]
+fn header_checks_come_in_order() {
+    let o = Owned::new(1, 5);
+    let c = o.copy(2);
+    assert_eq!(
+        decode(&c, COPY_SECTORS[1]).err(),
+        Some(Diagnosis::WrongLocation { found: 2048 })
+    );
+    let mut b = c.clone();
+    b[0] ^= 1;
+    assert_eq!(decode(&b, 2048).err(), Some(Diagnosis::BadMagic));
+    let mut b = c.clone();
+    b[8] = 2;
+    assert_eq!(
+        decode(&b, 2048).err(),
+        Some(Diagnosis::UnsupportedFormat { found: 2 })
+    );
+    let mut b = c.clone();
+    b[16] = 1;
+    assert_eq!(decode(&b, 2048).err(), Some(Diagnosis::BadLength));
+    let mut b = c.clone();
+    b[50] ^= 1;
+    assert_eq!(decode(&b, 2048).err(), Some(Diagnosis::HeaderChecksum));
+    let mut b = c.clone();
+    b[300] ^= 1;
+    assert_eq!(decode(&b, 2048).err(), Some(Diagnosis::BodyChecksum));
+    assert_eq!(decode(&vec![0u8; 4096], 2048).err(), Some(Diagnosis::Blank));
+    assert_eq!(decode(&c[..100], 2048).err(), Some(Diagnosis::BadLength));
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    BitFlip,
+    Zeroed,
+    Torn,
+    Stale,
+    Foreign,
+    WrongLocation,
+}
+
+const DAMAGES: [Damage; 6] = [
+    Damage::BitFlip,
+    Damage::Zeroed,
+    Damage::Torn,
+    Damage::Stale,
+    Damage::Foreign,
+    Damage::WrongLocation,
+];
+
+/// Builds five copies of `cur` and damages those in `mask`.
+fn damaged(cur: &Owned, old: &Owned, foreign: &Owned, mask: u32, d: Damage) -> Vec<Vec<u8>> {
+    (0..COPY_COUNT)
+        .map(|i| {
+            let mut c = cur.copy(i);
+            if mask & (1 << i) == 0 {
+                return c;
+            }
+            match d {
+                Damage::BitFlip => c[4096 + i * 13] ^= 0x10,
+                Damage::Zeroed => c.fill(0),
+                Damage::Torn => {
+                    // The first sectors of the new version over an older copy.
+                    let o = old.copy(i);
+                    c[1024..].copy_from_slice(&o[1024..]);
+                }
+                Damage::Stale => c = old.copy(i),
+                Damage::Foreign => c = foreign.copy(i),
+                Damage::WrongLocation => c = cur.copy((i + 1) % COPY_COUNT),
+            }
+            c
+        })
+        .collect()
+}
+
+#[test]
+fn corruption_matrix_every_subset() {
+    let cur = Owned::new(10, 2000);
+    let old = Owned::new(9, 1990);
+    let mut foreign = Owned::new(50, 7);
+    foreign.uuid = OTHER;
+    let mut cases = 0;
+    for d in DAMAGES {
+        for mask in 1u32..32 {
+            let copies = damaged(&cur, &old, &foreign, mask, d);
+            let r = reads(&copies);
+            let n = mask.count_ones() as usize;
+            for expect in [None, Some(UUID)] {
+                cases += 1;
+                let sel = select(&r, expect);
+                let ctx = format!("{d:?} mask {mask:05b} expect {expect:?}");
+                match (d, n, expect, sel) {
+                    (Damage::Zeroed, 5, _, Selection::Blank) => {}
+                    (Damage::Stale, 5, _, Selection::Load { state, rewrite, .. }) => {
+                        assert_eq!(state.version, 9, "{ctx}");
+                        assert_eq!(rewrite, [false; 5], "{ctx}");
+                        assert_same_state(&state, &old);
+                    }
+                    (Damage::Foreign, 5, None, Selection::Load { state, .. }) => {
+                        // Consistent copies of one other setup: that setup's state.
+                        assert_eq!(state.uuid, OTHER, "{ctx}");
+                    }
+                    (Damage::Foreign, 1..=4, None, Selection::Refuse { reason, .. }) => {
+                        assert_eq!(reason, Refusal::MixedSetups, "{ctx}");
+                    }
+                    (_, 5, _, Selection::Refuse { reason, diagnosis }) => {
+                        assert_eq!(reason, Refusal::NoValidCopy, "{ctx}");
+                        assert!(diagnosis.iter().all(|x| x.is_some()), "{ctx}");
+                    }
+                    (
+                        _,
+                        1..=4,
+                        _,
+                        Selection::Load {
+                            chosen,
+                            state,
+                            status,
+                            rewrite,
+                        },
+                    ) => {
+                        assert_eq!(mask & (1 << chosen), 0, "{ctx}");
+                        assert_eq!(state.version, 10, "{ctx}");
+                        assert_same_state(&state, &cur);
+                        for i in 0..COPY_COUNT {
+                            let hit = mask & (1 << i) != 0;
+                            assert_eq!(rewrite[i], hit, "{ctx} copy {i}");
+                            let want = match (hit, d) {
+                                (false, _) => CopyStatus::Current,
+                                (true, Damage::BitFlip) => CopyStatus::Bad(Diagnosis::BodyChecksum),
+                                (true, Damage::Zeroed) => CopyStatus::Bad(Diagnosis::Blank),
+                                (true, Damage::Torn) => CopyStatus::Bad(Diagnosis::BodyChecksum),
+                                (true, Damage::Stale) => CopyStatus::Stale { version: 9 },
+                                (true, Damage::Foreign) => CopyStatus::Bad(Diagnosis::ForeignSetup),
+                                (true, Damage::WrongLocation) => {
+                                    CopyStatus::Bad(Diagnosis::WrongLocation {
+                                        found: COPY_SECTORS[(i + 1) % COPY_COUNT],
+                                    })
+                                }
+                            };
+                            assert_eq!(status[i], want, "{ctx} copy {i}");
+                        }
+                    }
+                    (_, _, _, other) => panic!("{ctx}: unexpected {other:?}"),
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 6 * 31 * 2);
+}
+
+#[test]
+fn io_errors_and_conflicts_refuse() {
+    let cur = Owned::new(4, 30);
+    let copies: Vec<Vec<u8>> = (0..5).map(|i| cur.copy(i)).collect();
+    let mut r = reads(&copies);
+    r[0] = CopyRead::IoError;
+    r[3] = CopyRead::IoError;
+    match select(&r, None) {
+        Selection::Load {
+            rewrite, status, ..
+        } => {
+            assert_eq!(rewrite, [true, false, false, true, false]);
+            assert_eq!(status[0], CopyStatus::Bad(Diagnosis::ReadError));
+        }
+        s => panic!("{s:?}"),
+    }
+    // Same version, different content: refuse rather than guess.
+    let mut other = Owned::new(4, 30);
+    other.entries[0].spare_block += 1000;
+    let c2 = other.copy(2);
+    let mut copies2 = copies.clone();
+    copies2[2] = c2;
+    assert!(matches!(
+        select(&reads(&copies2), None),
+        Selection::Refuse {
+            reason: Refusal::Conflict { version: 4 },
+            ..
+        }
+    ));
+    // Blank with read errors: refuse to format.
+    let blank = vec![vec![0u8; COPY_MAX_BYTES]; 5];
+    let mut r = reads(&blank);
+    r[4] = CopyRead::IoError;
+    assert!(matches!(
+        select(&r, None),
+        Selection::Refuse {
+            reason: Refusal::BlankWithErrors,
+            ..
+        }
+    ));
+    assert!(matches!(select(&reads(&blank), None), Selection::Blank));
+    // Foreign data (not ours, not blank).
+    let junk = vec![vec![0x5au8; COPY_MAX_BYTES]; 5];
+    assert!(matches!(
+        select(&reads(&junk), None),
+        Selection::Refuse {
+            reason: Refusal::NoValidCopy,
+            ..
+        }
+    ));
+}
+
+/// A spare's metadata area under a sequence of copy writes, where a write is
+/// sector-granular and a cut can land between any two sectors in any order.
+fn simulate_cut(old: &Owned, new: &Owned, step: usize, written: &[usize]) -> Selection<'static> {
+    let mut copies: Vec<Vec<u8>> = (0..COPY_COUNT).map(|i| old.copy(i)).collect();
+    for s in &COMMIT_PLAN[..step] {
+        copies[s.copy] = new.copy(s.copy);
+    }
+    if let Some(s) = COMMIT_PLAN.get(step) {
+        let n = new.copy(s.copy);
+        for &sec in written {
+            copies[s.copy][sec * 512..(sec + 1) * 512]
+                .copy_from_slice(&n[sec * 512..(sec + 1) * 512]);
+        }
+    }
+    let copies: &'static [Vec<u8>] = Box::leak(copies.into_boxed_slice());
+    select(
+        &std::array::from_fn(|i| CopyRead::Bytes(&copies[i][..])),
+        Some(UUID),
+    )
+}
+
+#[test]
+fn commit_plan_survives_a_cut_after_every_write_and_inside_every_copy() {
+    assert_eq!(COMMIT_PLAN.iter().filter(|s| s.preflush).count(), 1);
+    assert!(COMMIT_PLAN[0].preflush && COMMIT_PLAN.iter().all(|s| s.fua));
+    let mut order: Vec<usize> = COMMIT_PLAN.iter().map(|s| s.copy).collect();
+    order.sort();
+    assert_eq!(order, [0, 1, 2, 3, 4]);
+
+    let old = Owned::new(7, 300);
+    let new = Owned::new(8, 310);
+    let sectors = new.copy(0).len() / 512;
+    let used = (u32::from_le_bytes(new.copy(0)[16..20].try_into().unwrap()) as usize) / 512;
+    let mut trials = 0;
+    let mut rng = 0x1234_5678_9abc_def0u64;
+    for step in 0..=COPY_COUNT {
+        let mut variants: Vec<Vec<usize>> = vec![vec![]];
+        if step < COPY_COUNT {
+            // Prefixes, suffixes and random subsets of the copy's sectors.
+            for k in [1, 2, used / 2, used - 1, used, sectors] {
+                variants.push((0..k).collect());
+                variants.push((sectors - k..sectors).collect());
+            }
+            for _ in 0..20 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                variants.push((0..used).filter(|i| (rng >> (i % 64)) & 1 == 1).collect());
+            }
+        }
+        for w in &variants {
+            trials += 1;
+            match simulate_cut(&old, &new, step, w) {
+                Selection::Load { state, .. } => {
+                    let complete =
+                        step == COPY_COUNT || (step == COPY_COUNT - 1 && w.len() >= used);
+                    if step >= 1
+                        || w.len() >= used
+                            && w.iter().take(used).eq((0..used).collect::<Vec<_>>().iter())
+                    {
+                        assert_eq!(state.version, 8, "step {step} sectors {}", w.len());
+                        assert_same_state(&state, &new);
+                    } else {
+                        assert!(state.version == 7 || state.version == 8);
+                    }
+                    if complete {
+                        assert_eq!(state.version, 8);
+                    }
+                }
+                s => panic!("cut at step {step} with {} sectors written: {s:?}", w.len()),
+            }
+        }
+    }
+    assert!(trials > 150, "{trials}");
+}
+
+fn arb_state() -> impl Strategy<Value = (u64, Vec<(u64, u8, u64, u64)>, u8, u32, u64)> {
+    (
+        any::<u64>(),
+        proptest::collection::vec(
+            (
+                1u64..1000,
+                0u8..3,
+                0u64..(SPARE_SECTORS / 8 - 2000),
+                any::<u64>(),
+            ),
+            0..300,
+        ),
+        1u8..=16,
+        0u32..17,
+        0u64..4096,
+    )
+}
+
+proptest! {
+    #[test]
+    fn decode_of_encode_is_identity((version, raw, nsp, retries, cursor) in arb_state()) {
+        let mut block = 0u64;
+        let mut es = Vec::new();
+        for (gap, kind, sb, m) in raw {
+            block += gap;
+            es.push(match kind {
+                0 => Entry::remapped(block, (sb % u64::from(nsp)) as u8, sb),
+                1 => Entry { lost: [m & 0xff, 0], ..Entry::remapped(block, 0, sb) },
+                _ => Entry::pending(block),
+            });
+        }
+        let sp: Vec<SpareInfo> = (0..nsp).map(|i| spare_info([i; 16], SPARE_SECTORS, bs(), i)).collect();
+        let mut cfg = config();
+        cfg.read_retries = retries;
+        let st = State {
+            uuid: UUID, version, fingerprint: fingerprint(), config: cfg, spares: &sp, entries: &es,
+            scan: ScanCheckpoint { cursor_block: cursor, passes: version, last_pass_end_s: version ^ 7 },
+        };
+        let mut buf = vec![0u8; COPY_MAX_BYTES];
+        let n = encode(&st, 4096, &mut buf).unwrap();
+        let d = decode(&buf[..n], 4096).unwrap();
+        prop_assert_eq!(d.version, version);
+        prop_assert_eq!(d.config, cfg);
+        prop_assert_eq!(d.scan, st.scan);
+        prop_assert_eq!(d.entries().collect::<Vec<_>>(), es);
+        for (i, s) in sp.iter().enumerate() { prop_assert_eq!(d.spare(i), Some(*s)); }
+    }
+
+    #[test]
+    fn decode_never_panics_on_damaged_copies(flips in proptest::collection::vec((0usize..8192, any::<u8>()), 1..20), cut in 0usize..8192) {
+        let o = Owned::new(3, 200);
+        let mut b = o.copy(0);
+        for (at, x) in flips { b[at] ^= x; }
+        let _ = decode(&b, 0);
+        let _ = decode(&b[..cut], 0);
+        reseal(&mut b);
+        let _ = decode(&b, 0);
+    }
+
+    #[test]
+    fn decode_never_panics_on_noise(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let _ = decode(&bytes, 0);
+    }
+}
