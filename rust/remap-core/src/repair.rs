@@ -142,11 +142,12 @@ pub fn select<'a>(
         }
     }
     // Newest version.
+    // The newest version; among equals, the lowest copy index.
     let best = decoded
         .iter()
         .enumerate()
         .filter_map(|(i, d)| d.as_ref().ok().map(|d| (i, d)))
-        .max_by_key(|(_, d)| d.version);
+        .min_by_key(|(i, d)| (core::cmp::Reverse(d.version), *i));
     let Some((chosen, state)) = best.map(|(i, d)| (i, *d)) else {
         let all_blank = decoded.iter().all(|d| matches!(d, Err(Diagnosis::Blank)));
         if all_blank {

@@ -1,27 +1,369 @@
-//! `remapctl meta`: dump, restore, check and repair of on-disk metadata.
+//! `remapctl meta`: dump, restore, check and repair of a spare's metadata.
+//!
+//! Works on spare devices and on image files. Everything about the format —
+//! validation, selection of the newest copy, what to rewrite — is remap-core's, the
+//! same code the kernel module runs; this file reads and writes the five copies and
+//! turns the state into stable JSON (`dump`) and back (`restore`), like
+//! thin_dump/thin_restore do for dm-thin.
+
+mod device;
+mod json;
 
 use clap::Subcommand;
+use device::Spare;
+use remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
+use remap_core::meta;
+use remap_core::repair::{self, CopyRead, CopyStatus, Selection};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// Exit status: metadata clean.
+const EXIT_CLEAN: u8 = 0;
+/// Exit status: loadable, but some copies are stale or damaged (repair fixes them).
+const EXIT_NEEDS_REPAIR: u8 = 1;
+/// Exit status: no usable state (refused), or an operation failed.
+const EXIT_BAD: u8 = 2;
+/// Exit status: the metadata area is blank (never formatted).
+const EXIT_BLANK: u8 = 3;
 
 /// `remapctl meta` subcommands.
 #[derive(Subcommand)]
 pub enum MetaCmd {
-    /// Print the newest valid metadata as JSON.
+    /// Print the newest valid state as JSON.
     Dump {
         /// Spare device or image file.
-        path: std::path::PathBuf,
+        path: PathBuf,
+        /// Only accept copies of this setup UUID.
+        #[arg(long)]
+        uuid: Option<String>,
+    },
+    /// Write a state from JSON (as printed by `dump`) to all five copies.
+    Restore {
+        /// JSON file (`-` for standard input).
+        json: PathBuf,
+        /// Spare device or image file.
+        path: PathBuf,
+    },
+    /// Check all five copies; exit 0 when clean, 1 when repair is needed, 2 when no
+    /// state can be loaded, 3 when the area is blank.
+    Check {
+        /// Spare device or image file.
+        path: PathBuf,
+        /// Only accept copies of this setup UUID.
+        #[arg(long)]
+        uuid: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite stale or damaged copies from the newest valid one.
+    Repair {
+        /// Spare device or image file.
+        path: PathBuf,
+        /// Only accept copies of this setup UUID.
+        #[arg(long)]
+        uuid: Option<String>,
     },
 }
 
 /// Runs a `meta` subcommand.
 pub fn run(cmd: MetaCmd) -> ExitCode {
-    match cmd {
-        MetaCmd::Dump { path } => {
-            eprintln!(
-                "remapctl meta dump {}: not available in this build",
-                path.display()
-            );
-            ExitCode::from(2)
+    let r = match cmd {
+        MetaCmd::Dump { path, uuid } => dump(&path, uuid.as_deref()),
+        MetaCmd::Restore { json, path } => restore(&json, &path),
+        MetaCmd::Check { path, uuid, json } => check(&path, uuid.as_deref(), json),
+        MetaCmd::Repair { path, uuid } => repair(&path, uuid.as_deref()),
+    };
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("remapctl meta: {e}");
+            ExitCode::from(EXIT_BAD)
         }
     }
+}
+
+/// Errors of the `meta` commands.
+#[derive(Debug)]
+pub enum MetaError {
+    /// Opening, reading or writing the device or image failed.
+    Io(PathBuf, std::io::Error),
+    /// The device is in use (mounted, or held by a dm table).
+    InUse(PathBuf),
+    /// Bad JSON or a state that cannot be encoded.
+    Input(String),
+    /// The metadata cannot be loaded.
+    Refused(&'static str),
+}
+
+impl std::fmt::Display for MetaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetaError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            MetaError::InUse(p) => write!(
+                f,
+                "{}: device is in use (mounted or held by a dm target); refusing to write",
+                p.display()
+            ),
+            MetaError::Input(s) => write!(f, "{s}"),
+            MetaError::Refused(s) => write!(f, "{s}; nothing was written"),
+        }
+    }
+}
+
+impl std::error::Error for MetaError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MetaError::Io(_, e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The five copies as read from a spare.
+struct Copies {
+    bytes: Vec<Vec<u8>>,
+    ok: [bool; COPY_COUNT],
+}
+
+impl Copies {
+    fn read(spare: &Spare) -> Copies {
+        let mut bytes = Vec::with_capacity(COPY_COUNT);
+        let mut ok = [false; COPY_COUNT];
+        for (i, &s) in COPY_SECTORS.iter().enumerate() {
+            match spare.read_extent(s * 512, COPY_MAX_BYTES) {
+                Ok(b) => {
+                    bytes.push(b);
+                    ok[i] = true;
+                }
+                Err(_) => bytes.push(Vec::new()),
+            }
+        }
+        Copies { bytes, ok }
+    }
+
+    fn reads(&self) -> [CopyRead<'_>; COPY_COUNT] {
+        std::array::from_fn(|i| {
+            if self.ok[i] {
+                CopyRead::Bytes(&self.bytes[i])
+            } else {
+                CopyRead::IoError
+            }
+        })
+    }
+}
+
+fn parse_uuid_opt(u: Option<&str>) -> Result<Option<[u8; 16]>, MetaError> {
+    u.map(|s| json::parse_uuid(s).map_err(MetaError::Input))
+        .transpose()
+}
+
+fn status_text(s: &CopyStatus, version: u64) -> String {
+    match s {
+        CopyStatus::Current => format!("ok (version {version})"),
+        CopyStatus::Stale { version: v } => format!("stale (version {v} < {version})"),
+        CopyStatus::Bad(d) => diag_text(d),
+    }
+}
+
+fn diag_text(d: &meta::Diagnosis) -> String {
+    match d {
+        meta::Diagnosis::WrongLocation { found } => {
+            format!("{} (written for sector {found})", d.as_str())
+        }
+        meta::Diagnosis::UnsupportedFormat { found } => format!("{} ({found})", d.as_str()),
+        meta::Diagnosis::SectionChecksum { kind }
+        | meta::Diagnosis::UnknownCriticalSection { kind } => {
+            format!("{} (type {kind})", d.as_str())
+        }
+        _ => d.as_str().to_string(),
+    }
+}
+
+fn dump(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
+    let spare = Spare::open(path, false)?;
+    let copies = Copies::read(&spare);
+    match repair::select(&copies.reads(), parse_uuid_opt(uuid)?) {
+        Selection::Load { state, chosen, .. } => {
+            let doc = json::Dump::from_decoded(&state, chosen);
+            let text =
+                serde_json::to_string_pretty(&doc).map_err(|e| MetaError::Input(e.to_string()))?;
+            println!("{text}");
+            Ok(EXIT_CLEAN)
+        }
+        Selection::Blank => Err(MetaError::Refused(
+            "metadata area is blank (never formatted)",
+        )),
+        Selection::Refuse { reason, diagnosis } => {
+            for (i, d) in diagnosis.iter().enumerate() {
+                if let Some(d) = d {
+                    eprintln!("copy {i} (sector {}): {}", COPY_SECTORS[i], diag_text(d));
+                }
+            }
+            Err(MetaError::Refused(reason.as_str()))
+        }
+    }
+}
+
+fn check(path: &std::path::Path, uuid: Option<&str>, as_json: bool) -> Result<u8, MetaError> {
+    let spare = Spare::open(path, false)?;
+    let copies = Copies::read(&spare);
+    let sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
+    let mut report = json::CheckReport {
+        result: String::new(),
+        version: None,
+        uuid: None,
+        copies: Vec::new(),
+    };
+    let code = match &sel {
+        Selection::Load { state, status, .. } => {
+            report.version = Some(state.version);
+            report.uuid = Some(json::uuid_string(&state.uuid));
+            for (i, s) in status.iter().enumerate() {
+                report.copies.push(json::CopyReport {
+                    index: i,
+                    sector: COPY_SECTORS[i],
+                    ok: *s == CopyStatus::Current,
+                    status: status_text(s, state.version),
+                });
+            }
+            if sel.rewrite_count() == 0 {
+                report.result = "clean".into();
+                EXIT_CLEAN
+            } else {
+                report.result = format!(
+                    "needs repair: {} of {COPY_COUNT} copies",
+                    sel.rewrite_count()
+                );
+                EXIT_NEEDS_REPAIR
+            }
+        }
+        Selection::Blank => {
+            report.result = "blank (never formatted)".into();
+            EXIT_BLANK
+        }
+        Selection::Refuse { reason, diagnosis } => {
+            report.result = format!("refused: {}", reason.as_str());
+            for (i, d) in diagnosis.iter().enumerate() {
+                report.copies.push(json::CopyReport {
+                    index: i,
+                    sector: COPY_SECTORS[i],
+                    ok: d.is_none(),
+                    status: d.map_or_else(|| "valid".to_string(), |d| diag_text(&d)),
+                });
+            }
+            EXIT_BAD
+        }
+    };
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| MetaError::Input(e.to_string()))?
+        );
+    } else {
+        println!("{}: {}", path.display(), report.result);
+        for c in &report.copies {
+            println!("  copy {} (sector {}): {}", c.index, c.sector, c.status);
+        }
+    }
+    Ok(code)
+}
+
+fn repair(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
+    let spare = Spare::open(path, true)?;
+    let copies = Copies::read(&spare);
+    let sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
+    let (state, rewrite) = match sel {
+        Selection::Load { state, rewrite, .. } => (state, rewrite),
+        Selection::Blank => {
+            return Err(MetaError::Refused(
+                "metadata area is blank: nothing to repair from",
+            ))
+        }
+        Selection::Refuse { reason, diagnosis } => {
+            for (i, d) in diagnosis.iter().enumerate() {
+                if let Some(d) = d {
+                    eprintln!("copy {i} (sector {}): {}", COPY_SECTORS[i], diag_text(d));
+                }
+            }
+            return Err(MetaError::Refused(reason.as_str()));
+        }
+    };
+    if !rewrite.iter().any(|&r| r) {
+        println!("{}: clean, nothing to repair", path.display());
+        return Ok(EXIT_CLEAN);
+    }
+    let owned = json::Owned::from_decoded(&state);
+    write_copies(&spare, &owned, &rewrite)?;
+    for (i, &r) in rewrite.iter().enumerate() {
+        if r {
+            println!(
+                "copy {i} (sector {}): rewritten with version {}",
+                COPY_SECTORS[i], state.version
+            );
+        }
+    }
+    // Read back: the result must now be clean.
+    let after = Copies::read(&spare);
+    let sel = repair::select(&after.reads(), Some(state.uuid));
+    if sel.rewrite_count() != 0 || !matches!(sel, Selection::Load { .. }) {
+        return Err(MetaError::Input(
+            "copies still damaged after rewriting them (failing device?)".into(),
+        ));
+    }
+    Ok(EXIT_CLEAN)
+}
+
+/// Writes `owned` to the copies marked in `which`, in commit order, each synced.
+fn write_copies(
+    spare: &Spare,
+    owned: &json::Owned,
+    which: &[bool; COPY_COUNT],
+) -> Result<(), MetaError> {
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    let st = owned.state();
+    let len = meta::encode(&st, 0, &mut buf)
+        .map_err(|e| MetaError::Input(format!("cannot encode state: {e:?}")))?;
+    for step in repair::COMMIT_PLAN {
+        if !which[step.copy] {
+            continue;
+        }
+        let sector = COPY_SECTORS[step.copy];
+        meta::set_copy_sector(&mut buf, sector).map_err(|e| MetaError::Input(format!("{e:?}")))?;
+        spare.write_durable(sector * 512, &buf[..len])?;
+    }
+    Ok(())
+}
+
+fn restore(json_path: &std::path::Path, path: &std::path::Path) -> Result<u8, MetaError> {
+    let text = if json_path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| MetaError::Io(json_path.into(), e))?
+    } else {
+        std::fs::read_to_string(json_path).map_err(|e| MetaError::Io(json_path.into(), e))?
+    };
+    let doc: json::Dump = serde_json::from_str(&text)
+        .map_err(|e| MetaError::Input(format!("{}: {e}", json_path.display())))?;
+    let owned = doc.into_owned().map_err(MetaError::Input)?;
+    // Validate before touching the device: the encoded copy must decode.
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    let st = owned.state();
+    let len = meta::encode(&st, 0, &mut buf)
+        .map_err(|e| MetaError::Input(format!("cannot encode state: {e:?}")))?;
+    meta::decode(&buf[..len], 0)
+        .map_err(|d| MetaError::Input(format!("state is not valid: {}", diag_text(&d))))?;
+    let spare = Spare::open(path, true)?;
+    let need = owned.spares.first().map_or(0, |s| s.sectors) * 512;
+    if spare.len() < need {
+        return Err(MetaError::Input(format!(
+            "{}: smaller than the spare recorded in the JSON",
+            path.display()
+        )));
+    }
+    write_copies(&spare, &owned, &[true; COPY_COUNT])?;
+    println!(
+        "{}: wrote version {} to {COPY_COUNT} copies",
+        path.display(),
+        st.version
+    );
+    Ok(EXIT_CLEAN)
 }

@@ -1,0 +1,74 @@
+//! A spare device or image file, read and written at byte offsets.
+
+use super::MetaError;
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// An open spare device or image.
+pub struct Spare {
+    file: File,
+    len: u64,
+    path: PathBuf,
+}
+
+impl Spare {
+    /// Opens `path`; for writing, a block device is opened exclusively (`O_EXCL`), which
+    /// fails while it is mounted or held by a device-mapper table.
+    pub fn open(path: &Path, write: bool) -> Result<Spare, MetaError> {
+        let io = |e| MetaError::Io(path.into(), e);
+        let md = std::fs::metadata(path).map_err(io)?;
+        let block = md.file_type().is_block_device();
+        let mut o = OpenOptions::new();
+        o.read(true).write(write);
+        if write && block {
+            o.custom_flags(libc::O_EXCL);
+        }
+        let mut file = match o.open(path) {
+            Ok(f) => f,
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                return Err(MetaError::InUse(path.into()))
+            }
+            Err(e) => return Err(io(e)),
+        };
+        let len = if block {
+            file.seek(SeekFrom::End(0)).map_err(io)?
+        } else {
+            md.len()
+        };
+        Ok(Spare {
+            file,
+            len,
+            path: path.into(),
+        })
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Reads `n` bytes at `off`; bytes beyond the end of an image read as zeros (a
+    /// sparse or short image is a blank one there).
+    pub fn read_extent(&self, off: u64, n: usize) -> Result<Vec<u8>, MetaError> {
+        let mut buf = vec![0u8; n];
+        let mut done = 0usize;
+        while done < n {
+            match self.file.read_at(&mut buf[done..], off + done as u64) {
+                Ok(0) => break,
+                Ok(k) => done += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(MetaError::Io(self.path.clone(), e)),
+            }
+        }
+        Ok(buf)
+    }
+
+    /// Writes `data` at `off` and makes it durable before returning.
+    pub fn write_durable(&self, off: u64, data: &[u8]) -> Result<(), MetaError> {
+        let io = |e| MetaError::Io(self.path.clone(), e);
+        self.file.write_all_at(data, off).map_err(io)?;
+        self.file.sync_data().map_err(io)
+    }
+}

@@ -1,0 +1,294 @@
+//! `remapctl meta` on hand-made spare images: restore, dump, check, repair, and
+//! refusal when nothing valid is left.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const COPY_SECTORS: [u64; 5] = [0, 1024, 2048, 4096, 8192];
+const IMAGE_BYTES: u64 = 64 << 20;
+
+fn remapctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_remapctl"))
+        .args(args)
+        .output()
+        .expect("run remapctl")
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().expect("exit code")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let d = std::env::temp_dir().join(format!("remapctl-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+    fn path(&self, f: &str) -> PathBuf {
+        self.0.join(f)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn state_json(version: u64, extra_block: u64) -> String {
+    format!(
+        r#"{{
+  "format_version": 1,
+  "uuid": "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0",
+  "version": {version},
+  "fingerprint": {{ "main_sectors": 2097152, "logical_block_bytes": 512, "physical_block_bytes": 4096, "identity": "disk-7" }},
+  "config": {{ "block_bytes": 4096, "read_retries": 1, "target_sectors": 2097152, "flags": 0,
+              "scan_interval_s": 0, "scan_rate_kibs": 0, "predict_interval_s": 0, "alert_min_level": 0 }},
+  "spares": [ {{ "uuid": "11111111-2222-4333-8444-555555555555", "sectors": 131072, "data_start": 9216,
+                "data_blocks": 15232, "role": 0, "priority": 0, "state": 0 }} ],
+  "scan": {{ "cursor_block": 100, "passes": 1, "last_pass_end_s": 0 }},
+  "entries": [
+    {{ "block": 5, "state": "remapped", "spare": 0, "spare_block": 0 }},
+    {{ "block": 9, "state": "pending" }},
+    {{ "block": 70, "state": "remapped", "spare": 0, "spare_block": 1, "lost_sectors": [0, 7] }},
+    {{ "block": {extra_block}, "state": "remapped", "spare": 0, "spare_block": 2 }}
+  ]
+}}"#
+    )
+}
+
+fn make_image(dir: &Scratch, name: &str, version: u64) -> PathBuf {
+    let img = dir.path(name);
+    let f = std::fs::File::create(&img).unwrap();
+    f.set_len(IMAGE_BYTES).unwrap();
+    let js = dir.path(&format!("{name}.json"));
+    std::fs::write(&js, state_json(version, 1000)).unwrap();
+    let o = remapctl(&[
+        "meta",
+        "restore",
+        js.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    img
+}
+
+fn poke(img: &Path, off: u64, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+    f.seek(SeekFrom::Start(off)).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+fn copy_bytes(img: &Path, i: usize, n: usize) -> Vec<u8> {
+    let all = std::fs::read(img).unwrap();
+    let o = COPY_SECTORS[i] as usize * 512;
+    all[o..o + n].to_vec()
+}
+
+#[test]
+fn restore_dump_round_trip() {
+    let d = Scratch::new("roundtrip");
+    let img = make_image(&d, "a.img", 7);
+    let o = remapctl(&["meta", "check", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("clean"));
+    let o = remapctl(&["meta", "dump", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    let dumped: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut want: serde_json::Value = serde_json::from_str(&state_json(7, 1000)).unwrap();
+    // Dump adds the copy it read and the counts.
+    want["copy"] = 0.into();
+    want["counts"] = serde_json::json!({"remapped": 3, "lost": 1, "pending": 1});
+    assert_eq!(dumped, want);
+    // The dump restores to an identical image.
+    let js = d.path("dump.json");
+    std::fs::write(&js, &o.stdout).unwrap();
+    let img2 = d.path("b.img");
+    std::fs::File::create(&img2)
+        .unwrap()
+        .set_len(IMAGE_BYTES)
+        .unwrap();
+    assert_eq!(
+        code(&remapctl(&[
+            "meta",
+            "restore",
+            js.to_str().unwrap(),
+            img2.to_str().unwrap()
+        ])),
+        0
+    );
+    assert_eq!(std::fs::read(&img).unwrap(), std::fs::read(&img2).unwrap());
+}
+
+#[test]
+fn four_damaged_copies_are_named_and_repaired() {
+    let d = Scratch::new("repair4");
+    for keep in 0..5 {
+        let img = make_image(&d, "a.img", 3);
+        let good = copy_bytes(&img, keep, 4096);
+        // Each damaged copy gets a different kind of damage.
+        let mut kinds = Vec::new();
+        for (n, i) in (0..5).filter(|&i| i != keep).enumerate() {
+            let off = COPY_SECTORS[i] * 512;
+            match n {
+                0 => {
+                    poke(&img, off + 600, &[0xff]);
+                    kinds.push((i, "body checksum"));
+                }
+                1 => {
+                    poke(&img, off, &vec![0u8; 4096]);
+                    kinds.push((i, "blank"));
+                }
+                2 => {
+                    poke(&img, off, b"garbage!");
+                    kinds.push((i, "bad magic"));
+                }
+                _ => {
+                    poke(&img, off + 40, &[0x99]);
+                    kinds.push((i, "wrong location"));
+                }
+            }
+        }
+        let o = remapctl(&["meta", "check", img.to_str().unwrap()]);
+        assert_eq!(code(&o), 1, "{}", stdout(&o));
+        let out = stdout(&o);
+        for (i, k) in &kinds {
+            let line = out
+                .lines()
+                .find(|l| l.contains(&format!("copy {i} ")))
+                .unwrap();
+            assert!(line.contains(k), "copy {i}: want {k}: {line}");
+        }
+        let o = remapctl(&["meta", "repair", img.to_str().unwrap()]);
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(stdout(&o).matches("rewritten").count(), 4);
+        assert_eq!(
+            code(&remapctl(&["meta", "check", img.to_str().unwrap()])),
+            0
+        );
+        // The repaired copies equal the survivor apart from the copy-sector header field.
+        for i in 0..5 {
+            let c = copy_bytes(&img, i, 4096);
+            assert_eq!(c[128..], good[128..], "copy {i}");
+        }
+        let o = remapctl(&["meta", "dump", img.to_str().unwrap()]);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["version"], 3);
+        assert_eq!(v["entries"].as_array().unwrap().len(), 4);
+    }
+}
+
+#[test]
+fn stale_copy_is_replaced_by_the_newest() {
+    let d = Scratch::new("stale");
+    let old = make_image(&d, "old.img", 4);
+    let new = make_image(&d, "new.img", 5);
+    // Copies 1..4 of the new image go back to version 4 (a commit cut after copy 0).
+    let old_bytes = std::fs::read(&old).unwrap();
+    for s in &COPY_SECTORS[1..] {
+        let o = *s as usize * 512;
+        poke(&new, o as u64, &old_bytes[o..o + 512 * 1024]);
+    }
+    let o = remapctl(&["meta", "check", new.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        stdout(&o).matches("stale (version 4 < 5)").count(),
+        4,
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        code(&remapctl(&["meta", "repair", new.to_str().unwrap()])),
+        0
+    );
+    let o = remapctl(&["meta", "dump", new.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["version"], 5);
+}
+
+#[test]
+fn all_five_damaged_refuses_and_writes_nothing() {
+    let d = Scratch::new("refuse");
+    let img = make_image(&d, "a.img", 9);
+    for s in COPY_SECTORS {
+        poke(&img, s * 512 + 700, &[0x42, 0x42]);
+    }
+    let before = std::fs::read(&img).unwrap();
+    let o = remapctl(&["meta", "check", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    assert_eq!(stdout(&o).matches("checksum").count(), 5, "{}", stdout(&o));
+    let o = remapctl(&["meta", "repair", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nothing was written"));
+    assert_eq!(code(&remapctl(&["meta", "dump", img.to_str().unwrap()])), 2);
+    assert_eq!(
+        std::fs::read(&img).unwrap(),
+        before,
+        "refusal must not write"
+    );
+}
+
+#[test]
+fn blank_foreign_and_bad_input() {
+    let d = Scratch::new("blank");
+    let img = d.path("blank.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(IMAGE_BYTES)
+        .unwrap();
+    let o = remapctl(&["meta", "check", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 3);
+    assert!(stdout(&o).contains("blank"));
+    // Foreign data: refused by check and repair.
+    poke(&img, 0, &[0x5a; 8192]);
+    assert_eq!(
+        code(&remapctl(&["meta", "check", img.to_str().unwrap()])),
+        2
+    );
+    // A JSON whose entries are out of order is rejected before anything is written.
+    let before = std::fs::read(&img).unwrap();
+    let js = d.path("bad.json");
+    std::fs::write(&js, state_json(1, 2)).unwrap();
+    let o = remapctl(&[
+        "meta",
+        "restore",
+        js.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert_eq!(std::fs::read(&img).unwrap(), before);
+    // Unknown fields are rejected too (stable names, no silent drops).
+    std::fs::write(
+        &js,
+        state_json(1, 1000).replacen("\"version\"", "\"versoin\"", 1),
+    )
+    .unwrap();
+    assert_eq!(
+        code(&remapctl(&[
+            "meta",
+            "restore",
+            js.to_str().unwrap(),
+            img.to_str().unwrap()
+        ])),
+        2
+    );
+    // A UUID filter that matches nothing: every copy is foreign.
+    let good = make_image(&d, "g.img", 1);
+    let o = remapctl(&[
+        "meta",
+        "check",
+        "--uuid",
+        "00000000-0000-4000-8000-000000000000",
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert_eq!(stdout(&o).matches("another setup").count(), 5);
+}
