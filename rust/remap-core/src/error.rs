@@ -32,6 +32,8 @@ pub enum CoreError {
     BlockSizeBelowLogical,
     /// A retry count above the supported maximum.
     BadRetries,
+    /// A `max_remap_rate` above the supported maximum.
+    BadRemapRate,
     /// The spare device is the main device.
     SpareIsMain,
     /// The target extends beyond the end of the main device.
@@ -66,6 +68,7 @@ impl CoreError {
             Self::BadBlockSize => c"Invalid block_size (power of two, 512..65536 bytes)",
             Self::BlockSizeBelowLogical => c"block_size is below a device's logical block size",
             Self::BadRetries => c"Invalid read_retries (0..16)",
+            Self::BadRemapRate => c"Invalid max_remap_rate (0..1000000)",
             Self::SpareIsMain => c"Spare device is the main device",
             Self::BeyondMainDevice => c"Target extends beyond the end of the main device",
             Self::SpareTooSmall => c"Spare device too small for metadata and one data block",

@@ -30,5 +30,6 @@ pub mod predict;
 pub mod remap_table;
 pub mod repair;
 pub mod stats;
+pub mod storm;
 pub mod table_line;
 pub mod units;

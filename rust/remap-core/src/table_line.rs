@@ -11,7 +11,11 @@
 //! - `block_size <bytes>`: remap granularity, power of two in 512..=65536 (default 4096).
 //! - `read_retries <n>`: extra attempts of a failed read before it is reported, 0..=16
 //!   (default 1).
-//! - `format_spare`: format the spare even if its metadata area holds foreign data.
+//! - `format_spare`: format the spare even if its metadata area holds foreign data
+//!   (or valid metadata of a setup for another main device).
+//! - `max_remap_rate <n>`: remaps per minute beyond which the main device is taken to
+//!   be failing as a whole and the target stops remapping (0: no limit; default
+//!   [`DEFAULT_MAX_REMAP_RATE`]).
 
 use super::error::CoreError;
 use super::layout;
@@ -22,6 +26,10 @@ use core::fmt;
 pub const DEFAULT_READ_RETRIES: u8 = 1;
 /// Largest accepted `read_retries`.
 pub const MAX_READ_RETRIES: u8 = 16;
+/// Default `max_remap_rate`, remaps per minute.
+pub const DEFAULT_MAX_REMAP_RATE: u32 = 1024;
+/// Largest accepted `max_remap_rate`.
+pub const MAX_MAX_REMAP_RATE: u64 = 1_000_000;
 /// Most optional arguments a table line may carry.
 pub const MAX_OPT_ARGS: u64 = 32;
 
@@ -42,6 +50,10 @@ pub struct TableConfig<'a> {
     pub read_retries_given: bool,
     /// Format a spare holding foreign data.
     pub format_spare: bool,
+    /// Remap storm bound, remaps per minute (0: none).
+    pub max_remap_rate: u32,
+    /// Whether `max_remap_rate` was given.
+    pub max_remap_rate_given: bool,
 }
 
 /// Parses a decimal `u64`: digits only, no sign, no junk, no overflow.
@@ -81,6 +93,8 @@ impl<'a> TableConfig<'a> {
             read_retries: DEFAULT_READ_RETRIES,
             read_retries_given: false,
             format_spare: false,
+            max_remap_rate: DEFAULT_MAX_REMAP_RATE,
+            max_remap_rate_given: false,
         };
         let Some((count, opts)) = rest.split_first() else {
             return Ok(cfg);
@@ -122,6 +136,17 @@ impl<'a> TableConfig<'a> {
                     return Err(CoreError::DuplicateOption);
                 }
                 cfg.format_spare = true;
+            } else if eq_ignore_case(name, "max_remap_rate") {
+                if cfg.max_remap_rate_given {
+                    return Err(CoreError::DuplicateOption);
+                }
+                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
+                let r = parse_u64(v)?;
+                if r > MAX_MAX_REMAP_RATE {
+                    return Err(CoreError::BadRemapRate);
+                }
+                cfg.max_remap_rate = r as u32;
+                cfg.max_remap_rate_given = true;
             } else {
                 return Err(CoreError::UnknownOption);
             }
@@ -134,6 +159,7 @@ impl<'a> TableConfig<'a> {
         2 * u32::from(self.block_size_given)
             + 2 * u32::from(self.read_retries_given)
             + u32::from(self.format_spare)
+            + 2 * u32::from(self.max_remap_rate_given)
     }
 
     /// Checks the line against the devices it names: lengths in sectors and logical
@@ -182,6 +208,9 @@ impl<'a> TableConfig<'a> {
         }
         if self.format_spare {
             out.write_str(" format_spare")?;
+        }
+        if self.max_remap_rate_given {
+            write!(out, " max_remap_rate {}", self.max_remap_rate)?;
         }
         Ok(())
     }
@@ -247,6 +276,11 @@ mod tests {
                 CoreError::DuplicateOption,
             ),
             ("a b 2 read_retries 17", CoreError::BadRetries),
+            ("a b 2 max_remap_rate 1000001", CoreError::BadRemapRate),
+            (
+                "a b 4 max_remap_rate 1 max_remap_rate 2",
+                CoreError::DuplicateOption,
+            ),
             (
                 "a b 2 format_spare format_spare",
                 CoreError::DuplicateOption,
@@ -316,12 +350,14 @@ mod props {
         /// Whatever parses prints a line that parses to the same thing and prints the same.
         #[test]
         fn table_round_trips(bs_shift in 0u32..8, retries in proptest::option::of(0u8..=16),
-                             give_bs in any::<bool>(), fmt in any::<bool>()) {
+                             give_bs in any::<bool>(), fmt in any::<bool>(),
+                             rate in proptest::option::of(0u32..=1_000_000)) {
             let mut line = String::from("7:0 7:1");
             let mut opts: Vec<String> = Vec::new();
             if give_bs { opts.push(format!("block_size {}", 512u32 << bs_shift)); }
             if let Some(r) = retries { opts.push(format!("read_retries {r}")); }
             if fmt { opts.push("format_spare".into()); }
+            if let Some(r) = rate { opts.push(format!("max_remap_rate {r}")); }
             let n: usize = opts.iter().map(|o| o.split(' ').count()).sum();
             if n > 0 { line += &format!(" {n} {}", opts.join(" ")); }
             let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
