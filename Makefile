@@ -2,12 +2,19 @@
 # these targets wrap the scripts in scripts/.
 #
 #   make demo      set up, build, and run the narrated demo in the test VM
-#   make check     set up, host tests, module build (+clippy, rustfmt), VM tests
+#   make check     set up, host tests, module build (+clippy, rustfmt), VM tests,
+#                  power-cut campaign (CUTS=20)
+#   make bench     fio benchmark in the VM (dm-remap vs dm-linear)
+#   make powercut  the power-cut campaign alone (CUTS=100 for a longer run)
+#   make fuzz      the metadata decoder under cargo-fuzz (FUZZ_SECONDS=60 per target)
 #
 # KDIR=<tree> builds the module against another CONFIG_RUST kernel tree.
 
 SHELL := /bin/bash
-.PHONY: all deps kernel module clippy fmt fmt-check host-test vm-test check demo bench clean
+.PHONY: all deps kernel module clippy fmt fmt-check host-test vm-test powercut check demo bench fuzz clean
+
+KFILES := src/target.rs src/resultbuf.rs src/bindings.rs src/engine.rs src/worker.rs src/meta_io.rs
+CUTS ?= 20
 
 all: module
 
@@ -24,28 +31,37 @@ clippy: deps
 	scripts/build-module CLIPPY=1
 
 fmt:
-	/usr/bin/rustfmt --edition 2021 src/target.rs src/resultbuf.rs src/bindings.rs
+	/usr/bin/rustfmt --edition 2021 $(KFILES)
 	cd rust && cargo fmt
 
 fmt-check: deps
-	/usr/bin/rustfmt --edition 2021 --check src/target.rs src/resultbuf.rs src/bindings.rs
+	/usr/bin/rustfmt --edition 2021 --check $(KFILES)
 	cd rust && cargo fmt --check
 
 host-test: deps
-	cd rust && cargo test --locked
+	cd rust && cargo test --locked && cargo build --locked
 
 vm-test: deps
 	scripts/vm-run tests/run-all $(TESTS)
 
+powercut: deps
+	cd rust && cargo build --locked
+	tests/powercut/run.py --cuts $(CUTS)
+
 check: deps fmt-check host-test
 	touch src/dm_remap.rs && scripts/build-module CLIPPY=1
 	scripts/vm-run tests/run-all $(TESTS)
+	tests/powercut/run.py --cuts $(CUTS)
 
 demo: deps
 	scripts/vm-run scripts/demo
 
 bench: deps
+	cd rust && cargo build --locked
 	scripts/vm-run scripts/bench
+
+fuzz: deps
+	scripts/fuzz $(FUZZ_SECONDS)
 
 clean:
 	-[ -d "$$KDIR" ] && $(MAKE) -C "$$KDIR" M=$(CURDIR) clean

@@ -33,6 +33,7 @@ int dmr_bio_has_fua_or_flush(const struct bio *bio);
 
 sector_t dmr_bdev_nr_sectors(struct block_device *bdev);
 unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
+unsigned int dmr_bdev_physical_block_size(struct block_device *bdev);
 dev_t dmr_bdev_devt(struct block_device *bdev);
 void dmr_limits_io_min(struct queue_limits *limits, unsigned int bytes);
 
@@ -54,15 +55,20 @@ void dmr_rcu_read_lock(void);
 void dmr_rcu_read_unlock(void);
 void dmr_synchronize_rcu(void);
 
-/* Synchronous I/O of a kernel (vmalloc or kmalloc) buffer through dm-io. */
+/* Synchronous I/O of a kernel (vmalloc or kmalloc) buffer through dm-io. FUA writes
+ * carry REQ_PREFLUSH too: everything written before (data blocks, earlier copies) is
+ * durable before the copy, and the copy is durable when the call returns. */
 enum dmr_io_op {
 	DMR_IO_READ = 0,
 	DMR_IO_WRITE = 1,	/* plain write */
 	DMR_IO_WRITE_FUA = 2,	/* preflush + FUA: durable, ordered after earlier writes */
 };
 int dmr_io(struct dm_io_client *client, struct block_device *bdev, sector_t sector,
-	   sector_t count, void *buf, int vmalloced, enum dmr_io_op op);
+	   sector_t count, void *buf, enum dmr_io_op op);
 int dmr_flush(struct block_device *bdev);
+void dmr_random_bytes(void *buf, size_t len);
+/* Monotonic time (boot clock) in milliseconds. */
+u64 dmr_now_ms(void);
 
 /* An ordered workqueue with one work item and a bio list, for the remap worker. */
 struct dmr_worker;

@@ -9,8 +9,11 @@
 //! the host; the files here are the kernel glue.
 
 mod bindings;
+mod engine;
+mod meta_io;
 mod resultbuf;
 mod target;
+mod worker;
 
 // remap-core is a normal crate on the host and a module of this crate here. Not every
 // item it exports is used by the kernel glue, and its public items are public for the

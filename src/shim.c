@@ -5,6 +5,9 @@
  */
 #include "../include/dm_remap.h"
 #include <linux/srcu.h>
+#include <linux/sched/mm.h>
+#include <linux/random.h>
+#include <linux/mm.h>
 
 static_assert(DMR_STS_OK == (__force int)BLK_STS_OK);
 static_assert(DMR_STS_IOERR == (__force int)BLK_STS_IOERR);
@@ -52,6 +55,11 @@ sector_t dmr_bdev_nr_sectors(struct block_device *bdev)
 unsigned int dmr_bdev_logical_block_size(struct block_device *bdev)
 {
 	return bdev_logical_block_size(bdev);
+}
+
+unsigned int dmr_bdev_physical_block_size(struct block_device *bdev)
+{
+	return bdev_physical_block_size(bdev);
 }
 
 dev_t dmr_bdev_devt(struct block_device *bdev)
@@ -130,8 +138,9 @@ void dmr_synchronize_rcu(void)
 }
 
 int dmr_io(struct dm_io_client *client, struct block_device *bdev, sector_t sector,
-	   sector_t count, void *buf, int vmalloced, enum dmr_io_op op)
+	   sector_t count, void *buf, enum dmr_io_op op)
 {
+	bool vmalloced = is_vmalloc_addr(buf);
 	struct dm_io_region region = { .bdev = bdev, .sector = sector, .count = count };
 	struct dm_io_request req = {
 		.mem.type = vmalloced ? DM_IO_VMA : DM_IO_KMEM,
@@ -178,8 +187,11 @@ struct dmr_worker {
 static void dmr_worker_run(struct work_struct *work)
 {
 	struct dmr_worker *w = container_of(work, struct dmr_worker, work);
+	/* The worker completes I/O: its allocations must not recurse into I/O. */
+	unsigned int noio = memalloc_noio_save();
 
 	w->fn(w->ctx);
+	memalloc_noio_restore(noio);
 }
 
 struct dmr_worker *dmr_worker_create(const char *name, void (*fn)(void *), void *ctx)
@@ -265,4 +277,14 @@ void dmr_io_exit(struct dmr_worker *w, int idx)
 void dmr_io_drain(struct dmr_worker *w)
 {
 	synchronize_srcu(&w->inflight);
+}
+
+void dmr_random_bytes(void *buf, size_t len)
+{
+	get_random_bytes(buf, len);
+}
+
+u64 dmr_now_ms(void)
+{
+	return div_u64(ktime_get_boottime_ns(), NSEC_PER_MSEC);
 }

@@ -9,18 +9,23 @@
 //! the per-target state that `ti->private` owns.
 
 use crate::bindings as b;
+use crate::engine::{Published, Route, Snapshot};
 use crate::remap_core::error::CoreError;
 use crate::remap_core::layout;
 use crate::remap_core::message::{Message, VERBS};
 use crate::remap_core::table_line::TableConfig;
-use crate::remap_core::units::Sectors;
+use crate::remap_core::units::{Blocks, Sectors};
 use crate::resultbuf::ResultBuf;
 use core::cell::UnsafeCell;
 use core::ffi::CStr;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use kernel::ffi::{c_char, c_int, c_uint};
+use kernel::new_mutex;
 use kernel::prelude::*;
+use kernel::sync::Mutex;
+
+pub(crate) use crate::meta_io::Core;
 
 /// Target version reported to `dmsetup targets` and in IMA measurements.
 const VERSION: [u32; 3] = [0, 1, 0];
@@ -71,6 +76,8 @@ impl kernel::Module for DmRemap {
             message: Some(remap_message),
             iterate_devices: Some(remap_iterate_devices),
             io_hints: Some(remap_io_hints),
+            postsuspend: Some(remap_postsuspend),
+            preresume: Some(remap_preresume),
             ..Default::default()
         };
         let tt = KBox::new(UnsafeCell::new(tt), GFP_KERNEL)?;
@@ -97,14 +104,20 @@ impl Drop for DmRemap {
 
 /// I/O counters, updated lock-free from `map` and `end_io`.
 #[derive(Default)]
-struct Stats {
-    reads: AtomicU64,
-    writes: AtomicU64,
-    flushes: AtomicU64,
-    read_sectors: AtomicU64,
-    write_sectors: AtomicU64,
-    read_errors: AtomicU64,
-    write_errors: AtomicU64,
+pub(crate) struct Stats {
+    pub(crate) reads: AtomicU64,
+    pub(crate) writes: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) read_sectors: AtomicU64,
+    pub(crate) write_sectors: AtomicU64,
+    pub(crate) read_errors: AtomicU64,
+    pub(crate) write_errors: AtomicU64,
+    /// Blocks remapped since the target was created.
+    pub(crate) remaps: AtomicU64,
+    /// Failed reads that a retry recovered.
+    pub(crate) read_retried_ok: AtomicU64,
+    /// Failed writes completed successfully through a remap.
+    pub(crate) write_errors_hidden: AtomicU64,
 }
 
 impl Stats {
@@ -117,6 +130,9 @@ impl Stats {
             &self.write_sectors,
             &self.read_errors,
             &self.write_errors,
+            &self.remaps,
+            &self.read_retried_ok,
+            &self.write_errors_hidden,
         ] {
             c.store(0, Relaxed);
         }
@@ -125,7 +141,7 @@ impl Stats {
     fn write(&self, out: &mut dyn Write, sep: &str) -> core::fmt::Result {
         write!(
             out,
-            "reads={r}{sep}writes={w}{sep}flushes={f}{sep}read_sectors={rs}{sep}write_sectors={ws}{sep}read_errors={re}{sep}write_errors={we}",
+            "reads={r}{sep}writes={w}{sep}flushes={f}{sep}read_sectors={rs}{sep}write_sectors={ws}{sep}read_errors={re}{sep}write_errors={we}{sep}remaps={rm}{sep}read_retried_ok={rr}{sep}write_errors_hidden={wh}",
             r = self.reads.load(Relaxed),
             w = self.writes.load(Relaxed),
             f = self.flushes.load(Relaxed),
@@ -133,15 +149,43 @@ impl Stats {
             ws = self.write_sectors.load(Relaxed),
             re = self.read_errors.load(Relaxed),
             we = self.write_errors.load(Relaxed),
+            rm = self.remaps.load(Relaxed),
+            rr = self.read_retried_ok.load(Relaxed),
+            wh = self.write_errors_hidden.load(Relaxed),
         )
     }
 }
 
-/// What `map` leaves for `end_io` in the per-bio data.
-#[derive(Clone, Copy, Default)]
+/// Bio sent to the main device.
+pub(crate) const ST_MAIN: u32 = 0;
+/// Bio sent to the spare.
+pub(crate) const ST_SPARE: u32 = 1;
+/// Bio handed to the worker by `map`.
+pub(crate) const ST_DEFERRED: u32 = 2;
+/// Write that failed on main, handed to the worker by `end_io`.
+pub(crate) const ST_WRITE_FAILED: u32 = 3;
+/// Read that failed on main, handed to the worker by `end_io`.
+pub(crate) const ST_READ_FAILED: u32 = 4;
+/// Bio the worker completed.
+pub(crate) const ST_HANDLED: u32 = 5;
+
+/// What `map` leaves for `end_io` and the worker, in the per-bio data.
 #[repr(C)]
-struct PerBio {
-    kind: u32,
+pub(crate) struct PerBio {
+    /// `dmr_bio_kind`.
+    pub(crate) kind: u32,
+    /// One of the `ST_*` states.
+    pub(crate) state: u32,
+    /// SRCU index of an in-flight main write.
+    pub(crate) srcu: c_int,
+    /// Whether `srcu` is held.
+    pub(crate) has_srcu: u32,
+    /// Target-relative first sector.
+    pub(crate) sector: u64,
+    /// Length in sectors (after any cut).
+    pub(crate) sectors: u32,
+    /// The data iterator as `map` left it.
+    pub(crate) rec: b::dmr_bio_rec,
 }
 
 /// Per-target state, owned by `ti->private`.
@@ -149,29 +193,138 @@ struct PerBio {
 /// # Invariants
 /// `main` and `spare` are devices acquired with `dm_get_device` for this target and
 /// released only in `drop`.
-struct Remap {
+pub(crate) struct Remap {
     main: *mut b::dm_dev,
     spare: *mut b::dm_dev,
     /// Parsed options; the device fields are empty (names come from `main`/`spare`).
-    cfg: TableConfig<'static>,
+    pub(crate) cfg: TableConfig<'static>,
     len: Sectors,
     spare_len: Sectors,
-    stats: Stats,
+    pub(crate) stats: Stats,
     ti: *mut b::dm_target,
+    /// The table `map` reads.
+    pub(crate) published: Published,
+    /// State only writers touch.
+    pub(crate) core: Pin<KBox<Mutex<Core>>>,
+    /// No more remaps: the spare or the metadata failed.
+    pub(crate) failed: AtomicBool,
+    /// dm-io client for synchronous metadata and data I/O.
+    pub(crate) io_client: *mut b::dm_io_client,
+    /// The remap worker (ordered workqueue + bio list + in-flight write tracking).
+    pub(crate) worker: *mut b::dmr_worker,
+    /// Device geometry seen by the constructor.
+    geometry: crate::meta_io::Geometry,
+    /// Set by the first resume, which reloads the metadata.
+    resumed: AtomicBool,
 }
 
+// SAFETY: the raw pointers are dm core and C shim objects that are safe to use from
+// any context the target's hooks run in; mutable state is atomic or behind `core`.
+unsafe impl Sync for Remap {}
+// SAFETY: as above.
+unsafe impl Send for Remap {}
+
 impl Remap {
-    fn main_bdev(&self) -> *mut kernel::bindings::block_device {
+    /// The per-bio data of one of this target's bios.
+    pub(crate) fn per_bio(bio: *mut kernel::bindings::bio) -> *mut PerBio {
+        // SAFETY: `per_io_data_size` was set to the size of `PerBio` in `ctr`.
+        unsafe { b::dm_per_bio_data(bio, core::mem::size_of::<PerBio>()) }.cast::<PerBio>()
+    }
+
+    /// Stops new remaps after a spare or metadata failure.
+    pub(crate) fn enter_failed(&self, why: &CStr) {
+        if !self.failed.swap(true, Relaxed) {
+            dmerr!(
+                "{}: {}; no further remaps, failed writes now return errors",
+                Self::dev_name(self.main),
+                why.to_str().unwrap_or("failure")
+            );
+            // SAFETY: `ti` is our live target; raises a dm event for `dmsetup wait`.
+            unsafe { b::dm_table_event((*self.ti).table) };
+        }
+    }
+
+    /// Publishes the current table with `changes` applied. Callers hold `core`.
+    pub(crate) fn publish_changes(&self, changes: &[crate::engine::Special]) -> bool {
+        let empty = Snapshot {
+            items: KVVec::new(),
+        };
+        let cur = self.published.current_locked().unwrap_or(&empty);
+        match cur.with_changes(changes) {
+            Ok(n) => {
+                self.published.publish(n);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Makes `changes` durable (metadata commit), then publishes them.
+    pub(crate) fn commit_changes(
+        &self,
+        core: &mut Core,
+        changes: &[crate::engine::Special],
+    ) -> Result {
+        let empty = Snapshot {
+            items: KVVec::new(),
+        };
+        let cur = self.published.current_locked().unwrap_or(&empty);
+        let next = cur.with_changes(changes)?;
+        let r = core.commit(&next.items);
+        core.last_commit = r.err().map_or(0, |e| e.to_errno());
+        r?;
+        self.published.publish(next);
+        Ok(())
+    }
+
+    /// Reloads the metadata before the first resume and writes what loading found
+    /// missing. Between the constructor and now, an old table of the same device (a
+    /// table reload) may still have committed; it is suspended now, so the spare holds
+    /// its last state.
+    fn first_resume(&self) -> Result {
+        let mut core = self.core.lock();
+        let (fresh, items) = crate::meta_io::Core::load(
+            self.io_client,
+            self.spare_bdev(),
+            &self.cfg,
+            &self.geometry,
+            true,
+        )
+        .map_err(|(msg, e)| {
+            dmerr!(
+                "{}: {}",
+                Self::dev_name(self.main),
+                msg.to_str().unwrap_or("metadata error")
+            );
+            e
+        })?;
+        *core = fresh;
+        let snap = Snapshot::from_items(items)?;
+        self.published.publish(snap);
+        let cur = self
+            .published
+            .current_locked()
+            .map_or(&[][..], |s| &s.items[..]);
+        let r = core.write_pending(cur);
+        core.last_commit = r.err().map_or(0, |e| e.to_errno());
+        if let Err(e) = r {
+            self.enter_failed(c"metadata write failed");
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn main_bdev(&self) -> *mut kernel::bindings::block_device {
         // SAFETY: by the type invariant `main` is a live dm_dev.
         unsafe { (*self.main).bdev }
     }
 
-    fn spare_bdev(&self) -> *mut kernel::bindings::block_device {
+    pub(crate) fn spare_bdev(&self) -> *mut kernel::bindings::block_device {
         // SAFETY: by the type invariant `spare` is a live dm_dev.
         unsafe { (*self.spare).bdev }
     }
 
-    fn dev_name(dev: *mut b::dm_dev) -> &'static str {
+    pub(crate) fn dev_name(dev: *mut b::dm_dev) -> &'static str {
         // SAFETY: `dev` is one of our live dm_devs; dm core NUL-terminates `name` and
         // never changes it while the device is held. The returned borrow is only used
         // while the target exists.
@@ -180,30 +333,43 @@ impl Remap {
     }
 
     fn write_info(&self, out: &mut dyn Write) -> core::fmt::Result {
-        write!(
-            out,
-            "{} {} ",
-            self.cfg.block_size.bytes(),
-            layout::data_blocks(self.spare_len, self.cfg.block_size).0
-        )?;
+        let (remapped, pending) = self.published.read(|s| s.map_or((0, 0), |s| s.counts()));
+        let (used, free, version, last) = {
+            let c = self.core.lock();
+            (c.used_blocks(), c.free_blocks(), c.version(), c.last_commit)
+        };
         let s = &self.stats;
         write!(
             out,
-            "{} {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
+            self.cfg.block_size.bytes(),
+            layout::data_blocks(self.spare_len, self.cfg.block_size).0,
             s.reads.load(Relaxed),
             s.writes.load(Relaxed),
             s.flushes.load(Relaxed),
             s.read_sectors.load(Relaxed),
             s.write_sectors.load(Relaxed),
             s.read_errors.load(Relaxed),
-            s.write_errors.load(Relaxed)
+            s.write_errors.load(Relaxed),
+            remapped,
+            pending,
+            used,
+            free,
+            s.remaps.load(Relaxed),
+            version,
+            last,
+            if self.failed.load(Relaxed) {
+                "failed"
+            } else {
+                "ok"
+            }
         )
     }
 
     fn write_ima(&self, out: &mut dyn Write) -> core::fmt::Result {
         write!(
             out,
-            "target_name=remap,target_version={}.{}.{},main_dev={},spare_dev={},block_size={},read_retries={},format_spare={};",
+            "target_name=remap,target_version={}.{}.{},main_dev={},spare_dev={},block_size={},read_retries={},format_spare={},max_remap_rate={};",
             VERSION[0],
             VERSION[1],
             VERSION[2],
@@ -211,15 +377,24 @@ impl Remap {
             Self::dev_name(self.spare),
             self.cfg.block_size.bytes(),
             self.cfg.read_retries,
-            if self.cfg.format_spare { "y" } else { "n" }
+            if self.cfg.format_spare { "y" } else { "n" },
+            self.cfg.max_remap_rate
         )
     }
 
     fn message(&self, msg: Message, out: &mut dyn Write) -> Result<()> {
+        let blocks = self.cfg.block_size.whole_blocks(self.len).0;
+        let check = |blk: Blocks| {
+            if blk.0 < blocks {
+                Ok(blk.0)
+            } else {
+                Err(EINVAL)
+            }
+        };
         let r = match msg {
             Message::Help => {
                 let mut r = Ok(());
-                for (verb, what) in VERBS.iter().filter(|(v, _)| Self::implemented(v)) {
+                for (verb, what) in VERBS.iter() {
                     r = r.and_then(|()| writeln!(out, "{verb:<22}{what}"));
                 }
                 r
@@ -229,21 +404,99 @@ impl Remap {
                 self.stats.clear();
                 Ok(())
             }
-            _ => {
-                dmerr!("message: verb not available in this version");
-                return Err(EINVAL);
+            Message::Query(blk) => {
+                let blk = check(blk)?;
+                let s = self.published.read(|s| s.and_then(|s| s.get(blk)).copied());
+                match s {
+                    None => write!(out, "block={blk} state=main"),
+                    Some(s) => Self::write_special(out, &s),
+                }
+            }
+            Message::List(from) => {
+                const MAX: usize = 64;
+                self.published.read(|snap| {
+                    let items = snap.map_or(&[][..], |s| &s.items[..]);
+                    let start = items.partition_point(|s| s.block < from.0);
+                    let mut r = Ok(());
+                    let rest = items.get(start..).unwrap_or(&[]);
+                    for s in rest.iter().take(MAX) {
+                        r = r
+                            .and_then(|()| Self::write_special(out, s))
+                            .and_then(|()| writeln!(out));
+                    }
+                    match rest.get(MAX) {
+                        Some(n) => r.and_then(|()| write!(out, "next={}", n.block)),
+                        None => r.and_then(|()| write!(out, "end")),
+                    }
+                })
+            }
+            Message::Remap(blk) => {
+                let blk = check(blk)?;
+                let mut core = self.core.lock();
+                self.remap_now(&mut core, blk).inspect_err(|e| {
+                    dmerr!("remap {}: failed ({})", blk, e.to_errno());
+                })?;
+                write!(out, "block={blk} remapped")
+            }
+            Message::Unremap(blk) => {
+                let blk = check(blk)?;
+                let mut core = self.core.lock();
+                self.unremap_now(&mut core, blk).inspect_err(|e| {
+                    dmerr!("unremap {}: refused ({}): not remapped, lost sectors, or main still failing", blk, e.to_errno());
+                })?;
+                write!(out, "block={blk} unremapped")
+            }
+            Message::Clear => {
+                let mut core = self.core.lock();
+                let mut n = 0u64;
+                loop {
+                    let next = self
+                        .published
+                        .current_locked()
+                        .and_then(|s| s.items.first().copied());
+                    let Some(s) = next else { break };
+                    self.unremap_now(&mut core, s.block).inspect_err(|e| {
+                        dmerr!(
+                            "clear: block {} cannot move back ({}); {} cleared",
+                            s.block,
+                            e.to_errno(),
+                            n
+                        );
+                    })?;
+                    n += 1;
+                }
+                write!(out, "cleared={n}")
             }
         };
         r.map_err(|_| ENOSPC)
     }
 
-    fn implemented(verb: &str) -> bool {
-        matches!(verb, "help" | "stats" | "clear_stats")
+    fn write_special(out: &mut dyn Write, s: &crate::engine::Special) -> core::fmt::Result {
+        match s.state {
+            crate::engine::REMAPPED => write!(
+                out,
+                "block={} state=remapped spare=0 spare_block={} lost_sectors={}",
+                s.block,
+                s.spare_block,
+                crate::engine::mask_count(&s.lost)
+            ),
+            crate::engine::PENDING => write!(out, "block={} state=pending", s.block),
+            _ => write!(out, "block={} state=busy", s.block),
+        }
     }
 }
 
 impl Drop for Remap {
     fn drop(&mut self) {
+        if !self.worker.is_null() {
+            // SAFETY: created in `ctr` for this target; destroying it runs and waits
+            // for any queued work first.
+            unsafe { b::dmr_worker_destroy(self.worker) };
+        }
+        if !self.io_client.is_null() {
+            // SAFETY: created in `ctr`; no I/O of it is in flight any more.
+            unsafe { b::dm_io_client_destroy(self.io_client) };
+        }
         // SAFETY: by the type invariant both devices were acquired for `ti` and are
         // released exactly once, here.
         unsafe {
@@ -357,27 +610,83 @@ unsafe extern "C" fn remap_ctr(
         spare: b"",
         ..cfg
     };
+
+    // SAFETY: plain allocation of a dm-io client; checked below.
+    let io_client = unsafe { b::dm_io_client_create() };
+    let io_client = match kernel::error::from_err_ptr(io_client) {
+        Ok(c) => c,
+        // SAFETY: `ti` is valid per this function's contract.
+        Err(e) => return unsafe { ctr_fail(ti, c"Cannot create dm-io client", e) },
+    };
+    let geometry = crate::meta_io::Geometry {
+        main_len: Sectors(main_len),
+        main_lbs,
+        spare_len: Sectors(spare_len),
+        target_len: Sectors(len),
+        // SAFETY: `mbdev` is an open block device.
+        main_pbs: unsafe { b::dmr_bdev_physical_block_size(mbdev) },
+    };
+    // Validate the metadata now, so that a bad spare fails `dmsetup create`/`reload`
+    // with a clear error; the state is read again at the first resume.
+    let loaded = crate::meta_io::Core::load(io_client, sbdev, &owned, &geometry, false);
+    let (core, items) = match loaded {
+        Ok(v) => v,
+        Err((msg, e)) => {
+            // SAFETY: created above and not shared.
+            unsafe { b::dm_io_client_destroy(io_client) };
+            // SAFETY: `ti` is valid per this function's contract.
+            return unsafe { ctr_fail(ti, msg, e) };
+        }
+    };
+    let core = match KBox::pin_init(new_mutex!(core), GFP_KERNEL) {
+        Ok(c) => c,
+        Err(_) => {
+            // SAFETY: created above and not shared.
+            unsafe { b::dm_io_client_destroy(io_client) };
+            // SAFETY: `ti` is valid per this function's contract.
+            return unsafe { ctr_fail(ti, c"Cannot allocate target state", ENOMEM) };
+        }
+    };
+    // INVARIANT: ownership of both devices (and of the dm-io client) passes to `state`,
+    // whose `drop` releases them on every path from here on.
     let state = Remap {
-        main: main.dev,
-        spare: spare.dev,
+        main: main.disarm(),
+        spare: spare.disarm(),
         cfg: owned,
         len: Sectors(len),
         spare_len: Sectors(spare_len),
         stats: Stats::default(),
         ti,
+        published: Published::new(),
+        core,
+        failed: AtomicBool::new(false),
+        io_client,
+        worker: core::ptr::null_mut(),
+        geometry,
+        resumed: AtomicBool::new(false),
     };
-    let state = match KBox::new(state, GFP_KERNEL) {
+    let mut state = match KBox::new(state, GFP_KERNEL) {
         Ok(s) => s,
-        Err(_) => {
-            // `state` was moved into the failed allocation and dropped with it, which
-            // released both devices: disarm nothing twice.
-            // SAFETY: `ti` is valid per this function's contract.
-            return unsafe { ctr_fail(ti, c"Cannot allocate target state", ENOMEM) };
-        }
+        // SAFETY: `ti` is valid per this function's contract.
+        Err(_) => return unsafe { ctr_fail(ti, c"Cannot allocate target state", ENOMEM) },
     };
-    // INVARIANT: ownership of both devices passes to `state`.
-    main.disarm();
-    spare.disarm();
+    let ctx: *mut Remap = &mut *state;
+    // SAFETY: `ctx` stays valid until `drop` destroys the worker first.
+    let worker =
+        unsafe { b::dmr_worker_create(c"dm-remap".as_ptr().cast(), Some(worker_fn), ctx.cast()) };
+    if worker.is_null() {
+        // SAFETY: `ti` is valid per this function's contract.
+        return unsafe { ctr_fail(ti, c"Cannot create worker", ENOMEM) };
+    }
+    state.worker = worker;
+    match Snapshot::from_items(items) {
+        Ok(snap) => {
+            let _guard = state.core.lock();
+            state.published.publish(snap);
+        }
+        // SAFETY: `ti` is valid per this function's contract.
+        Err(_) => return unsafe { ctr_fail(ti, c"Cannot allocate remap table", ENOMEM) },
+    }
     // SAFETY: `ti` is valid; dm core reads these after `ctr` returns.
     unsafe {
         (*ti).private = KBox::into_raw(state).cast();
@@ -385,6 +694,42 @@ unsafe extern "C" fn remap_ctr(
         (*ti).per_io_data_size = core::mem::size_of::<PerBio>() as c_uint;
     }
     0
+}
+
+/// The worker's C entry point.
+///
+/// # Safety
+/// `ctx` is the `Remap` the worker was created for, alive until the worker is destroyed.
+unsafe extern "C" fn worker_fn(ctx: *mut core::ffi::c_void) {
+    // SAFETY: per the contract.
+    let t = unsafe { &*ctx.cast::<Remap>() };
+    t.work();
+}
+
+/// # Safety
+/// Called by dm core for a constructed target.
+unsafe extern "C" fn remap_postsuspend(ti: *mut b::dm_target) {
+    // SAFETY: dm core calls this only for a constructed target.
+    let t = unsafe { state(ti) };
+    // SAFETY: the worker is live; waits until every queued bio is finished.
+    unsafe { b::dmr_worker_flush(t.worker) };
+}
+
+/// # Safety
+/// Called by dm core for a constructed target.
+unsafe extern "C" fn remap_preresume(ti: *mut b::dm_target) -> c_int {
+    // SAFETY: dm core calls this only for a constructed target.
+    let t = unsafe { state(ti) };
+    if t.resumed.swap(true, Relaxed) {
+        return 0;
+    }
+    match t.first_resume() {
+        Ok(()) => 0,
+        Err(e) => {
+            t.resumed.store(false, Relaxed);
+            e.to_errno()
+        }
+    }
 }
 
 /// Borrows the state of a constructed target.
@@ -410,16 +755,25 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
     let t = unsafe { state(ti) };
     // SAFETY: `bio` is a valid bio owned by dm core for this call.
     let kind = unsafe { b::dmr_bio_kind(bio) };
-    // SAFETY: per_io_data_size was set to the size of `PerBio` in `ctr`.
-    let pb = unsafe { b::dm_per_bio_data(bio, core::mem::size_of::<PerBio>()) }.cast::<PerBio>();
-    // SAFETY: dm core reserves `per_io_data_size` bytes, suitably aligned, per bio.
-    unsafe { pb.write(PerBio { kind }) };
     // SAFETY: `ti` is valid.
     let begin = unsafe { (*ti).begin };
     // SAFETY: `bio` is valid.
     let sector = unsafe { b::dmr_bio_sector(bio) }.saturating_sub(begin);
     if kind == b::dmr_bio_kind_DMR_BIO_FLUSH {
         t.stats.flushes.fetch_add(1, Relaxed);
+        let pb = Remap::per_bio(bio);
+        // SAFETY: dm core reserves `per_io_data_size` bytes, suitably aligned, per bio.
+        unsafe {
+            pb.write(PerBio {
+                kind,
+                state: ST_MAIN,
+                srcu: 0,
+                has_srcu: 0,
+                sector: 0,
+                sectors: 0,
+                rec: Default::default(),
+            })
+        };
         // SAFETY: `bio` is valid; flush bios are numbered 0 and 1 (num_flush_bios = 2).
         let nr = unsafe { b::dm_bio_get_target_bio_nr(bio) };
         let bdev = if nr == 0 {
@@ -432,17 +786,75 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
         return b::DM_MAPIO_REMAPPED as c_int;
     }
     // SAFETY: `bio` is valid.
-    let n = u64::from(unsafe { b::dmr_bio_sectors(bio) });
+    let mut n = u64::from(unsafe { b::dmr_bio_sectors(bio) });
+    let write = kind == b::dmr_bio_kind_DMR_BIO_WRITE;
+    let (route, cut) = if kind == b::dmr_bio_kind_DMR_BIO_OTHER {
+        (Route::Main, None)
+    } else {
+        t.published
+            .read(|snap| crate::engine::route(snap, t.cfg.block_size, sector, n, write))
+    };
+    if let Some(keep) = cut {
+        // SAFETY: called from `map` with a bio of at least `keep` sectors (keep < n);
+        // dm core sends the rest as a new bio.
+        unsafe { b::dm_accept_partial_bio(bio, keep as c_uint) };
+        n = keep;
+    }
     if kind == b::dmr_bio_kind_DMR_BIO_READ {
         t.stats.reads.fetch_add(1, Relaxed);
         t.stats.read_sectors.fetch_add(n, Relaxed);
-    } else if kind == b::dmr_bio_kind_DMR_BIO_WRITE {
+    } else if write {
         t.stats.writes.fetch_add(1, Relaxed);
         t.stats.write_sectors.fetch_add(n, Relaxed);
     }
-    // SAFETY: `bio` is valid and the main device is held open by this target.
-    unsafe { b::dmr_bio_remap(bio, t.main_bdev(), sector) };
+    let mut pbv = PerBio {
+        kind,
+        state: ST_MAIN,
+        srcu: 0,
+        has_srcu: 0,
+        sector,
+        sectors: n as u32,
+        rec: Default::default(),
+    };
+    let (bdev, to) = match route {
+        Route::Main => (t.main_bdev(), sector),
+        Route::Spare(s) => {
+            pbv.state = ST_SPARE;
+            (t.spare_bdev(), s)
+        }
+        Route::Fail => {
+            t.stats.read_errors.fetch_add(1, Relaxed);
+            return b::DM_MAPIO_KILL as c_int;
+        }
+        Route::Defer => {
+            pbv.state = ST_DEFERRED;
+            // SAFETY: `bio` is valid; records its data iterator for the worker.
+            unsafe { b::dmr_bio_save(bio, &mut pbv.rec) };
+            // SAFETY: per-bio data as above.
+            unsafe { Remap::per_bio(bio).write(pbv) };
+            // SAFETY: the worker is live; it takes ownership of `bio`.
+            unsafe { b::dmr_worker_add_bio(t.worker, bio) };
+            return b::DM_MAPIO_SUBMITTED as c_int;
+        }
+    };
+    if write && route != Route::Fail {
+        // SAFETY: the worker is live; released in `end_io`.
+        pbv.srcu = unsafe { b::dmr_io_enter(t.worker) };
+        pbv.has_srcu = 1;
+    }
+    // SAFETY: `bio` is valid and the device is held open by this target.
+    unsafe {
+        b::dmr_bio_remap(bio, bdev, to);
+        b::dmr_bio_save(bio, &mut pbv.rec);
+        Remap::per_bio(bio).write(pbv);
+    }
     b::DM_MAPIO_REMAPPED as c_int
+}
+
+/// Whether a main-device error is a media error worth a remap (not a transient or
+/// capacity condition, which must not eat the spare).
+fn remappable(status: u8) -> bool {
+    u32::from(status) == b::DMR_STS_IOERR || u32::from(status) == b::DMR_STS_MEDIUM
 }
 
 /// # Safety
@@ -455,20 +867,33 @@ unsafe extern "C" fn remap_end_io(
 ) -> c_int {
     // SAFETY: dm core calls `end_io` only for a constructed target.
     let t = unsafe { state(ti) };
+    // SAFETY: `map` (or the worker) stored a `PerBio` in this bio's per-bio data.
+    let pb = unsafe { &mut *Remap::per_bio(bio) };
+    if pb.has_srcu != 0 {
+        pb.has_srcu = 0;
+        // SAFETY: taken in `map`/the worker for this bio, released once.
+        unsafe { b::dmr_io_exit(t.worker, pb.srcu) };
+    }
     // SAFETY: `error` is valid for the call.
     let status = unsafe { *error };
-    if u32::from(status) != b::DMR_STS_OK {
-        // SAFETY: `map` stored a `PerBio` in this bio's per-bio data.
-        let pb = unsafe {
-            b::dm_per_bio_data(bio, core::mem::size_of::<PerBio>())
-                .cast::<PerBio>()
-                .read()
-        };
-        if pb.kind == b::dmr_bio_kind_DMR_BIO_READ {
-            t.stats.read_errors.fetch_add(1, Relaxed);
+    if pb.state == ST_HANDLED || u32::from(status) == b::DMR_STS_OK {
+        return b::DM_ENDIO_DONE as c_int;
+    }
+    let rw = pb.kind == b::dmr_bio_kind_DMR_BIO_READ || pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE;
+    if pb.state == ST_MAIN && rw && remappable(status) {
+        pb.state = if pb.kind == b::dmr_bio_kind_DMR_BIO_READ {
+            ST_READ_FAILED
         } else {
-            t.stats.write_errors.fetch_add(1, Relaxed);
-        }
+            ST_WRITE_FAILED
+        };
+        // SAFETY: the bio is ours until we complete it; hand it to the worker.
+        unsafe { b::dmr_worker_add_bio(t.worker, bio) };
+        return b::DM_ENDIO_INCOMPLETE as c_int;
+    }
+    if pb.kind == b::dmr_bio_kind_DMR_BIO_READ {
+        t.stats.read_errors.fetch_add(1, Relaxed);
+    } else {
+        t.stats.write_errors.fetch_add(1, Relaxed);
     }
     b::DM_ENDIO_DONE as c_int
 }

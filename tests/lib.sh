@@ -44,13 +44,41 @@ dm_path() { echo "/dev/mapper/$PREFIX$1"; }
 # status_field <name> <n>: the n-th field (1-based) of the target's status parameters.
 status_field() { dmsetup status "$PREFIX$1" | awk -v n="$2" '{ print $(3 + n) }'; }
 
+# The offline checker, built on the host by `cargo build` (make check builds it).
+REMAPCTL=${REMAPCTL:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/rust/target/debug/remapctl}
+
+# meta_check_spare <maj:min>: run `remapctl meta check` on a spare after its target is
+# gone; prints the verdict and fails unless the metadata is clean.
+meta_check_spare() {
+  local node="$WORK/spare.${1/:/_}"
+  [ -b "$node" ] || mknod "$node" b "${1%%:*}" "${1##*:}" || return 1
+  "$REMAPCTL" meta check "$node" | sed 's/^/# meta check: /'
+  return "${PIPESTATUS[0]}"
+}
+
 teardown() {
-  local i
+  local i rc=$? d spare
+  # Devices go in reverse order of creation, so a remap device goes before the devices
+  # under it; right after a remap device is removed, its spare's metadata must be clean.
   for ((i = ${#DMDEVS[@]} - 1; i >= 0; i--)); do
-    dmsetup remove --retry "${DMDEVS[$i]}" >/dev/null 2>&1
+    d=${DMDEVS[$i]}
+    [ -n "$d" ] || continue
+    spare=$(dmsetup table "$d" 2>/dev/null | awk '$3 == "remap" { print $5; exit }')
+    dmsetup remove --retry "$d" >/dev/null 2>&1
+    if [ -n "$spare" ] && [ -x "$REMAPCTL" ] && ! meta_check_spare "$spare"; then
+      echo "not ok $((KTAP_N + 1)) metadata of spare $spare is clean after teardown"
+      rc=1
+    fi
+  done
+  # Devices made in subshells (mkfaulty) are not in DMDEVS: sweep the prefix.
+  for i in 1 2 3; do
+    for d in $(dmsetup ls 2>/dev/null | awk -v p="$PREFIX" 'index($1, p) == 1 { print $1 }'); do
+      dmsetup remove "$d" >/dev/null 2>&1
+    done
   done
   for d in "${LOOPS[@]}"; do losetup -d "$d" 2>/dev/null; done
   rm -rf "$WORK"
+  exit "$rc"
 }
 trap teardown EXIT
 
@@ -62,3 +90,43 @@ load_module() {
 # dmesg_since_mark: kernel messages after the last dmesg_mark.
 dmesg_mark() { DMESG_LINES=$(dmesg | wc -l); }
 dmesg_since_mark() { dmesg | tail -n +"$((DMESG_LINES + 1))"; }
+
+# mkfaulty <name> <base_dev> <len_sectors> <kind:start:len>...: a dm device over base
+# that passes I/O through except for the listed ranges: kind "error" fails all I/O
+# (dm-error), kind "wfail" fails writes only (dm-flakey error_writes, reads pass).
+mkfaulty() {
+  local name=$PREFIX$1 base=$2 len=$3; shift 3
+  local pos=0 table="" spec kind start n
+  for spec in "$@"; do
+    IFS=: read -r kind start n <<<"$spec"
+    [ "$start" -gt "$pos" ] && table+="$pos $((start - pos)) linear $base $pos"$'\n'
+    case $kind in
+      error) table+="$start $n error"$'\n' ;;
+      wfail) table+="$start $n flakey $base $start 0 3600 1 error_writes"$'\n' ;;
+    esac
+    pos=$((start + n))
+  done
+  [ "$len" -gt "$pos" ] && table+="$pos $((len - pos)) linear $base $pos"$'\n'
+  printf '%s' "$table" | dmsetup create "$name" || return 1
+  DMDEVS+=("$name")
+  echo "/dev/mapper/$name"
+}
+
+# info <name> <field>: a named field of the remap status line.
+#   block_size spare_blocks reads writes flushes read_sectors write_sectors read_errors
+#   write_errors remapped pending spare_used spare_free remaps meta_version last_commit mode
+info() {
+  local names=(block_size spare_blocks reads writes flushes read_sectors write_sectors
+               read_errors write_errors remapped pending spare_used spare_free remaps
+               meta_version last_commit mode) i
+  for i in "${!names[@]}"; do
+    [ "${names[$i]}" = "$2" ] && { status_field "$1" $((i + 1)); return; }
+  done
+  return 1
+}
+
+# blk_write <dev> <block> <file> / blk_read <dev> <block> <out>: 4 KiB direct I/O.
+blk_write() { dd if="$3" of="$1" bs=4096 seek="$2" count=1 oflag=direct conv=notrunc status=none; }
+blk_read() { dd if="$1" of="$3" bs=4096 skip="$2" count=1 iflag=direct status=none; }
+# ktap_check_fails <description> <command...>: pass if the command fails.
+ktap_check_fails() { local d=$1; shift; if "$@" 2>/dev/null; then ktap_fail "$d"; else ktap_pass "$d"; fi; }

@@ -4,6 +4,7 @@ use super::MetaError;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// An open spare device or image.
@@ -37,6 +38,13 @@ impl Spare {
         } else {
             md.len()
         };
+        if block {
+            // The kernel writes metadata below the block device's page cache: drop what
+            // the cache holds so that reads see the disk. Failure only means a cold cache.
+            // SAFETY: `file` is an open descriptor; the call takes no pointers.
+            let _ =
+                unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        }
         Ok(Spare {
             file,
             len,

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Metadata I/O and the writer-side state: the spare allocator and the commits.
+//!
+//! C header: [include/linux/dm-io.h](srctree/include/linux/dm-io.h)
+//!
+//! The format, copy selection, repair planning, commit ordering and the allocator are
+//! remap-core's; this file only moves their bytes to and from the spare.
+
+use crate::bindings as b;
+use crate::engine::{Special, BUSY};
+use crate::remap_core::alloc::{words_for, AllocError, Bitmap};
+use crate::remap_core::layout::{self, COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
+use crate::remap_core::meta::{self, Config, Fingerprint, ScanCheckpoint, SpareInfo, State};
+use crate::remap_core::remap_table::REMAPPED;
+use crate::remap_core::repair::{self, CopyRead, CopyStatus, Refusal, Selection, COMMIT_PLAN};
+use crate::remap_core::storm::StormGuard;
+use crate::remap_core::table_line::TableConfig;
+use crate::remap_core::units::Sectors;
+use core::ffi::CStr;
+use kernel::bindings::block_device;
+use kernel::ffi::c_int;
+use kernel::prelude::*;
+
+macro_rules! dmwarn {
+    ($($arg:tt)*) => { pr_warn!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
+}
+macro_rules! dminfo {
+    ($($arg:tt)*) => { pr_info!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
+}
+macro_rules! dmerr {
+    ($($arg:tt)*) => { pr_err!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
+}
+
+/// What the constructor learnt about the devices.
+pub(crate) struct Geometry {
+    /// Main device size.
+    pub(crate) main_len: Sectors,
+    /// Main device logical block size in bytes.
+    pub(crate) main_lbs: u32,
+    /// Main device physical block size in bytes.
+    pub(crate) main_pbs: u32,
+    /// Spare device size.
+    pub(crate) spare_len: Sectors,
+    /// Target length.
+    pub(crate) target_len: Sectors,
+}
+
+/// A constructor failure: the `ti->error` text and the errno.
+pub(crate) type LoadError = (&'static CStr, Error);
+
+/// Writer-side state, behind the target's mutex.
+pub(crate) struct Core {
+    /// Result of the last commit: 0 or a negative errno.
+    pub(crate) last_commit: c_int,
+    /// Copies rewritten when the metadata was loaded.
+    pub(crate) repaired: u32,
+    /// Copies to (re)write before the target first resumes: a fresh format or repairs.
+    pending_writes: [bool; COPY_COUNT],
+    /// Remap storm bound.
+    pub(crate) storm: StormGuard,
+    bitmap: KVVec<u64>,
+    nblocks: u64,
+    used: u64,
+    version: u64,
+    uuid: [u8; 16],
+    fingerprint: Fingerprint,
+    config: Config,
+    spare: SpareInfo,
+    scan: ScanCheckpoint,
+    /// Encoding buffer of one copy (vmalloc'd, reused by every commit).
+    buf: KVVec<u8>,
+    client: *mut b::dm_io_client,
+    bdev: *mut block_device,
+}
+
+// SAFETY: the raw pointers are the dm-io client and the spare's block device, both
+// owned by the target for the lifetime of `Core` and usable from any thread; `Core`
+// is only used behind the target's mutex.
+unsafe impl Send for Core {}
+
+/// Synchronous I/O of `sectors` sectors of `buf` at `sector` of `bdev`.
+fn io(
+    client: *mut b::dm_io_client,
+    bdev: *mut block_device,
+    sector: u64,
+    buf: &mut [u8],
+    op: b::dmr_io_op,
+) -> Result {
+    let sectors = (buf.len() / 512) as u64;
+    // SAFETY: `client` and `bdev` are live for the caller's target; `buf` is a kernel
+    // buffer of `sectors` sectors that outlives this synchronous call.
+    let r = unsafe { b::dmr_io(client, bdev, sector, sectors, buf.as_mut_ptr().cast(), op) };
+    kernel::error::to_result(r)
+}
+
+fn new_uuid() -> [u8; 16] {
+    let mut u = [0u8; 16];
+    // SAFETY: `u` is a valid buffer of 16 bytes.
+    unsafe { b::dmr_random_bytes(u.as_mut_ptr().cast(), u.len()) };
+    // RFC 4122 version 4, variant 1.
+    u[6] = (u[6] & 0x0f) | 0x40;
+    u[8] = (u[8] & 0x3f) | 0x80;
+    u
+}
+
+impl Core {
+    /// Spare data blocks in use.
+    pub(crate) fn used_blocks(&self) -> u64 {
+        self.used
+    }
+
+    /// Spare data blocks free.
+    pub(crate) fn free_blocks(&self) -> u64 {
+        self.nblocks.saturating_sub(self.used)
+    }
+
+    /// Version of the last committed metadata.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn bitmap(&mut self) -> Option<Bitmap<'_>> {
+        Bitmap::resume(&mut self.bitmap, self.nblocks).ok()
+    }
+
+    /// Allocates a spare data block.
+    pub(crate) fn alloc_block(&mut self) -> Option<u64> {
+        let mut bm = self.bitmap()?;
+        let r = bm.alloc();
+        self.used = bm.used();
+        r
+    }
+
+    /// Frees a spare data block.
+    pub(crate) fn free_block(&mut self, blk: u64) {
+        if let Some(mut bm) = self.bitmap() {
+            bm.free_block(blk);
+            self.used = bm.used();
+        }
+    }
+
+    /// Reads the spare's metadata (formatting a blank spare) and returns the state and
+    /// the sorted special blocks.
+    pub(crate) fn load(
+        client: *mut b::dm_io_client,
+        bdev: *mut block_device,
+        cfg: &TableConfig<'_>,
+        g: &Geometry,
+        report: bool,
+    ) -> core::result::Result<(Core, KVVec<Special>), LoadError> {
+        let nomem = |_| (c"Cannot allocate metadata buffers", ENOMEM);
+        let bs = cfg.block_size;
+        let nblocks = layout::data_blocks(g.spare_len, bs).0;
+        let words =
+            usize::try_from(words_for(nblocks)).map_err(|_| (c"Spare too large", EINVAL))?;
+        let bitmap = KVVec::from_elem(0u64, words, GFP_KERNEL).map_err(nomem)?;
+        let mut area =
+            KVVec::from_elem(0u8, COPY_COUNT * COPY_MAX_BYTES, GFP_KERNEL).map_err(nomem)?;
+        let mut ok = [false; COPY_COUNT];
+        for (i, (chunk, &sector)) in area
+            .chunks_mut(COPY_MAX_BYTES)
+            .zip(COPY_SECTORS.iter())
+            .enumerate()
+        {
+            let r = io(client, bdev, sector, chunk, b::dmr_io_op_DMR_IO_READ);
+            if let Some(o) = ok.get_mut(i) {
+                *o = r.is_ok();
+            }
+        }
+        let mut chunks = area.chunks(COPY_MAX_BYTES);
+        let reads: [CopyRead<'_>; COPY_COUNT] = core::array::from_fn(|i| match chunks.next() {
+            Some(c) if ok.get(i).copied().unwrap_or(false) => CopyRead::Bytes(c),
+            _ => CopyRead::IoError,
+        });
+        let fingerprint = Fingerprint {
+            main_sectors: g.main_len.0,
+            logical_block_bytes: g.main_lbs,
+            physical_block_bytes: g.main_pbs,
+            identity: [0; meta::IDENTITY_LEN],
+        };
+        let mut core = Core {
+            last_commit: 0,
+            repaired: 0,
+            pending_writes: [false; COPY_COUNT],
+            // SAFETY: reads the monotonic clock.
+            storm: StormGuard::new(cfg.max_remap_rate, unsafe { b::dmr_now_ms() }),
+            bitmap,
+            nblocks,
+            used: 0,
+            version: 0,
+            uuid: [0; 16],
+            fingerprint,
+            config: Config {
+                block_bytes: bs.bytes(),
+                read_retries: u32::from(cfg.read_retries),
+                target_sectors: g.target_len.0,
+                flags: 0,
+                scan_interval_s: 0,
+                scan_rate_kibs: 0,
+                predict_interval_s: 0,
+                alert_min_level: 0,
+            },
+            spare: meta::spare_info(new_uuid(), g.spare_len.0, bs, 0),
+            scan: ScanCheckpoint::default(),
+            buf: KVVec::new(),
+            client,
+            bdev,
+        };
+        let sel = repair::select(&reads, None);
+        let mut items = KVVec::new();
+        let rewrite = match sel {
+            Selection::Blank => {
+                core.uuid = new_uuid();
+                if report {
+                    dminfo!("formatting blank spare");
+                }
+                [true; COPY_COUNT]
+            }
+            Selection::Refuse {
+                reason: Refusal::NoValidCopy,
+                diagnosis,
+            } if cfg.format_spare => {
+                for (i, d) in diagnosis.iter().enumerate() {
+                    if let Some(d) = d {
+                        dmwarn!("format_spare: copy {} was: {}", i, d.as_str());
+                    }
+                }
+                core.uuid = new_uuid();
+                dmwarn!("format_spare: overwriting foreign data in the metadata area");
+                [true; COPY_COUNT]
+            }
+            Selection::Refuse { reason, diagnosis } => {
+                for (i, d) in diagnosis.iter().enumerate() {
+                    if let Some(d) = d {
+                        dmerr!(
+                            "metadata copy {} at sector {}: {}",
+                            i,
+                            COPY_SECTORS.get(i).unwrap_or(&0),
+                            d.as_str()
+                        );
+                    }
+                }
+                dmerr!("{}", reason.as_str());
+                let msg = match reason {
+                    Refusal::NoValidCopy => {
+                        c"Spare holds foreign data or corrupt metadata (format_spare overrides)"
+                    }
+                    Refusal::MixedSetups => c"Spare metadata copies belong to different setups",
+                    Refusal::Conflict { .. } => {
+                        c"Spare metadata copies of the same version disagree"
+                    }
+                    Refusal::BlankWithErrors => c"Spare metadata area unreadable",
+                };
+                return Err((msg, EINVAL));
+            }
+            Selection::Load { state, .. } if cfg.format_spare && !core.same_main(&state, g) => {
+                dmwarn!(
+                    "format_spare: overwriting metadata version {} of a setup for another main device",
+                    state.version
+                );
+                core.uuid = new_uuid();
+                [true; COPY_COUNT]
+            }
+            Selection::Load {
+                state,
+                status,
+                rewrite: rw,
+                ..
+            } => {
+                core.check_loaded(&state, cfg, g)?;
+                core.uuid = state.uuid;
+                core.version = state.version;
+                core.config.scan_interval_s = state.config.scan_interval_s;
+                core.config.scan_rate_kibs = state.config.scan_rate_kibs;
+                core.config.predict_interval_s = state.config.predict_interval_s;
+                core.config.alert_min_level = state.config.alert_min_level;
+                core.scan = state.scan;
+                if let Some(sp) = state.spare(0) {
+                    core.spare = sp;
+                }
+                let (r, l, p) = state.counts();
+                items = KVVec::with_capacity(r + p, GFP_KERNEL).map_err(nomem)?;
+                {
+                    let mut bm = Bitmap::new(&mut core.bitmap, nblocks)
+                        .map_err(|_| (c"Cannot build spare bitmap", EINVAL))?;
+                    for e in state.entries() {
+                        if e.state == REMAPPED {
+                            match bm.mark_used(e.spare_block) {
+                                Ok(()) => {}
+                                Err(AllocError::InUse) => {
+                                    return Err((
+                                        c"Spare metadata maps two blocks to one spare block",
+                                        EINVAL,
+                                    ))
+                                }
+                                Err(_) => {
+                                    return Err((c"Spare metadata entry beyond the spare", EINVAL))
+                                }
+                            }
+                        }
+                        items.push(e, GFP_KERNEL).map_err(nomem)?;
+                    }
+                    core.used = bm.used();
+                }
+                for (i, st) in status.iter().enumerate().filter(|_| report) {
+                    match st {
+                        CopyStatus::Current => {}
+                        CopyStatus::Stale { version } => {
+                            dmwarn!(
+                                "metadata copy {}: stale (version {} < {}), rewriting",
+                                i,
+                                version,
+                                state.version
+                            )
+                        }
+                        CopyStatus::Bad(d) => {
+                            dmwarn!("metadata copy {}: {}, rewriting", i, d.as_str())
+                        }
+                    }
+                }
+                if report {
+                    dminfo!(
+                        "loaded metadata version {}: {} remapped ({} with lost sectors), {} pending",
+                        state.version,
+                        r,
+                        l,
+                        p
+                    );
+                }
+                rw
+            }
+        };
+        // Keep one copy's worth of the read buffer for encoding.
+        drop(area);
+        core.buf = KVVec::from_elem(0u8, COPY_MAX_BYTES, GFP_KERNEL).map_err(nomem)?;
+        core.pending_writes = rewrite;
+        Ok((core, items))
+    }
+
+    /// Whether a loaded state's fingerprint matches the main device.
+    fn same_main(&self, st: &meta::Decoded<'_>, g: &Geometry) -> bool {
+        let f = &st.fingerprint;
+        f.main_sectors == g.main_len.0
+            && f.logical_block_bytes == g.main_lbs
+            && f.physical_block_bytes == g.main_pbs
+    }
+
+    /// Checks a loaded state against the table line and the devices.
+    fn check_loaded(
+        &self,
+        st: &meta::Decoded<'_>,
+        cfg: &TableConfig<'_>,
+        g: &Geometry,
+    ) -> core::result::Result<(), LoadError> {
+        let f = &st.fingerprint;
+        if !self.same_main(st, g) {
+            dmerr!(
+                "spare belongs to a main device of {} sectors ({}/{} byte blocks), this one has {} ({}/{})",
+                f.main_sectors,
+                f.logical_block_bytes,
+                f.physical_block_bytes,
+                g.main_len.0,
+                g.main_lbs,
+                g.main_pbs
+            );
+            return Err((
+                c"Spare metadata fingerprint does not match the main device",
+                EINVAL,
+            ));
+        }
+        if st.config.block_bytes != cfg.block_size.bytes() {
+            dmerr!("spare metadata uses block_size {}", st.config.block_bytes);
+            return Err((c"block_size differs from the spare's metadata", EINVAL));
+        }
+        if st.config.target_sectors != g.target_len.0 {
+            dmerr!(
+                "spare metadata is for a target of {} sectors",
+                st.config.target_sectors
+            );
+            return Err((c"Target length differs from the spare's metadata", EINVAL));
+        }
+        if st.spare_count() != 1 || st.spare(0).map_or(true, |s| s.sectors != g.spare_len.0) {
+            return Err((
+                c"Spare size or spare list differs from the spare's metadata",
+                EINVAL,
+            ));
+        }
+        if st.entries().any(|e| e.spare != 0) {
+            return Err((c"Spare metadata references other spares", EINVAL));
+        }
+        Ok(())
+    }
+
+    /// Encodes the current state with `items` and writes the copies marked in
+    /// `which`, one at a time in commit order, each durable before the next.
+    /// Returns how many were written.
+    fn write_copies(&mut self, items: &[Special], which: &[bool; COPY_COUNT]) -> Result<u32> {
+        let spares = [self.spare];
+        let st = State {
+            uuid: self.uuid,
+            version: self.version,
+            fingerprint: self.fingerprint,
+            config: self.config,
+            spares: &spares,
+            entries: items,
+            scan: self.scan,
+        };
+        let len = match meta::encode(&st, 0, &mut self.buf) {
+            Ok(n) => n,
+            Err(meta::EncodeError::TooLarge) => {
+                dmerr!("metadata full: the map cannot hold more entries");
+                return Err(ENOSPC);
+            }
+            Err(_) => return Err(EINVAL),
+        };
+        let (client, bdev) = (self.client, self.bdev);
+        let buf = self.buf.get_mut(..len).ok_or(EINVAL)?;
+        let mut n = 0;
+        for step in COMMIT_PLAN.iter() {
+            if !which.get(step.copy).copied().unwrap_or(false) {
+                continue;
+            }
+            let sector = *COPY_SECTORS.get(step.copy).ok_or(EINVAL)?;
+            meta::set_copy_sector(buf, sector).map_err(|_| EINVAL)?;
+            if let Err(e) = io(client, bdev, sector, buf, b::dmr_io_op_DMR_IO_WRITE_FUA) {
+                dmerr!(
+                    "metadata write of copy {} (version {}) failed: {:?}",
+                    step.copy,
+                    self.version,
+                    e
+                );
+                return Err(e);
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Writes what loading found missing (a fresh format, or copies to repair).
+    ///
+    /// Loading itself writes nothing: during a table reload the old table is still live
+    /// and may commit until it is suspended, so writes wait for the first resume.
+    pub(crate) fn write_pending(&mut self, items: &[Special]) -> Result {
+        let which = self.pending_writes;
+        if !which.iter().any(|&w| w) {
+            return Ok(());
+        }
+        let n = self.write_copies(items, &which)?;
+        self.pending_writes = [false; COPY_COUNT];
+        self.repaired = n;
+        dminfo!("wrote {} metadata copies (version {})", n, self.version);
+        Ok(())
+    }
+
+    /// Commits `items` as the new metadata version.
+    ///
+    /// The version is consumed even when the commit fails, so a later commit never
+    /// reuses the number of copies that may have reached the disk.
+    pub(crate) fn commit(&mut self, items: &[Special]) -> Result {
+        self.version = self.version.checked_add(1).ok_or(EINVAL)?;
+        let r = self.write_copies(items, &[true; COPY_COUNT]);
+        r.map(|_| ())
+    }
+
+    /// Whether `items` (in-memory states included) plus `extra` new remaps still fit
+    /// one metadata copy.
+    pub(crate) fn fits(items: &[Special], extra: usize) -> bool {
+        let (mut r, mut l, mut p) = (extra, 0usize, 0usize);
+        for e in items {
+            match e.state {
+                REMAPPED => {
+                    r += 1;
+                    l += usize::from(e.has_lost());
+                }
+                BUSY => r += 1,
+                _ => p += 1,
+            }
+        }
+        meta::fits(1, r, l, p)
+    }
+}
