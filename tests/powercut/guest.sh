@@ -17,7 +17,9 @@ blocks=16384                 # 64 MiB main
 nsect=$((blocks * 8))
 table=""
 pos=0
-for b in $(seq 100 97 4000); do
+# 1223 bad blocks (every 13th from 100): remaps, and so metadata commits, keep
+# happening in every boot, so cuts land inside commits too.
+for b in $(seq 100 13 16000); do
   s=$((b * 8))
   table+="$pos $((s - pos)) linear /dev/vda $pos"$'\n'"$s 8 error"$'\n'
   pos=$((s + 8))
@@ -43,7 +45,7 @@ RANDOM=$seed
 i=0
 while [ "$limit" = 0 ] || [ "$i" -lt "$limit" ]; do
   # Half of the writes go to the injected bad blocks, half anywhere.
-  if [ $((RANDOM % 2)) = 0 ]; then blk=$((100 + 97 * (RANDOM % 40))); else blk=$(( (RANDOM * 32768 + RANDOM) % blocks )); fi
+  if [ $((RANDOM % 2)) = 0 ]; then blk=$((100 + 13 * (RANDOM % 1223))); else blk=$(( (RANDOM * 32768 + RANDOM) % blocks )); fi
   head -c 4096 /dev/urandom > /tmp/pc.blk
   sha=$(sha256sum < /tmp/pc.blk | cut -c1-16)
   echo "INTENT $blk $sha"

@@ -20,6 +20,7 @@ import hashlib
 import os
 import random
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -54,32 +55,32 @@ def boot(expect_path, seed, kill_after, limit=0):
     cmd = [os.path.join(ROOT, "scripts", "vm-run"), "bash", "tests/powercut/guest.sh",
            os.path.relpath(expect_path, ROOT), str(seed), str(limit)]
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True, errors="replace",
-                         start_new_session=True)
+                         stderr=subprocess.STDOUT, start_new_session=True)
     lines = []
     deadline = None
     cut = False
-    os.set_blocking(p.stdout.fileno(), False)
+    fd = p.stdout.fileno()
     buf = ""
-    while True:
-        chunk = p.stdout.read()
-        if chunk:
-            buf += chunk
+    eof = False
+    while not eof:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                eof = True
+            buf += chunk.decode("utf-8", "replace")
             *done, buf = buf.split("\n")
             for line in done:
                 lines.append(line)
                 if line.startswith("VERIFY ") and deadline is None and not limit:
                     deadline = time.time() + kill_after
-        if p.poll() is not None:
-            break
         if deadline is not None and time.time() >= deadline:
             # The power cut: SIGKILL QEMU, nothing gets flushed.
             subprocess.run(["pkill", "-9", "-f", "qemu-system-x86_64 -name virtme-ng"])
             cut = True
             deadline = float("inf")
-        time.sleep(0.05)
-    rest = p.stdout.read() or ""
-    lines.extend((buf + rest).split("\n"))
+    p.wait()
+    lines.extend(buf.split("\n"))
     return lines, cut
 
 
