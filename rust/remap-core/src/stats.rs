@@ -1,1 +1,686 @@
-//! (in progress)
+//! Health statistics: the per-device ring of the last [`RING_LEN`] samples, window
+//! summaries (min, max, mean, standard deviation, percentiles) in integer arithmetic,
+//! and daily aggregation.
+//!
+//! A [`Sample`] is what the module records each interval (1 h by default; any interval
+//! works): counts over the interval for I/O and errors, latency percentiles of the
+//! interval, and three levels (remapped blocks, pending blocks, free spare blocks).
+//!
+//! # State size
+//! A ring slot is a packed 56-byte record (counts above `u32` saturate where a `u32` is
+//! stored), so the ring is 56 000 bytes; the daily history ([`DAYS`] days of 48 bytes)
+//! adds 3 072. [`Health`] as a whole is checked to stay below 60 KiB in the tests,
+//! leaving room for the prediction state within the 64 KiB per-device budget.
+
+use super::fixed;
+
+/// Samples kept per device.
+pub const RING_LEN: usize = 1000;
+/// Days of daily aggregates kept per device.
+pub const DAYS: usize = 64;
+/// Seconds per day.
+pub const DAY_S: u64 = 86_400;
+
+/// One interval's record, as the module produces it and as a trace row holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sample {
+    /// End of the interval, seconds on the caller's clock (monotonic per device).
+    pub t_s: u64,
+    /// Reads completed in the interval.
+    pub reads: u64,
+    /// Reads that failed in the interval.
+    pub read_errors: u64,
+    /// Writes completed in the interval.
+    pub writes: u64,
+    /// Writes that failed on the main device in the interval.
+    pub write_errors: u64,
+    /// Median I/O latency over the interval, µs.
+    pub lat_p50_us: u64,
+    /// 99th percentile I/O latency over the interval, µs.
+    pub lat_p99_us: u64,
+    /// Blocks remapped so far (level).
+    pub remapped_total: u64,
+    /// Blocks known bad but not yet remapped (level).
+    pub pending_total: u64,
+    /// Free blocks left on the spares (level).
+    pub spare_free_blocks: u64,
+}
+
+impl Sample {
+    /// Failed I/Os in the interval.
+    pub const fn errors(&self) -> u64 {
+        self.read_errors.saturating_add(self.write_errors)
+    }
+    /// I/Os in the interval.
+    pub const fn ios(&self) -> u64 {
+        self.reads.saturating_add(self.writes)
+    }
+}
+
+/// A quantity that can be summarised over a window of the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// [`Sample::reads`].
+    Reads,
+    /// [`Sample::read_errors`].
+    ReadErrors,
+    /// [`Sample::writes`].
+    Writes,
+    /// [`Sample::write_errors`].
+    WriteErrors,
+    /// Reads plus writes.
+    Ios,
+    /// Read plus write errors.
+    Errors,
+    /// [`Sample::lat_p50_us`].
+    LatP50,
+    /// [`Sample::lat_p99_us`].
+    LatP99,
+    /// [`Sample::remapped_total`].
+    Remapped,
+    /// [`Sample::pending_total`].
+    Pending,
+    /// [`Sample::spare_free_blocks`].
+    SpareFree,
+}
+
+impl Field {
+    /// The field's value in `s`.
+    pub const fn of(self, s: &Sample) -> u64 {
+        match self {
+            Field::Reads => s.reads,
+            Field::ReadErrors => s.read_errors,
+            Field::Writes => s.writes,
+            Field::WriteErrors => s.write_errors,
+            Field::Ios => s.ios(),
+            Field::Errors => s.errors(),
+            Field::LatP50 => s.lat_p50_us,
+            Field::LatP99 => s.lat_p99_us,
+            Field::Remapped => s.remapped_total,
+            Field::Pending => s.pending_total,
+            Field::SpareFree => s.spare_free_blocks,
+        }
+    }
+}
+
+const fn sat32(v: u64) -> u32 {
+    if v > u32::MAX as u64 {
+        u32::MAX
+    } else {
+        v as u32
+    }
+}
+
+/// A ring slot: a [`Sample`] with the fields that never need 64 bits saturated to 32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Rec {
+    t_s: u64,
+    reads: u64,
+    writes: u64,
+    spare_free_blocks: u64,
+    read_errors: u32,
+    write_errors: u32,
+    lat_p50_us: u32,
+    lat_p99_us: u32,
+    remapped_total: u32,
+    pending_total: u32,
+}
+
+impl Rec {
+    const ZERO: Rec = Rec {
+        t_s: 0,
+        reads: 0,
+        writes: 0,
+        spare_free_blocks: 0,
+        read_errors: 0,
+        write_errors: 0,
+        lat_p50_us: 0,
+        lat_p99_us: 0,
+        remapped_total: 0,
+        pending_total: 0,
+    };
+
+    const fn pack(s: &Sample) -> Rec {
+        Rec {
+            t_s: s.t_s,
+            reads: s.reads,
+            writes: s.writes,
+            spare_free_blocks: s.spare_free_blocks,
+            read_errors: sat32(s.read_errors),
+            write_errors: sat32(s.write_errors),
+            lat_p50_us: sat32(s.lat_p50_us),
+            lat_p99_us: sat32(s.lat_p99_us),
+            remapped_total: sat32(s.remapped_total),
+            pending_total: sat32(s.pending_total),
+        }
+    }
+
+    const fn unpack(&self) -> Sample {
+        Sample {
+            t_s: self.t_s,
+            reads: self.reads,
+            read_errors: self.read_errors as u64,
+            writes: self.writes,
+            write_errors: self.write_errors as u64,
+            lat_p50_us: self.lat_p50_us as u64,
+            lat_p99_us: self.lat_p99_us as u64,
+            remapped_total: self.remapped_total as u64,
+            pending_total: self.pending_total as u64,
+            spare_free_blocks: self.spare_free_blocks,
+        }
+    }
+}
+
+/// The last [`RING_LEN`] samples of a device, newest first by age.
+#[derive(Debug, Clone)]
+pub struct Ring {
+    recs: [Rec; RING_LEN],
+    /// Slot the next sample goes to.
+    head: usize,
+    /// Valid slots.
+    len: usize,
+}
+
+impl Default for Ring {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Ring {
+    /// An empty ring.
+    pub const fn new() -> Self {
+        Ring {
+            recs: [Rec::ZERO; RING_LEN],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    /// Appends `s`, dropping the oldest sample when full. Values that the ring stores in
+    /// 32 bits (error counts, latencies, remapped and pending levels) saturate there.
+    pub fn push(&mut self, s: &Sample) {
+        if let Some(slot) = self.recs.get_mut(self.head) {
+            *slot = Rec::pack(s);
+        }
+        self.head = if self.head + 1 >= RING_LEN {
+            0
+        } else {
+            self.head + 1
+        };
+        if self.len < RING_LEN {
+            self.len += 1;
+        }
+    }
+
+    /// Samples held.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no sample has been pushed.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The sample `age` pushes ago (0: the newest), if still held.
+    pub fn get(&self, age: usize) -> Option<Sample> {
+        if age >= self.len {
+            return None;
+        }
+        // head >= 1 + age - RING_LEN never underflows: add RING_LEN first.
+        let idx = (self.head + RING_LEN - 1 - age) % RING_LEN;
+        self.recs.get(idx).map(Rec::unpack)
+    }
+
+    /// The newest sample.
+    pub fn latest(&self) -> Option<Sample> {
+        self.get(0)
+    }
+
+    /// Iterates over the newest `n` samples (or all held), newest first.
+    pub fn recent(&self, n: usize) -> impl Iterator<Item = Sample> + '_ {
+        (0..n.min(self.len)).filter_map(move |a| self.get(a))
+    }
+}
+
+/// Summary of a field over a window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Samples in the window.
+    pub n: u32,
+    /// Smallest value.
+    pub min: u64,
+    /// Largest value.
+    pub max: u64,
+    /// Mean, rounded down.
+    pub mean: u64,
+    /// Population standard deviation, rounded down (integer square root of the
+    /// exact variance about the exact mean, itself rounded down).
+    pub stddev: u64,
+}
+
+/// Summary of `field` over the newest `window` samples; `None` when the ring is empty.
+///
+/// Exact: the mean is accumulated as quotient and remainder so no sum overflows, and
+/// the variance in 128 bits about the exact rational mean.
+pub fn summary(ring: &Ring, field: Field, window: usize) -> Option<Summary> {
+    let n = window.min(ring.len());
+    if n == 0 {
+        return None;
+    }
+    let n64 = n as u64;
+    let (mut min, mut max) = (u64::MAX, 0u64);
+    let (mut q, mut r) = (0u64, 0u64);
+    for s in ring.recent(n) {
+        let v = field.of(&s);
+        min = min.min(v);
+        max = max.max(v);
+        q = q.saturating_add(v / n64);
+        r += v % n64;
+    }
+    // sum = q*n + r exactly; mean = q + r/n.
+    let mean = q.saturating_add(r / n64);
+    let stddev = stddev_of(ring, field, n, max - min, min);
+    Some(Summary {
+        n: n as u32,
+        min,
+        max,
+        mean,
+        stddev,
+    })
+}
+
+/// Population standard deviation of `field` over the newest `n` (> 0) samples whose
+/// values span `range` from `min`.
+///
+/// With d = n*v - sum (the deviation in units of 1/n), the variance is
+/// sum(d^2) / n^3, computed exactly in 128 bits while the values span less than 2^48
+/// (|d| < 2^58, sum(d^2) < 2^126). Wider spans are shifted down first, which bounds the
+/// relative error by 2^-46.
+fn stddev_of(ring: &Ring, field: Field, n: usize, range: u64, min: u64) -> u64 {
+    let shift = (64 - range.leading_zeros()).saturating_sub(48);
+    let w = |s: &Sample| field.of(s).saturating_sub(min) >> shift;
+    let n128 = n as u128;
+    let mut sum: u128 = 0;
+    for s in ring.recent(n) {
+        sum += w(&s) as u128;
+    }
+    let mut ss: u128 = 0;
+    for s in ring.recent(n) {
+        let d = (w(&s) as u128 * n128).abs_diff(sum);
+        ss = ss.saturating_add(d * d);
+    }
+    let var = fixed::div_u128(ss, n128 * n128 * n128).unwrap_or(0);
+    fixed::isqrt_u128(var) << shift
+}
+
+/// Number of values `<= v` among `field` of the newest `window` samples.
+fn count_le(ring: &Ring, field: Field, window: usize, v: u64) -> usize {
+    ring.recent(window).filter(|s| field.of(s) <= v).count()
+}
+
+/// The `permille`/1000 percentile (nearest rank) of `field` over the newest `window`
+/// samples; `None` when empty. 500 is the median (lower), 1000 the maximum.
+///
+/// Selection by bisection over the value range: no copy, at most 64 passes.
+pub fn percentile(ring: &Ring, field: Field, window: usize, permille: u32) -> Option<u64> {
+    let n = window.min(ring.len());
+    let s = summary_minmax(ring, field, n)?;
+    let rank = rank_for(n, permille);
+    Some(select(s, rank, |v| count_le(ring, field, n, v)))
+}
+
+/// Nearest rank (1-based) of the `permille` percentile among `n` values.
+pub(crate) const fn rank_for(n: usize, permille: u32) -> usize {
+    let p = if permille > 1000 { 1000 } else { permille } as usize;
+    let r = (n * p).div_ceil(1000);
+    if r == 0 {
+        1
+    } else {
+        r
+    }
+}
+
+fn summary_minmax(ring: &Ring, field: Field, n: usize) -> Option<(u64, u64)> {
+    if n == 0 {
+        return None;
+    }
+    let mut mm = (u64::MAX, 0u64);
+    for s in ring.recent(n) {
+        let v = field.of(&s);
+        mm = (mm.0.min(v), mm.1.max(v));
+    }
+    Some(mm)
+}
+
+/// Smallest `v` in `[lo, hi]` with `count_le(v) >= rank`.
+fn select(range: (u64, u64), rank: usize, count_le: impl Fn(u64) -> usize) -> u64 {
+    let (mut lo, mut hi) = range;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if count_le(mid) >= rank {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    lo
+}
+
+/// One day's aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Day {
+    /// Day number: `t_s / 86400`.
+    pub day: u32,
+    /// Samples that fell in the day.
+    pub samples: u16,
+    /// Samples of the day with at least one error.
+    pub err_samples: u16,
+    /// Median of the samples' p99 latency, µs.
+    pub lat_p99_med: u32,
+    /// Median I/Os per sample.
+    pub ios_med: u32,
+    /// I/Os in the day.
+    pub ios: u64,
+    /// Failed I/Os in the day.
+    pub errors: u64,
+    /// Largest error count of a single sample of the day.
+    pub max_sample_errors: u32,
+    /// Remapped blocks at the end of the day.
+    pub remapped_end: u32,
+    /// Free spare blocks at the end of the day.
+    pub spare_free_end: u64,
+}
+
+/// Daily aggregates: the last [`DAYS`] closed days, plus the open one.
+#[derive(Debug, Clone)]
+pub struct Daily {
+    days: [Day; DAYS],
+    head: usize,
+    len: usize,
+}
+
+impl Default for Daily {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Daily {
+    /// No days.
+    pub const fn new() -> Self {
+        Daily {
+            days: [Day {
+                day: 0,
+                samples: 0,
+                err_samples: 0,
+                lat_p99_med: 0,
+                ios_med: 0,
+                ios: 0,
+                errors: 0,
+                max_sample_errors: 0,
+                remapped_end: 0,
+                spare_free_end: 0,
+            }; DAYS],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, d: Day) {
+        if let Some(slot) = self.days.get_mut(self.head) {
+            *slot = d;
+        }
+        self.head = (self.head + 1) % DAYS;
+        self.len = (self.len + 1).min(DAYS);
+    }
+
+    /// Closed days held.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when no day has closed.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The closed day `age` days ago (0: the most recent closed day), if held.
+    pub fn get(&self, age: usize) -> Option<Day> {
+        if age >= self.len {
+            return None;
+        }
+        self.days.get((self.head + DAYS - 1 - age) % DAYS).copied()
+    }
+}
+
+/// A device's statistics: the sample ring, the daily history and the open day.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    /// The newest samples.
+    pub ring: Ring,
+    /// Closed days.
+    pub daily: Daily,
+    open: Day,
+    open_valid: bool,
+    /// Samples refused because their time went backwards.
+    pub rejected: u32,
+}
+
+/// What [`Health::push`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// The sample was added to the open day.
+    Added,
+    /// The sample started a new day: the previous one was closed first.
+    ClosedDay,
+    /// The sample's time is before the newest sample's; it was ignored.
+    Rejected,
+}
+
+impl Health {
+    /// Empty statistics.
+    pub const fn new() -> Self {
+        Health {
+            ring: Ring::new(),
+            daily: Daily::new(),
+            open: Day {
+                day: 0,
+                samples: 0,
+                err_samples: 0,
+                lat_p99_med: 0,
+                ios_med: 0,
+                ios: 0,
+                errors: 0,
+                max_sample_errors: 0,
+                remapped_end: 0,
+                spare_free_end: 0,
+            },
+            open_valid: false,
+            rejected: 0,
+        }
+    }
+
+    /// Records `s`. A sample in a later day than the open one closes that day first
+    /// (its medians are computed from the ring, at most [`RING_LEN`] samples).
+    pub fn push(&mut self, s: &Sample) -> Pushed {
+        if let Some(last) = self.ring.latest() {
+            if s.t_s < last.t_s {
+                self.rejected = self.rejected.saturating_add(1);
+                return Pushed::Rejected;
+            }
+        }
+        let day = sat32(s.t_s / DAY_S);
+        let mut res = Pushed::Added;
+        if self.open_valid && day != self.open.day {
+            self.close_day();
+            res = Pushed::ClosedDay;
+        }
+        if !self.open_valid {
+            self.open = Day {
+                day,
+                ..Day::default()
+            };
+            self.open_valid = true;
+        }
+        let o = &mut self.open;
+        o.samples = o.samples.saturating_add(1);
+        let e = s.errors();
+        if e > 0 {
+            o.err_samples = o.err_samples.saturating_add(1);
+        }
+        o.ios = o.ios.saturating_add(s.ios());
+        o.errors = o.errors.saturating_add(e);
+        o.max_sample_errors = o.max_sample_errors.max(sat32(e));
+        o.remapped_end = sat32(s.remapped_total);
+        o.spare_free_end = s.spare_free_blocks;
+        self.ring.push(s);
+        res
+    }
+
+    fn close_day(&mut self) {
+        let n = usize::from(self.open.samples).min(self.ring.len());
+        if let Some(mm) = summary_minmax(&self.ring, Field::LatP99, n) {
+            let rank = rank_for(n, 500);
+            self.open.lat_p99_med = sat32(select(mm, rank, |v| {
+                count_le(&self.ring, Field::LatP99, n, v)
+            }));
+        }
+        if let Some(mm) = summary_minmax(&self.ring, Field::Ios, n) {
+            let rank = rank_for(n, 500);
+            self.open.ios_med = sat32(select(mm, rank, |v| count_le(&self.ring, Field::Ios, n, v)));
+        }
+        self.daily.push(self.open);
+        self.open_valid = false;
+    }
+
+    /// The day being filled, if any sample arrived in it.
+    pub fn open_day(&self) -> Option<&Day> {
+        self.open_valid.then_some(&self.open)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample(t: u64, v: u64) -> Sample {
+        Sample {
+            t_s: t,
+            reads: v,
+            lat_p99_us: v,
+            ..Sample::default()
+        }
+    }
+
+    #[test]
+    fn ring_wraps_and_keeps_newest() {
+        let mut r = Ring::new();
+        assert!(r.is_empty());
+        for i in 0..2500u64 {
+            r.push(&sample(i, i));
+        }
+        assert_eq!(r.len(), RING_LEN);
+        assert_eq!(r.get(0).unwrap().t_s, 2499);
+        assert_eq!(r.get(999).unwrap().t_s, 1500);
+        assert_eq!(r.get(1000), None);
+    }
+
+    #[test]
+    fn summary_known_values() {
+        let mut r = Ring::new();
+        for v in [2u64, 4, 4, 4, 5, 5, 7, 9] {
+            r.push(&sample(0, v));
+        }
+        let s = summary(&r, Field::Reads, 100).unwrap();
+        assert_eq!((s.n, s.min, s.max, s.mean, s.stddev), (8, 2, 9, 5, 2));
+        assert_eq!(percentile(&r, Field::Reads, 100, 500), Some(4));
+        assert_eq!(percentile(&r, Field::Reads, 100, 1000), Some(9));
+        assert_eq!(percentile(&r, Field::Reads, 100, 0), Some(2));
+        assert_eq!(percentile(&r, Field::Reads, 3, 500), Some(7));
+        assert_eq!(summary(&Ring::new(), Field::Reads, 10), None);
+    }
+
+    #[test]
+    fn summary_extreme_values_do_not_overflow() {
+        let mut r = Ring::new();
+        for i in 0..RING_LEN as u64 {
+            r.push(&sample(i, if i % 2 == 0 { u64::MAX } else { 0 }));
+        }
+        let s = summary(&r, Field::Reads, RING_LEN).unwrap();
+        assert_eq!(s.mean, u64::MAX / 2);
+        // Exact stddev is 2^63 - 0.5; the span is beyond 2^48, so within 2^-46 relative.
+        assert!(s.stddev.abs_diff(1 << 63) <= 1 << 17, "{}", s.stddev);
+        assert_eq!(percentile(&r, Field::Reads, RING_LEN, 999), Some(u64::MAX));
+    }
+
+    #[test]
+    fn daily_aggregation_closes_days_with_medians() {
+        let mut h = Health::new();
+        for hour in 0..72u64 {
+            let s = Sample {
+                t_s: hour * 3600,
+                reads: 100 + hour % 24,
+                read_errors: u64::from(hour % 24 == 5) * 3,
+                lat_p99_us: 1000 + (hour % 24) * 10,
+                remapped_total: hour / 24,
+                spare_free_blocks: 500 - hour / 24,
+                ..Sample::default()
+            };
+            let p = h.push(&s);
+            assert_eq!(p == Pushed::ClosedDay, hour % 24 == 0 && hour > 0);
+        }
+        assert_eq!(h.daily.len(), 2);
+        let d = h.daily.get(0).unwrap();
+        assert_eq!((d.day, d.samples, d.err_samples, d.errors), (1, 24, 1, 3));
+        assert_eq!(d.lat_p99_med, 1110);
+        assert_eq!(d.ios_med, 111);
+        assert_eq!((d.remapped_end, d.spare_free_end), (1, 499));
+        assert_eq!(h.push(&sample(0, 1)), Pushed::Rejected);
+        assert_eq!(h.rejected, 1);
+    }
+
+    #[test]
+    fn state_fits_the_budget() {
+        assert_eq!(core::mem::size_of::<Rec>(), 56);
+        assert!(core::mem::size_of::<Health>() <= 60 * 1024);
+    }
+
+    proptest! {
+        #[test]
+        fn summary_matches_f64(vals in proptest::collection::vec(0u64..1u64 << 40, 1..200)) {
+            let mut r = Ring::new();
+            for &v in &vals {
+                r.push(&sample(0, v));
+            }
+            let s = summary(&r, Field::Reads, RING_LEN).unwrap();
+            let n = vals.len() as f64;
+            let mean = vals.iter().map(|&v| v as f64).sum::<f64>() / n;
+            let var = vals.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+            prop_assert!((s.mean as f64 - mean).abs() <= 1.0 + mean * 1e-12);
+            prop_assert!((s.stddev as f64 - var.sqrt()).abs() <= 1.0 + var.sqrt() * 1e-9);
+            let mut sorted = vals.clone();
+            sorted.sort_unstable();
+            for p in [0u32, 100, 500, 900, 990, 1000] {
+                let want = sorted[rank_for(vals.len(), p) - 1];
+                prop_assert_eq!(percentile(&r, Field::Reads, RING_LEN, p), Some(want));
+            }
+        }
+
+        #[test]
+        fn any_samples_never_panic(vals in proptest::collection::vec(any::<(u64, u64, u64)>(), 1..50)) {
+            let mut h = Health::new();
+            for (t, a, b) in vals {
+                let s = Sample { t_s: t, reads: a, read_errors: b, writes: a, write_errors: b,
+                    lat_p50_us: a, lat_p99_us: b, remapped_total: a, pending_total: b, spare_free_blocks: a };
+                h.push(&s);
+            }
+            for f in [Field::Ios, Field::Errors, Field::LatP99, Field::SpareFree] {
+                let _ = summary(&h.ring, f, RING_LEN);
+                let _ = percentile(&h.ring, f, RING_LEN, 990);
+            }
+        }
+    }
+}
