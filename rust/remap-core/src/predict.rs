@@ -1,1 +1,555 @@
-//! (in progress)
+//! Failure prediction: fixed-point models over a device's health statistics, an
+//! ensemble, and alert levels with hysteresis.
+//!
+//! [`Engine::push`] takes one [`Sample`] per interval. Every sample updates the
+//! statistics and a 24-hour sliding window and runs the threshold model (absolute
+//! levels: spare left, error rate, pending blocks). When a sample opens a new day the
+//! day-level models run over the closed days and the ring (see `models`): the
+//! error-rate trend (linear and exponential fits, weighted by how well each predicted
+//! the last days: a backtest on the history), spare exhaustion, the daily periodic
+//! pattern and load-normalised latency. Each model returns a [`Verdict`]; the ensemble
+//! takes the most severe one whose confidence supports its level, and hysteresis turns
+//! that into the reported [`Alert`].
+//!
+//! Work per sample is O(1) except on the first sample of a day, which costs at most a
+//! few passes over the ring (bounded by [`RING_LEN`]). No allocation, no floats,
+//! deterministic: the same samples give the same alerts on every machine.
+
+mod fit;
+mod models;
+
+use super::fixed;
+use super::stats::{Health, Pushed, Sample, DAY_S, RING_LEN};
+
+/// No time-to-failure: no growth, or no forecast.
+pub const NO_TTF: u64 = u64::MAX;
+
+/// Alert levels, in increasing severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Level {
+    /// Nothing to report.
+    #[default]
+    Info,
+    /// Something seen (errors, remaps, a slow trend); no action needed.
+    Notice,
+    /// Degradation established: failure or spare exhaustion forecast within the
+    /// warning horizon. Plan the replacement, check backups.
+    Warning,
+    /// Failure or spare exhaustion forecast within days. Replace the disk now.
+    Critical,
+    /// Failing now: spare exhausted, unusable error rate, or failure within a day.
+    /// Copy the data off.
+    Emergency,
+}
+
+impl Level {
+    /// Lower-case name, as in status lines and JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Notice => "notice",
+            Level::Warning => "warning",
+            Level::Critical => "critical",
+            Level::Emergency => "emergency",
+        }
+    }
+}
+
+/// The model behind a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Model {
+    /// Absolute levels and rate limits.
+    #[default]
+    Threshold,
+    /// Least-squares line.
+    Linear,
+    /// Log-linear fit: exponential growth.
+    Exponential,
+    /// Daily periodic pattern.
+    Periodic,
+    /// Load-normalised latency trend.
+    Latency,
+}
+
+impl Model {
+    /// Lower-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Model::Threshold => "threshold",
+            Model::Linear => "linear",
+            Model::Exponential => "exponential",
+            Model::Periodic => "periodic",
+            Model::Latency => "latency",
+        }
+    }
+}
+
+/// Why a verdict has its level. [`Verdict::detail`] qualifies some of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reason {
+    /// No sign of trouble.
+    #[default]
+    Healthy,
+    /// Errors in the last day, no trend (detail: errors in the last 24 h).
+    ErrorsSeen,
+    /// Blocks known bad and waiting for a write (detail: count).
+    PendingBlocks,
+    /// Over half the spare used (detail: permille used).
+    SpareUsed,
+    /// Spare nearly used up (detail: permille used).
+    SpareLow,
+    /// No free spare block left.
+    SpareExhausted,
+    /// The error rate of the last 24 h is at the unusable level (detail: ppb).
+    ErrorRateUnusable,
+    /// The error rate grows linearly (detail: ppb per day).
+    ErrorRateTrend,
+    /// The error rate grows exponentially (detail: doubling time, seconds).
+    ErrorRateGrowth,
+    /// Remaps consume the spare (detail: remaps per day).
+    SpareTrend,
+    /// Errors recur at the same hours, not growing (detail: first hour of the window).
+    RecurringErrors,
+    /// Errors recur at the same hours and grow (detail: first hour of the window).
+    PeriodicWorsening,
+    /// p99 latency rises at steady load (detail: percent per day).
+    LatencyRising,
+}
+
+impl Reason {
+    /// Stable identifier.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Healthy => "healthy",
+            Reason::ErrorsSeen => "errors_seen",
+            Reason::PendingBlocks => "pending_blocks",
+            Reason::SpareUsed => "spare_used",
+            Reason::SpareLow => "spare_low",
+            Reason::SpareExhausted => "spare_exhausted",
+            Reason::ErrorRateUnusable => "error_rate_unusable",
+            Reason::ErrorRateTrend => "error_rate_trend",
+            Reason::ErrorRateGrowth => "error_rate_growth",
+            Reason::SpareTrend => "spare_trend",
+            Reason::RecurringErrors => "recurring_errors",
+            Reason::PeriodicWorsening => "periodic_worsening",
+            Reason::LatencyRising => "latency_rising",
+        }
+    }
+}
+
+/// One model's opinion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    /// Level this model supports.
+    pub level: Level,
+    /// Forecast seconds to failure (to spare exhaustion for [`Reason::SpareTrend`]),
+    /// from the time the verdict was made; [`NO_TTF`] when none.
+    pub ttf_s: u64,
+    /// Confidence, permille.
+    pub confidence: u16,
+    /// The model.
+    pub model: Model,
+    /// The reason.
+    pub reason: Reason,
+    /// Reason-specific figure (see [`Reason`]).
+    pub detail: i64,
+}
+
+impl Verdict {
+    const fn info(model: Model, reason: Reason) -> Verdict {
+        Verdict {
+            level: Level::Info,
+            ttf_s: NO_TTF,
+            confidence: 0,
+            model,
+            reason,
+            detail: 0,
+        }
+    }
+}
+
+/// Tunables. [`Config::DEFAULT`] is what the module uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Error rate at which the device counts as failed, ppb of I/Os.
+    pub unusable_ppb: u64,
+    /// Forecasts within this many seconds raise a warning.
+    pub warning_horizon_s: u64,
+    /// ... a critical alert.
+    pub critical_horizon_s: u64,
+    /// ... an emergency.
+    pub emergency_horizon_s: u64,
+    /// ... a notice.
+    pub notice_horizon_s: u64,
+    /// Confidence (permille) a forecast needs for warning or critical.
+    pub min_confidence: u16,
+    /// A higher level (below emergency) must hold this long before it is reported.
+    pub raise_hold_s: u64,
+    /// A lower level must hold this long before the reported level drops.
+    pub lower_hold_s: u64,
+}
+
+impl Config {
+    /// Defaults: unusable at 0.1% failed I/O; warning within 90 days, critical within 7,
+    /// emergency within 1; confidence 500‰; raise after 2 h, lower after 48 h.
+    pub const DEFAULT: Config = Config {
+        unusable_ppb: 1_000_000,
+        warning_horizon_s: 90 * DAY_S,
+        critical_horizon_s: 7 * DAY_S,
+        emergency_horizon_s: DAY_S,
+        notice_horizon_s: 365 * DAY_S,
+        min_confidence: 500,
+        raise_hold_s: 2 * 3600,
+        lower_hold_s: 2 * DAY_S,
+    };
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The level a forecast of `ttf_s` with confidence `conf` supports.
+fn level_for(ttf_s: u64, conf: u16, cfg: &Config) -> Level {
+    if conf >= cfg.min_confidence {
+        if ttf_s <= cfg.emergency_horizon_s && conf >= 700 {
+            return Level::Emergency;
+        }
+        if ttf_s <= cfg.critical_horizon_s {
+            return Level::Critical;
+        }
+        if ttf_s <= cfg.warning_horizon_s {
+            return Level::Warning;
+        }
+    }
+    if conf >= 300 && ttf_s <= cfg.notice_horizon_s {
+        return Level::Notice;
+    }
+    Level::Info
+}
+
+/// What the engine reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alert {
+    /// Time of the sample that produced it.
+    pub t_s: u64,
+    /// Reported level (after hysteresis).
+    pub level: Level,
+    /// Forecast seconds to failure, if a confident model has one.
+    pub ttf_s: Option<u64>,
+    /// Forecast seconds to spare exhaustion, if remaps consume the spare.
+    pub tts_s: Option<u64>,
+    /// Confidence of the deciding verdict, permille.
+    pub confidence: u16,
+    /// The deciding model.
+    pub model: Model,
+    /// The deciding reason.
+    pub reason: Reason,
+    /// Reason-specific figure.
+    pub detail: i64,
+}
+
+/// Sliding sums over the last 24 hours of samples still in the ring.
+#[derive(Debug, Clone, Copy, Default)]
+struct Window {
+    /// Sequence number of the oldest sample in the window.
+    start: u64,
+    samples: u64,
+    ios: u64,
+    errors: u64,
+    err_samples: u64,
+}
+
+impl Window {
+    fn add(&mut self, s: &Sample, sign: bool) {
+        let e = s.errors();
+        let f = |a: u64, b: u64| {
+            if sign {
+                a.saturating_add(b)
+            } else {
+                a.saturating_sub(b)
+            }
+        };
+        self.samples = f(self.samples, 1);
+        self.ios = f(self.ios, s.ios());
+        self.errors = f(self.errors, e);
+        self.err_samples = f(self.err_samples, u64::from(e > 0));
+    }
+}
+
+/// Hysteresis state.
+#[derive(Debug, Clone, Copy, Default)]
+struct Hold {
+    /// Since when the candidate has been above the reported level, and the lowest
+    /// candidate level seen since (what may be reported).
+    up: Option<(u64, u32, Level)>,
+    /// Since when the candidate has been below, and the highest candidate seen since.
+    down: Option<(u64, Level)>,
+}
+
+/// The per-device prediction engine. Its size is checked to stay within 64 KiB.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    cfg: Config,
+    health: Health,
+    seq: u64,
+    win: Window,
+    /// Day-level verdicts: trend, spare, periodic, latency; and when they were made.
+    day_verdicts: [Verdict; 4],
+    day_t: u64,
+    skill: [u16; 2],
+    threshold: Verdict,
+    hold: Hold,
+    current: Alert,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new(Config::DEFAULT)
+    }
+}
+
+impl Engine {
+    /// A fresh engine.
+    pub const fn new(cfg: Config) -> Self {
+        let info = Verdict::info(Model::Threshold, Reason::Healthy);
+        Engine {
+            cfg,
+            health: Health::new(),
+            seq: 0,
+            win: Window {
+                start: 0,
+                samples: 0,
+                ios: 0,
+                errors: 0,
+                err_samples: 0,
+            },
+            day_verdicts: [info; 4],
+            day_t: 0,
+            skill: [0, 0],
+            threshold: info,
+            hold: Hold {
+                up: None,
+                down: None,
+            },
+            current: Alert {
+                t_s: 0,
+                level: Level::Info,
+                ttf_s: None,
+                tts_s: None,
+                confidence: 0,
+                model: Model::Threshold,
+                reason: Reason::Healthy,
+                detail: 0,
+            },
+        }
+    }
+
+    /// The statistics behind the engine.
+    pub const fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// The reported state after the last sample.
+    pub const fn current(&self) -> &Alert {
+        &self.current
+    }
+
+    /// The current verdict of every model: threshold, trend (linear or exponential),
+    /// spare, periodic, latency.
+    pub fn verdicts(&self) -> [Verdict; 5] {
+        let [a, b, c, d] = self.day_verdicts;
+        [self.threshold, a, b, c, d]
+    }
+
+    /// Backtest skill (permille) of the linear and exponential error-rate fits.
+    pub const fn skill(&self) -> [u16; 2] {
+        self.skill
+    }
+
+    /// Feeds one sample. Returns the new alert when the reported level changed.
+    /// Samples whose time goes backwards are ignored.
+    pub fn push(&mut self, s: &Sample) -> Option<Alert> {
+        if self.health.ring.latest().is_some_and(|l| s.t_s < l.t_s) {
+            self.health.rejected = self.health.rejected.saturating_add(1);
+            return None;
+        }
+        // The ring is about to drop its oldest sample: take it out of the window first.
+        if self.health.ring.len() == RING_LEN && self.win.start + RING_LEN as u64 == self.seq {
+            if let Some(old) = self.health.ring.get(RING_LEN - 1) {
+                self.win.add(&old, false);
+            }
+            self.win.start += 1;
+        }
+        if self.health.push(s) == Pushed::ClosedDay {
+            self.close_day(s.t_s);
+        }
+        self.win.add(s, true);
+        self.seq += 1;
+        while self.win.start + 1 < self.seq {
+            let age = (self.seq - 1 - self.win.start) as usize;
+            match self.health.ring.get(age) {
+                Some(old) if old.t_s.saturating_add(DAY_S) <= s.t_s => {
+                    self.win.add(&old, false);
+                    self.win.start += 1;
+                }
+                _ => break,
+            }
+        }
+        self.threshold = self.threshold_model(s);
+        self.decide(s.t_s)
+    }
+
+    fn close_day(&mut self, now: u64) {
+        let cfg = &self.cfg;
+        let h = &self.health;
+        let trend = models::trend(&h.daily, cfg);
+        let spare = models::spare(&h.daily, &trend, cfg);
+        let periodic = models::periodic(&h.ring, &h.daily, cfg);
+        let latency = models::latency(&h.daily, cfg);
+        self.skill = trend.skill;
+        self.day_verdicts = [trend.verdict, spare, periodic, latency];
+        self.day_t = now;
+    }
+
+    /// Absolute levels, as SMART thresholds: spare left, the last 24 h error rate
+    /// (spread over enough intervals to rule out one glitch), pending blocks.
+    fn threshold_model(&self, s: &Sample) -> Verdict {
+        let mut v = Verdict::info(Model::Threshold, Reason::Healthy);
+        let mut set = |level: Level, reason: Reason, detail: i64, ttf: u64| {
+            if level > v.level {
+                v = Verdict {
+                    level,
+                    ttf_s: ttf,
+                    confidence: 1000,
+                    model: Model::Threshold,
+                    reason,
+                    detail,
+                };
+            }
+        };
+        let free = s.spare_free_blocks;
+        let used = s.remapped_total;
+        let total = free.saturating_add(used);
+        if used > 0 {
+            let pm = fixed::ratio_permille(u128::from(used), u128::from(total));
+            if free == 0 {
+                set(Level::Emergency, Reason::SpareExhausted, i64::from(pm), 0);
+            } else if pm >= 950 {
+                set(Level::Critical, Reason::SpareLow, i64::from(pm), NO_TTF);
+            } else if pm >= 800 {
+                set(Level::Warning, Reason::SpareLow, i64::from(pm), NO_TTF);
+            } else if pm >= 500 {
+                set(Level::Notice, Reason::SpareUsed, i64::from(pm), NO_TTF);
+            }
+        }
+        let w = &self.win;
+        if w.errors > 0 && w.ios > 0 {
+            let rate = fixed::mul_div(
+                w.errors.min(1 << 40) as i64,
+                1_000_000_000,
+                w.ios.min(i64::MAX as u64) as i64,
+            )
+            .unwrap_or(0);
+            let spread = (w.samples / 4).clamp(1, 6);
+            if rate as u64 >= self.cfg.unusable_ppb && w.err_samples >= spread {
+                set(Level::Emergency, Reason::ErrorRateUnusable, rate, 0);
+            } else {
+                set(Level::Notice, Reason::ErrorsSeen, w.errors as i64, NO_TTF);
+            }
+        }
+        if s.pending_total > 0 {
+            set(
+                Level::Notice,
+                Reason::PendingBlocks,
+                s.pending_total as i64,
+                NO_TTF,
+            );
+        }
+        v
+    }
+
+    /// The ensemble: every verdict's forecast is aged by the time since it was made,
+    /// its level recomputed, and the most severe (then most confident) one decides.
+    fn decide(&mut self, now: u64) -> Option<Alert> {
+        let elapsed = now.saturating_sub(self.day_t);
+        let mut best = self.threshold;
+        let mut ttf = (self.threshold.ttf_s != NO_TTF).then_some(self.threshold.ttf_s);
+        let mut tts: Option<u64> = None;
+        for v in self.day_verdicts {
+            let mut v = v;
+            if v.ttf_s != NO_TTF {
+                v.ttf_s = v.ttf_s.saturating_sub(elapsed);
+                let floor = if v.level >= Level::Notice {
+                    Level::Notice
+                } else {
+                    Level::Info
+                };
+                v.level = level_for(v.ttf_s, v.confidence, &self.cfg).max(floor);
+                if v.reason == Reason::SpareTrend {
+                    if v.confidence >= 300 {
+                        tts = Some(tts.map_or(v.ttf_s, |t: u64| t.min(v.ttf_s)));
+                    }
+                } else if v.confidence >= self.cfg.min_confidence {
+                    ttf = Some(ttf.map_or(v.ttf_s, |t: u64| t.min(v.ttf_s)));
+                }
+            }
+            if (v.level, v.confidence) > (best.level, best.confidence) {
+                best = v;
+            }
+        }
+        let level = self.hysteresis(best.level, now);
+        let changed = level != self.current.level;
+        self.current = Alert {
+            t_s: now,
+            level,
+            ttf_s: ttf,
+            tts_s: tts,
+            confidence: best.confidence,
+            model: best.model,
+            reason: best.reason,
+            detail: best.detail,
+        };
+        changed.then_some(self.current)
+    }
+
+    fn hysteresis(&mut self, cand: Level, now: u64) -> Level {
+        let cur = self.current.level;
+        if cand > cur {
+            self.hold.down = None;
+            if cand == Level::Emergency {
+                self.hold.up = None;
+                return cand;
+            }
+            let (since, n, low) = match self.hold.up {
+                Some((t, n, l)) => (t, n.saturating_add(1), l.min(cand)),
+                None => (now, 1, cand),
+            };
+            if n >= 2 && now.saturating_sub(since) >= self.cfg.raise_hold_s {
+                self.hold.up = None;
+                return low;
+            }
+            self.hold.up = Some((since, n, low));
+            cur
+        } else if cand < cur {
+            self.hold.up = None;
+            let (since, high) = match self.hold.down {
+                Some((t, h)) => (t, h.max(cand)),
+                None => (now, cand),
+            };
+            if now.saturating_sub(since) >= self.cfg.lower_hold_s {
+                self.hold.down = None;
+                return high;
+            }
+            self.hold.down = Some((since, high));
+            cur
+        } else {
+            self.hold = Hold::default();
+            cur
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

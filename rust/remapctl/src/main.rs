@@ -2,8 +2,10 @@
 //!
 //! Subcommands live in their own modules; this file only wires them to clap.
 
+mod evaluate;
 mod meta;
 mod predict;
+mod tracegen;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +25,10 @@ enum Cmd {
     Meta(meta::MetaCmd),
     /// Run the failure-prediction engine over recorded traces.
     Predict(predict::PredictArgs),
+    /// Generate synthetic device traces with known outcomes.
+    Tracegen(tracegen::TracegenArgs),
+    /// Measure the prediction engine against baselines on a generated fleet.
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,5 +36,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Meta(c) => meta::run(c),
         Cmd::Predict(a) => predict::run(a),
+        Cmd::Tracegen(a) => tracegen::run(a),
+        Cmd::Evaluate(a) => evaluate::run(a),
     }
 }

@@ -1,0 +1,438 @@
+//! The day-level models: error-rate trend (linear and exponential, chosen by
+//! backtest), spare exhaustion, periodic pattern, and latency degradation. Each runs when
+//! a day closes, over the daily history or the sample ring, and returns a [`Verdict`].
+
+use super::super::fixed;
+use super::super::stats::{Daily, Day, Ring, DAY_S, RING_LEN};
+use super::fit::{least_squares, Fit, Series};
+use super::{level_for, Config, Model, Reason, Verdict, NO_TTF};
+
+const PPB: i64 = 1_000_000_000;
+/// Days of history the error-rate trend fits.
+pub(super) const TREND_DAYS: usize = 14;
+/// Days needed before the trend models speak.
+const MIN_DAYS: usize = 5;
+/// Days the backtest holds out.
+const HOLDOUT: usize = 3;
+/// Days the spare model fits.
+const SPARE_DAYS: usize = 7;
+/// Days the periodic model folds.
+const PERIODIC_DAYS: u64 = 14;
+/// Width of the periodic model's peak window, hours.
+const PEAK_HOURS: usize = 4;
+/// Days the latency model looks back over.
+const LATENCY_DAYS: usize = 21;
+/// Steady days the latency model needs.
+const LATENCY_MIN_DAYS: usize = 7;
+/// ln 2 in Q16.
+const LN2_Q16: i64 = 45_426;
+
+/// Error rate in ppb, clamped to `[0, 2^31)`; `None` without I/O.
+fn rate_ppb(errors: u64, ios: u64) -> Option<i64> {
+    if ios == 0 {
+        return None;
+    }
+    let e = errors.min(1 << 40) as i64;
+    let ios = ios.min(i64::MAX as u64) as i64;
+    fixed::mul_div(e, PPB, ios).map(|r| r.clamp(0, (1 << 31) - 1))
+}
+
+/// log2 of the error rate in ppb with half an error added (so error-free days have a
+/// finite, load-dependent floor), Q16; `None` without I/O.
+fn log_rate_q16(errors: u64, ios: u64) -> Option<i64> {
+    if ios == 0 {
+        return None;
+    }
+    let e2 = errors.min(1 << 40).saturating_mul(2).saturating_add(1) as i64;
+    let ios2 = ios.min(1 << 61).saturating_mul(2) as i64;
+    let r = fixed::mul_div(e2, PPB, ios2)?.max(1);
+    fixed::log2_q16(r as u64)
+}
+
+/// A day whose errors are spread over more than one interval (a single bad hour is a
+/// glitch, not a trend). With one or two samples a day any error counts.
+fn active(d: &Day) -> bool {
+    if d.samples <= 2 {
+        d.errors > 0
+    } else {
+        d.err_samples >= 2
+    }
+}
+
+/// `(target - now) / slope` in seconds, for a slope in y per day (both Q-scaled alike);
+/// 0 when already at the target, [`NO_TTF`] without growth.
+fn time_to(target: i64, now: i64, slope: i64) -> u64 {
+    if now >= target {
+        return 0;
+    }
+    if slope <= 0 {
+        return NO_TTF;
+    }
+    let gap = target.saturating_sub(now);
+    match fixed::mul_div(gap, DAY_S as i64, slope) {
+        Some(s) if s >= 0 => s as u64,
+        _ => NO_TTF,
+    }
+}
+
+fn permille(num: usize, den: usize) -> u32 {
+    (num.min(den) * 1000).checked_div(den).unwrap_or(0) as u32
+}
+
+/// `a * b / 1000` for permille values.
+fn pm(a: u32, b: u32) -> u32 {
+    a.min(1000) * b.min(1000) / 1000
+}
+
+/// The error-rate trend's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Trend {
+    pub(super) verdict: Verdict,
+    /// Backtest skill of the linear and exponential fits, permille.
+    pub(super) skill: [u16; 2],
+    /// Doubling time of the error rate, seconds, when the exponential fit was chosen.
+    pub(super) doubling_s: u64,
+}
+
+/// Backtest: fit the first `n - HOLDOUT` points, predict the held-out rates, score
+/// `1000 - sum|pred - actual| / sum max(pred, actual, floor)`.
+fn skill(s: &Series, rates: &Series, log: bool, floor: i64) -> u16 {
+    let n = s.len();
+    if n < MIN_DAYS + HOLDOUT {
+        return 0;
+    }
+    let Some(f) = least_squares(s, n - HOLDOUT) else {
+        return 0;
+    };
+    let (mut err, mut den) = (0u128, 0u128);
+    for i in n - HOLDOUT..n {
+        let (Some(x), Some(act)) = (rates.x(i), rates.y(i)) else {
+            continue;
+        };
+        let at = f.at(x) >> fixed::Q;
+        let pred = if log {
+            (fixed::exp2_q16(at) >> fixed::Q).min(1 << 40) as i64
+        } else {
+            at.max(0)
+        };
+        err += u128::from(pred.abs_diff(act));
+        den += pred.max(act).max(floor) as u128;
+    }
+    (1000 - fixed::ratio_permille(err, den)) as u16
+}
+
+/// Error-rate trend over the last [`TREND_DAYS`] closed days: a linear fit of the rate
+/// and a linear fit of its log2 (exponential growth), each backtested on the last
+/// [`HOLDOUT`] days; the better one gives the time to the unusable rate.
+pub(super) fn trend(daily: &Daily, cfg: &Config) -> Trend {
+    let mut lin = Series::new();
+    let mut log = Series::new();
+    let mut total_errors = 0u64;
+    let mut act = 0usize;
+    let mut recent = 0usize;
+    let span = TREND_DAYS.min(daily.len());
+    let first = daily.get(span.saturating_sub(1)).map_or(0, |d| d.day);
+    for age in (0..span).rev() {
+        let Some(d) = daily.get(age) else { continue };
+        let x = i64::from(d.day.saturating_sub(first));
+        if let (Some(r), Some(l)) = (rate_ppb(d.errors, d.ios), log_rate_q16(d.errors, d.ios)) {
+            lin.push(x, r);
+            log.push(x, l);
+        }
+        total_errors = total_errors.saturating_add(d.errors);
+        if age < 7 {
+            recent += 1;
+            act += usize::from(active(&d));
+        }
+    }
+    let none = Trend {
+        verdict: Verdict::info(Model::Linear, Reason::Healthy),
+        skill: [0, 0],
+        doubling_s: NO_TTF,
+    };
+    if lin.len() < MIN_DAYS || total_errors == 0 {
+        return none;
+    }
+    let activity = permille(act, recent.max(MIN_DAYS));
+    let u = cfg.unusable_ppb.min(1 << 30) as i64;
+    let floor = (u / 1000).max(1);
+    let skills = [
+        skill(&lin, &lin, false, floor),
+        skill(&log, &lin, true, floor),
+    ];
+    let mut best: Option<(u32, Verdict, u64)> = None;
+    let fits: [(Option<Fit>, bool); 2] = [
+        (least_squares(&lin, lin.len()), false),
+        (least_squares(&log, log.len()), true),
+    ];
+    for (i, (f, is_log)) in fits.into_iter().enumerate() {
+        let Some(f) = f else { continue };
+        let sk = u32::from(skills.get(i).copied().unwrap_or(0));
+        let conf = pm(pm(f.r2, activity), 400 + sk * 6 / 10);
+        let (ttf, model, reason, detail, dbl) = if is_log {
+            let target = fixed::log2_q16(u as u64).unwrap_or(0) << fixed::Q;
+            let dbl = if f.slope > 0 {
+                fixed::mul_div(DAY_S as i64, 1 << 32, f.slope).map_or(NO_TTF, |d| d as u64)
+            } else {
+                NO_TTF
+            };
+            let ttf = time_to(target, f.at_last, f.slope);
+            (
+                ttf,
+                Model::Exponential,
+                Reason::ErrorRateGrowth,
+                dbl as i64,
+                dbl,
+            )
+        } else {
+            let ttf = time_to(u << fixed::Q, f.at_last, f.slope);
+            let per_day = f.slope >> fixed::Q;
+            (ttf, Model::Linear, Reason::ErrorRateTrend, per_day, NO_TTF)
+        };
+        let v = Verdict {
+            level: level_for(ttf, conf as u16, cfg),
+            ttf_s: ttf,
+            confidence: conf as u16,
+            model,
+            reason,
+            detail,
+        };
+        if best.is_none_or(|b| conf > b.0) {
+            best = Some((conf, v, dbl));
+        }
+    }
+    match best {
+        Some((_, mut v, dbl)) => {
+            if v.level == super::Level::Info {
+                v.reason = Reason::ErrorsSeen;
+            }
+            Trend {
+                verdict: v,
+                skill: skills,
+                doubling_s: dbl,
+            }
+        }
+        None => none,
+    }
+}
+
+/// Spare exhaustion: a linear fit of the remapped count over [`SPARE_DAYS`] days, and
+/// (when the error rate grows exponentially with doubling time T) the time at which an
+/// exponentially growing remap rate r0 * 2^(t/T) has used the free blocks F:
+/// t = T log2(1 + F ln2 / (r0 T)). The sooner of the two.
+pub(super) fn spare(daily: &Daily, trend: &Trend, cfg: &Config) -> Verdict {
+    let mut s = Series::new();
+    let span = (SPARE_DAYS + 1).min(daily.len());
+    let first = daily.get(span.saturating_sub(1)).map_or(0, |d| d.day);
+    let mut prev: Option<u32> = None;
+    let mut inc_days = 0usize;
+    let mut diffs = 0usize;
+    let mut last_inc = 0i64;
+    for age in (0..span).rev() {
+        let Some(d) = daily.get(age) else { continue };
+        if let Some(p) = prev {
+            diffs += 1;
+            last_inc = i64::from(d.remapped_end.saturating_sub(p));
+            inc_days += usize::from(d.remapped_end > p);
+        }
+        prev = Some(d.remapped_end);
+        s.push(
+            i64::from(d.day.saturating_sub(first)),
+            i64::from(d.remapped_end),
+        );
+    }
+    let free = daily.get(0).map_or(0, |d| d.spare_free_end).min(1 << 40) as i64;
+    let none = Verdict::info(Model::Linear, Reason::Healthy);
+    let Some(f) = least_squares(&s, s.len()) else {
+        return none;
+    };
+    if s.len() < MIN_DAYS || f.slope <= 0 {
+        return none;
+    }
+    let conf = pm(f.r2, permille(inc_days, diffs.max(MIN_DAYS)));
+    let mut tts = time_to(free << fixed::Q, 0, f.slope);
+    let mut model = Model::Linear;
+    if trend.doubling_s != NO_TTF
+        && trend.verdict.model == Model::Exponential
+        && trend.verdict.confidence >= cfg.min_confidence
+        && last_inc > 0
+    {
+        let t_q16 = fixed::mul_div(trend.doubling_s as i64, fixed::ONE, DAY_S as i64).unwrap_or(0);
+        let den = last_inc.saturating_mul(t_q16);
+        if let Some(v) = fixed::mul_div(free.saturating_mul(LN2_Q16), fixed::ONE, den) {
+            let l = fixed::log2_q16((fixed::ONE as u64).saturating_add(v.max(0) as u64))
+                .unwrap_or(0)
+                - (16 << fixed::Q);
+            let days_q16 = fixed::mul_div(t_q16, l, fixed::ONE).unwrap_or(i64::MAX);
+            let t = fixed::mul_div(days_q16, DAY_S as i64, fixed::ONE).map_or(NO_TTF, |t| t as u64);
+            if t < tts {
+                tts = t;
+                model = Model::Exponential;
+            }
+        }
+    }
+    Verdict {
+        level: level_for(tts, conf as u16, cfg),
+        ttf_s: tts,
+        confidence: conf as u16,
+        model,
+        reason: Reason::SpareTrend,
+        detail: f.slope >> fixed::Q,
+    }
+}
+
+/// Periodic pattern at the daily period: errors of the last [`PERIODIC_DAYS`] days are
+/// folded by hour of day; when a [`PEAK_HOURS`]-hour window holds most of them and
+/// recurs on most recent days, the peak window's error rate is fitted log-linearly day
+/// by day (intensifying errors at the same hours: heat, a nightly job hitting a
+/// failing region).
+pub(super) fn periodic(ring: &Ring, daily: &Daily, cfg: &Config) -> Verdict {
+    let none = Verdict::info(Model::Periodic, Reason::Healthy);
+    let Some(last) = daily.get(0) else {
+        return none;
+    };
+    if last.samples < 12 {
+        return none;
+    }
+    let cd = u64::from(last.day);
+    let from = cd.saturating_sub(PERIODIC_DAYS - 1);
+    let in_window = |t: u64| (from..=cd).contains(&(t / DAY_S));
+    let hour = |t: u64| ((t % DAY_S) / 3600) as usize;
+    let mut bins = [0u64; 24];
+    let mut total = 0u64;
+    for s in ring.recent(RING_LEN) {
+        if s.t_s / DAY_S < from {
+            break;
+        }
+        if in_window(s.t_s) {
+            if let Some(b) = bins.get_mut(hour(s.t_s)) {
+                *b = b.saturating_add(s.errors());
+            }
+            total = total.saturating_add(s.errors());
+        }
+    }
+    if total < 12 {
+        return none;
+    }
+    let mut peak = (0usize, 0u64);
+    for h0 in 0..24 {
+        let sum = (0..PEAK_HOURS)
+            .filter_map(|k| bins.get((h0 + k) % 24))
+            .fold(0u64, |a, &b| a.saturating_add(b));
+        if sum > peak.1 {
+            peak = (h0, sum);
+        }
+    }
+    let share = fixed::ratio_permille(u128::from(peak.1), u128::from(total));
+    if share < 600 {
+        return none;
+    }
+    let in_peak = |t: u64| (hour(t) + 24 - peak.0) % 24 < PEAK_HOURS;
+    let mut errs = [0u64; PERIODIC_DAYS as usize];
+    let mut ios = [0u64; PERIODIC_DAYS as usize];
+    for s in ring.recent(RING_LEN) {
+        if s.t_s / DAY_S < from {
+            break;
+        }
+        if in_window(s.t_s) && in_peak(s.t_s) {
+            let i = (s.t_s / DAY_S - from) as usize;
+            if let (Some(e), Some(n)) = (errs.get_mut(i), ios.get_mut(i)) {
+                *e = e.saturating_add(s.errors());
+                *n = n.saturating_add(s.ios());
+            }
+        }
+    }
+    let mut series = Series::new();
+    let mut recur = 0usize;
+    for (i, (&e, &n)) in errs.iter().zip(ios.iter()).enumerate() {
+        if let Some(l) = log_rate_q16(e, n) {
+            series.push(i as i64, l);
+        }
+        if i >= errs.len() - 7 && e > 0 {
+            recur += 1;
+        }
+    }
+    if recur < 3 {
+        return none;
+    }
+    let Some(f) = least_squares(&series, series.len()) else {
+        return none;
+    };
+    let u = cfg.unusable_ppb.clamp(1, 1 << 30);
+    let target = fixed::log2_q16(u).unwrap_or(0) << fixed::Q;
+    let ttf = time_to(target, f.at_last, f.slope);
+    let conf = pm(pm(f.r2, share), permille(recur, 7));
+    let level = level_for(ttf, conf as u16, cfg).max(super::Level::Notice);
+    Verdict {
+        level,
+        ttf_s: ttf,
+        confidence: conf as u16,
+        model: Model::Periodic,
+        reason: if f.slope > 0 {
+            Reason::PeriodicWorsening
+        } else {
+            Reason::RecurringErrors
+        },
+        detail: peak.0 as i64,
+    }
+}
+
+/// Latency degradation normalised by load: y = log2(median p99) - log2(median I/O per
+/// interval) / 2 per day, over the newest run of days whose load stays within ±1/3 of
+/// the newest day's (a load step ends the run, so the latency step that follows a load
+/// change is not a trend). A sustained rise of y (≥ 0.03 log2/day, ≥ ×1.32 over the run)
+/// forecasts the time to 8× the run's starting latency.
+pub(super) fn latency(daily: &Daily, cfg: &Config) -> Verdict {
+    let none = Verdict::info(Model::Latency, Reason::Healthy);
+    let Some(newest) = daily.get(0) else {
+        return none;
+    };
+    let r = u64::from(newest.ios_med);
+    if r == 0 {
+        return none;
+    }
+    let (lo, hi) = (r - r / 4, r + r / 3);
+    let mut n = 0usize;
+    for age in 0..LATENCY_DAYS.min(daily.len()) {
+        match daily.get(age) {
+            Some(d) if d.lat_p99_med > 0 && (lo..=hi).contains(&u64::from(d.ios_med)) => n += 1,
+            _ => break,
+        }
+    }
+    if n < LATENCY_MIN_DAYS {
+        return none;
+    }
+    let first = daily.get(n - 1).map_or(0, |d| d.day);
+    let mut s = Series::new();
+    for age in (0..n).rev() {
+        let Some(d) = daily.get(age) else { continue };
+        let (Some(l), Some(m)) = (
+            fixed::log2_q16(u64::from(d.lat_p99_med)),
+            fixed::log2_q16(u64::from(d.ios_med)),
+        ) else {
+            continue;
+        };
+        s.push(i64::from(d.day.saturating_sub(first)), l - m / 2);
+    }
+    let Some(f) = least_squares(&s, s.len()) else {
+        return none;
+    };
+    let per_day = f.slope >> fixed::Q; // log2 per day, Q16
+    let rise = per_day.saturating_mul(f.last_x);
+    if per_day < 1966 || rise < 26_214 {
+        return none;
+    }
+    let start = f.at(0);
+    let target = start.saturating_add(3 << (2 * fixed::Q));
+    let ttf = time_to(target, f.at_last, f.slope);
+    let conf = pm(f.r2, permille(s.len(), 10));
+    Verdict {
+        level: level_for(ttf, conf as u16, cfg).max(super::Level::Notice),
+        ttf_s: ttf,
+        confidence: conf as u16,
+        model: Model::Latency,
+        reason: Reason::LatencyRising,
+        // Growth per day in percent: 2^per_day - 1.
+        detail: ((fixed::exp2_q16(per_day) as i64 - fixed::ONE) * 100) >> fixed::Q,
+    }
+}

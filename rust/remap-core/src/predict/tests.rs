@@ -1,0 +1,329 @@
+//! Model and engine tests on synthetic series with known answers.
+
+use super::*;
+use proptest::prelude::*;
+
+const H: u64 = 3600;
+const IOS: u64 = 100_000;
+
+/// A healthy hourly sample at `day`, `hour`.
+fn base(day: u64, hour: u64) -> Sample {
+    Sample {
+        t_s: day * DAY_S + hour * H,
+        reads: IOS * 7 / 10,
+        writes: IOS * 3 / 10,
+        lat_p50_us: 200,
+        lat_p99_us: 1000,
+        spare_free_blocks: 1_000_000,
+        ..Sample::default()
+    }
+}
+
+/// Feeds `days` days of hourly samples; returns the alerts.
+fn feed(e: &mut Engine, days: u64, f: impl Fn(u64, u64) -> Sample) -> Vec<Alert> {
+    let mut out = Vec::new();
+    for d in 0..days {
+        for h in 0..24 {
+            if let Some(a) = e.push(&f(d, h)) {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+fn verdict(e: &Engine, reason: Reason) -> Option<Verdict> {
+    e.verdicts().into_iter().find(|v| v.reason == reason)
+}
+
+#[test]
+fn linear_trend_slope_and_time_to_failure() {
+    // 10 ppm more per day: day d has d errors an hour of 100k I/Os.
+    let mut e = Engine::default();
+    feed(&mut e, 21, |d, h| Sample {
+        read_errors: d,
+        ..base(d, h)
+    });
+    // Day 20 is open; days 6..=19 are fitted.
+    let v = verdict(&e, Reason::ErrorRateTrend).expect("linear verdict");
+    assert_eq!(v.model, Model::Linear);
+    assert!(v.detail.abs_diff(10_000) <= 1, "slope {} ppb/day", v.detail);
+    // Rate at day 19 is 190 ppm: (1000 - 190) / 10 = 81 days to the unusable rate.
+    let want = 81 * DAY_S;
+    assert!(
+        v.ttf_s.abs_diff(want) <= want / 100,
+        "ttf {} vs {want}",
+        v.ttf_s
+    );
+    assert!(v.confidence >= 800);
+    assert_eq!(e.current().level, Level::Warning);
+    assert_eq!(e.current().model, Model::Linear);
+    assert!(e.skill()[0] > e.skill()[1], "{:?}", e.skill());
+}
+
+#[test]
+fn exponential_growth_doubling_time() {
+    // Errors an hour double every 3 days.
+    let errs = |d: u64| 2f64.powf(d as f64 / 3.0).round() as u64;
+    let mut e = Engine::default();
+    feed(&mut e, 20, |d, h| Sample {
+        read_errors: errs(d),
+        ..base(d, h)
+    });
+    let v = verdict(&e, Reason::ErrorRateGrowth).expect("exponential verdict");
+    assert_eq!(v.model, Model::Exponential);
+    let want = 3 * DAY_S as i64;
+    assert!(
+        (v.detail - want).abs() <= want / 50,
+        "doubling {} s",
+        v.detail
+    );
+    // Day 18 rate: 24*errs(18)/2.4M; time to 1e6 ppb at 3 days per doubling.
+    let rate = errs(18) as f64 * 10_000.0;
+    let want_ttf = (1e6f64 / rate).log2() * 3.0 * DAY_S as f64;
+    assert!(
+        (v.ttf_s as f64 - want_ttf).abs() <= 0.05 * want_ttf,
+        "ttf {} vs {want_ttf}",
+        v.ttf_s
+    );
+    assert!(e.skill()[1] > e.skill()[0], "{:?}", e.skill());
+    assert!(e.current().level >= Level::Warning);
+}
+
+#[test]
+fn periodic_errors_at_the_same_hours() {
+    // Errors only from 14:00 to 16:59, growing 20% a day.
+    let mut e = Engine::default();
+    feed(&mut e, 20, |d, h| Sample {
+        read_errors: if (14..17).contains(&h) {
+            (3.0 * 1.2f64.powi(d as i32)).round() as u64
+        } else {
+            0
+        },
+        ..base(d, h)
+    });
+    let v = verdict(&e, Reason::PeriodicWorsening).expect("periodic verdict");
+    assert_eq!(v.model, Model::Periodic);
+    assert!((13..=14).contains(&v.detail), "window starts {}", v.detail);
+    assert!(v.confidence >= 500);
+}
+
+#[test]
+fn errors_at_random_hours_are_not_periodic() {
+    let mut e = Engine::default();
+    feed(&mut e, 20, |d, h| Sample {
+        read_errors: u64::from((d * 7 + h * 13) % 24 == 0),
+        ..base(d, h)
+    });
+    assert!(verdict(&e, Reason::PeriodicWorsening).is_none());
+    assert!(verdict(&e, Reason::RecurringErrors).is_none());
+    assert!(e.current().level < Level::Warning);
+}
+
+#[test]
+fn latency_rising_at_steady_load() {
+    // p99 up 5% a day, load constant.
+    let mut e = Engine::default();
+    feed(&mut e, 20, |d, h| Sample {
+        lat_p99_us: (1000.0 * 1.05f64.powi(d as i32)) as u64,
+        ..base(d, h)
+    });
+    let v = verdict(&e, Reason::LatencyRising).expect("latency verdict");
+    assert_eq!(v.model, Model::Latency);
+    assert!((4..=5).contains(&v.detail), "{}% per day", v.detail);
+    // 8x from the start at 5%/day: log(8)/log(1.05) = 42.6 days after day 1.
+    assert!(
+        v.ttf_s > 20 * DAY_S && v.ttf_s < 35 * DAY_S,
+        "ttf {}",
+        v.ttf_s
+    );
+}
+
+#[test]
+fn latency_step_with_load_step_is_not_a_trend() {
+    let mut e = Engine::default();
+    let alerts = feed(&mut e, 30, |d, h| {
+        let step = d >= 15;
+        Sample {
+            reads: if step { IOS * 3 } else { IOS * 7 / 10 },
+            lat_p99_us: if step { 2500 } else { 1000 },
+            ..base(d, h)
+        }
+    });
+    assert!(verdict(&e, Reason::LatencyRising).is_none());
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[test]
+fn one_error_burst_is_not_an_emergency() {
+    let mut e = Engine::default();
+    let alerts = feed(&mut e, 20, |d, h| Sample {
+        read_errors: if d == 10 && h == 3 { 50_000 } else { 0 },
+        ..base(d, h)
+    });
+    assert!(
+        alerts.iter().all(|a| a.level <= Level::Notice),
+        "{alerts:?}"
+    );
+}
+
+#[test]
+fn unusable_error_rate_spread_over_the_day_is_an_emergency() {
+    let mut e = Engine::default();
+    let alerts = feed(&mut e, 3, |d, h| Sample {
+        read_errors: if d == 2 { 200 } else { 0 },
+        ..base(d, h)
+    });
+    let a = alerts.last().expect("alert");
+    assert_eq!(
+        (a.level, a.reason),
+        (Level::Emergency, Reason::ErrorRateUnusable)
+    );
+    assert_eq!(a.ttf_s, Some(0));
+}
+
+#[test]
+fn spare_exhausted_is_an_emergency_at_once() {
+    let mut e = Engine::default();
+    let a = e.push(&Sample {
+        remapped_total: 10,
+        spare_free_blocks: 0,
+        ..base(0, 0)
+    });
+    let a = a.expect("alert");
+    assert_eq!(
+        (a.level, a.reason),
+        (Level::Emergency, Reason::SpareExhausted)
+    );
+}
+
+#[test]
+fn spare_trend_time_to_exhaustion() {
+    // 100 remaps a day into a spare with 10_000 blocks left at the start.
+    let mut e = Engine::default();
+    feed(&mut e, 15, |d, h| Sample {
+        remapped_total: d * 100 + h * 4,
+        spare_free_blocks: 100_000 - d * 100 - h * 4,
+        ..base(d, h)
+    });
+    let v = verdict(&e, Reason::SpareTrend).expect("spare verdict");
+    // Day 13 closed with 98_596 free at 100 a day.
+    let want = 98_596 * DAY_S / 100;
+    assert!(
+        v.ttf_s.abs_diff(want) <= want / 100,
+        "{} vs {want}",
+        v.ttf_s
+    );
+    let tts = e.current().tts_s.expect("tts");
+    assert!(tts <= want && tts + DAY_S >= want);
+}
+
+#[test]
+fn hysteresis_raise_needs_two_hours_lower_needs_two_days() {
+    let mut e = Engine::default();
+    // Spare at 85% used: warning from the threshold model.
+    let s = |t: u64, used: u64| Sample {
+        t_s: t,
+        remapped_total: used,
+        spare_free_blocks: 1000 - used,
+        ..base(0, 0)
+    };
+    assert_eq!(e.push(&s(0, 850)), None);
+    assert_eq!(e.push(&s(H, 850)), None);
+    assert_eq!(
+        e.push(&s(2 * H, 850)).map(|a| a.level),
+        Some(Level::Warning)
+    );
+    // Back to 10% used (spare added): stays warning for 48 h.
+    for k in 3..51 {
+        assert_eq!(e.push(&s(k * H, 100)), None, "{k}");
+    }
+    assert_eq!(e.push(&s(51 * H, 100)).map(|a| a.level), Some(Level::Info));
+}
+
+#[test]
+fn time_going_backwards_is_ignored() {
+    let mut e = Engine::default();
+    e.push(&base(1, 0));
+    assert_eq!(e.push(&base(0, 0)), None);
+    assert_eq!(e.health().rejected, 1);
+    assert_eq!(e.health().ring.len(), 1);
+}
+
+#[test]
+fn state_fits_64_kib() {
+    assert!(
+        core::mem::size_of::<Engine>() <= 64 * 1024,
+        "{}",
+        core::mem::size_of::<Engine>()
+    );
+}
+
+#[test]
+fn long_intervals_and_short_intervals_work() {
+    // Daily samples (one per day) and minute samples both run without alarms when healthy.
+    let mut e = Engine::default();
+    for d in 0..100 {
+        assert_eq!(e.push(&base(d, 0)), None);
+    }
+    let mut e = Engine::default();
+    for m in 0..(5 * 1440) {
+        let s = Sample {
+            t_s: m * 60,
+            ..base(0, 0)
+        };
+        assert_eq!(e.push(&s), None);
+    }
+    assert_eq!(e.health().daily.len(), 4);
+}
+
+fn any_sample() -> impl Strategy<Value = Sample> {
+    let v = prop_oneof![Just(0u64), Just(u64::MAX), 0u64..1000, any::<u64>()];
+    (
+        0u64..200_000,
+        [
+            v.clone(),
+            v.clone(),
+            v.clone(),
+            v.clone(),
+            v.clone(),
+            v.clone(),
+            v.clone(),
+            v.clone(),
+            v,
+        ],
+    )
+        .prop_map(|(dt, f)| Sample {
+            t_s: dt,
+            reads: f[0],
+            read_errors: f[1],
+            writes: f[2],
+            write_errors: f[3],
+            lat_p50_us: f[4],
+            lat_p99_us: f[5],
+            remapped_total: f[6],
+            pending_total: f[7],
+            spare_free_blocks: f[8],
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn extreme_samples_never_panic_and_are_deterministic(
+        samples in proptest::collection::vec(any_sample(), 1..300)
+    ) {
+        let mut a = Engine::default();
+        let mut b = Engine::default();
+        let mut t = 0u64;
+        for s in &samples {
+            // Times advance by the drawn step so days close.
+            t = t.saturating_add(s.t_s);
+            let s = Sample { t_s: t, ..*s };
+            prop_assert_eq!(a.push(&s), b.push(&s));
+            let c = a.current();
+            prop_assert!(c.confidence <= 1000);
+        }
+    }
+}
