@@ -142,6 +142,10 @@ pub struct Report {
     pub samples: u64,
     /// Engine time, ns.
     pub engine_ns: u128,
+    /// Slowest single sample, ns, and how many samples took over 2 µs.
+    pub worst_ns: (u128, u64),
+    /// Time spent on samples that closed a day, ns, and their number.
+    pub day_close_ns: (u128, u64),
 }
 
 /// Names of the detectors, in [`Report::figures`] order.
@@ -157,8 +161,9 @@ fn first_alert(d: &mut dyn Detector, samples: &[Sample]) -> Option<u64> {
     first
 }
 
-/// Evaluates a generated fleet of `count` devices for `seed`.
-pub fn evaluate(seed: u64, count: usize) -> Report {
+/// Evaluates a generated fleet of `count` devices for `seed`; with `time_each`, also
+/// times every sample alone in a second pass.
+pub fn evaluate(seed: u64, count: usize, time_each: bool) -> Report {
     let mut rep = Report::default();
     for i in 0..count {
         let class = tracegen::fleet_class(i, count);
@@ -167,6 +172,21 @@ pub fn evaluate(seed: u64, count: usize) -> Report {
         let start = Instant::now();
         let a0 = first_alert(&mut eng, &samples);
         rep.engine_ns += start.elapsed().as_nanos();
+        // Second pass timing every sample alone (includes the clock's own cost).
+        let mut e2 = Box::<Engine>::default();
+        let mut day = samples.first().map_or(0, |s| s.t_s / 86_400);
+        for s in samples.iter().filter(|_| time_each) {
+            let t = Instant::now();
+            e2.push(s);
+            let ns = t.elapsed().as_nanos();
+            if s.t_s / 86_400 != day {
+                day = s.t_s / 86_400;
+                rep.day_close_ns.0 += ns;
+                rep.day_close_ns.1 += 1;
+            }
+            rep.worst_ns.0 = rep.worst_ns.0.max(ns);
+            rep.worst_ns.1 += u64::from(ns > 2000);
+        }
         rep.samples += samples.len() as u64;
         let a1 = first_alert(&mut FirstError, &samples);
         let mut th = Threshold {
@@ -242,6 +262,16 @@ impl Report {
                 self.engine_ns as f64 / self.samples as f64,
                 self.samples
             ));
+            s.push_str(&format!(
+                "first sample of a day (day-level models): {:.0} ns on average\n",
+                self.day_close_ns.0 as f64 / self.day_close_ns.1.max(1) as f64
+            ));
+            s.push_str(&format!(
+                "slowest sample {} ns; {} samples over 2 us; engine state {} bytes\n",
+                self.worst_ns.0,
+                self.worst_ns.1,
+                std::mem::size_of::<Engine>()
+            ));
         }
         s
     }
@@ -260,7 +290,7 @@ pub struct EvaluateArgs {
 
 /// Runs `evaluate`.
 pub fn run(a: EvaluateArgs) -> ExitCode {
-    let rep = evaluate(a.seed, a.count);
+    let rep = evaluate(a.seed, a.count, true);
     print!("{}", rep.table());
     ExitCode::SUCCESS
 }
@@ -286,7 +316,7 @@ mod tests {
     /// Documentation/prediction.md when it improves).
     #[test]
     fn evaluator_figures_pinned_for_seed_42_600_devices() {
-        let rep = evaluate(42, 600);
+        let rep = evaluate(42, 600, false);
         println!("{}", rep.table());
         let [e, first, thr] = &rep.figures;
         assert_eq!(key(e), (192, 192, 615, 0, 360, 0), "engine");

@@ -433,6 +433,7 @@ pub(super) fn latency(daily: &Daily, cfg: &Config) -> Verdict {
         model: Model::Latency,
         reason: Reason::LatencyRising,
         // Growth per day in percent: 2^per_day - 1.
-        detail: ((fixed::exp2_q16(per_day) as i64 - fixed::ONE) * 100) >> fixed::Q,
+        detail: (fixed::exp2_q16(per_day).min(1 << 40) as i64 - fixed::ONE).saturating_mul(100)
+            >> fixed::Q,
     }
 }

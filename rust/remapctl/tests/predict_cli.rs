@@ -1,0 +1,106 @@
+//! `remapctl predict` and `remapctl tracegen` end to end: a hand-written CSV, a
+//! generated fleet as a directory, and bad input.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const HEADER: &str = "t_s,reads,read_errors,writes,write_errors,lat_p50_us,lat_p99_us,remapped_total,pending_total,spare_free_blocks";
+
+fn remapctl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_remapctl"))
+        .args(args)
+        .output()
+        .expect("run remapctl")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("remapctl-predict-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// 30 days of hourly samples; from day 10 the error rate grows 10 ppm a day, and the
+/// spare runs out in the last hour.
+fn degrading_csv() -> String {
+    let mut s = format!("{HEADER}\n");
+    let mut remapped = 0u64;
+    for h in 0..30 * 24u64 {
+        let d = h / 24;
+        let errs = d.saturating_sub(10);
+        remapped += errs;
+        let free = if h == 30 * 24 - 1 {
+            0
+        } else {
+            100_000 - remapped
+        };
+        writeln!(
+            s,
+            "{},70000,{errs},30000,0,200,1000,{remapped},0,{free}",
+            (h + 1) * 3600
+        )
+        .unwrap();
+    }
+    s
+}
+
+#[test]
+fn predict_json_on_a_degrading_trace() {
+    let d = scratch("json");
+    let f = d.join("dev.csv");
+    std::fs::write(&f, degrading_csv()).unwrap();
+    let o = remapctl(&["predict", "--trace", f.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let list = v.as_array().unwrap();
+    let levels: Vec<&str> = list.iter().map(|a| a["level"].as_str().unwrap()).collect();
+    assert!(levels.contains(&"warning"), "{levels:?}");
+    assert_eq!(*levels.last().unwrap(), "emergency");
+    let w = list.iter().find(|a| a["level"] == "warning").unwrap();
+    for k in ["t_s", "level", "ttf_s", "confidence", "model", "reason"] {
+        assert!(w.get(k).is_some(), "{k} missing in {w}");
+    }
+    assert!(w["ttf_s"].as_u64().is_some());
+    assert_eq!(list.last().unwrap()["reason"], "spare exhausted");
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn tracegen_then_predict_a_directory() {
+    let d = scratch("dir");
+    let o = remapctl(&[
+        "tracegen",
+        "--out",
+        d.to_str().unwrap(),
+        "--seed",
+        "3",
+        "--count",
+        "6",
+    ]);
+    assert!(o.status.success());
+    let truth = std::fs::read_to_string(d.join("truth.csv")).unwrap();
+    assert_eq!(truth.lines().count(), 7);
+    let o = remapctl(&["predict", "--trace", d.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 6);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn predict_bad_input() {
+    let d = scratch("bad");
+    let f = d.join("bad.csv");
+    std::fs::write(&f, "t_s,reads\n1,2\n").unwrap();
+    let o = remapctl(&["predict", "--trace", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("header"));
+    std::fs::write(&f, format!("{HEADER}\n1,2,3,4,5,6,7,8,9\n")).unwrap();
+    let o = remapctl(&["predict", "--trace", f.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains(":2: 9 fields"));
+    std::fs::write(&f, format!("{HEADER}\n1,2,3,4,5,6,7,8,9,x\n")).unwrap();
+    let o = remapctl(&["predict", "--trace", f.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad number `x`"));
+    let _ = std::fs::remove_dir_all(d);
+}
