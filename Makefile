@@ -3,7 +3,7 @@
 #
 #   make demo      set up, build, and run the narrated demo in the test VM
 #   make check     set up, host tests, module build (+clippy, rustfmt), VM tests,
-#                  power-cut campaign (CUTS=20)
+#                  power-cut campaign (CUTS=20), a short fuzz run of the decoder
 #   make bench     fio benchmark in the VM (dm-remap vs dm-linear)
 #   make powercut  the power-cut campaign alone (CUTS=100 for a longer run)
 #   make fuzz      the metadata decoder under cargo-fuzz (FUZZ_SECONDS=60 per target)
@@ -15,6 +15,8 @@ SHELL := /bin/bash
 
 KFILES := src/target.rs src/resultbuf.rs src/bindings.rs src/engine.rs src/worker.rs src/meta_io.rs
 CUTS ?= 20
+FUZZ_SECONDS ?= 60
+CHECK_FUZZ_SECONDS ?= 20
 
 all: module
 
@@ -52,6 +54,7 @@ check: deps fmt-check host-test
 	touch src/dm_remap.rs && scripts/build-module CLIPPY=1
 	scripts/vm-run tests/run-all $(TESTS)
 	tests/powercut/run.py --cuts $(CUTS)
+	scripts/fuzz $(CHECK_FUZZ_SECONDS)
 
 demo: deps
 	scripts/vm-run scripts/demo
