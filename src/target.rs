@@ -118,6 +118,8 @@ pub(crate) struct Stats {
     pub(crate) read_retried_ok: AtomicU64,
     /// Failed writes completed successfully through a remap.
     pub(crate) write_errors_hidden: AtomicU64,
+    /// Failed writes that the main device took when they were written again.
+    pub(crate) write_retried_ok: AtomicU64,
 }
 
 impl Stats {
@@ -133,6 +135,7 @@ impl Stats {
             &self.remaps,
             &self.read_retried_ok,
             &self.write_errors_hidden,
+            &self.write_retried_ok,
         ] {
             c.store(0, Relaxed);
         }
@@ -141,7 +144,7 @@ impl Stats {
     fn write(&self, out: &mut dyn Write, sep: &str) -> core::fmt::Result {
         write!(
             out,
-            "reads={r}{sep}writes={w}{sep}flushes={f}{sep}read_sectors={rs}{sep}write_sectors={ws}{sep}read_errors={re}{sep}write_errors={we}{sep}remaps={rm}{sep}read_retried_ok={rr}{sep}write_errors_hidden={wh}",
+            "reads={r}{sep}writes={w}{sep}flushes={f}{sep}read_sectors={rs}{sep}write_sectors={ws}{sep}read_errors={re}{sep}write_errors={we}{sep}remaps={rm}{sep}read_retried_ok={rr}{sep}write_errors_hidden={wh}{sep}write_retried_ok={wr}",
             r = self.reads.load(Relaxed),
             w = self.writes.load(Relaxed),
             f = self.flushes.load(Relaxed),
@@ -152,6 +155,7 @@ impl Stats {
             rm = self.remaps.load(Relaxed),
             rr = self.read_retried_ok.load(Relaxed),
             wh = self.write_errors_hidden.load(Relaxed),
+            wr = self.write_retried_ok.load(Relaxed),
         )
     }
 }

@@ -256,6 +256,13 @@ impl Remap {
                             break;
                         }
                     }
+                    if pb.state == ST_WRITE_FAILED
+                        && result == Some(0)
+                        && !slices.iter().any(|s| s.bio == i)
+                    {
+                        // The main device took every block on the second try.
+                        self.stats.write_retried_ok.fetch_add(1, Relaxed);
+                    }
                 }
                 ST_READ_FAILED => {
                     for blk in first..=last {
