@@ -400,13 +400,7 @@ impl Remap {
         // 2. Make the blocks busy and wait for writes already on their way to main.
         let mut busy = KVec::new();
         for j in jobs.iter() {
-            let s = Special {
-                block: j.block,
-                state: BUSY,
-                spare: 0,
-                spare_block: j.spare_block,
-                lost: j.lost,
-            };
+            let s = j.special(BUSY);
             if busy.push(s, GFP_KERNEL).is_err() {
                 self.free_jobs(core, jobs);
                 return false;
@@ -497,13 +491,7 @@ impl Remap {
         let mut changes = KVec::new();
         if ok {
             for j in jobs.iter() {
-                let s = Special {
-                    block: j.block,
-                    state: REMAPPED,
-                    spare: 0,
-                    spare_block: j.spare_block,
-                    lost: j.lost,
-                };
+                let s = j.special(REMAPPED);
                 ok &= changes.push(s, GFP_KERNEL).is_ok();
             }
             for &p in pending {
@@ -561,6 +549,19 @@ struct Job {
     spare_block: u64,
     covered: crate::engine::SectorMask,
     lost: crate::engine::SectorMask,
+}
+
+impl Job {
+    /// The job's block in `state`, at its spare block.
+    fn special(&self, state: u8) -> Special {
+        Special {
+            block: self.block,
+            state,
+            spare: 0,
+            spare_block: self.spare_block,
+            lost: self.lost,
+        }
+    }
 }
 
 /// The part of a bio that falls into a job's block.
