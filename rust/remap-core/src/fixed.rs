@@ -65,10 +65,13 @@ pub const fn isqrt_u128(n: u128) -> u64 {
     res as u64
 }
 
-/// `floor(n / d)` for a 128-bit dividend, by shift-and-subtract (no 128-bit division
-/// instruction or helper). `None` when `d` is 0.
+/// `floor(n / d)` for a 128-bit dividend, without a 128-bit division instruction or
+/// helper. `None` when `d` is 0.
 ///
-/// Cost is one iteration per significant bit of `n` (at most 128).
+/// Both below 2^64: one 64-bit division. A divisor below 2^32: long division by 32-bit
+/// digits (four 64-bit divisions). Otherwise shift-and-subtract over the quotient's
+/// bits only (the divisor aligned with the dividend's top bit first): one iteration per
+/// quotient bit, at most 96 since the divisor has at least 33 bits.
 pub const fn div_u128(n: u128, d: u128) -> Option<u128> {
     if d == 0 {
         return None;
@@ -76,20 +79,39 @@ pub const fn div_u128(n: u128, d: u128) -> Option<u128> {
     if n < d {
         return Some(0);
     }
-    let bits = 128 - n.leading_zeros();
+    if n >> 64 == 0 {
+        // d <= n < 2^64.
+        return Some(((n as u64) / (d as u64)) as u128);
+    }
+    if d >> 32 == 0 {
+        let d = d as u64;
+        let mut q: u128 = 0;
+        let mut r: u64 = 0;
+        let mut k = 4;
+        while k > 0 {
+            k -= 1;
+            // r < d < 2^32, so the next partial dividend fits in 64 bits.
+            let cur = (r << 32) | ((n >> (32 * k)) as u64 & 0xffff_ffff);
+            q |= ((cur / d) as u128) << (32 * k);
+            r = cur % d;
+        }
+        return Some(q);
+    }
+    // n >= d, so d has at least as many leading zeros as n: the shift loses nothing.
+    let shift = d.leading_zeros() - n.leading_zeros();
+    let mut dd = d << shift;
+    let mut r = n;
     let mut q: u128 = 0;
-    let mut r: u128 = 0;
-    let mut i = bits;
+    let mut i = shift + 1;
+    // INVARIANT: r < 2 * dd before each step (dd and the dividend share their top bit,
+    // then each step leaves r < dd and halves dd exactly, back down to d).
     while i > 0 {
         i -= 1;
-        // r < d here, so r << 1 | bit < 2d; when d >= 2^127 the shift could lose the
-        // top bit, which the carry test below accounts for.
-        let carry = r >> 127;
-        r = (r << 1) | ((n >> i) & 1);
-        if carry != 0 || r >= d {
-            r = r.wrapping_sub(d);
+        if r >= dd {
+            r -= dd;
             q |= 1 << i;
         }
+        dd >>= 1;
     }
     Some(q)
 }
@@ -283,6 +305,14 @@ mod tests {
         assert_eq!(div_u128(u128::MAX, 1), Some(u128::MAX));
         assert_eq!(div_u128(u128::MAX, u128::MAX), Some(1));
         assert_eq!(div_u128(1, 0), None);
+        assert_eq!(div_u128(u128::MAX, 3), Some(u128::MAX / 3));
+        assert_eq!(div_u128(u128::MAX, 1 << 32), Some(u128::MAX >> 32));
+        assert_eq!(
+            div_u128(u128::MAX, (1 << 32) - 1),
+            Some(u128::MAX / 0xffff_ffff)
+        );
+        assert_eq!(div_u128(1 << 64, 1 << 64), Some(1));
+        assert_eq!(div_u128((1 << 64) - 1, 7), Some(((1 << 64) - 1) / 7));
         assert_eq!(div_i128(-7, 2), Some(-3));
         assert_eq!(div_i128(i128::MIN, 1), Some(i64::MIN));
         assert_eq!(div_i128(i128::MAX, -1), Some(i64::MIN));
@@ -306,6 +336,21 @@ mod tests {
         #[test]
         fn div_u128_matches_native(n: u128, d in 1u128..) {
             prop_assert_eq!(div_u128(n, d), Some(n / d));
+        }
+
+        #[test]
+        fn div_u128_matches_native_on_every_path(
+            n: u128,
+            nbits in 0u32..=128,
+            dbits in 1u32..=128,
+            d: u128,
+        ) {
+            // Dividends and divisors of every width: one 64-bit division, 32-bit digits,
+            // shift-and-subtract over the quotient bits.
+            let n = n.checked_shr(128 - nbits).unwrap_or(0);
+            let d = (d.checked_shr(128 - dbits).unwrap_or(0)).max(1);
+            prop_assert_eq!(div_u128(n, d), Some(n / d));
+            prop_assert_eq!(div_u128(n | 1 << 127, d), Some((n | 1 << 127) / d));
         }
 
         #[test]

@@ -11,8 +11,10 @@
 //! takes the most severe one whose confidence supports its level, and hysteresis turns
 //! that into the reported [`Alert`].
 //!
-//! Work per sample is O(1) except on the first sample of a day, which costs at most a
-//! few passes over the ring (bounded by [`RING_LEN`]). No allocation, no floats,
+//! Work per sample is bounded: the sample that closes a day computes the day's medians,
+//! and the day-level models then run one per sample over the next four samples
+//! ([`Phase`]), their verdicts published together when the last one is done; a pass
+//! over the ring is bounded by [`RING_LEN`]. No allocation, no floats,
 //! deterministic: the same samples give the same alerts on every machine.
 
 mod fit;
@@ -288,6 +290,39 @@ struct Hold {
     down: Option<(u64, Level)>,
 }
 
+/// A phase of the day-level work. After a day closes, the following samples run one
+/// phase (or one step of a phase) each, so no sample pays for all the models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Nothing pending.
+    #[default]
+    Idle,
+    /// The error-rate trend (linear and exponential fits, backtests), then spare
+    /// exhaustion (which uses the trend's doubling time).
+    Trend,
+    /// The daily periodic pattern: a step of a pass over the ring (at most 192
+    /// samples), or its fit.
+    Periodic,
+    /// Load-normalised latency; then the new verdicts are published together.
+    Latency,
+}
+
+/// Day-level work under way: the verdicts computed so far, published together when the
+/// last phase is done.
+#[derive(Debug, Clone, Copy)]
+struct DayWork {
+    /// The phase the next sample runs.
+    next: Phase,
+    /// A day closed while the work was under way: start over once it is published.
+    again: bool,
+    /// Time of the sample that closed the day the work is for.
+    t: u64,
+    trend: models::Trend,
+    spare: Verdict,
+    scan: Option<models::PeriodicScan>,
+    periodic: Verdict,
+}
+
 /// The per-device prediction engine. Its size is checked to stay within 64 KiB.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -298,6 +333,9 @@ pub struct Engine {
     /// Day-level verdicts: trend, spare, periodic, latency; and when they were made.
     day_verdicts: [Verdict; 4],
     day_t: u64,
+    work: DayWork,
+    /// Per-day figures of the newest closed days (their log2s), for the models.
+    cache: models::DayCache,
     skill: [u16; 2],
     threshold: Verdict,
     hold: Hold,
@@ -327,6 +365,16 @@ impl Engine {
             },
             day_verdicts: [info; 4],
             day_t: 0,
+            work: DayWork {
+                next: Phase::Idle,
+                again: false,
+                t: 0,
+                trend: models::Trend::NONE,
+                spare: info,
+                scan: None,
+                periodic: info,
+            },
+            cache: models::DayCache::new(),
             skill: [0, 0],
             threshold: info,
             hold: Hold {
@@ -382,8 +430,13 @@ impl Engine {
             }
             self.win.start += 1;
         }
-        if self.health.push(s) == Pushed::ClosedDay {
-            self.close_day(s.t_s);
+        // At most one phase of day-level work per sample: the one pending from earlier
+        // samples, or (on the sample that closes a day, after the day's medians) none.
+        let closed = self.health.push(s) == Pushed::ClosedDay;
+        if closed {
+            self.day_closed(s.t_s);
+        } else {
+            self.day_step();
         }
         self.win.add(s, true);
         self.seq += 1;
@@ -401,16 +454,80 @@ impl Engine {
         self.decide(s.t_s)
     }
 
-    fn close_day(&mut self, now: u64) {
+    /// The phase of day-level work the next sample runs ([`Phase::Idle`]: none).
+    /// A sample that closes a day runs none (it computes the day's medians and their
+    /// logarithms); the next ones run the trend and spare models, the periodic model
+    /// in steps, and the latency model, which publishes the new verdicts together.
+    pub const fn day_phase(&self) -> Phase {
+        self.work.next
+    }
+
+    /// A day closed at `now`: its models run over the next samples. When work for an
+    /// earlier day is still under way it goes on (over the newer history from here)
+    /// and starts over once published, so that with long intervals the verdicts are
+    /// still published every few samples.
+    fn day_closed(&mut self, now: u64) {
+        if let Some(d) = self.health.daily.get(0) {
+            self.cache.push(&d);
+        }
+        if self.work.next == Phase::Idle {
+            self.work.next = Phase::Trend;
+            self.work.t = now;
+        } else {
+            self.work.again = true;
+            self.day_step();
+        }
+    }
+
+    /// Runs the pending phase (or step) of day-level work, if any.
+    fn day_step(&mut self) {
         let cfg = &self.cfg;
         let h = &self.health;
-        let trend = models::trend(&h.daily, cfg);
-        let spare = models::spare(&h.daily, &trend, cfg);
-        let periodic = models::periodic(&h.ring, &h.daily, cfg);
-        let latency = models::latency(&h.daily, cfg);
-        self.skill = trend.skill;
-        self.day_verdicts = [trend.verdict, spare, periodic, latency];
-        self.day_t = now;
+        let w = &mut self.work;
+        // Sequence number of the newest sample in the ring.
+        let newest = self.seq;
+        match w.next {
+            Phase::Idle => {}
+            Phase::Trend => {
+                w.trend = models::trend(&h.daily, &self.cache, cfg);
+                w.spare = models::spare(&h.daily, &w.trend, cfg);
+                match models::PeriodicScan::start(&h.daily, newest) {
+                    Ok(scan) => {
+                        w.scan = Some(scan);
+                        w.next = Phase::Periodic;
+                    }
+                    Err(v) => {
+                        w.scan = None;
+                        w.periodic = v;
+                        w.next = Phase::Latency;
+                    }
+                }
+            }
+            Phase::Periodic => {
+                let step = match &mut w.scan {
+                    Some(scan) => scan.step(&h.ring, newest, cfg),
+                    None => models::Step::Done(Verdict::info(Model::Periodic, Reason::Healthy)),
+                };
+                if let models::Step::Done(v) = step {
+                    w.periodic = v;
+                    w.scan = None;
+                    w.next = Phase::Latency;
+                }
+            }
+            Phase::Latency => {
+                let latency = models::latency(&h.daily, &self.cache, cfg);
+                self.skill = w.trend.skill;
+                self.day_verdicts = [w.trend.verdict, w.spare, w.periodic, latency];
+                self.day_t = w.t;
+                if w.again {
+                    w.again = false;
+                    w.next = Phase::Trend;
+                    w.t = h.ring.latest().map_or(w.t, |l| l.t_s);
+                } else {
+                    w.next = Phase::Idle;
+                }
+            }
+        }
     }
 
     /// Absolute levels, as SMART thresholds: spare left, the last 24 h error rate

@@ -240,7 +240,19 @@ impl Ring {
 
     /// Iterates over the newest `n` samples (or all held), newest first.
     pub fn recent(&self, n: usize) -> impl Iterator<Item = Sample> + '_ {
-        (0..n.min(self.len)).filter_map(move |a| self.get(a))
+        // Newest first: the slots below `head` backwards, then (once the ring has
+        // wrapped) the slots from the end down to `head`.
+        let (newer, older) = match (self.recs.get(..self.head), self.recs.get(self.head..)) {
+            (Some(a), Some(b)) if self.len == RING_LEN => (a, b),
+            (Some(a), _) => (a, &[][..]),
+            _ => (&[][..], &[][..]),
+        };
+        newer
+            .iter()
+            .rev()
+            .chain(older.iter().rev())
+            .take(n.min(self.len))
+            .map(Rec::unpack)
     }
 }
 
@@ -366,6 +378,36 @@ fn select(range: (u64, u64), rank: usize, count_le: impl Fn(u64) -> usize) -> u6
         }
     }
     lo
+}
+
+/// Samples a day up to which [`day_median`] sorts a copy (intervals of 22.5 min or
+/// more); beyond, it bisects over the ring.
+const SORT_MEDIAN_MAX: usize = 64;
+
+/// The lower median of `field` over the newest `n` samples, saturated to `u32` (the
+/// saturation is monotonic, so it commutes with the median); 0 when `n` is 0.
+///
+/// Up to [`SORT_MEDIAN_MAX`] samples: one pass copying the values and an in-place sort
+/// of at most 64 of them. More: bisection over the value range, up to 64 passes.
+fn day_median(ring: &Ring, field: Field, n: usize) -> u32 {
+    let rank = rank_for(n, 500);
+    if n <= SORT_MEDIAN_MAX {
+        let mut buf = [0u32; SORT_MEDIAN_MAX];
+        let mut k = 0;
+        for (slot, s) in buf.iter_mut().zip(ring.recent(n)) {
+            *slot = sat32(field.of(&s));
+            k += 1;
+        }
+        let Some(vals) = buf.get_mut(..k) else {
+            return 0;
+        };
+        vals.sort_unstable();
+        return vals.get(rank - 1).copied().unwrap_or(0);
+    }
+    match summary_minmax(ring, field, n) {
+        Some(mm) => sat32(select(mm, rank, |v| count_le(ring, field, n, v))),
+        None => 0,
+    }
 }
 
 /// One day's aggregate.
@@ -541,16 +583,8 @@ impl Health {
 
     fn close_day(&mut self) {
         let n = usize::from(self.open.samples).min(self.ring.len());
-        if let Some(mm) = summary_minmax(&self.ring, Field::LatP99, n) {
-            let rank = rank_for(n, 500);
-            self.open.lat_p99_med = sat32(select(mm, rank, |v| {
-                count_le(&self.ring, Field::LatP99, n, v)
-            }));
-        }
-        if let Some(mm) = summary_minmax(&self.ring, Field::Ios, n) {
-            let rank = rank_for(n, 500);
-            self.open.ios_med = sat32(select(mm, rank, |v| count_le(&self.ring, Field::Ios, n, v)));
-        }
+        self.open.lat_p99_med = day_median(&self.ring, Field::LatP99, n);
+        self.open.ios_med = day_median(&self.ring, Field::Ios, n);
         self.daily.push(self.open);
         self.open_valid = false;
     }
@@ -586,6 +620,21 @@ mod tests {
         assert_eq!(r.get(0).unwrap().t_s, 2499);
         assert_eq!(r.get(999).unwrap().t_s, 1500);
         assert_eq!(r.get(1000), None);
+    }
+
+    #[test]
+    fn recent_is_get_by_age_at_every_fill_level() {
+        let mut r = Ring::new();
+        for i in 0..2100u64 {
+            if i % 97 == 0 || (995..1005).contains(&i) {
+                for n in [0, 1, 5, 999, 1000, 1001] {
+                    let got: Vec<Sample> = r.recent(n).collect();
+                    let want: Vec<Sample> = (0..n).map_while(|a| r.get(a)).collect();
+                    assert_eq!(got, want, "after {i} pushes, n {n}");
+                }
+            }
+            r.push(&sample(i, i));
+        }
     }
 
     #[test]
@@ -667,6 +716,23 @@ mod tests {
                 let want = sorted[rank_for(vals.len(), p) - 1];
                 prop_assert_eq!(percentile(&r, Field::Reads, RING_LEN, p), Some(want));
             }
+        }
+
+        #[test]
+        fn day_median_sorted_or_bisected_is_the_lower_median(
+            vals in proptest::collection::vec(prop_oneof![0u64..1000, any::<u64>()], 0..300),
+            n in 0usize..300,
+        ) {
+            let mut r = Ring::new();
+            for &v in &vals {
+                r.push(&sample(0, v));
+            }
+            let n = n.min(vals.len());
+            let mut want: Vec<u32> = vals[vals.len() - n..].iter().map(|&v| sat32(v)).collect();
+            want.sort_unstable();
+            let want = want.get(rank_for(n, 500) - 1).copied().unwrap_or(0);
+            prop_assert_eq!(day_median(&r, Field::LatP99, n), want);
+            prop_assert_eq!(day_median(&r, Field::Reads, n), want);
         }
 
         #[test]

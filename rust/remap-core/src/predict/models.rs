@@ -49,6 +49,88 @@ fn log_rate_q16(errors: u64, ios: u64) -> Option<i64> {
     fixed::log2_q16(r as u64)
 }
 
+/// What the models derive from one closed day; the log2s are the costly part, so they
+/// are computed once, when the day closes, and kept for [`CACHE_DAYS`] days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Derived {
+    /// The day these figures are for.
+    day: u32,
+    /// [`rate_ppb`] of the day.
+    rate: Option<i64>,
+    /// [`log_rate_q16`] of the day.
+    log_rate: Option<i64>,
+    /// log2(median p99) - log2(median I/Os) / 2, Q16, when both medians are non-zero.
+    lat_y: Option<i64>,
+}
+
+impl Derived {
+    const NONE: Derived = Derived {
+        day: u32::MAX,
+        rate: None,
+        log_rate: None,
+        lat_y: None,
+    };
+
+    /// The figures of `d`.
+    pub(super) fn of(d: &Day) -> Derived {
+        let lat_y = match (
+            fixed::log2_q16(u64::from(d.lat_p99_med)),
+            fixed::log2_q16(u64::from(d.ios_med)),
+        ) {
+            (Some(l), Some(m)) => Some(l - m / 2),
+            _ => None,
+        };
+        Derived {
+            day: d.day,
+            rate: rate_ppb(d.errors, d.ios),
+            log_rate: log_rate_q16(d.errors, d.ios),
+            lat_y,
+        }
+    }
+}
+
+/// Days of [`Derived`] figures kept: as many as any model looks back over.
+pub(super) const CACHE_DAYS: usize = if LATENCY_DAYS > TREND_DAYS {
+    LATENCY_DAYS
+} else {
+    TREND_DAYS
+};
+
+/// [`Derived`] figures of the newest closed days, pushed as each day closes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DayCache {
+    days: [Derived; CACHE_DAYS],
+    /// Slot the next day goes to.
+    head: usize,
+}
+
+impl DayCache {
+    pub(super) const fn new() -> Self {
+        DayCache {
+            days: [Derived::NONE; CACHE_DAYS],
+            head: 0,
+        }
+    }
+
+    /// Records the figures of a day that just closed.
+    pub(super) fn push(&mut self, d: &Day) {
+        if let Some(slot) = self.days.get_mut(self.head) {
+            *slot = Derived::of(d);
+        }
+        self.head = (self.head + 1) % CACHE_DAYS;
+    }
+
+    /// The figures of `d`, the closed day `age` days ago: from the cache when it holds
+    /// that day, computed otherwise (the same values either way).
+    fn get(&self, age: usize, d: &Day) -> Derived {
+        let slot = (self.head + CACHE_DAYS - 1 - age % CACHE_DAYS) % CACHE_DAYS;
+        match self.days.get(slot) {
+            Some(c) if age < CACHE_DAYS && c.day == d.day => *c,
+            _ => Derived::of(d),
+        }
+    }
+}
+
 /// A day whose errors are spread over more than one interval (a single bad hour is a
 /// glitch, not a trend). With one or two samples a day any error counts.
 fn active(d: &Day) -> bool {
@@ -94,6 +176,15 @@ pub(super) struct Trend {
     pub(super) doubling_s: u64,
 }
 
+impl Trend {
+    /// No trend.
+    pub(super) const NONE: Trend = Trend {
+        verdict: Verdict::info(Model::Linear, Reason::Healthy),
+        skill: [0, 0],
+        doubling_s: NO_TTF,
+    };
+}
+
 /// Backtest: fit the first `n - HOLDOUT` points, predict the held-out rates, score
 /// `1000 - sum|pred - actual| / sum max(pred, actual, floor)`.
 fn skill(s: &Series, rates: &Series, log: bool, floor: i64) -> u16 {
@@ -124,7 +215,7 @@ fn skill(s: &Series, rates: &Series, log: bool, floor: i64) -> u16 {
 /// Error-rate trend over the last [`TREND_DAYS`] closed days: a linear fit of the rate
 /// and a linear fit of its log2 (exponential growth), each backtested on the last
 /// [`HOLDOUT`] days; the better one gives the time to the unusable rate.
-pub(super) fn trend(daily: &Daily, cfg: &Config) -> Trend {
+pub(super) fn trend(daily: &Daily, cache: &DayCache, cfg: &Config) -> Trend {
     let mut lin = Series::new();
     let mut log = Series::new();
     let mut total_errors = 0u64;
@@ -135,7 +226,8 @@ pub(super) fn trend(daily: &Daily, cfg: &Config) -> Trend {
     for age in (0..span).rev() {
         let Some(d) = daily.get(age) else { continue };
         let x = i64::from(d.day.saturating_sub(first));
-        if let (Some(r), Some(l)) = (rate_ppb(d.errors, d.ios), log_rate_q16(d.errors, d.ios)) {
+        let dv = cache.get(age, &d);
+        if let (Some(r), Some(l)) = (dv.rate, dv.log_rate) {
             lin.push(x, r);
             log.push(x, l);
         }
@@ -145,11 +237,7 @@ pub(super) fn trend(daily: &Daily, cfg: &Config) -> Trend {
             act += usize::from(active(&d));
         }
     }
-    let none = Trend {
-        verdict: Verdict::info(Model::Linear, Reason::Healthy),
-        skill: [0, 0],
-        doubling_s: NO_TTF,
-    };
+    let none = Trend::NONE;
     if lin.len() < MIN_DAYS || total_errors == 0 {
         return none;
     }
@@ -197,8 +285,9 @@ pub(super) fn trend(daily: &Daily, cfg: &Config) -> Trend {
             reason,
             detail,
         };
-        if best.is_none_or(|b| conf > b.0) {
-            best = Some((conf, v, dbl));
+        match best {
+            Some(b) if conf <= b.0 => {}
+            _ => best = Some((conf, v, dbl)),
         }
     }
     match best {
@@ -281,99 +370,203 @@ pub(super) fn spare(daily: &Daily, trend: &Trend, cfg: &Config) -> Verdict {
     }
 }
 
+/// Ring samples the periodic model visits per step.
+pub(super) const PERIODIC_CHUNK: usize = 192;
+
 /// Periodic pattern at the daily period: errors of the last [`PERIODIC_DAYS`] days are
 /// folded by hour of day; when a [`PEAK_HOURS`]-hour window holds most of them and
 /// recurs on most recent days, the peak window's error rate is fitted log-linearly day
 /// by day (intensifying errors at the same hours: heat, a nightly job hitting a
 /// failing region).
-pub(super) fn periodic(ring: &Ring, daily: &Daily, cfg: &Config) -> Verdict {
-    let none = Verdict::info(Model::Periodic, Reason::Healthy);
-    let Some(last) = daily.get(0) else {
-        return none;
-    };
-    if last.samples < 12 {
-        return none;
-    }
-    let cd = u64::from(last.day);
-    let from = cd.saturating_sub(PERIODIC_DAYS - 1);
-    let in_window = |t: u64| (from..=cd).contains(&(t / DAY_S));
-    let hour = |t: u64| ((t % DAY_S) / 3600) as usize;
-    let mut bins = [0u64; 24];
-    let mut total = 0u64;
-    for s in ring.recent(RING_LEN) {
-        if s.t_s / DAY_S < from {
-            break;
+///
+/// It runs in steps, one per sample: the fold by hour and then the peak window's
+/// per-day sums are passes over the ring of at most [`PERIODIC_CHUNK`] samples a step,
+/// the fit a step of its own. The ring's samples are addressed by sequence number, so
+/// the passes resume where they stopped while new samples arrive (those belong to a
+/// later day and are not visited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PeriodicScan {
+    /// First and last day folded.
+    from: u64,
+    to: u64,
+    /// Sequence number of the next sample to visit (counting down).
+    next: u64,
+    /// 0: fold by hour; 1: per-day sums of the peak window; 2: fit.
+    pass: u8,
+    bins: [u64; 24],
+    total: u64,
+    /// First hour and share (permille) of the peak window.
+    h0: usize,
+    share: u32,
+    errs: [u64; PERIODIC_DAYS as usize],
+    ios: [u64; PERIODIC_DAYS as usize],
+}
+
+/// A step's outcome.
+pub(super) enum Step {
+    /// More steps to go.
+    More,
+    /// The verdict.
+    Done(Verdict),
+}
+
+impl PeriodicScan {
+    /// Starts the model after a day closed; `newest` is the sequence number of the
+    /// newest sample in the ring. [`Step::Done`] at once when it cannot speak: a short
+    /// last day, or too few errors in the folded days (from the daily totals, which
+    /// bound what the ring holds of them).
+    pub(super) fn start(daily: &Daily, newest: u64) -> Result<PeriodicScan, Verdict> {
+        let none = Verdict::info(Model::Periodic, Reason::Healthy);
+        let Some(last) = daily.get(0) else {
+            return Err(none);
+        };
+        if last.samples < 12 {
+            return Err(none);
         }
-        if in_window(s.t_s) {
-            if let Some(b) = bins.get_mut(hour(s.t_s)) {
-                *b = b.saturating_add(s.errors());
+        let cd = u64::from(last.day);
+        let from = cd.saturating_sub(PERIODIC_DAYS - 1);
+        let mut errors = 0u64;
+        for age in 0..daily.len() {
+            match daily.get(age) {
+                Some(d) if u64::from(d.day) >= from => errors = errors.saturating_add(d.errors),
+                _ => break,
             }
-            total = total.saturating_add(s.errors());
         }
-    }
-    if total < 12 {
-        return none;
-    }
-    let mut peak = (0usize, 0u64);
-    for h0 in 0..24 {
-        let sum = (0..PEAK_HOURS)
-            .filter_map(|k| bins.get((h0 + k) % 24))
-            .fold(0u64, |a, &b| a.saturating_add(b));
-        if sum > peak.1 {
-            peak = (h0, sum);
+        if errors < 12 {
+            return Err(none);
         }
+        Ok(PeriodicScan {
+            from,
+            to: cd,
+            next: newest,
+            pass: 0,
+            bins: [0; 24],
+            total: 0,
+            h0: 0,
+            share: 0,
+            errs: [0; PERIODIC_DAYS as usize],
+            ios: [0; PERIODIC_DAYS as usize],
+        })
     }
-    let share = fixed::ratio_permille(u128::from(peak.1), u128::from(total));
-    if share < 600 {
-        return none;
-    }
-    let in_peak = |t: u64| (hour(t) + 24 - peak.0) % 24 < PEAK_HOURS;
-    let mut errs = [0u64; PERIODIC_DAYS as usize];
-    let mut ios = [0u64; PERIODIC_DAYS as usize];
-    for s in ring.recent(RING_LEN) {
-        if s.t_s / DAY_S < from {
-            break;
-        }
-        if in_window(s.t_s) && in_peak(s.t_s) {
-            let i = (s.t_s / DAY_S - from) as usize;
-            if let (Some(e), Some(n)) = (errs.get_mut(i), ios.get_mut(i)) {
-                *e = e.saturating_add(s.errors());
-                *n = n.saturating_add(s.ios());
+
+    /// Visits up to [`PERIODIC_CHUNK`] samples of the current pass, oldest bound the
+    /// first folded day; true when the pass is over.
+    fn visit(&mut self, ring: &Ring, newest: u64) -> bool {
+        let Some(age) = newest.checked_sub(self.next) else {
+            return true;
+        };
+        let (from, to, h0) = (self.from, self.to, self.h0);
+        let hour = |t: u64| ((t % DAY_S) / 3600) as usize;
+        let mut seen = 0usize;
+        for s in ring
+            .recent(RING_LEN)
+            .skip(age as usize)
+            .take(PERIODIC_CHUNK)
+        {
+            let day = s.t_s / DAY_S;
+            if day < from {
+                return true;
+            }
+            seen += 1;
+            if day > to {
+                continue;
+            }
+            if self.pass == 0 {
+                if let Some(b) = self.bins.get_mut(hour(s.t_s)) {
+                    *b = b.saturating_add(s.errors());
+                }
+                self.total = self.total.saturating_add(s.errors());
+            } else if (hour(s.t_s) + 24 - h0) % 24 < PEAK_HOURS {
+                let i = (day - from) as usize;
+                if let (Some(e), Some(n)) = (self.errs.get_mut(i), self.ios.get_mut(i)) {
+                    *e = e.saturating_add(s.errors());
+                    *n = n.saturating_add(s.ios());
+                }
             }
         }
-    }
-    let mut series = Series::new();
-    let mut recur = 0usize;
-    for (i, (&e, &n)) in errs.iter().zip(ios.iter()).enumerate() {
-        if let Some(l) = log_rate_q16(e, n) {
-            series.push(i as i64, l);
+        if seen as u64 > self.next {
+            // The oldest sample ever pushed was visited.
+            return true;
         }
-        if i >= errs.len() - 7 && e > 0 {
-            recur += 1;
+        self.next -= seen as u64;
+        seen < PERIODIC_CHUNK
+    }
+
+    /// One step; `newest` is the sequence number of the newest sample in the ring.
+    pub(super) fn step(&mut self, ring: &Ring, newest: u64, cfg: &Config) -> Step {
+        let none = Step::Done(Verdict::info(Model::Periodic, Reason::Healthy));
+        match self.pass {
+            0 => {
+                if !self.visit(ring, newest) {
+                    return Step::More;
+                }
+                if self.total < 12 {
+                    return none;
+                }
+                let mut peak = (0usize, 0u64);
+                for h0 in 0..24 {
+                    let sum = (0..PEAK_HOURS)
+                        .filter_map(|k| self.bins.get((h0 + k) % 24))
+                        .fold(0u64, |a, &b| a.saturating_add(b));
+                    if sum > peak.1 {
+                        peak = (h0, sum);
+                    }
+                }
+                self.share = fixed::ratio_permille(u128::from(peak.1), u128::from(self.total));
+                if self.share < 600 {
+                    return none;
+                }
+                self.h0 = peak.0;
+                self.pass = 1;
+                self.next = newest;
+                Step::More
+            }
+            1 => {
+                if self.visit(ring, newest) {
+                    self.pass = 2;
+                }
+                Step::More
+            }
+            _ => Step::Done(self.fit(cfg)),
         }
     }
-    if recur < 3 {
-        return none;
-    }
-    let Some(f) = least_squares(&series, series.len()) else {
-        return none;
-    };
-    let u = cfg.unusable_ppb.clamp(1, 1 << 30);
-    let target = fixed::log2_q16(u).unwrap_or(0) << fixed::Q;
-    let ttf = time_to(target, f.at_last, f.slope);
-    let conf = pm(pm(f.r2, share), permille(recur, 7));
-    let level = level_for(ttf, conf as u16, cfg).max(super::Level::Notice);
-    Verdict {
-        level,
-        ttf_s: ttf,
-        confidence: conf as u16,
-        model: Model::Periodic,
-        reason: if f.slope > 0 {
-            Reason::PeriodicWorsening
-        } else {
-            Reason::RecurringErrors
-        },
-        detail: peak.0 as i64,
+
+    /// The peak window's daily error rate, fitted log-linearly.
+    fn fit(&self, cfg: &Config) -> Verdict {
+        let none = Verdict::info(Model::Periodic, Reason::Healthy);
+        let mut series = Series::new();
+        let mut recur = 0usize;
+        for (i, (&e, &n)) in self.errs.iter().zip(self.ios.iter()).enumerate() {
+            if let Some(l) = log_rate_q16(e, n) {
+                series.push(i as i64, l);
+            }
+            if i >= self.errs.len() - 7 && e > 0 {
+                recur += 1;
+            }
+        }
+        if recur < 3 {
+            return none;
+        }
+        let Some(f) = least_squares(&series, series.len()) else {
+            return none;
+        };
+        let u = cfg.unusable_ppb.clamp(1, 1 << 30);
+        let target = fixed::log2_q16(u).unwrap_or(0) << fixed::Q;
+        let ttf = time_to(target, f.at_last, f.slope);
+        let conf = pm(pm(f.r2, self.share), permille(recur, 7));
+        let level = level_for(ttf, conf as u16, cfg).max(super::Level::Notice);
+        Verdict {
+            level,
+            ttf_s: ttf,
+            confidence: conf as u16,
+            model: Model::Periodic,
+            reason: if f.slope > 0 {
+                Reason::PeriodicWorsening
+            } else {
+                Reason::RecurringErrors
+            },
+            detail: self.h0 as i64,
+        }
     }
 }
 
@@ -382,7 +575,7 @@ pub(super) fn periodic(ring: &Ring, daily: &Daily, cfg: &Config) -> Verdict {
 /// the newest day's (a load step ends the run, so the latency step that follows a load
 /// change is not a trend). A sustained rise of y (≥ 0.03 log2/day, ≥ ×1.32 over the run)
 /// forecasts the time to 8× the run's starting latency.
-pub(super) fn latency(daily: &Daily, cfg: &Config) -> Verdict {
+pub(super) fn latency(daily: &Daily, cache: &DayCache, cfg: &Config) -> Verdict {
     let none = Verdict::info(Model::Latency, Reason::Healthy);
     let Some(newest) = daily.get(0) else {
         return none;
@@ -406,13 +599,10 @@ pub(super) fn latency(daily: &Daily, cfg: &Config) -> Verdict {
     let mut s = Series::new();
     for age in (0..n).rev() {
         let Some(d) = daily.get(age) else { continue };
-        let (Some(l), Some(m)) = (
-            fixed::log2_q16(u64::from(d.lat_p99_med)),
-            fixed::log2_q16(u64::from(d.ios_med)),
-        ) else {
+        let Some(y) = cache.get(age, &d).lat_y else {
             continue;
         };
-        s.push(i64::from(d.day.saturating_sub(first)), l - m / 2);
+        s.push(i64::from(d.day.saturating_sub(first)), y);
     }
     let Some(f) = least_squares(&s, s.len()) else {
         return none;

@@ -327,3 +327,98 @@ proptest! {
         }
     }
 }
+
+/// Every day-level model at once over the engine's statistics, without the cache: what
+/// the phased work must publish.
+fn all_models_at_once(e: &Engine) -> [Verdict; 4] {
+    let cfg = &e.cfg;
+    let h = &e.health;
+    let cache = models::DayCache::new();
+    let trend = models::trend(&h.daily, &cache, cfg);
+    let spare = models::spare(&h.daily, &trend, cfg);
+    let periodic = match models::PeriodicScan::start(&h.daily, e.seq - 1) {
+        Err(v) => v,
+        Ok(mut scan) => loop {
+            if let models::Step::Done(v) = scan.step(&h.ring, e.seq - 1, cfg) {
+                break v;
+            }
+        },
+    };
+    let latency = models::latency(&h.daily, &cache, cfg);
+    [trend.verdict, spare, periodic, latency]
+}
+
+/// Hourly samples of a device whose errors grow at the same hours of the day, whose
+/// latency rises and whose spare is being used: every model has something to say.
+fn busy(d: u64, h: u64) -> Sample {
+    let e = if (2..5).contains(&h) {
+        (2.0 * 1.25f64.powi(d as i32)) as u64
+    } else {
+        u64::from((d + h) % 5 == 0)
+    };
+    Sample {
+        read_errors: e,
+        lat_p99_us: (1000.0 * 1.04f64.powi(d as i32)) as u64,
+        remapped_total: d * 50 + h,
+        spare_free_blocks: 100_000 - d * 50 - h,
+        ..base(d, h)
+    }
+}
+
+#[test]
+fn phased_day_work_publishes_what_all_models_at_once_give() {
+    let mut e = Engine::default();
+    let mut published = 0;
+    for d in 0..30u64 {
+        e.push(&busy(d, 0));
+        let mut h = 1;
+        if d > 0 {
+            // The closing sample starts the work and publishes nothing yet.
+            assert_eq!(e.day_phase(), Phase::Trend);
+            let want = all_models_at_once(&e);
+            let before = e.verdicts();
+            while e.day_phase() != Phase::Idle && h < 24 {
+                assert_eq!(e.verdicts()[1..], before[1..], "published early, day {d}");
+                e.push(&busy(d, h));
+                h += 1;
+            }
+            // Trend, two steps of each ring pass, the fit, latency: at most 7 samples.
+            assert!(h - 1 <= 7, "{} samples for day {d}", h - 1);
+            assert_eq!(e.day_phase(), Phase::Idle);
+            assert_eq!(e.verdicts()[1..], want[..], "day {d}");
+            assert_eq!(e.day_t, d * DAY_S);
+            published += usize::from(want.iter().any(|v| v.level > Level::Info));
+        }
+        for h in h..24 {
+            e.push(&busy(d, h));
+        }
+    }
+    assert!(published > 10, "{published}");
+    let v = e.verdicts();
+    for r in [
+        Reason::PeriodicWorsening,
+        Reason::LatencyRising,
+        Reason::SpareTrend,
+    ] {
+        assert!(v.iter().any(|x| x.reason == r), "{r:?} missing: {v:?}");
+    }
+}
+
+#[test]
+fn one_sample_a_day_still_publishes_day_verdicts() {
+    // Every sample closes a day, so the work for one day is still under way when the
+    // next closes: it goes on and starts over, publishing every few samples.
+    let mut e = Engine::default();
+    for d in 0..40u64 {
+        e.push(&Sample {
+            read_errors: d * 100,
+            ..base(d, 0)
+        });
+        assert_eq!(e.day_phase() == Phase::Idle, d == 0);
+    }
+    let v = verdict(&e, Reason::ErrorRateTrend)
+        .or_else(|| verdict(&e, Reason::ErrorRateGrowth))
+        .expect("trend verdict");
+    assert!(v.level >= Level::Notice, "{v:?}");
+    assert!(e.day_t >= 35 * DAY_S, "last published for {}", e.day_t);
+}
