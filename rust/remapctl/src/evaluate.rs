@@ -1,5 +1,6 @@
 //! `remapctl evaluate`: the prediction engine against two baselines over a generated
-//! fleet (see `tracegen` for the classes).
+//! fleet (see `tracegen` for the classes), or over a directory written by
+//! `remapctl tracegen --out DIR` (`--dir DIR`: its `truth.csv` gives the outcomes).
 //!
 //! A detector *alerts* on a device at the first sample where it would page an admin:
 //! the engine at level warning or above; the *first error* baseline at the first failed
@@ -11,12 +12,18 @@
 //! - **false alarms**: healthy devices alerted at any time.
 //!
 //! Sudden failures are counted apart: nothing can detect them from these signals.
+//!
+//! Cost: every sample is also timed alone (`--passes N` times over fresh engines, the
+//! smallest timing kept, so an interrupt or preemption during one pass does not count)
+//! and the average, 99.9th percentile and maximum are reported, overall and per kind of
+//! sample (ordinary, closing a day, each phase of the day-level work).
 
-use crate::tracegen::{self, Class, Truth};
+use crate::tracegen::{self, Class, Truth, TRUTH_HEADER};
 use clap::Args;
 use remap_core::predict::{Engine, Level, Phase};
 use remap_core::stats::Sample;
 use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -245,36 +252,106 @@ fn time_samples(samples: &[Sample], passes: usize, cost: &mut Cost) {
     cost.per_sample_ns.extend_from_slice(&best);
 }
 
-/// Evaluates a generated fleet of `count` devices for `seed`; with `passes` > 0, also
-/// times every sample alone, `passes` times.
-pub fn evaluate(seed: u64, count: usize, passes: usize) -> Report {
-    let mut rep = Report::default();
-    rep.cost.passes = passes;
-    for i in 0..count {
-        let class = tracegen::fleet_class(i, count);
-        let (samples, truth) = tracegen::generate(seed, i as u64, class);
+impl Report {
+    /// Adds one device: the three detectors over its samples, and with `passes` > 0 the
+    /// engine's cost of every sample.
+    fn add_device(&mut self, samples: &[Sample], truth: &Truth, passes: usize) {
         let mut eng = EngineDet(Box::default());
         let start = Instant::now();
-        let a0 = first_alert(&mut eng, &samples);
-        rep.engine_ns += start.elapsed().as_nanos();
+        let a0 = first_alert(&mut eng, samples);
+        self.engine_ns += start.elapsed().as_nanos();
         if passes > 0 {
-            time_samples(&samples, passes, &mut rep.cost);
+            time_samples(samples, passes, &mut self.cost);
         }
-        rep.samples += samples.len() as u64;
-        let a1 = first_alert(&mut FirstError, &samples);
+        self.samples += samples.len() as u64;
+        let a1 = first_alert(&mut FirstError, samples);
         let mut th = Threshold {
             ppm: 100,
             win: VecDeque::new(),
             errors: 0,
             ios: 0,
         };
-        let a2 = first_alert(&mut th, &samples);
-        for (f, a) in rep.figures.iter_mut().zip([a0, a1, a2]) {
-            f.add(&truth, a);
+        let a2 = first_alert(&mut th, samples);
+        for (f, a) in self.figures.iter_mut().zip([a0, a1, a2]) {
+            f.add(truth, a);
         }
-        rep.per_class.entry(class).or_default().add(&truth, a0);
+        self.per_class
+            .entry(truth.class)
+            .or_default()
+            .add(truth, a0);
+    }
+}
+
+/// Evaluates a generated fleet of `count` devices for `seed`; with `passes` > 0, also
+/// times every sample alone, `passes` times.
+pub fn evaluate(seed: u64, count: usize, passes: usize) -> Report {
+    let mut rep = Report {
+        cost: Cost {
+            passes,
+            ..Cost::default()
+        },
+        ..Report::default()
+    };
+    for i in 0..count {
+        let class = tracegen::fleet_class(i, count);
+        let (samples, truth) = tracegen::generate(seed, i as u64, class);
+        rep.add_device(&samples, &truth, passes);
     }
     rep
+}
+
+/// Evaluates the traces of a directory written by `remapctl tracegen` (or laid out
+/// alike): `truth.csv` with `file,class,onset_t,fail_t` (times empty when not
+/// applicable) names every trace file of the directory and its outcome.
+pub fn evaluate_dir(dir: &Path, passes: usize) -> Result<Report, String> {
+    let tp = dir.join("truth.csv");
+    let text = std::fs::read_to_string(&tp).map_err(|e| format!("{}: {e}", tp.display()))?;
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, h)) if h.trim_end() == TRUTH_HEADER => {}
+        _ => return Err(format!("{}: header is not `{TRUTH_HEADER}`", tp.display())),
+    }
+    let mut rep = Report {
+        cost: Cost {
+            passes,
+            ..Cost::default()
+        },
+        ..Report::default()
+    };
+    for (i, line) in lines {
+        let line = line.trim_end();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |m: &str| format!("{}:{}: {m}", tp.display(), i + 1);
+        let f: Vec<&str> = line.split(',').collect();
+        let [file, class, onset, fail] = *f.as_slice() else {
+            return Err(bad(&format!("{} fields, want 4", f.len())));
+        };
+        let class = Class::from_name(class).ok_or_else(|| bad(&format!("no class `{class}`")))?;
+        let time = |v: &str| -> Result<Option<u64>, String> {
+            if v.is_empty() {
+                Ok(None)
+            } else {
+                v.parse()
+                    .map(Some)
+                    .map_err(|_| bad(&format!("bad time `{v}`")))
+            }
+        };
+        let truth = Truth {
+            class,
+            onset_t: time(onset)?,
+            fail_t: time(fail)?,
+        };
+        if class.degrading() && (truth.onset_t.is_none() || truth.fail_t.is_none()) {
+            return Err(bad("a degrading device needs onset_t and fail_t"));
+        }
+        let p = dir.join(file);
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let samples = crate::predict::parse(&p, &text).map_err(|e| e.to_string())?;
+        rep.add_device(&samples, &truth, passes);
+    }
+    Ok(rep)
 }
 
 impl Report {
@@ -376,6 +453,11 @@ pub struct EvaluateArgs {
     /// Number of devices.
     #[arg(long, default_value_t = 1000)]
     pub count: usize,
+    /// Evaluate the traces of a directory written by `remapctl tracegen` (its
+    /// `truth.csv` gives every file's class, onset and failure) instead of generating
+    /// a fleet.
+    #[arg(long, conflicts_with_all = ["seed", "count"])]
+    pub dir: Option<PathBuf>,
     /// Timing passes per device (each sample's cost is the smallest); 0: no timing.
     #[arg(long, default_value_t = 3)]
     pub passes: usize,
@@ -383,7 +465,16 @@ pub struct EvaluateArgs {
 
 /// Runs `evaluate`.
 pub fn run(a: EvaluateArgs) -> ExitCode {
-    let rep = evaluate(a.seed, a.count, a.passes);
+    let rep = match &a.dir {
+        Some(dir) => match evaluate_dir(dir, a.passes) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("remapctl evaluate: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => evaluate(a.seed, a.count, a.passes),
+    };
     print!("{}", rep.table());
     ExitCode::SUCCESS
 }
@@ -402,6 +493,33 @@ mod tests {
             f.healthy,
             f.early,
         )
+    }
+
+    #[test]
+    fn a_tracegen_directory_evaluates_like_the_generated_fleet() {
+        let dir = std::env::temp_dir().join(format!("remapctl-eval-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let code = tracegen::run(tracegen::TracegenArgs {
+            out: dir.clone(),
+            seed: 7,
+            count: 40,
+        });
+        assert_eq!(code, ExitCode::SUCCESS);
+        let from_dir = evaluate_dir(&dir, 0).unwrap();
+        let generated = evaluate(7, 40, 0);
+        assert_eq!(from_dir.figures, generated.figures);
+        assert_eq!(from_dir.per_class, generated.per_class);
+        assert_eq!(from_dir.samples, generated.samples);
+        assert_eq!(from_dir.figures[0].degrading, 13);
+        // Broken truth files are reported with their line.
+        let truth = dir.join("truth.csv");
+        let text = std::fs::read_to_string(&truth).unwrap();
+        std::fs::write(&truth, text.replacen(",linear,", ",lineal,", 1)).unwrap();
+        let e = evaluate_dir(&dir, 0).unwrap_err();
+        assert!(e.contains("no class `lineal`"), "{e}");
+        std::fs::write(&truth, "file,class\n").unwrap();
+        assert!(evaluate_dir(&dir, 0).unwrap_err().contains("header"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The quality figures for a fixed fleet, pinned: any change in the engine that

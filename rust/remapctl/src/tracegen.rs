@@ -14,6 +14,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// CSV header of a fleet directory's `truth.csv`: the file, class, onset and failure
+/// time of every trace (times empty when not applicable).
+pub const TRUTH_HEADER: &str = "file,class,onset_t,fail_t";
+
 /// CSV header of a trace file.
 pub const HEADER: &str = "t_s,reads,read_errors,writes,write_errors,lat_p50_us,lat_p99_us,remapped_total,pending_total,spare_free_blocks";
 
@@ -148,6 +152,11 @@ impl Class {
             Class::Periodic => "periodic",
             Class::Sudden => "sudden",
         }
+    }
+
+    /// The class named `name` (as [`Class::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Class> {
+        Class::ALL.into_iter().find(|c| c.name() == name)
     }
 
     /// Healthy devices never fail.
@@ -425,7 +434,7 @@ pub fn run(a: TracegenArgs) -> ExitCode {
         eprintln!("remapctl tracegen: {}: {e}", a.out.display());
         return ExitCode::from(1);
     }
-    let mut truth = String::from("file,class,onset_t,fail_t\n");
+    let mut truth = format!("{TRUTH_HEADER}\n");
     for i in 0..a.count {
         let class = fleet_class(i, a.count);
         let (samples, t) = generate(a.seed, i as u64, class);

@@ -1,5 +1,5 @@
-//! `remapctl predict` and `remapctl tracegen` end to end: a hand-written CSV, a
-//! generated fleet as a directory, and bad input.
+//! `remapctl predict`, `tracegen` and `evaluate` end to end: a hand-written CSV, a
+//! generated fleet as a directory (predicted and evaluated), and bad input.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -102,5 +102,35 @@ fn predict_bad_input() {
     std::fs::write(&f, format!("{HEADER}\n1,2,3,4,5,6,7,8,9,x\n")).unwrap();
     let o = remapctl(&["predict", "--trace", f.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad number `x`"));
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn evaluate_reads_a_tracegen_directory() {
+    let d = scratch("eval");
+    let dir = d.to_str().unwrap();
+    let o = remapctl(&["tracegen", "--out", dir, "--seed", "4", "--count", "25"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = remapctl(&["evaluate", "--dir", dir, "--passes", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let from_dir = String::from_utf8(o.stdout).unwrap();
+    let o = remapctl(&["evaluate", "--seed", "4", "--count", "25", "--passes", "0"]);
+    assert!(o.status.success());
+    let generated = String::from_utf8(o.stdout).unwrap();
+    // The same figures; the directory run also timed every sample.
+    let figures = |s: &str| s.split("\nengine cost").next().unwrap_or("").to_string();
+    assert_eq!(figures(&from_dir), figures(&generated));
+    assert!(
+        from_dir.contains("15 healthy, 8 degrading, 2 sudden"),
+        "{from_dir}"
+    );
+    assert!(from_dir.contains("max"), "{from_dir}");
+    // --dir and --seed exclude each other; a directory without truth.csv is an error.
+    let o = remapctl(&["evaluate", "--dir", dir, "--seed", "4"]);
+    assert!(!o.status.success());
+    std::fs::remove_file(d.join("truth.csv")).unwrap();
+    let o = remapctl(&["evaluate", "--dir", dir]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("truth.csv"));
     let _ = std::fs::remove_dir_all(d);
 }
