@@ -297,6 +297,9 @@ pub enum Phase {
     /// Nothing pending.
     #[default]
     Idle,
+    /// The closed day's medians, when it had more than 32 samples: a step of a pass
+    /// over its samples (at most 128; see [`Health::median_step`]).
+    Medians,
     /// The error-rate trend (linear and exponential fits, backtests), then spare
     /// exhaustion (which uses the trend's doubling time).
     Trend,
@@ -435,6 +438,10 @@ impl Engine {
         let closed = self.health.push(s) == Pushed::ClosedDay;
         if closed {
             self.day_closed(s.t_s);
+        } else if self.health.median_pending() {
+            if self.health.median_step() {
+                self.cache_newest_day();
+            }
         } else {
             self.day_step();
         }
@@ -459,7 +466,18 @@ impl Engine {
     /// logarithms); the next ones run the trend and spare models, the periodic model
     /// in steps, and the latency model, which publishes the new verdicts together.
     pub const fn day_phase(&self) -> Phase {
-        self.work.next
+        if self.health.median_pending() {
+            Phase::Medians
+        } else {
+            self.work.next
+        }
+    }
+
+    /// Derives the newest closed day's figures, once its medians are known.
+    fn cache_newest_day(&mut self) {
+        if let Some(d) = self.health.daily.get(0) {
+            self.cache.push(&d);
+        }
     }
 
     /// A day closed at `now`: its models run over the next samples. When work for an
@@ -467,15 +485,18 @@ impl Engine {
     /// and starts over once published, so that with long intervals the verdicts are
     /// still published every few samples.
     fn day_closed(&mut self, now: u64) {
-        if let Some(d) = self.health.daily.get(0) {
-            self.cache.push(&d);
+        let pending = self.health.median_pending();
+        if !pending {
+            self.cache_newest_day();
         }
         if self.work.next == Phase::Idle {
             self.work.next = Phase::Trend;
             self.work.t = now;
         } else {
             self.work.again = true;
-            self.day_step();
+            if !pending {
+                self.day_step();
+            }
         }
     }
 
@@ -487,7 +508,7 @@ impl Engine {
         // Sequence number of the newest sample in the ring.
         let newest = self.seq;
         match w.next {
-            Phase::Idle => {}
+            Phase::Idle | Phase::Medians => {}
             Phase::Trend => {
                 w.trend = models::trend(&h.daily, &self.cache, cfg);
                 w.spare = models::spare(&h.daily, &w.trend, cfg);

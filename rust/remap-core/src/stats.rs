@@ -380,15 +380,23 @@ fn select(range: (u64, u64), rank: usize, count_le: impl Fn(u64) -> usize) -> u6
     lo
 }
 
-/// Samples a day up to which [`day_median`] sorts a copy (intervals of 22.5 min or
-/// more); beyond, it bisects over the ring.
-const SORT_MEDIAN_MAX: usize = 64;
+/// Samples a day up to which the day's medians are taken when it closes, by sorting a
+/// copy (intervals of 45 min or more); beyond, [`MedianSelect`] finds them over the
+/// next samples, a bounded number of ring samples at a time.
+pub const SORT_MEDIAN_MAX: usize = 32;
+
+/// Ring samples [`Health::median_step`] visits per call.
+pub const MEDIAN_CHUNK: usize = 128;
+
+/// Samples of a day a deferred median covers at most (the newest of the day): the ring
+/// must still hold them all when the last step runs.
+const SELECT_MAX: usize = RING_LEN - 64;
 
 /// The lower median of `field` over the newest `n` samples, saturated to `u32` (the
 /// saturation is monotonic, so it commutes with the median); 0 when `n` is 0.
 ///
 /// Up to [`SORT_MEDIAN_MAX`] samples: one pass copying the values and an in-place sort
-/// of at most 64 of them. More: bisection over the value range, up to 64 passes.
+/// of at most 32 of them. More: bisection over the value range, up to 64 passes.
 fn day_median(ring: &Ring, field: Field, n: usize) -> u32 {
     let rank = rank_for(n, 500);
     if n <= SORT_MEDIAN_MAX {
@@ -410,7 +418,74 @@ fn day_median(ring: &Ring, field: Field, n: usize) -> u32 {
     }
 }
 
-/// One day's aggregate.
+/// Radix selection of one field's lower median: four passes, each counting the values
+/// that share the digits found so far by their next 8-bit digit.
+#[derive(Debug, Clone, Copy)]
+struct Radix {
+    field: Field,
+    /// Digits found so far, and the mask of their bits.
+    prefix: u32,
+    mask: u32,
+    /// Rank still sought among the values matching the prefix (1-based).
+    rank: u32,
+    hist: [u16; 256],
+}
+
+impl Radix {
+    const fn new(field: Field, rank: u32) -> Radix {
+        Radix {
+            field,
+            prefix: 0,
+            mask: 0,
+            rank,
+            hist: [0; 256],
+        }
+    }
+
+    fn count(&mut self, s: &Sample, shift: u32) {
+        let v = sat32(self.field.of(s));
+        if v & self.mask == self.prefix {
+            if let Some(h) = self.hist.get_mut(((v >> shift) & 0xff) as usize) {
+                *h = h.saturating_add(1);
+            }
+        }
+    }
+
+    /// Ends a pass: the digit whose bucket holds the rank sought.
+    fn digit(&mut self, shift: u32) {
+        let mut below = 0u32;
+        for (b, &c) in self.hist.iter().enumerate() {
+            let c = u32::from(c);
+            if below + c >= self.rank {
+                self.rank -= below;
+                self.prefix |= (b as u32) << shift;
+                break;
+            }
+            below += c;
+        }
+        self.mask |= 0xff << shift;
+        self.hist = [0; 256];
+    }
+}
+
+/// The medians of a closed day with more than [`SORT_MEDIAN_MAX`] samples, found over
+/// the following samples by [`Health::median_step`]: exact, with at most
+/// [`MEDIAN_CHUNK`] ring samples visited per step (4 passes over the day's newest
+/// samples, at most `RING_LEN - 64` of them).
+#[derive(Debug, Clone, Copy)]
+struct MedianSelect {
+    /// Samples of the day covered.
+    n: usize,
+    /// Samples pushed since the day's last one (the day's newest is at this age).
+    offset: usize,
+    /// Next sample of the day to visit (0: its newest), and the pass (0..4).
+    pos: usize,
+    pass: u32,
+    lat: Radix,
+    ios: Radix,
+}
+
+/// One day's aggregate./// One day's aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Day {
     /// Day number: `t_s / 86400`.
@@ -483,6 +558,13 @@ impl Daily {
         self.len
     }
 
+    fn set_newest_medians(&mut self, lat_p99: u32, ios: u32) {
+        if let Some(d) = self.days.get_mut((self.head + DAYS - 1) % DAYS) {
+            d.lat_p99_med = lat_p99;
+            d.ios_med = ios;
+        }
+    }
+
     /// True when no day has closed.
     pub const fn is_empty(&self) -> bool {
         self.len == 0
@@ -506,6 +588,8 @@ pub struct Health {
     pub daily: Daily,
     open: Day,
     open_valid: bool,
+    /// The medians of the newest closed day, when still being found.
+    select: Option<MedianSelect>,
     /// Samples refused because their time went backwards.
     pub rejected: u32,
 }
@@ -540,6 +624,7 @@ impl Health {
                 spare_free_end: 0,
             },
             open_valid: false,
+            select: None,
             rejected: 0,
         }
     }
@@ -578,15 +663,76 @@ impl Health {
         o.remapped_end = sat32(s.remapped_total);
         o.spare_free_end = s.spare_free_blocks;
         self.ring.push(s);
+        if let Some(sel) = &mut self.select {
+            sel.offset += 1;
+        }
         res
     }
 
+    /// Closes the open day. Up to [`SORT_MEDIAN_MAX`] samples its medians are taken at
+    /// once; beyond, they are left 0 and found by [`Health::median_step`] over the next
+    /// samples (a pending selection for the previous day is finished first, at once).
     fn close_day(&mut self) {
+        while self.select.is_some() {
+            self.median_step();
+        }
         let n = usize::from(self.open.samples).min(self.ring.len());
-        self.open.lat_p99_med = day_median(&self.ring, Field::LatP99, n);
-        self.open.ios_med = day_median(&self.ring, Field::Ios, n);
+        if n <= SORT_MEDIAN_MAX {
+            self.open.lat_p99_med = day_median(&self.ring, Field::LatP99, n);
+            self.open.ios_med = day_median(&self.ring, Field::Ios, n);
+        } else {
+            let n = n.min(SELECT_MAX);
+            let rank = rank_for(n, 500) as u32;
+            self.select = Some(MedianSelect {
+                n,
+                offset: 0,
+                pos: 0,
+                pass: 0,
+                lat: Radix::new(Field::LatP99, rank),
+                ios: Radix::new(Field::Ios, rank),
+            });
+        }
         self.daily.push(self.open);
         self.open_valid = false;
+    }
+
+    /// True while the newest closed day's medians are still being found.
+    pub const fn median_pending(&self) -> bool {
+        self.select.is_some()
+    }
+
+    /// Visits up to [`MEDIAN_CHUNK`] samples towards the newest closed day's medians;
+    /// when found, they are stored in its [`Day`]. True when none is pending any more.
+    pub fn median_step(&mut self) -> bool {
+        let Some(sel) = &mut self.select else {
+            return true;
+        };
+        let shift = 24u32.saturating_sub(sel.pass * 8);
+        let take = MEDIAN_CHUNK.min(sel.n.saturating_sub(sel.pos));
+        for s in self
+            .ring
+            .recent(RING_LEN)
+            .skip(sel.offset + sel.pos)
+            .take(take)
+        {
+            sel.lat.count(&s, shift);
+            sel.ios.count(&s, shift);
+        }
+        sel.pos += take;
+        if sel.pos < sel.n {
+            return false;
+        }
+        sel.lat.digit(shift);
+        sel.ios.digit(shift);
+        sel.pos = 0;
+        sel.pass += 1;
+        if sel.pass < 4 {
+            return false;
+        }
+        let (lat, ios) = (sel.lat.prefix, sel.ios.prefix);
+        self.select = None;
+        self.daily.set_newest_medians(lat, ios);
+        true
     }
 
     /// The day being filled, if any sample arrived in it.
@@ -689,6 +835,67 @@ mod tests {
         assert_eq!((d.remapped_end, d.spare_free_end), (1, 499));
         assert_eq!(h.push(&sample(0, 1)), Pushed::Rejected);
         assert_eq!(h.rejected, 1);
+    }
+
+    /// Lower median of the newest `n` of `vals`, saturated to `u32`.
+    fn reference_median(vals: &[u64], n: usize) -> u32 {
+        let mut v: Vec<u32> = vals[vals.len() - n..].iter().map(|&x| sat32(x)).collect();
+        v.sort_unstable();
+        v[rank_for(n, 500) - 1]
+    }
+
+    #[test]
+    fn medians_of_long_days_are_found_over_the_next_samples() {
+        // 5-minute samples (288 a day) and 1-minute ones (1440, of which the newest 936
+        // are covered), stepped once per following sample as the engine does, or not at
+        // all (finished when the next day closes); values spanning every byte of a u32,
+        // and beyond (saturated).
+        for (interval, step) in [(300u64, true), (60, true), (300, false)] {
+            let mut h = Health::new();
+            let (mut lat, mut ios) = (Vec::new(), Vec::new());
+            let mut want = None;
+            let mut steps = 0;
+            let mut checked = 0;
+            for i in 0..4 * DAY_S / interval {
+                let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let s = Sample {
+                    t_s: i * interval,
+                    reads: x >> 34,
+                    writes: u64::from(i % 7 == 0) << 33,
+                    lat_p99_us: (x >> 3) & 0x1_ffff_ffff,
+                    ..Sample::default()
+                };
+                if h.push(&s) == Pushed::ClosedDay {
+                    if let Some(w) = want.take() {
+                        // Not stepped: the previous day was finished at this close.
+                        assert!(!step);
+                        let d = h.daily.get(1).unwrap();
+                        assert_eq!((d.lat_p99_med, d.ios_med), w);
+                        checked += 1;
+                    }
+                    let n = lat.len().min(RING_LEN).min(SELECT_MAX);
+                    want = Some((reference_median(&lat, n), reference_median(&ios, n)));
+                    assert!(h.median_pending());
+                    let d = h.daily.get(0).unwrap();
+                    assert_eq!((d.lat_p99_med, d.ios_med), (0, 0));
+                    lat.clear();
+                    ios.clear();
+                    steps = 0;
+                } else if step && h.median_pending() {
+                    steps += 1;
+                    if h.median_step() {
+                        let d = h.daily.get(0).unwrap();
+                        let w = want.take().unwrap();
+                        assert_eq!((d.lat_p99_med, d.ios_med), w, "interval {interval}");
+                        assert!(steps <= 32, "{steps} steps");
+                        checked += 1;
+                    }
+                }
+                lat.push(s.lat_p99_us);
+                ios.push(s.ios());
+            }
+            assert_eq!(checked, if step { 3 } else { 2 }, "interval {interval}");
+        }
     }
 
     #[test]

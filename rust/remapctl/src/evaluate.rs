@@ -139,9 +139,10 @@ fn pct(a: usize, b: usize) -> f64 {
 }
 
 /// What a sample did beyond the per-sample work, for the cost breakdown.
-pub const SAMPLE_KINDS: [&str; 5] = [
+pub const SAMPLE_KINDS: [&str; 6] = [
     "ordinary sample",
     "closes a day (medians, logs)",
+    "phase: medians (a step)",
     "phase: trend, spare",
     "phase: periodic (a step)",
     "phase: latency, publish",
@@ -156,7 +157,7 @@ pub struct Cost {
     /// preemption hits one pass, not all of them).
     pub per_sample_ns: Vec<u32>,
     /// Per kind of sample ([`SAMPLE_KINDS`]): count, total ns, largest ns.
-    pub by_kind: [(u64, u64, u32); 5],
+    pub by_kind: [(u64, u64, u32); 6],
     /// Largest single timing of any pass, ns, and how many timings (over all passes)
     /// exceeded 2 µs: what the machine's load added.
     pub raw_max_ns: u32,
@@ -234,9 +235,10 @@ fn time_samples(samples: &[Sample], passes: usize, cost: &mut Cost) {
             kind[i] = match phase {
                 _ if closed => 1,
                 Phase::Idle => 0,
-                Phase::Trend => 2,
-                Phase::Periodic => 3,
-                Phase::Latency => 4,
+                Phase::Medians => 2,
+                Phase::Trend => 3,
+                Phase::Periodic => 4,
+                Phase::Latency => 5,
             };
             best[i] = best[i].min(ns);
             cost.raw_max_ns = cost.raw_max_ns.max(ns);

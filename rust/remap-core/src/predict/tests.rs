@@ -422,3 +422,45 @@ fn one_sample_a_day_still_publishes_day_verdicts() {
     assert!(v.level >= Level::Notice, "{v:?}");
     assert!(e.day_t >= 35 * DAY_S, "last published for {}", e.day_t);
 }
+#[test]
+fn short_intervals_find_the_medians_first_then_publish_the_same_verdicts() {
+    // 5-minute samples: 288 a day, so the medians are found over the next samples too.
+    let mut e = Engine::default();
+    let per_hour = 12;
+    let mut published = 0;
+    for d in 0..24u64 {
+        let mut done = false;
+        for k in 0..24 * per_hour {
+            let base_s = busy(d, k / per_hour);
+            e.push(&Sample {
+                t_s: d * DAY_S + k * 300,
+                ..base_s
+            });
+            if k == 0 && d > 0 {
+                assert_eq!(e.day_phase(), Phase::Medians);
+            }
+            if d > 0 && e.day_phase() == Phase::Idle && e.day_t == d * DAY_S && !done {
+                // Just published. Medians: 4 passes of 3 steps; trend; the periodic
+                // model's two passes over the ring (1000 samples) in steps of 192, its fit;
+                // latency.
+                done = true;
+                assert!(k <= 12 + 1 + 2 * 6 + 1 + 1, "published after {k} samples");
+                let (got, want) = (e.verdicts(), all_models_at_once(&e));
+                assert_eq!(
+                    [got[1], got[2], got[4]],
+                    [want[0], want[1], want[3]],
+                    "day {d}"
+                );
+                // The ring holds 3.5 days of 5-minute samples and drops its oldest
+                // while the periodic passes run, so theirs saw slightly more.
+                let (p, q) = (got[3], want[2]);
+                assert_eq!((p.model, p.reason, p.detail), (q.model, q.reason, q.detail));
+                assert!(p.confidence.abs_diff(q.confidence) <= 10, "{p:?} {q:?}");
+                published += 1;
+            }
+        }
+    }
+    assert_eq!(published, 23);
+    let v = e.verdicts();
+    assert!(v.iter().any(|x| x.reason == Reason::LatencyRising), "{v:?}");
+}
