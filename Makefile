@@ -44,6 +44,7 @@ host-test: deps
 	cd rust && cargo test --locked && cargo build --locked
 
 vm-test: deps
+	cd rust && cargo build --locked
 	scripts/vm-run tests/run-all $(TESTS)
 
 powercut: deps
@@ -57,6 +58,7 @@ check: deps fmt-check host-test
 	scripts/fuzz $(CHECK_FUZZ_SECONDS)
 
 demo: deps
+	cd rust && cargo build --locked
 	scripts/vm-run scripts/demo
 
 bench: deps
