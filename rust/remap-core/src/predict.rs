@@ -11,11 +11,13 @@
 //! takes the most severe one whose confidence supports its level, and hysteresis turns
 //! that into the reported [`Alert`].
 //!
-//! Work per sample is bounded: the sample that closes a day computes the day's medians,
-//! and the day-level models then run one per sample over the next four samples
-//! ([`Phase`]), their verdicts published together when the last one is done; a pass
-//! over the ring is bounded by [`RING_LEN`]. No allocation, no floats,
-//! deterministic: the same samples give the same alerts on every machine.
+//! Work per sample is bounded, whatever the interval: the sample that closes a day
+//! takes the day's medians (at most 32 samples, sorted; a longer day's are found over
+//! the next samples, see [`Health::median_step`]) and caches the day's logarithms; the
+//! day-level models then run over the following samples, one [`Phase`] (or one step of
+//! at most 192 ring samples) per sample, and their verdicts are published together when
+//! the last one is done. No allocation, no floats, deterministic: the same samples give
+//! the same alerts on every machine.
 
 mod fit;
 mod models;
@@ -298,7 +300,7 @@ pub enum Phase {
     #[default]
     Idle,
     /// The closed day's medians, when it had more than 32 samples: a step of a pass
-    /// over its samples (at most 128; see [`Health::median_step`]).
+    /// over its samples (at most 96; see [`Health::median_step`]).
     Medians,
     /// The error-rate trend (linear and exponential fits, backtests), then spare
     /// exhaustion (which uses the trend's doubling time).
@@ -433,8 +435,9 @@ impl Engine {
             }
             self.win.start += 1;
         }
-        // At most one phase of day-level work per sample: the one pending from earlier
-        // samples, or (on the sample that closes a day, after the day's medians) none.
+        // At most one phase (or step) of day-level work per sample. A sample that closes
+        // a day runs none, unless the previous day's work is still under way (a day of
+        // a few samples: its medians and logarithms cost little).
         let closed = self.health.push(s) == Pushed::ClosedDay;
         if closed {
             self.day_closed(s.t_s);
@@ -461,10 +464,11 @@ impl Engine {
         self.decide(s.t_s)
     }
 
-    /// The phase of day-level work the next sample runs ([`Phase::Idle`]: none).
-    /// A sample that closes a day runs none (it computes the day's medians and their
-    /// logarithms); the next ones run the trend and spare models, the periodic model
-    /// in steps, and the latency model, which publishes the new verdicts together.
+    /// The phase of day-level work the next sample runs ([`Phase::Idle`]: none), unless
+    /// it closes a day. A sample that closes a day takes the day's medians (or starts
+    /// finding them, [`Phase::Medians`]) and logarithms; the next ones run the trend
+    /// and spare models, the periodic model in steps, and the latency model, which
+    /// publishes the new verdicts together.
     pub const fn day_phase(&self) -> Phase {
         if self.health.median_pending() {
             Phase::Medians

@@ -1,6 +1,8 @@
 //! The day-level models: error-rate trend (linear and exponential, chosen by
-//! backtest), spare exhaustion, periodic pattern, and latency degradation. Each runs when
-//! a day closes, over the daily history or the sample ring, and returns a [`Verdict`].
+//! backtest), spare exhaustion, periodic pattern, and latency degradation. They run
+//! after a day closes, one per sample (the periodic model in bounded steps), over the
+//! daily history, the per-day figures cached when each day closed ([`DayCache`]) or the
+//! sample ring, and each returns a [`Verdict`].
 
 use super::super::fixed;
 use super::super::stats::{Daily, Day, Ring, DAY_S, RING_LEN};
