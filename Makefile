@@ -7,11 +7,13 @@
 #   make bench     fio benchmark in the VM (dm-remap vs dm-linear)
 #   make powercut  the power-cut campaign alone (CUTS=100 for a longer run)
 #   make fuzz      the metadata decoder under cargo-fuzz (FUZZ_SECONDS=60 per target)
+#   make check-debug  the VM tests on the debug kernel (lockdep, kmemleak, slab/list
+#                  debugging, Rust overflow checks); a second kernel build of its own
 #
 # KDIR=<tree> builds the module against another CONFIG_RUST kernel tree.
 
 SHELL := /bin/bash
-.PHONY: all deps kernel module clippy fmt fmt-check host-test vm-test powercut check demo bench fuzz clean
+.PHONY: all deps kernel module clippy fmt fmt-check host-test vm-test powercut check check-debug demo bench fuzz clean
 
 KFILES := src/target.rs src/resultbuf.rs src/bindings.rs src/engine.rs src/worker.rs src/meta_io.rs
 CUTS ?= 20
@@ -56,6 +58,10 @@ check: deps fmt-check host-test
 	scripts/vm-run tests/run-all $(TESTS)
 	tests/powercut/run.py --cuts $(CUTS)
 	scripts/fuzz $(CHECK_FUZZ_SECONDS)
+
+check-debug: deps
+	cd rust && cargo build --locked
+	KERNEL_VARIANT=debug scripts/vm-run tests/run-all $(TESTS)
 
 demo: deps
 	cd rust && cargo build --locked
