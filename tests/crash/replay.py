@@ -1,0 +1,424 @@
+#!/usr/bin/python3
+"""Crash consistency by write-log replay (run in the test VM by tests/95-crash-replay.sh).
+
+The power-cut campaign (tests/powercut) kills QEMU, but QEMU's writes already sit in
+the host's page cache, so it cannot show what a drive that loses its volatile write
+cache does to dm-remap. This test can: main and spare each sit on a dm-log-writes
+device, which logs every write in the order it became stable (writes are logged at
+the flush that made them durable; FUA writes at once; marks where user space asks).
+
+    main  = faulty(lw_main)   linear segments with dm-error holes (the bad blocks)
+    spare = lw_spare
+    remap = remap(main, spare)
+
+1. Workload: THREADS writers, each owning the blocks congruent to its number, write
+   4 KiB blocks with O_DIRECT, half with O_DSYNC (FUA), half followed by fdatasync
+   (an empty flush), many to bad blocks (remaps, so metadata commits). After each
+   acknowledged write the writer puts the mark "w<i>" into both logs (under a lock, so
+   both logs see the marks in one order).
+2. Crash images: for a trial, pick a mark m (the crash happens after the m-th mark and
+   before the next), and in each log independently a crash point k inside that window.
+   The device then holds every logged write up to the last flush before k, the FUA
+   writes after it, and a random subset of the other (not yet flushed) writes after it:
+   what a drive with a volatile cache may hold after losing power. A third of the
+   trials crash right after a write to a bad block was acknowledged, a third inside a
+   metadata commit when the window has one.
+3. Each image pair is assembled like the original: the metadata must load; every
+   acknowledged write must read back (the last acknowledged data of the block, or the
+   data of its owner's write in flight); after removal `remapctl meta check` must be
+   clean (the load repaired what the cut left).
+
+Output is KTAP. Cross-device order is not needed: in this workload nothing written to
+one device depends on a write to the other (failed main writes never reach the log).
+"""
+import argparse
+import hashlib
+import mmap
+import os
+import random
+import struct
+import subprocess
+import sys
+import threading
+
+BS = 4096
+MAIN_BLOCKS = 16384                    # 64 MiB
+SPARE_SECTORS = 16 * 2048              # 16 MiB
+META_SECTORS = (0, 1024, 2048, 4096, 8192)
+LOG_MAGIC = 0x6A736677736872
+FLUSH, FUA, DISCARD, MARK = 1, 2, 4, 8
+
+
+def run(*cmd, stdin=None, check=True):
+    r = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
+    return r
+
+
+class Ktap:
+    def __init__(self, plan):
+        self.n = self.failed = 0
+        print("KTAP version 1")
+        print(f"1..{plan}", flush=True)
+
+    def check(self, ok, desc):
+        self.n += 1
+        if not ok:
+            self.failed += 1
+        print(f"{'ok' if ok else 'not ok'} {self.n} {desc}", flush=True)
+
+    @staticmethod
+    def diag(msg):
+        print(f"# {msg}", flush=True)
+
+
+class Stack:
+    """Loop devices and dm devices of one assembly; removed in reverse order."""
+
+    def __init__(self, prefix):
+        self.prefix, self.dms, self.loops = prefix, [], []
+
+    def loop(self, path):
+        dev = run("losetup", "-f", "--show", path).stdout.strip()
+        self.loops.append(dev)
+        return dev
+
+    def dm(self, name, table):
+        name = self.prefix + name
+        run("dmsetup", "create", name, stdin=table)
+        self.dms.append(name)
+        return "/dev/mapper/" + name
+
+    def remove(self, name):
+        name = self.prefix + name
+        run("dmsetup", "remove", "--retry", name, check=False)
+        if name in self.dms:
+            self.dms.remove(name)
+
+    def close(self):
+        for name in reversed(self.dms):
+            run("dmsetup", "remove", "--retry", name, check=False)
+        for dev in reversed(self.loops):
+            run("losetup", "-d", dev, check=False)
+        self.dms, self.loops = [], []
+
+
+def faulty_table(base, bad):
+    """linear over base with one-block dm-error holes at the bad blocks."""
+    lines, pos = [], 0
+    for b in bad:
+        s = b * 8
+        if s > pos:
+            lines.append(f"{pos} {s - pos} linear {base} {pos}")
+        lines.append(f"{s} 8 error")
+        pos = s + 8
+    if pos < MAIN_BLOCKS * 8:
+        lines.append(f"{pos} {MAIN_BLOCKS * 8 - pos} linear {base} {pos}")
+    return "\n".join(lines) + "\n"
+
+
+def payload(seed, i, blk):
+    """The 4 KiB written by write i: unique per write, self-describing."""
+    head = struct.pack("<QQQ", 0x646D72637261736B, i, blk)
+    body = hashlib.sha256(f"{seed}:{i}:{blk}".encode()).digest() * (BS // 32)
+    return head + body[len(head):]
+
+
+# ---------------------------------------------------------------- workload
+
+def workload(args, devs, lw_names):
+    rng = random.Random(args.seed)
+    writes = []            # (i, thread, block, data)
+    order = []             # write index per mark, in log order
+    lock = threading.Lock()
+    errors = []
+    plans = []
+    for t in range(args.threads):
+        own_bad = [b for b in args.bad if b % args.threads == t]
+        own_ok = [b for b in range(t, MAIN_BLOCKS, args.threads) if b not in args.bad_set][:64]
+        plan = []
+        for _ in range(args.writes):
+            pool = own_bad if own_bad and rng.random() < 0.35 else own_ok
+            plan.append((rng.choice(pool), rng.random() < 0.5))
+        plans.append(plan)
+    index = 0
+    for t, plan in enumerate(plans):
+        for blk, fua in plan:
+            writes.append((index, t, blk, payload(args.seed, index, blk), fua))
+            index += 1
+    per_thread = [[w for w in writes if w[1] == t] for t in range(args.threads)]
+
+    def writer(t):
+        flags = os.O_RDWR | os.O_DIRECT
+        fd_sync = os.open(devs["remap"], flags | os.O_DSYNC)
+        fd = os.open(devs["remap"], flags)
+        buf = mmap.mmap(-1, BS)
+        try:
+            for i, _, blk, data, fua in per_thread[t]:
+                buf.seek(0)
+                buf.write(data)
+                if fua:
+                    os.pwrite(fd_sync, buf, blk * BS)
+                else:
+                    os.pwrite(fd, buf, blk * BS)
+                    os.fdatasync(fd)
+                with lock:
+                    for lw in lw_names:
+                        run("dmsetup", "message", lw, "0", "mark", f"w{i}")
+                    order.append(i)
+        except (OSError, RuntimeError) as e:
+            errors.append(f"writer {t}: {e}")
+        finally:
+            os.close(fd_sync)
+            os.close(fd)
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(args.threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return writes, order, errors
+
+
+# ---------------------------------------------------------------- the log
+
+class Entry:
+    __slots__ = ("sector", "nr", "flags", "data", "mark")
+
+    def __init__(self, sector, nr, flags, data, mark):
+        self.sector, self.nr, self.flags, self.data, self.mark = sector, nr, flags, data, mark
+
+
+def read_log(path):
+    with open(path, "rb") as f:
+        raw = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    magic, version, nr_entries, ssize = struct.unpack_from("<QQQI", raw, 0)
+    if magic != LOG_MAGIC or version != 1:
+        raise ValueError(f"{path}: not a dm-log-writes log (magic {magic:#x})")
+    entries, off = [], ssize
+    for _ in range(nr_entries):
+        sector, nr, flags, dlen = struct.unpack_from("<QQQQ", raw, off)
+        mark, data = None, b""
+        off += ssize                           # the entry's own sector
+        if flags & MARK:
+            mark = bytes(raw[off - ssize + 32: off - ssize + 32 + dlen]).decode()
+        elif not flags & DISCARD:
+            data = bytes(raw[off: off + nr * ssize])
+            if len(data) != nr * ssize:
+                raise ValueError(f"{path}: log truncated")
+            off += nr * ssize
+        entries.append(Entry(sector * ssize, nr * ssize, flags, data, mark))
+    return entries
+
+
+def crash_state(entries, k, rng):
+    """The writes a volatile-cache drive may hold when it loses power after the first k
+    log entries: all up to the last flush among them, the FUA ones after it, and a
+    random subset of the others after it."""
+    last_flush = -1
+    for j in range(k):
+        if entries[j].flags & FLUSH:
+            last_flush = j
+    out = []
+    for j in range(k):
+        e = entries[j]
+        if e.flags & MARK or (e.nr == 0 and not e.flags & DISCARD):
+            continue
+        if j <= last_flush or e.flags & FUA or rng.random() < 0.5:
+            out.append(e)
+    return out
+
+
+def is_meta_write(e):
+    return e.flags & MARK == 0 and e.nr > 0 and e.sector // 512 in META_SECTORS
+
+
+def apply(path, size, writes):
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for e in writes:
+            f.seek(e.sector)
+            if e.flags & DISCARD:
+                f.write(bytes(e.nr))
+            else:
+                f.write(e.data)
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--remapctl", required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--trials", type=int, default=60)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--writes", type=int, default=40, help="per thread")
+    ap.add_argument("--prefix", default="dmrt_cr_")
+    args = ap.parse_args()
+    rng = random.Random(args.seed * 7919)
+    args.bad = sorted(rng.sample(range(16, MAIN_BLOCKS), 32))
+    args.bad_set = set(args.bad)
+    os.environ["DM_DISABLE_UDEV"] = "1"
+    w = args.work
+    kt = Ktap(7)
+    kt.diag(f"seed {args.seed}, {args.threads} writers x {args.writes} writes, "
+            f"{len(args.bad)} bad blocks, {args.trials} crash images")
+
+    # 1. The logged run.
+    st = Stack(args.prefix)
+    paths = {n: os.path.join(w, n) for n in ("main.img", "spare.img", "main.log", "spare.log")}
+    for n, size in (("main.img", MAIN_BLOCKS * BS), ("spare.img", SPARE_SECTORS * 512),
+                    ("main.log", 256 << 20), ("spare.log", 256 << 20)):
+        with open(paths[n], "wb") as f:
+            f.truncate(size)
+    try:
+        loops = {n: st.loop(p) for n, p in paths.items()}
+        lw_main = st.dm("lwm", f"0 {MAIN_BLOCKS * 8} log-writes {loops['main.img']} {loops['main.log']}\n")
+        lw_spare = st.dm("lws", f"0 {SPARE_SECTORS} log-writes {loops['spare.img']} {loops['spare.log']}\n")
+        main_dev = st.dm("main", faulty_table(lw_main, args.bad))
+        remap = st.dm("remap", f"0 {MAIN_BLOCKS * 8} remap {main_dev} {lw_spare}\n")
+        writes, order, errors = workload(args, {"remap": remap}, [args.prefix + "lwm", args.prefix + "lws"])
+        status = run("dmsetup", "status", args.prefix + "remap").stdout.split()
+        st.remove("remap")
+        for lw in ("lwm", "lws"):
+            run("dmsetup", "message", args.prefix + lw, "0", "mark", "end")
+    finally:
+        st.close()
+    nbad = sum(1 for x in writes if x[2] in args.bad_set)
+    kt.diag(f"{len(order)} writes acknowledged ({nbad} planned to bad blocks); "
+            f"status: remapped {status[2 + 10] if len(status) > 12 else '?'}, "
+            f"meta_version {status[2 + 15] if len(status) > 17 else '?'}")
+    for e in errors:
+        kt.diag(e)
+    kt.check(not errors and len(order) == len(writes), "workload: every write acknowledged")
+
+    logs = {}
+    try:
+        logs = {"main": read_log(paths["main.log"]), "spare": read_log(paths["spare.log"])}
+    except (ValueError, struct.error) as e:
+        kt.diag(str(e))
+    for name, ents in logs.items():
+        kt.diag(f"{name} log: {len(ents)} entries, "
+                f"{sum(1 for e in ents if e.flags & FLUSH)} flushes, "
+                f"{sum(1 for e in ents if e.flags & FUA)} FUA, "
+                f"{sum(1 for e in ents if is_meta_write(e))} metadata copy writes"
+                if name == "spare" else
+                f"{name} log: {len(ents)} entries, "
+                f"{sum(1 for e in ents if e.flags & FLUSH)} flushes, "
+                f"{sum(1 for e in ents if e.flags & FUA)} FUA")
+    marks_ok = None
+    pos = {}
+    if len(logs) == 2:
+        for name, ents in logs.items():
+            pos[name] = {e.mark: j for j, e in enumerate(ents) if e.mark}
+        want = [f"w{i}" for i in order] + ["end"]
+        for name, p in pos.items():
+            seen = [m for m in sorted(p, key=p.get) if m != "dm-log-writes-end"]  # dtr's own
+            if seen != want:
+                first = next((j for j, (a, b) in enumerate(zip(seen, want)) if a != b), None)
+                kt.diag(f"{name} log: {len(seen)} marks, {len(want)} expected, first difference at {first}")
+            else:
+                marks_ok = True if marks_ok is None else marks_ok
+                continue
+            marks_ok = False
+        marks_ok = bool(marks_ok)
+    kt.check(marks_ok, "both logs hold every mark, in the writers' order")
+    meta_in_log = sum(1 for e in logs.get("spare", []) if is_meta_write(e))
+    kt.check(meta_in_log >= 10, "the workload committed metadata (remaps happened)")
+    if not marks_ok:
+        for _ in range(4):
+            kt.check(False, "crash images (not run: no usable log)")
+        return 1
+
+    # 2./3. Crash images.
+    by_index = {x[0]: x for x in writes}
+    thread_writes = [[x[0] for x in writes if x[1] == t] for t in range(args.threads)]
+    marks = ["w%d" % i for i in order] + ["end"]
+    bad_marks = [j for j, i in enumerate(order) if by_index[i][2] in args.bad_set]
+    load_fail, lost, unclean, inside_commit = [], [], [], 0
+    for trial in range(args.trials):
+        trng = random.Random(args.seed * 1000003 + trial)
+        # Crash after mark m (-1: before the first). A third of the trials crash right
+        # after a write to a bad block was acknowledged; a third inside a commit.
+        kind = trial % 3
+        m = trng.choice(bad_marks) if kind == 1 and bad_marks else trng.randrange(-1, len(order))
+        targeted = kind == 2
+        ks = {}
+        for name, ents in logs.items():
+            lo = pos[name][marks[m]] + 1 if m >= 0 else 0
+            hi = pos[name][marks[m + 1]]      # the next mark is not reached
+            meta = [j for j in range(lo, hi) if is_meta_write(ents[j])] if name == "spare" else []
+            if targeted and meta:
+                ks[name] = trng.choice(meta) + 1 if trng.random() < 0.5 else trng.choice(meta)
+            else:
+                ks[name] = trng.randint(lo, hi)
+        state = {n: crash_state(logs[n], ks[n], trng) for n in logs}
+        nmeta = sum(1 for e in state["spare"] if is_meta_write(e))
+        partial = nmeta % 5 != 0
+        inside_commit += partial
+        apply(paths["main.img"], MAIN_BLOCKS * BS, state["main"])
+        apply(paths["spare.img"], SPARE_SECTORS * 512, state["spare"])
+        # What must be there: per block, the last acknowledged write, or the in-flight
+        # write of the block's owner.
+        acked = set(order[: m + 1])
+        allowed = {}
+        for t in range(args.threads):
+            mine = [i for i in thread_writes[t] if i in acked]
+            inflight = None
+            rest = [i for i in thread_writes[t] if i not in acked]
+            if rest:
+                inflight = rest[0]
+            for i in mine:
+                allowed[by_index[i][2]] = {by_index[i][3]}
+            if inflight is not None and by_index[inflight][2] in allowed:
+                allowed[by_index[inflight][2]].add(by_index[inflight][3])
+        tag = f"trial {trial}: mark {m}, k main {ks['main']} spare {ks['spare']}"
+        if partial:
+            tag += " (inside a commit)"
+        st = Stack(args.prefix + "t_")
+        try:
+            lm, ls = st.loop(paths["main.img"]), st.loop(paths["spare.img"])
+            mdev = st.dm("main", faulty_table(lm, args.bad))
+            try:
+                rdev = st.dm("remap", f"0 {MAIN_BLOCKS * 8} remap {mdev} {ls}\n")
+            except RuntimeError as e:
+                load_fail.append(f"{tag}: {e}")
+                continue
+            fd = os.open(rdev, os.O_RDONLY | os.O_DIRECT)
+            buf = mmap.mmap(-1, BS)
+            bad_blocks = []
+            try:
+                for blk, ok in sorted(allowed.items()):
+                    try:
+                        n = os.preadv(fd, [buf], blk * BS)
+                        got = bytes(buf[:n])
+                    except OSError as e:
+                        got = f"error {e.errno}".encode()
+                    if got not in ok:
+                        bad_blocks.append(blk)
+            finally:
+                os.close(fd)
+            if bad_blocks:
+                lost.append(f"{tag}: blocks {bad_blocks[:8]} lost acknowledged data")
+            st.remove("remap")
+            r = run(args.remapctl, "meta", "check", ls, check=False)
+            if r.returncode != 0:
+                unclean.append(f"{tag}: {r.stdout.strip()} {r.stderr.strip()}")
+        finally:
+            st.close()
+        kt.diag(f"{tag}: {len(allowed)} blocks checked")
+    for x in load_fail + lost + unclean:
+        kt.diag(x)
+    kt.check(not load_fail, f"metadata loads in every crash image ({args.trials - len(load_fail)}/{args.trials})")
+    kt.check(not lost, f"no acknowledged write lost in any crash image ({len(lost)} images lost data)")
+    kt.check(not unclean, "metadata is clean after each image was loaded and removed")
+    kt.diag(f"{inside_commit} images were cut inside a metadata commit")
+    kt.check(inside_commit > 0, "some crash images were cut inside a metadata commit")
+    print(f"# Totals: pass:{kt.n - kt.failed} fail:{kt.failed} skip:0")
+    return 1 if kt.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
