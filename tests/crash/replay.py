@@ -11,11 +11,14 @@ the flush that made them durable; FUA writes at once; marks where user space ask
     spare = lw_spare
     remap = remap(main, spare)
 
-1. Workload: THREADS writers, each owning the blocks congruent to its number, write
-   4 KiB blocks with O_DIRECT, half with O_DSYNC (FUA), half followed by fdatasync
-   (an empty flush), many to bad blocks (remaps, so metadata commits). After each
-   acknowledged write the writer puts the mark "w<i>" into both logs (under a lock, so
-   both logs see the marks in one order).
+1. Workload (--mode): THREADS writers, after each acknowledged write, put the mark
+   "w<i>" into both logs (under a lock, so both logs see the marks in one order).
+   block: each writer owns the blocks congruent to its number and writes 4 KiB blocks
+   with O_DIRECT, half with O_DSYNC, half followed by fdatasync, many to bad blocks
+   (remaps, so metadata commits).
+   ext4: ext4 on dm-remap, writers replace their files atomically (write, fsync,
+   rename, fsync the directory); bad blocks include the start of the journal, so the
+   FUA journal commit blocks that fsync waits for get remapped.
 2. Crash images: for a trial, pick a mark m (the crash happens after the m-th mark and
    before the next), and in each log independently a crash point k inside that window.
    The device then holds every logged write up to the last flush before k, the FUA
@@ -25,8 +28,9 @@ the flush that made them durable; FUA writes at once; marks where user space ask
    metadata commit when the window has one.
 3. Each image pair is assembled like the original: the metadata must load; every
    acknowledged write must read back (the last acknowledged data of the block, or the
-   data of its owner's write in flight); after removal `remapctl meta check` must be
-   clean (the load repaired what the cut left).
+   data of its owner's write in flight; for ext4: the file system mounts, the files
+   read back so, and `e2fsck -fn` is clean after unmount); after removal
+   `remapctl meta check` must be clean (the load repaired what the cut left).
 
 Output is KTAP. Cross-device order is not needed: in this workload nothing written to
 one device depends on a write to the other (failed main writes never reach the log).
@@ -125,37 +129,44 @@ def payload(seed, i, blk):
     return head + body[len(head):]
 
 
-# ---------------------------------------------------------------- workload
+# ---------------------------------------------------------------- workloads
+#
+# A workload is a list of writes (index, owner thread, key, content). Each thread
+# performs its own in order; after each is acknowledged it calls mark(index). A crash
+# image must then show, for every key with an acknowledged write, the content of the
+# last one, or of the write its owner had in flight.
 
-def workload(args, devs, lw_names):
-    rng = random.Random(args.seed)
-    writes = []            # (i, thread, block, data)
-    order = []             # write index per mark, in log order
-    lock = threading.Lock()
-    errors = []
-    plans = []
-    for t in range(args.threads):
-        own_bad = [b for b in args.bad if b % args.threads == t]
-        own_ok = [b for b in range(t, MAIN_BLOCKS, args.threads) if b not in args.bad_set][:64]
-        plan = []
-        for _ in range(args.writes):
-            pool = own_bad if own_bad and rng.random() < 0.35 else own_ok
-            plan.append((rng.choice(pool), rng.random() < 0.5))
-        plans.append(plan)
-    index = 0
-    for t, plan in enumerate(plans):
-        for blk, fua in plan:
-            writes.append((index, t, blk, payload(args.seed, index, blk), fua))
-            index += 1
-    per_thread = [[w for w in writes if w[1] == t] for t in range(args.threads)]
+class BlockMode:
+    """4 KiB O_DIRECT writes to the device: half O_DSYNC, half followed by fdatasync."""
+    name = "block"
 
-    def writer(t):
+    def __init__(self, args, rng):
+        self.args = args
+        self.bad = sorted(rng.sample(range(16, MAIN_BLOCKS), 32))
+
+    def plan(self, rng):
+        a, bad = self.args, set(self.bad)
+        writes = []
+        for t in range(a.threads):
+            own_bad = [b for b in self.bad if b % a.threads == t]
+            own_ok = [b for b in range(t, MAIN_BLOCKS, a.threads) if b not in bad][:64]
+            for _ in range(a.writes):
+                pool = own_bad if own_bad and rng.random() < 0.35 else own_ok
+                blk = rng.choice(pool)
+                i = len(writes)
+                writes.append((i, t, blk, payload(a.seed, i, blk), rng.random() < 0.5))
+        return writes
+
+    def setup(self, dev):
+        self.dev = dev
+
+    def thread(self, mine, mark):
         flags = os.O_RDWR | os.O_DIRECT
-        fd_sync = os.open(devs["remap"], flags | os.O_DSYNC)
-        fd = os.open(devs["remap"], flags)
+        fd_sync = os.open(self.dev, flags | os.O_DSYNC)
+        fd = os.open(self.dev, flags)
         buf = mmap.mmap(-1, BS)
         try:
-            for i, _, blk, data, fua in per_thread[t]:
+            for i, _, blk, data, fua in mine:
                 buf.seek(0)
                 buf.write(data)
                 if fua:
@@ -163,22 +174,140 @@ def workload(args, devs, lw_names):
                 else:
                     os.pwrite(fd, buf, blk * BS)
                     os.fdatasync(fd)
-                with lock:
-                    for lw in lw_names:
-                        run("dmsetup", "message", lw, "0", "mark", f"w{i}")
-                    order.append(i)
-        except (OSError, RuntimeError) as e:
-            errors.append(f"writer {t}: {e}")
+                mark(i)
         finally:
             os.close(fd_sync)
             os.close(fd)
 
-    threads = [threading.Thread(target=writer, args=(t,)) for t in range(args.threads)]
-    for th in threads:
+    def teardown(self):
+        pass
+
+    def verify(self, dev, allowed):
+        """Problems found in a crash image assembled at dev."""
+        fd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
+        buf = mmap.mmap(-1, BS)
+        bad = []
+        try:
+            for blk, ok in sorted(allowed.items()):
+                try:
+                    n = os.preadv(fd, [buf], blk * BS)
+                    got = bytes(buf[:n])
+                except OSError as e:
+                    got = f"error {e.errno}".encode()
+                if got not in ok:
+                    bad.append(blk)
+        finally:
+            os.close(fd)
+        return [f"blocks {bad[:8]} lost acknowledged data"] if bad else []
+
+
+class Ext4Mode:
+    """ext4 (data=ordered) on the device; writers replace files atomically (write a
+    temporary file, fsync, rename, fsync the directory). Bad blocks include a band at
+    the start of the journal, so journal writes (commit blocks among them, REQ_PREFLUSH
+    | REQ_FUA, after which fsync returns with no further flush) get remapped."""
+    name = "ext4"
+    MKFS = ["mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=1"]
+
+    def __init__(self, args, rng):
+        self.args = args
+        probe = os.path.join(args.work, "probe.img")
+        with open(probe, "wb") as f:
+            f.truncate(MAIN_BLOCKS * BS)
+        run(*self.MKFS, probe)
+        out = run("debugfs", "-R", "bmap <8> 0", probe).stdout.split()
+        os.unlink(probe)
+        j0 = int(out[-1])
+        band = rng.sample(range(j0 + 1, j0 + 200), 20)
+        rest = rng.sample([b for b in range(16, MAIN_BLOCKS) if abs(b - j0) > 1100], 12)
+        self.bad = sorted(band + rest)
+        self.journal = j0
+
+    def plan(self, rng):
+        a = self.args
+        writes = []
+        for t in range(a.threads):
+            for _ in range(a.writes):
+                name = f"f{t}_{rng.randrange(4)}"
+                i = len(writes)
+                size = BS * rng.randint(1, 6) + rng.randrange(BS)
+                data = (payload(a.seed, i, t) * 7)[:size]
+                writes.append((i, t, name, data, None))
+        return writes
+
+    def setup(self, dev):
+        self.dev = dev
+        self.mnt = os.path.join(self.args.work, "mnt")
+        os.makedirs(self.mnt, exist_ok=True)
+        run(*self.MKFS, dev)
+        run("mount", "-t", "ext4", dev, self.mnt)
+
+    def thread(self, mine, mark):
+        for i, _, name, data, _ in mine:
+            tmp = os.path.join(self.mnt, name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(tmp, os.path.join(self.mnt, name))
+            dfd = os.open(self.mnt, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+            mark(i)
+
+    def teardown(self):
+        run("umount", self.mnt, check=False)
+
+    def verify(self, dev, allowed):
+        r = run("mount", "-t", "ext4", dev, self.mnt, check=False)
+        if r.returncode != 0:
+            log = run("dmesg", check=False).stdout.strip().splitlines()[-8:]
+            return [f"mount failed: {r.stderr.strip()} | " + " | ".join(log)]
+        bad = []
+        try:
+            for name, ok in sorted(allowed.items()):
+                try:
+                    with open(os.path.join(self.mnt, name), "rb") as f:
+                        got = f.read()
+                except OSError as e:
+                    got = f"error {e.errno}".encode()
+                if got not in ok:
+                    bad.append(name)
+        finally:
+            run("umount", self.mnt, check=False)
+        out = [f"files {bad[:8]} lost acknowledged data"] if bad else []
+        r = run("e2fsck", "-fn", dev, check=False)
+        if r.returncode != 0:
+            out.append(f"e2fsck -fn exit {r.returncode}: {r.stdout.strip()[-300:]}")
+        return out
+
+
+def workload(mode, writes, threads, lw_names):
+    order, errors = [], []
+    lock = threading.Lock()
+
+    def mark(i):
+        with lock:
+            for lw in lw_names:
+                run("dmsetup", "message", lw, "0", "mark", f"w{i}")
+            order.append(i)
+
+    def body(t):
+        try:
+            mode.thread([w for w in writes if w[1] == t], mark)
+        except (OSError, RuntimeError) as e:
+            errors.append(f"writer {t}: {e}")
+
+    ths = [threading.Thread(target=body, args=(t,)) for t in range(threads)]
+    for th in ths:
         th.start()
-    for th in threads:
+    for th in ths:
         th.join()
-    return writes, order, errors
+    return order, errors
 
 
 # ---------------------------------------------------------------- the log
@@ -249,6 +378,7 @@ def apply(path, size, writes):
 
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=("block", "ext4"), default="block")
     ap.add_argument("--work", required=True)
     ap.add_argument("--remapctl", required=True)
     ap.add_argument("--seed", type=int, default=1)
@@ -257,38 +387,45 @@ def main():
     ap.add_argument("--writes", type=int, default=40, help="per thread")
     ap.add_argument("--prefix", default="dmrt_cr_")
     args = ap.parse_args()
-    rng = random.Random(args.seed * 7919)
-    args.bad = sorted(rng.sample(range(16, MAIN_BLOCKS), 32))
-    args.bad_set = set(args.bad)
     os.environ["DM_DISABLE_UDEV"] = "1"
+    rng = random.Random(args.seed * 7919)
+    mode = (BlockMode if args.mode == "block" else Ext4Mode)(args, rng)
+    writes = mode.plan(rng)
     w = args.work
     kt = Ktap(7)
-    kt.diag(f"seed {args.seed}, {args.threads} writers x {args.writes} writes, "
-            f"{len(args.bad)} bad blocks, {args.trials} crash images")
+    kt.diag(f"{mode.name}: seed {args.seed}, {args.threads} writers x {args.writes} writes, "
+            f"{len(mode.bad)} bad blocks, {args.trials} crash images")
 
     # 1. The logged run.
     st = Stack(args.prefix)
     paths = {n: os.path.join(w, n) for n in ("main.img", "spare.img", "main.log", "spare.log")}
     for n, size in (("main.img", MAIN_BLOCKS * BS), ("spare.img", SPARE_SECTORS * 512),
-                    ("main.log", 256 << 20), ("spare.log", 256 << 20)):
+                    ("main.log", 512 << 20), ("spare.log", 256 << 20)):
         with open(paths[n], "wb") as f:
             f.truncate(size)
+    order, errors, status = [], [], []
     try:
         loops = {n: st.loop(p) for n, p in paths.items()}
         lw_main = st.dm("lwm", f"0 {MAIN_BLOCKS * 8} log-writes {loops['main.img']} {loops['main.log']}\n")
         lw_spare = st.dm("lws", f"0 {SPARE_SECTORS} log-writes {loops['spare.img']} {loops['spare.log']}\n")
-        main_dev = st.dm("main", faulty_table(lw_main, args.bad))
+        main_dev = st.dm("main", faulty_table(lw_main, mode.bad))
         remap = st.dm("remap", f"0 {MAIN_BLOCKS * 8} remap {main_dev} {lw_spare}\n")
-        writes, order, errors = workload(args, {"remap": remap}, [args.prefix + "lwm", args.prefix + "lws"])
+        try:
+            mode.setup(remap)
+            order, errors = workload(mode, writes, args.threads,
+                                     [args.prefix + "lwm", args.prefix + "lws"])
+        except (OSError, RuntimeError) as e:
+            errors.append(f"setup: {e}")
+        finally:
+            mode.teardown()
         status = run("dmsetup", "status", args.prefix + "remap").stdout.split()
         st.remove("remap")
         for lw in ("lwm", "lws"):
             run("dmsetup", "message", args.prefix + lw, "0", "mark", "end")
     finally:
         st.close()
-    nbad = sum(1 for x in writes if x[2] in args.bad_set)
-    kt.diag(f"{len(order)} writes acknowledged ({nbad} planned to bad blocks); "
-            f"status: remapped {status[2 + 10] if len(status) > 12 else '?'}, "
+    kt.diag(f"{len(order)} writes acknowledged; status: "
+            f"remapped {status[2 + 10] if len(status) > 12 else '?'}, "
             f"meta_version {status[2 + 15] if len(status) > 17 else '?'}")
     for e in errors:
         kt.diag(e)
@@ -302,28 +439,19 @@ def main():
     for name, ents in logs.items():
         kt.diag(f"{name} log: {len(ents)} entries, "
                 f"{sum(1 for e in ents if e.flags & FLUSH)} flushes, "
-                f"{sum(1 for e in ents if e.flags & FUA)} FUA, "
-                f"{sum(1 for e in ents if is_meta_write(e))} metadata copy writes"
-                if name == "spare" else
-                f"{name} log: {len(ents)} entries, "
-                f"{sum(1 for e in ents if e.flags & FLUSH)} flushes, "
-                f"{sum(1 for e in ents if e.flags & FUA)} FUA")
-    marks_ok = None
+                f"{sum(1 for e in ents if e.flags & FUA)} FUA"
+                + (f", {sum(1 for e in ents if is_meta_write(e))} metadata copy writes"
+                   if name == "spare" else ""))
     pos = {}
-    if len(logs) == 2:
-        for name, ents in logs.items():
-            pos[name] = {e.mark: j for j, e in enumerate(ents) if e.mark}
-        want = [f"w{i}" for i in order] + ["end"]
-        for name, p in pos.items():
-            seen = [m for m in sorted(p, key=p.get) if m != "dm-log-writes-end"]  # dtr's own
-            if seen != want:
-                first = next((j for j, (a, b) in enumerate(zip(seen, want)) if a != b), None)
-                kt.diag(f"{name} log: {len(seen)} marks, {len(want)} expected, first difference at {first}")
-            else:
-                marks_ok = True if marks_ok is None else marks_ok
-                continue
+    marks_ok = len(logs) == 2
+    want = [f"w{i}" for i in order] + ["end"]
+    for name, ents in logs.items():
+        pos[name] = {e.mark: j for j, e in enumerate(ents) if e.mark}
+        seen = [m for m in sorted(pos[name], key=pos[name].get) if m != "dm-log-writes-end"]
+        if seen != want:
+            first = next((j for j, (a, b) in enumerate(zip(seen, want)) if a != b), None)
+            kt.diag(f"{name} log: {len(seen)} marks, {len(want)} expected, first difference at {first}")
             marks_ok = False
-        marks_ok = bool(marks_ok)
     kt.check(marks_ok, "both logs hold every mark, in the writers' order")
     meta_in_log = sum(1 for e in logs.get("spare", []) if is_meta_write(e))
     kt.check(meta_in_log >= 10, "the workload committed metadata (remaps happened)")
@@ -336,83 +464,76 @@ def main():
     by_index = {x[0]: x for x in writes}
     thread_writes = [[x[0] for x in writes if x[1] == t] for t in range(args.threads)]
     marks = ["w%d" % i for i in order] + ["end"]
-    bad_marks = [j for j, i in enumerate(order) if by_index[i][2] in args.bad_set]
+    # Marks acknowledging a write whose completion took a metadata commit (a remap).
+    sp, spare_log = pos["spare"], logs["spare"]
+    remap_marks = [j for j in range(len(order))
+                   if any(is_meta_write(spare_log[x])
+                          for x in range(sp[marks[j - 1]] + 1 if j else 0, sp[marks[j]]))]
+    kt.diag(f"{len(remap_marks)} acknowledgements followed a metadata commit")
     load_fail, lost, unclean, inside_commit = [], [], [], 0
     for trial in range(args.trials):
         trng = random.Random(args.seed * 1000003 + trial)
         # Crash after mark m (-1: before the first). A third of the trials crash right
-        # after a write to a bad block was acknowledged; a third inside a commit.
+        # after a write that took a remap was acknowledged; a third inside a commit.
         kind = trial % 3
-        m = trng.choice(bad_marks) if kind == 1 and bad_marks else trng.randrange(-1, len(order))
-        targeted = kind == 2
-        ks = {}
+        if kind == 1 and remap_marks:
+            m = trng.choice(remap_marks)
+        elif kind == 2 and remap_marks:
+            m = trng.choice(remap_marks) - 1      # the window holding that commit
+        else:
+            m = trng.randrange(-1, len(order))
+        ks, problems = {}, []
         for name, ents in logs.items():
             lo = pos[name][marks[m]] + 1 if m >= 0 else 0
             hi = pos[name][marks[m + 1]]      # the next mark is not reached
             meta = [j for j in range(lo, hi) if is_meta_write(ents[j])] if name == "spare" else []
-            if targeted and meta:
-                ks[name] = trng.choice(meta) + 1 if trng.random() < 0.5 else trng.choice(meta)
+            if kind == 2 and meta:
+                ks[name] = trng.choice(meta) + trng.randrange(2)
             else:
                 ks[name] = trng.randint(lo, hi)
         state = {n: crash_state(logs[n], ks[n], trng) for n in logs}
-        nmeta = sum(1 for e in state["spare"] if is_meta_write(e))
-        partial = nmeta % 5 != 0
+        partial = sum(1 for e in state["spare"] if is_meta_write(e)) % 5 != 0
         inside_commit += partial
         apply(paths["main.img"], MAIN_BLOCKS * BS, state["main"])
         apply(paths["spare.img"], SPARE_SECTORS * 512, state["spare"])
-        # What must be there: per block, the last acknowledged write, or the in-flight
-        # write of the block's owner.
+        # What must be there: per key, the last acknowledged write, or the write its
+        # owner had in flight.
         acked = set(order[: m + 1])
         allowed = {}
         for t in range(args.threads):
-            mine = [i for i in thread_writes[t] if i in acked]
-            inflight = None
+            for i in thread_writes[t]:
+                if i in acked:
+                    allowed[by_index[i][2]] = {by_index[i][3]}
             rest = [i for i in thread_writes[t] if i not in acked]
-            if rest:
-                inflight = rest[0]
-            for i in mine:
-                allowed[by_index[i][2]] = {by_index[i][3]}
-            if inflight is not None and by_index[inflight][2] in allowed:
-                allowed[by_index[inflight][2]].add(by_index[inflight][3])
+            if rest and by_index[rest[0]][2] in allowed:
+                allowed[by_index[rest[0]][2]].add(by_index[rest[0]][3])
         tag = f"trial {trial}: mark {m}, k main {ks['main']} spare {ks['spare']}"
         if partial:
             tag += " (inside a commit)"
         st = Stack(args.prefix + "t_")
         try:
             lm, ls = st.loop(paths["main.img"]), st.loop(paths["spare.img"])
-            mdev = st.dm("main", faulty_table(lm, args.bad))
+            mdev = st.dm("main", faulty_table(lm, mode.bad))
             try:
                 rdev = st.dm("remap", f"0 {MAIN_BLOCKS * 8} remap {mdev} {ls}\n")
             except RuntimeError as e:
                 load_fail.append(f"{tag}: {e}")
                 continue
-            fd = os.open(rdev, os.O_RDONLY | os.O_DIRECT)
-            buf = mmap.mmap(-1, BS)
-            bad_blocks = []
-            try:
-                for blk, ok in sorted(allowed.items()):
-                    try:
-                        n = os.preadv(fd, [buf], blk * BS)
-                        got = bytes(buf[:n])
-                    except OSError as e:
-                        got = f"error {e.errno}".encode()
-                    if got not in ok:
-                        bad_blocks.append(blk)
-            finally:
-                os.close(fd)
-            if bad_blocks:
-                lost.append(f"{tag}: blocks {bad_blocks[:8]} lost acknowledged data")
+            problems = mode.verify(rdev, allowed)
+            lost += [f"{tag}: {x}" for x in problems]
             st.remove("remap")
             r = run(args.remapctl, "meta", "check", ls, check=False)
             if r.returncode != 0:
                 unclean.append(f"{tag}: {r.stdout.strip()} {r.stderr.strip()}")
         finally:
             st.close()
-        kt.diag(f"{tag}: {len(allowed)} blocks checked")
+        kt.diag(f"{tag}: {len(allowed)} {'blocks' if mode.name == 'block' else 'files'} checked"
+                + (" PROBLEM" if problems else ""))
     for x in load_fail + lost + unclean:
         kt.diag(x)
+    nlost = len({x.split(":")[0] for x in lost})
     kt.check(not load_fail, f"metadata loads in every crash image ({args.trials - len(load_fail)}/{args.trials})")
-    kt.check(not lost, f"no acknowledged write lost in any crash image ({len(lost)} images lost data)")
+    kt.check(not lost, f"no acknowledged write lost in any crash image ({nlost} images with problems)")
     kt.check(not unclean, "metadata is clean after each image was loaded and removed")
     kt.diag(f"{inside_commit} images were cut inside a metadata commit")
     kt.check(inside_commit > 0, "some crash images were cut inside a metadata commit")

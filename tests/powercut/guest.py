@@ -9,8 +9,9 @@ image files, so killing QEMU is a power cut.
 1. Assembles main and dm-remap (the metadata must load), checks every block in the
    expect file ("<block> <sha> [<sha>...]": the content must be one of them), prints
    "SEEN <block> <sha>" for each, then "VERIFY <ok|FAIL> <n>".
-2. Writes random 4 KiB blocks with O_DIRECT|O_DSYNC, printing "INTENT" before and "ACK"
-   after each write, until the host kills the VM; with a non-zero limit, after that many
+2. Writes the seed's planned 4 KiB blocks (plan()) with O_DIRECT|O_DSYNC, printing
+   "INTENT <i> <block> <sha>" before and "ACK <i> <block> <sha>" after each write, until
+   the host kills the VM; with a non-zero limit, after that many
    writes it removes the devices and prints "CLEAN" (a clean reboot).
 
 Every line is drained to the console before the next disk write, so the host never
@@ -30,6 +31,16 @@ NSECT = BLOCKS * 8
 # happening in every boot, so cuts can land inside commits.
 BAD = list(range(100, 16001, 13))
 DEV = "/dev/mapper/pc"
+
+
+def plan(seed):
+    """The boot's writes, (block, 4 KiB), a pure function of the seed: the host
+    recomputes them, so it knows what a write lost with the console's tail held."""
+    rng = random.Random(seed)
+    while True:
+        # Half of the writes go to the injected bad blocks, half anywhere.
+        blk = rng.choice(BAD) if rng.randrange(2) == 0 else rng.randrange(BLOCKS)
+        yield blk, rng.randbytes(4096)
 
 
 def say(line):
@@ -95,21 +106,17 @@ def main():
     os.close(fd)
 
     fd = os.open(DEV, os.O_RDWR | os.O_DIRECT | os.O_DSYNC)
-    rng = random.Random(seed)
-    i = 0
-    while limit == 0 or i < limit:
-        # Half of the writes go to the injected bad blocks, half anywhere.
-        blk = rng.choice(BAD) if rng.randrange(2) == 0 else rng.randrange(BLOCKS)
-        data = os.urandom(4096)
+    for i, (blk, data) in enumerate(plan(seed)):
+        if limit and i >= limit:
+            break
         buf[:] = data
         h = sha(data)
-        say(f"INTENT {blk} {h}")
+        say(f"INTENT {i} {blk} {h}")
         try:
             os.pwritev(fd, [buf], blk * 4096)
-            say(f"ACK {blk} {h}")
+            say(f"ACK {i} {blk} {h}")
         except OSError as e:
-            say(f"WRITE-ERROR {blk} {e.errno}")
-        i += 1
+            say(f"WRITE-ERROR {i} {blk} {e.errno}")
     os.close(fd)
     if dmsetup("remove", "pc").returncode == 0 and dmsetup("remove", "pc_main").returncode == 0:
         say("CLEAN")
