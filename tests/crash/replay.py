@@ -32,8 +32,12 @@ the flush that made them durable; FUA writes at once; marks where user space ask
    read back so, and `e2fsck -fn` is clean after unmount); after removal
    `remapctl meta check` must be clean (the load repaired what the cut left).
 
-Output is KTAP. Cross-device order is not needed: in this workload nothing written to
-one device depends on a write to the other (failed main writes never reach the log).
+Output is KTAP. Layouts: in the block workload nothing written to one device depends on
+a write to the other (failed main writes never reach a log), so main and spare get a
+log each and their crash points are drawn independently; a flush that dm-remap does not
+pass to the spare then shows. ext4's journal does create such dependencies (a commit
+block on main after journal blocks remapped to the spare), so there both devices sit on
+one logged disk and a crash point is a single place in one order of all writes.
 """
 import argparse
 import hashlib
@@ -108,6 +112,16 @@ class Stack:
         self.dms, self.loops = [], []
 
 
+def assemble(st, devs, layout):
+    """(main, spare) over the per-device disks ("split") or one shared disk."""
+    if layout == "split":
+        return devs["main"], devs["spare"]
+    disk = devs["disk"]
+    main = st.dm("base_main", f"0 {MAIN_BLOCKS * 8} linear {disk} 0\n")
+    spare = st.dm("base_spare", f"0 {SPARE_SECTORS} linear {disk} {MAIN_BLOCKS * 8}\n")
+    return main, spare
+
+
 def faulty_table(base, bad):
     """linear over base with one-block dm-error holes at the bad blocks."""
     lines, pos = [], 0
@@ -139,6 +153,7 @@ def payload(seed, i, blk):
 class BlockMode:
     """4 KiB O_DIRECT writes to the device: half O_DSYNC, half followed by fdatasync."""
     name = "block"
+    layout = "split"
 
     def __init__(self, args, rng):
         self.args = args
@@ -207,6 +222,7 @@ class Ext4Mode:
     the start of the journal, so journal writes (commit blocks among them, REQ_PREFLUSH
     | REQ_FUA, after which fsync returns with no further flush) get remapped."""
     name = "ext4"
+    layout = "shared"
     MKFS = ["mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=1"]
 
     def __init__(self, args, rng):
@@ -359,8 +375,10 @@ def crash_state(entries, k, rng):
     return out
 
 
-def is_meta_write(e):
-    return e.flags & MARK == 0 and e.nr > 0 and e.sector // 512 in META_SECTORS
+def is_meta_write(e, base=0):
+    """A write of a metadata copy; base: the spare's byte offset in the logged device."""
+    return (e.flags & MARK == 0 and e.nr > 0 and e.sector >= base
+            and (e.sector - base) // 512 in META_SECTORS)
 
 
 def apply(path, size, writes):
@@ -396,32 +414,45 @@ def main():
     kt.diag(f"{mode.name}: seed {args.seed}, {args.threads} writers x {args.writes} writes, "
             f"{len(mode.bad)} bad blocks, {args.trials} crash images")
 
-    # 1. The logged run.
+    # 1. The logged run. Layout "split": main and spare each on a log of its own (flushes
+    # are per device, so a flush that does not reach the spare shows). Layout "shared":
+    # both on one logged disk (one order of all writes: needed when writes to one
+    # device depend on writes to the other, as the ext4 journal's do).
     st = Stack(args.prefix)
-    paths = {n: os.path.join(w, n) for n in ("main.img", "spare.img", "main.log", "spare.log")}
-    for n, size in (("main.img", MAIN_BLOCKS * BS), ("spare.img", SPARE_SECTORS * 512),
-                    ("main.log", 512 << 20), ("spare.log", 256 << 20)):
-        with open(paths[n], "wb") as f:
-            f.truncate(size)
+    main_bytes, spare_bytes = MAIN_BLOCKS * BS, SPARE_SECTORS * 512
+    if mode.layout == "split":
+        disks = {"main": main_bytes, "spare": spare_bytes}
+    else:
+        disks = {"disk": main_bytes + spare_bytes}
+    spare_log, spare_base = ("spare", 0) if mode.layout == "split" else ("disk", main_bytes)
+    paths = {}
+    for name, size in disks.items():
+        paths[name + ".img"], paths[name + ".log"] = (os.path.join(w, name + ".img"),
+                                                      os.path.join(w, name + ".log"))
+        for n, sz in ((name + ".img", size), (name + ".log", 512 << 20)):
+            with open(paths[n], "wb") as f:
+                f.truncate(sz)
     order, errors, status = [], [], []
+    lw_names = [args.prefix + "lw_" + name for name in disks]
     try:
-        loops = {n: st.loop(p) for n, p in paths.items()}
-        lw_main = st.dm("lwm", f"0 {MAIN_BLOCKS * 8} log-writes {loops['main.img']} {loops['main.log']}\n")
-        lw_spare = st.dm("lws", f"0 {SPARE_SECTORS} log-writes {loops['spare.img']} {loops['spare.log']}\n")
-        main_dev = st.dm("main", faulty_table(lw_main, mode.bad))
-        remap = st.dm("remap", f"0 {MAIN_BLOCKS * 8} remap {main_dev} {lw_spare}\n")
+        lws = {}
+        for name, size in disks.items():
+            img, log = st.loop(paths[name + ".img"]), st.loop(paths[name + ".log"])
+            lws[name] = st.dm("lw_" + name, f"0 {size // 512} log-writes {img} {log}\n")
+        main_base, spare_dev = assemble(st, lws, mode.layout)
+        main_dev = st.dm("main", faulty_table(main_base, mode.bad))
+        remap = st.dm("remap", f"0 {MAIN_BLOCKS * 8} remap {main_dev} {spare_dev}\n")
         try:
             mode.setup(remap)
-            order, errors = workload(mode, writes, args.threads,
-                                     [args.prefix + "lwm", args.prefix + "lws"])
+            order, errors = workload(mode, writes, args.threads, lw_names)
         except (OSError, RuntimeError) as e:
             errors.append(f"setup: {e}")
         finally:
             mode.teardown()
         status = run("dmsetup", "status", args.prefix + "remap").stdout.split()
         st.remove("remap")
-        for lw in ("lwm", "lws"):
-            run("dmsetup", "message", args.prefix + lw, "0", "mark", "end")
+        for lw in lw_names:
+            run("dmsetup", "message", lw, "0", "mark", "end")
     finally:
         st.close()
     kt.diag(f"{len(order)} writes acknowledged; status: "
@@ -433,17 +464,17 @@ def main():
 
     logs = {}
     try:
-        logs = {"main": read_log(paths["main.log"]), "spare": read_log(paths["spare.log"])}
+        logs = {name: read_log(paths[name + ".log"]) for name in disks}
     except (ValueError, struct.error) as e:
         kt.diag(str(e))
     for name, ents in logs.items():
         kt.diag(f"{name} log: {len(ents)} entries, "
                 f"{sum(1 for e in ents if e.flags & FLUSH)} flushes, "
                 f"{sum(1 for e in ents if e.flags & FUA)} FUA"
-                + (f", {sum(1 for e in ents if is_meta_write(e))} metadata copy writes"
-                   if name == "spare" else ""))
+                + (f", {sum(1 for e in ents if is_meta_write(e, spare_base))} metadata copy writes"
+                   if name == spare_log else ""))
     pos = {}
-    marks_ok = len(logs) == 2
+    marks_ok = len(logs) == len(disks)
     want = [f"w{i}" for i in order] + ["end"]
     for name, ents in logs.items():
         pos[name] = {e.mark: j for j, e in enumerate(ents) if e.mark}
@@ -452,8 +483,8 @@ def main():
             first = next((j for j, (a, b) in enumerate(zip(seen, want)) if a != b), None)
             kt.diag(f"{name} log: {len(seen)} marks, {len(want)} expected, first difference at {first}")
             marks_ok = False
-    kt.check(marks_ok, "both logs hold every mark, in the writers' order")
-    meta_in_log = sum(1 for e in logs.get("spare", []) if is_meta_write(e))
+    kt.check(marks_ok, "the write logs hold every mark, in the writers' order")
+    meta_in_log = sum(1 for e in logs.get(spare_log, []) if is_meta_write(e, spare_base))
     kt.check(meta_in_log >= 10, "the workload committed metadata (remaps happened)")
     if not marks_ok:
         for _ in range(4):
@@ -465,9 +496,9 @@ def main():
     thread_writes = [[x[0] for x in writes if x[1] == t] for t in range(args.threads)]
     marks = ["w%d" % i for i in order] + ["end"]
     # Marks acknowledging a write whose completion took a metadata commit (a remap).
-    sp, spare_log = pos["spare"], logs["spare"]
+    sp, slog = pos[spare_log], logs[spare_log]
     remap_marks = [j for j in range(len(order))
-                   if any(is_meta_write(spare_log[x])
+                   if any(is_meta_write(slog[x], spare_base)
                           for x in range(sp[marks[j - 1]] + 1 if j else 0, sp[marks[j]]))]
     kt.diag(f"{len(remap_marks)} acknowledgements followed a metadata commit")
     load_fail, lost, unclean, inside_commit = [], [], [], 0
@@ -486,16 +517,17 @@ def main():
         for name, ents in logs.items():
             lo = pos[name][marks[m]] + 1 if m >= 0 else 0
             hi = pos[name][marks[m + 1]]      # the next mark is not reached
-            meta = [j for j in range(lo, hi) if is_meta_write(ents[j])] if name == "spare" else []
+            meta = ([j for j in range(lo, hi) if is_meta_write(ents[j], spare_base)]
+                    if name == spare_log else [])
             if kind == 2 and meta:
                 ks[name] = trng.choice(meta) + trng.randrange(2)
             else:
                 ks[name] = trng.randint(lo, hi)
         state = {n: crash_state(logs[n], ks[n], trng) for n in logs}
-        partial = sum(1 for e in state["spare"] if is_meta_write(e)) % 5 != 0
+        partial = sum(1 for e in state[spare_log] if is_meta_write(e, spare_base)) % 5 != 0
         inside_commit += partial
-        apply(paths["main.img"], MAIN_BLOCKS * BS, state["main"])
-        apply(paths["spare.img"], SPARE_SECTORS * 512, state["spare"])
+        for name, size in disks.items():
+            apply(paths[name + ".img"], size, state[name])
         # What must be there: per key, the last acknowledged write, or the write its
         # owner had in flight.
         acked = set(order[: m + 1])
@@ -507,12 +539,13 @@ def main():
             rest = [i for i in thread_writes[t] if i not in acked]
             if rest and by_index[rest[0]][2] in allowed:
                 allowed[by_index[rest[0]][2]].add(by_index[rest[0]][3])
-        tag = f"trial {trial}: mark {m}, k main {ks['main']} spare {ks['spare']}"
+        tag = f"trial {trial}: mark {m}, k " + " ".join(f"{n} {k}" for n, k in ks.items())
         if partial:
             tag += " (inside a commit)"
         st = Stack(args.prefix + "t_")
         try:
-            lm, ls = st.loop(paths["main.img"]), st.loop(paths["spare.img"])
+            base = {name: st.loop(paths[name + ".img"]) for name in disks}
+            lm, ls = assemble(st, base, mode.layout)
             mdev = st.dm("main", faulty_table(lm, mode.bad))
             try:
                 rdev = st.dm("remap", f"0 {MAIN_BLOCKS * 8} remap {mdev} {ls}\n")
