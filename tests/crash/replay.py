@@ -24,8 +24,8 @@ the flush that made them durable; FUA writes at once; marks where user space ask
    The device then holds every logged write up to the last flush before k, the FUA
    writes after it, and a random subset of the other (not yet flushed) writes after it:
    what a drive with a volatile cache may hold after losing power. A third of the
-   trials crash right after a write to a bad block was acknowledged, a third inside a
-   metadata commit when the window has one.
+   trials crash right after the acknowledgement of a write that took a metadata commit
+   (a remap), a third inside such a commit.
 3. Each image pair is assembled like the original: the metadata must load; every
    acknowledged write must read back (the last acknowledged data of the block, or the
    data of its owner's write in flight; for ext4: the file system mounts, the files

@@ -16,7 +16,6 @@ the next load repairs the torn copy).
 Exit status 0 when every verification passed and the metadata loaded after every cut.
 """
 import argparse
-import hashlib
 import itertools
 import os
 import random
@@ -31,16 +30,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 OUT = os.path.join(ROOT, "out", "powercut")
 
 
-def sha(data):
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
 REMAPCTL = os.path.join(ROOT, "rust", "target", "debug", "remapctl")
 # Writes after the last ACK the host saw that may have reached the disk.
 HORIZON = 64
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest import plan  # noqa: E402  (the guest's write plan, recomputed here)
+from guest import plan, sha  # noqa: E402  (the guest's write plan, recomputed here)
 
 
 def meta_check():
