@@ -15,7 +15,7 @@
 SHELL := /bin/bash
 .PHONY: all deps kernel module clippy fmt fmt-check host-test vm-test powercut check check-debug demo bench fuzz clean
 
-KFILES := src/target.rs src/resultbuf.rs src/bindings.rs src/engine.rs src/worker.rs src/meta_io.rs
+KFILES := $(filter-out src/bindings_generated.rs,$(wildcard src/*.rs))
 CUTS ?= 20
 FUZZ_SECONDS ?= 60
 CHECK_FUZZ_SECONDS ?= 20

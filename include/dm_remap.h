@@ -29,6 +29,7 @@ enum dmr_bio_kind dmr_bio_kind(const struct bio *bio);
 unsigned int dmr_bio_sectors(const struct bio *bio);
 sector_t dmr_bio_sector(const struct bio *bio);
 void dmr_bio_remap(struct bio *bio, struct block_device *bdev, sector_t sector);
+/* Whether the bio asks for durability (REQ_FUA or REQ_PREFLUSH). */
 int dmr_bio_has_fua_or_flush(const struct bio *bio);
 
 sector_t dmr_bdev_nr_sectors(struct block_device *bdev);
@@ -36,6 +37,15 @@ unsigned int dmr_bdev_logical_block_size(struct block_device *bdev);
 unsigned int dmr_bdev_physical_block_size(struct block_device *bdev);
 dev_t dmr_bdev_devt(struct block_device *bdev);
 void dmr_limits_io_min(struct queue_limits *limits, unsigned int bytes);
+/* Whether a table's open mode allows writes (BLK_OPEN_WRITE). */
+int dmr_mode_writable(blk_mode_t mode);
+
+/* The main device's own identifier, for binding a spare to it. Kinds: 1 T10, 2 EUI-64,
+ * 3 NAA (enum blk_unique_id, from block_device_operations.get_unique_id of the whole
+ * disk: sd, nvme), 4 a partition's PARTUUID (36 characters, as the kernel keeps it).
+ * Writes up to 36 bytes to id and the kind to *kind; returns the length, 0 when the
+ * device has no identifier. */
+int dmr_bdev_identity(struct block_device *bdev, u8 *kind, u8 id[36]);
 
 /* A bio's data position, saved in map and restored before a worker touches the bio
  * again (the fields of drivers/md/dm-bio-record.h that dm-remap needs). */
@@ -77,8 +87,9 @@ void dmr_worker_destroy(struct dmr_worker *w);
 void dmr_worker_kick(struct dmr_worker *w);
 void dmr_worker_flush(struct dmr_worker *w);
 void dmr_worker_add_bio(struct dmr_worker *w, struct bio *bio);
-/* Takes every queued bio; returns the first, chained through bi_next. */
-struct bio *dmr_worker_take_bios(struct dmr_worker *w);
+/* Takes at most max queued bios, oldest first; returns the first, chained through
+ * bi_next (the rest stay queued for the next call). */
+struct bio *dmr_worker_take_bios(struct dmr_worker *w, unsigned int max);
 struct bio *dmr_bio_next(struct bio *bio);
 /* In-flight main-device writes (SRCU, semaphore-like: taken in map, released in
  * end_io); dmr_io_drain waits for every write that entered before it was called. */

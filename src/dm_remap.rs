@@ -9,8 +9,11 @@
 //! the host; the files here are the kernel glue.
 
 mod bindings;
+mod counters;
 mod engine;
+mod message;
 mod meta_io;
+mod reserve;
 mod resultbuf;
 mod target;
 mod worker;

@@ -6,14 +6,16 @@
 //!
 //! Readers (`map`) look blocks up in an immutable [`Snapshot`] published through an
 //! RCU-protected pointer: no lock, one pointer load and, when the table is not empty, a
-//! binary search. Writers (the worker and the messages) hold the [`Core`] mutex, build a
-//! new snapshot, publish it, wait for a grace period and free the old one.
+//! binary search. Writers (the worker and the messages) hold the `Core` mutex, rebuild
+//! the unpublished second version (allocated with the target, so a writer never
+//! allocates), publish it, wait for a grace period and keep the old one as the next
+//! spare version.
 //!
-//! A block being remapped is first published as [`BUSY`]: `map` then hands every bio that
-//! touches it to the worker, and the worker waits (SRCU) for writes already sent to the
-//! main device before it reads the block's other sectors. A mapping is durable on the
-//! spare (data written and flushed, then the metadata committed) before any bio that
-//! depends on it completes.
+//! A block being remapped or unremapped is first published as [`BUSY`]: `map` then hands
+//! every bio that touches it to the worker, and the worker waits for the bios already
+//! sent on their way before it moves the block's data (see `target::remap_map` for the
+//! ordering). A mapping is durable on the spare (data written and flushed, then the
+//! metadata committed) before any bio that depends on it completes.
 
 use crate::bindings as b;
 use crate::remap_core::units::{BlockSize, Blocks, Sectors};
@@ -26,54 +28,71 @@ pub(crate) use crate::remap_core::remap_table::{
     mask_any, mask_clear, mask_count, mask_set, Entry as Special, SectorMask, BUSY, PENDING,
     REMAPPED,
 };
+use crate::reserve::Fixed;
 
-/// An immutable, sorted view of the special blocks.
+/// Most entries a table version can hold: every entry one metadata copy can store (the
+/// smallest entry kind, pending, counts) plus the in-memory [`BUSY`] entries of one
+/// worker batch.
+pub(crate) fn table_capacity() -> usize {
+    crate::remap_core::layout::COPY_MAX_BYTES / crate::remap_core::meta::PENDING_ENTRY_LEN
+        + crate::worker::MAX_JOBS
+}
+
+/// An immutable (while published), sorted view of the special blocks.
 pub(crate) struct Snapshot {
-    pub(crate) items: KVVec<Special>,
+    items: Fixed<Special>,
 }
 
 impl Snapshot {
-    /// A snapshot of `items`, which must be sorted by block.
-    pub(crate) fn from_items(items: KVVec<Special>) -> Result<KBox<Snapshot>> {
-        Ok(KBox::new(Snapshot { items }, GFP_KERNEL)?)
+    /// An empty table version with room for [`table_capacity`] entries.
+    pub(crate) fn reserve() -> Result<KBox<Snapshot>> {
+        Ok(KBox::new(
+            Snapshot {
+                items: Fixed::new(table_capacity())?,
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    /// The entries, sorted by block.
+    pub(crate) fn items(&self) -> &[Special] {
+        self.items.as_slice()
     }
 
     /// The first special block in `first..=last`.
     pub(crate) fn first_in(&self, first: u64, last: u64) -> Option<&Special> {
-        remap_table::first_in(&self.items, first, last)
+        remap_table::first_in(self.items(), first, last)
     }
 
     /// The entry of block `b`.
     pub(crate) fn get(&self, b: u64) -> Option<&Special> {
-        remap_table::find(&self.items, b)
+        remap_table::find(self.items(), b)
     }
 
     /// Counts of remapped and pending blocks.
     pub(crate) fn counts(&self) -> (u64, u64) {
-        remap_table::counts(&self.items)
+        remap_table::counts(self.items())
     }
 
-    /// A copy with `changes` applied: each replaces the item of its block, or is
-    /// inserted; an item whose `state` is 0 removes the block.
-    pub(crate) fn with_changes(&self, changes: &[Special]) -> Result<KBox<Snapshot>> {
-        let mut items = KVVec::with_capacity(self.items.len() + changes.len(), GFP_KERNEL)?;
-        // Sorted by block and, for one block, by position, so that the last change of
-        // a block wins (a stable sort without `alloc`).
-        let mut keyed = KVVec::with_capacity(changes.len(), GFP_KERNEL)?;
-        for (i, c) in changes.iter().enumerate() {
-            keyed.push((c.block, i, *c), GFP_KERNEL)?;
+    /// Refills this (unpublished) version with `old` and `changes` applied: each change
+    /// replaces the entry of its block or is inserted; one whose `state` is 0 removes
+    /// the block. `changes` is sorted here; it must not name a block twice. Never
+    /// allocates; fails when the result does not fit.
+    pub(crate) fn rebuild(&mut self, old: &[Special], changes: &mut [Special]) -> Result {
+        changes.sort_unstable_by_key(|c| c.block);
+        if changes
+            .windows(2)
+            .any(|w| matches!(w, [a, b] if a.block == b.block))
+        {
+            return Err(EINVAL);
         }
-        keyed.sort_unstable_by_key(|&(b, i, _)| (b, i));
-        let mut sorted_changes = KVVec::with_capacity(changes.len(), GFP_KERNEL)?;
-        for &(_, _, c) in keyed.iter() {
-            sorted_changes.push(c, GFP_KERNEL)?;
-        }
-        remap_table::merge(&self.items, &sorted_changes, |e| items.push(e, GFP_KERNEL))?;
-        Ok(KBox::new(Snapshot { items }, GFP_KERNEL)?)
+        self.items.clear();
+        let items = &mut self.items;
+        remap_table::merge(old, changes, |e| items.push(e).map_err(|_| ENOSPC))
     }
 }
 
-/// Where `map` sends a bio.
+/// Where `map` sends a bio./// Where `map` sends a bio.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Route {
     /// To the main device at the same sector.
@@ -98,7 +117,7 @@ pub(crate) fn route(
     let Some(snap) = snap else {
         return (Route::Main, None);
     };
-    if snap.items.is_empty() || n == 0 {
+    if snap.items().is_empty() || n == 0 {
         return (Route::Main, None);
     }
     let b0 = bs.block_of(Sectors(sector)).0;
@@ -137,11 +156,11 @@ pub(crate) fn route(
     (r, cut)
 }
 
-/// The RCU-published snapshot pointer.
+/// The RCU-published table and its writer-side spare version.
 ///
 /// # Invariants
-/// `ptr` is null or comes from `KBox::into_raw` of a [`Snapshot`] that is freed only
-/// after a grace period has passed since it was unpublished.
+/// `ptr` is null or comes from `KBox::into_raw` of a [`Snapshot`] that is freed (or
+/// reused) only after a grace period has passed since it was unpublished.
 pub(crate) struct Published {
     ptr: AtomicPtr<Snapshot>,
 }
@@ -160,7 +179,7 @@ impl Published {
         unsafe { b::dmr_rcu_read_lock() };
         let p = self.ptr.load(Ordering::Acquire);
         // SAFETY: by the type invariant a non-null pointer is a live snapshot that is not
-        // freed before this read-side section ends.
+        // freed or reused before this read-side section ends.
         let r = f(unsafe { p.as_ref() });
         // SAFETY: ends the section begun above.
         unsafe { b::dmr_rcu_read_unlock() };
@@ -170,23 +189,34 @@ impl Published {
     /// The current snapshot, for writers that hold the core mutex (which serialises
     /// every `publish`).
     pub(crate) fn current_locked(&self) -> Option<&Snapshot> {
-        // SAFETY: writers hold the core mutex, so no `publish` can free it meanwhile.
+        // SAFETY: writers hold the core mutex, so no `publish` can reuse it meanwhile.
         unsafe { self.ptr.load(Ordering::Acquire).as_ref() }
     }
 
-    /// Publishes `new`, waits for readers of the old snapshot, frees it.
+    /// The current entries (writers, under the core mutex).
+    pub(crate) fn items_locked(&self) -> &[Special] {
+        self.current_locked().map_or(&[][..], |s| s.items())
+    }
+
+    /// Publishes `new` and returns the version it replaces once no reader can see it
+    /// any more (after `synchronize_rcu`), for reuse.
     ///
-    /// Callers hold the core mutex.
-    pub(crate) fn publish(&self, new: KBox<Snapshot>) {
+    /// Callers hold the core mutex. Ordering: a reader that loaded the old pointer is
+    /// inside an RCU read-side section, and `synchronize_rcu` returns only after every
+    /// such section has ended. Whatever a reader did inside its section (in `map`:
+    /// entering the in-flight SRCU for a bio it routes) is therefore complete when this
+    /// returns; a reader that starts later loads the new pointer.
+    pub(crate) fn publish(&self, new: KBox<Snapshot>) -> Option<KBox<Snapshot>> {
         // INVARIANT: the new pointer comes from `KBox::into_raw`.
         let old = self.ptr.swap(KBox::into_raw(new), Ordering::AcqRel);
-        if !old.is_null() {
-            // SAFETY: waits for a grace period; called from process context.
-            unsafe { b::dmr_synchronize_rcu() };
-            // SAFETY: `old` came from `KBox::into_raw`, is unpublished, and no reader
-            // can still see it after the grace period.
-            drop(unsafe { KBox::from_raw(old) });
+        // SAFETY: waits for a grace period; called from process context.
+        unsafe { b::dmr_synchronize_rcu() };
+        if old.is_null() {
+            return None;
         }
+        // SAFETY: `old` came from `KBox::into_raw`, is unpublished, and no reader can
+        // still see it after the grace period.
+        Some(unsafe { KBox::from_raw(old) })
     }
 }
 

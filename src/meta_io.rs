@@ -8,7 +8,7 @@
 //! remap-core's; this file only moves their bytes to and from the spare.
 
 use crate::bindings as b;
-use crate::engine::{Special, BUSY};
+use crate::engine::{Snapshot, Special, BUSY};
 use crate::remap_core::alloc::{words_for, AllocError, Bitmap};
 use crate::remap_core::layout::{self, COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
 use crate::remap_core::meta::{self, Config, Fingerprint, ScanCheckpoint, SpareInfo, State};
@@ -17,6 +17,7 @@ use crate::remap_core::repair::{self, CopyRead, CopyStatus, Refusal, Selection, 
 use crate::remap_core::storm::StormGuard;
 use crate::remap_core::table_line::TableConfig;
 use crate::remap_core::units::Sectors;
+use crate::worker::Scratch;
 use core::ffi::CStr;
 use kernel::bindings::block_device;
 use kernel::ffi::c_int;
@@ -44,6 +45,10 @@ pub(crate) struct Geometry {
     pub(crate) spare_len: Sectors,
     /// Target length.
     pub(crate) target_len: Sectors,
+    /// Spare logical block size in bytes (metadata copies are padded to it).
+    pub(crate) spare_lbs: u32,
+    /// The table may write (read-only tables never format, repair or commit).
+    pub(crate) writable: bool,
 }
 
 /// A constructor failure: the `ti->error` text and the errno.
@@ -70,8 +75,17 @@ pub(crate) struct Core {
     scan: ScanCheckpoint,
     /// Encoding buffer of one copy (vmalloc'd, reused by every commit).
     buf: KVVec<u8>,
+    /// Spare logical block size: copies are written in whole logical blocks.
+    spare_lbs: u32,
+    /// The configuration or binding differs from the loaded copy: the first resume
+    /// commits a new version.
+    config_changed: bool,
     client: *mut b::dm_io_client,
     bdev: *mut block_device,
+    /// The unpublished table version writers rebuild (see `engine`).
+    pub(crate) standby: Option<KBox<Snapshot>>,
+    /// The worker's reserved storage.
+    pub(crate) scratch: Scratch,
 }
 
 // SAFETY: the raw pointers are the dm-io client and the spare's block device, both
@@ -118,6 +132,26 @@ impl Core {
     /// Version of the last committed metadata.
     pub(crate) fn version(&self) -> u64 {
         self.version
+    }
+
+    /// Whether mode `failed` is recorded.
+    pub(crate) fn failed_flag(&self) -> bool {
+        self.config.flags & meta::CONFIG_FLAG_FAILED != 0
+    }
+
+    /// Records (or clears) mode `failed` for the next commit.
+    pub(crate) fn set_failed_flag(&mut self, on: bool) {
+        if on {
+            self.config.flags |= meta::CONFIG_FLAG_FAILED;
+        } else {
+            self.config.flags &= !meta::CONFIG_FLAG_FAILED;
+        }
+    }
+
+    /// Takes over the reserved storage of the state this one replaces.
+    pub(crate) fn adopt_reserves(&mut self, old: &mut Core) {
+        self.standby = old.standby.take();
+        self.scratch = core::mem::replace(&mut old.scratch, Scratch::empty());
     }
 
     fn bitmap(&mut self) -> Option<Bitmap<'_>> {
@@ -204,12 +238,26 @@ impl Core {
             spare: meta::spare_info(new_uuid(), g.spare_len.0, bs, 0),
             scan: ScanCheckpoint::default(),
             buf: KVVec::new(),
+            spare_lbs: g.spare_lbs,
+            config_changed: false,
             client,
             bdev,
+            standby: None,
+            scratch: Scratch::empty(),
         };
         let sel = repair::select(&reads, None);
         let mut items = KVVec::new();
         let rewrite = match sel {
+            Selection::Blank
+            | Selection::Refuse {
+                reason: Refusal::NoValidCopy,
+                ..
+            } if !g.writable => {
+                return Err((
+                    c"Read-only table: the spare has no metadata to load",
+                    EINVAL,
+                ));
+            }
             Selection::Blank => {
                 core.uuid = new_uuid();
                 if report {
@@ -254,14 +302,6 @@ impl Core {
                 };
                 return Err((msg, EINVAL));
             }
-            Selection::Load { state, .. } if cfg.format_spare && !core.same_main(&state, g) => {
-                dmwarn!(
-                    "format_spare: overwriting metadata version {} of a setup for another main device",
-                    state.version
-                );
-                core.uuid = new_uuid();
-                [true; COPY_COUNT]
-            }
             Selection::Load {
                 state,
                 status,
@@ -269,15 +309,21 @@ impl Core {
                 ..
             } => {
                 core.check_loaded(&state, cfg, g)?;
+                // Repairs must reproduce the selected copy exactly (only the location
+                // binding differs): take everything from it. What the table line
+                // changes is a new version, committed at the first resume.
                 core.uuid = state.uuid;
                 core.version = state.version;
-                core.config.scan_interval_s = state.config.scan_interval_s;
-                core.config.scan_rate_kibs = state.config.scan_rate_kibs;
-                core.config.predict_interval_s = state.config.predict_interval_s;
-                core.config.alert_min_level = state.config.alert_min_level;
+                core.fingerprint = state.fingerprint;
+                core.config = state.config;
                 core.scan = state.scan;
                 if let Some(sp) = state.spare(0) {
                     core.spare = sp;
+                }
+                let retries = u32::from(cfg.read_retries);
+                if core.config.read_retries != retries {
+                    core.config.read_retries = retries;
+                    core.config_changed = true;
                 }
                 let (r, l, p) = state.counts();
                 items = KVVec::with_capacity(r + p, GFP_KERNEL).map_err(nomem)?;
@@ -414,8 +460,19 @@ impl Core {
             }
             Err(_) => return Err(EINVAL),
         };
+        // Whole logical blocks of the spare (a 4 KiB-sector disk fails smaller I/O);
+        // the padding is zeroed, whatever an earlier, longer encoding left there.
+        let lbs = (self.spare_lbs.max(512)) as usize;
+        let padded = len.div_ceil(lbs).checked_mul(lbs).ok_or(EINVAL)?;
+        if padded > COPY_MAX_BYTES {
+            dmerr!("metadata full: the map cannot hold more entries");
+            return Err(ENOSPC);
+        }
+        if let Some(pad) = self.buf.get_mut(len..padded) {
+            pad.fill(0);
+        }
         let (client, bdev) = (self.client, self.bdev);
-        let buf = self.buf.get_mut(..len).ok_or(EINVAL)?;
+        let buf = self.buf.get_mut(..padded).ok_or(EINVAL)?;
         let mut n = 0;
         for step in COMMIT_PLAN.iter() {
             if !which.get(step.copy).copied().unwrap_or(false) {
@@ -443,13 +500,17 @@ impl Core {
     /// and may commit until it is suspended, so writes wait for the first resume.
     pub(crate) fn write_pending(&mut self, items: &[Special]) -> Result {
         let which = self.pending_writes;
-        if !which.iter().any(|&w| w) {
-            return Ok(());
+        if which.iter().any(|&w| w) {
+            let n = self.write_copies(items, &which)?;
+            self.pending_writes = [false; COPY_COUNT];
+            self.repaired = n;
+            dminfo!("wrote {} metadata copies (version {})", n, self.version);
         }
-        let n = self.write_copies(items, &which)?;
-        self.pending_writes = [false; COPY_COUNT];
-        self.repaired = n;
-        dminfo!("wrote {} metadata copies (version {})", n, self.version);
+        if self.config_changed {
+            self.commit(items)?;
+            self.config_changed = false;
+            dminfo!("configuration changed: committed version {}", self.version);
+        }
         Ok(())
     }
 

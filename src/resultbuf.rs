@@ -3,7 +3,8 @@
 //! A `core::fmt::Write` sink over the buffer dm core hands to `status` and `message`.
 //!
 //! It behaves like `DMEMIT`/`scnprintf`: output that does not fit is cut, the buffer is
-//! always NUL-terminated, and [`ResultBuf::overflowed`] tells whether anything was cut.
+//! always NUL-terminated, and a write that did not fit returns an error (the buffer is then
+//! full, which is how dm core tells that it must ask again with a larger one).
 
 use core::fmt;
 use kernel::ffi::c_char;
@@ -42,11 +43,6 @@ impl ResultBuf {
             len: 0,
             overflow: false,
         })
-    }
-
-    /// Whether some output did not fit.
-    pub(crate) fn overflowed(&self) -> bool {
-        self.overflow
     }
 }
 

@@ -67,6 +67,43 @@ dev_t dmr_bdev_devt(struct block_device *bdev)
 	return bdev->bd_dev;
 }
 
+int dmr_mode_writable(blk_mode_t mode)
+{
+	return !!(mode & BLK_OPEN_WRITE);
+}
+
+int dmr_bdev_identity(struct block_device *bdev, u8 *kind, u8 id[36])
+{
+	/* The designators nfsd's pNFS block layout trusts, most specific first. */
+	static const u8 types[] = { BLK_UID_NAA, BLK_UID_EUI64, BLK_UID_T10 };
+	const struct block_device_operations *fops = bdev->bd_disk->fops;
+	u8 buf[16];
+	int i, r;
+
+	*kind = 0;
+	if (bdev_is_partition(bdev)) {
+		const struct partition_meta_info *info = bdev->bd_meta_info;
+
+		if (info && strnlen(info->uuid, sizeof(info->uuid)) == 36) {
+			memcpy(id, info->uuid, 36);
+			*kind = 4;
+			return 36;
+		}
+		return 0;
+	}
+	if (!fops->get_unique_id)
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(types); i++) {
+		r = fops->get_unique_id(bdev->bd_disk, buf, types[i]);
+		if (r > 0 && r <= (int)sizeof(buf)) {
+			memcpy(id, buf, r);
+			*kind = types[i];
+			return r;
+		}
+	}
+	return 0;
+}
+
 void dmr_limits_io_min(struct queue_limits *limits, unsigned int bytes)
 {
 	if (limits->io_min < bytes)
@@ -245,15 +282,17 @@ void dmr_worker_add_bio(struct dmr_worker *w, struct bio *bio)
 	queue_work(w->wq, &w->work);
 }
 
-struct bio *dmr_worker_take_bios(struct dmr_worker *w)
+struct bio *dmr_worker_take_bios(struct dmr_worker *w, unsigned int max)
 {
+	struct bio_list taken = BIO_EMPTY_LIST;
 	unsigned long flags;
-	struct bio *head;
+	struct bio *bio;
 
 	spin_lock_irqsave(&w->lock, flags);
-	head = bio_list_get(&w->bios);
+	while (max-- && (bio = bio_list_pop(&w->bios)))
+		bio_list_add(&taken, bio);
 	spin_unlock_irqrestore(&w->lock, flags);
-	return head;
+	return bio_list_get(&taken);
 }
 
 struct bio *dmr_bio_next(struct bio *bio)

@@ -9,17 +9,21 @@
 //! the per-target state that `ti->private` owns.
 
 use crate::bindings as b;
-use crate::engine::{Published, Route, Snapshot};
+use crate::counters::{Mirror, Stats};
+use crate::engine::{Published, Route, Snapshot, Special};
+use crate::message::remap_message;
 use crate::remap_core::error::CoreError;
 use crate::remap_core::layout;
-use crate::remap_core::message::{Message, VERBS};
+use crate::remap_core::storm::StormGuard;
 use crate::remap_core::table_line::TableConfig;
-use crate::remap_core::units::{Blocks, Sectors};
+use crate::remap_core::units::Sectors;
 use crate::resultbuf::ResultBuf;
 use core::cell::UnsafeCell;
 use core::ffi::CStr;
-use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
 use kernel::ffi::{c_char, c_int, c_uint};
 use kernel::new_mutex;
 use kernel::prelude::*;
@@ -28,7 +32,7 @@ use kernel::sync::Mutex;
 pub(crate) use crate::meta_io::Core;
 
 /// Target version reported to `dmsetup targets` and in IMA measurements.
-const VERSION: [u32; 3] = [0, 1, 0];
+pub(crate) const VERSION: [u32; 3] = [0, 1, 0];
 
 /// Most arguments a table line can have: two devices, the count and its options.
 const MAX_ARGS: usize = 3 + crate::remap_core::table_line::MAX_OPT_ARGS as usize;
@@ -64,6 +68,10 @@ unsafe impl Send for DmRemap {}
 
 impl kernel::Module for DmRemap {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        if !crate::remap_core::crc::self_test() {
+            dmerr!("CRC-32 self-test failed: metadata checksums would be wrong");
+            return Err(EINVAL);
+        }
         let tt = b::target_type {
             name: c"remap".as_ptr().cast(),
             version: VERSION,
@@ -102,64 +110,6 @@ impl Drop for DmRemap {
     }
 }
 
-/// I/O counters, updated lock-free from `map` and `end_io`.
-#[derive(Default)]
-pub(crate) struct Stats {
-    pub(crate) reads: AtomicU64,
-    pub(crate) writes: AtomicU64,
-    pub(crate) flushes: AtomicU64,
-    pub(crate) read_sectors: AtomicU64,
-    pub(crate) write_sectors: AtomicU64,
-    pub(crate) read_errors: AtomicU64,
-    pub(crate) write_errors: AtomicU64,
-    /// Blocks remapped since the target was created.
-    pub(crate) remaps: AtomicU64,
-    /// Failed reads that a retry recovered.
-    pub(crate) read_retried_ok: AtomicU64,
-    /// Failed writes completed successfully through a remap.
-    pub(crate) write_errors_hidden: AtomicU64,
-    /// Failed writes that the main device took when they were written again.
-    pub(crate) write_retried_ok: AtomicU64,
-}
-
-impl Stats {
-    fn clear(&self) {
-        for c in [
-            &self.reads,
-            &self.writes,
-            &self.flushes,
-            &self.read_sectors,
-            &self.write_sectors,
-            &self.read_errors,
-            &self.write_errors,
-            &self.remaps,
-            &self.read_retried_ok,
-            &self.write_errors_hidden,
-            &self.write_retried_ok,
-        ] {
-            c.store(0, Relaxed);
-        }
-    }
-
-    fn write(&self, out: &mut dyn Write, sep: &str) -> core::fmt::Result {
-        write!(
-            out,
-            "reads={r}{sep}writes={w}{sep}flushes={f}{sep}read_sectors={rs}{sep}write_sectors={ws}{sep}read_errors={re}{sep}write_errors={we}{sep}remaps={rm}{sep}read_retried_ok={rr}{sep}write_errors_hidden={wh}{sep}write_retried_ok={wr}",
-            r = self.reads.load(Relaxed),
-            w = self.writes.load(Relaxed),
-            f = self.flushes.load(Relaxed),
-            rs = self.read_sectors.load(Relaxed),
-            ws = self.write_sectors.load(Relaxed),
-            re = self.read_errors.load(Relaxed),
-            we = self.write_errors.load(Relaxed),
-            rm = self.remaps.load(Relaxed),
-            rr = self.read_retried_ok.load(Relaxed),
-            wh = self.write_errors_hidden.load(Relaxed),
-            wr = self.write_retried_ok.load(Relaxed),
-        )
-    }
-}
-
 /// Bio sent to the main device.
 pub(crate) const ST_MAIN: u32 = 0;
 /// Bio sent to the spare.
@@ -180,7 +130,7 @@ pub(crate) struct PerBio {
     pub(crate) kind: u32,
     /// One of the `ST_*` states.
     pub(crate) state: u32,
-    /// SRCU index of an in-flight main write.
+    /// SRCU index of an in-flight bio (see [`remap_map`]).
     pub(crate) srcu: c_int,
     /// Whether `srcu` is held.
     pub(crate) has_srcu: u32,
@@ -188,8 +138,31 @@ pub(crate) struct PerBio {
     pub(crate) sector: u64,
     /// Length in sectors (after any cut).
     pub(crate) sectors: u32,
+    /// Worker only: status to complete the bio with (`DMR_STS_*`).
+    pub(crate) result: u8,
+    /// Worker only: the bio was sent on again instead of being completed.
+    pub(crate) resubmitted: bool,
+    /// Worker only: part of the bio's data went to the spare through a remap.
+    pub(crate) via_spare: bool,
     /// The data iterator as `map` left it.
     pub(crate) rec: b::dmr_bio_rec,
+}
+
+impl PerBio {
+    fn new(kind: u32, sector: u64, sectors: u32) -> Self {
+        Self {
+            kind,
+            state: ST_MAIN,
+            srcu: 0,
+            has_srcu: 0,
+            sector,
+            sectors,
+            result: 0,
+            resubmitted: false,
+            via_spare: false,
+            rec: Default::default(),
+        }
+    }
 }
 
 /// Per-target state, owned by `ti->private`.
@@ -202,16 +175,20 @@ pub(crate) struct Remap {
     spare: *mut b::dm_dev,
     /// Parsed options; the device fields are empty (names come from `main`/`spare`).
     pub(crate) cfg: TableConfig<'static>,
-    len: Sectors,
+    pub(crate) len: Sectors,
     spare_len: Sectors,
     pub(crate) stats: Stats,
-    ti: *mut b::dm_target,
+    /// Writer-side values for status, readable without the core mutex.
+    pub(crate) mirror: Mirror,
+    pub(crate) ti: *mut b::dm_target,
     /// The table `map` reads.
     pub(crate) published: Published,
     /// State only writers touch.
     pub(crate) core: Pin<KBox<Mutex<Core>>>,
-    /// No more remaps: the spare or the metadata failed.
-    pub(crate) failed: AtomicBool,
+    /// Mode `failed`: no more remaps (a storm, a spare or metadata failure).
+    failed: AtomicBool,
+    /// The table was loaded read-write: only then may the target write metadata.
+    pub(crate) writable: bool,
     /// dm-io client for synchronous metadata and data I/O.
     pub(crate) io_client: *mut b::dm_io_client,
     /// The remap worker (ordered workqueue + bio list + in-flight write tracking).
@@ -235,49 +212,95 @@ impl Remap {
         unsafe { b::dm_per_bio_data(bio, core::mem::size_of::<PerBio>()) }.cast::<PerBio>()
     }
 
-    /// Stops new remaps after a spare or metadata failure.
+    /// Whether the target is in mode `failed`.
+    pub(crate) fn is_failed(&self) -> bool {
+        self.failed.load(Acquire)
+    }
+
+    /// Enters mode `failed`: no further remaps. Callable from any context (`end_io`
+    /// included): the worker records the mode in the metadata and raises the dm event
+    /// (`dmsetup wait` wakes), both of which need process context.
     pub(crate) fn enter_failed(&self, why: &CStr) {
-        if !self.failed.swap(true, Relaxed) {
+        if !self.failed.swap(true, AcqRel) {
             dmerr!(
                 "{}: {}; no further remaps, failed writes now return errors",
-                Self::dev_name(self.main),
+                self.main_name(),
                 why.to_str().unwrap_or("failure")
             );
-            // SAFETY: `ti` is our live target; raises a dm event for `dmsetup wait`.
-            unsafe { b::dm_table_event((*self.ti).table) };
+            // SAFETY: the worker is live while the target exists.
+            unsafe { b::dmr_worker_kick(self.worker) };
         }
     }
 
-    /// Publishes the current table with `changes` applied. Callers hold `core`.
-    pub(crate) fn publish_changes(&self, changes: &[crate::engine::Special]) -> bool {
-        let empty = Snapshot {
-            items: KVVec::new(),
-        };
-        let cur = self.published.current_locked().unwrap_or(&empty);
-        match cur.with_changes(changes) {
-            Ok(n) => {
-                self.published.publish(n);
-                true
-            }
-            Err(_) => false,
+    /// Worker side of [`Self::enter_failed`]: persists the mode (best effort: the
+    /// metadata may be what failed) and raises the dm event, once. Callers hold `core`.
+    pub(crate) fn record_failed(&self, core: &mut Core) {
+        if !self.is_failed() || core.failed_flag() {
+            return;
         }
+        core.set_failed_flag(true);
+        if self.writable {
+            let items = self.published.items_locked();
+            let r = core.commit(items);
+            core.last_commit = r.err().map_or(0, |e| e.to_errno());
+            if r.is_err() {
+                dmerr!(
+                    "{}: mode failed could not be recorded in the metadata",
+                    self.main_name()
+                );
+            }
+        }
+        self.mirror(core);
+        // SAFETY: `ti` is our live target; process context (the worker).
+        unsafe { b::dm_table_event((*self.ti).table) };
+    }
+
+    /// `clear_failed`: leaves mode `failed` once the admin has dealt with its cause.
+    pub(crate) fn leave_failed(&self, core: &mut Core) -> Result {
+        if !self.is_failed() {
+            return Ok(());
+        }
+        core.set_failed_flag(false);
+        let items = self.published.items_locked();
+        let r = core.commit(items);
+        core.last_commit = r.err().map_or(0, |e| e.to_errno());
+        if let Err(e) = r {
+            core.set_failed_flag(true);
+            return Err(e);
+        }
+        // SAFETY: reads the monotonic clock.
+        core.storm = StormGuard::new(self.cfg.max_remap_rate, unsafe { b::dmr_now_ms() });
+        self.failed.store(false, Release);
+        dminfo!("{}: mode failed cleared; remapping again", self.main_name());
+        // SAFETY: `ti` is our live target; process context (a message).
+        unsafe { b::dm_table_event((*self.ti).table) };
+        Ok(())
+    }
+
+    /// Publishes the current table with `changes` applied, using the spare table
+    /// version (no allocation). Callers hold `core`.
+    pub(crate) fn publish_changes(&self, core: &mut Core, changes: &mut [Special]) -> Result {
+        let mut next = core.standby.take().ok_or(ENOMEM)?;
+        if let Err(e) = next.rebuild(self.published.items_locked(), changes) {
+            core.standby = Some(next);
+            return Err(e);
+        }
+        core.standby = self.published.publish(next);
+        Ok(())
     }
 
     /// Makes `changes` durable (metadata commit), then publishes them.
-    pub(crate) fn commit_changes(
-        &self,
-        core: &mut Core,
-        changes: &[crate::engine::Special],
-    ) -> Result {
-        let empty = Snapshot {
-            items: KVVec::new(),
-        };
-        let cur = self.published.current_locked().unwrap_or(&empty);
-        let next = cur.with_changes(changes)?;
-        let r = core.commit(&next.items);
+    pub(crate) fn commit_changes(&self, core: &mut Core, changes: &mut [Special]) -> Result {
+        let mut next = core.standby.take().ok_or(ENOMEM)?;
+        let r = next
+            .rebuild(self.published.items_locked(), changes)
+            .and_then(|()| core.commit(next.items()));
         core.last_commit = r.err().map_or(0, |e| e.to_errno());
-        r?;
-        self.published.publish(next);
+        if let Err(e) = r {
+            core.standby = Some(next);
+            return Err(e);
+        }
+        core.standby = self.published.publish(next);
         Ok(())
     }
 
@@ -287,7 +310,7 @@ impl Remap {
     /// its last state.
     fn first_resume(&self) -> Result {
         let mut core = self.core.lock();
-        let (fresh, items) = crate::meta_io::Core::load(
+        let (mut fresh, mut items) = crate::meta_io::Core::load(
             self.io_client,
             self.spare_bdev(),
             &self.cfg,
@@ -297,20 +320,29 @@ impl Remap {
         .map_err(|(msg, e)| {
             dmerr!(
                 "{}: {}",
-                Self::dev_name(self.main),
+                self.main_name(),
                 msg.to_str().unwrap_or("metadata error")
             );
             e
         })?;
+        fresh.adopt_reserves(&mut core);
         *core = fresh;
-        let snap = Snapshot::from_items(items)?;
-        self.published.publish(snap);
-        let cur = self
-            .published
-            .current_locked()
-            .map_or(&[][..], |s| &s.items[..]);
-        let r = core.write_pending(cur);
+        if core.failed_flag() {
+            self.failed.store(true, Release);
+        }
+        let mut next = core.standby.take().ok_or(ENOMEM)?;
+        if let Err(e) = next.rebuild(&[], &mut items) {
+            core.standby = Some(next);
+            return Err(e);
+        }
+        core.standby = self.published.publish(next);
+        let r = if self.writable {
+            core.write_pending(self.published.items_locked())
+        } else {
+            Ok(())
+        };
         core.last_commit = r.err().map_or(0, |e| e.to_errno());
+        self.mirror(&core);
         if let Err(e) = r {
             self.enter_failed(c"metadata write failed");
             return Err(e);
@@ -328,165 +360,36 @@ impl Remap {
         unsafe { (*self.spare).bdev }
     }
 
-    pub(crate) fn dev_name(dev: *mut b::dm_dev) -> &'static str {
+    /// Logical block size of `dev` in sectors (the smallest I/O it takes).
+    pub(crate) fn lbs_sectors(&self, dev: crate::worker::Dev) -> u64 {
+        let bytes = match dev {
+            crate::worker::Dev::Main => self.geometry.main_lbs,
+            crate::worker::Dev::Spare => self.geometry.spare_lbs,
+        };
+        u64::from(bytes / 512)
+    }
+
+    /// Data blocks of the spare.
+    pub(crate) fn spare_blocks(&self) -> u64 {
+        layout::data_blocks(self.spare_len, self.cfg.block_size).0
+    }
+
+    /// The main device's `major:minor`.
+    pub(crate) fn main_name(&self) -> &str {
+        Self::dev_name(self.main)
+    }
+
+    /// The spare device's `major:minor`.
+    pub(crate) fn spare_name(&self) -> &str {
+        Self::dev_name(self.spare)
+    }
+
+    fn dev_name(dev: *mut b::dm_dev) -> &'static str {
         // SAFETY: `dev` is one of our live dm_devs; dm core NUL-terminates `name` and
         // never changes it while the device is held. The returned borrow is only used
         // while the target exists.
         let name = unsafe { CStr::from_ptr((*dev).name.as_ptr().cast()) };
         name.to_str().unwrap_or("?")
-    }
-
-    fn write_info(&self, out: &mut dyn Write) -> core::fmt::Result {
-        let (remapped, pending) = self.published.read(|s| s.map_or((0, 0), |s| s.counts()));
-        let (used, free, version, last) = {
-            let c = self.core.lock();
-            (c.used_blocks(), c.free_blocks(), c.version(), c.last_commit)
-        };
-        let s = &self.stats;
-        write!(
-            out,
-            "{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
-            self.cfg.block_size.bytes(),
-            layout::data_blocks(self.spare_len, self.cfg.block_size).0,
-            s.reads.load(Relaxed),
-            s.writes.load(Relaxed),
-            s.flushes.load(Relaxed),
-            s.read_sectors.load(Relaxed),
-            s.write_sectors.load(Relaxed),
-            s.read_errors.load(Relaxed),
-            s.write_errors.load(Relaxed),
-            remapped,
-            pending,
-            used,
-            free,
-            s.remaps.load(Relaxed),
-            version,
-            last,
-            if self.failed.load(Relaxed) {
-                "failed"
-            } else {
-                "ok"
-            }
-        )
-    }
-
-    fn write_ima(&self, out: &mut dyn Write) -> core::fmt::Result {
-        write!(
-            out,
-            "target_name=remap,target_version={}.{}.{},main_dev={},spare_dev={},block_size={},read_retries={},format_spare={},max_remap_rate={};",
-            VERSION[0],
-            VERSION[1],
-            VERSION[2],
-            Self::dev_name(self.main),
-            Self::dev_name(self.spare),
-            self.cfg.block_size.bytes(),
-            self.cfg.read_retries,
-            if self.cfg.format_spare { "y" } else { "n" },
-            self.cfg.max_remap_rate
-        )
-    }
-
-    fn message(&self, msg: Message, out: &mut dyn Write) -> Result<()> {
-        let blocks = self.cfg.block_size.whole_blocks(self.len).0;
-        let check = |blk: Blocks| {
-            if blk.0 < blocks {
-                Ok(blk.0)
-            } else {
-                Err(EINVAL)
-            }
-        };
-        let r = match msg {
-            Message::Help => {
-                let mut r = Ok(());
-                for (verb, what) in VERBS.iter() {
-                    r = r.and_then(|()| writeln!(out, "{verb:<22}{what}"));
-                }
-                r
-            }
-            Message::Stats => self.stats.write(out, " "),
-            Message::ClearStats => {
-                self.stats.clear();
-                Ok(())
-            }
-            Message::Query(blk) => {
-                let blk = check(blk)?;
-                let s = self.published.read(|s| s.and_then(|s| s.get(blk)).copied());
-                match s {
-                    None => write!(out, "block={blk} state=main"),
-                    Some(s) => Self::write_special(out, &s),
-                }
-            }
-            Message::List(from) => {
-                const MAX: usize = 64;
-                self.published.read(|snap| {
-                    let items = snap.map_or(&[][..], |s| &s.items[..]);
-                    let start = items.partition_point(|s| s.block < from.0);
-                    let mut r = Ok(());
-                    let rest = items.get(start..).unwrap_or(&[]);
-                    for s in rest.iter().take(MAX) {
-                        r = r
-                            .and_then(|()| Self::write_special(out, s))
-                            .and_then(|()| writeln!(out));
-                    }
-                    match rest.get(MAX) {
-                        Some(n) => r.and_then(|()| write!(out, "next={}", n.block)),
-                        None => r.and_then(|()| write!(out, "end")),
-                    }
-                })
-            }
-            Message::Remap(blk) => {
-                let blk = check(blk)?;
-                let mut core = self.core.lock();
-                self.remap_now(&mut core, blk).inspect_err(|e| {
-                    dmerr!("remap {}: failed ({})", blk, e.to_errno());
-                })?;
-                write!(out, "block={blk} remapped")
-            }
-            Message::Unremap(blk) => {
-                let blk = check(blk)?;
-                let mut core = self.core.lock();
-                self.unremap_now(&mut core, blk).inspect_err(|e| {
-                    dmerr!("unremap {}: refused ({}): not remapped, lost sectors, or main still failing", blk, e.to_errno());
-                })?;
-                write!(out, "block={blk} unremapped")
-            }
-            Message::Clear => {
-                let mut core = self.core.lock();
-                let mut n = 0u64;
-                loop {
-                    let next = self
-                        .published
-                        .current_locked()
-                        .and_then(|s| s.items.first().copied());
-                    let Some(s) = next else { break };
-                    self.unremap_now(&mut core, s.block).inspect_err(|e| {
-                        dmerr!(
-                            "clear: block {} cannot move back ({}); {} cleared",
-                            s.block,
-                            e.to_errno(),
-                            n
-                        );
-                    })?;
-                    n += 1;
-                }
-                write!(out, "cleared={n}")
-            }
-        };
-        r.map_err(|_| ENOSPC)
-    }
-
-    fn write_special(out: &mut dyn Write, s: &crate::engine::Special) -> core::fmt::Result {
-        match s.state {
-            crate::engine::REMAPPED => write!(
-                out,
-                "block={} state=remapped spare=0 spare_block={} lost_sectors={}",
-                s.block,
-                s.spare_block,
-                crate::engine::mask_count(&s.lost)
-            ),
-            crate::engine::PENDING => write!(out, "block={} state=pending", s.block),
-            _ => write!(out, "block={} state=busy", s.block),
-        }
     }
 }
 
@@ -566,6 +469,8 @@ unsafe extern "C" fn remap_ctr(
     };
     // SAFETY: `ti` is valid and `ti->table` is the table being built.
     let mode = unsafe { b::dm_table_get_mode((*ti).table) };
+    // SAFETY: plain flag test.
+    let writable = unsafe { b::dmr_mode_writable(mode) } != 0;
 
     let mut main: *mut b::dm_dev = core::ptr::null_mut();
     // SAFETY: `argv[0]` exists (the parser needs two arguments) and is a C string;
@@ -629,11 +534,13 @@ unsafe extern "C" fn remap_ctr(
         target_len: Sectors(len),
         // SAFETY: `mbdev` is an open block device.
         main_pbs: unsafe { b::dmr_bdev_physical_block_size(mbdev) },
+        spare_lbs,
+        writable,
     };
     // Validate the metadata now, so that a bad spare fails `dmsetup create`/`reload`
     // with a clear error; the state is read again at the first resume.
     let loaded = crate::meta_io::Core::load(io_client, sbdev, &owned, &geometry, false);
-    let (core, items) = match loaded {
+    let (core, mut items) = match loaded {
         Ok(v) => v,
         Err((msg, e)) => {
             // SAFETY: created above and not shared.
@@ -642,6 +549,7 @@ unsafe extern "C" fn remap_ctr(
             return unsafe { ctr_fail(ti, msg, e) };
         }
     };
+    let failed = core.failed_flag();
     let core = match KBox::pin_init(new_mutex!(core), GFP_KERNEL) {
         Ok(c) => c,
         Err(_) => {
@@ -660,10 +568,12 @@ unsafe extern "C" fn remap_ctr(
         len: Sectors(len),
         spare_len: Sectors(spare_len),
         stats: Stats::default(),
+        mirror: Mirror::default(),
         ti,
         published: Published::new(),
         core,
-        failed: AtomicBool::new(false),
+        failed: AtomicBool::new(failed),
+        writable,
         io_client,
         worker: core::ptr::null_mut(),
         geometry,
@@ -683,10 +593,25 @@ unsafe extern "C" fn remap_ctr(
         return unsafe { ctr_fail(ti, c"Cannot create worker", ENOMEM) };
     }
     state.worker = worker;
-    match Snapshot::from_items(items) {
-        Ok(snap) => {
-            let _guard = state.core.lock();
-            state.published.publish(snap);
+    // The two table versions and the worker's scratch, reserved now for the completion
+    // path (see reserve.rs).
+    let reserved = (|| -> Result<(KBox<Snapshot>, KBox<Snapshot>, crate::worker::Scratch)> {
+        let mut first = Snapshot::reserve()?;
+        first.rebuild(&[], &mut items)?;
+        Ok((
+            first,
+            Snapshot::reserve()?,
+            crate::worker::Scratch::new(state.cfg.block_size)?,
+        ))
+    })();
+    match reserved {
+        Ok((first, standby, scratch)) => {
+            let mut core = state.core.lock();
+            core.standby = Some(standby);
+            core.scratch = scratch;
+            // Nothing was published before: no old version to wait for.
+            let _ = state.published.publish(first);
+            state.mirror(&core);
         }
         // SAFETY: `ti` is valid per this function's contract.
         Err(_) => return unsafe { ctr_fail(ti, c"Cannot allocate remap table", ENOMEM) },
@@ -740,7 +665,7 @@ unsafe extern "C" fn remap_preresume(ti: *mut b::dm_target) -> c_int {
 ///
 /// # Safety
 /// `ti` must be a target whose `ctr` succeeded and whose `dtr` has not run.
-unsafe fn state<'a>(ti: *mut b::dm_target) -> &'a Remap {
+pub(crate) unsafe fn state<'a>(ti: *mut b::dm_target) -> &'a Remap {
     // SAFETY: per the contract `private` holds the `Remap` set by `ctr`.
     unsafe { &*(*ti).private.cast::<Remap>() }
 }
@@ -767,17 +692,7 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
         t.stats.flushes.fetch_add(1, Relaxed);
         let pb = Remap::per_bio(bio);
         // SAFETY: dm core reserves `per_io_data_size` bytes, suitably aligned, per bio.
-        unsafe {
-            pb.write(PerBio {
-                kind,
-                state: ST_MAIN,
-                srcu: 0,
-                has_srcu: 0,
-                sector: 0,
-                sectors: 0,
-                rec: Default::default(),
-            })
-        };
+        unsafe { pb.write(PerBio::new(kind, 0, 0)) };
         // SAFETY: `bio` is valid; flush bios are numbered 0 and 1 (num_flush_bios = 2).
         let nr = unsafe { b::dm_bio_get_target_bio_nr(bio) };
         let bdev = if nr == 0 {
@@ -792,11 +707,32 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
     // SAFETY: `bio` is valid.
     let mut n = u64::from(unsafe { b::dmr_bio_sectors(bio) });
     let write = kind == b::dmr_bio_kind_DMR_BIO_WRITE;
-    let (route, cut) = if kind == b::dmr_bio_kind_DMR_BIO_OTHER {
-        (Route::Main, None)
+    // Ordering. The worker (and `unremap`) change a block in three steps: publish it as
+    // BUSY (`Published::publish` waits for an RCU grace period), wait for the in-flight
+    // SRCU to drain (`dmr_io_drain`), then move its data. A bio whose data could be
+    // overtaken by that move -- every write, and every read sent to the spare, whose
+    // block `unremap` may free and hand to another block -- enters the in-flight SRCU
+    // *inside* the RCU read-side section in which it looked its block up, and leaves it
+    // in `end_io`. Either its section began before the grace period: then the grace
+    // period waits for the section, so the bio is in the SRCU before the drain starts
+    // and the drain waits for its I/O; or it began after: then it sees BUSY and goes to
+    // the worker. No window remains between lookup and tracking (entering the SRCU
+    // after the section, as before, left one: a write preempted there landed on main
+    // after the block had been copied to the spare, and was lost).
+    let (route, cut, srcu) = if kind == b::dmr_bio_kind_DMR_BIO_OTHER {
+        (Route::Main, None, None)
     } else {
-        t.published
-            .read(|snap| crate::engine::route(snap, t.cfg.block_size, sector, n, write))
+        t.published.read(|snap| {
+            let (r, cut) = crate::engine::route(snap, t.cfg.block_size, sector, n, write);
+            let track = match r {
+                Route::Main => write,
+                Route::Spare(_) => true,
+                Route::Defer | Route::Fail => false,
+            };
+            // SAFETY: the worker is live; the index is released in `end_io`.
+            let srcu = track.then(|| unsafe { b::dmr_io_enter(t.worker) });
+            (r, cut, srcu)
+        })
     };
     if let Some(keep) = cut {
         // SAFETY: called from `map` with a bio of at least `keep` sectors (keep < n);
@@ -811,15 +747,11 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
         t.stats.writes.fetch_add(1, Relaxed);
         t.stats.write_sectors.fetch_add(n, Relaxed);
     }
-    let mut pbv = PerBio {
-        kind,
-        state: ST_MAIN,
-        srcu: 0,
-        has_srcu: 0,
-        sector,
-        sectors: n as u32,
-        rec: Default::default(),
-    };
+    let mut pbv = PerBio::new(kind, sector, n as u32);
+    if let Some(idx) = srcu {
+        pbv.srcu = idx;
+        pbv.has_srcu = 1;
+    }
     let (bdev, to) = match route {
         Route::Main => (t.main_bdev(), sector),
         Route::Spare(s) => {
@@ -841,11 +773,6 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
             return b::DM_MAPIO_SUBMITTED as c_int;
         }
     };
-    if write && route != Route::Fail {
-        // SAFETY: the worker is live; released in `end_io`.
-        pbv.srcu = unsafe { b::dmr_io_enter(t.worker) };
-        pbv.has_srcu = 1;
-    }
     // SAFETY: `bio` is valid and the device is held open by this target.
     unsafe {
         b::dmr_bio_remap(bio, bdev, to);
@@ -884,6 +811,12 @@ unsafe extern "C" fn remap_end_io(
         return b::DM_ENDIO_DONE as c_int;
     }
     let rw = pb.kind == b::dmr_bio_kind_DMR_BIO_READ || pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE;
+    if pb.state == ST_SPARE && (remappable(status) || u32::from(status) == b::DMR_STS_TRANSPORT) {
+        // The only copy of a remapped block failed: the error goes up as it is (no
+        // data invented), and the spare is no longer trusted with new remaps.
+        t.stats.spare_errors.fetch_add(1, Relaxed);
+        t.enter_failed(c"spare I/O error");
+    }
     if pb.state == ST_MAIN && rw && remappable(status) {
         pb.state = if pb.kind == b::dmr_bio_kind_DMR_BIO_READ {
             ST_READ_FAILED
@@ -921,52 +854,11 @@ unsafe extern "C" fn remap_status(
     let _ = match ty {
         b::status_type_t_STATUSTYPE_INFO => t.write_info(&mut out),
         b::status_type_t_STATUSTYPE_TABLE => {
-            t.cfg
-                .write_table(&mut out, Remap::dev_name(t.main), Remap::dev_name(t.spare))
+            t.cfg.write_table(&mut out, t.main_name(), t.spare_name())
         }
         b::status_type_t_STATUSTYPE_IMA => t.write_ima(&mut out),
         _ => Ok(()),
     };
-}
-
-/// # Safety
-/// Called by dm core with a constructed target, `argc` C strings in `argv` and a
-/// `maxlen`-byte result buffer.
-unsafe extern "C" fn remap_message(
-    ti: *mut b::dm_target,
-    argc: c_uint,
-    argv: *mut *mut c_char,
-    result: *mut c_char,
-    maxlen: c_uint,
-) -> c_int {
-    // SAFETY: dm core calls `message` only for a constructed target.
-    let t = unsafe { state(ti) };
-    let argc = argc as usize;
-    if argc > 4 {
-        dmerr!("message: too many arguments");
-        return EINVAL.to_errno();
-    }
-    let mut args: [&[u8]; 4] = [&[]; 4];
-    for (i, slot) in args.iter_mut().take(argc).enumerate() {
-        // SAFETY: dm core passes `argc` valid NUL-terminated strings.
-        *slot = unsafe { CStr::from_ptr((*argv.add(i)).cast()) }.to_bytes();
-    }
-    let msg = match Message::parse(args.get(..argc).unwrap_or(&[])) {
-        Ok(m) => m,
-        Err(e) => {
-            dmerr!("message: {}", e.as_str());
-            return EINVAL.to_errno();
-        }
-    };
-    // SAFETY: dm core passes a writable buffer of `maxlen` bytes.
-    let Some(mut out) = (unsafe { ResultBuf::new(result, maxlen) }) else {
-        return EINVAL.to_errno();
-    };
-    match t.message(msg, &mut out) {
-        Ok(()) if out.overflowed() => ENOSPC.to_errno(),
-        Ok(()) => 1,
-        Err(e) => e.to_errno(),
-    }
 }
 
 /// # Safety

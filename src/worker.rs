@@ -4,33 +4,75 @@
 //!
 //! C header: [include/linux/dm-io.h](srctree/include/linux/dm-io.h)
 //!
-//! Runs on an ordered workqueue, so one batch at a time; it takes every queued bio,
-//! does the data I/O synchronously through dm-io, makes all resulting mappings durable
-//! with one metadata commit (group commit), publishes the new table and only then
-//! completes the bios.
+//! Runs on an ordered workqueue, so one batch at a time, under the core mutex; it takes
+//! up to [`MAX_BIOS`] queued bios, does the data I/O synchronously through dm-io, makes
+//! the resulting mappings durable with one metadata commit (group commit), publishes
+//! the new table and only then completes the bios. Everything it needs is in
+//! [`Scratch`], reserved by the constructor: completing a bio never allocates.
 
 use crate::bindings as b;
 use crate::engine::{mask_any, mask_clear, mask_set, Route, Special, BUSY, PENDING, REMAPPED};
 use crate::remap_core::layout;
-use crate::remap_core::units::{Blocks, Sectors};
+use crate::remap_core::units::{BlockSize, Blocks, Sectors};
+use crate::reserve::Fixed;
 use crate::target::{
-    PerBio, Remap, ST_DEFERRED, ST_HANDLED, ST_READ_FAILED, ST_SPARE, ST_WRITE_FAILED,
+    Core, PerBio, Remap, ST_DEFERRED, ST_HANDLED, ST_MAIN, ST_READ_FAILED, ST_SPARE,
+    ST_WRITE_FAILED,
 };
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::bindings::bio;
 use kernel::prelude::*;
 
-/// A buffer dm-io can read into and write from.
-pub(crate) struct IoBuf {
-    pub(crate) buf: VVec<u8>,
+/// Bios one batch takes from the queue (the rest wait for the next batch).
+pub(crate) const MAX_BIOS: usize = 64;
+/// Blocks one commit remaps; a batch that needs more commits more than once.
+pub(crate) const MAX_JOBS: usize = 128;
+/// Pieces of bios (one per bio and block) one commit carries.
+const MAX_SLICES: usize = 256;
+/// Blocks one commit records as pending.
+const MAX_PENDING: usize = 128;
+
+const STS_OK: u8 = b::DMR_STS_OK as u8;
+const STS_IOERR: u8 = b::DMR_STS_IOERR as u8;
+
+/// A bio pointer that can sit in a [`Fixed`].
+#[derive(Clone, Copy, Default)]
+struct BioPtr(*mut bio);
+
+/// The worker's reserved working storage (kept in `Core`, used under its mutex).
+pub(crate) struct Scratch {
+    bios: Fixed<BioPtr>,
+    jobs: Fixed<Job>,
+    slices: Fixed<Slice>,
+    pending: Fixed<u64>,
+    changes: Fixed<Special>,
+    /// One block of data.
+    buf: KVVec<u8>,
 }
 
-impl IoBuf {
-    /// A zeroed buffer of `len` bytes.
-    pub(crate) fn new(len: usize) -> Result<Self> {
+impl Scratch {
+    /// Storage for one batch of blocks of size `bs`.
+    pub(crate) fn new(bs: BlockSize) -> Result<Self> {
         Ok(Self {
-            buf: VVec::from_elem(0u8, len, GFP_KERNEL)?,
+            bios: Fixed::new(MAX_BIOS)?,
+            jobs: Fixed::new(MAX_JOBS)?,
+            slices: Fixed::new(MAX_SLICES)?,
+            pending: Fixed::new(MAX_PENDING)?,
+            changes: Fixed::new(MAX_JOBS + MAX_PENDING)?,
+            buf: KVVec::from_elem(0u8, bs.bytes() as usize, GFP_KERNEL)?,
         })
+    }
+
+    /// No storage: the placeholder left in `Core` while the worker holds the real one.
+    pub(crate) const fn empty() -> Self {
+        Self {
+            bios: Fixed::empty(),
+            jobs: Fixed::empty(),
+            slices: Fixed::empty(),
+            pending: Fixed::empty(),
+            changes: Fixed::empty(),
+            buf: KVVec::new(),
+        }
     }
 }
 
@@ -39,6 +81,54 @@ impl IoBuf {
 pub(crate) enum Dev {
     Main,
     Spare,
+}
+
+/// A block being remapped in this batch.
+#[derive(Clone, Copy, Default)]
+struct Job {
+    block: u64,
+    prev: Option<Special>,
+    spare_block: u64,
+    covered: crate::engine::SectorMask,
+    lost: crate::engine::SectorMask,
+}
+
+impl Job {
+    fn new(block: u64, prev: Option<Special>) -> Self {
+        Self {
+            block,
+            prev,
+            spare_block: u64::MAX,
+            covered: [0; 2],
+            lost: [0; 2],
+        }
+    }
+
+    /// Whether the block was already remapped before this job.
+    fn was_remapped(&self) -> bool {
+        self.prev.is_some_and(|p| p.state == REMAPPED)
+    }
+
+    /// The job's block in `state`, at its spare block.
+    fn special(&self, state: u8) -> Special {
+        Special {
+            block: self.block,
+            state,
+            spare: 0,
+            spare_block: self.spare_block,
+            lost: self.lost,
+        }
+    }
+}
+
+/// The part of a bio that falls into a job's block.
+#[derive(Clone, Copy, Default)]
+struct Slice {
+    job: usize,
+    bio: usize,
+    in_block: u64,
+    sectors: u64,
+    bio_off: u64,
 }
 
 impl Remap {
@@ -59,7 +149,7 @@ impl Remap {
             Dev::Spare => self.spare_bdev(),
         };
         // SAFETY: the client and device are live while the target exists; `buf` is a
-        // vmalloc buffer of at least `sectors` sectors that outlives the synchronous call.
+        // kernel buffer of at least `sectors` sectors that outlives the synchronous call.
         let r = unsafe {
             b::dmr_io(
                 self.io_client,
@@ -91,32 +181,37 @@ impl Remap {
     /// The worker's entry point.
     pub(crate) fn work(&self) {
         loop {
+            let mut core = self.core.lock();
+            self.record_failed(&mut core);
             // SAFETY: the worker is live while the target exists.
-            let mut head = unsafe { b::dmr_worker_take_bios(self.worker) };
+            let mut head = unsafe { b::dmr_worker_take_bios(self.worker, MAX_BIOS as u32) };
             if head.is_null() {
                 return;
             }
-            let mut bios = KVec::new();
+            let mut sc = core::mem::replace(&mut core.scratch, Scratch::empty());
+            sc.bios.clear();
             while !head.is_null() {
                 let cur = head;
                 // SAFETY: `cur` is a bio of the list the worker took; unlinks it.
                 head = unsafe { b::dmr_bio_next(cur) };
-                if bios.push(cur, GFP_KERNEL).is_err() {
-                    // No memory for the batch list: fail this bio rather than lose it.
-                    self.complete(cur, b::DMR_STS_IOERR as u8);
+                if sc.bios.push(BioPtr(cur)).is_err() {
+                    // Cannot happen (the list holds at most MAX_BIOS bios); never drop
+                    // a bio, though.
+                    self.complete(cur, STS_IOERR);
                 }
             }
-            let mut guard = self.core.lock();
-            self.process(&mut guard, &bios);
+            self.process(&mut core, &mut sc);
+            core.scratch = sc;
+            self.mirror(&core);
         }
     }
 
     /// Completes a bio the worker owns.
-    pub(crate) fn complete(&self, bio: *mut bio, status: u8) {
+    fn complete(&self, bio: *mut bio, status: u8) {
         let pb = Self::per_bio(bio);
         // SAFETY: `pb` is this bio's per-bio data; the worker owns the bio.
         unsafe { (*pb).state = ST_HANDLED };
-        if status != 0 {
+        if status != STS_OK {
             // SAFETY: as above.
             if unsafe { (*pb).kind } == b::dmr_bio_kind_DMR_BIO_READ {
                 self.stats.read_errors.fetch_add(1, Relaxed);
@@ -130,25 +225,30 @@ impl Remap {
     }
 
     /// Sends a deferred bio on its way according to the current table.
+    ///
+    /// Ordering: the worker holds the core mutex, so the table cannot change until the
+    /// bio is tracked; a later remap or unremap of its block publishes BUSY and drains
+    /// the in-flight SRCU, which this bio entered, as `map` does for its bios.
     fn resubmit(&self, bio: *mut bio, pb: &mut PerBio, route: Route) {
         let (bdev, sector) = match route {
             Route::Main => (self.main_bdev(), pb.sector),
             Route::Spare(s) => (self.spare_bdev(), s),
             Route::Fail | Route::Defer => {
-                self.complete(bio, b::DMR_STS_IOERR as u8);
+                pb.result = STS_IOERR;
                 return;
             }
         };
         pb.state = if route == Route::Main {
-            crate::target::ST_MAIN
+            ST_MAIN
         } else {
             ST_SPARE
         };
-        if pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE {
+        if pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE || pb.state == ST_SPARE {
             // SAFETY: the worker is live; released in end_io.
             pb.srcu = unsafe { b::dmr_io_enter(self.worker) };
             pb.has_srcu = 1;
         }
+        pb.resubmitted = true;
         // SAFETY: the worker owns `bio` and its iterator is at the start; the device is
         // held by the target.
         unsafe {
@@ -158,221 +258,285 @@ impl Remap {
         }
     }
 
-    /// One batch: every bio the worker took, with one metadata commit.
-    fn process(&self, core: &mut crate::target::Core, bios: &[*mut bio]) {
+    /// One batch: every bio the worker took, with as few commits as the reserved
+    /// storage allows (one, unless more than [`MAX_JOBS`] blocks need the spare).
+    fn process(&self, core: &mut Core, sc: &mut Scratch) {
         let bs = self.cfg.block_size;
         let spb = bs.sectors();
-        let mut jobs: KVec<Job> = KVec::new();
-        let mut slices: KVec<Slice> = KVec::new();
-        let mut new_pending: KVec<u64> = KVec::new();
-        // Status to complete each bio with, once the commit is done (None: resubmitted).
-        let mut results: KVec<Option<u8>> = KVec::new();
-        let mut buf = match IoBuf::new(bs.bytes() as usize) {
-            Ok(b) => b,
-            Err(_) => {
-                for &bio in bios {
-                    self.complete(bio, b::DMR_STS_IOERR as u8);
-                }
-                return;
-            }
-        };
-        let failed = self.failed.load(Relaxed);
+        sc.jobs.clear();
+        sc.slices.clear();
+        sc.pending.clear();
+        let failed = self.is_failed();
 
-        for (i, &bio) in bios.iter().enumerate() {
-            let pb = Self::per_bio(bio);
+        for i in 0..sc.bios.as_slice().len() {
+            let Some(&BioPtr(bio)) = sc.bios.as_slice().get(i) else {
+                break;
+            };
             // SAFETY: per-bio data of a bio the worker owns.
-            let pb = unsafe { &mut *pb };
+            let pb = unsafe { &mut *Self::per_bio(bio) };
             // SAFETY: restores the data iterator saved in `map`.
             unsafe { b::dmr_bio_restore(bio, &mut pb.rec) };
-            let mut result = Some(0u8);
+            pb.result = STS_OK;
+            pb.resubmitted = false;
+            pb.via_spare = false;
+            let write = pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE;
             let first = bs.block_of(Sectors(pb.sector)).0;
             let end = pb.sector + u64::from(pb.sectors);
             let last = bs.block_of(Sectors(end.saturating_sub(1))).0;
             match pb.state {
-                ST_WRITE_FAILED | ST_DEFERRED if pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE => {
+                ST_DEFERRED => {
+                    // Its block was busy, pending, or had lost sectors; route it again
+                    // with the table as it is now (a deferred bio covers one block).
+                    let cur = self.published.items_locked();
+                    let cur = crate::remap_core::remap_table::find(cur, first).copied();
+                    let snap = self.published.current_locked();
+                    let (r, _) =
+                        crate::engine::route(snap, bs, pb.sector, u64::from(pb.sectors), write);
+                    match r {
+                        Route::Main | Route::Spare(_) => self.resubmit(bio, pb, r),
+                        Route::Fail => pb.result = STS_IOERR,
+                        Route::Defer if write && failed => {
+                            // No remaps in mode failed: a pending block is written in
+                            // place (the drive may reallocate it); lost sectors stay.
+                            if cur.is_some_and(|c| c.state == PENDING) {
+                                self.resubmit(bio, pb, Route::Main);
+                            } else {
+                                pb.result = STS_IOERR;
+                            }
+                        }
+                        Route::Defer if write => {
+                            let bstart = first * spb;
+                            let n = end.min(bstart + spb) - pb.sector;
+                            self.add_slice(core, sc, i, first, pb.sector - bstart, n, 0);
+                        }
+                        Route::Defer => pb.result = STS_IOERR,
+                    }
+                }
+                ST_WRITE_FAILED => {
+                    // Try the main device again, block by block (with FUA when the
+                    // bio asked for it): only the blocks that still fail are remapped.
+                    // SAFETY: `bio` is valid.
+                    let fua = unsafe { b::dmr_bio_has_fua_or_flush(bio) } != 0;
+                    let op = if fua {
+                        b::dmr_io_op_DMR_IO_WRITE_FUA
+                    } else {
+                        b::dmr_io_op_DMR_IO_WRITE
+                    };
+                    let mut to_spare = false;
                     for blk in first..=last {
                         let bstart = blk * spb;
                         let s0 = pb.sector.max(bstart);
-                        let s1 = end.min(bstart + spb);
+                        let n = end.min(bstart + spb) - s0;
                         let bio_off = (s0 - pb.sector) * 512;
-                        let n = s1 - s0;
-                        let cur = self
-                            .published
-                            .current_locked()
-                            .and_then(|s| s.get(blk))
-                            .copied();
-                        let needs_spare = match cur {
-                            Some(s) if s.state == REMAPPED || s.state == PENDING => true,
-                            _ => {
-                                // Try the main device again, block by block: only the
-                                // blocks that still fail are remapped.
-                                Self::bio_copy(bio, bio_off, &mut buf.buf, n * 512, false);
-                                failed
-                                    || pb.state == ST_DEFERRED
-                                    || self
-                                        .sync_io(
-                                            Dev::Main,
-                                            s0,
-                                            &mut buf.buf,
-                                            n,
-                                            b::dmr_io_op_DMR_IO_WRITE,
-                                        )
-                                        .is_err()
+                        let cur = crate::remap_core::remap_table::find(
+                            self.published.items_locked(),
+                            blk,
+                        )
+                        .copied();
+                        let on_main =
+                            !cur.is_some_and(|c| c.state == REMAPPED || c.state == PENDING);
+                        if on_main {
+                            Self::bio_copy(bio, bio_off, &mut sc.buf, n * 512, false);
+                            if self.sync_io(Dev::Main, s0, &mut sc.buf, n, op).is_ok() {
+                                continue;
                             }
-                        };
-                        if !needs_spare {
-                            continue;
                         }
                         if failed {
-                            result = Some(b::DMR_STS_IOERR as u8);
+                            pb.result = STS_IOERR;
                             break;
                         }
-                        let job = match jobs.iter().position(|j| j.block == blk) {
-                            Some(j) => j,
-                            None => {
-                                let j = Job {
-                                    block: blk,
-                                    prev: cur,
-                                    spare_block: u64::MAX,
-                                    covered: [0; 2],
-                                    lost: [0; 2],
-                                };
-                                if jobs.push(j, GFP_KERNEL).is_err() {
-                                    result = Some(b::DMR_STS_IOERR as u8);
-                                    break;
-                                }
-                                jobs.len() - 1
-                            }
-                        };
-                        let sl = Slice {
-                            job,
-                            bio: i,
-                            in_block: s0 - bstart,
-                            sectors: n,
-                            bio_off,
-                        };
-                        if slices.push(sl, GFP_KERNEL).is_err() {
-                            result = Some(b::DMR_STS_IOERR as u8);
-                            break;
-                        }
+                        to_spare = true;
+                        self.add_slice(core, sc, i, blk, s0 - bstart, n, bio_off);
                     }
-                    if pb.state == ST_WRITE_FAILED
-                        && result == Some(0)
-                        && !slices.iter().any(|s| s.bio == i)
-                    {
-                        // The main device took every block on the second try.
+                    if !to_spare && pb.result == STS_OK {
                         self.stats.write_retried_ok.fetch_add(1, Relaxed);
                     }
                 }
                 ST_READ_FAILED => {
+                    let mut all_main = true;
                     for blk in first..=last {
                         let bstart = blk * spb;
                         let s0 = pb.sector.max(bstart);
-                        let s1 = end.min(bstart + spb);
-                        let n = s1 - s0;
-                        let mut ok = false;
-                        for _ in 0..self.cfg.read_retries {
-                            if self
-                                .sync_io(Dev::Main, s0, &mut buf.buf, n, b::dmr_io_op_DMR_IO_READ)
+                        let n = end.min(bstart + spb) - s0;
+                        let bio_off = (s0 - pb.sector) * 512;
+                        let cur = crate::remap_core::remap_table::find(
+                            self.published.items_locked(),
+                            blk,
+                        )
+                        .copied();
+                        let ok = match cur {
+                            // Remapped since the read was sent: its data is on the spare.
+                            Some(c) if c.state == REMAPPED => {
+                                all_main = false;
+                                self.read_spare_part(&c, s0 - bstart, n, &mut sc.buf)
+                            }
+                            _ => (0..self.cfg.read_retries).any(|_| {
+                                self.sync_io(
+                                    Dev::Main,
+                                    s0,
+                                    &mut sc.buf,
+                                    n,
+                                    b::dmr_io_op_DMR_IO_READ,
+                                )
                                 .is_ok()
-                            {
-                                ok = true;
-                                break;
-                            }
-                        }
+                            }),
+                        };
                         if ok {
-                            Self::bio_copy(
-                                bio,
-                                (s0 - pb.sector) * 512,
-                                &mut buf.buf,
-                                n * 512,
-                                true,
-                            );
-                        } else {
-                            result = Some(b::DMR_STS_IOERR as u8);
-                            let known = self
-                                .published
-                                .current_locked()
-                                .and_then(|s| s.get(blk))
-                                .is_some();
-                            if !known && !failed && !new_pending.contains(&blk) {
-                                let _ = new_pending.push(blk, GFP_KERNEL);
-                            }
+                            Self::bio_copy(bio, bio_off, &mut sc.buf, n * 512, true);
+                            continue;
+                        }
+                        pb.result = STS_IOERR;
+                        let record = cur.is_none()
+                            && !failed
+                            && self.writable
+                            && !sc.pending.as_slice().contains(&blk);
+                        if record && sc.pending.push(blk).is_err() {
+                            // Full: this batch records what it can; the block is
+                            // recorded by the next read that fails on it.
                         }
                     }
-                    if result == Some(0) {
+                    if pb.result == STS_OK && all_main {
                         self.stats.read_retried_ok.fetch_add(1, Relaxed);
                     }
                 }
-                _ => {
-                    // A deferred read (its block was busy): route it again.
-                    let write = pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE;
-                    let (r, _) = crate::engine::route(
-                        self.published.current_locked(),
-                        bs,
-                        pb.sector,
-                        u64::from(pb.sectors),
-                        write,
-                    );
-                    result = None;
-                    if r == Route::Defer {
-                        result = Some(b::DMR_STS_IOERR as u8);
-                    } else {
-                        self.resubmit(bio, pb, r);
-                    }
-                }
-            }
-            if results.push(result, GFP_KERNEL).is_err() {
-                // Without a result slot the bio cannot wait for the commit: fail it now.
-                self.complete(bio, b::DMR_STS_IOERR as u8);
-                let _ = results.push(None, GFP_KERNEL);
+                _ => pb.result = STS_IOERR,
             }
         }
 
-        let commit_ok = self.apply(core, &mut jobs, &slices, &new_pending, bios, &mut buf);
-        for (i, &bio) in bios.iter().enumerate() {
-            let Some(Some(mut st)) = results.get(i).copied() else {
+        self.flush_batch(core, sc);
+        for &BioPtr(bio) in sc.bios.as_slice() {
+            // SAFETY: per-bio data of a bio the worker owns.
+            let pb = unsafe { &*Self::per_bio(bio) };
+            if pb.resubmitted {
                 continue;
-            };
-            let depends = slices.iter().any(|s| s.bio == i);
-            if depends && !commit_ok {
-                st = b::DMR_STS_IOERR as u8;
             }
-            if depends && commit_ok && st == 0 {
+            if pb.via_spare && pb.result == STS_OK {
                 self.stats.write_errors_hidden.fetch_add(1, Relaxed);
             }
-            self.complete(bio, st);
+            self.complete(bio, pb.result);
+        }
+        sc.bios.clear();
+    }
+
+    /// Reads `n` sectors at `off` of remapped block `c` from the spare into `buf`.
+    /// False when a lost sector is asked for or the spare fails (mode failed then).
+    fn read_spare_part(&self, c: &Special, off: u64, n: u64, buf: &mut [u8]) -> bool {
+        if mask_any(&c.lost, off, off + n) {
+            return false;
+        }
+        let Some(base) = layout::data_block_sector(self.cfg.block_size, Blocks(c.spare_block))
+        else {
+            return false;
+        };
+        if self
+            .sync_io(Dev::Spare, base.0 + off, buf, n, b::dmr_io_op_DMR_IO_READ)
+            .is_ok()
+        {
+            return true;
+        }
+        self.stats.spare_errors.fetch_add(1, Relaxed);
+        self.enter_failed(c"spare read error");
+        false
+    }
+
+    /// Adds the piece `in_block..in_block+n` of block `blk` of bio `i` to the batch's
+    /// remaps, committing the batch first when the reserved storage is full.
+    #[expect(clippy::too_many_arguments)]
+    fn add_slice(
+        &self,
+        core: &mut Core,
+        sc: &mut Scratch,
+        i: usize,
+        blk: u64,
+        in_block: u64,
+        n: u64,
+        bio_off: u64,
+    ) {
+        if sc.jobs.room() == 0 || sc.slices.room() == 0 {
+            self.flush_batch(core, sc);
+        }
+        let job = match sc.jobs.as_slice().iter().position(|j| j.block == blk) {
+            Some(j) => j,
+            None => {
+                // The table only changes in `flush_batch`, under this same mutex: the
+                // block's state now is the one the remap starts from.
+                let prev = crate::remap_core::remap_table::find(self.published.items_locked(), blk)
+                    .copied()
+                    .filter(|p| p.state != BUSY);
+                if sc.jobs.push(Job::new(blk, prev)).is_err() {
+                    self.fail_bio(sc, i);
+                    return;
+                }
+                sc.jobs.as_slice().len() - 1
+            }
+        };
+        let sl = Slice {
+            job,
+            bio: i,
+            in_block,
+            sectors: n,
+            bio_off,
+        };
+        if sc.slices.push(sl).is_err() {
+            self.fail_bio(sc, i);
         }
     }
 
-    /// Remaps the blocks of `jobs` and records `pending`, with one commit. Returns
-    /// whether every mapping the bios depend on is durable.
-    fn apply(
-        &self,
-        core: &mut crate::target::Core,
-        jobs: &mut [Job],
-        slices: &[Slice],
-        pending: &[u64],
-        bios: &[*mut bio],
-        buf: &mut IoBuf,
-    ) -> bool {
-        if jobs.is_empty() && pending.is_empty() {
+    fn fail_bio(&self, sc: &Scratch, i: usize) {
+        if let Some(&BioPtr(bio)) = sc.bios.as_slice().get(i) {
+            // SAFETY: per-bio data of a bio the worker owns.
+            unsafe { (*Self::per_bio(bio)).result = STS_IOERR };
+        }
+    }
+
+    /// Applies the batch's remaps and pending blocks (one commit) and settles the bios
+    /// that depend on them.
+    fn flush_batch(&self, core: &mut Core, sc: &mut Scratch) {
+        let ok = self.apply(core, sc);
+        for s in sc.slices.as_slice() {
+            let Some(&BioPtr(bio)) = sc.bios.as_slice().get(s.bio) else {
+                continue;
+            };
+            // SAFETY: per-bio data of a bio the worker owns.
+            let pb = unsafe { &mut *Self::per_bio(bio) };
+            if ok {
+                pb.via_spare = true;
+            } else {
+                pb.result = STS_IOERR;
+            }
+        }
+        sc.jobs.clear();
+        sc.slices.clear();
+        sc.pending.clear();
+    }
+
+    /// Remaps the batch's jobs and records its pending blocks, with one commit.
+    /// Returns whether every mapping the bios depend on is durable.
+    fn apply(&self, core: &mut Core, sc: &mut Scratch) -> bool {
+        // A block remapped in this batch is not pending; a pending block already in the
+        // table stays as it is.
+        {
+            let (jobs, table) = (&sc.jobs, self.published.items_locked());
+            sc.pending.retain(|&p| {
+                !jobs.as_slice().iter().any(|j| j.block == p)
+                    && crate::remap_core::remap_table::find(table, p).is_none()
+            });
+        }
+        if sc.jobs.as_slice().is_empty() && sc.pending.as_slice().is_empty() {
             return true;
         }
         let bs = self.cfg.block_size;
         let spb = bs.sectors();
         // 0. A storm of new remaps means the main device is failing as a whole.
-        let new = jobs
+        let new = sc
+            .jobs
+            .as_slice()
             .iter()
-            .filter(|j| j.prev.map_or(true, |p| p.state != REMAPPED))
+            .filter(|j| !j.was_remapped())
             .count() as u64;
         // SAFETY: reads the monotonic clock.
         let now = unsafe { b::dmr_now_ms() };
-        let table = self
-            .published
-            .current_locked()
-            .map_or(&[][..], |s| &s.items[..]);
-        if new > 0 && !crate::meta_io::Core::fits(table, new as usize) {
+        if new > 0 && !crate::meta_io::Core::fits(self.published.items_locked(), new as usize) {
             self.enter_failed(c"metadata full: the remap table cannot hold more entries");
             return false;
         }
@@ -381,7 +545,10 @@ impl Remap {
             return false;
         }
         // 1. Spare blocks for new remaps.
-        for j in jobs.iter_mut() {
+        for k in 0..sc.jobs.as_slice().len() {
+            let Some(j) = sc.jobs.as_mut_slice().get_mut(k) else {
+                break;
+            };
             match j.prev {
                 Some(p) if p.state == REMAPPED => {
                     j.spare_block = p.spare_block;
@@ -391,80 +558,59 @@ impl Remap {
                     Some(s) => j.spare_block = s,
                     None => {
                         self.enter_failed(c"spare full: no free spare block");
-                        self.free_jobs(core, jobs);
+                        Self::free_jobs(core, sc);
                         return false;
                     }
                 },
             }
         }
-        // 2. Make the blocks busy and wait for writes already on their way to main.
-        let mut busy = KVec::new();
-        for j in jobs.iter() {
-            let s = j.special(BUSY);
-            if busy.push(s, GFP_KERNEL).is_err() {
-                self.free_jobs(core, jobs);
-                return false;
-            }
+        // 2. Make the blocks busy and wait for the bios already on their way to them
+        //    (see `remap_map` for why the drain sees every one of them).
+        sc.changes.clear();
+        for j in sc.jobs.as_slice() {
+            let _ = sc.changes.push(j.special(BUSY));
         }
-        if !busy.is_empty() {
-            if !self.publish_changes(&busy) {
-                self.free_jobs(core, jobs);
+        if !sc.changes.as_slice().is_empty() {
+            if self
+                .publish_changes(core, sc.changes.as_mut_slice())
+                .is_err()
+            {
+                Self::free_jobs(core, sc);
                 return false;
             }
-            // SAFETY: the worker is live; waits for in-flight main writes.
+            // SAFETY: the worker is live; waits for in-flight tracked bios.
             unsafe { b::dmr_io_drain(self.worker) };
         }
         // 3. Build each block's data and write it to the spare.
         let mut ok = true;
-        for (ji, j) in jobs.iter_mut().enumerate() {
-            for s in slices.iter().filter(|s| s.job == ji) {
+        for ji in 0..sc.jobs.as_slice().len() {
+            let Some(mut j) = sc.jobs.as_slice().get(ji).copied() else {
+                break;
+            };
+            for s in sc.slices.as_slice().iter().filter(|s| s.job == ji) {
                 mask_set(&mut j.covered, s.in_block, s.in_block + s.sectors);
             }
-            let remapped_before = j.prev.is_some_and(|p| p.state == REMAPPED);
             let Some(base) = layout::data_block_sector(bs, Blocks(j.spare_block)) else {
                 ok = false;
                 break;
             };
-            let bstart = j.block * spb;
             // Current contents: from the spare if already remapped, else from main
-            // (sector by sector where the block does not read as a whole).
-            let src = if remapped_before {
-                Dev::Spare
+            // (unit by unit of the device's logical block where the block does not
+            // read as a whole).
+            let (src, src_at) = if j.was_remapped() {
+                (Dev::Spare, base.0)
             } else {
-                Dev::Main
+                (Dev::Main, j.block * spb)
             };
-            let src_at = if remapped_before { base.0 } else { bstart };
-            if mask_count_full(&j.covered, spb) {
-                // Entirely overwritten: nothing to carry over.
-            } else if self
-                .sync_io(src, src_at, &mut buf.buf, spb, b::dmr_io_op_DMR_IO_READ)
-                .is_err()
-            {
-                for k in 0..spb {
-                    if mask_any(&j.covered, k, k + 1) {
-                        continue;
-                    }
-                    let off = (k * 512) as usize;
-                    let ok_one = match buf.buf.get_mut(off..off + 512) {
-                        Some(one) => self
-                            .sync_io(src, src_at + k, one, 1, b::dmr_io_op_DMR_IO_READ)
-                            .is_ok(),
-                        None => false,
-                    };
-                    if !ok_one {
-                        mask_set(&mut j.lost, k, k + 1);
-                        if let Some(one) = buf.buf.get_mut(off..off + 512) {
-                            one.fill(0);
-                        }
-                    }
-                }
+            if !mask_count_full(&j.covered, spb) {
+                self.read_salvage(src, src_at, &mut j, &mut sc.buf);
             }
-            for s in slices.iter().filter(|s| s.job == ji) {
-                let Some(&bio) = bios.get(s.bio) else {
+            for s in sc.slices.as_slice().iter().filter(|s| s.job == ji) {
+                let Some(&BioPtr(bio)) = sc.bios.as_slice().get(s.bio) else {
                     continue;
                 };
                 let off = (s.in_block * 512) as usize;
-                if let Some(dst) = buf.buf.get_mut(off..) {
+                if let Some(dst) = sc.buf.get_mut(off..) {
                     Self::bio_copy(bio, s.bio_off, dst, s.sectors * 512, false);
                 }
             }
@@ -473,67 +619,184 @@ impl Remap {
                     mask_clear(&mut j.lost, k, k + 1);
                 }
             }
+            if let Some(slot) = sc.jobs.as_mut_slice().get_mut(ji) {
+                *slot = j;
+            }
             if self
                 .sync_io(
                     Dev::Spare,
                     base.0,
-                    &mut buf.buf,
+                    &mut sc.buf,
                     spb,
                     b::dmr_io_op_DMR_IO_WRITE,
                 )
                 .is_err()
             {
+                self.stats.spare_errors.fetch_add(1, Relaxed);
                 ok = false;
                 break;
             }
         }
         // 4. Data durable on the spare, then the mapping (one commit for the batch).
-        let mut changes = KVec::new();
+        sc.changes.clear();
         if ok {
-            for j in jobs.iter() {
-                let s = j.special(REMAPPED);
-                ok &= changes.push(s, GFP_KERNEL).is_ok();
+            for j in sc.jobs.as_slice() {
+                ok &= sc.changes.push(j.special(REMAPPED)).is_ok();
             }
-            for &p in pending {
-                let s = Special::pending(p);
-                ok &= changes.push(s, GFP_KERNEL).is_ok();
+            for &p in sc.pending.as_slice() {
+                ok &= sc.changes.push(Special::pending(p)).is_ok();
             }
         }
         if ok {
-            ok = self.commit_changes(core, &changes).is_ok();
+            ok = self.commit_changes(core, sc.changes.as_mut_slice()).is_ok();
         }
         if !ok {
-            if !self.failed.load(Relaxed) {
+            if !self.is_failed() {
                 self.enter_failed(c"spare or metadata write failed");
             }
             // Undo: the blocks go back to what they were.
-            let mut undo = KVec::new();
-            for j in jobs.iter() {
+            sc.changes.clear();
+            for j in sc.jobs.as_slice() {
                 let s = j.prev.unwrap_or(Special {
                     state: 0,
                     ..Special::pending(j.block)
                 });
-                let _ = undo.push(s, GFP_KERNEL);
+                let _ = sc.changes.push(s);
             }
-            self.free_jobs(core, jobs);
-            let _ = self.publish_changes(&undo);
+            Self::free_jobs(core, sc);
+            let _ = self.publish_changes(core, sc.changes.as_mut_slice());
             return false;
         }
-        let new_remaps = jobs
-            .iter()
-            .filter(|j| !j.prev.is_some_and(|p| p.state == REMAPPED))
-            .count() as u64;
-        self.stats.remaps.fetch_add(new_remaps, Relaxed);
+        self.stats.remaps.fetch_add(new, Relaxed);
         true
     }
 
-    fn free_jobs(&self, core: &mut crate::target::Core, jobs: &mut [Job]) {
-        for j in jobs.iter_mut() {
-            let fresh = !j.prev.is_some_and(|p| p.state == REMAPPED);
-            if fresh && j.spare_block != u64::MAX {
+    /// Reads the current contents of a block being remapped into `buf`; sectors that
+    /// cannot be read are zeroed and marked lost in `j` (unless the batch overwrites
+    /// them). Reads go unit by unit of the source's logical block size.
+    fn read_salvage(&self, src: Dev, src_at: u64, j: &mut Job, buf: &mut [u8]) {
+        let spb = self.cfg.block_size.sectors();
+        if self
+            .sync_io(src, src_at, buf, spb, b::dmr_io_op_DMR_IO_READ)
+            .is_ok()
+        {
+            return;
+        }
+        let unit = self.lbs_sectors(src).max(1);
+        let mut k = 0;
+        while k < spb {
+            let u = unit.min(spb - k);
+            if mask_count_range(&j.covered, k, k + u) == u {
+                k += u;
+                continue;
+            }
+            let off = (k * 512) as usize;
+            let len = (u * 512) as usize;
+            let ok_one = match buf.get_mut(off..off + len) {
+                Some(one) => self
+                    .sync_io(src, src_at + k, one, u, b::dmr_io_op_DMR_IO_READ)
+                    .is_ok(),
+                None => false,
+            };
+            if !ok_one {
+                mask_set(&mut j.lost, k, k + u);
+                if let Some(one) = buf.get_mut(off..off + len) {
+                    one.fill(0);
+                }
+            }
+            k += u;
+        }
+    }
+
+    fn free_jobs(core: &mut Core, sc: &mut Scratch) {
+        for j in sc.jobs.as_mut_slice() {
+            if !j.was_remapped() && j.spare_block != u64::MAX {
                 core.free_block(j.spare_block);
             }
             j.spare_block = u64::MAX;
+        }
+    }
+
+    /// `remap <block>`: moves a block to the spare now, copying what is readable.
+    pub(crate) fn remap_now(&self, core: &mut Core, blk: u64) -> Result {
+        if self.is_failed() {
+            return Err(EIO);
+        }
+        let prev =
+            crate::remap_core::remap_table::find(self.published.items_locked(), blk).copied();
+        if prev.is_some_and(|p| p.state == REMAPPED) {
+            return Err(EEXIST);
+        }
+        let mut sc = core::mem::replace(&mut core.scratch, Scratch::empty());
+        sc.jobs.clear();
+        sc.slices.clear();
+        sc.pending.clear();
+        let r = if sc.jobs.push(Job::new(blk, prev)).is_ok() && self.apply(core, &mut sc) {
+            Ok(())
+        } else {
+            Err(EIO)
+        };
+        sc.jobs.clear();
+        core.scratch = sc;
+        r
+    }
+
+    /// `unremap <block>`: copies a remapped block back to the main device and drops the
+    /// remap, if the main device takes the write and no sector of it was lost.
+    pub(crate) fn unremap_now(&self, core: &mut Core, blk: u64) -> Result {
+        let Some(cur) =
+            crate::remap_core::remap_table::find(self.published.items_locked(), blk).copied()
+        else {
+            return Err(ENOENT);
+        };
+        if cur.state == PENDING {
+            let mut gone = [Special { state: 0, ..cur }];
+            return self.commit_changes(core, &mut gone);
+        }
+        if cur.state != REMAPPED || crate::engine::mask_count(&cur.lost) != 0 {
+            return Err(EBUSY);
+        }
+        let bs = self.cfg.block_size;
+        let spb = bs.sectors();
+        let base = layout::data_block_sector(bs, Blocks(cur.spare_block)).ok_or(EINVAL)?;
+        let mut sc = core::mem::replace(&mut core.scratch, Scratch::empty());
+        let r = self.unremap_with(core, &mut sc.buf, cur, base.0, blk * spb, spb);
+        core.scratch = sc;
+        r
+    }
+
+    fn unremap_with(
+        &self,
+        core: &mut Core,
+        buf: &mut [u8],
+        cur: Special,
+        spare_at: u64,
+        main_at: u64,
+        spb: u64,
+    ) -> Result {
+        self.publish_changes(core, &mut [Special { state: BUSY, ..cur }])?;
+        // Every bio tracked on the block (writes, and reads of its spare copy) is
+        // finished after the drain, and later ones wait for the worker (BUSY): the
+        // copy below is the block's last data, and no read of the spare block can
+        // still be in flight when it is freed and handed to another block.
+        // SAFETY: the worker is live.
+        unsafe { b::dmr_io_drain(self.worker) };
+        let copied = self
+            .sync_io(Dev::Spare, spare_at, buf, spb, b::dmr_io_op_DMR_IO_READ)
+            .and_then(|()| {
+                self.sync_io(Dev::Main, main_at, buf, spb, b::dmr_io_op_DMR_IO_WRITE_FUA)
+            });
+        let r = copied.and_then(|()| self.commit_changes(core, &mut [Special { state: 0, ..cur }]));
+        match r {
+            Ok(()) => {
+                core.free_block(cur.spare_block);
+                Ok(())
+            }
+            Err(e) => {
+                // The block stays remapped.
+                let _ = self.publish_changes(core, &mut [cur]);
+                Err(e)
+            }
         }
     }
 }
@@ -542,121 +805,7 @@ fn mask_count_full(m: &crate::engine::SectorMask, spb: u64) -> bool {
     u64::from(crate::engine::mask_count(m)) >= spb
 }
 
-/// A block being remapped in this batch.
-struct Job {
-    block: u64,
-    prev: Option<Special>,
-    spare_block: u64,
-    covered: crate::engine::SectorMask,
-    lost: crate::engine::SectorMask,
-}
-
-impl Job {
-    /// The job's block in `state`, at its spare block.
-    fn special(&self, state: u8) -> Special {
-        Special {
-            block: self.block,
-            state,
-            spare: 0,
-            spare_block: self.spare_block,
-            lost: self.lost,
-        }
-    }
-}
-
-/// The part of a bio that falls into a job's block.
-struct Slice {
-    job: usize,
-    bio: usize,
-    in_block: u64,
-    sectors: u64,
-    bio_off: u64,
-}
-
-impl Remap {
-    /// `remap <block>`: moves a block to the spare now, copying what is readable.
-    pub(crate) fn remap_now(&self, core: &mut crate::target::Core, blk: u64) -> Result {
-        if self.failed.load(Relaxed) {
-            return Err(EIO);
-        }
-        let prev = self
-            .published
-            .current_locked()
-            .and_then(|s| s.get(blk))
-            .copied();
-        if prev.is_some_and(|p| p.state == REMAPPED) {
-            return Err(EEXIST);
-        }
-        let mut buf = IoBuf::new(self.cfg.block_size.bytes() as usize)?;
-        let mut jobs = [Job {
-            block: blk,
-            prev,
-            spare_block: u64::MAX,
-            covered: [0; 2],
-            lost: [0; 2],
-        }];
-        if self.apply(core, &mut jobs, &[], &[], &[], &mut buf) {
-            Ok(())
-        } else {
-            Err(EIO)
-        }
-    }
-
-    /// `unremap <block>`: copies a remapped block back to the main device and drops the
-    /// remap, if the main device takes the write and no sector of it was lost.
-    pub(crate) fn unremap_now(&self, core: &mut crate::target::Core, blk: u64) -> Result {
-        let Some(cur) = self
-            .published
-            .current_locked()
-            .and_then(|s| s.get(blk))
-            .copied()
-        else {
-            return Err(ENOENT);
-        };
-        if cur.state == PENDING {
-            let gone = Special { state: 0, ..cur };
-            return self.commit_changes(core, &[gone]);
-        }
-        if cur.state != REMAPPED || crate::engine::mask_count(&cur.lost) != 0 {
-            return Err(EBUSY);
-        }
-        let bs = self.cfg.block_size;
-        let spb = bs.sectors();
-        let base = layout::data_block_sector(bs, Blocks(cur.spare_block)).ok_or(EINVAL)?;
-        let mut buf = IoBuf::new(bs.bytes() as usize)?;
-        if !self.publish_changes(&[Special { state: BUSY, ..cur }]) {
-            return Err(ENOMEM);
-        }
-        // SAFETY: the worker is live; waits for writes already sent to the spare.
-        unsafe { b::dmr_io_drain(self.worker) };
-        let copied = self
-            .sync_io(
-                Dev::Spare,
-                base.0,
-                &mut buf.buf,
-                spb,
-                b::dmr_io_op_DMR_IO_READ,
-            )
-            .and_then(|()| {
-                self.sync_io(
-                    Dev::Main,
-                    blk * spb,
-                    &mut buf.buf,
-                    spb,
-                    b::dmr_io_op_DMR_IO_WRITE_FUA,
-                )
-            });
-        let r = copied.and_then(|()| self.commit_changes(core, &[Special { state: 0, ..cur }]));
-        match r {
-            Ok(()) => {
-                core.free_block(cur.spare_block);
-                Ok(())
-            }
-            Err(e) => {
-                // The block stays remapped.
-                let _ = self.publish_changes(&[cur]);
-                Err(e)
-            }
-        }
-    }
+/// Number of set bits of `m` in `from..to`.
+fn mask_count_range(m: &crate::engine::SectorMask, from: u64, to: u64) -> u64 {
+    (from..to).filter(|&k| mask_any(m, k, k + 1)).count() as u64
 }

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # storm: when the main device fails everywhere at once (a dying or vanished disk), the
 # target stops remapping after max_remap_rate remaps instead of copying the whole
-# disk onto the spare: mode "failed", clear errors, the rest keeps working.
+# disk onto the spare: mode "failed", clear errors, the rest keeps working. The mode is
+# recorded in the metadata: a reload does not start remapping again; only the
+# `clear_failed` message leaves it.
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp
 load_module || skip_all "dm-remap not loadable"
-ktap_plan 10
+ktap_plan 14
 
 base=$(mkloop 64) spare=$(mkloop 16)
 # 2000 blocks (8 MiB) that fail every I/O.
@@ -29,8 +31,19 @@ blk_read "$dev" 5000 "$WORK/back"
 ktap_check "remapped blocks still read back" cmp -s "$WORK/a" "$WORK/back"
 ktap_check_fails "a new failing write returns an error" blk_write "$dev" 5100 "$WORK/a"
 n=$(info s remapped)
-dmsetup remove "${PREFIX}s"
-dm_create s "0 131072 remap $main $spare 2 max_remap_rate 20"
-ktap_check "after remove/create: mode ok again" test "$(info s mode)" = ok
+dmsetup remove "${PREFIX}s" || exit 1
+DMDEVS=("${DMDEVS[@]/${PREFIX}s}")
+dm_create s "0 131072 remap $main $spare 2 max_remap_rate 20" || exit 1
+ktap_check "after remove/create: still mode failed (recorded in the metadata)" test "$(info s mode)" = failed
 ktap_check "and the $n remaps are still there" test "$(info s remapped)" = "$n"
+ktap_check_fails "a failing write still returns an error (no remaps after reload)" blk_write "$dev" 5101 "$WORK/a"
+ev0=$(dmsetup info -c --noheadings -o events "${PREFIX}s")
+ktap_check "clear_failed answers mode=ok" bash -c "dmsetup message ${PREFIX}s 0 clear_failed | grep -qx mode=ok"
+ktap_check "mode ok, and a dm event was raised" \
+  test "$(info s mode)" = ok -a "$(dmsetup info -c --noheadings -o events "${PREFIX}s")" -gt "$ev0"
+ktap_check "a failing write is remapped again" blk_write "$dev" 5101 "$WORK/a"
+dmsetup remove "${PREFIX}s" || exit 1
+DMDEVS=("${DMDEVS[@]/${PREFIX}s}")
+dm_create s "0 131072 remap $main $spare 2 max_remap_rate 20" || exit 1
+ktap_check "after remove/create: mode ok (cleared in the metadata)" test "$(info s mode)" = ok
 ktap_finish

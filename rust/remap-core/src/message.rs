@@ -26,6 +26,9 @@ pub enum Message {
     List(Blocks),
     /// `clear confirm`: drop every remap and pending block.
     Clear,
+    /// `clear_failed`: leave mode `failed` (persisted) after the admin has dealt with
+    /// its cause.
+    ClearFailed,
 }
 
 /// Every verb with its synopsis, as `help` prints it.
@@ -44,6 +47,7 @@ pub const VERBS: &[(&str, &str)] = &[
         "remapped blocks, bounded, with a continuation",
     ),
     ("clear confirm", "forget every remap and pending block"),
+    ("clear_failed", "leave mode failed and allow remaps again"),
 ];
 
 fn block_arg(rest: &[&[u8]]) -> Result<Blocks, CoreError> {
@@ -83,6 +87,8 @@ impl Message {
             } else {
                 block_arg(rest).map(Message::List)
             }
+        } else if is("clear_failed") {
+            none(Message::ClearFailed)
         } else if is("clear") {
             match rest {
                 [c] if c.eq_ignore_ascii_case(b"confirm") => Ok(Message::Clear),
@@ -115,6 +121,7 @@ mod tests {
         assert_eq!(p("list"), Ok(Message::List(Blocks(0))));
         assert_eq!(p("list 100"), Ok(Message::List(Blocks(100))));
         assert_eq!(p("clear confirm"), Ok(Message::Clear));
+        assert_eq!(p("Clear_Failed"), Ok(Message::ClearFailed));
     }
 
     #[test]
@@ -127,5 +134,6 @@ mod tests {
         assert_eq!(p("remap x"), Err(CoreError::BadNumber));
         assert_eq!(p("clear"), Err(CoreError::BadMessageArgs));
         assert_eq!(p("clear now"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("clear_failed now"), Err(CoreError::BadMessageArgs));
     }
 }

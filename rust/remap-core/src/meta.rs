@@ -83,9 +83,13 @@ const SCAN_LEN: usize = 32;
 /// Bytes of a section before an array's entries (count + reserved).
 const ARRAY_HEAD_LEN: usize = 8;
 
-/// Known configuration flag bits (none in v1); a copy with any other bit set is
-/// refused, so a future feature that changes behaviour is never silently ignored.
-pub const CONFIG_KNOWN_FLAGS: u64 = 0;
+/// Configuration flag: the target is in mode `failed` (a remap storm, a spare or a
+/// metadata failure); it stays failed across reloads until the admin clears it.
+pub const CONFIG_FLAG_FAILED: u64 = 1;
+
+/// Known configuration flag bits; a copy with any other bit set is refused, so a
+/// future feature that changes behaviour is never silently ignored.
+pub const CONFIG_KNOWN_FLAGS: u64 = CONFIG_FLAG_FAILED;
 
 /// Identity of the main device, checked on every load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

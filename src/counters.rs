@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Counters and the status lines.
+//!
+//! C header: [include/linux/device-mapper.h](srctree/include/linux/device-mapper.h)
+//!
+//! `dmsetup status` must answer while the worker is busy with a dying disk (synchronous
+//! retries can take minutes): nothing here takes the core mutex. The I/O counters are
+//! atomics updated from `map`/`end_io`; what only writers change (spare usage, metadata
+//! version, last commit result) is mirrored into atomics by the writers ([`Mirror`]).
+
+use crate::target::{Remap, VERSION};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+
+/// I/O counters, updated lock-free from `map` and `end_io`.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) reads: AtomicU64,
+    pub(crate) writes: AtomicU64,
+    pub(crate) flushes: AtomicU64,
+    pub(crate) read_sectors: AtomicU64,
+    pub(crate) write_sectors: AtomicU64,
+    pub(crate) read_errors: AtomicU64,
+    pub(crate) write_errors: AtomicU64,
+    /// Blocks remapped since the target was created.
+    pub(crate) remaps: AtomicU64,
+    /// Failed reads that a retry recovered.
+    pub(crate) read_retried_ok: AtomicU64,
+    /// Failed writes completed successfully through a remap.
+    pub(crate) write_errors_hidden: AtomicU64,
+    /// Failed writes that the main device took when they were written again.
+    pub(crate) write_retried_ok: AtomicU64,
+    /// Failed I/O of the spare (each one puts the target in mode `failed`).
+    pub(crate) spare_errors: AtomicU64,
+}
+
+impl Stats {
+    /// Zeroes every counter.
+    pub(crate) fn clear(&self) {
+        for c in [
+            &self.reads,
+            &self.writes,
+            &self.flushes,
+            &self.read_sectors,
+            &self.write_sectors,
+            &self.read_errors,
+            &self.write_errors,
+            &self.remaps,
+            &self.read_retried_ok,
+            &self.write_errors_hidden,
+            &self.write_retried_ok,
+            &self.spare_errors,
+        ] {
+            c.store(0, Relaxed);
+        }
+    }
+
+    /// The `stats` message answer.
+    pub(crate) fn write(&self, out: &mut dyn Write, sep: &str) -> core::fmt::Result {
+        write!(
+            out,
+            "reads={r}{sep}writes={w}{sep}flushes={f}{sep}read_sectors={rs}{sep}write_sectors={ws}{sep}read_errors={re}{sep}write_errors={we}{sep}remaps={rm}{sep}read_retried_ok={rr}{sep}write_errors_hidden={wh}{sep}write_retried_ok={wr}{sep}spare_errors={se}",
+            r = self.reads.load(Relaxed),
+            w = self.writes.load(Relaxed),
+            f = self.flushes.load(Relaxed),
+            rs = self.read_sectors.load(Relaxed),
+            ws = self.write_sectors.load(Relaxed),
+            re = self.read_errors.load(Relaxed),
+            we = self.write_errors.load(Relaxed),
+            rm = self.remaps.load(Relaxed),
+            rr = self.read_retried_ok.load(Relaxed),
+            wh = self.write_errors_hidden.load(Relaxed),
+            wr = self.write_retried_ok.load(Relaxed),
+            se = self.spare_errors.load(Relaxed),
+        )
+    }
+}
+
+/// Writer-side values that status shows, copied out by the writers (under the core
+/// mutex) after every change, read without the mutex.
+#[derive(Default)]
+pub(crate) struct Mirror {
+    pub(crate) used: AtomicU64,
+    pub(crate) free: AtomicU64,
+    pub(crate) version: AtomicU64,
+    pub(crate) last_commit: AtomicI32,
+}
+
+impl Remap {
+    /// Copies the writer-side values status shows. Callers hold the core mutex.
+    pub(crate) fn mirror(&self, core: &crate::meta_io::Core) {
+        self.mirror.used.store(core.used_blocks(), Relaxed);
+        self.mirror.free.store(core.free_blocks(), Relaxed);
+        self.mirror.version.store(core.version(), Relaxed);
+        self.mirror.last_commit.store(core.last_commit, Relaxed);
+    }
+
+    /// The INFO status line (fields documented in the admin guide).
+    pub(crate) fn write_info(&self, out: &mut dyn Write) -> core::fmt::Result {
+        let (remapped, pending) = self.published.read(|s| s.map_or((0, 0), |s| s.counts()));
+        let m = &self.mirror;
+        let s = &self.stats;
+        write!(
+            out,
+            "{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
+            self.cfg.block_size.bytes(),
+            self.spare_blocks(),
+            s.reads.load(Relaxed),
+            s.writes.load(Relaxed),
+            s.flushes.load(Relaxed),
+            s.read_sectors.load(Relaxed),
+            s.write_sectors.load(Relaxed),
+            s.read_errors.load(Relaxed),
+            s.write_errors.load(Relaxed),
+            remapped,
+            pending,
+            m.used.load(Relaxed),
+            m.free.load(Relaxed),
+            s.remaps.load(Relaxed),
+            m.version.load(Relaxed),
+            m.last_commit.load(Relaxed),
+            if self.is_failed() { "failed" } else { "ok" }
+        )
+    }
+
+    /// The IMA measurement line.
+    pub(crate) fn write_ima(&self, out: &mut dyn Write) -> core::fmt::Result {
+        write!(
+            out,
+            "target_name=remap,target_version={}.{}.{},main_dev={},spare_dev={},block_size={},read_retries={},max_remap_rate={},mode={};",
+            VERSION[0],
+            VERSION[1],
+            VERSION[2],
+            self.main_name(),
+            self.spare_name(),
+            self.cfg.block_size.bytes(),
+            self.cfg.read_retries,
+            self.cfg.max_remap_rate,
+            if self.is_failed() { "failed" } else { "ok" }
+        )
+    }
+}

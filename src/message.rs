@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `dmsetup message` verbs (parsed by remap-core, executed here).
+//!
+//! C header: [include/linux/device-mapper.h](srctree/include/linux/device-mapper.h)
+//!
+//! Answers go back through the message result buffer. Verbs that change the remap
+//! state write to the devices, so they are refused on a read-only table and while the
+//! device is suspended (a suspended device must not see new I/O); they take the core
+//! mutex, like the worker.
+
+use crate::engine::{mask_count, Special, PENDING, REMAPPED};
+use crate::remap_core::message::{Message, VERBS};
+use crate::remap_core::units::Blocks;
+use crate::resultbuf::ResultBuf;
+use crate::target::{state, Remap};
+use core::ffi::CStr;
+use core::fmt::Write;
+use kernel::ffi::{c_char, c_int, c_uint};
+use kernel::prelude::*;
+
+macro_rules! dmerr {
+    ($($arg:tt)*) => { pr_err!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
+}
+
+/// Most entries one `list` answer holds; `next=<block>` continues.
+const LIST_MAX: usize = 64;
+
+impl Remap {
+    /// Refuses a state-changing verb where it must not write.
+    fn may_write(&self, verb: &str) -> Result {
+        if !self.writable {
+            dmerr!("{}: refused: the table is read-only", verb);
+            return Err(EROFS);
+        }
+        // SAFETY: `ti` is our live target.
+        if unsafe { crate::bindings::dm_suspended(self.ti) } != 0 {
+            dmerr!("{}: refused: the device is suspended", verb);
+            return Err(EBUSY);
+        }
+        Ok(())
+    }
+
+    fn message(&self, msg: Message, out: &mut dyn Write) -> Result<()> {
+        let blocks = self.cfg.block_size.whole_blocks(self.len).0;
+        let check = |blk: Blocks| {
+            if blk.0 < blocks {
+                Ok(blk.0)
+            } else {
+                dmerr!("block {} is beyond the target ({} blocks)", blk.0, blocks);
+                Err(EINVAL)
+            }
+        };
+        // A cut answer is fine: dm core sees the full buffer, sets DM_BUFFER_FULL_FLAG
+        // and dmsetup asks again with a larger one. So formatting errors are ignored.
+        let _ = match msg {
+            Message::Help => {
+                let mut r = Ok(());
+                for (verb, what) in VERBS.iter() {
+                    r = r.and_then(|()| writeln!(out, "{verb:<22}{what}"));
+                }
+                r
+            }
+            Message::Stats => self.stats.write(out, " "),
+            Message::ClearStats => {
+                self.stats.clear();
+                Ok(())
+            }
+            Message::Query(blk) => {
+                let blk = check(blk)?;
+                let s = self.published.read(|s| s.and_then(|s| s.get(blk)).copied());
+                match s {
+                    None => write!(out, "block={blk} state=main"),
+                    Some(s) => Self::write_special(out, &s),
+                }
+            }
+            Message::List(from) => self.published.read(|snap| {
+                let items = snap.map_or(&[][..], |s| s.items());
+                let start = items.partition_point(|s| s.block < from.0);
+                let mut r = Ok(());
+                let rest = items.get(start..).unwrap_or(&[]);
+                for s in rest.iter().take(LIST_MAX) {
+                    r = r
+                        .and_then(|()| Self::write_special(out, s))
+                        .and_then(|()| writeln!(out));
+                }
+                match rest.get(LIST_MAX) {
+                    Some(n) => r.and_then(|()| write!(out, "next={}", n.block)),
+                    None => r.and_then(|()| write!(out, "end")),
+                }
+            }),
+            Message::Remap(blk) => {
+                let blk = check(blk)?;
+                self.may_write("remap")?;
+                let mut core = self.core.lock();
+                let r = self.remap_now(&mut core, blk);
+                self.mirror(&core);
+                r.inspect_err(|e| {
+                    dmerr!("remap {}: failed ({})", blk, e.to_errno());
+                })?;
+                write!(out, "block={blk} remapped")
+            }
+            Message::Unremap(blk) => {
+                let blk = check(blk)?;
+                self.may_write("unremap")?;
+                let mut core = self.core.lock();
+                let r = self.unremap_now(&mut core, blk);
+                self.mirror(&core);
+                r.inspect_err(|e| {
+                    dmerr!("unremap {}: refused ({}): not remapped, lost sectors, or main still failing", blk, e.to_errno());
+                })?;
+                write!(out, "block={blk} unremapped")
+            }
+            Message::Clear => {
+                self.may_write("clear")?;
+                let mut core = self.core.lock();
+                let mut n = 0u64;
+                let r = loop {
+                    let Some(s) = self.published.items_locked().first().copied() else {
+                        break Ok(());
+                    };
+                    if let Err(e) = self.unremap_now(&mut core, s.block) {
+                        dmerr!(
+                            "clear: block {} cannot move back ({}); {} cleared",
+                            s.block,
+                            e.to_errno(),
+                            n
+                        );
+                        break Err(e);
+                    }
+                    n += 1;
+                };
+                self.mirror(&core);
+                r?;
+                write!(out, "cleared={n}")
+            }
+            Message::ClearFailed => {
+                self.may_write("clear_failed")?;
+                let mut core = self.core.lock();
+                let r = self.leave_failed(&mut core);
+                self.mirror(&core);
+                r?;
+                write!(out, "mode=ok")
+            }
+        };
+        Ok(())
+    }
+
+    fn write_special(out: &mut dyn Write, s: &Special) -> core::fmt::Result {
+        match s.state {
+            REMAPPED => write!(
+                out,
+                "block={} state=remapped spare=0 spare_block={} lost_sectors={}",
+                s.block,
+                s.spare_block,
+                mask_count(&s.lost)
+            ),
+            PENDING => write!(out, "block={} state=pending", s.block),
+            _ => write!(out, "block={} state=busy", s.block),
+        }
+    }
+}
+
+/// # Safety
+/// Called by dm core with a constructed target, `argc` C strings in `argv` and a
+/// `maxlen`-byte result buffer.
+pub(crate) unsafe extern "C" fn remap_message(
+    ti: *mut crate::bindings::dm_target,
+    argc: c_uint,
+    argv: *mut *mut c_char,
+    result: *mut c_char,
+    maxlen: c_uint,
+) -> c_int {
+    // SAFETY: dm core calls `message` only for a constructed target.
+    let t = unsafe { state(ti) };
+    let argc = argc as usize;
+    if argc > 4 {
+        dmerr!("message: too many arguments");
+        return EINVAL.to_errno();
+    }
+    let mut args: [&[u8]; 4] = [&[]; 4];
+    for (i, slot) in args.iter_mut().take(argc).enumerate() {
+        // SAFETY: dm core passes `argc` valid NUL-terminated strings.
+        *slot = unsafe { CStr::from_ptr((*argv.add(i)).cast()) }.to_bytes();
+    }
+    let msg = match Message::parse(args.get(..argc).unwrap_or(&[])) {
+        Ok(m) => m,
+        Err(e) => {
+            dmerr!("message: {}", e.as_str());
+            return EINVAL.to_errno();
+        }
+    };
+    // SAFETY: dm core passes a writable buffer of `maxlen` bytes.
+    let Some(mut out) = (unsafe { ResultBuf::new(result, maxlen) }) else {
+        return EINVAL.to_errno();
+    };
+    // 1: the answer is in the buffer (cut when it did not fit, which dm core detects).
+    match t.message(msg, &mut out) {
+        Ok(()) => 1,
+        Err(e) => e.to_errno(),
+    }
+}
