@@ -2,11 +2,12 @@
 
 //! dm-remap: a device-mapper target that keeps an ageing disk usable.
 //!
-//! I/O passes through to a main device; bad blocks, and blocks predicted to go bad, are
-//! moved onto spare devices transparently to the filesystem above. Everything that does
-//! not need the kernel (parsing, on-disk format, remap table, allocator, statistics,
-//! prediction) lives in `rust/remap-core`, compiled into this crate below and tested on
-//! the host; the files here are the kernel glue.
+//! I/O passes through to a main device; blocks that fail writes are moved onto a spare
+//! device transparently to the filesystem above. Everything that does not need the
+//! kernel (parsing, on-disk format, remap table, allocator, statistics, prediction)
+//! lives in `rust/remap-core`, compiled into this crate below and tested on the host;
+//! the files here are the kernel glue. (The statistics and prediction engine is not
+//! called from the module yet: it runs in `remapctl` over traces.)
 
 mod bindings;
 mod counters;

@@ -36,7 +36,8 @@ ktap_check "the main device took it when written again (write_retried_ok=1)" \
 # the flags of the logged writes of blocks 50 and 30.
 for d in "${PREFIX}f" "$dust" "$lw"; do dmsetup remove "$d" || exit 1; done
 DMDEVS=()
-flags=$(python3 - "$logdev" "$WORK/plain" "$WORK/retried" <<'PY'
+dd if="$logdev" of="$WORK/log.img" bs=1M status=none || exit 1
+flags=$(python3 - "$WORK/log.img" "$WORK/plain" "$WORK/retried" <<'PY'
 import sys
 import importlib.util, os
 spec = importlib.util.spec_from_file_location("replay", os.path.join(os.getcwd(), "tests/crash/replay.py"))

@@ -96,9 +96,10 @@ def main():
                 break
             with lock:
                 ceil = issued[b]
-            got = decode(bytes(buf))
-            if floor == 0 and got is None:
-                pass  # never written: initial contents
+            data = bytes(buf)
+            got = decode(data)
+            if floor == 0 and data == bytes(BS):
+                pass  # never written yet: the device's initial zeros
             elif got is None or got[0] != b:
                 fail(f"reader {r}: block {b} returned data of block {got and got[0]}")
             elif min(got[1]) < floor or max(got[1]) > ceil:
