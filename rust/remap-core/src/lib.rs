@@ -33,3 +33,4 @@ pub mod stats;
 pub mod storm;
 pub mod table_line;
 pub mod units;
+pub mod uuid;
