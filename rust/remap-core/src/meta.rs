@@ -25,6 +25,7 @@ use super::units::{BlockSize, Sectors};
 
 mod decode;
 mod encode;
+pub mod identity;
 
 pub use decode::{decode, Decoded, Entries};
 pub use encode::{encode, set_copy_sector};
@@ -39,7 +40,7 @@ pub const HEADER_LEN: usize = 128;
 pub const SECTION_HEADER_LEN: usize = 16;
 /// Most spares a setup may have.
 pub const MAX_SPARES: usize = 16;
-/// Bytes of the main device's identity string.
+/// Bytes of the main device's identity ([`identity`]).
 pub const IDENTITY_LEN: usize = 32;
 /// Encoded size of one remap entry.
 pub const REMAP_ENTRY_LEN: usize = 12;
@@ -109,7 +110,8 @@ pub struct Fingerprint {
     pub logical_block_bytes: u32,
     /// Physical block size of the main device.
     pub physical_block_bytes: u32,
-    /// Optional identity (serial, WWN, label), NUL-padded; all zero when unknown.
+    /// The device's own identifier, encoded as [`identity`] describes (kind, length,
+    /// bytes); all zero when the kernel has none.
     pub identity: [u8; IDENTITY_LEN],
 }
 
@@ -362,6 +364,24 @@ pub const fn fits(spares: usize, remaps: usize, lost: usize, pending: usize) -> 
     }
 }
 
+/// Length of an encoded copy of `len` bytes rounded up to the logical block size
+/// `logical_block_bytes` of the device it is written to, so that every metadata I/O
+/// is a whole number of logical blocks (a 4 KiB-sector disk fails smaller or
+/// misaligned bios). `None` when the block size is not a power of two in
+/// 512..=65536 or the padded copy would exceed [`layout::COPY_MAX_BYTES`]. The bytes
+/// between `len` and the padded length are not part of the copy (decode reads
+/// `total_len` bytes); writers zero them.
+pub const fn padded_len(len: usize, logical_block_bytes: u32) -> Option<usize> {
+    let lbs = logical_block_bytes as usize;
+    if !lbs.is_power_of_two() || lbs < 512 || lbs > 65536 {
+        return None;
+    }
+    match len.checked_next_multiple_of(lbs) {
+        Some(n) if n <= layout::COPY_MAX_BYTES => Some(n),
+        _ => None,
+    }
+}
+
 /// Most remap entries one copy holds with one spare and no lost or pending records.
 pub const CAPACITY_ONE_SPARE: usize = capacity(1);
 /// Most remap entries one copy holds with the full spare list.
@@ -384,5 +404,30 @@ pub fn spare_info(uuid: [u8; 16], sectors: u64, bs: BlockSize, priority: u8) -> 
         role: 0,
         priority,
         state: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_len_rounds_to_the_logical_block() {
+        assert_eq!(padded_len(512, 512), Some(512));
+        assert_eq!(padded_len(1024, 512), Some(1024));
+        assert_eq!(padded_len(512, 4096), Some(4096));
+        assert_eq!(padded_len(4096, 4096), Some(4096));
+        assert_eq!(padded_len(4608, 4096), Some(8192));
+        assert_eq!(padded_len(0, 4096), Some(0));
+        assert_eq!(padded_len(1, 65536), Some(65536));
+        let max = layout::COPY_MAX_BYTES;
+        assert_eq!(padded_len(max, 4096), Some(max));
+        assert_eq!(padded_len(max, 65536), Some(max));
+        assert_eq!(padded_len(max - 511, 4096), Some(max));
+        assert_eq!(padded_len(max + 1, 512), None);
+        assert_eq!(padded_len(usize::MAX, 4096), None);
+        for bad in [0, 256, 511, 513, 3000, 131072, u32::MAX] {
+            assert_eq!(padded_len(512, bad), None, "{bad}");
+        }
     }
 }

@@ -183,6 +183,30 @@ fn capacity_is_stated_and_enforced() {
 }
 
 #[test]
+fn failed_flag_round_trips() {
+    assert_eq!(CONFIG_KNOWN_FLAGS & CONFIG_FLAG_FAILED, CONFIG_FLAG_FAILED);
+    let o = Owned::new(8, 20);
+    let mut st = o.state();
+    st.config.flags = CONFIG_FLAG_FAILED;
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    let n = encode(&st, COPY_SECTORS[2], &mut buf).unwrap();
+    let d = decode(&buf[..n], COPY_SECTORS[2]).unwrap();
+    assert_eq!(d.config.flags, CONFIG_FLAG_FAILED);
+    assert_eq!(d.config, st.config);
+}
+
+#[test]
+fn a_copy_padded_to_4k_decodes_whatever_the_padding_holds() {
+    let o = Owned::new(4, 123);
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    let n = encode(&o.state(), 0, &mut buf).unwrap();
+    let p = padded_len(n, 4096).unwrap();
+    assert!(p >= n && p % 4096 == 0 && p - n < 4096);
+    buf[n..p].fill(0xa5);
+    assert_same_state(&decode(&buf[..p], 0).unwrap(), &o);
+}
+
+#[test]
 fn encode_rejects_what_it_cannot_store() {
     let mut buf = vec![0u8; COPY_MAX_BYTES];
     let mut o = Owned::new(1, 3);
@@ -286,9 +310,9 @@ fn semantic_checks_each_have_a_diagnosis() {
         &|b| b[lo + 8..lo + 16].copy_from_slice(&(1u64 << 9).to_le_bytes()),
         Diagnosis::Malformed(Malformed::Lost),
     );
-    // Unknown feature flag.
+    // Unknown feature flag (bit 0 is CONFIG_FLAG_FAILED, bit 1 is unknown).
     let cf = section(&base, section::CONFIG);
-    check(&|b| b[cf + 16] = 1, Diagnosis::Malformed(Malformed::Config));
+    check(&|b| b[cf + 16] = 2, Diagnosis::Malformed(Malformed::Config));
     // Block size not a power of two.
     check(
         &|b| b[cf..cf + 4].copy_from_slice(&4000u32.to_le_bytes()),
