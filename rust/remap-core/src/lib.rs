@@ -23,6 +23,7 @@ pub mod crc;
 pub mod cursor;
 pub mod error;
 pub mod fixed;
+pub mod judge;
 pub mod layout;
 pub mod message;
 pub mod meta;

@@ -9,9 +9,15 @@
 //!
 //! [`decode`] checks, in this order, each with its own [`Diagnosis`]: blank, location,
 //! magic, format version, lengths, header checksum, body checksum, section checksums,
-//! then the meaning of every field (sorting, ranges, cross references). A copy that
-//! passes can be iterated without further errors. The setup UUID is checked by copy
-//! selection ([`super::repair`]), which knows which setup it is looking for.
+//! then the encoding's own rules: reserved bytes zero, each section once, lengths,
+//! every value in its domain (block sizes, retries, known flags, roles and states),
+//! arrays strictly increasing, lost-sector records only for remapped blocks, pending
+//! blocks not remapped. A copy that passes is *ours and intact* and can be iterated
+//! without further errors; it is then selected by version ([`super::repair`], which
+//! also checks the setup UUID). Whether the selected state makes sense — the spare
+//! list, ranges against the target and the spare, one spare block per entry — and
+//! whether it belongs to the devices at hand is decided by [`super::judge`], the one
+//! set of rules the kernel and `remapctl` share.
 //!
 //! This file holds the format's constants, types and sizes; `meta/encode.rs` writes a
 //! copy and `meta/decode.rs` validates and reads one.
@@ -245,18 +251,17 @@ pub enum Malformed {
     Reserved,
     /// Bad main-device block sizes.
     Fingerprint,
-    /// Bad block size, retries, target length or unknown feature flag.
+    /// Bad block size, retries or unknown feature flag.
     Config,
-    /// Too many spares, or a spare record out of range.
+    /// More than [`MAX_SPARES`] spares, or a spare record with an unknown role or
+    /// state or non-zero reserved bytes.
     Spares,
-    /// Remap entries not strictly increasing or out of range.
+    /// Remap entries not strictly increasing.
     Remaps,
-    /// Lost-sector records not matching remapped blocks.
+    /// Lost-sector records not strictly increasing, empty, or not for a remapped block.
     Lost,
-    /// Pending blocks not sorted, out of range or also remapped.
+    /// Pending blocks not strictly increasing, or also remapped.
     Pending,
-    /// Scan checkpoint beyond the target.
-    Scan,
 }
 
 impl Diagnosis {
@@ -293,7 +298,6 @@ impl Malformed {
             Self::Remaps => "malformed: remap entries",
             Self::Lost => "malformed: lost-sector records",
             Self::Pending => "malformed: pending blocks",
-            Self::Scan => "malformed: scan checkpoint",
         }
     }
 }

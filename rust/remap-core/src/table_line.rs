@@ -14,7 +14,7 @@
 //! - `format_spare`: a one-shot creation option. It formats a spare whose metadata area
 //!   holds no valid copy of dm-remap metadata (foreign data: a filesystem, another
 //!   tool's label, noise). It never formats over valid dm-remap metadata, of this setup
-//!   or of another one; such a spare is loaded and judged, or refused.
+//!   or of another one; such a spare is loaded and judged ([`super::judge`]), or refused.
 //!   It is not printed back by [`TableConfig::write_table`], so a reload of the printed
 //!   line never carries it.
 //! - `max_remap_rate <n>`: remaps per minute beyond which the main device is taken to

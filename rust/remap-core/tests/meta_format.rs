@@ -5,6 +5,7 @@
 
 use proptest::prelude::*;
 use remap_core::crc;
+use remap_core::judge::{judge_state, Verdict};
 use remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
 use remap_core::meta::*;
 use remap_core::remap_table::{Entry, BUSY};
@@ -37,8 +38,7 @@ fn config() -> Config {
 }
 
 fn fingerprint() -> Fingerprint {
-    let mut identity = [0u8; IDENTITY_LEN];
-    identity[..8].copy_from_slice(b"WD-12345");
+    let identity = identity::identity_from_unique_id(1, b"WD-12345").unwrap();
     Fingerprint {
         main_sectors: 1 << 25,
         logical_block_bytes: 512,
@@ -280,6 +280,16 @@ fn semantic_checks_each_have_a_diagnosis() {
         reseal(&mut b);
         assert_eq!(decode(&b, 0).err(), Some(want));
     };
+    // Rules about what a state means are the judge's: decode accepts the copy (ours,
+    // intact) and judge_state refuses the state.
+    let judged = |f: &dyn Fn(&mut Vec<u8>), want: Verdict| {
+        let mut b = base.clone();
+        f(&mut b);
+        reseal(&mut b);
+        let d = decode(&b, 0).expect("decode leaves this rule to the judge");
+        let mut bm = vec![0u64; 1 << 12];
+        assert_eq!(judge_state(&d, &mut bm), Err(want));
+    };
     let rm = section(&base, section::REMAPS) + 8;
     // Two remap entries out of order.
     check(
@@ -287,12 +297,12 @@ fn semantic_checks_each_have_a_diagnosis() {
         Diagnosis::Malformed(Malformed::Remaps),
     );
     // Spare block beyond the spare.
-    check(
+    judged(
         &|b| b[rm + 7..rm + 12].copy_from_slice(&[0xff; 5]),
-        Diagnosis::Malformed(Malformed::Remaps),
+        Verdict::BeyondSpare,
     );
     // Unknown spare index.
-    check(&|b| b[rm + 6] = 3, Diagnosis::Malformed(Malformed::Remaps));
+    judged(&|b| b[rm + 6] = 3, Verdict::SpareIndex);
     // A pending block that is also remapped.
     let pe = section(&base, section::PENDING) + 8;
     check(
@@ -306,9 +316,9 @@ fn semantic_checks_each_have_a_diagnosis() {
         Diagnosis::Malformed(Malformed::Lost),
     );
     // Lost sectors beyond the block's 8 sectors.
-    check(
+    judged(
         &|b| b[lo + 8..lo + 16].copy_from_slice(&(1u64 << 9).to_le_bytes()),
-        Diagnosis::Malformed(Malformed::Lost),
+        Verdict::LostBeyondBlock,
     );
     // Unknown feature flag (bit 0 is CONFIG_FLAG_FAILED, bit 1 is unknown).
     let cf = section(&base, section::CONFIG);
@@ -346,7 +356,7 @@ fn semantic_checks_each_have_a_diagnosis() {
     );
     // Scan cursor beyond the target.
     let sc = section(&base, section::SCAN);
-    check(&|b| b[sc + 7] = 0x10, Diagnosis::Malformed(Malformed::Scan));
+    judged(&|b| b[sc + 7] = 0x10, Verdict::ScanBeyondTarget);
 }
 
 #[test]
@@ -706,7 +716,11 @@ proptest! {
         let _ = decode(&b, 0);
         let _ = decode(&b[..cut], 0);
         reseal(&mut b);
-        let _ = decode(&b, 0);
+        if let Ok(d) = decode(&b, 0) {
+            // Whatever decodes can be judged without panicking, with any bitmap.
+            let _ = judge_state(&d, &mut vec![0u64; 64]);
+            let _ = judge_state(&d, &mut []);
+        }
     }
 
     #[test]

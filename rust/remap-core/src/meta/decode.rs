@@ -3,8 +3,8 @@
 
 use super::{
     crc, layout, section, section_salt, BlockSize, Config, Diagnosis, Entry, Fingerprint,
-    Malformed, OutOfBounds, Reader, ScanCheckpoint, Sectors, SpareInfo, CONFIG_KNOWN_FLAGS,
-    CONFIG_LEN, FORMAT_VERSION, HEADER_LEN, LOST_ENTRY_LEN, MAGIC, MAX_READ_RETRIES, MAX_SPARES,
+    Malformed, OutOfBounds, Reader, ScanCheckpoint, SpareInfo, CONFIG_KNOWN_FLAGS, CONFIG_LEN,
+    FORMAT_VERSION, HEADER_LEN, LOST_ENTRY_LEN, MAGIC, MAX_READ_RETRIES, MAX_SPARES,
     MAX_SPARE_ROLE, MAX_SPARE_STATE, PENDING_ENTRY_LEN, REMAP_ENTRY_LEN, SALT_BODY, SALT_HEADER,
     SECTION_CRITICAL, SPARE_ENTRY_LEN,
 };
@@ -192,14 +192,9 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
         }
         c
     };
-    let bs = BlockSize::from_bytes(u64::from(config.block_bytes))
-        .map_err(|_| malformed(Malformed::Config))?;
-    let target_blocks = bs.whole_blocks(Sectors(config.target_sectors)).0;
-    if config.read_retries > u32::from(MAX_READ_RETRIES)
+    if BlockSize::from_bytes(u64::from(config.block_bytes)).is_err()
+        || config.read_retries > u32::from(MAX_READ_RETRIES)
         || config.flags & !CONFIG_KNOWN_FLAGS != 0
-        || config.target_sectors == 0
-        || !bs.is_aligned(Sectors(config.target_sectors))
-        || config.target_sectors > fingerprint.main_sectors
     {
         return Err(malformed(Malformed::Config));
     }
@@ -212,29 +207,15 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
             last_pass_end_s: r.u64().map_err(&e)?,
         }
     };
-    if scan.cursor_block > target_blocks {
-        return Err(malformed(Malformed::Scan));
-    }
 
     let spares = array(sp_b, SPARE_ENTRY_LEN)?;
-    let nspares = spares.len() / SPARE_ENTRY_LEN;
-    if nspares > MAX_SPARES || nspares == 0 {
+    if spares.len() / SPARE_ENTRY_LEN > MAX_SPARES {
         return Err(malformed(Malformed::Spares));
     }
-    let mut spare_blocks = [0u64; MAX_SPARES];
-    for (i, rec) in spares.chunks_exact(SPARE_ENTRY_LEN).enumerate() {
+    for rec in spares.chunks_exact(SPARE_ENTRY_LEN) {
         let s = spare_record(rec).map_err(|_| malformed(Malformed::Spares))?;
-        let start = layout::data_start(bs).0;
-        if s.data_start != start
-            || s.data_blocks != layout::data_blocks(Sectors(s.sectors), bs).0
-            || s.data_blocks == 0
-            || s.role > MAX_SPARE_ROLE
-            || s.state > MAX_SPARE_STATE
-        {
+        if s.role > MAX_SPARE_ROLE || s.state > MAX_SPARE_STATE {
             return Err(malformed(Malformed::Spares));
-        }
-        if let Some(slot) = spare_blocks.get_mut(i) {
-            *slot = s.data_blocks;
         }
     }
 
@@ -255,36 +236,21 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
         lost,
         pending,
     };
-    // Remaps: strictly increasing, in range, spare known.
+    // Remaps: strictly increasing.
     let mut prev: Option<u64> = None;
     for e in d.remap_iter() {
         let e = e.map_err(|_| malformed(Malformed::Remaps))?;
-        let limit = spare_blocks.get(usize::from(e.spare)).copied().unwrap_or(0);
-        if prev.is_some_and(|p| p >= e.block)
-            || e.block >= target_blocks
-            || usize::from(e.spare) >= nspares
-            || e.spare_block >= limit
-        {
+        if prev.is_some_and(|p| p >= e.block) {
             return Err(malformed(Malformed::Remaps));
         }
         prev = Some(e.block);
     }
-    // Lost records: strictly increasing, each for a remapped block, mask within the block.
-    let spb = bs.sectors();
-    let valid_mask: [u64; 2] = match spb {
-        128 => [u64::MAX, u64::MAX],
-        64 => [u64::MAX, 0],
-        n => [(1u64 << n) - 1, 0],
-    };
+    // Lost records: strictly increasing, non-empty, each for a remapped block.
     let mut prev: Option<u64> = None;
     let mut remaps_it = d.remap_iter().peekable();
     for rec in lost.chunks_exact(LOST_ENTRY_LEN) {
         let (b, m) = lost_record(rec).map_err(|_| malformed(Malformed::Lost))?;
-        if prev.is_some_and(|p| p >= b)
-            || m == [0, 0]
-            || m[0] & !valid_mask[0] != 0
-            || m[1] & !valid_mask[1] != 0
-        {
+        if prev.is_some_and(|p| p >= b) || m == [0, 0] {
             return Err(malformed(Malformed::Lost));
         }
         while remaps_it
@@ -301,12 +267,12 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
         }
         prev = Some(b);
     }
-    // Pending: strictly increasing, in range, not remapped.
+    // Pending: strictly increasing, not remapped.
     let mut prev: Option<u64> = None;
     let mut remaps_it = d.remap_iter().peekable();
     for rec in pending.chunks_exact(PENDING_ENTRY_LEN) {
         let b = Reader::new(rec).u64().map_err(oob(Malformed::Pending))?;
-        if prev.is_some_and(|p| p >= b) || b >= target_blocks {
+        if prev.is_some_and(|p| p >= b) {
             return Err(malformed(Malformed::Pending));
         }
         while remaps_it
