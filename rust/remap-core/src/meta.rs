@@ -33,7 +33,7 @@ mod decode;
 mod encode;
 pub mod identity;
 
-pub use decode::{decode, Decoded, Entries};
+pub use decode::{decode, Decoded};
 pub use encode::{encode, set_copy_sector};
 
 /// Magic bytes at offset 0 of every copy.
@@ -396,6 +396,15 @@ const fn capacity(spares: usize) -> usize {
         return 0;
     };
     (layout::COPY_MAX_BYTES - base) / REMAP_ENTRY_LEN
+}
+
+/// Iterator over a decoded copy's entries, merged in block order
+/// ([`Decoded::entries`]).
+#[derive(Debug, Clone)]
+pub struct Entries<'a> {
+    remaps: &'a [u8],
+    lost: &'a [u8],
+    pending: &'a [u8],
 }
 
 /// Helper for callers building a state: the spare record of a device of `sectors`.

@@ -1,8 +1,8 @@
 //! Decoding and validating one copy ([`decode`]) and reading the decoded state
-//! ([`Decoded`], [`Entries`]).
+//! ([`Decoded`], and the iterator over its entries).
 
 use super::{
-    crc, layout, section, section_salt, BlockSize, Config, Diagnosis, Entry, Fingerprint,
+    crc, layout, section, section_salt, BlockSize, Config, Diagnosis, Entries, Entry, Fingerprint,
     Malformed, OutOfBounds, Reader, ScanCheckpoint, SpareInfo, CONFIG_KNOWN_FLAGS, CONFIG_LEN,
     FORMAT_VERSION, HEADER_LEN, LOST_ENTRY_LEN, MAGIC, MAX_READ_RETRIES, MAX_SPARES,
     MAX_SPARE_ROLE, MAX_SPARE_STATE, PENDING_ENTRY_LEN, REMAP_ENTRY_LEN, SALT_BODY, SALT_HEADER,
@@ -380,14 +380,6 @@ impl<'a> Decoded<'a> {
             pending: self.pending,
         }
     }
-}
-
-/// Iterator over a decoded copy's entries, merged in block order.
-#[derive(Debug, Clone)]
-pub struct Entries<'a> {
-    remaps: &'a [u8],
-    lost: &'a [u8],
-    pending: &'a [u8],
 }
 
 impl Iterator for Entries<'_> {
