@@ -50,6 +50,8 @@ pub enum CoreError {
     BlockOutOfRange,
     /// Text does not fit the caller's output buffer.
     OutputFull,
+    /// A `uuid` that is not 32 hex digits or the 8-4-4-4-12 form, or is all zero.
+    BadUuid,
 }
 
 impl CoreError {
@@ -77,6 +79,7 @@ impl CoreError {
             Self::BadMessageArgs => c"Wrong number of message arguments",
             Self::BlockOutOfRange => c"Block beyond the end of the target",
             Self::OutputFull => c"Output buffer too small",
+            Self::BadUuid => c"Invalid uuid (32 hex digits or the 8-4-4-4-12 form, not all zero)",
         }
     }
 }

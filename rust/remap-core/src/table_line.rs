@@ -11,15 +11,24 @@
 //! - `block_size <bytes>`: remap granularity, power of two in 512..=65536 (default 4096).
 //! - `read_retries <n>`: extra attempts of a failed read before it is reported, 0..=16
 //!   (default 1).
-//! - `format_spare`: format the spare even if its metadata area holds foreign data
-//!   (or valid metadata of a setup for another main device).
+//! - `format_spare`: a one-shot creation option. It formats a spare whose metadata area
+//!   holds no valid copy of dm-remap metadata (foreign data: a filesystem, another
+//!   tool's label, noise). It never formats over valid dm-remap metadata, of this setup
+//!   or of another one; such a spare is loaded and judged ([`super::judge`]), or refused.
+//!   It is not printed back by [`TableConfig::write_table`], so a reload of the printed
+//!   line never carries it.
 //! - `max_remap_rate <n>`: remaps per minute beyond which the main device is taken to
 //!   be failing as a whole and the target stops remapping (0: no limit; default
 //!   [`DEFAULT_MAX_REMAP_RATE`]).
+//! - `uuid <uuid>`: the setup UUID the spare's metadata must carry (32 hex digits or
+//!   the 8-4-4-4-12 form, not all zero); a spare of another setup is refused. The
+//!   printed line always names the loaded setup's UUID, so reloading it only ever
+//!   loads the same setup.
 
 use super::error::CoreError;
 use super::layout;
 use super::units::{BlockSize, Sectors};
+use super::uuid::{parse_uuid, UuidText};
 use core::fmt;
 
 /// Default number of read retries.
@@ -54,6 +63,8 @@ pub struct TableConfig<'a> {
     pub max_remap_rate: u32,
     /// Whether `max_remap_rate` was given.
     pub max_remap_rate_given: bool,
+    /// Setup UUID the spare's metadata must carry (`uuid`), if given.
+    pub uuid: Option<[u8; 16]>,
 }
 
 /// Parses a decimal `u64`: digits only, no sign, no junk, no overflow.
@@ -95,6 +106,7 @@ impl<'a> TableConfig<'a> {
             format_spare: false,
             max_remap_rate: DEFAULT_MAX_REMAP_RATE,
             max_remap_rate_given: false,
+            uuid: None,
         };
         let Some((count, opts)) = rest.split_first() else {
             return Ok(cfg);
@@ -147,6 +159,16 @@ impl<'a> TableConfig<'a> {
                 }
                 cfg.max_remap_rate = r as u32;
                 cfg.max_remap_rate_given = true;
+            } else if eq_ignore_case(name, "uuid") {
+                if cfg.uuid.is_some() {
+                    return Err(CoreError::DuplicateOption);
+                }
+                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
+                let u = parse_uuid(v)?;
+                if u == [0; 16] {
+                    return Err(CoreError::BadUuid);
+                }
+                cfg.uuid = Some(u);
             } else {
                 return Err(CoreError::UnknownOption);
             }
@@ -154,12 +176,13 @@ impl<'a> TableConfig<'a> {
         Ok(cfg)
     }
 
-    /// Number of optional arguments [`Self::write_table`] prints.
-    pub fn opt_count(&self) -> u32 {
+    /// Number of optional arguments [`Self::write_table`] prints with the setup UUID
+    /// `uuid`.
+    pub fn opt_count(&self, uuid: Option<&[u8; 16]>) -> u32 {
         2 * u32::from(self.block_size_given)
             + 2 * u32::from(self.read_retries_given)
-            + u32::from(self.format_spare)
             + 2 * u32::from(self.max_remap_rate_given)
+            + 2 * u32::from(uuid.is_some())
     }
 
     /// Checks the line against the devices it names: lengths in sectors and logical
@@ -192,10 +215,19 @@ impl<'a> TableConfig<'a> {
     }
 
     /// Writes the canonical table arguments, naming the devices `main` and `spare`
-    /// (the kernel passes their `major:minor`).
-    pub fn write_table(&self, out: &mut dyn fmt::Write, main: &str, spare: &str) -> fmt::Result {
+    /// (the kernel passes their `major:minor`) and the setup `uuid` (the kernel passes
+    /// the loaded setup's, so that the printed line reloads only that setup). Options
+    /// come in the order `block_size`, `read_retries`, `max_remap_rate`, `uuid`, each
+    /// only when given; `format_spare` is never printed.
+    pub fn write_table(
+        &self,
+        out: &mut dyn fmt::Write,
+        main: &str,
+        spare: &str,
+        uuid: Option<&[u8; 16]>,
+    ) -> fmt::Result {
         write!(out, "{main} {spare}")?;
-        let n = self.opt_count();
+        let n = self.opt_count(uuid);
         if n == 0 {
             return Ok(());
         }
@@ -206,11 +238,11 @@ impl<'a> TableConfig<'a> {
         if self.read_retries_given {
             write!(out, " read_retries {}", self.read_retries)?;
         }
-        if self.format_spare {
-            out.write_str(" format_spare")?;
-        }
         if self.max_remap_rate_given {
             write!(out, " max_remap_rate {}", self.max_remap_rate)?;
+        }
+        if let Some(u) = uuid {
+            write!(out, " uuid {}", UuidText(u))?;
         }
         Ok(())
     }
@@ -245,8 +277,48 @@ mod tests {
         assert_eq!(c.read_retries, 3);
         assert!(c.format_spare);
         let mut s = String::new();
-        c.write_table(&mut s, "7:0", "7:1").unwrap();
-        assert_eq!(s, "7:0 7:1 5 block_size 512 read_retries 3 format_spare");
+        c.write_table(&mut s, "7:0", "7:1", None).unwrap();
+        assert_eq!(s, "7:0 7:1 4 block_size 512 read_retries 3");
+    }
+
+    #[test]
+    fn uuid_option_is_parsed_and_printed_canonically() {
+        let want = [
+            0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x49, 0x78, 0x86, 0x95, 0xa4, 0xb3, 0xc2, 0xd1,
+            0xe0, 0xf0,
+        ];
+        for form in [
+            "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0",
+            "0F1E2D3C4B5A49788695A4B3C2D1E0F0",
+        ] {
+            let line = format!("a b 2 UUID {form}");
+            let c = parse(&line).unwrap();
+            assert_eq!(c.uuid, Some(want));
+            let mut s = String::new();
+            c.write_table(&mut s, "7:0", "7:1", c.uuid.as_ref())
+                .unwrap();
+            assert_eq!(s, "7:0 7:1 2 uuid 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0");
+        }
+        // The printed UUID is the one passed in (the loaded setup's).
+        let c = parse("a b 2 max_remap_rate 5").unwrap();
+        assert_eq!(c.uuid, None);
+        let mut s = String::new();
+        c.write_table(&mut s, "7:0", "7:1", Some(&want)).unwrap();
+        assert_eq!(
+            s,
+            "7:0 7:1 4 max_remap_rate 5 uuid 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"
+        );
+    }
+
+    #[test]
+    fn format_spare_is_parsed_but_never_printed() {
+        let c = parse("a b 1 format_spare").unwrap();
+        assert!(c.format_spare);
+        let mut s = String::new();
+        c.write_table(&mut s, "7:0", "7:1", None).unwrap();
+        assert_eq!(s, "7:0 7:1");
+        let c2 = TableConfig::parse(&split(&s)).unwrap();
+        assert!(!c2.format_spare);
     }
 
     #[test]
@@ -283,6 +355,24 @@ mod tests {
             ),
             (
                 "a b 2 format_spare format_spare",
+                CoreError::DuplicateOption,
+            ),
+            ("a b 1 uuid", CoreError::OptionMissingValue),
+            ("a b 2 uuid 0f1e2d3c", CoreError::BadUuid),
+            (
+                "a b 2 uuid 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0fg",
+                CoreError::BadUuid,
+            ),
+            (
+                "a b 2 uuid 0f1e2d3c4b5a-4978-8695-a4b3c2d1e0f0-",
+                CoreError::BadUuid,
+            ),
+            (
+                "a b 2 uuid 00000000-0000-0000-0000-000000000000",
+                CoreError::BadUuid,
+            ),
+            (
+                "a b 4 uuid 0f1e2d3c4b5a49788695a4b3c2d1e0f0 uuid 0f1e2d3c4b5a49788695a4b3c2d1e0f0",
                 CoreError::DuplicateOption,
             ),
         ];
@@ -347,26 +437,55 @@ mod props {
     use proptest::prelude::*;
 
     proptest! {
-        /// Whatever parses prints a line that parses to the same thing and prints the same.
+        /// Whatever parses prints a line that parses to the same thing (less the one-shot
+        /// `format_spare`) and prints the same bytes.
         #[test]
         fn table_round_trips(bs_shift in 0u32..8, retries in proptest::option::of(0u8..=16),
                              give_bs in any::<bool>(), fmt in any::<bool>(),
-                             rate in proptest::option::of(0u32..=1_000_000)) {
-            let mut line = String::from("7:0 7:1");
+                             rate in proptest::option::of(0u32..=1_000_000),
+                             uuid in proptest::option::of((any::<[u8; 16]>(), any::<bool>(), any::<bool>())),
+                             reversed in any::<bool>()) {
+            let uuid = uuid.filter(|(u, _, _)| *u != [0; 16]);
             let mut opts: Vec<String> = Vec::new();
-            if give_bs { opts.push(format!("block_size {}", 512u32 << bs_shift)); }
-            if let Some(r) = retries { opts.push(format!("read_retries {r}")); }
+            let mut canonical: Vec<String> = Vec::new();
+            if give_bs {
+                opts.push(format!("block_size {}", 512u32 << bs_shift));
+                canonical.push(opts[opts.len() - 1].clone());
+            }
+            if let Some(r) = retries {
+                opts.push(format!("read_retries {r}"));
+                canonical.push(opts[opts.len() - 1].clone());
+            }
             if fmt { opts.push("format_spare".into()); }
-            if let Some(r) = rate { opts.push(format!("max_remap_rate {r}")); }
-            let n: usize = opts.iter().map(|o| o.split(' ').count()).sum();
-            if n > 0 { line += &format!(" {n} {}", opts.join(" ")); }
-            let args: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            if let Some(r) = rate {
+                opts.push(format!("max_remap_rate {r}"));
+                canonical.push(opts[opts.len() - 1].clone());
+            }
+            if let Some((u, dashed, upper)) = uuid {
+                let text = UuidText(&u).to_string();
+                canonical.push(format!("uuid {text}"));
+                let text = if dashed { text } else { text.replace('-', "") };
+                opts.push(format!("uuid {}", if upper { text.to_uppercase() } else { text }));
+            }
+            if reversed { opts.reverse(); }
+            let line = |opts: &[String]| {
+                let n: usize = opts.iter().map(|o| o.split(' ').count()).sum();
+                if n > 0 { format!("7:0 7:1 {n} {}", opts.join(" ")) } else { "7:0 7:1".into() }
+            };
+            let given = line(&opts);
+            let args: Vec<&[u8]> = given.split(' ').map(str::as_bytes).collect();
             let c = TableConfig::parse(&args).unwrap();
+            prop_assert_eq!(c.format_spare, fmt);
+            prop_assert_eq!(c.uuid, uuid.map(|(u, _, _)| u));
             let mut out = String::new();
-            c.write_table(&mut out, "7:0", "7:1").unwrap();
-            prop_assert_eq!(&out, &line);
+            c.write_table(&mut out, "7:0", "7:1", c.uuid.as_ref()).unwrap();
+            prop_assert_eq!(&out, &line(&canonical));
             let args2: Vec<&[u8]> = out.split(' ').map(str::as_bytes).collect();
-            prop_assert_eq!(TableConfig::parse(&args2).unwrap(), c);
+            let c2 = TableConfig::parse(&args2).unwrap();
+            prop_assert_eq!(c2, TableConfig { format_spare: false, ..c });
+            let mut out2 = String::new();
+            c2.write_table(&mut out2, "7:0", "7:1", c2.uuid.as_ref()).unwrap();
+            prop_assert_eq!(out2, out);
         }
 
         /// Arbitrary argument vectors never panic.

@@ -5,6 +5,7 @@
 
 use proptest::prelude::*;
 use remap_core::crc;
+use remap_core::judge::{judge_state, Verdict};
 use remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
 use remap_core::meta::*;
 use remap_core::remap_table::{Entry, BUSY};
@@ -37,8 +38,7 @@ fn config() -> Config {
 }
 
 fn fingerprint() -> Fingerprint {
-    let mut identity = [0u8; IDENTITY_LEN];
-    identity[..8].copy_from_slice(b"WD-12345");
+    let identity = identity::identity_from_unique_id(1, b"WD-12345").unwrap();
     Fingerprint {
         main_sectors: 1 << 25,
         logical_block_bytes: 512,
@@ -183,6 +183,30 @@ fn capacity_is_stated_and_enforced() {
 }
 
 #[test]
+fn failed_flag_round_trips() {
+    assert_eq!(CONFIG_KNOWN_FLAGS & CONFIG_FLAG_FAILED, CONFIG_FLAG_FAILED);
+    let o = Owned::new(8, 20);
+    let mut st = o.state();
+    st.config.flags = CONFIG_FLAG_FAILED;
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    let n = encode(&st, COPY_SECTORS[2], &mut buf).unwrap();
+    let d = decode(&buf[..n], COPY_SECTORS[2]).unwrap();
+    assert_eq!(d.config.flags, CONFIG_FLAG_FAILED);
+    assert_eq!(d.config, st.config);
+}
+
+#[test]
+fn a_copy_padded_to_4k_decodes_whatever_the_padding_holds() {
+    let o = Owned::new(4, 123);
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    let n = encode(&o.state(), 0, &mut buf).unwrap();
+    let p = padded_len(n, 4096).unwrap();
+    assert!(p >= n && p % 4096 == 0 && p - n < 4096);
+    buf[n..p].fill(0xa5);
+    assert_same_state(&decode(&buf[..p], 0).unwrap(), &o);
+}
+
+#[test]
 fn encode_rejects_what_it_cannot_store() {
     let mut buf = vec![0u8; COPY_MAX_BYTES];
     let mut o = Owned::new(1, 3);
@@ -256,6 +280,16 @@ fn semantic_checks_each_have_a_diagnosis() {
         reseal(&mut b);
         assert_eq!(decode(&b, 0).err(), Some(want));
     };
+    // Rules about what a state means are the judge's: decode accepts the copy (ours,
+    // intact) and judge_state refuses the state.
+    let judged = |f: &dyn Fn(&mut Vec<u8>), want: Verdict| {
+        let mut b = base.clone();
+        f(&mut b);
+        reseal(&mut b);
+        let d = decode(&b, 0).expect("decode leaves this rule to the judge");
+        let mut bm = vec![0u64; 1 << 12];
+        assert_eq!(judge_state(&d, &mut bm), Err(want));
+    };
     let rm = section(&base, section::REMAPS) + 8;
     // Two remap entries out of order.
     check(
@@ -263,12 +297,12 @@ fn semantic_checks_each_have_a_diagnosis() {
         Diagnosis::Malformed(Malformed::Remaps),
     );
     // Spare block beyond the spare.
-    check(
+    judged(
         &|b| b[rm + 7..rm + 12].copy_from_slice(&[0xff; 5]),
-        Diagnosis::Malformed(Malformed::Remaps),
+        Verdict::BeyondSpare,
     );
     // Unknown spare index.
-    check(&|b| b[rm + 6] = 3, Diagnosis::Malformed(Malformed::Remaps));
+    judged(&|b| b[rm + 6] = 3, Verdict::SpareIndex);
     // A pending block that is also remapped.
     let pe = section(&base, section::PENDING) + 8;
     check(
@@ -282,13 +316,13 @@ fn semantic_checks_each_have_a_diagnosis() {
         Diagnosis::Malformed(Malformed::Lost),
     );
     // Lost sectors beyond the block's 8 sectors.
-    check(
+    judged(
         &|b| b[lo + 8..lo + 16].copy_from_slice(&(1u64 << 9).to_le_bytes()),
-        Diagnosis::Malformed(Malformed::Lost),
+        Verdict::LostBeyondBlock,
     );
-    // Unknown feature flag.
+    // Unknown feature flag (bit 0 is CONFIG_FLAG_FAILED, bit 1 is unknown).
     let cf = section(&base, section::CONFIG);
-    check(&|b| b[cf + 16] = 1, Diagnosis::Malformed(Malformed::Config));
+    check(&|b| b[cf + 16] = 2, Diagnosis::Malformed(Malformed::Config));
     // Block size not a power of two.
     check(
         &|b| b[cf..cf + 4].copy_from_slice(&4000u32.to_le_bytes()),
@@ -322,7 +356,7 @@ fn semantic_checks_each_have_a_diagnosis() {
     );
     // Scan cursor beyond the target.
     let sc = section(&base, section::SCAN);
-    check(&|b| b[sc + 7] = 0x10, Diagnosis::Malformed(Malformed::Scan));
+    judged(&|b| b[sc + 7] = 0x10, Verdict::ScanBeyondTarget);
 }
 
 #[test]
@@ -682,7 +716,11 @@ proptest! {
         let _ = decode(&b, 0);
         let _ = decode(&b[..cut], 0);
         reseal(&mut b);
-        let _ = decode(&b, 0);
+        if let Ok(d) = decode(&b, 0) {
+            // Whatever decodes can be judged without panicking, with any bitmap.
+            let _ = judge_state(&d, &mut vec![0u64; 64]);
+            let _ = judge_state(&d, &mut []);
+        }
     }
 
     #[test]

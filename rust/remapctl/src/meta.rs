@@ -1,9 +1,11 @@
 //! `remapctl meta`: dump, restore, check and repair of a spare's metadata.
 //!
 //! Works on spare devices and on image files. Everything about the format —
-//! validation, selection of the newest copy, what to rewrite — is remap-core's, the
-//! same code the kernel module runs; this file reads and writes the five copies and
-//! turns the state into stable JSON (`dump`) and back (`restore`), like
+//! validation, selection of the newest copy, what to rewrite, and whether the state
+//! is acceptable ([`remap_core::judge`]) — is remap-core's, the same code the kernel
+//! module runs, so `check` passes exactly the states the kernel's judge passes and
+//! `restore`/`repair` never write one it refuses. This file reads and writes the five
+//! copies and turns the state into stable JSON (`dump`) and back (`restore`), like
 //! thin_dump/thin_restore do for dm-thin.
 
 mod device;
@@ -11,8 +13,9 @@ mod json;
 
 use clap::Subcommand;
 use device::Spare;
+use remap_core::judge::{self, Verdict};
 use remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
-use remap_core::meta;
+use remap_core::meta::{self, CONFIG_FLAG_FAILED};
 use remap_core::repair::{self, CopyRead, CopyStatus, Selection};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,8 +47,9 @@ pub enum MetaCmd {
         /// Spare device or image file.
         path: PathBuf,
     },
-    /// Check all five copies; exit 0 when clean, 1 when repair is needed, 2 when no
-    /// state can be loaded, 3 when the area is blank.
+    /// Check all five copies and judge the selected state; exit 0 when clean, 1 when
+    /// repair is needed, 2 when no state can be loaded or the state is refused, 3 when
+    /// the area is blank.
     Check {
         /// Spare device or image file.
         path: PathBuf,
@@ -94,6 +98,8 @@ pub enum MetaError {
     Input(String),
     /// The metadata cannot be loaded.
     Refused(&'static str),
+    /// The spare bitmap for the judge cannot be allocated.
+    NoMemory(u64),
 }
 
 impl std::fmt::Display for MetaError {
@@ -107,6 +113,7 @@ impl std::fmt::Display for MetaError {
             ),
             MetaError::Input(s) => write!(f, "{s}"),
             MetaError::Refused(s) => write!(f, "{s}; nothing was written"),
+            MetaError::NoMemory(w) => write!(f, "cannot allocate a spare bitmap of {w} words"),
         }
     }
 }
@@ -180,11 +187,33 @@ fn diag_text(d: &meta::Diagnosis) -> String {
     }
 }
 
+/// The judge's verdict on `state`, read from (or to be written to) `spare`: the
+/// bitmap is sized from the spare device, as the kernel sizes it, so a state that
+/// records a larger spare is refused before anything is allocated from its sizes.
+fn judge_state(
+    state: &meta::Decoded<'_>,
+    spare: &Spare,
+) -> Result<Result<u64, Verdict>, MetaError> {
+    let words = judge::bitmap_words(state, spare.len() / 512);
+    let n = usize::try_from(words).map_err(|_| MetaError::NoMemory(words))?;
+    let mut bitmap = Vec::new();
+    bitmap
+        .try_reserve_exact(n)
+        .map_err(|_| MetaError::NoMemory(words))?;
+    bitmap.resize(n, 0u64);
+    Ok(judge::judge_state(state, &mut bitmap))
+}
+
 fn dump(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
     let spare = Spare::open(path, false)?;
     let copies = Copies::read(&spare);
     match repair::select(&copies.reads(), parse_uuid_opt(uuid)?) {
         Selection::Load { state, chosen, .. } => {
+            // The dump shows the state either way (it is what a repair would start
+            // from); a refused one is said so on stderr.
+            if let Err(v) = judge_state(&state, &spare)? {
+                eprintln!("remapctl meta: warning: the kernel refuses this state: {v}");
+            }
             let doc = json::Dump::from_decoded(&state, chosen);
             let text =
                 serde_json::to_string_pretty(&doc).map_err(|e| MetaError::Input(e.to_string()))?;
@@ -213,12 +242,16 @@ fn check(path: &std::path::Path, uuid: Option<&str>, as_json: bool) -> Result<u8
         result: String::new(),
         version: None,
         uuid: None,
+        verdict: None,
+        failed: false,
         copies: Vec::new(),
     };
     let code = match &sel {
         Selection::Load { state, status, .. } => {
             report.version = Some(state.version);
             report.uuid = Some(json::uuid_string(&state.uuid));
+            report.failed = state.config.flags & CONFIG_FLAG_FAILED != 0;
+            let verdict = judge_state(state, &spare)?.err();
             for (i, s) in status.iter().enumerate() {
                 report.copies.push(json::CopyReport {
                     index: i,
@@ -227,7 +260,11 @@ fn check(path: &std::path::Path, uuid: Option<&str>, as_json: bool) -> Result<u8
                     status: status_text(s, state.version),
                 });
             }
-            if sel.rewrite_count() == 0 {
+            if let Some(v) = verdict {
+                report.result = format!("refused: {v}");
+                report.verdict = Some(v.as_str().into());
+                EXIT_BAD
+            } else if sel.rewrite_count() == 0 {
                 report.result = "clean".into();
                 EXIT_CLEAN
             } else {
@@ -262,6 +299,11 @@ fn check(path: &std::path::Path, uuid: Option<&str>, as_json: bool) -> Result<u8
         );
     } else {
         println!("{}: {}", path.display(), report.result);
+        if report.failed {
+            println!(
+                "  mode: failed (the target stopped remapping; it stays failed until cleared)"
+            );
+        }
         for c in &report.copies {
             println!("  copy {} (sector {}): {}", c.index, c.sector, c.status);
         }
@@ -274,7 +316,12 @@ fn repair(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
     let copies = Copies::read(&spare);
     let sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
     let (state, rewrite) = match sel {
-        Selection::Load { state, rewrite, .. } => (state, rewrite),
+        Selection::Load { state, rewrite, .. } => {
+            if let Err(v) = judge_state(&state, &spare)? {
+                return Err(MetaError::Refused(v.as_str()));
+            }
+            (state, rewrite)
+        }
         Selection::Blank => {
             return Err(MetaError::Refused(
                 "metadata area is blank: nothing to repair from",
@@ -349,9 +396,12 @@ fn restore(json_path: &std::path::Path, path: &std::path::Path) -> Result<u8, Me
     let st = owned.state();
     let len = meta::encode(&st, 0, &mut buf)
         .map_err(|e| MetaError::Input(format!("cannot encode state: {e:?}")))?;
-    meta::decode(&buf[..len], 0)
+    let decoded = meta::decode(&buf[..len], 0)
         .map_err(|d| MetaError::Input(format!("state is not valid: {}", diag_text(&d))))?;
     let spare = Spare::open(path, true)?;
+    if let Err(v) = judge_state(&decoded, &spare)? {
+        return Err(MetaError::Refused(v.as_str()));
+    }
     let need = owned.spares.first().map_or(0, |s| s.sectors) * 512;
     if spare.len() < need {
         return Err(MetaError::Input(format!(

@@ -49,7 +49,7 @@ fn state_json(version: u64, extra_block: u64) -> String {
   "format_version": 1,
   "uuid": "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0",
   "version": {version},
-  "fingerprint": {{ "main_sectors": 2097152, "logical_block_bytes": 512, "physical_block_bytes": 4096, "identity": "disk-7" }},
+  "fingerprint": {{ "main_sectors": 2097152, "logical_block_bytes": 512, "physical_block_bytes": 4096, "identity": "naa:5000c500a1b2c3d4" }},
   "config": {{ "block_bytes": 4096, "read_retries": 1, "target_sectors": 2097152, "flags": 0,
               "scan_interval_s": 0, "scan_rate_kibs": 0, "predict_interval_s": 0, "alert_min_level": 0 }},
   "spares": [ {{ "uuid": "11111111-2222-4333-8444-555555555555", "sectors": 131072, "data_start": 9216,
@@ -291,4 +291,59 @@ fn blank_foreign_and_bad_input() {
     ]);
     assert_eq!(code(&o), 2);
     assert_eq!(stdout(&o).matches("another setup").count(), 5);
+}
+
+#[test]
+fn failed_mode_and_identity_in_dump_and_check() {
+    let d = Scratch::new("failed");
+    let img = d.path("f.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(IMAGE_BYTES)
+        .unwrap();
+    let js = d.path("f.json");
+    let restore = |json: &str| {
+        std::fs::write(&js, json).unwrap();
+        remapctl(&[
+            "meta",
+            "restore",
+            js.to_str().unwrap(),
+            img.to_str().unwrap(),
+        ])
+    };
+    let failed = state_json(4, 1000).replace("\"flags\": 0", "\"flags\": 1");
+    assert_eq!(code(&restore(&failed)), 0);
+    let o = remapctl(&["meta", "dump", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    let dumped: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(dumped["config"]["flags"], 1);
+    assert_eq!(dumped["config"]["failed"], true);
+    assert_eq!(dumped["fingerprint"]["identity"], "naa:5000c500a1b2c3d4");
+    let o = remapctl(&["meta", "check", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    assert!(stdout(&o).contains("mode: failed"), "{}", stdout(&o));
+    let o = remapctl(&["meta", "check", "--json", img.to_str().unwrap()]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["failed"], true);
+    // The dump restores to the same image.
+    let before = std::fs::read(&img).unwrap();
+    let dump_text = stdout(&remapctl(&["meta", "dump", img.to_str().unwrap()]));
+    assert_eq!(code(&restore(&dump_text)), 0);
+    assert_eq!(std::fs::read(&img).unwrap(), before);
+    // A "failed" that disagrees with the flags, and an identity that follows no
+    // encoding, are refused before anything is written.
+    let o = restore(&state_json(4, 1000).replace("\"flags\": 0", "\"flags\": 0, \"failed\": true"));
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("failed"));
+    let o = restore(&state_json(4, 1000).replace("naa:5000c500a1b2c3d4", "disk-7"));
+    assert_eq!(code(&o), 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad identity"));
+    assert_eq!(std::fs::read(&img).unwrap(), before);
+    // A state without the flag shows no mode line.
+    assert_eq!(code(&restore(&state_json(5, 1000))), 0);
+    let o = remapctl(&["meta", "check", img.to_str().unwrap()]);
+    assert!(!stdout(&o).contains("mode: failed"));
+    let o = remapctl(&["meta", "dump", img.to_str().unwrap()]);
+    let dumped: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(dumped["config"].get("failed").is_none());
 }

@@ -1,5 +1,6 @@
-//! Shared by the fuzz targets: the round-trip oracle.
+//! Shared by the fuzz targets: the round-trip oracle, and the judge on whatever decodes.
 
+use remap_core::judge::{judge_against, judge_state, Expect};
 use remap_core::layout::COPY_MAX_BYTES;
 use remap_core::meta::{decode, encode, Decoded, SpareInfo, State};
 use remap_core::remap_table::Entry;
@@ -28,4 +29,32 @@ pub fn round_trip(d: &Decoded<'_>) {
     assert_eq!(e.scan, d.scan);
     assert!(e.entries().eq(d.entries()));
     assert!((0..d.spare_count()).all(|i| e.spare(i) == d.spare(i)));
+    judge(d);
+}
+
+/// The judge never panics on a decoded state, whatever bitmap it gets, and a state it
+/// accepts marks exactly its remapped entries.
+fn judge(d: &Decoded<'_>) {
+    for words in [0usize, 1, 4096] {
+        let mut bm = vec![0u64; words];
+        if let Ok(used) = judge_state(d, &mut bm) {
+            let marked: u64 = bm.iter().map(|w| u64::from(w.count_ones())).sum();
+            assert_eq!(used, marked);
+            assert_eq!(used as usize, d.counts().0);
+        }
+    }
+    let id = d.fingerprint.identity;
+    let _ = judge_against(
+        d,
+        &Expect {
+            uuid: Some(d.uuid),
+            main_sectors: d.fingerprint.main_sectors,
+            main_lbs: d.fingerprint.logical_block_bytes,
+            main_pbs: d.fingerprint.physical_block_bytes,
+            identity: &id,
+            block_bytes: d.config.block_bytes,
+            target_sectors: d.config.target_sectors,
+            spare_sectors: d.spare(0).map_or(0, |s| s.sectors),
+        },
+    );
 }

@@ -1,10 +1,12 @@
 //! JSON form of a metadata state, with stable field names (`remapctl meta dump`,
 //! `remapctl meta restore`, `remapctl meta check --json`).
 
+use remap_core::meta::identity::{parse_identity, IdentityText};
 use remap_core::meta::{
-    self, Config, Decoded, Fingerprint, ScanCheckpoint, SpareInfo, State, IDENTITY_LEN,
+    self, Config, Decoded, Fingerprint, ScanCheckpoint, SpareInfo, State, CONFIG_FLAG_FAILED,
 };
 use remap_core::remap_table::{Entry, PENDING, REMAPPED};
+use remap_core::uuid::UuidText;
 use serde::{Deserialize, Serialize};
 
 /// A whole state.
@@ -45,7 +47,8 @@ pub struct JFingerprint {
     pub logical_block_bytes: u32,
     /// Physical block size.
     pub physical_block_bytes: u32,
-    /// Identity string.
+    /// Identity of the main device: `none`, `t10:<hex>`, `eui64:<hex>`, `naa:<hex>`,
+    /// `partuuid:<uuid>` (or `invalid:<hex>` for bytes that follow no encoding).
     pub identity: String,
 }
 
@@ -61,6 +64,10 @@ pub struct JConfig {
     pub target_sectors: u64,
     /// Feature flags.
     pub flags: u64,
+    /// Set (informational) when `flags` has the failed bit: the target was in mode
+    /// `failed` when this state was committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<bool>,
     /// Scan interval.
     pub scan_interval_s: u32,
     /// Scan rate.
@@ -143,6 +150,12 @@ pub struct CheckReport {
     pub version: Option<u64>,
     /// Setup UUID.
     pub uuid: Option<String>,
+    /// The judge's refusal of the selected state (the text the kernel gives).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// Whether the selected state records mode `failed`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
     /// Per-copy verdicts.
     pub copies: Vec<CopyReport>,
 }
@@ -162,15 +175,7 @@ pub struct CopyReport {
 
 /// A UUID as `8-4-4-4-12` hex.
 pub fn uuid_string(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    UuidText(u).to_string()
 }
 
 /// Parses a UUID (hex, dashes optional).
@@ -253,15 +258,14 @@ impl Dump {
                 main_sectors: f.main_sectors,
                 logical_block_bytes: f.logical_block_bytes,
                 physical_block_bytes: f.physical_block_bytes,
-                identity: String::from_utf8_lossy(&f.identity)
-                    .trim_end_matches('\0')
-                    .to_string(),
+                identity: IdentityText(&f.identity).to_string(),
             },
             config: JConfig {
                 block_bytes: c.block_bytes,
                 read_retries: c.read_retries,
                 target_sectors: c.target_sectors,
                 flags: c.flags,
+                failed: (c.flags & CONFIG_FLAG_FAILED != 0).then_some(true),
                 scan_interval_s: c.scan_interval_s,
                 scan_rate_kibs: c.scan_rate_kibs,
                 predict_interval_s: c.predict_interval_s,
@@ -315,12 +319,17 @@ impl Dump {
                 self.format_version
             ));
         }
-        let id = self.fingerprint.identity.as_bytes();
-        if id.len() > IDENTITY_LEN {
-            return Err(format!("identity longer than {IDENTITY_LEN} bytes"));
+        let identity = parse_identity(self.fingerprint.identity.as_bytes()).ok_or_else(|| {
+            format!(
+                "bad identity {:?} (none, t10:<hex>, eui64:<hex>, naa:<hex> or partuuid:<uuid>)",
+                self.fingerprint.identity
+            )
+        })?;
+        if let Some(f) = self.config.failed {
+            if f != (self.config.flags & CONFIG_FLAG_FAILED != 0) {
+                return Err("config: \"failed\" disagrees with the failed bit of \"flags\"".into());
+            }
         }
-        let mut identity = [0u8; IDENTITY_LEN];
-        identity[..id.len()].copy_from_slice(id);
         let mut entries = Vec::with_capacity(self.entries.len());
         for e in self.entries {
             let (state, spare, spare_block) = match (e.state.as_str(), e.spare, e.spare_block) {

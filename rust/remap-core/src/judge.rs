@@ -1,0 +1,323 @@
+//! The one judge of a decoded metadata state.
+//!
+//! [`super::meta::decode`] answers "is this an intact copy of our format?" and copy
+//! selection ([`super::repair`]) picks the newest such copy. This module answers the
+//! two questions that decide whether that state may be used, and nothing else does:
+//!
+//! - [`judge_state`]: is the state consistent in itself (the spare list, the spare's
+//!   geometry, every entry within the target and the spare, no spare block claimed
+//!   twice, lost sectors within their block)? It needs no device.
+//! - [`judge_against`]: is it the state of *these* devices and of this table line
+//!   (setup UUID, main device identity, sizes and block sizes, block size, target
+//!   length, spare size)?
+//!
+//! The kernel runs both before it loads a spare and refuses with the verdict's text
+//! as `ti->error`; `remapctl meta check|restore|repair` run [`judge_state`] on the
+//! state they select or are given and refuse or flag it with the same text. A host
+//! tool that accepts what the kernel refuses is a bug, so every rule lives here once,
+//! with its own [`Verdict`].
+//!
+//! The spare bitmap [`judge_state`] fills is sized by the caller. Sized from the spare
+//! device it opened ([`bitmap_words`]), a state that records a larger spare than the
+//! device is refused ([`Verdict::SpareLargerThanDevice`]) before anything is marked,
+//! so the caller never allocates from a size it has not checked.
+
+use super::alloc::{words_for, AllocError, Bitmap};
+use super::layout;
+use super::meta::identity::{identity_parts, IdentityKind};
+use super::meta::{self, Decoded, IDENTITY_LEN};
+use super::remap_table::{SectorMask, REMAPPED};
+use super::units::{BlockSize, Sectors};
+use core::ffi::CStr;
+use core::fmt;
+
+/// Why a decoded state is refused: one variant per rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The spare list does not hold exactly one spare (this version uses one).
+    SpareCount,
+    /// The spare record's data start or data block count does not follow from its
+    /// size and the block size, or it has no data block.
+    SpareGeometry,
+    /// The target length is zero, not a multiple of the block size, or larger than
+    /// the recorded main device.
+    TargetGeometry,
+    /// The recorded main device identity does not follow its encoding.
+    BadIdentity,
+    /// The scan checkpoint lies beyond the end of the target.
+    ScanBeyondTarget,
+    /// The caller's bitmap, sized from the spare device, is smaller than the spare
+    /// the state records.
+    SpareLargerThanDevice,
+    /// A remapped or pending block lies beyond the end of the target.
+    BeyondTarget,
+    /// A remapped block names a spare other than the first (and only) one.
+    SpareIndex,
+    /// A remapped block's spare block lies beyond the spare's data area.
+    BeyondSpare,
+    /// Two remapped blocks share one spare block.
+    SharedSpareBlock,
+    /// A lost-sector mask has bits at or beyond the block's sector count.
+    LostBeyondBlock,
+    /// The table line names a setup UUID and the state belongs to another setup.
+    OtherSetup,
+    /// The state records a main device identity and the main device has another one
+    /// (or none).
+    MainIdentity,
+    /// The main device's size differs from the recorded one.
+    MainSize,
+    /// The main device's logical or physical block size differs from the recorded one.
+    MainBlockSizes,
+    /// The table's block size differs from the recorded one.
+    BlockSize,
+    /// The target length differs from the recorded one.
+    TargetLength,
+    /// The spare device's size differs from the recorded one.
+    SpareSize,
+}
+
+impl Verdict {
+    /// Every verdict, in checking order ([`judge_state`]'s, then [`judge_against`]'s).
+    pub const ALL: [Verdict; 18] = [
+        Self::SpareCount,
+        Self::SpareGeometry,
+        Self::TargetGeometry,
+        Self::BadIdentity,
+        Self::ScanBeyondTarget,
+        Self::SpareLargerThanDevice,
+        Self::BeyondTarget,
+        Self::SpareIndex,
+        Self::BeyondSpare,
+        Self::SharedSpareBlock,
+        Self::LostBeyondBlock,
+        Self::OtherSetup,
+        Self::MainIdentity,
+        Self::MainSize,
+        Self::MainBlockSizes,
+        Self::BlockSize,
+        Self::TargetLength,
+        Self::SpareSize,
+    ];
+
+    /// Stable text for `ti->error`, the kernel log and `remapctl`, as a C string (dm
+    /// core keeps a pointer to it).
+    pub const fn as_cstr(self) -> &'static CStr {
+        match self {
+            Self::SpareCount => c"Spare metadata does not list exactly one spare",
+            Self::SpareGeometry => {
+                c"Spare metadata spare record does not match its size and block_size"
+            }
+            Self::TargetGeometry => {
+                c"Spare metadata target length is zero, not a multiple of block_size or beyond the main device"
+            }
+            Self::BadIdentity => c"Spare metadata holds a malformed main device identity",
+            Self::ScanBeyondTarget => {
+                c"Spare metadata scan checkpoint is beyond the end of the target"
+            }
+            Self::SpareLargerThanDevice => {
+                c"Spare metadata records a spare larger than the spare device"
+            }
+            Self::BeyondTarget => c"Spare metadata has an entry beyond the end of the target",
+            Self::SpareIndex => c"Spare metadata remaps a block to an unknown spare",
+            Self::BeyondSpare => c"Spare metadata maps a block beyond the end of the spare",
+            Self::SharedSpareBlock => c"Spare metadata maps two blocks to one spare block",
+            Self::LostBeyondBlock => {
+                c"Spare metadata marks lost sectors beyond the end of a block"
+            }
+            Self::OtherSetup => c"Spare belongs to another setup (uuid differs from the table)",
+            Self::MainIdentity => c"Main device identity differs from the spare's metadata",
+            Self::MainSize => c"Main device size differs from the spare's metadata",
+            Self::MainBlockSizes => c"Main device block sizes differ from the spare's metadata",
+            Self::BlockSize => c"block_size differs from the spare's metadata",
+            Self::TargetLength => c"Target length differs from the spare's metadata",
+            Self::SpareSize => c"Spare device size differs from the spare's metadata",
+        }
+    }
+
+    /// [`Self::as_cstr`] without the terminator.
+    pub const fn as_str(self) -> &'static str {
+        match self.as_cstr().to_str() {
+            Ok(s) => s,
+            Err(_) => "Spare metadata refused",
+        }
+    }
+
+    /// Whether the verdict is one of [`judge_state`]'s (the state is inconsistent in
+    /// itself) rather than [`judge_against`]'s (it belongs to other devices).
+    pub const fn is_internal(self) -> bool {
+        !matches!(
+            self,
+            Self::OtherSetup
+                | Self::MainIdentity
+                | Self::MainSize
+                | Self::MainBlockSizes
+                | Self::BlockSize
+                | Self::TargetLength
+                | Self::SpareSize
+        )
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The sectors of a block of `bs`, as a lost-sector mask.
+const fn block_mask(bs: BlockSize) -> SectorMask {
+    match bs.sectors() {
+        128 => [u64::MAX, u64::MAX],
+        64 => [u64::MAX, 0],
+        n => [(1u64 << n) - 1, 0],
+    }
+}
+
+/// The state's block size (always valid after decode).
+fn block_size(st: &Decoded<'_>) -> Result<BlockSize, Verdict> {
+    st.block_size().ok_or(Verdict::TargetGeometry)
+}
+
+/// The spare list's only spare, checked against its size and the block size; returns
+/// its number of data blocks. The first two rules of [`judge_state`].
+pub fn spare_data_blocks(st: &Decoded<'_>) -> Result<u64, Verdict> {
+    let spare = match (st.spare_count(), st.spare(0)) {
+        (1, Some(s)) => s,
+        _ => return Err(Verdict::SpareCount),
+    };
+    let bs = block_size(st).map_err(|_| Verdict::SpareGeometry)?;
+    if spare.data_start != layout::data_start(bs).0
+        || spare.data_blocks != layout::data_blocks(Sectors(spare.sectors), bs).0
+        || spare.data_blocks == 0
+    {
+        return Err(Verdict::SpareGeometry);
+    }
+    Ok(spare.data_blocks)
+}
+
+/// Words of the bitmap a caller passes to [`judge_state`] when it sizes it from the
+/// spare device it opened (`spare_sectors` long), with the state's block size.
+pub fn bitmap_words(st: &Decoded<'_>, spare_sectors: u64) -> u64 {
+    match st.block_size() {
+        Some(bs) => words_for(layout::data_blocks(Sectors(spare_sectors), bs).0),
+        None => 0,
+    }
+}
+
+/// Internal consistency of a decoded state, independent of the devices.
+///
+/// Marks every remapped entry's spare block in `bitmap` — a word slice of at least
+/// [`words_for`]`(n)` words, `n` the state's own spare data blocks (cleared here) —
+/// and returns the number of used blocks. Rules, in this order: exactly one spare;
+/// the spare's data start and data blocks follow from its size and the block size;
+/// the target length is non-zero, block-aligned and within the recorded main device;
+/// the identity follows its encoding; the scan checkpoint is within the target; the
+/// bitmap holds the spare; then for each entry in block order: within the target,
+/// and for a remapped one spare index 0, spare block within the spare's data area,
+/// that spare block not already claimed, lost sectors within the block.
+pub fn judge_state(st: &Decoded<'_>, bitmap: &mut [u64]) -> Result<u64, Verdict> {
+    let nblocks = spare_data_blocks(st)?;
+    let bs = block_size(st)?;
+    let c = &st.config;
+    let target = Sectors(c.target_sectors);
+    if target.0 == 0 || !bs.is_aligned(target) || target.0 > st.fingerprint.main_sectors {
+        return Err(Verdict::TargetGeometry);
+    }
+    if identity_parts(&st.fingerprint.identity).is_none() {
+        return Err(Verdict::BadIdentity);
+    }
+    let target_blocks = bs.whole_blocks(target).0;
+    if st.scan.cursor_block > target_blocks {
+        return Err(Verdict::ScanBeyondTarget);
+    }
+    let mut bm = Bitmap::new(bitmap, nblocks).map_err(|_| Verdict::SpareLargerThanDevice)?;
+    let valid = block_mask(bs);
+    for e in st.entries() {
+        if e.block >= target_blocks {
+            return Err(Verdict::BeyondTarget);
+        }
+        // Pending entries have no spare location; decoded copies hold no other kind.
+        if e.state != REMAPPED {
+            continue;
+        }
+        if e.spare != 0 {
+            return Err(Verdict::SpareIndex);
+        }
+        match bm.mark_used(e.spare_block) {
+            Ok(()) => {}
+            Err(AllocError::InUse) => return Err(Verdict::SharedSpareBlock),
+            Err(AllocError::OutOfRange | AllocError::ShortBuffer) => {
+                return Err(Verdict::BeyondSpare)
+            }
+        }
+        if e.lost[0] & !valid[0] != 0 || e.lost[1] & !valid[1] != 0 {
+            return Err(Verdict::LostBeyondBlock);
+        }
+    }
+    Ok(bm.used())
+}
+
+/// What the table line and the devices expect of a state.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    /// Setup UUID named by the table line (`uuid`), if any.
+    pub uuid: Option<[u8; 16]>,
+    /// Size of the main device in sectors.
+    pub main_sectors: u64,
+    /// Logical block size of the main device in bytes.
+    pub main_lbs: u32,
+    /// Physical block size of the main device in bytes.
+    pub main_pbs: u32,
+    /// The main device's identity as the kernel reads it now
+    /// ([`meta::identity`]; all zero when it has none).
+    pub identity: &'a [u8; meta::IDENTITY_LEN],
+    /// Block size of the table line in bytes.
+    pub block_bytes: u32,
+    /// Target length in sectors.
+    pub target_sectors: u64,
+    /// Size of the spare device in sectors.
+    pub spare_sectors: u64,
+}
+
+/// Whether the recorded identity `recorded` accepts the main device's `current` one:
+/// a state that recorded none accepts any device (sizes are then all that binds it);
+/// one that recorded an identifier accepts only that identifier.
+pub fn identity_matches(recorded: &[u8; IDENTITY_LEN], current: &[u8; IDENTITY_LEN]) -> bool {
+    matches!(identity_parts(recorded), Some((IdentityKind::None, _))) || recorded == current
+}
+
+/// Whether a state belongs to the devices and the table line described by `e`.
+///
+/// Rules, in this order: the setup UUID when the table names one; the main device's
+/// identity ([`identity_matches`]); the main device's size; its logical and physical
+/// block sizes; the block size; the target length; the spare device's size against
+/// the spare list's entry.
+pub fn judge_against(st: &Decoded<'_>, e: &Expect<'_>) -> Result<(), Verdict> {
+    let f = &st.fingerprint;
+    if e.uuid.is_some_and(|u| u != st.uuid) {
+        return Err(Verdict::OtherSetup);
+    }
+    if !identity_matches(&f.identity, e.identity) {
+        return Err(Verdict::MainIdentity);
+    }
+    if f.main_sectors != e.main_sectors {
+        return Err(Verdict::MainSize);
+    }
+    if f.logical_block_bytes != e.main_lbs || f.physical_block_bytes != e.main_pbs {
+        return Err(Verdict::MainBlockSizes);
+    }
+    if st.config.block_bytes != e.block_bytes {
+        return Err(Verdict::BlockSize);
+    }
+    if st.config.target_sectors != e.target_sectors {
+        return Err(Verdict::TargetLength);
+    }
+    match st.spare(0) {
+        Some(s) if s.sectors == e.spare_sectors => Ok(()),
+        Some(_) => Err(Verdict::SpareSize),
+        None => Err(Verdict::SpareCount),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! remap-forge: writes spare images for testing the metadata judge.
+//!
+//! A development tool, apart from the admin CLI: `remap-forge <case> <image>
+//! <main-sectors> <spare-sectors>` writes a spare image (all five copies, valid
+//! checksums) holding the state of one corpus case, and `remap-forge --list` prints
+//! every case with the verdict text the judge gives it, or `OK`. Tests feed each image
+//! to `remapctl meta check` and to the kernel and require that verdict from both.
+
+mod corpus;
+
+use clap::Parser;
+use corpus::{Forged, Params, CASES};
+use remap_core::judge::{self, Verdict};
+use remap_core::layout::{COPY_MAX_BYTES, COPY_SECTORS};
+use remap_core::meta::{self, identity};
+use remap_core::units::BlockSize;
+use remap_core::uuid::{parse_uuid, UuidText};
+use std::fs::OpenOptions;
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Setup UUID of forged images unless `--uuid` names one.
+const DEFAULT_UUID: &str = "5eed0000-0000-4000-8000-00000000f0a9";
+
+/// Writes dm-remap spare images that break one metadata rule each (test corpus).
+#[derive(Parser)]
+#[command(name = "remap-forge", about)]
+struct Args {
+    /// Print `case<TAB>verdict` for every case (`OK` for an accepted state).
+    #[arg(long, exclusive = true)]
+    list: bool,
+    /// The corpus case to write.
+    #[arg(required_unless_present = "list")]
+    case: Option<String>,
+    /// Image file (created or overwritten; sized to the spare) or spare block device.
+    #[arg(required_unless_present = "list")]
+    image: Option<PathBuf>,
+    /// Size of the main device the state is for, in 512-byte sectors.
+    #[arg(required_unless_present = "list")]
+    main_sectors: Option<u64>,
+    /// Size of the spare, in 512-byte sectors.
+    #[arg(required_unless_present = "list")]
+    spare_sectors: Option<u64>,
+    /// Remap block size in bytes.
+    #[arg(long, default_value_t = 4096)]
+    block_size: u64,
+    /// Main device logical block size in bytes.
+    #[arg(long, default_value_t = 512)]
+    lbs: u32,
+    /// Main device physical block size in bytes.
+    #[arg(long, default_value_t = 512)]
+    pbs: u32,
+    /// Setup UUID.
+    #[arg(long, default_value = DEFAULT_UUID)]
+    uuid: String,
+    /// Main device identity to record (`none`, `naa:<hex>`, `eui64:<hex>`,
+    /// `t10:<hex>`, `partuuid:<uuid>`).
+    #[arg(long, default_value = "none")]
+    identity: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.list {
+        for c in CASES {
+            println!("{}\t{}", c.name, c.expect.map_or("OK", Verdict::as_str));
+        }
+        return ExitCode::SUCCESS;
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("remap-forge: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    let (Some(name), Some(image), Some(main_sectors), Some(spare_sectors)) =
+        (&a.case, &a.image, a.main_sectors, a.spare_sectors)
+    else {
+        return Err("usage: remap-forge <case> <image> <main-sectors> <spare-sectors>".into());
+    };
+    let case = corpus::find(name).ok_or_else(|| {
+        let names: Vec<&str> = CASES.iter().map(|c| c.name).collect();
+        format!("unknown case {name:?} (one of: {})", names.join(", "))
+    })?;
+    let block_size =
+        BlockSize::from_bytes(a.block_size).map_err(|e| format!("--block-size: {e}"))?;
+    for (what, v) in [("--lbs", a.lbs), ("--pbs", a.pbs)] {
+        if !v.is_power_of_two() || !(512..=65536).contains(&v) {
+            return Err(format!("{what}: a power of two from 512 to 65536"));
+        }
+    }
+    let p = Params {
+        main_sectors,
+        spare_sectors,
+        block_size,
+        lbs: a.lbs,
+        pbs: a.pbs,
+        uuid: parse_uuid(a.uuid.as_bytes()).map_err(|e| format!("--uuid: {e}"))?,
+        identity: identity::parse_identity(a.identity.as_bytes())
+            .ok_or_else(|| format!("--identity: cannot read {:?}", a.identity))?,
+    };
+    let forged = corpus::build(case, &p)?;
+    write_image(image, &forged, spare_sectors)?;
+    // The image must hold what the case promises: read it back and judge it as
+    // `remapctl meta check` does.
+    let got = judge_image(image, spare_sectors)?;
+    if got != case.expect {
+        return Err(format!(
+            "{}: judged {:?}, the case promises {:?}",
+            image.display(),
+            got.map(Verdict::as_str),
+            case.expect.map(Verdict::as_str)
+        ));
+    }
+    println!(
+        "{}: {} ({}): target {} sectors, block_size {}, uuid {}, expect: {}",
+        image.display(),
+        case.name,
+        case.what,
+        p.target_sectors(),
+        block_size.bytes(),
+        UuidText(&p.uuid),
+        case.expect.map_or("OK", Verdict::as_str)
+    );
+    Ok(())
+}
+
+/// Writes the five copies of `f` (and zeros over the rest of each copy's extent).
+fn write_image(path: &Path, f: &Forged, spare_sectors: u64) -> Result<(), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", path.display());
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(err)?;
+    let md = file.metadata().map_err(err)?;
+    if !md.file_type().is_block_device() {
+        let bytes = spare_sectors
+            .checked_mul(512)
+            .ok_or("spare size overflows")?;
+        file.set_len(0).map_err(err)?;
+        file.set_len(bytes).map_err(err)?;
+    }
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    let len = meta::encode(&f.state(), 0, &mut buf)
+        .map_err(|e| format!("cannot encode the state: {e:?}"))?;
+    for &sector in &COPY_SECTORS {
+        meta::set_copy_sector(&mut buf, sector).map_err(|e| format!("{e:?}"))?;
+        buf[len..].fill(0);
+        file.write_all_at(&buf, sector * 512).map_err(err)?;
+    }
+    file.sync_all().map_err(err)
+}
+
+/// Decodes copy 0 of the image and judges it with a bitmap sized from the spare.
+fn judge_image(path: &Path, spare_sectors: u64) -> Result<Option<Verdict>, String> {
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    file.read_exact_at(&mut buf, 0)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let d = meta::decode(&buf, 0).map_err(|d| format!("copy 0 does not decode: {}", d.as_str()))?;
+    let mut bm = vec![0u64; judge::bitmap_words(&d, spare_sectors) as usize];
+    Ok(judge::judge_state(&d, &mut bm).err())
+}
