@@ -47,7 +47,7 @@ host-test: deps
 
 vm-test: deps
 	cd rust && cargo build --locked
-	scripts/vm-run tests/run-all $(TESTS)
+	VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run tests/run-all $(TESTS)
 
 powercut: deps
 	cd rust && cargo build --locked
@@ -55,13 +55,13 @@ powercut: deps
 
 check: deps fmt-check host-test
 	touch src/dm_remap.rs && scripts/build-module CLIPPY=1
-	scripts/vm-run tests/run-all $(TESTS)
+	VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run tests/run-all $(TESTS)
 	tests/powercut/run.py --cuts $(CUTS)
 	scripts/fuzz $(CHECK_FUZZ_SECONDS)
 
 check-debug: deps
 	cd rust && cargo build --locked
-	KERNEL_VARIANT=debug scripts/vm-run tests/run-all $(TESTS)
+	VM_QEMU_OPTS="$$(scripts/test-disks)" KERNEL_VARIANT=debug scripts/vm-run tests/run-all $(TESTS)
 
 demo: deps
 	cd rust && cargo build --locked

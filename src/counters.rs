@@ -128,12 +128,13 @@ impl Remap {
     pub(crate) fn write_ima(&self, out: &mut dyn Write) -> core::fmt::Result {
         write!(
             out,
-            "target_name=remap,target_version={}.{}.{},main_dev={},spare_dev={},block_size={},read_retries={},max_remap_rate={},mode={};",
+            "target_name=remap,target_version={}.{}.{},main_dev={},spare_dev={},uuid={},block_size={},read_retries={},max_remap_rate={},mode={};",
             VERSION[0],
             VERSION[1],
             VERSION[2],
             self.main_name(),
             self.spare_name(),
+            crate::remap_core::uuid::UuidText(&self.uuid),
             self.cfg.block_size.bytes(),
             self.cfg.read_retries,
             self.cfg.max_remap_rate,

@@ -9,8 +9,10 @@
 
 use crate::bindings as b;
 use crate::engine::{Snapshot, Special, BUSY};
-use crate::remap_core::alloc::{words_for, AllocError, Bitmap};
+use crate::remap_core::alloc::{words_for, Bitmap};
+use crate::remap_core::judge;
 use crate::remap_core::layout::{self, COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
+use crate::remap_core::meta::identity::{self, IdentityText};
 use crate::remap_core::meta::{self, Config, Fingerprint, ScanCheckpoint, SpareInfo, State};
 use crate::remap_core::remap_table::REMAPPED;
 use crate::remap_core::repair::{self, CopyRead, CopyStatus, Refusal, Selection, COMMIT_PLAN};
@@ -49,6 +51,8 @@ pub(crate) struct Geometry {
     pub(crate) spare_lbs: u32,
     /// The table may write (read-only tables never format, repair or commit).
     pub(crate) writable: bool,
+    /// The main device's own identifier (`meta::identity` encoding; none: all zero).
+    pub(crate) identity: [u8; meta::IDENTITY_LEN],
 }
 
 /// A constructor failure: the `ti->error` text and the errno.
@@ -129,6 +133,11 @@ impl Core {
         self.nblocks.saturating_sub(self.used)
     }
 
+    /// The setup UUID.
+    pub(crate) fn uuid(&self) -> [u8; 16] {
+        self.uuid
+    }
+
     /// Version of the last committed metadata.
     pub(crate) fn version(&self) -> u64 {
         self.version
@@ -182,6 +191,7 @@ impl Core {
         cfg: &TableConfig<'_>,
         g: &Geometry,
         report: bool,
+        uuid_hint: Option<[u8; 16]>,
     ) -> core::result::Result<(Core, KVVec<Special>), LoadError> {
         let nomem = |_| (c"Cannot allocate metadata buffers", ENOMEM);
         let bs = cfg.block_size;
@@ -211,8 +221,12 @@ impl Core {
             main_sectors: g.main_len.0,
             logical_block_bytes: g.main_lbs,
             physical_block_bytes: g.main_pbs,
-            identity: [0; meta::IDENTITY_LEN],
+            identity: g.identity,
         };
+        // The setup UUID of a spare formatted now: the one the table names, else the
+        // one an earlier load of this table chose (the constructor's load writes
+        // nothing; the first resume formats), else a new one.
+        let fresh_uuid = cfg.uuid.or(uuid_hint).unwrap_or_else(new_uuid);
         let mut core = Core {
             last_commit: 0,
             repaired: 0,
@@ -259,7 +273,7 @@ impl Core {
                 ));
             }
             Selection::Blank => {
-                core.uuid = new_uuid();
+                core.uuid = fresh_uuid;
                 if report {
                     dminfo!("formatting blank spare");
                 }
@@ -274,7 +288,7 @@ impl Core {
                         dmwarn!("format_spare: copy {} was: {}", i, d.as_str());
                     }
                 }
-                core.uuid = new_uuid();
+                core.uuid = fresh_uuid;
                 dmwarn!("format_spare: overwriting foreign data in the metadata area");
                 [true; COPY_COUNT]
             }
@@ -308,10 +322,46 @@ impl Core {
                 rewrite: rw,
                 ..
             } => {
-                core.check_loaded(&state, cfg, g)?;
+                // One judge (remap-core), the same rules `remapctl meta check` applies:
+                // the state in itself, then against these devices and this table line.
+                let words = usize::try_from(judge::bitmap_words(&state, g.spare_len.0))
+                    .map_err(|_| (c"Spare too large", EINVAL))?;
+                let mut bm_words = KVVec::from_elem(0u64, words, GFP_KERNEL).map_err(nomem)?;
+                let verdict = judge::judge_state(&state, &mut bm_words).and_then(|used| {
+                    let expect = judge::Expect {
+                        uuid: cfg.uuid,
+                        main_sectors: g.main_len.0,
+                        main_lbs: g.main_lbs,
+                        main_pbs: g.main_pbs,
+                        identity: &g.identity,
+                        block_bytes: bs.bytes(),
+                        target_sectors: g.target_len.0,
+                        spare_sectors: g.spare_len.0,
+                    };
+                    judge::judge_against(&state, &expect).map(|()| used)
+                });
+                let used = match verdict {
+                    Ok(used) => used,
+                    Err(v) => {
+                        dmerr!("{}", v.as_str());
+                        if v == judge::Verdict::MainIdentity {
+                            dmerr!(
+                                "the spare's setup was made on main device {}; this one is {}",
+                                IdentityText(&state.fingerprint.identity),
+                                IdentityText(&g.identity)
+                            );
+                        }
+                        return Err((v.as_cstr(), EINVAL));
+                    }
+                };
+                if bm_words.len() != core.bitmap.len() {
+                    return Err((c"Spare bitmap size mismatch", EINVAL));
+                }
+                core.bitmap = bm_words;
+                core.used = used;
                 // Repairs must reproduce the selected copy exactly (only the location
-                // binding differs): take everything from it. What the table line
-                // changes is a new version, committed at the first resume.
+                // binding differs): take everything from it. What the table line or
+                // the devices change is a new version, committed at the first resume.
                 core.uuid = state.uuid;
                 core.version = state.version;
                 core.fingerprint = state.fingerprint;
@@ -325,29 +375,24 @@ impl Core {
                     core.config.read_retries = retries;
                     core.config_changed = true;
                 }
+                // A setup made where the main device showed no identifier (or by an
+                // older version) is bound to the identifier it shows now.
+                if core.fingerprint.identity != g.identity
+                    && core.fingerprint.identity == identity::IDENTITY_NONE
+                {
+                    if report {
+                        dminfo!(
+                            "binding the setup to main device identity {}",
+                            IdentityText(&g.identity)
+                        );
+                    }
+                    core.fingerprint.identity = g.identity;
+                    core.config_changed = true;
+                }
                 let (r, l, p) = state.counts();
                 items = KVVec::with_capacity(r + p, GFP_KERNEL).map_err(nomem)?;
-                {
-                    let mut bm = Bitmap::new(&mut core.bitmap, nblocks)
-                        .map_err(|_| (c"Cannot build spare bitmap", EINVAL))?;
-                    for e in state.entries() {
-                        if e.state == REMAPPED {
-                            match bm.mark_used(e.spare_block) {
-                                Ok(()) => {}
-                                Err(AllocError::InUse) => {
-                                    return Err((
-                                        c"Spare metadata maps two blocks to one spare block",
-                                        EINVAL,
-                                    ))
-                                }
-                                Err(_) => {
-                                    return Err((c"Spare metadata entry beyond the spare", EINVAL))
-                                }
-                            }
-                        }
-                        items.push(e, GFP_KERNEL).map_err(nomem)?;
-                    }
-                    core.used = bm.used();
+                for e in state.entries() {
+                    items.push(e, GFP_KERNEL).map_err(nomem)?;
                 }
                 for (i, st) in status.iter().enumerate().filter(|_| report) {
                     match st {
@@ -384,60 +429,6 @@ impl Core {
         Ok((core, items))
     }
 
-    /// Whether a loaded state's fingerprint matches the main device.
-    fn same_main(&self, st: &meta::Decoded<'_>, g: &Geometry) -> bool {
-        let f = &st.fingerprint;
-        f.main_sectors == g.main_len.0
-            && f.logical_block_bytes == g.main_lbs
-            && f.physical_block_bytes == g.main_pbs
-    }
-
-    /// Checks a loaded state against the table line and the devices.
-    fn check_loaded(
-        &self,
-        st: &meta::Decoded<'_>,
-        cfg: &TableConfig<'_>,
-        g: &Geometry,
-    ) -> core::result::Result<(), LoadError> {
-        let f = &st.fingerprint;
-        if !self.same_main(st, g) {
-            dmerr!(
-                "spare belongs to a main device of {} sectors ({}/{} byte blocks), this one has {} ({}/{})",
-                f.main_sectors,
-                f.logical_block_bytes,
-                f.physical_block_bytes,
-                g.main_len.0,
-                g.main_lbs,
-                g.main_pbs
-            );
-            return Err((
-                c"Spare metadata fingerprint does not match the main device",
-                EINVAL,
-            ));
-        }
-        if st.config.block_bytes != cfg.block_size.bytes() {
-            dmerr!("spare metadata uses block_size {}", st.config.block_bytes);
-            return Err((c"block_size differs from the spare's metadata", EINVAL));
-        }
-        if st.config.target_sectors != g.target_len.0 {
-            dmerr!(
-                "spare metadata is for a target of {} sectors",
-                st.config.target_sectors
-            );
-            return Err((c"Target length differs from the spare's metadata", EINVAL));
-        }
-        if st.spare_count() != 1 || st.spare(0).map_or(true, |s| s.sectors != g.spare_len.0) {
-            return Err((
-                c"Spare size or spare list differs from the spare's metadata",
-                EINVAL,
-            ));
-        }
-        if st.entries().any(|e| e.spare != 0) {
-            return Err((c"Spare metadata references other spares", EINVAL));
-        }
-        Ok(())
-    }
-
     /// Encodes the current state with `items` and writes the copies marked in
     /// `which`, one at a time in commit order, each durable before the next.
     /// Returns how many were written.
@@ -462,12 +453,10 @@ impl Core {
         };
         // Whole logical blocks of the spare (a 4 KiB-sector disk fails smaller I/O);
         // the padding is zeroed, whatever an earlier, longer encoding left there.
-        let lbs = (self.spare_lbs.max(512)) as usize;
-        let padded = len.div_ceil(lbs).checked_mul(lbs).ok_or(EINVAL)?;
-        if padded > COPY_MAX_BYTES {
+        let Some(padded) = meta::padded_len(len, self.spare_lbs) else {
             dmerr!("metadata full: the map cannot hold more entries");
             return Err(ENOSPC);
-        }
+        };
         if let Some(pad) = self.buf.get_mut(len..padded) {
             pad.fill(0);
         }

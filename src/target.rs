@@ -189,6 +189,9 @@ pub(crate) struct Remap {
     failed: AtomicBool,
     /// The table was loaded read-write: only then may the target write metadata.
     pub(crate) writable: bool,
+    /// The setup UUID (the spare's metadata; chosen by the constructor for a blank
+    /// spare, which the first resume formats with it).
+    pub(crate) uuid: [u8; 16],
     /// dm-io client for synchronous metadata and data I/O.
     pub(crate) io_client: *mut b::dm_io_client,
     /// The remap worker (ordered workqueue + bio list + in-flight write tracking).
@@ -316,6 +319,7 @@ impl Remap {
             &self.cfg,
             &self.geometry,
             true,
+            Some(self.uuid),
         )
         .map_err(|(msg, e)| {
             dmerr!(
@@ -325,6 +329,13 @@ impl Remap {
             );
             e
         })?;
+        if fresh.uuid() != self.uuid {
+            dmerr!(
+                "{}: the spare changed setup between table load and resume",
+                self.main_name()
+            );
+            return Err(EINVAL);
+        }
         fresh.adopt_reserves(&mut core);
         *core = fresh;
         if core.failed_flag() {
@@ -411,6 +422,28 @@ impl Drop for Remap {
             b::dm_put_device(self.ti, self.main);
         }
     }
+}
+
+/// The main device's own identifier, in remap-core's encoding (none: all zero).
+fn main_identity(
+    bdev: *mut kernel::bindings::block_device,
+) -> [u8; crate::remap_core::meta::IDENTITY_LEN] {
+    use crate::remap_core::meta::identity;
+    let mut kind = 0u8;
+    let mut id = [0u8; 36];
+    // SAFETY: `bdev` is an open block device; `id` has the 36 bytes the shim may write.
+    let len = unsafe { b::dmr_bdev_identity(bdev, &mut kind, id.as_mut_ptr()) };
+    let Some(raw) = usize::try_from(len).ok().and_then(|l| id.get(..l)) else {
+        return identity::IDENTITY_NONE;
+    };
+    let found = match kind {
+        4 => crate::remap_core::uuid::parse_uuid(raw)
+            .ok()
+            .map(|u| identity::identity_from_partuuid(&u)),
+        0 => None,
+        k => identity::identity_from_unique_id(k, raw),
+    };
+    found.unwrap_or(identity::IDENTITY_NONE)
 }
 
 /// Releases a device acquired in `ctr` if construction fails later.
@@ -536,10 +569,11 @@ unsafe extern "C" fn remap_ctr(
         main_pbs: unsafe { b::dmr_bdev_physical_block_size(mbdev) },
         spare_lbs,
         writable,
+        identity: main_identity(mbdev),
     };
     // Validate the metadata now, so that a bad spare fails `dmsetup create`/`reload`
     // with a clear error; the state is read again at the first resume.
-    let loaded = crate::meta_io::Core::load(io_client, sbdev, &owned, &geometry, false);
+    let loaded = crate::meta_io::Core::load(io_client, sbdev, &owned, &geometry, false, None);
     let (core, mut items) = match loaded {
         Ok(v) => v,
         Err((msg, e)) => {
@@ -550,6 +584,7 @@ unsafe extern "C" fn remap_ctr(
         }
     };
     let failed = core.failed_flag();
+    let uuid = core.uuid();
     let core = match KBox::pin_init(new_mutex!(core), GFP_KERNEL) {
         Ok(c) => c,
         Err(_) => {
@@ -574,6 +609,7 @@ unsafe extern "C" fn remap_ctr(
         core,
         failed: AtomicBool::new(failed),
         writable,
+        uuid,
         io_client,
         worker: core::ptr::null_mut(),
         geometry,
@@ -854,7 +890,8 @@ unsafe extern "C" fn remap_status(
     let _ = match ty {
         b::status_type_t_STATUSTYPE_INFO => t.write_info(&mut out),
         b::status_type_t_STATUSTYPE_TABLE => {
-            t.cfg.write_table(&mut out, t.main_name(), t.spare_name())
+            t.cfg
+                .write_table(&mut out, t.main_name(), t.spare_name(), Some(&t.uuid))
         }
         b::status_type_t_STATUSTYPE_IMA => t.write_ima(&mut out),
         _ => Ok(()),

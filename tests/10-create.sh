@@ -9,8 +9,9 @@ main=$(mkloop 64) spare=$(mkloop 16)
 mm=$(lsblk -dno MAJ:MIN "$main" | tr -d ' ') sm=$(lsblk -dno MAJ:MIN "$spare" | tr -d ' ')
 ktap_check "create with defaults" dm_create a "0 131072 remap $main $spare"
 ktap_check "size is the table length" test "$(blockdev --getsz "$(dm_path a)")" = 131072
-ktap_check "table prints major:minor and no options" \
-  test "$(dmsetup table "${PREFIX}a")" = "0 131072 remap $mm $sm"
+uuid=$(dmsetup table "${PREFIX}a" | awk '{ print $NF }')
+ktap_check "table prints major:minor and only the setup uuid" \
+  test "$(dmsetup table "${PREFIX}a")" = "0 131072 remap $mm $sm 2 uuid $uuid" -a "${#uuid}" = 36
 # INFO: block_size spare_data_blocks reads writes flushes read_sectors write_sectors read_errors write_errors
 ktap_check "status block_size field" test "$(status_field a 1)" = 4096
 ktap_check "status spare data blocks = (16MiB - 4.5MiB)/4KiB" test "$(status_field a 2)" = 2944

@@ -15,7 +15,9 @@ t1=$(dmsetup table "$n")
 diag "table: $t1"
 set -- $t1
 ktap_check "table fields: start len target" test "$1 $2 $3" = "0 131072 remap"
-ktap_check "table fields: options in canonical order" test "${*:6}" = "4 block_size 8192 read_retries 2"
+uuid=${*: -1}
+ktap_check "table fields: options in canonical order, then the setup uuid" \
+  test "${*:6}" = "6 block_size 8192 read_retries 2 uuid $uuid"
 head -c 1M /dev/urandom > "$WORK/data"
 dd if="$WORK/data" of="$(dm_path r)" bs=1M oflag=direct status=none
 head -c 8192 /dev/urandom > "$WORK/bad"
@@ -33,6 +35,6 @@ ktap_check_fails "a reload with another block_size is refused (the map uses 8192
   dmsetup reload "$n" --table "0 131072 remap $main $spare"
 ktap_check "and the old table is still live" test "$t1" = "$(dmsetup table "$n")"
 dmsetup reload "$n" --table "0 131072 remap $main $spare 2 block_size 8192" && dmsetup resume "$n"
-ktap_check "reload without read_retries prints only block_size" \
-  test "$(dmsetup table "$n" | cut -d' ' -f6-)" = "2 block_size 8192"
+ktap_check "reload without read_retries prints only block_size and the uuid" \
+  test "$(dmsetup table "$n" | cut -d' ' -f6-)" = "4 block_size 8192 uuid $uuid"
 ktap_finish
