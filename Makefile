@@ -4,7 +4,8 @@
 #   make demo      set up, build, and run the narrated demo in the test VM
 #   make check     set up, host tests, module build (+clippy, rustfmt), VM tests,
 #                  power-cut campaign (CUTS=20), a short fuzz run of the decoder
-#   make bench     fio benchmark in the VM (dm-remap vs dm-linear)
+#   make bench     fio benchmark in the VM (dm-remap vs dm-linear), under QEMU
+#                  instruction counting (BENCH_CLOCK=wall: TCG wall clock)
 #   make powercut  the power-cut campaign alone (CUTS=100 for a longer run)
 #   make fuzz      the metadata decoder under cargo-fuzz (FUZZ_SECONDS=60 per target)
 #   make check-debug  the VM tests on the debug kernel (lockdep, kmemleak, slab/list
@@ -13,6 +14,7 @@
 # KDIR=<tree> builds the module against another CONFIG_RUST kernel tree.
 
 SHELL := /bin/bash
+comma := ,
 .PHONY: all deps kernel module clippy fmt fmt-check host-test vm-test powercut check check-debug demo bench fuzz clean
 
 KFILES := $(filter-out src/bindings_generated.rs,$(wildcard src/*.rs))
@@ -67,9 +69,14 @@ demo: deps
 	cd rust && cargo build --locked
 	scripts/vm-run scripts/demo
 
+# The benchmark counts instructions by default (QEMU -icount: the guest clock advances
+# with instructions executed); BENCH_CLOCK=wall runs it on the TCG wall clock.
+BENCH_CLOCK ?= icount
 bench: deps
 	cd rust && cargo build --locked
-	scripts/vm-run scripts/bench
+	VM_QEMU_OPTS="$(if $(filter icount,$(BENCH_CLOCK)),-icount shift=0$(comma)sleep=off)" \
+	  scripts/vm-run env BENCH_CLOCK=$(BENCH_CLOCK) \
+	  $$(env | grep -E '^BENCH_(PAIRS|RUNTIME|CONFIGS|WORKLOADS)=' | tr '\n' ' ') scripts/bench
 
 fuzz: deps
 	scripts/fuzz $(FUZZ_SECONDS)

@@ -24,8 +24,9 @@ for i in $(seq 0 15); do head -c 4096 /dev/urandom > "$WORK/d$i"; done
 start=$(cat /sys/module/dm_remap/sections/.text)
 size=$(cat /sys/module/dm_remap/coresize)
 faults_off() { echo 0 > "$fs/probability"; echo 0 > "$fs/require-start"; echo 0 > "$fs/require-end"; }
-trap 'faults_off; teardown' EXIT
-echo "$start" > "$fs/require-start" && echo $((start + size)) > "$fs/require-end" &&
+trap 'rc=$?; faults_off; (exit $rc); teardown' EXIT
+end=$(printf '0x%x' $((start + size)))
+echo "$start" > "$fs/require-start" && echo "$end" > "$fs/require-end" &&
   echo N > "$fs/ignore-gfp-wait" && echo 1 > "$fs/interval" && echo 0 > "$fs/verbose" &&
   echo 1000000 > "$fs/times" && echo 100 > "$fs/probability" || exit 1
 fails=0

@@ -116,15 +116,24 @@ def main():
         return p.returncode == 0
 
     def messenger():
+        # Alternates moving blocks out and back, so that most messages do something.
+        remapped = set()
         while time.monotonic() < stop and not errors:
-            b = random.randrange(nblocks)
             r = random.random()
-            if r < 0.48:
-                key, ok = "remap_ok", msg("remap", b)
-            elif r < 0.96:
-                key, ok = "unremap_ok", msg("unremap", b)
-            else:
+            if r < 0.04:
                 key, ok = "clear_ok", msg("clear", "confirm")
+                if ok:
+                    remapped.clear()
+            elif remapped and (r < 0.52 or len(remapped) == nblocks):
+                b = random.choice(sorted(remapped))
+                key, ok = "unremap_ok", msg("unremap", b)
+                if ok:
+                    remapped.discard(b)
+            else:
+                b = random.choice([x for x in range(nblocks) if x not in remapped])
+                key, ok = "remap_ok", msg("remap", b)
+                if ok:
+                    remapped.add(b)
             with lock:
                 counts[key if ok else "msg_refused"] += 1
 
