@@ -136,10 +136,15 @@ impl Remap {
             }
             Message::ClearFailed => {
                 self.may_write("clear_failed")?;
-                let mut core = self.core.lock();
-                let r = self.leave_failed(&mut core);
-                self.mirror(&core);
-                r?;
+                let changed = {
+                    let mut core = self.core.lock();
+                    let r = self.leave_failed(&mut core);
+                    self.mirror(&core);
+                    r?
+                };
+                if changed {
+                    self.raise_event();
+                }
                 write!(out, "mode=ok")
             }
         };

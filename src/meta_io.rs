@@ -84,6 +84,8 @@ pub(crate) struct Core {
     /// The configuration or binding differs from the loaded copy: the first resume
     /// commits a new version.
     config_changed: bool,
+    /// Copies the last `write_copies` wrote before it returned (also on failure).
+    landed: u32,
     client: *mut b::dm_io_client,
     bdev: *mut block_device,
     /// The unpublished table version writers rebuild (see `engine`).
@@ -254,6 +256,7 @@ impl Core {
             buf: KVVec::new(),
             spare_lbs: g.spare_lbs,
             config_changed: false,
+            landed: 0,
             client,
             bdev,
             standby: None,
@@ -460,6 +463,7 @@ impl Core {
         if let Some(pad) = self.buf.get_mut(len..padded) {
             pad.fill(0);
         }
+        self.landed = 0;
         let (client, bdev) = (self.client, self.bdev);
         let buf = self.buf.get_mut(..padded).ok_or(EINVAL)?;
         let mut n = 0;
@@ -479,6 +483,7 @@ impl Core {
                 return Err(e);
             }
             n += 1;
+            self.landed = n;
         }
         Ok(n)
     }
@@ -511,6 +516,11 @@ impl Core {
         self.version = self.version.checked_add(1).ok_or(EINVAL)?;
         let r = self.write_copies(items, &[true; COPY_COUNT]);
         r.map(|_| ())
+    }
+
+    /// Whether the last commit, failed or not, wrote at least one copy.
+    pub(crate) fn commit_landed(&self) -> bool {
+        self.landed > 0
     }
 
     /// Whether `items` (in-memory states included) plus `extra` new remaps still fit

@@ -140,8 +140,6 @@ pub(crate) struct PerBio {
     pub(crate) sectors: u32,
     /// Worker only: status to complete the bio with (`DMR_STS_*`).
     pub(crate) result: u8,
-    /// Worker only: the bio was sent on again instead of being completed.
-    pub(crate) resubmitted: bool,
     /// Worker only: part of the bio's data went to the spare through a remap.
     pub(crate) via_spare: bool,
     /// The data iterator as `map` left it.
@@ -158,9 +156,26 @@ impl PerBio {
             sector,
             sectors,
             result: 0,
-            resubmitted: false,
             via_spare: false,
             rec: Default::default(),
+        }
+    }
+}
+
+/// A failed metadata commit (see [`Remap::commit_changes`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CommitFailed {
+    /// Why.
+    pub(crate) err: Error,
+    /// The new version may be on the spare and was adopted in memory.
+    pub(crate) adopted: bool,
+}
+
+impl CommitFailed {
+    fn rolled_back(err: Error) -> Self {
+        Self {
+            err,
+            adopted: false,
         }
     }
 }
@@ -259,25 +274,36 @@ impl Remap {
     }
 
     /// `clear_failed`: leaves mode `failed` once the admin has dealt with its cause.
-    pub(crate) fn leave_failed(&self, core: &mut Core) -> Result {
+    /// Returns whether the mode changed (the caller raises the dm event once it has
+    /// released the core mutex).
+    pub(crate) fn leave_failed(&self, core: &mut Core) -> Result<bool> {
         if !self.is_failed() {
-            return Ok(());
+            return Ok(false);
         }
+        // The mode goes first: a spare error that arrives during the commit below then
+        // enters it again (and is recorded by the worker) instead of being overwritten.
+        // Holding the core mutex keeps remaps out meanwhile.
+        self.failed.store(false, Release);
         core.set_failed_flag(false);
         let items = self.published.items_locked();
         let r = core.commit(items);
         core.last_commit = r.err().map_or(0, |e| e.to_errno());
         if let Err(e) = r {
             core.set_failed_flag(true);
+            self.enter_failed(c"metadata write failed while leaving mode failed");
             return Err(e);
         }
         // SAFETY: reads the monotonic clock.
         core.storm = StormGuard::new(self.cfg.max_remap_rate, unsafe { b::dmr_now_ms() });
-        self.failed.store(false, Release);
         dminfo!("{}: mode failed cleared; remapping again", self.main_name());
-        // SAFETY: `ti` is our live target; process context (a message).
+        Ok(true)
+    }
+
+    /// Raises a dm event (`dmsetup wait` wakes). Process context, without the core
+    /// mutex held (dm core's event path allocates).
+    pub(crate) fn raise_event(&self) {
+        // SAFETY: `ti` is our live target; process context.
         unsafe { b::dm_table_event((*self.ti).table) };
-        Ok(())
     }
 
     /// Publishes the current table with `changes` applied, using the spare table
@@ -293,18 +319,42 @@ impl Remap {
     }
 
     /// Makes `changes` durable (metadata commit), then publishes them.
-    pub(crate) fn commit_changes(&self, core: &mut Core, changes: &mut [Special]) -> Result {
-        let mut next = core.standby.take().ok_or(ENOMEM)?;
+    ///
+    /// On failure the error says whether the new version was adopted anyway: once one
+    /// copy of it is on the spare (each copy is written with preflush + FUA, in commit
+    /// order), the next load may select it, so rolling the table back in memory would
+    /// let later I/O follow a map the disk no longer holds. Then the new table is
+    /// published, mode failed entered, and the caller must not undo.
+    pub(crate) fn commit_changes(
+        &self,
+        core: &mut Core,
+        changes: &mut [Special],
+    ) -> core::result::Result<(), CommitFailed> {
+        let Some(mut next) = core.standby.take() else {
+            return Err(CommitFailed::rolled_back(ENOMEM));
+        };
         let r = next
             .rebuild(self.published.items_locked(), changes)
             .and_then(|()| core.commit(next.items()));
         core.last_commit = r.err().map_or(0, |e| e.to_errno());
-        if let Err(e) = r {
-            core.standby = Some(next);
-            return Err(e);
+        match r {
+            Ok(()) => {
+                core.standby = self.published.publish(next);
+                Ok(())
+            }
+            Err(e) if core.commit_landed() => {
+                core.standby = self.published.publish(next);
+                self.enter_failed(c"metadata commit failed after a copy of it was written");
+                Err(CommitFailed {
+                    err: e,
+                    adopted: true,
+                })
+            }
+            Err(e) => {
+                core.standby = Some(next);
+                Err(CommitFailed::rolled_back(e))
+            }
         }
-        core.standby = self.published.publish(next);
-        Ok(())
     }
 
     /// Reloads the metadata before the first resume and writes what loading found
@@ -338,9 +388,9 @@ impl Remap {
         }
         fresh.adopt_reserves(&mut core);
         *core = fresh;
-        if core.failed_flag() {
-            self.failed.store(true, Release);
-        }
+        // What the metadata says now (the old table may have entered or left the mode
+        // since the constructor read it).
+        self.failed.store(core.failed_flag(), Release);
         let mut next = core.standby.take().ok_or(ENOMEM)?;
         if let Err(e) = next.rebuild(&[], &mut items) {
             core.standby = Some(next);
@@ -752,9 +802,11 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
     // in `end_io`. Either its section began before the grace period: then the grace
     // period waits for the section, so the bio is in the SRCU before the drain starts
     // and the drain waits for its I/O; or it began after: then it sees BUSY and goes to
-    // the worker. No window remains between lookup and tracking (entering the SRCU
-    // after the section, as before, left one: a write preempted there landed on main
-    // after the block had been copied to the spare, and was lost).
+    // the worker. No window remains between lookup and tracking. (Entering the SRCU
+    // after the section left one on kernels with preemption: a write preempted between
+    // `rcu_read_unlock` and `srcu_down_read` let the grace period and the drain finish
+    // without it, and landed on main after the block had been copied to the spare:
+    // lost. tests/75-race.sh catches that when the window is widened with a sleep.)
     let (route, cut, srcu) = if kind == b::dmr_bio_kind_DMR_BIO_OTHER {
         (Route::Main, None, None)
     } else {

@@ -51,6 +51,13 @@ pub(crate) struct Scratch {
 }
 
 impl Scratch {
+    /// Drops bio `i` from the batch (it was sent on; the worker must not touch it).
+    fn forget(&mut self, i: usize) {
+        if let Some(slot) = self.bios.as_mut_slice().get_mut(i) {
+            *slot = BioPtr::default();
+        }
+    }
+
     /// Storage for one batch of blocks of size `bs`.
     pub(crate) fn new(bs: BlockSize) -> Result<Self> {
         Ok(Self {
@@ -224,18 +231,20 @@ impl Remap {
         unsafe { b::dmr_bio_endio(bio, status) };
     }
 
-    /// Sends a deferred bio on its way according to the current table.
+    /// Sends a deferred bio on its way according to the current table. Returns whether
+    /// it was sent: from then on the bio belongs to the block layer (it may complete
+    /// and be freed at once), so the caller forgets it without touching it again.
     ///
     /// Ordering: the worker holds the core mutex, so the table cannot change until the
     /// bio is tracked; a later remap or unremap of its block publishes BUSY and drains
     /// the in-flight SRCU, which this bio entered, as `map` does for its bios.
-    fn resubmit(&self, bio: *mut bio, pb: &mut PerBio, route: Route) {
+    fn resubmit(&self, bio: *mut bio, pb: &mut PerBio, route: Route) -> bool {
         let (bdev, sector) = match route {
             Route::Main => (self.main_bdev(), pb.sector),
             Route::Spare(s) => (self.spare_bdev(), s),
             Route::Fail | Route::Defer => {
                 pb.result = STS_IOERR;
-                return;
+                return false;
             }
         };
         pb.state = if route == Route::Main {
@@ -248,14 +257,14 @@ impl Remap {
             pb.srcu = unsafe { b::dmr_io_enter(self.worker) };
             pb.has_srcu = 1;
         }
-        pb.resubmitted = true;
         // SAFETY: the worker owns `bio` and its iterator is at the start; the device is
-        // held by the target.
+        // held by the target. After the submission neither `bio` nor `pb` is touched.
         unsafe {
             b::dmr_bio_restore(bio, &mut pb.rec);
             b::dmr_bio_remap(bio, bdev, sector);
             b::dmr_bio_submit(bio);
         }
+        true
     }
 
     /// One batch: every bio the worker took, with as few commits as the reserved
@@ -277,7 +286,6 @@ impl Remap {
             // SAFETY: restores the data iterator saved in `map`.
             unsafe { b::dmr_bio_restore(bio, &mut pb.rec) };
             pb.result = STS_OK;
-            pb.resubmitted = false;
             pb.via_spare = false;
             let write = pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE;
             let first = bs.block_of(Sectors(pb.sector)).0;
@@ -293,13 +301,19 @@ impl Remap {
                     let (r, _) =
                         crate::engine::route(snap, bs, pb.sector, u64::from(pb.sectors), write);
                     match r {
-                        Route::Main | Route::Spare(_) => self.resubmit(bio, pb, r),
+                        Route::Main | Route::Spare(_) => {
+                            if self.resubmit(bio, pb, r) {
+                                sc.forget(i);
+                            }
+                        }
                         Route::Fail => pb.result = STS_IOERR,
                         Route::Defer if write && failed => {
                             // No remaps in mode failed: a pending block is written in
                             // place (the drive may reallocate it); lost sectors stay.
                             if cur.is_some_and(|c| c.state == PENDING) {
-                                self.resubmit(bio, pb, Route::Main);
+                                if self.resubmit(bio, pb, Route::Main) {
+                                    sc.forget(i);
+                                }
                             } else {
                                 pb.result = STS_IOERR;
                             }
@@ -405,11 +419,12 @@ impl Remap {
 
         self.flush_batch(core, sc);
         for &BioPtr(bio) in sc.bios.as_slice() {
-            // SAFETY: per-bio data of a bio the worker owns.
-            let pb = unsafe { &*Self::per_bio(bio) };
-            if pb.resubmitted {
+            if bio.is_null() {
+                // Resubmitted: no longer ours.
                 continue;
             }
+            // SAFETY: per-bio data of a bio the worker owns.
+            let pb = unsafe { &*Self::per_bio(bio) };
             if pb.via_spare && pb.result == STS_OK {
                 self.stats.write_errors_hidden.fetch_add(1, Relaxed);
             }
@@ -536,6 +551,11 @@ impl Remap {
             .count() as u64;
         // SAFETY: reads the monotonic clock.
         let now = unsafe { b::dmr_now_ms() };
+        if new > 0 && self.is_failed() {
+            // Mode failed (possibly entered earlier in this batch or by `end_io`): no
+            // new remaps.
+            return false;
+        }
         if new > 0 && !crate::meta_io::Core::fits(self.published.items_locked(), new as usize) {
             self.enter_failed(c"metadata full: the remap table cannot hold more entries");
             return false;
@@ -648,7 +668,16 @@ impl Remap {
             }
         }
         if ok {
-            ok = self.commit_changes(core, sc.changes.as_mut_slice()).is_ok();
+            if let Err(f) = self.commit_changes(core, sc.changes.as_mut_slice()) {
+                if f.adopted {
+                    // The new map may be what the next load finds: it stays, with its
+                    // spare blocks (their data is durable: the copy's preflush covered
+                    // it). The bios still fail: the commit did not complete.
+                    self.stats.remaps.fetch_add(new, Relaxed);
+                    return false;
+                }
+                ok = false;
+            }
         }
         if !ok {
             if !self.is_failed() {
@@ -751,7 +780,7 @@ impl Remap {
         };
         if cur.state == PENDING {
             let mut gone = [Special { state: 0, ..cur }];
-            return self.commit_changes(core, &mut gone);
+            return self.commit_changes(core, &mut gone).map_err(|f| f.err);
         }
         if cur.state != REMAPPED || crate::engine::mask_count(&cur.lost) != 0 {
             return Err(EBUSY);
@@ -786,16 +815,26 @@ impl Remap {
             .and_then(|()| {
                 self.sync_io(Dev::Main, main_at, buf, spb, b::dmr_io_op_DMR_IO_WRITE_FUA)
             });
-        let r = copied.and_then(|()| self.commit_changes(core, &mut [Special { state: 0, ..cur }]));
-        match r {
+        if let Err(e) = copied {
+            // The block stays remapped.
+            let _ = self.publish_changes(core, &mut [cur]);
+            return Err(e);
+        }
+        match self.commit_changes(core, &mut [Special { state: 0, ..cur }]) {
             Ok(()) => {
                 core.free_block(cur.spare_block);
                 Ok(())
             }
-            Err(e) => {
+            Err(f) if f.adopted => {
+                // The block is back on main in memory as possibly on disk (its data
+                // there was written with FUA); its spare block is free again.
+                core.free_block(cur.spare_block);
+                Err(f.err)
+            }
+            Err(f) => {
                 // The block stays remapped.
                 let _ = self.publish_changes(core, &mut [cur]);
-                Err(e)
+                Err(f.err)
             }
         }
     }

@@ -14,7 +14,7 @@ main=$(mkloop 64) || exit 1
 spare=$(mkloop 16) || exit 1
 dm_create r "0 131072 remap $main $spare" || exit 1
 dev=$(dm_path r)
-out=$(python3 "$(dirname "$0")/race/race.py" "$dev" "${PREFIX}r" 16 "${RACE_SECONDS:-40}")
+out=$(python3 "$(dirname "$0")/race/race.py" "$dev" "${PREFIX}r" "${RACE_BLOCKS:-16}" "${RACE_SECONDS:-40}")
 rc=$?
 printf '%s\n' "$out" | sed 's/^/# /'
 ktap_check "every acknowledged write reads back; no read returns another block's data" test "$rc" = 0
