@@ -7,14 +7,14 @@
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp
 load_module || skip_all "dm-remap not loadable"
-ktap_plan 14
+ktap_plan 15
 
 base=$(mkloop 64) spare=$(mkloop 16)
 # 2000 blocks (8 MiB) that fail every I/O.
 main=$(mkfaulty faulty "$base" 131072 error:40000:16000)
 dm_create s "0 131072 remap $main $spare 2 max_remap_rate 20"
 dev=$(dm_path s)
-ktap_check "table keeps max_remap_rate" bash -c "dmsetup table ${PREFIX}s | grep -q ' 2 max_remap_rate 20\$'"
+ktap_check "table keeps max_remap_rate" bash -c "dmsetup table ${PREFIX}s | grep -Eq ' 4 max_remap_rate 20 uuid [0-9a-f-]{36}\$'"
 
 head -c 4096 /dev/urandom > "$WORK/a"
 ok=0 failed_at=
