@@ -5,7 +5,9 @@
 KTAP_N=0 KTAP_PASS=0 KTAP_FAIL=0 KTAP_SKIP=0
 PREFIX=${PREFIX:-dmrt_}
 WORK=${WORK:-$(mktemp -d /tmp/dmrt.XXXXXX)}
-LOOPS=()
+# mkloop runs in $(...), a subshell: it records each loop device it attaches in this
+# file (an array would not reach this shell), and teardown detaches them.
+LOOPS_FILE=$WORK/.loops
 DMDEVS=()
 
 ktap_plan() { echo "KTAP version 1"; echo "1..$1"; }
@@ -24,12 +26,13 @@ ktap_finish() {
 skip_all() { echo "KTAP version 1"; echo "1..0 # SKIP $*"; exit 4; }
 need() { for c in "$@"; do command -v "$c" >/dev/null || skip_all "missing $c"; done; }
 
-# mkloop <size_MiB>: a loop device over a fresh image; prints its path.
+# mkloop <size_MiB>: a loop device over a fresh image; prints its path. Call it as
+# `dev=$(mkloop 64)`; teardown detaches the device.
 mkloop() {
-  local img; img=$(mktemp "$WORK/img.XXXXXX")
-  truncate -s "${1}M" "$img"
-  local dev; dev=$(losetup -f --show "$img") || return 1
-  LOOPS+=("$dev")
+  local img dev
+  img=$(mktemp "$WORK/img.XXXXXX") && truncate -s "${1}M" "$img" || return 1
+  dev=$(losetup -f --show "$img") || return 1
+  echo "$dev" >> "$LOOPS_FILE"
   echo "$dev"
 }
 
@@ -56,8 +59,26 @@ meta_check_spare() {
   return "${PIPESTATUS[0]}"
 }
 
+# dm_ours: the device-mapper devices whose name has this run's prefix.
+dm_ours() { dmsetup ls 2>/dev/null | awk -v p="$PREFIX" 'index($1, p) == 1 { print $1 }'; }
+
+# dm_unstick <name>: a device left suspended (a failed reload, a test that stopped
+# between suspend and resume) would hang every I/O and refuse removal while any is
+# queued: drop an inactive table and resume it with the live one.
+dm_unstick() {
+  dmsetup info "$1" 2>/dev/null | grep -q '^State: *SUSPENDED' || return 0
+  echo "# teardown: $1 was left suspended; resuming it" >&2
+  dmsetup clear "$1" >/dev/null 2>&1
+  dmsetup resume "$1"
+}
+
 teardown() {
-  local i rc=$? d spare
+  local i rc=$? d spare m left=()
+  # A case that stopped half-way may leave a filesystem mounted under $WORK.
+  for m in $(awk -v w="$WORK/" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
+    umount "$m" 2>/dev/null || umount -l "$m"
+  done
+  for d in $(dm_ours); do dm_unstick "$d"; done
   # Devices go in reverse order of creation, so a remap device goes before the devices
   # under it; right after a remap device is removed, its spare's metadata must be clean.
   for ((i = ${#DMDEVS[@]} - 1; i >= 0; i--)); do
@@ -72,11 +93,28 @@ teardown() {
   done
   # Devices made in subshells (mkfaulty) are not in DMDEVS: sweep the prefix.
   for i in 1 2 3; do
-    for d in $(dmsetup ls 2>/dev/null | awk -v p="$PREFIX" 'index($1, p) == 1 { print $1 }'); do
+    for d in $(dm_ours); do
       dmsetup remove "$d" >/dev/null 2>&1
     done
   done
-  for d in "${LOOPS[@]}"; do losetup -d "$d" 2>/dev/null; done
+  # Every loop device made here is detached. `losetup -d` of a device still open (held
+  # by a dm device that could not be removed) only marks it to go at the last close:
+  # check that each one is really gone (given a moment for the last close).
+  if [ -f "$LOOPS_FILE" ]; then
+    while read -r d; do losetup -d "$d" 2>/dev/null; done < "$LOOPS_FILE"
+    while read -r d; do
+      for i in 1 2 3 4 5 6 7 8 9 10; do
+        losetup "$d" >/dev/null 2>&1 || continue 2
+        sleep 0.2
+      done
+      left+=("$d")
+    done < "$LOOPS_FILE"
+  fi
+  if [ ${#left[@]} -gt 0 ] || [ -n "$(dm_ours)" ]; then
+    echo "# left behind: loop devices: ${left[*]:-none}; dm devices: $(dm_ours | tr '\n' ' ')"
+    echo "not ok $((KTAP_N + 1)) teardown leaves no loop or dm device behind"
+    rc=1
+  fi
   rm -rf "$WORK"
   exit "$rc"
 }
