@@ -7,7 +7,7 @@
 # `make vm-test TESTS=tests/crash-ext4.sh` (CRASH_SEED, CRASH_TRIALS).
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup python3 mkfs.ext4 debugfs e2fsck mount
-load_module || skip_all "dm-remap not loadable"
+load_module || fail "the dm-remap module loads"
 grep -qw log-writes <(dmsetup targets) || modprobe dm-log-writes 2>/dev/null || true
 grep -qw log-writes <(dmsetup targets) || skip_all "kernel has no dm-log-writes"
 [ -x "$REMAPCTL" ] || skip_all "remapctl not built (cd rust && cargo build)"

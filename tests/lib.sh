@@ -16,7 +16,14 @@ ktap_fail() { KTAP_N=$((KTAP_N + 1)); KTAP_FAIL=$((KTAP_FAIL + 1)); echo "not ok
 ktap_skip() { KTAP_N=$((KTAP_N + 1)); KTAP_SKIP=$((KTAP_SKIP + 1)); echo "ok $KTAP_N $* # SKIP"; }
 diag() { echo "# $*"; }
 # ktap_check <description> <command...>: pass if the command succeeds.
-ktap_check() { local d=$1; shift; if "$@"; then ktap_pass "$d"; else ktap_fail "$d"; fi; }
+# Returns the command's success, so that a case the rest depends on can bail: `|| bail`.
+ktap_check() { local d=$1; shift; if "$@"; then ktap_pass "$d"; else ktap_fail "$d"; return 1; fi; }
+# bail [why]: stop after a failed case that the rest of the script depends on (the
+# teardown trap still runs: devices are resumed, removed and detached).
+bail() { diag "Bail out! ${1:-the steps after the failed case depend on it}"; exit 1; }
+# fail <what>: a step the script cannot go on without failed (setup, a reload, a
+# mount): report it as a failed case and bail. Not for use inside $(...).
+fail() { ktap_fail "$*"; bail; }
 ktap_finish() {
   echo "# Totals: pass:$KTAP_PASS fail:$KTAP_FAIL skip:$KTAP_SKIP"
   [ "$KTAP_FAIL" = 0 ] || exit 1
@@ -27,7 +34,7 @@ skip_all() { echo "KTAP version 1"; echo "1..0 # SKIP $*"; exit 4; }
 need() { for c in "$@"; do command -v "$c" >/dev/null || skip_all "missing $c"; done; }
 
 # mkloop <size_MiB>: a loop device over a fresh image; prints its path. Call it as
-# `dev=$(mkloop 64)`; teardown detaches the device.
+# `dev=$(mkloop 64) || fail "..."`; teardown detaches the device.
 mkloop() {
   local img dev
   img=$(mktemp "$WORK/img.XXXXXX") && truncate -s "${1}M" "$img" || return 1
