@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # integrity: data written through remap reads back, including unaligned 512-byte I/O at
 # random offsets, and lands on the main device at the same offset; fio verify.
+# timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp
 ktap_plan 5

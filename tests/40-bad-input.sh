@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bad-input: every malformed table line is rejected with its own error and leaves
 # nothing behind (no device, no held loop device); bad messages are rejected.
+# timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup
 load_module || skip_all "dm-remap not loadable"

@@ -4,6 +4,7 @@
 # run is replayed into crash images (every write up to the last flush, FUA writes, a
 # random subset of unflushed ones), each of which must load with no acknowledged
 # write lost. The logic is in tests/crash/replay.py; CRASH_TRIALS sets the count.
+# timeout: 1800
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup python3
 load_module || fail "the dm-remap module loads"

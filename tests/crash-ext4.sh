@@ -5,6 +5,7 @@
 # every fsync'd file intact and pass e2fsck. Logic: tests/crash/replay.py --mode ext4.
 # Not part of make check (about 8 minutes under TCG); run it with
 # `make vm-test TESTS=tests/crash-ext4.sh` (CRASH_SEED, CRASH_TRIALS).
+# timeout: 2400
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup python3 mkfs.ext4 debugfs e2fsck mount
 load_module || fail "the dm-remap module loads"
