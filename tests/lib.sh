@@ -175,3 +175,33 @@ blk_write() { dd if="$3" of="$1" bs=4096 seek="$2" count=1 oflag=direct conv=not
 blk_read() { dd if="$1" of="$3" bs=4096 skip="$2" count=1 iflag=direct status=none; }
 # ktap_check_fails <description> <command...>: pass if the command fails.
 ktap_check_fails() { local d=$1; shift; if "$@" 2>/dev/null; then ktap_fail "$d"; else ktap_pass "$d"; fi; }
+
+# fails_with <text> <command...>: pass if the command fails and its error output says
+# <text> (e.g. "Input/output error"). A negative check must not pass because the
+# command failed for another reason (a wrong path, a device that is not there).
+fails_with() {
+  local want=$1 err; shift
+  if err=$("$@" 2>&1 >/dev/null); then diag "succeeded; expected a failure: $want"; return 1; fi
+  grep -qF -- "$want" <<<"$err" && return 0
+  diag "failed, but not with '$want': $err"
+  return 1
+}
+
+# dm_live <name>: the device is active (not suspended) with a live table and no
+# inactive one.
+dm_live() {
+  local out
+  out=$(dmsetup info "$1") || return 1
+  grep -q '^State: *ACTIVE$' <<<"$out" && grep -q '^Tables present: *LIVE$' <<<"$out" && return 0
+  printf '%s\n' "$out" | sed 's/^/# dmsetup info: /'
+  return 1
+}
+
+# suspend_reload_resume <name> <table>: the three steps, each checked; says which one
+# failed. The caller bails on failure and teardown resumes the device.
+suspend_reload_resume() {
+  dmsetup suspend "$1" || { diag "dmsetup suspend $1 failed"; return 1; }
+  dmsetup reload "$1" --table "$2" || { diag "dmsetup reload $1 failed"; return 1; }
+  dmsetup resume "$1" || { diag "dmsetup resume $1 failed"; return 1; }
+}
+
