@@ -205,3 +205,18 @@ suspend_reload_resume() {
   dmsetup resume "$1" || { diag "dmsetup resume $1 failed"; return 1; }
 }
 
+# must_mount <dev> <dir> [mount options...]: mount, then check in /proc/mounts (through
+# mountpoint) that <dir> is a mount point and that <dev> is what is mounted there: an
+# exit status of 0 alone does not show that the filesystem is there.
+must_mount() {
+  local dev=$1 dir=$2; shift 2
+  mount "$@" "$dev" "$dir" || return 1
+  mountpoint -q "$dir" || { diag "$dir is not a mount point after mount"; return 1; }
+  [ "$(mountpoint -d "$dir")" = "$(mountpoint -x "$dev")" ] ||
+    { diag "$dir holds $(mountpoint -d "$dir"), not $dev ($(mountpoint -x "$dev"))"; return 1; }
+}
+# must_umount <dir>: unmount and check that <dir> is no longer a mount point.
+must_umount() {
+  umount "$1" || return 1
+  ! mountpoint -q "$1" || { diag "$1 is still a mount point after umount"; return 1; }
+}
