@@ -2,10 +2,11 @@
 # create: a target over loop devices; table, status and messages field by field; remove.
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup blockdev
-load_module || skip_all "dm-remap not loadable"
 ktap_plan 12
+load_module || fail "the dm-remap module loads"
 
-main=$(mkloop 64) spare=$(mkloop 16)
+main=$(mkloop 64) || fail "loop device for the main device"
+spare=$(mkloop 16) || fail "loop device for the spare"
 mm=$(lsblk -dno MAJ:MIN "$main" | tr -d ' ') sm=$(lsblk -dno MAJ:MIN "$spare" | tr -d ' ')
 ktap_check "create with defaults" dm_create a "0 131072 remap $main $spare"
 ktap_check "size is the table length" test "$(blockdev --getsz "$(dm_path a)")" = 131072
@@ -15,16 +16,16 @@ ktap_check "table prints major:minor and only the setup uuid" \
 # INFO: block_size spare_data_blocks reads writes flushes read_sectors write_sectors read_errors write_errors
 ktap_check "status block_size field" test "$(status_field a 1)" = 4096
 ktap_check "status spare data blocks = (16MiB - 4.5MiB)/4KiB" test "$(status_field a 2)" = 2944
-dd if=/dev/zero of="$(dm_path a)" bs=4096 count=3 oflag=direct status=none
-dd if="$(dm_path a)" of=/dev/null bs=4096 count=5 iflag=direct status=none
+dd if=/dev/zero of="$(dm_path a)" bs=4096 count=3 oflag=direct status=none || fail "3 writes"
+dd if="$(dm_path a)" of=/dev/null bs=4096 count=5 iflag=direct status=none || fail "5 reads"
 ktap_check "status counts 3 writes of 24 sectors" \
   test "$(status_field a 4) $(status_field a 7)" = "3 24"
 ktap_check "status counts 5 reads" test "$(status_field a 3)" = 5
-out=$(dmsetup message "${PREFIX}a" 0 stats)
+out=$(dmsetup message "${PREFIX}a" 0 stats) || fail "message stats"
 diag "stats: $out"
 ktap_check "message stats returns counters" grep -q 'writes=3 .*write_sectors=24' <<<"$out"
 ktap_check "message help lists verbs" bash -c "dmsetup message ${PREFIX}a 0 HELP | grep -q '^stats'"
-dmsetup message "${PREFIX}a" 0 clear_stats
+dmsetup message "${PREFIX}a" 0 clear_stats || fail "message clear_stats"
 ktap_check "clear_stats zeroes counters" test "$(status_field a 3) $(status_field a 4)" = "0 0"
 ktap_check "create with all options" dm_create b "0 32768 remap $spare $main 5 block_size 512 read_retries 3 format_spare"
 ktap_check "remove" bash -c "dmsetup remove ${PREFIX}a && dmsetup remove ${PREFIX}b && ! dmsetup info ${PREFIX}a >/dev/null 2>&1"

@@ -1,35 +1,36 @@
 #!/usr/bin/env bash
 # integrity: data written through remap reads back, including unaligned 512-byte I/O at
 # random offsets, and lands on the main device at the same offset; fio verify.
+# timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp
-load_module || skip_all "dm-remap not loadable"
 ktap_plan 5
+load_module || fail "the dm-remap module loads"
 
-main=$(mkloop 64) spare=$(mkloop 16)
-dm_create i "0 131072 remap $main $spare"
+main=$(mkloop 64) || fail "loop device for the main device"
+spare=$(mkloop 16) || fail "loop device for the spare"
+dm_create i "0 131072 remap $main $spare" || fail "create the target"
 dev=$(dm_path i)
 
 # Random writes of 1..64 sectors at random 512-byte offsets, checked one by one and
 # mirrored into a reference image.
 ref=$WORK/ref
-truncate -s 64M "$ref"
+truncate -s 64M "$ref" || fail "reference image"
 RANDOM=4242
 bad=0
 for i in $(seq 1 60); do
   off=$((RANDOM * 4 % 131000)) len=$((RANDOM % 64 + 1))
-  head -c $((len * 512)) /dev/urandom > "$WORK/chunk"
+  head -c $((len * 512)) /dev/urandom > "$WORK/chunk" || fail "random data"
   flag=oflag=direct
   [ $((i % 3)) = 0 ] && flag=conv=fsync       # buffered too, through the page cache
   dd if="$WORK/chunk" of="$dev" bs=512 seek="$off" $flag conv=notrunc status=none || bad=1
-  dd if="$WORK/chunk" of="$ref" bs=512 seek="$off" conv=notrunc status=none
-  dd if="$dev" of="$WORK/back" bs=512 skip="$off" count="$len" iflag=direct status=none
+  dd if="$WORK/chunk" of="$ref" bs=512 seek="$off" conv=notrunc status=none || fail "write the reference image"
+  dd if="$dev" of="$WORK/back" bs=512 skip="$off" count="$len" iflag=direct status=none || bad=1
   cmp -s "$WORK/chunk" "$WORK/back" || { diag "mismatch at $off+$len"; bad=1; }
 done
 ktap_check "60 random unaligned writes read back" test "$bad" = 0
 ktap_check "whole device equals the reference image" cmp -s "$dev" "$ref"
-sync
-echo 3 > /proc/sys/vm/drop_caches
+sync && echo 3 > /proc/sys/vm/drop_caches || fail "sync and drop caches"
 ktap_check "main device holds the same bytes at the same offsets" \
   cmp -s -n $((131072 * 512)) "$main" "$ref"
 ktap_check "spare data area untouched by passthrough I/O" \

@@ -3,20 +3,22 @@
 # remaps share metadata commits (group commit).
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp
-load_module || skip_all "dm-remap not loadable"
 ktap_plan 4
+load_module || fail "the dm-remap module loads"
 
-base=$(mkloop 64) sbase=$(mkloop 16)
+base=$(mkloop 64) || fail "loop device for the main device"
+sbase=$(mkloop 16) || fail "loop device for the spare"
 specs=()
 for i in $(seq 0 31); do specs+=("error:$(( (1000 + i * 37) * 8 )):8"); done
-main=$(mkfaulty cm "$base" 131072 "${specs[@]}")
+main=$(mkfaulty cm "$base" 131072 "${specs[@]}") || fail "faulty main device"
 # A slow spare (20 ms per write) makes commits long enough for writers to pile up.
-echo "0 32768 delay $sbase 0 0 $sbase 0 20" | dmsetup create "${PREFIX}slow"; DMDEVS+=("${PREFIX}slow")
-dm_create c "0 131072 remap $main /dev/mapper/${PREFIX}slow"
+echo "0 32768 delay $sbase 0 0 $sbase 0 20" | dmsetup create "${PREFIX}slow" || fail "slow spare (dm-delay)"
+DMDEVS+=("${PREFIX}slow")
+dm_create c "0 131072 remap $main /dev/mapper/${PREFIX}slow" || fail "create the target"
 dev=$(dm_path c)
-v0=$(info c meta_version)
+v0=$(info c meta_version) || fail "meta_version in the status"
 for i in $(seq 0 31); do
-  head -c 4096 /dev/urandom > "$WORK/d$i"
+  head -c 4096 /dev/urandom > "$WORK/d$i" || fail "random data"
   blk_write "$dev" $((1000 + i * 37)) "$WORK/d$i" &
 done
 fails=0

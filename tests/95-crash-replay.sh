@@ -4,9 +4,10 @@
 # run is replayed into crash images (every write up to the last flush, FUA writes, a
 # random subset of unflushed ones), each of which must load with no acknowledged
 # write lost. The logic is in tests/crash/replay.py; CRASH_TRIALS sets the count.
+# timeout: 1800
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup python3
-load_module || skip_all "dm-remap not loadable"
+load_module || fail "the dm-remap module loads"
 grep -qw log-writes <(dmsetup targets) || modprobe dm-log-writes 2>/dev/null || true
 grep -qw log-writes <(dmsetup targets) || skip_all "kernel has no dm-log-writes"
 [ -x "$REMAPCTL" ] || skip_all "remapctl not built (cd rust && cargo build)"

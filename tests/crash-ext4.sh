@@ -5,9 +5,10 @@
 # every fsync'd file intact and pass e2fsck. Logic: tests/crash/replay.py --mode ext4.
 # Not part of make check (about 8 minutes under TCG); run it with
 # `make vm-test TESTS=tests/crash-ext4.sh` (CRASH_SEED, CRASH_TRIALS).
+# timeout: 2400
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup python3 mkfs.ext4 debugfs e2fsck mount
-load_module || skip_all "dm-remap not loadable"
+load_module || fail "the dm-remap module loads"
 grep -qw log-writes <(dmsetup targets) || modprobe dm-log-writes 2>/dev/null || true
 grep -qw log-writes <(dmsetup targets) || skip_all "kernel has no dm-log-writes"
 [ -x "$REMAPCTL" ] || skip_all "remapctl not built (cd rust && cargo build)"

@@ -5,7 +5,9 @@
 KTAP_N=0 KTAP_PASS=0 KTAP_FAIL=0 KTAP_SKIP=0
 PREFIX=${PREFIX:-dmrt_}
 WORK=${WORK:-$(mktemp -d /tmp/dmrt.XXXXXX)}
-LOOPS=()
+# mkloop runs in $(...), a subshell: it records each loop device it attaches in this
+# file (an array would not reach this shell), and teardown detaches them.
+LOOPS_FILE=$WORK/.loops
 DMDEVS=()
 
 ktap_plan() { echo "KTAP version 1"; echo "1..$1"; }
@@ -14,7 +16,14 @@ ktap_fail() { KTAP_N=$((KTAP_N + 1)); KTAP_FAIL=$((KTAP_FAIL + 1)); echo "not ok
 ktap_skip() { KTAP_N=$((KTAP_N + 1)); KTAP_SKIP=$((KTAP_SKIP + 1)); echo "ok $KTAP_N $* # SKIP"; }
 diag() { echo "# $*"; }
 # ktap_check <description> <command...>: pass if the command succeeds.
-ktap_check() { local d=$1; shift; if "$@"; then ktap_pass "$d"; else ktap_fail "$d"; fi; }
+# Returns the command's success, so that a case the rest depends on can bail: `|| bail`.
+ktap_check() { local d=$1; shift; if "$@"; then ktap_pass "$d"; else ktap_fail "$d"; return 1; fi; }
+# bail [why]: stop after a failed case that the rest of the script depends on (the
+# teardown trap still runs: devices are resumed, removed and detached).
+bail() { diag "Bail out! ${1:-the steps after the failed case depend on it}"; exit 1; }
+# fail <what>: a step the script cannot go on without failed (setup, a reload, a
+# mount): report it as a failed case and bail. Not for use inside $(...).
+fail() { ktap_fail "$*"; bail; }
 ktap_finish() {
   echo "# Totals: pass:$KTAP_PASS fail:$KTAP_FAIL skip:$KTAP_SKIP"
   [ "$KTAP_FAIL" = 0 ] || exit 1
@@ -24,12 +33,13 @@ ktap_finish() {
 skip_all() { echo "KTAP version 1"; echo "1..0 # SKIP $*"; exit 4; }
 need() { for c in "$@"; do command -v "$c" >/dev/null || skip_all "missing $c"; done; }
 
-# mkloop <size_MiB>: a loop device over a fresh image; prints its path.
+# mkloop <size_MiB>: a loop device over a fresh image; prints its path. Call it as
+# `dev=$(mkloop 64) || fail "..."`; teardown detaches the device.
 mkloop() {
-  local img; img=$(mktemp "$WORK/img.XXXXXX")
-  truncate -s "${1}M" "$img"
-  local dev; dev=$(losetup -f --show "$img") || return 1
-  LOOPS+=("$dev")
+  local img dev
+  img=$(mktemp "$WORK/img.XXXXXX") && truncate -s "${1}M" "$img" || return 1
+  dev=$(losetup -f --show "$img") || return 1
+  echo "$dev" >> "$LOOPS_FILE"
   echo "$dev"
 }
 
@@ -56,8 +66,26 @@ meta_check_spare() {
   return "${PIPESTATUS[0]}"
 }
 
+# dm_ours: the device-mapper devices whose name has this run's prefix.
+dm_ours() { dmsetup ls 2>/dev/null | awk -v p="$PREFIX" 'index($1, p) == 1 { print $1 }'; }
+
+# dm_unstick <name>: a device left suspended (a failed reload, a test that stopped
+# between suspend and resume) would hang every I/O and refuse removal while any is
+# queued: drop an inactive table and resume it with the live one.
+dm_unstick() {
+  dmsetup info "$1" 2>/dev/null | grep -q '^State: *SUSPENDED' || return 0
+  echo "# teardown: $1 was left suspended; resuming it" >&2
+  dmsetup clear "$1" >/dev/null 2>&1
+  dmsetup resume "$1"
+}
+
 teardown() {
-  local i rc=$? d spare
+  local i rc=$? d spare m left=()
+  # A case that stopped half-way may leave a filesystem mounted under $WORK.
+  for m in $(awk -v w="$WORK/" 'index($2, w) == 1 { print $2 }' /proc/mounts | sort -r); do
+    umount "$m" 2>/dev/null || umount -l "$m"
+  done
+  for d in $(dm_ours); do dm_unstick "$d"; done
   # Devices go in reverse order of creation, so a remap device goes before the devices
   # under it; right after a remap device is removed, its spare's metadata must be clean.
   for ((i = ${#DMDEVS[@]} - 1; i >= 0; i--)); do
@@ -72,11 +100,28 @@ teardown() {
   done
   # Devices made in subshells (mkfaulty) are not in DMDEVS: sweep the prefix.
   for i in 1 2 3; do
-    for d in $(dmsetup ls 2>/dev/null | awk -v p="$PREFIX" 'index($1, p) == 1 { print $1 }'); do
+    for d in $(dm_ours); do
       dmsetup remove "$d" >/dev/null 2>&1
     done
   done
-  for d in "${LOOPS[@]}"; do losetup -d "$d" 2>/dev/null; done
+  # Every loop device made here is detached. `losetup -d` of a device still open (held
+  # by a dm device that could not be removed) only marks it to go at the last close:
+  # check that each one is really gone (given a moment for the last close).
+  if [ -f "$LOOPS_FILE" ]; then
+    while read -r d; do losetup -d "$d" 2>/dev/null; done < "$LOOPS_FILE"
+    while read -r d; do
+      for i in 1 2 3 4 5 6 7 8 9 10; do
+        losetup "$d" >/dev/null 2>&1 || continue 2
+        sleep 0.2
+      done
+      left+=("$d")
+    done < "$LOOPS_FILE"
+  fi
+  if [ ${#left[@]} -gt 0 ] || [ -n "$(dm_ours)" ]; then
+    echo "# left behind: loop devices: ${left[*]:-none}; dm devices: $(dm_ours | tr '\n' ' ')"
+    echo "not ok $((KTAP_N + 1)) teardown leaves no loop or dm device behind"
+    rc=1
+  fi
   rm -rf "$WORK"
   exit "$rc"
 }
@@ -130,3 +175,48 @@ blk_write() { dd if="$3" of="$1" bs=4096 seek="$2" count=1 oflag=direct conv=not
 blk_read() { dd if="$1" of="$3" bs=4096 skip="$2" count=1 iflag=direct status=none; }
 # ktap_check_fails <description> <command...>: pass if the command fails.
 ktap_check_fails() { local d=$1; shift; if "$@" 2>/dev/null; then ktap_fail "$d"; else ktap_pass "$d"; fi; }
+
+# fails_with <text> <command...>: pass if the command fails and its error output says
+# <text> (e.g. "Input/output error"). A negative check must not pass because the
+# command failed for another reason (a wrong path, a device that is not there).
+fails_with() {
+  local want=$1 err; shift
+  if err=$("$@" 2>&1 >/dev/null); then diag "succeeded; expected a failure: $want"; return 1; fi
+  grep -qF -- "$want" <<<"$err" && return 0
+  diag "failed, but not with '$want': $err"
+  return 1
+}
+
+# dm_live <name>: the device is active (not suspended) with a live table and no
+# inactive one.
+dm_live() {
+  local out
+  out=$(dmsetup info "$1") || return 1
+  grep -q '^State: *ACTIVE$' <<<"$out" && grep -q '^Tables present: *LIVE$' <<<"$out" && return 0
+  printf '%s\n' "$out" | sed 's/^/# dmsetup info: /'
+  return 1
+}
+
+# suspend_reload_resume <name> <table>: the three steps, each checked; says which one
+# failed. The caller bails on failure and teardown resumes the device.
+suspend_reload_resume() {
+  dmsetup suspend "$1" || { diag "dmsetup suspend $1 failed"; return 1; }
+  dmsetup reload "$1" --table "$2" || { diag "dmsetup reload $1 failed"; return 1; }
+  dmsetup resume "$1" || { diag "dmsetup resume $1 failed"; return 1; }
+}
+
+# must_mount <dev> <dir> [mount options...]: mount, then check in /proc/mounts (through
+# mountpoint) that <dir> is a mount point and that <dev> is what is mounted there: an
+# exit status of 0 alone does not show that the filesystem is there.
+must_mount() {
+  local dev=$1 dir=$2; shift 2
+  mount "$@" "$dev" "$dir" || return 1
+  mountpoint -q "$dir" || { diag "$dir is not a mount point after mount"; return 1; }
+  [ "$(mountpoint -d "$dir")" = "$(mountpoint -x "$dev")" ] ||
+    { diag "$dir holds $(mountpoint -d "$dir"), not $dev ($(mountpoint -x "$dev"))"; return 1; }
+}
+# must_umount <dir>: unmount and check that <dir> is no longer a mount point.
+must_umount() {
+  umount "$1" || return 1
+  ! mountpoint -q "$1" || { diag "$1 is still a mount point after umount"; return 1; }
+}
