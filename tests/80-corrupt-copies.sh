@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# timeout: 600
 # corrupt-copies: the metadata survives damage to any 1-4 of its 5 copies (the kernel
 # loads the newest valid copy and rewrites the others), refuses to load when all 5 are
 # damaged (overwriting nothing), refuses foreign data unless told to format, refuses a
