@@ -338,17 +338,22 @@ impl Remap {
                     };
                     let mut to_spare = false;
                     for blk in first..=last {
-                        let bstart = blk * spb;
-                        let s0 = pb.sector.max(bstart);
-                        let n = end.min(bstart + spb) - s0;
-                        let bio_off = (s0 - pb.sector) * 512;
+                        let (bstart, s0, n, bio_off) = piece(spb, pb.sector, end, blk);
                         let cur = crate::remap_core::remap_table::find(
                             self.published.items_locked(),
                             blk,
                         )
                         .copied();
-                        let on_main =
-                            !cur.is_some_and(|c| c.state == REMAPPED || c.state == PENDING);
+                        // Retried on main unless the block's data lives on the spare, the
+                        // block is pending (remapped by its next write, as drive firmware
+                        // does; written in place in mode failed), or this batch already
+                        // moves it (a write acknowledged from main could be overwritten
+                        // by that move's copy).
+                        let in_batch = sc.jobs.as_slice().iter().any(|j| j.block == blk);
+                        let on_main = !in_batch
+                            && !cur.is_some_and(|c| {
+                                c.state == REMAPPED || (c.state == PENDING && !failed)
+                            });
                         if on_main {
                             Self::bio_copy(bio, bio_off, &mut sc.buf, n * 512, false);
                             if self.sync_io(Dev::Main, s0, &mut sc.buf, n, op).is_ok() {
@@ -369,10 +374,7 @@ impl Remap {
                 ST_READ_FAILED => {
                     let mut all_main = true;
                     for blk in first..=last {
-                        let bstart = blk * spb;
-                        let s0 = pb.sector.max(bstart);
-                        let n = end.min(bstart + spb) - s0;
-                        let bio_off = (s0 - pb.sector) * 512;
+                        let (bstart, s0, n, bio_off) = piece(spb, pb.sector, end, blk);
                         let cur = crate::remap_core::remap_table::find(
                             self.published.items_locked(),
                             blk,
@@ -838,6 +840,16 @@ impl Remap {
             }
         }
     }
+}
+
+/// The part of the I/O `sector..end` that falls into block `blk` (of `spb` sectors):
+/// the block's first sector, the part's first sector and length, and its byte offset
+/// in the bio.
+fn piece(spb: u64, sector: u64, end: u64, blk: u64) -> (u64, u64, u64, u64) {
+    let bstart = blk * spb;
+    let s0 = sector.max(bstart);
+    let n = end.min(bstart + spb) - s0;
+    (bstart, s0, n, (s0 - sector) * 512)
 }
 
 fn mask_count_full(m: &crate::engine::SectorMask, spb: u64) -> bool {
