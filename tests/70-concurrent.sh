@@ -11,16 +11,20 @@ sbase=$(mkloop 16) || fail "loop device for the spare"
 specs=()
 for i in $(seq 0 31); do specs+=("error:$(( (1000 + i * 37) * 8 )):8"); done
 main=$(mkfaulty cm "$base" 131072 "${specs[@]}") || fail "faulty main device"
-# A slow spare (20 ms per write) makes commits long enough for writers to pile up.
-echo "0 32768 delay $sbase 0 0 $sbase 0 20" | dmsetup create "${PREFIX}slow" || fail "slow spare (dm-delay)"
+# A slow spare (50 ms per write) makes commits long enough for writers to pile up.
+echo "0 32768 delay $sbase 0 0 $sbase 0 50" | dmsetup create "${PREFIX}slow" || fail "slow spare (dm-delay)"
 DMDEVS+=("${PREFIX}slow")
 dm_create c "0 131072 remap $main /dev/mapper/${PREFIX}slow" || fail "create the target"
 dev=$(dm_path c)
 v0=$(info c meta_version) || fail "meta_version in the status"
+for i in $(seq 0 31); do head -c 4096 /dev/urandom > "$WORK/d$i" || fail "random data"; done
+# Every writer waits at a barrier, so that all 32 writes start together however slowly
+# the shells were started (under TCG on a busy host, ~100 ms each).
 for i in $(seq 0 31); do
-  head -c 4096 /dev/urandom > "$WORK/d$i" || fail "random data"
-  blk_write "$dev" $((1000 + i * 37)) "$WORK/d$i" &
+  (while [ ! -e "$WORK/go" ]; do sleep 0.05; done; blk_write "$dev" $((1000 + i * 37)) "$WORK/d$i") &
 done
+sleep 1
+touch "$WORK/go"
 fails=0
 for j in $(jobs -p); do wait "$j" || fails=$((fails + 1)); done
 ktap_check "32 concurrent writes to bad blocks all succeed" test "$fails" = 0
