@@ -16,6 +16,11 @@ image files, so killing QEMU is a power cut.
 
 Every line is drained to the console before the next disk write, so the host never
 misses an INTENT whose write may have reached the disk.
+
+From the start a thread follows the kernel log (/dev/kmsg, the boot's messages
+included) and prints every message of level warning or worse as "KMSG <level> <text>":
+an oops or a lockdep splat after VERIFY would otherwise look like the power cut that
+ends the boot.
 """
 import hashlib
 import mmap
@@ -24,6 +29,7 @@ import random
 import subprocess
 import sys
 import termios
+import threading
 
 BLOCKS = 16384          # 64 MiB main
 NSECT = BLOCKS * 8
@@ -43,13 +49,44 @@ def plan(seed):
         yield blk, rng.randbytes(4096)
 
 
-def say(line):
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+_console = threading.Lock()
+
+
+def say(line, drain=True):
+    """One whole line on the console (the kernel-log thread prints too)."""
+    with _console:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        if not drain:
+            return
+        try:
+            termios.tcdrain(sys.stdout.fileno())
+        except (termios.error, OSError):
+            pass  # not a terminal: flush() already handed the bytes on
+
+
+def follow_kmsg():
+    """Prints the kernel's messages of level warning (4) or worse, as they come."""
     try:
-        termios.tcdrain(sys.stdout.fileno())
-    except (termios.error, OSError):
-        pass  # not a terminal: flush() already handed the bytes on
+        fd = os.open("/dev/kmsg", os.O_RDONLY)
+    except OSError as e:
+        say(f"KMSG 0 cannot open /dev/kmsg: {e}")
+        return
+    while True:
+        try:
+            rec = os.read(fd, 8192).decode("utf-8", "replace")
+        except BrokenPipeError:
+            continue  # records were overwritten before we read them
+        except OSError as e:
+            say(f"KMSG 0 reading /dev/kmsg failed: {e}")
+            return
+        head, _, text = rec.partition(";")
+        try:
+            level = int(head.split(",")[0]) & 7
+        except ValueError:
+            continue
+        if level <= 4:
+            say(f"KMSG {level} {text.splitlines()[0] if text else ''}")
 
 
 def sha(data):
@@ -64,6 +101,7 @@ def main():
     expect, seed = sys.argv[1], int(sys.argv[2])
     limit = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     os.environ["DM_DISABLE_UDEV"] = "1"
+    threading.Thread(target=follow_kmsg, daemon=True).start()
     if subprocess.run(["modprobe", "dm-remap"]).returncode != 0:
         say("VERIFY FAIL modprobe")
         return 1
@@ -96,10 +134,10 @@ def main():
                     h = sha(buf[:got])
                 except OSError:
                     h = sha(b"")
-                print(f"SEEN {blk} {h}")
+                say(f"SEEN {blk} {h}", drain=False)
                 n += 1
                 if h not in allowed:
-                    print(f"MISMATCH {blk} got={h} allowed={' '.join(allowed)}")
+                    say(f"MISMATCH {blk} got={h} allowed={' '.join(allowed)}", drain=False)
                     fails += 1
     say(f"VERIFY ok {n}" if fails == 0 else f"VERIFY FAIL {fails}")
     say("STATUS " + dmsetup("status", "pc").stdout.strip())

@@ -13,7 +13,26 @@ and a final verifying boot. After every boot the host runs `remapctl meta check`
 the spare image: it must load (exit 0, or 1 when the cut landed inside a commit and
 the next load repairs the torn copy).
 
-Exit status 0 when every verification passed and the metadata loaded after every cut.
+A cut comes only after the boot has acknowledged MIN_ACKS writes, one of them a remap
+(the first write to an injected bad block). Odd-numbered cuts then fall at a random
+moment up to 4 s later; even-numbered ones aim inside a commit: the host watches the
+`version` of the five metadata copies in the spare image (QEMU's writes reach the
+image file as the guest issues them) and cuts as soon as copy k (random, 0-3) holds a
+newer version than copy 4: the commit has written copies 0..k and not yet the last. A boot fails when
+  - what it read back differs from what was acknowledged (VERIFY), or an acknowledged
+    write is not the plan's;
+  - a write failed (WRITE-ERROR: a remap that returned EIO, or a tripped storm guard);
+  - the target is not in mode ok when the next boot loads it (STATUS);
+  - the kernel logged an oops, BUG, WARNING, lockdep or RCU splat, or a hung task
+    (KMSG lines, which the guest prints from /dev/kmsg at level warning or worse);
+  - the guest fell silent for STALL seconds when the cut was due (a hang that the cut
+    would otherwise hide: a cut otherwise waits for a console line under a second
+    old), or the cut never came;
+  - the metadata does not load after it.
+The campaign fails too when no cut landed inside a commit (meta check exit 1: copies of
+different versions), with at least 4 cuts.
+
+Exit status 0 when every boot passed.
 """
 import argparse
 import itertools
@@ -33,9 +52,20 @@ OUT = os.path.join(ROOT, "out", "powercut")
 REMAPCTL = os.path.join(ROOT, "rust", "target", "debug", "remapctl")
 # Writes after the last ACK the host saw that may have reached the disk.
 HORIZON = 64
+# A cut comes after this many acknowledged writes of the boot, one of them a remap.
+MIN_ACKS = 4
+# Seconds of console silence before a cut that count as a hung guest.
+STALL = 10.0
+# Kernel messages that fail a boot whatever else happened.
+SPLAT = re.compile(r"BUG:|WARNING:|Oops|Call Trace|general protection|kernel BUG|"
+                   r"rcu.*stall|blocked for more than|possible circular locking|"
+                   r"inconsistent lock state|UBSAN|KASAN|refcount_t|list_(add|del) corruption|"
+                   r"Kernel panic")
+# Warnings shown in the report (the others are the boot's own).
+STORAGE = re.compile(r"device-mapper|dm[-_]remap|\bvd[ab]\b|I/O error|EXT4|blk_")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guest import plan, sha  # noqa: E402  (the guest's write plan, recomputed here)
+from guest import BAD, plan, sha  # noqa: E402  (the guest's write plan, recomputed here)
 
 
 def meta_check():
@@ -45,8 +75,25 @@ def meta_check():
     return p.returncode, (p.stdout.splitlines() or ["?"])[0]
 
 
-def kill_qemu_under(root):
-    """SIGKILLs the QEMU processes descending from `root`; returns whether one was hit."""
+# Sectors of the five metadata copies and the offset of `version` in a copy's header
+# (Documentation/on-disk-format.md).
+COPY_SECTORS = (0, 1024, 2048, 4096, 8192)
+VERSION_AT = 48
+# Seconds after arming an aimed cut waits for a commit before it cuts anyway.
+AIM_GIVE_UP = 20.0
+
+
+def copy_versions(f):
+    """The `version` field of each copy as the image holds it now."""
+    out = []
+    for sec in COPY_SECTORS:
+        f.seek(sec * 512 + VERSION_AT)
+        out.append(int.from_bytes(f.read(8), "little"))
+    return out
+
+
+def qemu_under(root):
+    """The pids of the QEMU processes descending from `root`."""
     children = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -59,21 +106,36 @@ def kill_qemu_under(root):
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append((int(d), comm))
-    hit, todo = False, [root]
+    found, todo = [], [root]
     while todo:
         for pid, comm in children.get(todo.pop(), []):
             if comm.startswith("qemu-system"):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    hit = True
-                except ProcessLookupError:
-                    pass
+                found.append(pid)
             todo.append(pid)
+    return found
+
+
+def kill(pids):
+    """SIGKILLs `pids`; returns whether one was hit."""
+    hit = False
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            hit = True
+        except ProcessLookupError:
+            pass
     return hit
 
 
-def boot(expect_path, seed, kill_after, limit=0):
-    """Runs one VM boot; returns its output lines and whether it was cut."""
+def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None):
+    """Runs one VM boot; returns its output lines, whether it was cut, and the seconds
+    of console silence before the cut (None without a cut).
+
+    The cut is armed once MIN_ACKS writes were acknowledged, one of them to a block of
+    `fresh` (bad blocks never written before: the write remaps). Then it falls
+    `kill_after` seconds later, or, when `aim` is a copy number k, as soon as copy k
+    holds a newer version than copy 4 (inside a commit), or AIM_GIVE_UP seconds after
+    arming if no commit was seen."""
     env = dict(os.environ)
     env["VM_QEMU_OPTS"] = (
         f"-drive file={OUT}/main.img,format=raw,if=virtio,cache=writeback "
@@ -87,11 +149,17 @@ def boot(expect_path, seed, kill_after, limit=0):
     lines = []
     deadline = None
     cut = False
+    silent = None
     fd = p.stdout.fileno()
     buf = ""
     eof = False
+    acks, remapped, armed = 0, 0, False
+    qemu = []
+    spare = open(os.path.join(OUT, "spare.img"), "rb")
+    fresh = set(fresh)
+    last_line = time.time()
     while not eof:
-        r, _, _ = select.select([fd], [], [], 0.05)
+        r, _, _ = select.select([fd], [], [], 0.001)
         if r:
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -100,16 +168,44 @@ def boot(expect_path, seed, kill_after, limit=0):
             *done, buf = buf.split("\n")
             for line in done:
                 lines.append(line)
-                if line.startswith("VERIFY ") and deadline is None and not limit:
-                    deadline = time.time() + kill_after
-        if deadline is not None and time.time() >= deadline:
+                last_line = time.time()
+                if limit or deadline is not None:
+                    continue
+                m = re.match(r"(ACK|INTENT) \d+ (\d+) ", line)
+                if not m:
+                    continue
+                blk = int(m.group(2))
+                if m.group(1) == "ACK":
+                    acks += 1
+                    if blk in fresh:
+                        remapped += 1
+                        fresh.discard(blk)
+                    if not armed and acks >= MIN_ACKS and remapped:
+                        armed = True
+                        deadline = time.time() + (kill_after if aim is None else AIM_GIVE_UP)
+                        # Found now: walking /proc at the cut takes long enough for a
+                        # commit to finish in the meantime.
+                        qemu = qemu_under(p.pid)
+        in_commit = False
+        if armed and aim is not None and deadline != float("inf"):
+            v = copy_versions(spare)
+            in_commit = v[aim] > v[4]
+            if in_commit:
+                lines.append(f"HOST cut inside a commit: copy versions {v}")
+        # The cut waits for a console line less than a second old (or for the image
+        # to show a commit in progress): a guest that is silent for STALL seconds
+        # instead is hung (the report says so), and cut then.
+        if in_commit or deadline is not None and time.time() >= deadline and (
+                time.time() - last_line < 1.0 or time.time() - last_line >= STALL):
             # The power cut: SIGKILL this boot's QEMU (only this one: other VMs may be
             # running on the machine), nothing gets flushed.
-            cut = kill_qemu_under(p.pid)
+            silent = time.time() - last_line
+            cut = kill(qemu or qemu_under(p.pid))
             deadline = float("inf")
     p.wait()
+    spare.close()
     lines.extend(buf.split("\n"))
-    return lines, cut
+    return lines, cut, silent
 
 
 def main():
@@ -129,6 +225,12 @@ def main():
     failures = 0
     acked_total = 0
     torn = 0
+    aimed = aimed_torn = 0
+    remaps_total = 0
+    # Bad blocks that no write of an earlier boot may have touched: a write to one
+    # remaps (and commits). A write that may have landed (INTENT) counts as touched.
+    fresh = set(BAD)
+    prev_remapped = None
     if not os.access(REMAPCTL, os.X_OK):
         print(f"# {REMAPCTL} missing: build it with `cd rust && cargo build`")
         return 1
@@ -138,15 +240,23 @@ def main():
                 f.write(f"{blk} {' '.join(sorted(allowed[blk]))}\n")
         clean = trial == 0
         last = trial == args.cuts + 1
-        kill_after = rng.uniform(0.5, 6.0) if not last else 0.5
+        kill_after = rng.uniform(0.0, 4.0) if not last else 0.0
         seed = rng.randrange(1 << 15)
-        lines, cut = boot(expect_path, seed, kill_after, 150 if clean else 0)
+        aim = rng.randrange(4) if not clean and not last and trial % 2 == 0 else None
+        lines, cut, silent = boot(expect_path, seed, kill_after, 150 if clean else 0,
+                                  frozenset(fresh), aim)
         if not clean and not cut:
             failures += 1
-            print(f"# boot {trial}: the power cut did not happen (no QEMU found to kill)")
+            print(f"# boot {trial}: the power cut did not happen (no QEMU found to kill, or the "
+                  f"boot never acknowledged {MIN_ACKS} writes and a remap)")
+        if silent is not None and silent >= STALL:
+            failures += 1
+            print(f"# boot {trial}: the guest was silent for {silent:.1f} s before the cut (hung)")
         code, verdict = meta_check()
         if code == 1:
             torn += 1
+            aimed_torn += aim is not None
+        aimed += aim is not None
         if code not in (0, 1) or (clean and code != 0):
             failures += 1
             print(f"# boot {trial}: remapctl meta check FAILED ({code}): {verdict}")
@@ -156,6 +266,29 @@ def main():
         verify = [l for l in lines if l.startswith("VERIFY ")]
         mism = [l for l in lines if l.startswith("MISMATCH")]
         status = next((l for l in lines if l.startswith("STATUS ")), "STATUS ?")
+        for l in lines:
+            if l.startswith("HOST "):
+                print(f"# boot {trial}: {l[5:]}")
+        # "STATUS <start> <len> remap <field 1> ...": 10 remapped, 17 mode.
+        fields = status.split()
+        if len(fields) < 21 or fields[3] != "remap" or fields[20] != "ok":
+            failures += 1
+            print(f"# boot {trial}: the target is not in mode ok: {status}")
+        else:
+            now = int(fields[13])
+            if prev_remapped is not None:
+                remaps_total += now - prev_remapped
+            prev_remapped = now
+        for l in lines:
+            if l.startswith("WRITE-ERROR"):
+                failures += 1
+                print(f"# boot {trial}: a write failed: {l}")
+            if l.startswith("KMSG "):
+                bad = SPLAT.search(l)
+                failures += bool(bad)
+                # The boot's own warnings (timer calibration, 9p) are not shown.
+                if bad or (STORAGE.search(l) and "taints kernel" not in l):
+                    print(f"# boot {trial}: {'KERNEL SPLAT: ' if bad else 'kernel: '}{l[5:]}")
         if not verify or not verify[0].startswith("VERIFY ok"):
             failures += 1
             print(f"# boot {trial}: verification FAILED: {verify[:1]} {mism[:5]}")
@@ -183,6 +316,7 @@ def main():
             end = min(end, 150)
         writes = [(b, sha(d)) for b, d in itertools.islice(plan(seed), end)]
         for i, (blk, h) in enumerate(writes):
+            fresh.discard(blk)
             if i in acked:
                 if acked[i] != (blk, h):
                     failures += 1
@@ -195,10 +329,16 @@ def main():
         if clean:
             print(f"# boot {trial}: clean shutdown after {acks} acknowledged writes; meta check: {verdict}")
         elif not last:
-            print(f"# boot {trial}: power cut after {kill_after:.1f} s, {acks} acknowledged writes; "
+            when = (f"aimed after copy {aim} of a commit" if aim is not None
+                    else f"{kill_after:.1f} s after arming")
+            print(f"# boot {trial}: power cut {when}, {acks} acknowledged writes; "
                   f"meta check: {verdict}")
-    print(f"# {args.cuts} power cuts, {acked_total} acknowledged writes, {torn} cuts inside a commit, "
-          f"{failures} failed verifications")
+    if args.cuts >= 4 and torn == 0:
+        failures += 1
+        print("# no cut landed inside a commit: the campaign did not test torn commits")
+    print(f"# {args.cuts} power cuts ({aimed} aimed at a commit), {acked_total} acknowledged "
+          f"writes, {remaps_total} remaps, {torn} cuts inside a commit ({aimed_torn} of them "
+          f"aimed), {failures} failures")
     return 1 if failures else 0
 
 
