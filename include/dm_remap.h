@@ -75,7 +75,6 @@ enum dmr_io_op {
 };
 int dmr_io(struct dm_io_client *client, struct block_device *bdev, sector_t sector,
 	   sector_t count, void *buf, enum dmr_io_op op);
-int dmr_flush(struct block_device *bdev);
 void dmr_random_bytes(void *buf, size_t len);
 /* Monotonic time (boot clock) in milliseconds. */
 u64 dmr_now_ms(void);

@@ -206,11 +206,6 @@ int dmr_io(struct dm_io_client *client, struct block_device *bdev, sector_t sect
 	return error_bits ? -EIO : 0;
 }
 
-int dmr_flush(struct block_device *bdev)
-{
-	return blkdev_issue_flush(bdev);
-}
-
 struct dmr_worker {
 	struct workqueue_struct *wq;
 	struct work_struct work;

@@ -812,11 +812,16 @@ impl Remap {
         // still be in flight when it is freed and handed to another block.
         // SAFETY: the worker is live.
         unsafe { b::dmr_io_drain(self.worker) };
-        let copied = self
-            .sync_io(Dev::Spare, spare_at, buf, spb, b::dmr_io_op_DMR_IO_READ)
-            .and_then(|()| {
-                self.sync_io(Dev::Main, main_at, buf, spb, b::dmr_io_op_DMR_IO_WRITE_FUA)
-            });
+        let read = self.sync_io(Dev::Spare, spare_at, buf, spb, b::dmr_io_op_DMR_IO_READ);
+        if read.is_err() {
+            // A spare I/O error, as on any other path: counted, and mode failed (the
+            // event is raised by the worker, outside the core mutex held here).
+            self.stats.spare_errors.fetch_add(1, Relaxed);
+            self.enter_failed(c"spare read error while moving a block back to main");
+        }
+        let copied = read.and_then(|()| {
+            self.sync_io(Dev::Main, main_at, buf, spb, b::dmr_io_op_DMR_IO_WRITE_FUA)
+        });
         if let Err(e) = copied {
             // The block stays remapped.
             let _ = self.publish_changes(core, &mut [cur]);
