@@ -5,14 +5,15 @@
 # block that fails on the spare; a spare data write of a new remap that fails; a
 # metadata commit that fails before any copy lands (rolled back, last_commit = -EIO);
 # one that fails after three of five copies landed (kept, found again after a
-# reload); a full spare; a full metadata copy (43,651 entries).
+# reload); an `unremap` that cannot read the block's spare copy; a full spare; a full
+# metadata copy (43,651 entries).
 # (A read of a remapped block that fails on the spare is tests/92-spare-failure.sh; a
 # remap storm is tests/90-storm.sh.)
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp timeout python3
 load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
 [ -x "$REMAPCTL" ] || { ktap_plan 1; fail "remapctl is built ($REMAPCTL)"; }
-ktap_plan 39
+ktap_plan 44
 
 counter() { dmsetup message "$PREFIX$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 # arm_wait <name>: a background `dmsetup wait` for the target's next event, as a
@@ -43,13 +44,15 @@ sbase=$(mkloop 16) || fail "loop device for the spare"
 main=$(mkfaulty faulty "$base" 131072 wfail:2400:8 wfail:2480:8 wfail:2560:8) ||
   fail "faulty main device"
 # The spare is a dm device whose table each case swaps: "ok"; "data": its data area
-# fails writes; "meta": its metadata area (copies 0-4) fails writes; "tail": copies 3
-# and 4 fail writes (a commit writes copies 0, 1, 2 first).
+# fails writes; "rdata": its data area fails reads; "meta": its metadata area (copies
+# 0-4) fails writes; "tail": copies 3 and 4 fail writes (a commit writes copies 0, 1, 2
+# first).
 sp=${PREFIX}sp
 spare_table() {
   case $1 in
     ok) echo "0 32768 linear $sbase 0" ;;
     data) printf '0 9216 linear %s 0\n9216 23552 flakey %s 9216 0 3600 1 error_writes\n' "$sbase" "$sbase" ;;
+    rdata) printf '0 9216 linear %s 0\n9216 23552 flakey %s 9216 0 3600 1 error_reads\n' "$sbase" "$sbase" ;;
     meta) printf '0 9216 flakey %s 0 0 3600 1 error_writes\n9216 23552 linear %s 9216\n' "$sbase" "$sbase" ;;
     tail) printf '0 4096 linear %s 0\n4096 5120 flakey %s 4096 0 3600 1 error_writes\n9216 23552 linear %s 9216\n' \
             "$sbase" "$sbase" "$sbase" ;;
@@ -148,6 +151,32 @@ ktap_check "D: after remove/create block 320 is remapped (a landed copy was sele
   test "$(dmsetup message "$x" 0 query 320 | cut -d' ' -f2) $(info x remapped)" = "state=remapped $((r + 1))"
 ktap_check "D: and holds the data, which was durable before the first copy" \
   bash -c "dd if=$dev bs=4096 skip=320 count=1 iflag=direct status=none | cmp -s - $WORK/d"
+dmsetup message "$x" 0 clear_failed >/dev/null || fail "clear_failed"
+
+# G. `unremap` cannot read the block's only copy from the spare: refused, the block
+#    stays remapped, and like any spare I/O error it enters mode failed.
+head -c 4096 /dev/urandom > "$WORK/g" || fail "random data"
+blk_write "$dev" 7 "$WORK/g" && dmsetup message "$x" 0 remap 7 >/dev/null || fail "remap block 7"
+e=$(counter x spare_errors)
+arm_wait x || fail "event counter"
+set_spare rdata || fail "spare data area fails reads"
+dmesg_mark
+ktap_check "G: unremap of a block whose spare copy cannot be read is refused with EIO" \
+  fails_with "Input/output error" dmsetup message "$x" 0 unremap 7
+ktap_check "G: the block stays remapped" \
+  bash -c "dmsetup message $x 0 query 7 | grep -q state=remapped"
+g_failed() {
+  local m c
+  m=$(info x mode) c=$(counter x spare_errors)
+  [ "$m" = failed ] && [ "$c" -gt "$e" ] && return 0
+  diag "mode $m, spare_errors $c (was $e)"
+  return 1
+}
+ktap_check "G: mode failed, the spare error counted" g_failed
+ktap_check "G: dmsetup wait woke on the dm event" woke
+set_spare ok || fail "spare back"
+ktap_check "G: the block still reads back its data" \
+  bash -c "dd if=$dev bs=4096 skip=7 count=1 iflag=direct status=none | cmp -s - $WORK/g"
 dmsetup message "$x" 0 clear_failed >/dev/null || fail "clear_failed"
 
 # E. Spare full: a spare with room for two blocks.
