@@ -9,6 +9,7 @@
 # metadata copy (43,651 entries).
 # (A read of a remapped block that fails on the spare is tests/92-spare-failure.sh; a
 # remap storm is tests/90-storm.sh.)
+# timeout: 480
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp timeout python3
 load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
