@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# spare-faults: faults of the spare device, each of which puts the target in mode
+# failed, says why in the kernel log, raises a dm event (`dmsetup wait` wakes) and never
+# acknowledges a write whose data or mapping is not durable: a write to a remapped
+# block that fails on the spare; a spare data write of a new remap that fails; a
+# metadata commit that fails before any copy lands (rolled back, last_commit = -EIO);
+# one that fails after three of five copies landed (kept, found again after a
+# reload); an `unremap` that cannot read the block's spare copy; a full spare; a full
+# metadata copy (43,651 entries).
+# (A read of a remapped block that fails on the spare is tests/92-spare-failure.sh; a
+# remap storm is tests/90-storm.sh.)
+# timeout: 480
+. "$(dirname "$0")/lib.sh"
+need dmsetup losetup dd cmp timeout python3
+load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
+[ -x "$REMAPCTL" ] || { ktap_plan 1; fail "remapctl is built ($REMAPCTL)"; }
+ktap_plan 44
+
+counter() { dmsetup message "$PREFIX$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# arm_wait <name>: a background `dmsetup wait` for the target's next event, as a
+# monitor would run it; woke: it returned because the event came (not the timeout).
+arm_wait() {
+  local ev
+  ev=$(dmsetup info -c --noheadings -o events "$PREFIX$1") || return 1
+  timeout 30 dmsetup wait "$PREFIX$1" "$ev" >/dev/null 2>&1 &
+  waiter=$!
+}
+woke() { wait "$waiter"; }
+# logged <text>: the kernel log since the mark has a dm-remap line with <text>.
+logged() {
+  dmesg_since_mark | grep -F 'device-mapper: remap: ' | grep -qF -- "$1" && return 0
+  diag "kernel log since the mark has no line with '$1':"
+  dmesg_since_mark | tail -5 | sed 's/^/# /'
+  return 1
+}
+recreate() {
+  dmsetup remove "$PREFIX$1" || return 1
+  DMDEVS=("${DMDEVS[@]/$PREFIX$1}")
+  dm_create "$1" "$2"
+}
+
+base=$(mkloop 64) || fail "loop device for the main device"
+sbase=$(mkloop 16) || fail "loop device for the spare"
+# Blocks 300, 310 and 320 of the main device fail writes (reads pass).
+main=$(mkfaulty faulty "$base" 131072 wfail:2400:8 wfail:2480:8 wfail:2560:8) ||
+  fail "faulty main device"
+# The spare is a dm device whose table each case swaps: "ok"; "data": its data area
+# fails writes; "rdata": its data area fails reads; "meta": its metadata area (copies
+# 0-4) fails writes; "tail": copies 3 and 4 fail writes (a commit writes copies 0, 1, 2
+# first).
+sp=${PREFIX}sp
+spare_table() {
+  case $1 in
+    ok) echo "0 32768 linear $sbase 0" ;;
+    data) printf '0 9216 linear %s 0\n9216 23552 flakey %s 9216 0 3600 1 error_writes\n' "$sbase" "$sbase" ;;
+    rdata) printf '0 9216 linear %s 0\n9216 23552 flakey %s 9216 0 3600 1 error_reads\n' "$sbase" "$sbase" ;;
+    meta) printf '0 9216 flakey %s 0 0 3600 1 error_writes\n9216 23552 linear %s 9216\n' "$sbase" "$sbase" ;;
+    tail) printf '0 4096 linear %s 0\n4096 5120 flakey %s 4096 0 3600 1 error_writes\n9216 23552 linear %s 9216\n' \
+            "$sbase" "$sbase" "$sbase" ;;
+  esac
+}
+set_spare() {
+  dmsetup suspend "$sp" && spare_table "$1" | dmsetup reload "$sp" && dmsetup resume "$sp"
+}
+spare_table ok | dmsetup create "$sp" || fail "spare dm device"
+DMDEVS+=("$sp")
+table="0 131072 remap $main /dev/mapper/$sp"
+dm_create x "$table" || fail "create the target"
+dev=$(dm_path x)
+x=${PREFIX}x
+heal() { set_spare ok && dmsetup message "$x" 0 clear_failed >/dev/null && test "$(info x mode)" = ok; }
+
+# A. A write to a remapped block fails on the spare (its only copy).
+head -c 4096 /dev/urandom > "$WORK/a" || fail "random data"
+blk_write "$dev" 5 "$WORK/a" && dmsetup message "$x" 0 remap 5 >/dev/null || fail "remap block 5"
+v=$(info x meta_version) e=$(counter x spare_errors)
+arm_wait x || fail "event counter"
+set_spare data || fail "spare data area fails writes"
+dmesg_mark
+ktap_check "A: a write to a remapped block failing on the spare returns EIO" \
+  fails_with "Input/output error" blk_write "$dev" 5 "$WORK/a"
+ktap_check "A: mode failed, the spare error counted" \
+  test "$(info x mode)" = failed -a "$(counter x spare_errors)" -gt "$e"
+ktap_check "A: dmsetup wait woke on the dm event" woke
+ktap_check "A: the kernel log names the cause" logged "spare I/O error"
+ktap_check "A: the mode is committed (one new version, last_commit 0)" \
+  test "$(info x meta_version) $(info x last_commit)" = "$((v + 1)) 0"
+set_spare ok || fail "spare back"
+recreate x "$table" || fail "create the target again"
+ktap_check "A: after remove/create the mode is still failed" test "$(info x mode)" = failed
+ktap_check "A: clear_failed brings it back" heal
+
+# B. The spare data write of a new remap fails: the write is not acknowledged and no
+#    mapping is made.
+r=$(info x remapped) u=$(info x spare_used) e=$(counter x spare_errors)
+arm_wait x || fail "event counter"
+set_spare data || fail "spare data area fails writes"
+dmesg_mark
+ktap_check "B: a failing write whose spare copy fails returns EIO" \
+  fails_with "Input/output error" blk_write "$dev" 300 "$WORK/a"
+ktap_check "B: mode failed, the spare error counted" \
+  test "$(info x mode)" = failed -a "$(counter x spare_errors)" -gt "$e"
+ktap_check "B: no mapping: block 300 stays on main, spare use unchanged" \
+  test "$(dmsetup message "$x" 0 query 300) $(info x remapped) $(info x spare_used)" = \
+       "block=300 state=main $r $u"
+ktap_check "B: dmsetup wait woke on the dm event" woke
+ktap_check "B: the kernel log names the cause" logged "spare or metadata write failed"
+ktap_check "B: clear_failed brings it back" heal
+
+# C. The metadata commit of a new remap fails before any copy lands: rolled back.
+head -c 4096 /dev/urandom > "$WORK/old" || fail "random data"
+dd if="$WORK/old" of="$base" bs=4096 seek=310 oflag=direct conv=notrunc status=none ||
+  fail "old data under block 310"
+r=$(info x remapped) u=$(info x spare_used)
+arm_wait x || fail "event counter"
+set_spare meta || fail "spare metadata area fails writes"
+dmesg_mark
+ktap_check "C: a failing write whose commit fails returns EIO (not acknowledged)" \
+  fails_with "Input/output error" blk_write "$dev" 310 "$WORK/a"
+ktap_check "C: last_commit is -5 (EIO), mode failed" \
+  test "$(info x last_commit) $(info x mode)" = "-5 failed"
+ktap_check "C: rolled back: block 310 on main, spare use unchanged" \
+  test "$(dmsetup message "$x" 0 query 310) $(info x remapped) $(info x spare_used)" = \
+       "block=310 state=main $r $u"
+ktap_check "C: dmsetup wait woke on the dm event" woke
+ktap_check "C: the kernel log names the failed copy write" logged "metadata write of copy 0"
+set_spare ok || fail "spare back"
+recreate x "$table" || fail "create the target again"
+ktap_check "C: after remove/create block 310 is not remapped" \
+  test "$(dmsetup message "$x" 0 query 310)" = "block=310 state=main"
+ktap_check "C: and reads the old data, not the unacknowledged write" \
+  bash -c "dd if=$dev bs=4096 skip=310 count=1 iflag=direct status=none | cmp -s - $WORK/old"
+dmsetup message "$x" 0 clear_failed >/dev/null || fail "clear_failed"
+
+# D. The commit fails after copies 0-2 landed: the new map is kept (the next load may
+#    select it), the write still fails (the commit did not complete).
+head -c 4096 /dev/urandom > "$WORK/d" || fail "random data"
+r=$(info x remapped)
+arm_wait x || fail "event counter"
+set_spare tail || fail "copies 3 and 4 fail writes"
+dmesg_mark
+ktap_check "D: a failing write whose commit fails half-way returns EIO" \
+  fails_with "Input/output error" blk_write "$dev" 320 "$WORK/d"
+ktap_check "D: last_commit -5, mode failed" test "$(info x last_commit) $(info x mode)" = "-5 failed"
+ktap_check "D: dmsetup wait woke on the dm event" woke
+ktap_check "D: the kernel log names the failed copy write" logged "metadata write of copy 3"
+ktap_check "D: the new mapping is kept in memory" \
+  bash -c "dmsetup message $x 0 query 320 | grep -q state=remapped"
+set_spare ok || fail "spare back"
+recreate x "$table" || fail "create the target again"
+ktap_check "D: after remove/create block 320 is remapped (a landed copy was selected)" \
+  test "$(dmsetup message "$x" 0 query 320 | cut -d' ' -f2) $(info x remapped)" = "state=remapped $((r + 1))"
+ktap_check "D: and holds the data, which was durable before the first copy" \
+  bash -c "dd if=$dev bs=4096 skip=320 count=1 iflag=direct status=none | cmp -s - $WORK/d"
+dmsetup message "$x" 0 clear_failed >/dev/null || fail "clear_failed"
+
+# G. `unremap` cannot read the block's only copy from the spare: refused, the block
+#    stays remapped, and like any spare I/O error it enters mode failed.
+head -c 4096 /dev/urandom > "$WORK/g" || fail "random data"
+blk_write "$dev" 7 "$WORK/g" && dmsetup message "$x" 0 remap 7 >/dev/null || fail "remap block 7"
+e=$(counter x spare_errors)
+arm_wait x || fail "event counter"
+set_spare rdata || fail "spare data area fails reads"
+dmesg_mark
+ktap_check "G: unremap of a block whose spare copy cannot be read is refused with EIO" \
+  fails_with "Input/output error" dmsetup message "$x" 0 unremap 7
+ktap_check "G: the block stays remapped" \
+  bash -c "dmsetup message $x 0 query 7 | grep -q state=remapped"
+g_failed() {
+  local m c
+  m=$(info x mode) c=$(counter x spare_errors)
+  [ "$m" = failed ] && [ "$c" -gt "$e" ] && return 0
+  diag "mode $m, spare_errors $c (was $e)"
+  return 1
+}
+ktap_check "G: mode failed, the spare error counted" g_failed
+ktap_check "G: dmsetup wait woke on the dm event" woke
+set_spare ok || fail "spare back"
+ktap_check "G: the block still reads back its data" \
+  bash -c "dd if=$dev bs=4096 skip=7 count=1 iflag=direct status=none | cmp -s - $WORK/g"
+dmsetup message "$x" 0 clear_failed >/dev/null || fail "clear_failed"
+
+# E. Spare full: a spare with room for two blocks.
+base2=$(mkloop 64) || fail "loop device for the second main device"
+sbase2=$(mkloop 16) || fail "loop device for the small spare"
+main2=$(mkfaulty faulty2 "$base2" 131072 wfail:800:8) || fail "second faulty main device"
+echo "0 9232 linear $sbase2 0" | dmsetup create "${PREFIX}tiny" || fail "two-block spare"
+DMDEVS+=("${PREFIX}tiny")
+dm_create e "0 131072 remap $main2 /dev/mapper/${PREFIX}tiny" || fail "create the target"
+ktap_check "E: the spare has 2 data blocks" test "$(info e spare_blocks)" = 2
+dmsetup message "${PREFIX}e" 0 remap 1 >/dev/null && dmsetup message "${PREFIX}e" 0 remap 2 >/dev/null ||
+  fail "remap blocks 1 and 2"
+ktap_check "E: both are used" test "$(info e spare_used) $(info e spare_free)" = "2 0"
+arm_wait e || fail "event counter"
+dmesg_mark
+ktap_check "E: a failing write with the spare full returns EIO" \
+  fails_with "Input/output error" blk_write "$(dm_path e)" 100 "$WORK/a"
+ktap_check "E: mode failed, nothing remapped" \
+  test "$(info e mode) $(info e remapped) $(info e spare_used)" = "failed 2 2"
+ktap_check "E: dmsetup wait woke on the dm event" woke
+ktap_check "E: the kernel log says why" logged "spare full: no free spare block"
+
+# F. Metadata full: 43,651 remapped blocks (what one copy holds with one spare) are
+#    restored into the spare's metadata; one more remap does not fit.
+base3=$(mkloop 32) || fail "loop device for the third main device"
+sbase3=$(mkloop 32) || fail "loop device for the third spare"
+main3=$(mkfaulty faulty3 "$base3" 65536 wfail:60000:8) || fail "third faulty main device"
+t3="0 65536 remap $main3 $sbase3 2 block_size 512"
+dm_create f "$t3" || fail "create the target with block_size 512"
+dmsetup remove "${PREFIX}f" || fail "remove it"
+DMDEVS=("${DMDEVS[@]/${PREFIX}f}")
+"$REMAPCTL" meta dump "$sbase3" > "$WORK/f.json" || fail "remapctl meta dump"
+python3 - "$WORK/f.json" <<'EOF' || fail "fill the dump with 43651 entries"
+import json, sys
+d = json.load(open(sys.argv[1]))
+d["entries"] = [{"block": b, "state": "remapped", "spare": 0, "spare_block": b} for b in range(43651)]
+d.pop("counts", None)
+d["version"] += 1
+json.dump(d, open(sys.argv[1], "w"))
+EOF
+"$REMAPCTL" meta restore "$WORK/f.json" "$sbase3" | sed 's/^/# /'
+[ "${PIPESTATUS[0]}" = 0 ] || fail "remapctl meta restore of 43651 entries"
+dm_create f "$t3" || fail "create the target over the full metadata"
+ktap_check "F: 43651 blocks are remapped" test "$(info f remapped)" = 43651
+arm_wait f || fail "event counter"
+dmesg_mark
+ktap_check "F: a failing write with the metadata full returns EIO" \
+  fails_with "Input/output error" dd if=/dev/zero of="$(dm_path f)" bs=512 seek=60000 count=1 \
+    oflag=direct conv=notrunc status=none
+ktap_check "F: mode failed, still 43651 remapped" \
+  test "$(info f mode) $(info f remapped)" = "failed 43651"
+ktap_check "F: dmsetup wait woke on the dm event" woke
+ktap_check "F: the kernel log says why" logged "metadata full"
+ktap_check "F: a remap message is refused too" \
+  fails_with "Input/output error" dmsetup message "${PREFIX}f" 0 remap 60001
+ktap_finish
