@@ -18,7 +18,7 @@
 //! and the average, 99.9th percentile and maximum are reported, overall and per kind of
 //! sample (ordinary, closing a day, each phase of the day-level work).
 
-use crate::tracegen::{self, Class, Truth, TRUTH_HEADER};
+use crate::tracegen::{self, Class, Family, Truth, TRUTH_HEADER};
 use clap::Args;
 use remap_core::predict::{Engine, Level, Phase};
 use remap_core::stats::Sample;
@@ -284,9 +284,9 @@ impl Report {
     }
 }
 
-/// Evaluates a generated fleet of `count` devices for `seed`; with `passes` > 0, also
-/// times every sample alone, `passes` times.
-pub fn evaluate(seed: u64, count: usize, passes: usize) -> Report {
+/// Evaluates a generated fleet of `count` devices of `family` for `seed`; with
+/// `passes` > 0, also times every sample alone, `passes` times.
+pub fn evaluate(family: Family, seed: u64, count: usize, passes: usize) -> Report {
     let mut rep = Report {
         cost: Cost {
             passes,
@@ -296,7 +296,7 @@ pub fn evaluate(seed: u64, count: usize, passes: usize) -> Report {
     };
     for i in 0..count {
         let class = tracegen::fleet_class(i, count);
-        let (samples, truth) = tracegen::generate(seed, i as u64, class);
+        let (samples, truth) = family.generate(seed, i as u64, class);
         rep.add_device(&samples, &truth, passes);
     }
     rep
@@ -455,10 +455,13 @@ pub struct EvaluateArgs {
     /// Number of devices.
     #[arg(long, default_value_t = 1000)]
     pub count: usize,
+    /// Trace family (generator) of the fleet.
+    #[arg(long, value_enum, default_value_t = Family::A)]
+    pub family: Family,
     /// Evaluate the traces of a directory written by `remapctl tracegen` (its
     /// `truth.csv` gives every file's class, onset and failure) instead of generating
     /// a fleet.
-    #[arg(long, conflicts_with_all = ["seed", "count"])]
+    #[arg(long, conflicts_with_all = ["seed", "count", "family"])]
     pub dir: Option<PathBuf>,
     /// Timing passes per device (each sample's cost is the smallest); 0: no timing.
     #[arg(long, default_value_t = 3)]
@@ -475,7 +478,7 @@ pub fn run(a: EvaluateArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         },
-        None => evaluate(a.seed, a.count, a.passes),
+        None => evaluate(a.family, a.seed, a.count, a.passes),
     };
     print!("{}", rep.table());
     ExitCode::SUCCESS
@@ -505,10 +508,11 @@ mod tests {
             out: dir.clone(),
             seed: 7,
             count: 40,
+            family: Family::A,
         });
         assert_eq!(code, ExitCode::SUCCESS);
         let from_dir = evaluate_dir(&dir, 0).unwrap();
-        let generated = evaluate(7, 40, 0);
+        let generated = evaluate(Family::A, 7, 40, 0);
         assert_eq!(from_dir.figures, generated.figures);
         assert_eq!(from_dir.per_class, generated.per_class);
         assert_eq!(from_dir.samples, generated.samples);
@@ -529,7 +533,7 @@ mod tests {
     /// Documentation/prediction.md when it improves).
     #[test]
     fn evaluator_figures_pinned_for_seed_42_600_devices() {
-        let rep = evaluate(42, 600, 0);
+        let rep = evaluate(Family::A, 42, 600, 0);
         println!("{}", rep.table());
         let [e, first, thr] = &rep.figures;
         assert_eq!(key(e), (192, 192, 613, 0, 360, 0), "engine");

@@ -6,6 +6,7 @@ mod evaluate;
 mod meta;
 mod predict;
 mod tracegen;
+mod tracegen_b;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
