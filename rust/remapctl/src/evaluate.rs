@@ -203,6 +203,9 @@ pub struct Report {
     pub engine_ns: u128,
     /// Every sample timed alone (when asked for).
     pub cost: Cost,
+    /// One line per device the engine got wrong (a missed degrading device, an alerted
+    /// healthy one), for `--misses`.
+    pub misses: Vec<String>,
 }
 
 /// Names of the detectors, in [`Report::figures`] order.
@@ -260,8 +263,49 @@ impl Report {
     fn add_device(&mut self, samples: &[Sample], truth: &Truth, passes: usize) {
         let mut eng = EngineDet(Box::default());
         let start = Instant::now();
-        let a0 = first_alert(&mut eng, samples);
+        let mut a0 = None;
+        let mut why = None;
+        for s in samples {
+            if eng.push(s) && a0.is_none() {
+                a0 = Some(s.t_s);
+                why = Some(*eng.0.current());
+            }
+        }
         self.engine_ns += start.elapsed().as_nanos();
+        let c = truth.class;
+        let interval = match samples {
+            [a, b, ..] => b.t_s - a.t_s,
+            _ => 0,
+        };
+        let wrong = if c.healthy() {
+            a0.is_some()
+        } else {
+            c.degrading() && a0.is_none_or(|t| t < truth.onset_t.unwrap_or(0))
+        };
+        if wrong {
+            let day =
+                |t: Option<u64>| t.map_or("-".into(), |t| format!("{:.1}", t as f64 / 86_400.0));
+            let t0 = samples.first().map_or(0, |s| s.t_s);
+            let rel = |t: Option<u64>| day(t.map(|t| t.saturating_sub(t0)));
+            self.misses.push(format!(
+                "{:<14} #{:<4} every {:>4} s  onset {:>6} fail {:>6} alert {:>6} {}",
+                c.name(),
+                self.per_class
+                    .get(&c)
+                    .map_or(0, |f| f.healthy + f.degrading + f.sudden.0),
+                interval,
+                rel(truth.onset_t),
+                rel(truth.fail_t),
+                rel(a0),
+                why.map_or(String::new(), |a| format!(
+                    "{} {} {} conf {}",
+                    a.level.as_str(),
+                    a.model.as_str(),
+                    crate::predict::reason_text(&a),
+                    a.confidence
+                )),
+            ));
+        }
         if passes > 0 {
             time_samples(samples, passes, &mut self.cost);
         }
@@ -463,6 +507,9 @@ pub struct EvaluateArgs {
     /// a fleet.
     #[arg(long, conflicts_with_all = ["seed", "count", "family"])]
     pub dir: Option<PathBuf>,
+    /// Also list every device the engine got wrong (missed or falsely alerted).
+    #[arg(long)]
+    pub misses: bool,
     /// Timing passes per device (each sample's cost is the smallest); 0: no timing.
     #[arg(long, default_value_t = 3)]
     pub passes: usize,
@@ -481,6 +528,12 @@ pub fn run(a: EvaluateArgs) -> ExitCode {
         None => evaluate(a.family, a.seed, a.count, a.passes),
     };
     print!("{}", rep.table());
+    if a.misses {
+        println!();
+        for m in &rep.misses {
+            println!("{m}");
+        }
+    }
     ExitCode::SUCCESS
 }
 
