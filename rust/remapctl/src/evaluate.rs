@@ -106,7 +106,8 @@ impl Figures {
         v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0)
     }
 
-    fn add(&mut self, truth: &Truth, alert_t: Option<u64>) {
+    /// Counts one device whose first alert (if any) came at `alert_t`.
+    pub fn add(&mut self, truth: &Truth, alert_t: Option<u64>) {
         let c = truth.class;
         if c.healthy() {
             self.healthy += 1;
@@ -581,15 +582,16 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// The quality figures for a fixed fleet, pinned: any change in the engine that
-    /// moves them must update this test on purpose (and the table in
-    /// Documentation/prediction.md when it improves).
+    /// Change detector, not a quality measure: the figures of a fixed family-A fleet
+    /// (the family the engine was first tuned on), pinned, so that any change in the
+    /// engine that moves them must update this test on purpose. The quality that counts
+    /// is the held-out family's, in Documentation/prediction.md (`remapctl crosseval`).
     #[test]
     fn evaluator_figures_pinned_for_seed_42_600_devices() {
         let rep = evaluate(Family::A, 42, 600, 0);
         println!("{}", rep.table());
         let [e, first, thr] = &rep.figures;
-        assert_eq!(key(e), (192, 192, 613, 0, 360, 0), "engine");
+        assert_eq!(key(e), (192, 192, 663, 0, 360, 0), "engine");
         assert_eq!(key(first), (136, 192, 855, 255, 360, 56), "first error");
         assert_eq!(key(thr), (163, 192, 241, 65, 360, 0), "threshold");
         assert_eq!(e.sudden, (48, 0));
@@ -602,5 +604,18 @@ mod tests {
             assert!(e.false_alarm_pct() < b.false_alarm_pct());
         }
         assert!(e.median_lead_h() > thr.median_lead_h());
+    }
+
+    /// Change detector for family B, as the family-A one above: a small fleet (a
+    /// fifth of its devices sample every minute), pinned.
+    #[test]
+    fn evaluator_figures_pinned_for_family_b_seed_42_60_devices() {
+        let rep = evaluate(Family::B, 42, 60, 0);
+        println!("{}", rep.table());
+        let [e, first, thr] = &rep.figures;
+        assert_eq!(key(e), (18, 20, 469, 0, 36, 0), "engine");
+        assert_eq!(key(first), (6, 20, 845, 23, 36, 14), "first error");
+        assert_eq!(key(thr), (16, 20, 428, 12, 36, 0), "threshold");
+        assert_eq!(e.sudden, (4, 0));
     }
 }

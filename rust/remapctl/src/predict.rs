@@ -127,6 +127,14 @@ pub fn reason_text(a: &Alert) -> String {
         Reason::RecurringErrors => format!("errors recur daily from {d:02}:00"),
         Reason::PeriodicWorsening => format!("errors recur daily from {d:02}:00 and grow"),
         Reason::LatencyRising => format!("p99 latency rising {d}% per day at steady load"),
+        Reason::ErrorRateStep => format!(
+            "errors on most days, {:.1}x the device's own rate of the weeks before",
+            d as f64 / 1000.0
+        ),
+        Reason::ErrorsGrowingWeekly => format!(
+            "errors growing week after week, {:.1}x the rate of three weeks before",
+            d as f64 / 1000.0
+        ),
     }
 }
 

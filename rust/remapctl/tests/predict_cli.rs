@@ -61,7 +61,12 @@ fn predict_json_on_a_degrading_trace() {
     for k in ["t_s", "level", "ttf_s", "confidence", "model", "reason"] {
         assert!(w.get(k).is_some(), "{k} missing in {w}");
     }
-    assert!(w["ttf_s"].as_u64().is_some());
+    // A forecast, unless the deciding model is the baseline one (a step or weekly
+    // growth against the device's own past: a warning without a forecast).
+    assert!(
+        w["ttf_s"].as_u64().is_some() || w["model"] == "baseline",
+        "{w}"
+    );
     assert_eq!(list.last().unwrap()["reason"], "spare exhausted");
     let _ = std::fs::remove_dir_all(d);
 }
