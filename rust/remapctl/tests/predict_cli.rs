@@ -68,6 +68,17 @@ fn predict_json_on_a_degrading_trace() {
         "{w}"
     );
     assert_eq!(list.last().unwrap()["reason"], "spare exhausted");
+    assert_eq!(list.last().unwrap()["reason_id"], "spare_exhausted");
+    // Every model's figures, the deciding one among them.
+    let models = w["models"].as_array().unwrap();
+    assert_eq!(models.len(), 5, "{w}");
+    assert!(
+        models
+            .iter()
+            .any(|m| m["model"] == w["model"] && m["reason_id"] == w["reason_id"]),
+        "{w}"
+    );
+    assert!(w["detail"].as_i64().is_some(), "{w}");
     let _ = std::fs::remove_dir_all(d);
 }
 
