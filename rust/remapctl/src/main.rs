@@ -5,6 +5,7 @@
 mod crosseval;
 mod evaluate;
 mod meta;
+mod plot;
 mod predict;
 mod tracegen;
 mod tracegen_b;

@@ -24,6 +24,10 @@ pub struct PredictArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the trace (error rate, p99 latency, spare used) and the alert level on
+    /// one time axis into this SVG file (a single trace only).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// Errors reading a trace.
@@ -35,6 +39,8 @@ pub enum TraceError {
     Header(PathBuf),
     /// A row is malformed (1-based line number).
     Row(PathBuf, usize, String),
+    /// The plot could not be drawn.
+    Plot(PathBuf, String),
 }
 
 impl std::fmt::Display for TraceError {
@@ -43,6 +49,7 @@ impl std::fmt::Display for TraceError {
             TraceError::Io(p, e) => write!(f, "{}: {e}", p.display()),
             TraceError::Header(p) => write!(f, "{}: header is not `{HEADER}`", p.display()),
             TraceError::Row(p, n, m) => write!(f, "{}:{n}: {m}", p.display()),
+            TraceError::Plot(p, m) => write!(f, "{}: {m}", p.display()),
         }
     }
 }
@@ -243,6 +250,12 @@ fn run_inner(a: &PredictArgs) -> Result<(), TraceError> {
         Ok(alerts_with_verdicts(&parse(p, &text)?))
     };
     if a.trace.is_dir() {
+        if let Some(p) = &a.plot {
+            return Err(TraceError::Plot(
+                p.clone(),
+                "--plot takes a single trace, not a directory".into(),
+            ));
+        }
         let mut files: Vec<PathBuf> = std::fs::read_dir(&a.trace)
             .map_err(|e| TraceError::Io(a.trace.clone(), e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -275,7 +288,16 @@ fn run_inner(a: &PredictArgs) -> Result<(), TraceError> {
             out(&serde_json::to_string_pretty(&files_out).unwrap_or_default());
         }
     } else {
-        let al = read(&a.trace)?;
+        let text =
+            std::fs::read_to_string(&a.trace).map_err(|e| TraceError::Io(a.trace.clone(), e))?;
+        let samples = parse(&a.trace, &text)?;
+        let al = alerts_with_verdicts(&samples);
+        if let Some(p) = &a.plot {
+            let only: Vec<Alert> = al.iter().map(|x| x.0).collect();
+            let title = a.trace.display().to_string();
+            crate::plot::svg(p, &title, &samples, &only)
+                .map_err(|m| TraceError::Plot(p.clone(), m))?;
+        }
         if a.json {
             let j: Vec<JAlert> = al.iter().map(|(a, v)| JAlert::new(a, v)).collect();
             out(&serde_json::to_string_pretty(&j).unwrap_or_default());

@@ -150,3 +150,43 @@ fn evaluate_reads_a_tracegen_directory() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("truth.csv"));
     let _ = std::fs::remove_dir_all(d);
 }
+
+#[test]
+fn predict_plot_draws_the_trace_and_the_alerts() {
+    let d = scratch("plot");
+    let f = d.join("dev.csv");
+    let svg = d.join("dev.svg");
+    std::fs::write(&f, degrading_csv()).unwrap();
+    let o = remapctl(&[
+        "predict",
+        "--trace",
+        f.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The alerts are still printed.
+    assert!(String::from_utf8_lossy(&o.stdout).contains("emergency"));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"), "{}", &text[..80.min(text.len())]);
+    for caption in [
+        "error rate, ppm of I/Os",
+        "p99 latency, ms",
+        "spare used, %",
+        "alert level",
+        "emergency",
+    ] {
+        assert!(text.contains(caption), "{caption} missing");
+    }
+    // A directory cannot be plotted into one file.
+    let o = remapctl(&[
+        "predict",
+        "--trace",
+        d.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("single trace"));
+    let _ = std::fs::remove_dir_all(d);
+}
