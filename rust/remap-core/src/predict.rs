@@ -2,12 +2,14 @@
 //! ensemble, and alert levels with hysteresis.
 //!
 //! [`Engine::push`] takes one [`Sample`] per interval. Every sample updates the
-//! statistics and a 24-hour sliding window and runs the threshold model (absolute
-//! levels: spare left, error rate, pending blocks). When a sample opens a new day the
-//! day-level models run over the closed days and the ring (see `models`): the
+//! statistics and a window of the last 24 clock hours and runs the threshold model
+//! (absolute levels: spare left, error rate, pending blocks). When a sample opens a new
+//! day the day-level models run over the closed days and the ring (see `models`): the
 //! error-rate trend (linear and exponential fits, weighted by how well each predicted
-//! the last days: a backtest on the history), spare exhaustion, the daily periodic
-//! pattern and load-normalised latency. Each model returns a [`Verdict`]; the ensemble
+//! the last days: a backtest on the history) and the baseline model (the device against
+//! its own past: a sustained step, or growth week over week), spare exhaustion, the
+//! daily periodic pattern and load-normalised latency. Rules about duration and spread
+//! count clock time, not samples, so any sampling interval gives the same verdicts. Each model returns a [`Verdict`]; the ensemble
 //! takes the most severe one whose confidence supports its level, and hysteresis turns
 //! that into the reported [`Alert`].
 //!

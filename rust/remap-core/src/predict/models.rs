@@ -1,5 +1,5 @@
 //! The day-level models: error-rate trend (linear and exponential, chosen by
-//! backtest), spare exhaustion, periodic pattern, and latency degradation. They run
+//! backtest; or the baseline model's step and weekly growth), spare exhaustion, periodic pattern, and latency degradation. They run
 //! after a day closes, one per sample (the periodic model in bounded steps), over the
 //! daily history, the per-day figures cached when each day closed ([`DayCache`]) or the
 //! sample ring, and each returns a [`Verdict`].
