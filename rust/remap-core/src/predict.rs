@@ -2,12 +2,14 @@
 //! ensemble, and alert levels with hysteresis.
 //!
 //! [`Engine::push`] takes one [`Sample`] per interval. Every sample updates the
-//! statistics and a 24-hour sliding window and runs the threshold model (absolute
-//! levels: spare left, error rate, pending blocks). When a sample opens a new day the
-//! day-level models run over the closed days and the ring (see `models`): the
+//! statistics and a window of the last 24 clock hours and runs the threshold model
+//! (absolute levels: spare left, error rate, pending blocks). When a sample opens a new
+//! day the day-level models run over the closed days and the ring (see `models`): the
 //! error-rate trend (linear and exponential fits, weighted by how well each predicted
-//! the last days: a backtest on the history), spare exhaustion, the daily periodic
-//! pattern and load-normalised latency. Each model returns a [`Verdict`]; the ensemble
+//! the last days: a backtest on the history) and the baseline model (the device against
+//! its own past: a sustained step, or growth week over week), spare exhaustion, the
+//! daily periodic pattern and load-normalised latency. Rules about duration and spread
+//! count clock time, not samples, so any sampling interval gives the same verdicts. Each model returns a [`Verdict`]; the ensemble
 //! takes the most severe one whose confidence supports its level, and hysteresis turns
 //! that into the reported [`Alert`].
 //!
@@ -23,7 +25,7 @@ mod fit;
 mod models;
 
 use super::fixed;
-use super::stats::{Health, Pushed, Sample, DAY_S, RING_LEN};
+use super::stats::{Health, Pushed, Sample, DAY_S};
 
 /// No time-to-failure: no growth, or no forecast.
 pub const NO_TTF: u64 = u64::MAX;
@@ -73,6 +75,9 @@ pub enum Model {
     Periodic,
     /// Load-normalised latency trend.
     Latency,
+    /// The error rate against the device's own past: a sustained step, or growth
+    /// week over week.
+    Baseline,
 }
 
 impl Model {
@@ -84,6 +89,7 @@ impl Model {
             Model::Exponential => "exponential",
             Model::Periodic => "periodic",
             Model::Latency => "latency",
+            Model::Baseline => "baseline",
         }
     }
 }
@@ -118,6 +124,12 @@ pub enum Reason {
     PeriodicWorsening,
     /// p99 latency rises at steady load (detail: percent per day).
     LatencyRising,
+    /// Errors on most recent days, several times the device's own past rate (detail:
+    /// how many times, permille).
+    ErrorRateStep,
+    /// Errors grew week over week, leaving bad blocks (detail: how many times the
+    /// rate of three weeks before, permille).
+    ErrorsGrowingWeekly,
 }
 
 impl Reason {
@@ -137,6 +149,8 @@ impl Reason {
             Reason::RecurringErrors => "recurring_errors",
             Reason::PeriodicWorsening => "periodic_worsening",
             Reason::LatencyRising => "latency_rising",
+            Reason::ErrorRateStep => "error_rate_step",
+            Reason::ErrorsGrowingWeekly => "errors_growing_weekly",
         }
     }
 }
@@ -191,11 +205,15 @@ pub struct Config {
     pub raise_hold_s: u64,
     /// A lower level must hold this long before the reported level drops.
     pub lower_hold_s: u64,
+    /// How many times its own baseline a device's recent errors must be for the
+    /// baseline model's step rule (per I/O, per day, and on each elevated day).
+    pub baseline_ratio: u16,
 }
 
 impl Config {
     /// Defaults: unusable at 0.1% failed I/O; warning within 90 days, critical within 7,
-    /// emergency within 1; confidence 500‰; raise after 2 h, lower after 48 h.
+    /// emergency within 1; confidence 500‰; raise after 2 h, lower after 48 h; a step
+    /// is 4 times the device's own baseline.
     pub const DEFAULT: Config = Config {
         unusable_ppb: 1_000_000,
         warning_horizon_s: 90 * DAY_S,
@@ -205,6 +223,7 @@ impl Config {
         min_confidence: 500,
         raise_hold_s: 2 * 3600,
         lower_hold_s: 2 * DAY_S,
+        baseline_ratio: 4,
     };
 }
 
@@ -254,31 +273,76 @@ pub struct Alert {
     pub detail: i64,
 }
 
-/// Sliding sums over the last 24 hours of samples still in the ring.
+/// Hours the threshold model's window covers.
+const WINDOW_HOURS: usize = 24;
+/// Hours of the window that must hold errors before an unusable error rate is an
+/// emergency: half the day, so that a glitch of hours (a cable, a controller reset)
+/// does not count, however often the device samples.
+const EMERGENCY_ERR_HOURS: u32 = 12;
+
+/// One clock hour of the threshold model's window.
 #[derive(Debug, Clone, Copy, Default)]
-struct Window {
-    /// Sequence number of the oldest sample in the window.
-    start: u64,
-    samples: u64,
+struct HourSlot {
+    /// Hour number (`t_s / 3600`) the sums are for.
+    hour: u64,
     ios: u64,
     errors: u64,
-    err_samples: u64,
+}
+
+/// Sums per clock hour over the last [`WINDOW_HOURS`] hours: time-based, so the same
+/// errors give the same figures whether the device samples every minute or every
+/// hour, and a sample costs the same after any gap.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    slots: [HourSlot; WINDOW_HOURS],
+}
+
+/// What the window holds.
+#[derive(Debug, Clone, Copy, Default)]
+struct WindowSums {
+    ios: u64,
+    errors: u64,
+    /// Hours of the window with errors.
+    err_hours: u32,
 }
 
 impl Window {
-    fn add(&mut self, s: &Sample, sign: bool) {
-        let e = s.errors();
-        let f = |a: u64, b: u64| {
-            if sign {
-                a.saturating_add(b)
-            } else {
-                a.saturating_sub(b)
+    const fn new() -> Self {
+        Window {
+            slots: [HourSlot {
+                hour: u64::MAX,
+                ios: 0,
+                errors: 0,
+            }; WINDOW_HOURS],
+        }
+    }
+
+    fn add(&mut self, s: &Sample) {
+        let h = s.t_s / 3600;
+        if let Some(slot) = self.slots.get_mut((h % WINDOW_HOURS as u64) as usize) {
+            if slot.hour != h {
+                *slot = HourSlot {
+                    hour: h,
+                    ios: 0,
+                    errors: 0,
+                };
             }
-        };
-        self.samples = f(self.samples, 1);
-        self.ios = f(self.ios, s.ios());
-        self.errors = f(self.errors, e);
-        self.err_samples = f(self.err_samples, u64::from(e > 0));
+            slot.ios = slot.ios.saturating_add(s.ios());
+            slot.errors = slot.errors.saturating_add(s.errors());
+        }
+    }
+
+    /// The sums over the hours `now_h - 23 ..= now_h`.
+    fn sums(&self, now_h: u64) -> WindowSums {
+        let mut w = WindowSums::default();
+        for slot in &self.slots {
+            if slot.hour <= now_h && now_h - slot.hour < WINDOW_HOURS as u64 {
+                w.ios = w.ios.saturating_add(slot.ios);
+                w.errors = w.errors.saturating_add(slot.errors);
+                w.err_hours += u32::from(slot.errors > 0);
+            }
+        }
+        w
     }
 }
 
@@ -361,13 +425,7 @@ impl Engine {
             cfg,
             health: Health::new(),
             seq: 0,
-            win: Window {
-                start: 0,
-                samples: 0,
-                ios: 0,
-                errors: 0,
-                err_samples: 0,
-            },
+            win: Window::new(),
             day_verdicts: [info; 4],
             day_t: 0,
             work: DayWork {
@@ -428,13 +486,6 @@ impl Engine {
             self.health.rejected = self.health.rejected.saturating_add(1);
             return None;
         }
-        // The ring is about to drop its oldest sample: take it out of the window first.
-        if self.health.ring.len() == RING_LEN && self.win.start + RING_LEN as u64 == self.seq {
-            if let Some(old) = self.health.ring.get(RING_LEN - 1) {
-                self.win.add(&old, false);
-            }
-            self.win.start += 1;
-        }
         // At most one phase (or step) of day-level work per sample. A sample that closes
         // a day runs none, unless the previous day's work is still under way (a day of
         // a few samples: its medians and logarithms cost little).
@@ -448,18 +499,8 @@ impl Engine {
         } else {
             self.day_step();
         }
-        self.win.add(s, true);
+        self.win.add(s);
         self.seq += 1;
-        while self.win.start + 1 < self.seq {
-            let age = (self.seq - 1 - self.win.start) as usize;
-            match self.health.ring.get(age) {
-                Some(old) if old.t_s.saturating_add(DAY_S) <= s.t_s => {
-                    self.win.add(&old, false);
-                    self.win.start += 1;
-                }
-                _ => break,
-            }
-        }
         self.threshold = self.threshold_model(s);
         self.decide(s.t_s)
     }
@@ -586,7 +627,7 @@ impl Engine {
                 set(Level::Notice, Reason::SpareUsed, i64::from(pm), NO_TTF);
             }
         }
-        let w = &self.win;
+        let w = self.win.sums(s.t_s / 3600);
         if w.errors > 0 && w.ios > 0 {
             let rate = fixed::mul_div(
                 w.errors.min(1 << 40) as i64,
@@ -594,8 +635,7 @@ impl Engine {
                 w.ios.min(i64::MAX as u64) as i64,
             )
             .unwrap_or(0);
-            let spread = (w.samples / 4).clamp(1, 6);
-            if rate as u64 >= self.cfg.unusable_ppb && w.err_samples >= spread {
+            if rate as u64 >= self.cfg.unusable_ppb && w.err_hours >= EMERGENCY_ERR_HOURS {
                 set(Level::Emergency, Reason::ErrorRateUnusable, rate, 0);
             } else {
                 set(Level::Notice, Reason::ErrorsSeen, w.errors as i64, NO_TTF);

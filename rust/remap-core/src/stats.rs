@@ -8,8 +8,8 @@
 //!
 //! # State size
 //! A ring slot is a packed 56-byte record (counts above `u32` saturate where a `u32` is
-//! stored), so the ring is 56 000 bytes; the daily history ([`DAYS`] days of 48 bytes)
-//! adds 3 072, a day's median selection in progress about 1 100. [`Health`] as a whole
+//! stored), so the ring is 56 000 bytes; the daily history ([`DAYS`] days of 56 bytes)
+//! adds 3 584, a day's median selection in progress about 1 100. [`Health`] as a whole
 //! is checked to stay below 60 KiB in the tests,
 //! leaving room for the prediction state within the 64 KiB per-device budget.
 
@@ -495,6 +495,12 @@ pub struct Day {
     pub samples: u16,
     /// Samples of the day with at least one error.
     pub err_samples: u16,
+    /// Clock hours of the day (0..=24) that hold at least one sample: how much of the
+    /// day was observed, whatever the interval.
+    pub hours: u8,
+    /// Clock hours of the day (0..=24) that hold a sample with errors: how widely the
+    /// day's errors are spread in time, whatever the interval.
+    pub err_hours: u8,
     /// Median of the samples' p99 latency, µs.
     pub lat_p99_med: u32,
     /// Median I/Os per sample.
@@ -533,6 +539,8 @@ impl Daily {
                 day: 0,
                 samples: 0,
                 err_samples: 0,
+                hours: 0,
+                err_hours: 0,
                 lat_p99_med: 0,
                 ios_med: 0,
                 ios: 0,
@@ -589,6 +597,10 @@ pub struct Health {
     pub daily: Daily,
     open: Day,
     open_valid: bool,
+    /// Hour of the day (0..24) of the open day's newest sample, and of its newest
+    /// sample with errors; 24: none yet.
+    open_hour: u8,
+    open_err_hour: u8,
     /// The medians of the newest closed day, when still being found.
     select: Option<MedianSelect>,
     /// Samples refused because their time went backwards.
@@ -616,6 +628,8 @@ impl Health {
                 day: 0,
                 samples: 0,
                 err_samples: 0,
+                hours: 0,
+                err_hours: 0,
                 lat_p99_med: 0,
                 ios_med: 0,
                 ios: 0,
@@ -625,6 +639,8 @@ impl Health {
                 spare_free_end: 0,
             },
             open_valid: false,
+            open_hour: 24,
+            open_err_hour: 24,
             select: None,
             rejected: 0,
         }
@@ -651,12 +667,24 @@ impl Health {
                 ..Day::default()
             };
             self.open_valid = true;
+            self.open_hour = 24;
+            self.open_err_hour = 24;
         }
         let o = &mut self.open;
         o.samples = o.samples.saturating_add(1);
+        // Samples arrive in time order, so a new hour of the day is one not seen last.
+        let hour = ((s.t_s % DAY_S) / 3600) as u8;
+        if hour != self.open_hour {
+            self.open_hour = hour;
+            o.hours = o.hours.saturating_add(1);
+        }
         let e = s.errors();
         if e > 0 {
             o.err_samples = o.err_samples.saturating_add(1);
+            if hour != self.open_err_hour {
+                self.open_err_hour = hour;
+                o.err_hours = o.err_hours.saturating_add(1);
+            }
         }
         o.ios = o.ios.saturating_add(s.ios());
         o.errors = o.errors.saturating_add(e);

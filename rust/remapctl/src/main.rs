@@ -2,10 +2,13 @@
 //!
 //! Subcommands live in their own modules; this file only wires them to clap.
 
+mod crosseval;
 mod evaluate;
 mod meta;
+mod plot;
 mod predict;
 mod tracegen;
+mod tracegen_b;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,6 +32,8 @@ enum Cmd {
     Tracegen(tracegen::TracegenArgs),
     /// Measure the prediction engine against baselines on a generated fleet.
     Evaluate(evaluate::EvaluateArgs),
+    /// Tune the engine's knobs on one trace family, report on the other (both ways).
+    Crosseval(crosseval::CrossevalArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,5 +43,6 @@ fn main() -> ExitCode {
         Cmd::Predict(a) => predict::run(a),
         Cmd::Tracegen(a) => tracegen::run(a),
         Cmd::Evaluate(a) => evaluate::run(a),
+        Cmd::Crosseval(a) => crosseval::run(a),
     }
 }

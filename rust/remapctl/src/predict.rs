@@ -3,12 +3,13 @@
 //! A trace is a CSV file with the header [`tracegen::HEADER`] and one row per sample.
 //! The engine runs over it exactly as in the kernel; every change of the reported level
 //! is printed (as text, or with `--json` as a list of
-//! `{"t_s", "level", "ttf_s", "tts_s", "confidence", "model", "reason"}`). A directory
+//! `{"t_s", "level", "ttf_s", "tts_s", "confidence", "model", "reason", "reason_id",
+//! "detail", "models"}`, `models` holding every model's verdict at that sample). A directory
 //! is processed file by file (`*.csv`, sorted, `truth.csv` skipped).
 
 use crate::tracegen::HEADER;
 use clap::Args;
-use remap_core::predict::{Alert, Engine, Reason};
+use remap_core::predict::{Alert, Engine, Reason, Verdict, NO_TTF};
 use remap_core::stats::Sample;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,10 @@ pub struct PredictArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also draw the trace (error rate, p99 latency, spare used) and the alert level on
+    /// one time axis into this SVG file (a single trace only).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// Errors reading a trace.
@@ -34,6 +39,8 @@ pub enum TraceError {
     Header(PathBuf),
     /// A row is malformed (1-based line number).
     Row(PathBuf, usize, String),
+    /// The plot could not be drawn.
+    Plot(PathBuf, String),
 }
 
 impl std::fmt::Display for TraceError {
@@ -42,6 +49,7 @@ impl std::fmt::Display for TraceError {
             TraceError::Io(p, e) => write!(f, "{}: {e}", p.display()),
             TraceError::Header(p) => write!(f, "{}: header is not `{HEADER}`", p.display()),
             TraceError::Row(p, n, m) => write!(f, "{}:{n}: {m}", p.display()),
+            TraceError::Plot(p, m) => write!(f, "{}: {m}", p.display()),
         }
     }
 }
@@ -127,6 +135,40 @@ pub fn reason_text(a: &Alert) -> String {
         Reason::RecurringErrors => format!("errors recur daily from {d:02}:00"),
         Reason::PeriodicWorsening => format!("errors recur daily from {d:02}:00 and grow"),
         Reason::LatencyRising => format!("p99 latency rising {d}% per day at steady load"),
+        Reason::ErrorRateStep => format!(
+            "errors on most days, {:.1}x the device's own rate of the weeks before",
+            d as f64 / 1000.0
+        ),
+        Reason::ErrorsGrowingWeekly => format!(
+            "errors growing week after week, {:.1}x the rate of three weeks before",
+            d as f64 / 1000.0
+        ),
+    }
+}
+
+/// One model's verdict in JSON: the figures behind an alert.
+#[derive(Serialize)]
+pub struct JVerdict {
+    model: &'static str,
+    level: &'static str,
+    /// Forecast seconds to failure (to spare exhaustion for `spare_trend`) from when
+    /// the verdict was made; null when none.
+    ttf_s: Option<u64>,
+    confidence: f64,
+    reason_id: &'static str,
+    detail: i64,
+}
+
+impl From<&Verdict> for JVerdict {
+    fn from(v: &Verdict) -> Self {
+        JVerdict {
+            model: v.model.as_str(),
+            level: v.level.as_str(),
+            ttf_s: (v.ttf_s != NO_TTF).then_some(v.ttf_s),
+            confidence: f64::from(v.confidence) / 1000.0,
+            reason_id: v.reason.as_str(),
+            detail: v.detail,
+        }
     }
 }
 
@@ -140,10 +182,17 @@ pub struct JAlert {
     confidence: f64,
     model: &'static str,
     reason: String,
+    /// Stable identifier of the reason ([`Reason::as_str`]).
+    reason_id: &'static str,
+    /// The reason's figure (see [`Reason`]).
+    detail: i64,
+    /// Every model's verdict when the alert was raised: threshold, error-rate trend
+    /// (or baseline), spare, periodic, latency.
+    models: Vec<JVerdict>,
 }
 
-impl From<&Alert> for JAlert {
-    fn from(a: &Alert) -> Self {
+impl JAlert {
+    fn new(a: &Alert, verdicts: &[Verdict]) -> Self {
         JAlert {
             t_s: a.t_s,
             level: a.level.as_str(),
@@ -152,14 +201,21 @@ impl From<&Alert> for JAlert {
             confidence: f64::from(a.confidence) / 1000.0,
             model: a.model.as_str(),
             reason: reason_text(a),
+            reason_id: a.reason.as_str(),
+            detail: a.detail,
+            models: verdicts.iter().map(JVerdict::from).collect(),
         }
     }
 }
 
-/// Runs the engine over `samples`; the alerts at every level change.
-pub fn alerts(samples: &[Sample]) -> Vec<Alert> {
+/// Runs the engine over `samples`: the alerts at every level change, with every
+/// model's verdict at each.
+pub fn alerts_with_verdicts(samples: &[Sample]) -> Vec<(Alert, [Verdict; 5])> {
     let mut e = Engine::default();
-    samples.iter().filter_map(|s| e.push(s)).collect()
+    samples
+        .iter()
+        .filter_map(|s| e.push(s).map(|a| (a, e.verdicts())))
+        .collect()
 }
 
 fn text_line(a: &Alert) -> String {
@@ -189,11 +245,17 @@ fn out(line: &str) {
 }
 
 fn run_inner(a: &PredictArgs) -> Result<(), TraceError> {
-    let read = |p: &Path| -> Result<Vec<Alert>, TraceError> {
+    let read = |p: &Path| -> Result<Vec<(Alert, [Verdict; 5])>, TraceError> {
         let text = std::fs::read_to_string(p).map_err(|e| TraceError::Io(p.to_path_buf(), e))?;
-        Ok(alerts(&parse(p, &text)?))
+        Ok(alerts_with_verdicts(&parse(p, &text)?))
     };
     if a.trace.is_dir() {
+        if let Some(p) = &a.plot {
+            return Err(TraceError::Plot(
+                p.clone(),
+                "--plot takes a single trace, not a directory".into(),
+            ));
+        }
         let mut files: Vec<PathBuf> = std::fs::read_dir(&a.trace)
             .map_err(|e| TraceError::Io(a.trace.clone(), e))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -213,12 +275,12 @@ fn run_inner(a: &PredictArgs) -> Result<(), TraceError> {
             if a.json {
                 files_out.push(JFile {
                     file: name,
-                    alerts: al.iter().map(JAlert::from).collect(),
+                    alerts: al.iter().map(|(a, v)| JAlert::new(a, v)).collect(),
                 });
             } else {
                 out(&format!("== {name}"));
                 for x in &al {
-                    out(&text_line(x));
+                    out(&text_line(&x.0));
                 }
             }
         }
@@ -226,13 +288,22 @@ fn run_inner(a: &PredictArgs) -> Result<(), TraceError> {
             out(&serde_json::to_string_pretty(&files_out).unwrap_or_default());
         }
     } else {
-        let al = read(&a.trace)?;
+        let text =
+            std::fs::read_to_string(&a.trace).map_err(|e| TraceError::Io(a.trace.clone(), e))?;
+        let samples = parse(&a.trace, &text)?;
+        let al = alerts_with_verdicts(&samples);
+        if let Some(p) = &a.plot {
+            let only: Vec<Alert> = al.iter().map(|x| x.0).collect();
+            let title = a.trace.display().to_string();
+            crate::plot::svg(p, &title, &samples, &only)
+                .map_err(|m| TraceError::Plot(p.clone(), m))?;
+        }
         if a.json {
-            let j: Vec<JAlert> = al.iter().map(JAlert::from).collect();
+            let j: Vec<JAlert> = al.iter().map(|(a, v)| JAlert::new(a, v)).collect();
             out(&serde_json::to_string_pretty(&j).unwrap_or_default());
         } else {
             for x in &al {
-                out(&text_line(x));
+                out(&text_line(&x.0));
             }
         }
     }

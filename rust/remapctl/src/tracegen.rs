@@ -195,7 +195,34 @@ pub fn fleet_class(i: usize, n: usize) -> Class {
     }
 }
 
-/// Generates device `idx` of class `class` for `seed`.
+/// A trace family: an independent generator (see the module docs of each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Family {
+    /// This module: hourly samples, Poisson errors.
+    A,
+    /// `tracegen_b`: mixed intervals, overdispersed clustered errors, weekly cycles.
+    B,
+}
+
+impl Family {
+    /// Upper-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::A => "A",
+            Family::B => "B",
+        }
+    }
+
+    /// Generates device `idx` of class `class` for `seed` with this family's generator.
+    pub fn generate(self, seed: u64, idx: u64, class: Class) -> (Vec<Sample>, Truth) {
+        match self {
+            Family::A => generate(seed, idx, class),
+            Family::B => crate::tracegen_b::generate(seed, idx, class),
+        }
+    }
+}
+
+/// Generates device `idx` of class `class` for `seed` (family A).
 pub fn generate(seed: u64, idx: u64, class: Class) -> (Vec<Sample>, Truth) {
     let mut r = Rng::new(seed ^ idx.wrapping_mul(0xA24B_AED4_963E_E407));
     for _ in 0..4 {
@@ -425,6 +452,9 @@ pub struct TracegenArgs {
     /// Number of devices.
     #[arg(long, default_value_t = 100)]
     pub count: usize,
+    /// Trace family (generator).
+    #[arg(long, value_enum, default_value_t = Family::A)]
+    pub family: Family,
 }
 
 /// Runs `tracegen`: one CSV per device (`NNNN-class.csv`) and `truth.csv` with
@@ -437,7 +467,7 @@ pub fn run(a: TracegenArgs) -> ExitCode {
     let mut truth = format!("{TRUTH_HEADER}\n");
     for i in 0..a.count {
         let class = fleet_class(i, a.count);
-        let (samples, t) = generate(a.seed, i as u64, class);
+        let (samples, t) = a.family.generate(a.seed, i as u64, class);
         let name = format!("{i:04}-{}.csv", class.name());
         if let Err(e) = std::fs::write(a.out.join(&name), to_csv(&samples)) {
             eprintln!("remapctl tracegen: {name}: {e}");

@@ -61,8 +61,24 @@ fn predict_json_on_a_degrading_trace() {
     for k in ["t_s", "level", "ttf_s", "confidence", "model", "reason"] {
         assert!(w.get(k).is_some(), "{k} missing in {w}");
     }
-    assert!(w["ttf_s"].as_u64().is_some());
+    // A forecast, unless the deciding model is the baseline one (a step or weekly
+    // growth against the device's own past: a warning without a forecast).
+    assert!(
+        w["ttf_s"].as_u64().is_some() || w["model"] == "baseline",
+        "{w}"
+    );
     assert_eq!(list.last().unwrap()["reason"], "spare exhausted");
+    assert_eq!(list.last().unwrap()["reason_id"], "spare_exhausted");
+    // Every model's figures, the deciding one among them.
+    let models = w["models"].as_array().unwrap();
+    assert_eq!(models.len(), 5, "{w}");
+    assert!(
+        models
+            .iter()
+            .any(|m| m["model"] == w["model"] && m["reason_id"] == w["reason_id"]),
+        "{w}"
+    );
+    assert!(w["detail"].as_i64().is_some(), "{w}");
     let _ = std::fs::remove_dir_all(d);
 }
 
@@ -132,5 +148,45 @@ fn evaluate_reads_a_tracegen_directory() {
     let o = remapctl(&["evaluate", "--dir", dir]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("truth.csv"));
+    let _ = std::fs::remove_dir_all(d);
+}
+
+#[test]
+fn predict_plot_draws_the_trace_and_the_alerts() {
+    let d = scratch("plot");
+    let f = d.join("dev.csv");
+    let svg = d.join("dev.svg");
+    std::fs::write(&f, degrading_csv()).unwrap();
+    let o = remapctl(&[
+        "predict",
+        "--trace",
+        f.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The alerts are still printed.
+    assert!(String::from_utf8_lossy(&o.stdout).contains("emergency"));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg"), "{}", &text[..80.min(text.len())]);
+    for caption in [
+        "error rate, ppm of I/Os",
+        "p99 latency, ms",
+        "spare used, %",
+        "alert level",
+        "emergency",
+    ] {
+        assert!(text.contains(caption), "{caption} missing");
+    }
+    // A directory cannot be plotted into one file.
+    let o = remapctl(&[
+        "predict",
+        "--trace",
+        d.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("single trace"));
     let _ = std::fs::remove_dir_all(d);
 }

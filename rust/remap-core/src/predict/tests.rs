@@ -464,3 +464,220 @@ fn short_intervals_find_the_medians_first_then_publish_the_same_verdicts() {
     let v = e.verdicts();
     assert!(v.iter().any(|x| x.reason == Reason::LatencyRising), "{v:?}");
 }
+
+/// Hourly totals of a device, sampled every `every` seconds: each hour's counts split
+/// evenly over its samples (the remainder on the hour's last sample), levels as of the
+/// hour's end.
+fn sampled(every: u64, days: u64, hourly: impl Fn(u64, u64) -> Sample) -> Vec<Sample> {
+    let per_hour = H / every;
+    let mut out = Vec::new();
+    for d in 0..days {
+        for h in 0..24 {
+            let s = hourly(d, h);
+            for k in 0..per_hour {
+                let part = |v: u64| {
+                    let q = v / per_hour;
+                    if k + 1 == per_hour {
+                        v - q * (per_hour - 1)
+                    } else {
+                        q
+                    }
+                };
+                out.push(Sample {
+                    t_s: s.t_s + (k + 1) * every,
+                    reads: part(s.reads),
+                    read_errors: part(s.read_errors),
+                    writes: part(s.writes),
+                    write_errors: part(s.write_errors),
+                    ..s
+                });
+            }
+        }
+    }
+    out
+}
+
+/// First alert at warning or above, and its reason.
+fn first_warning(samples: &[Sample]) -> Option<(u64, Reason)> {
+    let mut e = Engine::default();
+    for s in samples {
+        e.push(s);
+        if e.current().level >= Level::Warning {
+            return Some((s.t_s, e.current().reason));
+        }
+    }
+    None
+}
+
+/// No errors for 21 days, then errors in hours 2..8 of every day at a steady level,
+/// each leaving a bad block that is remapped: a step onto a plateau, at a rate (about
+/// 7·10⁻⁶) far below the unusable one.
+fn plateau(d: u64, h: u64) -> Sample {
+    let on = d >= 21;
+    let e = u64::from(on && (2..8).contains(&h));
+    let remapped = if on {
+        (d - 21) * 6 + h.min(8).saturating_sub(2)
+    } else {
+        0
+    };
+    Sample {
+        read_errors: e,
+        remapped_total: remapped,
+        spare_free_blocks: 1_000_000 - remapped,
+        ..base(d, h)
+    }
+}
+
+#[test]
+fn step_onto_a_plateau_warns_within_a_week() {
+    let (t, reason) = first_warning(&sampled(H, 40, plateau)).expect("warning");
+    assert_eq!(reason, Reason::ErrorRateStep);
+    assert!(
+        t > 21 * DAY_S && t <= 28 * DAY_S + 8 * H,
+        "warned at day {}",
+        t / DAY_S
+    );
+}
+
+#[test]
+fn minute_and_hour_sampling_agree() {
+    // The same device, sampled every hour and every minute: the same daily figures,
+    // the same first warning (the same day), the same reason.
+    let hourly = sampled(H, 40, plateau);
+    let minutely = sampled(60, 40, plateau);
+    let (mut a, mut b) = (Engine::default(), Engine::default());
+    hourly.iter().for_each(|s| {
+        a.push(s);
+    });
+    minutely.iter().for_each(|s| {
+        b.push(s);
+    });
+    for age in 0..30 {
+        let (x, y) = (
+            a.health().daily.get(age).unwrap(),
+            b.health().daily.get(age).unwrap(),
+        );
+        assert_eq!(
+            (x.day, x.hours, x.err_hours, x.errors, x.ios),
+            (y.day, y.hours, y.err_hours, y.errors, y.ios),
+            "day {age} ago"
+        );
+    }
+    let (ta, ra) = first_warning(&hourly).unwrap();
+    let (tb, rb) = first_warning(&minutely).unwrap();
+    assert_eq!((ta / DAY_S, ra), (tb / DAY_S, rb));
+    // A 3-hour glitch at 2% of I/O, sampled every minute: 180 samples with errors, but
+    // 3 hours of the day — not an emergency (nor is it hourly).
+    let glitch = |d: u64, h: u64| Sample {
+        read_errors: if d == 5 && (3..6).contains(&h) {
+            2000
+        } else {
+            0
+        },
+        ..base(d, h)
+    };
+    for every in [60, H] {
+        let mut e = Engine::default();
+        for s in sampled(every, 8, glitch) {
+            e.push(&s);
+            assert!(
+                e.current().level < Level::Warning,
+                "every {every} s: {:?}",
+                e.current()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_device_that_always_had_errors_is_not_a_step() {
+    // The plateau's errors from the first day on: the device's own past has them too.
+    let always = |d: u64, h: u64| plateau(d + 21, h);
+    assert_eq!(first_warning(&sampled(H, 60, always)), None);
+}
+
+#[test]
+fn a_load_drop_alone_is_not_a_step() {
+    // Background errors at a steady 2 a day; from day 30 the load drops to a fifth, so
+    // the errors per I/O rise five-fold while the errors per day do not. (The
+    // exponential fit of the daily rate per I/O does see growth here: the baseline
+    // model must not add to it.)
+    let drop = |d: u64, h: u64| {
+        let mut s = Sample {
+            read_errors: u64::from(h == 3 || h == 15),
+            remapped_total: d * 2 + u64::from(h > 3) + u64::from(h > 15),
+            ..base(d, h)
+        };
+        if d >= 30 {
+            s.reads /= 5;
+            s.writes /= 5;
+        }
+        s
+    };
+    let mut e = Engine::default();
+    for s in sampled(H, 60, drop) {
+        e.push(&s);
+        assert_ne!(
+            e.verdicts()[1].model,
+            Model::Baseline,
+            "{:?}",
+            e.verdicts()[1]
+        );
+    }
+}
+
+/// Errors at a low rate that double every week from day 14, in 2 to 12 hours a day,
+/// each remapped.
+fn weekly_doubling(d: u64, h: u64) -> Sample {
+    let per_day = if d < 14 {
+        0
+    } else {
+        1u64 << ((d - 14) / 7).min(6)
+    };
+    let hours = (2 * per_day).clamp(2, 12);
+    // The error hours spread round the clock (7 is prime to 24): not periodic.
+    let e = if (h * 7) % 24 < hours {
+        per_day.div_ceil(hours).max(1)
+    } else {
+        0
+    };
+    Sample {
+        read_errors: e,
+        remapped_total: d * 40 / 7,
+        ..base(d, h)
+    }
+}
+
+#[test]
+fn low_rate_growth_week_over_week_warns() {
+    let (t, reason) = first_warning(&sampled(H, 70, weekly_doubling)).expect("warning");
+    assert!(
+        matches!(
+            reason,
+            Reason::ErrorsGrowingWeekly | Reason::ErrorRateStep | Reason::ErrorRateGrowth
+        ),
+        "{reason:?}"
+    );
+    assert!(t > 14 * DAY_S, "warned at day {}", t / DAY_S);
+}
+
+#[test]
+fn one_bad_week_is_not_growth_nor_a_step() {
+    // A quiet device whose last week holds one burst of errors on one day.
+    let burst = |d: u64, h: u64| Sample {
+        read_errors: if d == 40 && h < 4 { 500 } else { 0 },
+        remapped_total: if d >= 40 { 30 } else { 0 },
+        ..base(d, h)
+    };
+    let mut e = Engine::default();
+    for s in sampled(H, 46, burst) {
+        e.push(&s);
+        assert!(e.current().level < Level::Warning, "{:?}", e.current());
+    }
+}
+
+#[test]
+fn state_size_is_as_documented() {
+    // Documentation/prediction.md states this size; change both together.
+    assert_eq!(core::mem::size_of::<Engine>(), 63_400);
+}
