@@ -6,11 +6,12 @@
 # move. Every refused or malformed message (a block beyond the target, 2^64, a negative
 # number) fails, says why in the kernel log, and changes nothing: the whole `list`, the
 # metadata version and the status are compared before and after.
+# timeout: 480
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp
 grep -qw dust <(dmsetup targets) || skip_all "dm-dust not available"
 load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
-ktap_plan 69
+ktap_plan 71
 
 base=$(mkloop 64) || fail "loop device for the main device"
 spare=$(mkloop 16) || fail "loop device for the spare"
@@ -192,4 +193,12 @@ both_back() { on_main 3000 "$WORK/d3000" && on_main 3100 "$WORK/d3100"; }
 ktap_check "both blocks' data is on main" both_back
 ktap_check "status: remapped 0, spare_used 0, mode ok" \
   test "$(info m remapped) $(info m spare_used) $(info m mode)" = "0 0 ok"
+
+# unremap of a pending block forgets it (dm-dust still fails reads of block 500).
+fails_with "Input/output error" blk_read "$dev" 500 "$WORK/x" || fail "read of block 500 fails again"
+v=$(info m meta_version)
+ktap_check "unremap of the pending block 500 answers 'block=500 unremapped'" \
+  test "$(msg unremap 500)" = "block=500 unremapped"
+ktap_check "query 500: state=main, pending 0, one commit" \
+  test "$(msg query 500) $(info m pending) $(info m meta_version)" = "block=500 state=main 0 $((v + 1))"
 ktap_finish

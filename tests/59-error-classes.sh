@@ -5,7 +5,10 @@
 # read that fails once and succeeds on the retry returns the data and is counted as
 # read_retried_ok (fail_make_request fails exactly one bio of the main device).
 # BLK_STS_AGAIN needs REQ_NOWAIT bios, which the target does not take: a RWF_NOWAIT
-# write is refused by the block layer before it reaches the target.
+# write is refused by the block layer before it reaches the target. BLK_STS_TRANSPORT,
+# TIMEOUT and RESOURCE have no injector in the test kernel: fail_make_request, dm-error,
+# dm-flakey and dm-dust fail I/O with BLK_STS_IOERR only (scsi_debug's per-command
+# error injection, CONFIG_SCSI_DEBUG, could give them).
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp python3
 load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
