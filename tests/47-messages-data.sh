@@ -70,13 +70,6 @@ on_spare() {
 }
 # on_main <block> <file>: the main device's block holds <file> (read under dm-remap).
 on_main() { dd if="$base" bs=4096 skip="$1" count=1 iflag=direct status=none | cmp -s - "$2"; }
-# logged <text>: since the mark, the kernel log has a dm-remap line ending with <text>.
-logged() {
-  dmesg_since_mark | grep -F 'device-mapper: remap: ' | grep -qF -- "$1" && return 0
-  diag "kernel log since the mark has no line with '$1':"
-  dmesg_since_mark | tail -5 | sed 's/^/# /'
-  return 1
-}
 # refused <errtext> <logtext> <message...>: the message fails with <errtext>, the
 # kernel log says <logtext>, and nothing changed.
 refused() {

@@ -11,23 +11,6 @@ load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
 [ -x "$REMAPCTL" ] || { ktap_plan 1; fail "remapctl is built ($REMAPCTL)"; }
 ktap_plan 6
 
-# arm_wait <name>: a background `dmsetup wait` for the target's next event, as a
-# monitor would run it; woke: it returned because the event came (not the timeout).
-arm_wait() {
-  local ev
-  ev=$(dmsetup info -c --noheadings -o events "$PREFIX$1") || return 1
-  timeout 30 dmsetup wait "$PREFIX$1" "$ev" >/dev/null 2>&1 &
-  waiter=$!
-}
-woke() { wait "$waiter"; }
-# logged <text>: the kernel log since the mark has a dm-remap line with <text>.
-logged() {
-  dmesg_since_mark | grep -F 'device-mapper: remap: ' | grep -qF -- "$1" && return 0
-  diag "kernel log since the mark has no line with '$1':"
-  dmesg_since_mark | tail -5 | sed 's/^/# /'
-  return 1
-}
-
 # 43,651 remapped blocks of 512 bytes (what one copy holds with one spare) go into the
 # spare's metadata; block 60000 fails writes, and its remap does not fit.
 base=$(mkloop 32) || fail "loop device for the main device"

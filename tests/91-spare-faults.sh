@@ -15,22 +15,6 @@ load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
 ktap_plan 40
 
 counter() { dmsetup message "$PREFIX$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-# arm_wait <name>: a background `dmsetup wait` for the target's next event, as a
-# monitor would run it; woke: it returned because the event came (not the timeout).
-arm_wait() {
-  local ev
-  ev=$(dmsetup info -c --noheadings -o events "$PREFIX$1") || return 1
-  timeout 30 dmsetup wait "$PREFIX$1" "$ev" >/dev/null 2>&1 &
-  waiter=$!
-}
-woke() { wait "$waiter"; }
-# logged <text>: the kernel log since the mark has a dm-remap line with <text>.
-logged() {
-  dmesg_since_mark | grep -F 'device-mapper: remap: ' | grep -qF -- "$1" && return 0
-  diag "kernel log since the mark has no line with '$1':"
-  dmesg_since_mark | tail -5 | sed 's/^/# /'
-  return 1
-}
 recreate() {
   dmsetup remove "$PREFIX$1" || return 1
   DMDEVS=("${DMDEVS[@]/$PREFIX$1}")

@@ -135,6 +135,23 @@ load_module() {
 # dmesg_since_mark: kernel messages after the last dmesg_mark.
 dmesg_mark() { DMESG_LINES=$(dmesg | wc -l); }
 dmesg_since_mark() { dmesg | tail -n +"$((DMESG_LINES + 1))"; }
+# logged <text>: the kernel log since the mark has a dm-remap line with <text>.
+logged() {
+  dmesg_since_mark | grep -F 'device-mapper: remap: ' | grep -qF -- "$1" && return 0
+  diag "kernel log since the mark has no line with '$1':"
+  dmesg_since_mark | tail -5 | sed 's/^/# /'
+  return 1
+}
+
+# arm_wait <name>: a background `dmsetup wait` for the target's next event, as a
+# monitor would run it; woke: it returned because the event came (not the 30 s timeout).
+arm_wait() {
+  local ev
+  ev=$(dmsetup info -c --noheadings -o events "$PREFIX$1") || return 1
+  timeout 30 dmsetup wait "$PREFIX$1" "$ev" >/dev/null 2>&1 &
+  waiter=$!
+}
+woke() { wait "$waiter"; }
 
 # mkfaulty <name> <base_dev> <len_sectors> <kind:start:len>...: a dm device over base
 # that passes I/O through except for the listed ranges: kind "error" fails all I/O
