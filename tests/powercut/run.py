@@ -157,6 +157,7 @@ def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None):
     qemu = []
     spare = open(os.path.join(OUT, "spare.img"), "rb")
     fresh = set(fresh)
+    need_remap = bool(fresh)
     last_line = time.time()
     while not eof:
         r, _, _ = select.select([fd], [], [], 0.001)
@@ -180,7 +181,9 @@ def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None):
                     if blk in fresh:
                         remapped += 1
                         fresh.discard(blk)
-                    if not armed and acks >= MIN_ACKS and remapped:
+                    # (Once every injected bad block has been written, in a long
+                    # campaign, no write remaps any more: then acks alone arm.)
+                    if not armed and acks >= MIN_ACKS and (remapped or not need_remap):
                         armed = True
                         deadline = time.time() + (kill_after if aim is None else AIM_GIVE_UP)
                         # Found now: walking /proc at the cut takes long enough for a
