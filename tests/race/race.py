@@ -9,8 +9,10 @@ lost acknowledged write fails here). Readers read any block and require a patter
 that block (another block's data means a spare block was reused under a read) whose
 version is not older than the last version acknowledged before the read began. A
 messenger moves the same blocks between main and spare meanwhile (`remap`,
-`unremap`, now and then `clear confirm`). Prints a summary line `RACE k=v ...` and
-exits 1 on any violation.
+`unremap`, now and then `clear confirm`). Runs <seconds>, then on until the run did
+enough to count (100 writes and reads, 5 remaps and 5 unremaps; a busy machine is slow)
+for at most twice as long again. Prints a summary line `RACE k=v ...` and exits 1 on
+any violation.
 """
 import mmap
 import os
@@ -44,9 +46,23 @@ def main():
     issued = [0] * nblocks         # highest version sent per block
     lock = threading.Lock()
     stop = time.monotonic() + seconds
+    # A slow (busy) machine gets up to twice as long again to reach what 75-race.sh
+    # requires of a run that counts: more than 100 writes and reads, 5 remaps, 5 unremaps.
+    hard_stop = stop + 2 * seconds
     errors = []
     counts = {"writes": 0, "reads": 0, "remap_ok": 0, "unremap_ok": 0, "clear_ok": 0,
               "msg_refused": 0}
+
+    def running():
+        if errors:
+            return False
+        now = time.monotonic()
+        if now < stop:
+            return True
+        with lock:
+            enough = (counts["writes"] > 100 and counts["reads"] > 100
+                      and counts["remap_ok"] > 5 and counts["unremap_ok"] > 5)
+        return not enough and now < hard_stop
 
     def fail(msg):
         with lock:
@@ -58,7 +74,7 @@ def main():
         buf = mmap.mmap(-1, BS)
         mine = [b for b in range(nblocks) if b % nwriters == w]
         n = 0
-        while time.monotonic() < stop and not errors:
+        while running():
             b = random.choice(mine)
             with lock:
                 seq = issued[b] + 1
@@ -70,6 +86,7 @@ def main():
                 break
             with lock:
                 acked[b] = seq
+                counts["writes"] += 1
             n += 1
             if n % 3 == 0:
                 if os.preadv(fd, [buf], b * BS) != BS:
@@ -80,14 +97,11 @@ def main():
                     fail(f"writer {w}: block {b} read back {got and (got[0], sorted(set(got[1])))} "
                          f"after version {seq} was acknowledged")
         os.close(fd)
-        with lock:
-            counts["writes"] += n
 
     def reader(r):
         fd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
         buf = mmap.mmap(-1, BS)
-        n = 0
-        while time.monotonic() < stop and not errors:
+        while running():
             b = random.randrange(nblocks)
             with lock:
                 floor = acked[b]
@@ -105,10 +119,9 @@ def main():
             elif min(got[1]) < floor or max(got[1]) > ceil:
                 fail(f"reader {r}: block {b} returned versions {sorted(set(got[1]))}, "
                      f"acknowledged {floor} before the read, issued {ceil}")
-            n += 1
+            with lock:
+                counts["reads"] += 1
         os.close(fd)
-        with lock:
-            counts["reads"] += n
 
     def msg(*args):
         p = subprocess.run(["dmsetup", "message", name, "0", *map(str, args)],
@@ -118,7 +131,7 @@ def main():
     def messenger():
         # Alternates moving blocks out and back, so that most messages do something.
         remapped = set()
-        while time.monotonic() < stop and not errors:
+        while running():
             r = random.random()
             if r < 0.04:
                 key, ok = "clear_ok", msg("clear", "confirm")
