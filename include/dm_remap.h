@@ -39,6 +39,11 @@ dev_t dmr_bdev_devt(struct block_device *bdev);
 void dmr_limits_io_min(struct queue_limits *limits, unsigned int bytes);
 /* Whether a table's open mode allows writes (BLK_OPEN_WRITE). */
 int dmr_mode_writable(blk_mode_t mode);
+/* Records that ti's table holds dev as main (spare = 0) or spare device; ERR_PTR(-EBUSY)
+ * when that conflicts with a device another live target holds (see shim.c). */
+void *dmr_claim(struct dm_target *ti, dev_t dev, int spare);
+/* Releases a claim (NULL and error pointers are ignored). */
+void dmr_unclaim(void *claim);
 
 /* The main device's own identifier, for binding a spare to it. Kinds: 1 T10, 2 EUI-64,
  * 3 NAA (enum blk_unique_id, from block_device_operations.get_unique_id of the whole

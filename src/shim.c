@@ -8,6 +8,7 @@
 #include <linux/sched/mm.h>
 #include <linux/random.h>
 #include <linux/mm.h>
+#include <linux/slab.h>
 
 static_assert(DMR_STS_OK == (__force int)BLK_STS_OK);
 static_assert(DMR_STS_IOERR == (__force int)BLK_STS_IOERR);
@@ -321,4 +322,60 @@ void dmr_random_bytes(void *buf, size_t len)
 u64 dmr_now_ms(void)
 {
 	return div_u64(ktime_get_boottime_ns(), NSEC_PER_MSEC);
+}
+
+/*
+ * Devices held by live dm-remap targets, with their role. dm core opens every table's
+ * devices with one shared holder, so it lets two tables name the same device; a spare
+ * holds metadata and remapped data that exactly one target may own. A spare may not be
+ * another target's spare or main device (nor a main device another target's spare),
+ * except between a device's live table and the table that replaces it (a reload of the
+ * same mapped device), which both hold it until the old one is destroyed.
+ */
+struct dmr_claim {
+	struct list_head node;
+	dev_t dev;
+	struct mapped_device *md;
+	struct dm_table *table;
+	bool spare;
+};
+static LIST_HEAD(dmr_claims);
+static DEFINE_MUTEX(dmr_claims_lock);
+
+void *dmr_claim(struct dm_target *ti, dev_t dev, int spare)
+{
+	struct mapped_device *md = dm_table_get_md(ti->table);
+	struct dmr_claim *c, *n;
+
+	n = kmalloc(sizeof(*n), GFP_KERNEL);
+	if (!n)
+		return ERR_PTR(-ENOMEM);
+	n->dev = dev;
+	n->md = md;
+	n->table = ti->table;
+	n->spare = spare;
+	mutex_lock(&dmr_claims_lock);
+	list_for_each_entry(c, &dmr_claims, node) {
+		if (c->dev == dev && (c->spare || spare) &&
+		    (c->md != md || c->table == ti->table)) {
+			mutex_unlock(&dmr_claims_lock);
+			kfree(n);
+			return ERR_PTR(-EBUSY);
+		}
+	}
+	list_add(&n->node, &dmr_claims);
+	mutex_unlock(&dmr_claims_lock);
+	return n;
+}
+
+void dmr_unclaim(void *claim)
+{
+	struct dmr_claim *c = claim;
+
+	if (IS_ERR_OR_NULL(c))
+		return;
+	mutex_lock(&dmr_claims_lock);
+	list_del(&c->node);
+	mutex_unlock(&dmr_claims_lock);
+	kfree(c);
 }

@@ -196,6 +196,8 @@ impl CommitFailed {
 pub(crate) struct Remap {
     main: *mut b::dm_dev,
     spare: *mut b::dm_dev,
+    /// This target's entries in the registry of held devices (main, spare).
+    claims: [*mut core::ffi::c_void; 2],
     /// Parsed options; the device fields are empty (names come from `main`/`spare`).
     pub(crate) cfg: TableConfig<'static>,
     pub(crate) len: Sectors,
@@ -473,6 +475,10 @@ impl Drop for Remap {
             // SAFETY: created in `ctr`; no I/O of it is in flight any more.
             unsafe { b::dm_io_client_destroy(self.io_client) };
         }
+        for c in self.claims {
+            // SAFETY: made in `ctr` for this target, released once, here.
+            unsafe { b::dmr_unclaim(c) };
+        }
         // SAFETY: by the type invariant both devices were acquired for `ti` and are
         // released exactly once, here.
         unsafe {
@@ -502,6 +508,25 @@ fn main_identity(
         k => identity::identity_from_unique_id(k, raw),
     };
     found.unwrap_or(identity::IDENTITY_NONE)
+}
+
+/// A `dmr_claim` result (a claim or an error pointer), released on drop unless handed
+/// on to the target's state.
+struct Claim(*mut core::ffi::c_void);
+
+impl Claim {
+    fn disarm(self) -> *mut core::ffi::c_void {
+        let c = self.0;
+        core::mem::forget(self);
+        c
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // SAFETY: a `dmr_claim` result, released once; error pointers are ignored.
+        unsafe { b::dmr_unclaim(self.0) };
+    }
 }
 
 /// Releases a device acquired in `ctr` if construction fails later.
@@ -604,6 +629,27 @@ unsafe extern "C" fn remap_ctr(
         // SAFETY: `ti` is valid per this function's contract.
         return unsafe { ctr_fail(ti, e.as_cstr(), EINVAL) };
     }
+    // One target owns a spare: refused when another live target holds it (as spare or
+    // main), or holds this main device as its spare. A reload of this mapped device is
+    // the exception (the old table holds the same devices until it is destroyed).
+    // SAFETY: `ti` is valid and its table is being built; the devices are open.
+    let claims = unsafe {
+        (
+            Claim(b::dmr_claim(ti, b::dmr_bdev_devt(mbdev), 0)),
+            Claim(b::dmr_claim(ti, b::dmr_bdev_devt(sbdev), 1)),
+        )
+    };
+    if let Err(e) = kernel::error::from_err_ptr(claims.0 .0)
+        .and_then(|_| kernel::error::from_err_ptr(claims.1 .0))
+    {
+        let msg = if e == EBUSY {
+            c"A device of this table is already held by another dm-remap target (as its spare, or as main where this table wants a spare)"
+        } else {
+            c"Cannot record the devices held"
+        };
+        // SAFETY: `ti` is valid per this function's contract.
+        return unsafe { ctr_fail(ti, msg, e) };
+    }
 
     let owned = TableConfig {
         main: b"",
@@ -657,6 +703,7 @@ unsafe extern "C" fn remap_ctr(
     let state = Remap {
         main: main.disarm(),
         spare: spare.disarm(),
+        claims: [claims.0.disarm(), claims.1.disarm()],
         cfg: owned,
         len: Sectors(len),
         spare_len: Sectors(spare_len),
