@@ -14,7 +14,6 @@ need dmsetup losetup dd cmp python3
 load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
 ktap_plan 19
 
-counter() { dmsetup message "$PREFIX$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 # untouched <name> <meta_version>: no remap, no pending block, no spare block, mode ok,
 # no commit since <meta_version>.
 untouched() {

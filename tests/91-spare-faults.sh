@@ -14,7 +14,6 @@ need dmsetup losetup dd cmp timeout
 load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
 ktap_plan 40
 
-counter() { dmsetup message "$PREFIX$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 recreate() {
   dmsetup remove "$PREFIX$1" || return 1
   DMDEVS=("${DMDEVS[@]/$PREFIX$1}")

@@ -132,6 +132,9 @@ load_module() {
     grep -q '^dm_remap ' /proc/modules
 }
 
+# counter <name> <key>: one counter of the target's `stats` message.
+counter() { dmsetup message "$PREFIX$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
 # dmesg_since_mark: kernel messages after the last dmesg_mark.
 dmesg_mark() { DMESG_LINES=$(dmesg | wc -l); }
 dmesg_since_mark() { dmesg | tail -n +"$((DMESG_LINES + 1))"; }
