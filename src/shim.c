@@ -9,6 +9,7 @@
 #include <linux/random.h>
 #include <linux/mm.h>
 #include <linux/slab.h>
+#include <linux/kernfs.h>
 
 static_assert(DMR_STS_OK == (__force int)BLK_STS_OK);
 static_assert(DMR_STS_IOERR == (__force int)BLK_STS_IOERR);
@@ -378,4 +379,122 @@ void dmr_unclaim(void *claim)
 	list_del(&c->node);
 	mutex_unlock(&dmr_claims_lock);
 	kfree(c);
+}
+
+/*
+ * Whether the spare shares sectors with the main device. Two block devices share
+ * sectors when they are, or sit on, partitions of one disk whose sector ranges meet, or
+ * when one is stacked on the other through a driver that links itself as a holder
+ * (bd_link_disk_holder: dm, md, bcache). The block layer does not say which part of a
+ * lower device a stacked device uses, so a stacked device counts as using the whole of
+ * each device under it: a spare on a dm-linear over the second half of the main device
+ * is refused, and so is one on another LV of the main device's volume group.
+ *
+ * Each side's stack is found from the top down: a device is under a holder when its
+ * "holders" directory names the holder's disk. The walk looks at every block device
+ * (the class of the device itself; block_class is not exported), and reads a device's
+ * holders directory under its disk's open_mutex while the disk is live, as
+ * bd_link_disk_holder does, so a disk being deleted is never touched.
+ */
+#define DMR_STACK_MAX 32
+
+struct dmr_stack_dev {
+	dev_t dev;
+	dev_t whole;
+	sector_t start;
+	sector_t len;
+	bool holder;			/* a whole disk: only disks hold other devices */
+	char disk[DISK_NAME_LEN];
+};
+
+static int dmr_stack_add(struct dmr_stack_dev *set, int n, struct block_device *bdev)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (set[i].dev == bdev->bd_dev)
+			return n;
+	if (n == DMR_STACK_MAX)
+		return -E2BIG;
+	set[n].dev = bdev->bd_dev;
+	set[n].whole = bdev_whole(bdev)->bd_dev;
+	set[n].start = bdev->bd_start_sect;
+	set[n].len = bdev_nr_sectors(bdev);
+	set[n].holder = !bdev_is_partition(bdev);
+	strscpy(set[n].disk, bdev->bd_disk->disk_name, sizeof(set[n].disk));
+	return n + 1;
+}
+
+/* Whether bdev's holders directory names one of set[from..to) (disks only). */
+static bool dmr_held_by(struct block_device *bdev, struct dmr_stack_dev *set, int from, int to)
+{
+	struct gendisk *disk = bdev->bd_disk;
+	bool held = false;
+	int i;
+
+	mutex_lock(&disk->open_mutex);
+	if (disk_live(disk) && bdev->bd_holder_dir && bdev->bd_holder_dir->sd) {
+		for (i = from; i < to && !held; i++) {
+			struct kernfs_node *kn;
+
+			if (!set[i].holder)
+				continue;
+			kn = kernfs_find_and_get(bdev->bd_holder_dir->sd, set[i].disk);
+			if (kn) {
+				kernfs_put(kn);
+				held = true;
+			}
+		}
+	}
+	mutex_unlock(&disk->open_mutex);
+	return held;
+}
+
+/* The devices under top, top included, level by level; the count or -E2BIG. */
+static int dmr_stack(struct block_device *top, struct dmr_stack_dev *set)
+{
+	const struct class *cls = top->bd_device.class;
+	struct class_dev_iter iter;
+	struct device *dev;
+	int n = dmr_stack_add(set, 0, top), done = 0;
+
+	while (n > 0 && done < n) {
+		int level_end = n;
+
+		class_dev_iter_init(&iter, cls, NULL, NULL);
+		while (n > 0 && (dev = class_dev_iter_next(&iter))) {
+			struct block_device *bdev = dev_to_bdev(dev);
+
+			if (dmr_held_by(bdev, set, done, level_end))
+				n = dmr_stack_add(set, n, bdev);
+		}
+		class_dev_iter_exit(&iter);
+		done = level_end;
+	}
+	return n;
+}
+
+int dmr_bdevs_overlap(struct block_device *a, struct block_device *b)
+{
+	struct dmr_stack_dev *sa, *sb;
+	int na, nb, i, j, ret = 0;
+
+	sa = kcalloc(2 * DMR_STACK_MAX, sizeof(*sa), GFP_KERNEL);
+	if (!sa)
+		return -ENOMEM;
+	sb = sa + DMR_STACK_MAX;
+	na = dmr_stack(a, sa);
+	nb = dmr_stack(b, sb);
+	if (na < 0 || nb < 0) {
+		ret = na < 0 ? na : nb;
+		goto out;
+	}
+	for (i = 0; i < na && !ret; i++)
+		for (j = 0; j < nb && !ret; j++)
+			ret = sa[i].whole == sb[j].whole &&
+			      sa[i].start < sb[j].start + sb[j].len &&
+			      sb[j].start < sa[i].start + sa[i].len;
+out:
+	kfree(sa);
+	return ret;
 }

@@ -629,6 +629,32 @@ unsafe extern "C" fn remap_ctr(
         // SAFETY: `ti` is valid per this function's contract.
         return unsafe { ctr_fail(ti, e.as_cstr(), EINVAL) };
     }
+    // The spare may not share sectors with the main device: formatting it would write
+    // over the main device's data. `check_devices` refused the same device; this covers
+    // overlapping partitions of one disk and devices stacked on one another (shim.c).
+    // SAFETY: `mbdev` and `sbdev` are open block devices; the call sleeps (ctr may).
+    match unsafe { b::dmr_bdevs_overlap(mbdev, sbdev) } {
+        0 => {}
+        1 => {
+            // SAFETY: `ti` is valid per this function's contract.
+            return unsafe {
+                ctr_fail(
+                    ti,
+                    c"The spare shares sectors with the main device (overlapping partitions of one disk, or one device stacked on the other)",
+                    EINVAL,
+                )
+            };
+        }
+        r => {
+            let msg = if r == -(kernel::bindings::E2BIG as c_int) {
+                c"The device stacks are too deep to check that the spare does not overlap the main device"
+            } else {
+                c"Cannot check that the spare does not overlap the main device"
+            };
+            // SAFETY: `ti` is valid per this function's contract.
+            return unsafe { ctr_fail(ti, msg, Error::from_errno(r)) };
+        }
+    }
     // One target owns a spare: refused when another live target holds it (as spare or
     // main), or holds this main device as its spare. A reload of this mapped device is
     // the exception (the old table holds the same devices until it is destroyed).
