@@ -45,8 +45,9 @@ void *dmr_claim(struct dm_target *ti, dev_t dev, int spare);
 /* Releases a claim (NULL and error pointers are ignored). */
 void dmr_unclaim(void *claim);
 /* 1 when the two devices share sectors: partitions of one disk whose ranges meet, or one
- * stacked (dm, md: a holder) on a device that meets the other; 0 when not; -E2BIG when a
- * stack is deeper than the walk follows, -ENOMEM. See shim.c. */
+ * stacked (dm, md: a holder) on a device that meets the other; 0 when not; -E2BIG when
+ * more devices lie under one of them than the walk follows, -EINTR when killed while
+ * waiting for a disk, -ENOMEM. See shim.c. */
 int dmr_bdevs_overlap(struct block_device *a, struct block_device *b);
 
 /* The main device's own identifier, for binding a spare to it. Kinds: 1 T10, 2 EUI-64,

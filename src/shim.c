@@ -388,23 +388,26 @@ void dmr_unclaim(void *claim)
  * (bd_link_disk_holder: dm, md, bcache). The block layer does not say which part of a
  * lower device a stacked device uses, so a stacked device counts as using the whole of
  * each device under it: a spare on a dm-linear over the second half of the main device
- * is refused, and so is one on another LV of the main device's volume group.
+ * is refused, and so is one on another LV of the main device's volume group. A
+ * partition of a stacked disk (md0p1) counts as using everything under that disk.
  *
- * Each side's stack is found from the top down: a device is under a holder when its
- * "holders" directory names the holder's disk. The walk looks at every block device
- * (the class of the device itself; block_class is not exported), and reads a device's
- * holders directory under its disk's open_mutex while the disk is live, as
- * bd_link_disk_holder does, so a disk being deleted is never touched.
+ * Each side's stack is found from the top down. For each disk D found so far, the
+ * devices under it are those named in D's "slaves" directory; every block device (the
+ * class of the device itself: block_class is not exported) is looked up there by
+ * name. D->slave_dir is read under D->open_mutex while D is live: del_gendisk unhashes
+ * the disk under that mutex before it puts slave_dir, as bd_link_disk_holder relies
+ * on. Only disks of the two stacks are locked (killably: a disk whose open_mutex is held
+ * across stuck I/O must not make the table load unkillable), never a lower device's
+ * holders directory, which a partition rescan frees under the disk's mutex alone.
+ * Every device found is pinned (get_device) until the walk ends.
  */
-#define DMR_STACK_MAX 32
+#define DMR_STACK_MAX 256
 
 struct dmr_stack_dev {
-	dev_t dev;
+	struct device *pin;		/* a reference on the device, put by dmr_stack_put */
 	dev_t whole;
 	sector_t start;
 	sector_t len;
-	bool holder;			/* a whole disk: only disks hold other devices */
-	char disk[DISK_NAME_LEN];
 };
 
 static int dmr_stack_add(struct dmr_stack_dev *set, int n, struct block_device *bdev)
@@ -412,89 +415,96 @@ static int dmr_stack_add(struct dmr_stack_dev *set, int n, struct block_device *
 	int i;
 
 	for (i = 0; i < n; i++)
-		if (set[i].dev == bdev->bd_dev)
+		if (dev_to_bdev(set[i].pin) == bdev)
 			return n;
 	if (n == DMR_STACK_MAX)
 		return -E2BIG;
-	set[n].dev = bdev->bd_dev;
+	set[n].pin = get_device(&bdev->bd_device);
 	set[n].whole = bdev_whole(bdev)->bd_dev;
 	set[n].start = bdev->bd_start_sect;
 	set[n].len = bdev_nr_sectors(bdev);
-	set[n].holder = !bdev_is_partition(bdev);
-	strscpy(set[n].disk, bdev->bd_disk->disk_name, sizeof(set[n].disk));
 	return n + 1;
 }
 
-/* Whether bdev's holders directory names one of set[from..to) (disks only). */
-static bool dmr_held_by(struct block_device *bdev, struct dmr_stack_dev *set, int from, int to)
+static void dmr_stack_put(struct dmr_stack_dev *set, int n)
 {
-	struct gendisk *disk = bdev->bd_disk;
-	bool held = false;
-	int i;
-
-	mutex_lock(&disk->open_mutex);
-	if (disk_live(disk) && bdev->bd_holder_dir && bdev->bd_holder_dir->sd) {
-		for (i = from; i < to && !held; i++) {
-			struct kernfs_node *kn;
-
-			if (!set[i].holder)
-				continue;
-			kn = kernfs_find_and_get(bdev->bd_holder_dir->sd, set[i].disk);
-			if (kn) {
-				kernfs_put(kn);
-				held = true;
-			}
-		}
-	}
-	mutex_unlock(&disk->open_mutex);
-	return held;
+	while (n-- > 0)
+		put_device(set[n].pin);
 }
 
-/* The devices under top, top included, level by level; the count or -E2BIG. */
-static int dmr_stack(struct block_device *top, struct dmr_stack_dev *set)
+/*
+ * The devices under set[0], set[0] included, into set; returns the count. On an
+ * error (-E2BIG: more devices than DMR_STACK_MAX; -EINTR: killed while waiting for a
+ * disk) *count still says how many entries hold a reference.
+ */
+static int dmr_stack(struct dmr_stack_dev *set, int *count)
 {
-	const struct class *cls = top->bd_device.class;
-	struct class_dev_iter iter;
-	struct device *dev;
-	int n = dmr_stack_add(set, 0, top), done = 0;
+	const struct class *cls = set[0].pin->class;
+	int n = *count, i, j, r = 0;
 
-	while (n > 0 && done < n) {
-		int level_end = n;
+	for (i = 0; i < n && !r; i++) {
+		struct gendisk *disk = dev_to_bdev(set[i].pin)->bd_disk;
+		struct class_dev_iter iter;
+		struct device *dev;
+		bool seen = false;
 
-		class_dev_iter_init(&iter, cls, NULL, NULL);
-		while (n > 0 && (dev = class_dev_iter_next(&iter))) {
-			struct block_device *bdev = dev_to_bdev(dev);
-
-			if (dmr_held_by(bdev, set, done, level_end))
-				n = dmr_stack_add(set, n, bdev);
+		/* Each disk once: its partitions share its slaves. */
+		for (j = 0; j < i; j++)
+			seen |= dev_to_bdev(set[j].pin)->bd_disk == disk;
+		if (seen)
+			continue;
+		if (mutex_lock_killable(&disk->open_mutex)) {
+			r = -EINTR;
+			break;
 		}
-		class_dev_iter_exit(&iter);
-		done = level_end;
+		if (disk_live(disk) && disk->slave_dir && disk->slave_dir->sd) {
+			class_dev_iter_init(&iter, cls, NULL, NULL);
+			while (!r && (dev = class_dev_iter_next(&iter))) {
+				struct kernfs_node *kn;
+
+				kn = kernfs_find_and_get(disk->slave_dir->sd, dev_name(dev));
+				if (!kn)
+					continue;
+				kernfs_put(kn);
+				r = dmr_stack_add(set, n, dev_to_bdev(dev));
+				if (r > 0) {
+					n = r;
+					r = 0;
+				}
+			}
+			class_dev_iter_exit(&iter);
+		}
+		mutex_unlock(&disk->open_mutex);
 	}
-	return n;
+	*count = n;
+	return r ? r : n;
 }
 
 int dmr_bdevs_overlap(struct block_device *a, struct block_device *b)
 {
 	struct dmr_stack_dev *sa, *sb;
-	int na, nb, i, j, ret = 0;
+	int na = 0, nb = 0, i, j, ret;
 
 	sa = kcalloc(2 * DMR_STACK_MAX, sizeof(*sa), GFP_KERNEL);
 	if (!sa)
 		return -ENOMEM;
 	sb = sa + DMR_STACK_MAX;
-	na = dmr_stack(a, sa);
-	nb = dmr_stack(b, sb);
-	if (na < 0 || nb < 0) {
-		ret = na < 0 ? na : nb;
+	na = dmr_stack_add(sa, 0, a);
+	nb = dmr_stack_add(sb, 0, b);
+	ret = dmr_stack(sa, &na);
+	if (ret >= 0)
+		ret = dmr_stack(sb, &nb);
+	if (ret < 0)
 		goto out;
-	}
+	ret = 0;
 	for (i = 0; i < na && !ret; i++)
 		for (j = 0; j < nb && !ret; j++)
 			ret = sa[i].whole == sb[j].whole &&
 			      sa[i].start < sb[j].start + sb[j].len &&
 			      sb[j].start < sa[i].start + sa[i].len;
 out:
+	dmr_stack_put(sa, na);
+	dmr_stack_put(sb, nb);
 	kfree(sa);
 	return ret;
 }

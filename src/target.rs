@@ -647,7 +647,7 @@ unsafe extern "C" fn remap_ctr(
         }
         r => {
             let msg = if r == -(kernel::bindings::E2BIG as c_int) {
-                c"The device stacks are too deep to check that the spare does not overlap the main device"
+                c"Too many devices under the main device or the spare to check that they do not overlap"
             } else {
                 c"Cannot check that the spare does not overlap the main device"
             };
