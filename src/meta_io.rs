@@ -14,7 +14,6 @@ use crate::remap_core::judge;
 use crate::remap_core::layout::{self, COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
 use crate::remap_core::meta::identity::{self, IdentityText};
 use crate::remap_core::meta::{self, Config, Fingerprint, ScanCheckpoint, SpareInfo, State};
-use crate::remap_core::remap_table::REMAPPED;
 use crate::remap_core::repair::{self, CopyRead, CopyStatus, Refusal, Selection, COMMIT_PLAN};
 use crate::remap_core::storm::StormGuard;
 use crate::remap_core::table_line::TableConfig;
@@ -251,7 +250,7 @@ impl Core {
                 predict_interval_s: 0,
                 alert_min_level: 0,
             },
-            spare: meta::spare_info(new_uuid(), g.spare_len.0, bs, 0),
+            spare: meta::spare_info(new_uuid(), g.spare_len.0, g.spare_lbs, bs, 0),
             scan: ScanCheckpoint::default(),
             buf: KVVec::new(),
             spare_lbs: g.spare_lbs,
@@ -340,6 +339,7 @@ impl Core {
                         block_bytes: bs.bytes(),
                         target_sectors: g.target_len.0,
                         spare_sectors: g.spare_len.0,
+                        spare_lbs: g.spare_lbs,
                     };
                     judge::judge_against(&state, &expect).map(|()| used)
                 });
@@ -373,6 +373,10 @@ impl Core {
                 if let Some(sp) = state.spare(0) {
                     core.spare = sp;
                 }
+                // Format 1 did not record the spare's logical block size.
+                if core.spare.logical_block_bytes == 0 {
+                    core.spare.logical_block_bytes = g.spare_lbs;
+                }
                 let retries = u32::from(cfg.read_retries);
                 if core.config.read_retries != retries {
                     core.config.read_retries = retries;
@@ -393,6 +397,19 @@ impl Core {
                     core.config_changed = true;
                 }
                 let (r, l, p) = state.counts();
+                // Runs let a copy record more blocks than the in-memory table holds.
+                if r.checked_add(p).map_or(true, |n| n > Self::MAX_BLOCKS) {
+                    dmerr!(
+                        "the metadata records {} remapped and {} pending blocks; this module keeps at most {} in memory",
+                        r,
+                        p,
+                        Self::MAX_BLOCKS
+                    );
+                    return Err((
+                        c"Spare metadata holds more blocks than this module keeps in memory",
+                        EINVAL,
+                    ));
+                }
                 items = KVVec::with_capacity(r + p, GFP_KERNEL).map_err(nomem)?;
                 for e in state.entries() {
                     items.push(e, GFP_KERNEL).map_err(nomem)?;
@@ -422,7 +439,24 @@ impl Core {
                         p
                     );
                 }
-                rw
+                // A format 1 state is upgraded by a commit (version + 1, every copy in
+                // format 2), not by repairs: a copy rewritten in format 2 under the
+                // version the format 1 copies hold would differ from them in its body,
+                // and a cut before the rest followed would leave two different copies of
+                // one version, which selection refuses. The commit at the first resume
+                // rewrites all five copies, the damaged ones included.
+                if state.format_version == meta::FORMAT_V1 {
+                    if report {
+                        dminfo!(
+                            "metadata version {} is in format 1: upgrading to format 2 at the first resume",
+                            state.version
+                        );
+                    }
+                    core.config_changed = true;
+                    [false; COPY_COUNT]
+                } else {
+                    rw
+                }
             }
         };
         // Keep one copy's worth of the read buffer for encoding.
@@ -523,20 +557,18 @@ impl Core {
         self.landed > 0
     }
 
+    /// Most remapped and pending blocks the in-memory table holds (the table versions
+    /// are allocated with the target for as many entries as a format 1 copy could
+    /// record: one per 8 bytes).
+    pub(crate) const MAX_BLOCKS: usize = COPY_MAX_BYTES / meta::PENDING_ENTRY_LEN;
+
     /// Whether `items` (in-memory states included) plus `extra` new remaps still fit
-    /// one metadata copy.
+    /// one metadata copy and the in-memory table. Blocks being moved (`BUSY`) and the
+    /// new ones count as singles: where they land decides whether they join a run.
     pub(crate) fn fits(items: &[Special], extra: usize) -> bool {
-        let (mut r, mut l, mut p) = (extra, 0usize, 0usize);
-        for e in items {
-            match e.state {
-                REMAPPED => {
-                    r += 1;
-                    l += usize::from(e.has_lost());
-                }
-                BUSY => r += 1,
-                _ => p += 1,
-            }
-        }
-        meta::fits(1, r, l, p)
+        let mut c = meta::count(items);
+        let busy = items.iter().filter(|e| e.state == BUSY).count();
+        c.singles = c.singles.saturating_add(busy).saturating_add(extra);
+        items.len().saturating_add(extra) <= Self::MAX_BLOCKS && meta::fits(1, &c)
     }
 }

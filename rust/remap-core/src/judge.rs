@@ -26,7 +26,7 @@ use super::alloc::{words_for, AllocError, Bitmap};
 use super::layout;
 use super::meta::identity::{identity_parts, IdentityKind};
 use super::meta::{self, Decoded, IDENTITY_LEN};
-use super::remap_table::{SectorMask, REMAPPED};
+use super::remap_table::SectorMask;
 use super::units::{BlockSize, Sectors};
 use core::ffi::CStr;
 use core::fmt;
@@ -74,11 +74,14 @@ pub enum Verdict {
     TargetLength,
     /// The spare device's size differs from the recorded one.
     SpareSize,
+    /// The spare device's logical block size differs from the recorded one (format 2
+    /// records it).
+    SpareBlockSize,
 }
 
 impl Verdict {
     /// Every verdict, in checking order ([`judge_state`]'s, then [`judge_against`]'s).
-    pub const ALL: [Verdict; 18] = [
+    pub const ALL: [Verdict; 19] = [
         Self::SpareCount,
         Self::SpareGeometry,
         Self::TargetGeometry,
@@ -97,6 +100,7 @@ impl Verdict {
         Self::BlockSize,
         Self::TargetLength,
         Self::SpareSize,
+        Self::SpareBlockSize,
     ];
 
     /// Stable text for `ti->error`, the kernel log and `remapctl`, as a C string (dm
@@ -131,6 +135,9 @@ impl Verdict {
             Self::BlockSize => c"block_size differs from the spare's metadata",
             Self::TargetLength => c"Target length differs from the spare's metadata",
             Self::SpareSize => c"Spare device size differs from the spare's metadata",
+            Self::SpareBlockSize => {
+                c"Spare device logical block size differs from the spare's metadata"
+            }
         }
     }
 
@@ -154,6 +161,7 @@ impl Verdict {
                 | Self::BlockSize
                 | Self::TargetLength
                 | Self::SpareSize
+                | Self::SpareBlockSize
         )
     }
 }
@@ -232,27 +240,39 @@ pub fn judge_state(st: &Decoded<'_>, bitmap: &mut [u64]) -> Result<u64, Verdict>
     }
     let mut bm = Bitmap::new(bitmap, nblocks).map_err(|_| Verdict::SpareLargerThanDevice)?;
     let valid = block_mask(bs);
-    for e in st.entries() {
-        if e.block >= target_blocks {
+    // Range by range (a run may cover millions of blocks): its last block within the
+    // target, its spare known, its last spare block within the spare, then each of its
+    // spare blocks marked once. Marking stops at the first block already used, so it
+    // touches at most the spare's blocks in all.
+    for r in st.ranges() {
+        if r.block + (r.len - 1) >= target_blocks {
             return Err(Verdict::BeyondTarget);
         }
-        // Pending entries have no spare location; decoded copies hold no other kind.
-        if e.state != REMAPPED {
-            continue;
-        }
-        if e.spare != 0 {
+        if r.spare != 0 {
             return Err(Verdict::SpareIndex);
         }
-        match bm.mark_used(e.spare_block) {
-            Ok(()) => {}
-            Err(AllocError::InUse) => return Err(Verdict::SharedSpareBlock),
-            Err(AllocError::OutOfRange | AllocError::ShortBuffer) => {
-                return Err(Verdict::BeyondSpare)
+        if r.spare_block + (r.len - 1) >= nblocks {
+            return Err(Verdict::BeyondSpare);
+        }
+        for b in r.spare_block..r.spare_block + r.len {
+            match bm.mark_used(b) {
+                Ok(()) => {}
+                Err(AllocError::InUse) => return Err(Verdict::SharedSpareBlock),
+                Err(AllocError::OutOfRange | AllocError::ShortBuffer) => {
+                    return Err(Verdict::BeyondSpare)
+                }
             }
         }
-        if e.lost[0] & !valid[0] != 0 || e.lost[1] & !valid[1] != 0 {
-            return Err(Verdict::LostBeyondBlock);
-        }
+    }
+    if st.pending().any(|b| b >= target_blocks) {
+        return Err(Verdict::BeyondTarget);
+    }
+    // Decode checked that every lost record is for a remapped block.
+    if st
+        .lost()
+        .any(|(_, m)| m[0] & !valid[0] != 0 || m[1] & !valid[1] != 0)
+    {
+        return Err(Verdict::LostBeyondBlock);
     }
     Ok(bm.used())
 }
@@ -277,6 +297,8 @@ pub struct Expect<'a> {
     pub target_sectors: u64,
     /// Size of the spare device in sectors.
     pub spare_sectors: u64,
+    /// Logical block size of the spare device in bytes.
+    pub spare_lbs: u32,
 }
 
 /// Whether the recorded identity `recorded` accepts the main device's `current` one:
@@ -291,7 +313,7 @@ pub fn identity_matches(recorded: &[u8; IDENTITY_LEN], current: &[u8; IDENTITY_L
 /// Rules, in this order: the setup UUID when the table names one; the main device's
 /// identity ([`identity_matches`]); the main device's size; its logical and physical
 /// block sizes; the block size; the target length; the spare device's size against
-/// the spare list's entry.
+/// the spare list's entry, then its logical block size when the entry records one.
 pub fn judge_against(st: &Decoded<'_>, e: &Expect<'_>) -> Result<(), Verdict> {
     let f = &st.fingerprint;
     if e.uuid.is_some_and(|u| u != st.uuid) {
@@ -313,8 +335,11 @@ pub fn judge_against(st: &Decoded<'_>, e: &Expect<'_>) -> Result<(), Verdict> {
         return Err(Verdict::TargetLength);
     }
     match st.spare(0) {
-        Some(s) if s.sectors == e.spare_sectors => Ok(()),
-        Some(_) => Err(Verdict::SpareSize),
+        Some(s) if s.sectors != e.spare_sectors => Err(Verdict::SpareSize),
+        Some(s) if s.logical_block_bytes != 0 && s.logical_block_bytes != e.spare_lbs => {
+            Err(Verdict::SpareBlockSize)
+        }
+        Some(_) => Ok(()),
         None => Err(Verdict::SpareCount),
     }
 }

@@ -1,4 +1,5 @@
-//! On-disk metadata format v1: encoding and validating one copy.
+//! On-disk metadata format, version 2 (reads version 1): encoding and validating one
+//! copy.
 //!
 //! `Documentation/on-disk-format.md` is the reference for the byte layout; this module
 //! implements it. A copy is a 128-byte header followed by sections, each a 16-byte
@@ -38,8 +39,11 @@ pub use encode::{encode, set_copy_sector};
 
 /// Magic bytes at offset 0 of every copy.
 pub const MAGIC: [u8; 8] = *b"DMREMAP\x01";
-/// The format version this code writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this code writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// The earlier format version this code still reads (a loader upgrades it by writing
+/// every copy in [`FORMAT_VERSION`]).
+pub const FORMAT_V1: u32 = 1;
 /// Size of the copy header.
 pub const HEADER_LEN: usize = 128;
 /// Size of a section header.
@@ -48,8 +52,12 @@ pub const SECTION_HEADER_LEN: usize = 16;
 pub const MAX_SPARES: usize = 16;
 /// Bytes of the main device's identity ([`identity`]).
 pub const IDENTITY_LEN: usize = 32;
-/// Encoded size of one remap entry.
+/// Encoded size of one remap entry (a single remapped block).
 pub const REMAP_ENTRY_LEN: usize = 12;
+/// Encoded size of one remap run (neighbouring blocks on neighbouring spare blocks).
+pub const RUN_ENTRY_LEN: usize = 16;
+/// Longest run one record holds (24 bits); a longer run takes several records.
+pub const MAX_RUN_LEN: u64 = (1 << 24) - 1;
 /// Encoded size of one lost-sectors record.
 pub const LOST_ENTRY_LEN: usize = 24;
 /// Encoded size of one pending block.
@@ -80,6 +88,8 @@ pub mod section {
     pub const PENDING: u16 = 6;
     /// Scan checkpoint.
     pub const SCAN: u16 = 7;
+    /// Remap runs (format 2).
+    pub const RUNS: u16 = 8;
 }
 
 /// Salt of the header checksum.
@@ -159,6 +169,9 @@ pub struct SpareInfo {
     pub priority: u8,
     /// State (0: active, 1: draining, 2: failed).
     pub state: u8,
+    /// The spare device's logical block size in bytes (format 2; 0 in a format 1 copy,
+    /// which did not record it).
+    pub logical_block_bytes: u32,
 }
 
 /// Largest spare role value v1 knows.
@@ -243,7 +256,8 @@ pub enum Diagnosis {
 pub enum Malformed {
     /// Sections overrun the copy or a section header is truncated.
     SectionBounds,
-    /// A v1 section is missing or appears twice.
+    /// A section of the copy's format version is missing, appears twice, or belongs
+    /// to another version.
     SectionSet,
     /// A section is shorter than its fields or an array's length disagrees with its count.
     SectionLength,
@@ -256,7 +270,8 @@ pub enum Malformed {
     /// More than [`MAX_SPARES`] spares, or a spare record with an unknown role or
     /// state or non-zero reserved bytes.
     Spares,
-    /// Remap entries not strictly increasing.
+    /// Remap entries or runs not strictly increasing, overlapping, or a run shorter
+    /// than two blocks or reaching beyond what a record can address.
     Remaps,
     /// Lost-sector records not strictly increasing, empty, or not for a remapped block.
     Lost,
@@ -311,7 +326,8 @@ pub enum EncodeError {
     ShortBuffer,
     /// More than [`MAX_SPARES`] spares.
     TooManySpares,
-    /// Entries not strictly sorted by block, or a field beyond what v1 can store.
+    /// Entries not strictly sorted by block, or a field beyond what the format can
+    /// store.
     BadEntry,
     /// The copy sector is not one of [`layout::COPY_SECTORS`].
     BadCopySector,
@@ -328,21 +344,78 @@ const fn section_bytes(payload: usize) -> usize {
     SECTION_HEADER_LEN + payload.next_multiple_of(8)
 }
 
+/// What an entry list stores: remapped blocks grouped into singles and runs
+/// ([`count`]), blocks with lost sectors, pending blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counts {
+    /// Remapped blocks whose neighbours are not on the neighbouring spare blocks.
+    pub singles: usize,
+    /// Runs of two or more neighbouring blocks on neighbouring blocks of one spare
+    /// (at most [`MAX_RUN_LEN`] blocks each).
+    pub runs: usize,
+    /// Remapped blocks with lost sectors.
+    pub lost: usize,
+    /// Pending blocks.
+    pub pending: usize,
+    /// Remapped blocks in all (singles and the blocks of every run).
+    pub remapped: usize,
+}
+
+/// Whether `b` continues the run ending with `a`: the next block, on the next block of
+/// the same spare, and the run not yet at [`MAX_RUN_LEN`] blocks (`len` so far).
+pub fn continues(a: &Entry, b: &Entry, len: u64) -> bool {
+    a.state == REMAPPED
+        && b.state == REMAPPED
+        && a.block.checked_add(1) == Some(b.block)
+        && a.spare == b.spare
+        && a.spare_block.checked_add(1) == Some(b.spare_block)
+        && len < MAX_RUN_LEN
+}
+
+/// Counts what `entries` (sorted by block) store; `BUSY` entries are not stored.
+pub fn count(entries: &[Entry]) -> Counts {
+    let mut c = Counts::default();
+    let mut run: Option<(Entry, u64)> = None;
+    let close = |c: &mut Counts, run: Option<(Entry, u64)>| match run {
+        Some((_, 1)) => c.singles += 1,
+        Some(_) => c.runs += 1,
+        None => {}
+    };
+    for e in entries {
+        match e.state {
+            REMAPPED => {
+                c.remapped += 1;
+                c.lost += usize::from(e.has_lost());
+                run = match run {
+                    Some((last, n)) if continues(&last, e, n) => Some((*e, n + 1)),
+                    prev => {
+                        close(&mut c, prev);
+                        Some((*e, 1))
+                    }
+                };
+            }
+            PENDING => c.pending += 1,
+            _ => {}
+        }
+    }
+    close(&mut c, run);
+    c
+}
+
 /// Number of bytes a copy with these counts encodes to (before rounding to a
 /// sector), or `None` on overflow.
-pub const fn encoded_len(
-    spares: usize,
-    remaps: usize,
-    lost: usize,
-    pending: usize,
-) -> Option<usize> {
+pub const fn encoded_len(spares: usize, c: &Counts) -> Option<usize> {
     let arrays = match (
-        remaps.checked_mul(REMAP_ENTRY_LEN),
-        lost.checked_mul(LOST_ENTRY_LEN),
-        pending.checked_mul(PENDING_ENTRY_LEN),
+        c.singles.checked_mul(REMAP_ENTRY_LEN),
+        c.runs.checked_mul(RUN_ENTRY_LEN),
+        c.lost.checked_mul(LOST_ENTRY_LEN),
+        c.pending.checked_mul(PENDING_ENTRY_LEN),
     ) {
-        (Some(r), Some(l), Some(p)) => match r.checked_add(l) {
-            Some(rl) => rl.checked_add(p),
+        (Some(s), Some(r), Some(l), Some(p)) => match s.checked_add(r) {
+            Some(sr) => match sr.checked_add(l) {
+                Some(srl) => srl.checked_add(p),
+                None => None,
+            },
             None => None,
         },
         _ => None,
@@ -355,14 +428,19 @@ pub const fn encoded_len(
         + section_bytes(CONFIG_LEN)
         + section_bytes(SCAN_LEN)
         + 4 * section_bytes(ARRAY_HEAD_LEN)
+        + if c.runs > 0 {
+            section_bytes(ARRAY_HEAD_LEN)
+        } else {
+            0
+        }
         + spares * SPARE_ENTRY_LEN;
-    // Array payloads are multiples of 8 except remaps (12 bytes each): pad.
+    // Array payloads are multiples of 8 except singles (12 bytes each): pad.
     arrays.checked_add(fixed + 8)
 }
 
 /// Whether a copy with these counts fits the copy extent.
-pub const fn fits(spares: usize, remaps: usize, lost: usize, pending: usize) -> bool {
-    match encoded_len(spares, remaps, lost, pending) {
+pub const fn fits(spares: usize, c: &Counts) -> bool {
+    match encoded_len(spares, c) {
         Some(n) => n <= layout::COPY_MAX_BYTES,
         None => false,
     }
@@ -386,29 +464,74 @@ pub const fn padded_len(len: usize, logical_block_bytes: u32) -> Option<usize> {
     }
 }
 
-/// Most remap entries one copy holds with one spare and no lost or pending records.
-pub const CAPACITY_ONE_SPARE: usize = capacity(1);
-/// Most remap entries one copy holds with the full spare list.
-pub const CAPACITY_FULL_SPARE_LIST: usize = capacity(MAX_SPARES);
+/// Most remapped blocks one copy holds with one spare and no lost or pending records
+/// when no two of them are neighbours (the worst case: every block a single).
+pub const CAPACITY_ONE_SPARE: usize = capacity(1, REMAP_ENTRY_LEN);
+/// The same with the full spare list.
+pub const CAPACITY_FULL_SPARE_LIST: usize = capacity(MAX_SPARES, REMAP_ENTRY_LEN);
+/// Most runs one copy holds with one spare and nothing else; each covers up to
+/// [`MAX_RUN_LEN`] blocks.
+pub const CAPACITY_RUNS_ONE_SPARE: usize = capacity(1, RUN_ENTRY_LEN);
 
-const fn capacity(spares: usize) -> usize {
-    let Some(base) = encoded_len(spares, 0, 0, 0) else {
+/// Most records of `entry` bytes one copy holds with `spares` spares and nothing else.
+const fn capacity(spares: usize, entry: usize) -> usize {
+    let runs = if entry == RUN_ENTRY_LEN { 1 } else { 0 };
+    let Some(base) = encoded_len(
+        spares,
+        &Counts {
+            singles: 0,
+            runs,
+            lost: 0,
+            pending: 0,
+            remapped: 0,
+        },
+    ) else {
         return 0;
     };
-    (layout::COPY_MAX_BYTES - base) / REMAP_ENTRY_LEN
+    (layout::COPY_MAX_BYTES - base + runs * entry) / entry
 }
 
-/// Iterator over a decoded copy's entries, merged in block order
+/// Iterator over a decoded copy's entries, one per block, merged in block order
 /// ([`Decoded::entries`]).
 #[derive(Debug, Clone)]
 pub struct Entries<'a> {
-    remaps: &'a [u8],
+    ranges: Ranges<'a>,
+    /// The range being expanded and how many of its blocks were returned.
+    cur: Option<(Range, u64)>,
     lost: &'a [u8],
     pending: &'a [u8],
 }
 
-/// Helper for callers building a state: the spare record of a device of `sectors`.
-pub fn spare_info(uuid: [u8; 16], sectors: u64, bs: BlockSize, priority: u8) -> SpareInfo {
+/// A remapped range: `len` blocks from `block` on spare blocks from `spare_block`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    /// First block (from the start of the target).
+    pub block: u64,
+    /// Number of blocks (1 for a single).
+    pub len: u64,
+    /// Index into the spare list.
+    pub spare: u8,
+    /// First data block on that spare.
+    pub spare_block: u64,
+}
+
+/// Iterator over a decoded copy's remapped ranges (singles and runs merged in block
+/// order, [`Decoded::ranges`]).
+#[derive(Debug, Clone)]
+pub struct Ranges<'a> {
+    singles: &'a [u8],
+    runs: &'a [u8],
+}
+
+/// Helper for callers building a state: the spare record of a device of `sectors`
+/// with logical blocks of `lbs` bytes.
+pub fn spare_info(
+    uuid: [u8; 16],
+    sectors: u64,
+    lbs: u32,
+    bs: BlockSize,
+    priority: u8,
+) -> SpareInfo {
     SpareInfo {
         uuid,
         sectors,
@@ -417,6 +540,7 @@ pub fn spare_info(uuid: [u8; 16], sectors: u64, bs: BlockSize, priority: u8) -> 
         role: 0,
         priority,
         state: 0,
+        logical_block_bytes: lbs,
     }
 }
 

@@ -1,6 +1,6 @@
-//! On-disk format v1: round trips, capacity, validation of every field, the
-//! corruption matrix over all subsets of the five copies, and power cuts during a
-//! commit.
+//! On-disk format 2 (and reading format 1): round trips, runs, capacity, validation of
+//! every field, the format 1 fixture, the corruption matrix over all subsets of the
+//! five copies, and power cuts during a commit.
 #![allow(clippy::needless_range_loop, clippy::type_complexity)]
 
 use proptest::prelude::*;
@@ -21,7 +21,13 @@ fn bs() -> BlockSize {
 }
 
 fn spares() -> Vec<SpareInfo> {
-    vec![spare_info(*b"spare-uuid-00001", SPARE_SECTORS, bs(), 0)]
+    vec![spare_info(
+        *b"spare-uuid-00001",
+        SPARE_SECTORS,
+        512,
+        bs(),
+        0,
+    )]
 }
 
 fn config() -> Config {
@@ -156,11 +162,24 @@ fn copies_of_one_version_differ_only_in_the_header() {
     assert_eq!(a[128..], b[128..]);
 }
 
+fn counts(singles: usize, runs: usize, lost: usize, pending: usize) -> Counts {
+    Counts {
+        singles,
+        runs,
+        lost,
+        pending,
+        remapped: singles + 2 * runs,
+    }
+}
+
 #[test]
 fn capacity_is_stated_and_enforced() {
-    const { assert!(CAPACITY_ONE_SPARE >= 43_000 && CAPACITY_FULL_SPARE_LIST >= 43_000) };
+    // Isolated blocks: what format 1 held (a copy without runs has no runs section).
+    const { assert!(CAPACITY_ONE_SPARE == 43_651 && CAPACITY_FULL_SPARE_LIST == 43_591) };
+    const { assert!(CAPACITY_RUNS_ONE_SPARE >= 32_000) };
     println!(
-        "capacity: {CAPACITY_ONE_SPARE} entries (1 spare), {CAPACITY_FULL_SPARE_LIST} (16 spares)"
+        "capacity: {CAPACITY_ONE_SPARE} isolated blocks (1 spare), {CAPACITY_FULL_SPARE_LIST} \
+         (16 spares), {CAPACITY_RUNS_ONE_SPARE} runs of up to {MAX_RUN_LEN} blocks (1 spare)"
     );
     let mut o = Owned::new(1, 0);
     o.entries = (0..CAPACITY_ONE_SPARE as u64)
@@ -169,17 +188,282 @@ fn capacity_is_stated_and_enforced() {
     let c = o.copy(4);
     let d = decode(&c, COPY_SECTORS[4]).unwrap();
     assert_eq!(d.counts().0, CAPACITY_ONE_SPARE);
+    assert_eq!(d.records(), (CAPACITY_ONE_SPARE, 0));
     assert_eq!(d.entries().count(), CAPACITY_ONE_SPARE);
     // One more does not fit: a clear error, not a truncated map.
     o.entries
         .push(Entry::remapped(u64::from(u32::MAX), 0, 99_999));
     let mut buf = vec![0u8; COPY_MAX_BYTES];
     assert_eq!(encode(&o.state(), 0, &mut buf), Err(EncodeError::TooLarge));
-    assert!(!fits(1, CAPACITY_ONE_SPARE + 1, 0, 0));
-    assert!(fits(1, CAPACITY_ONE_SPARE, 0, 0));
+    assert!(!fits(1, &counts(CAPACITY_ONE_SPARE + 1, 0, 0, 0)));
+    assert!(fits(1, &counts(CAPACITY_ONE_SPARE, 0, 0, 0)));
     // Lost and pending records share the budget.
-    assert!(!fits(1, CAPACITY_ONE_SPARE - 1, 1, 0));
-    assert!(fits(1, CAPACITY_ONE_SPARE - 2, 0, 1));
+    assert!(!fits(1, &counts(CAPACITY_ONE_SPARE - 1, 0, 1, 0)));
+    assert!(fits(1, &counts(CAPACITY_ONE_SPARE - 2, 0, 0, 1)));
+    assert!(fits(1, &counts(0, CAPACITY_RUNS_ONE_SPARE, 0, 0)));
+    assert!(!fits(1, &counts(0, CAPACITY_RUNS_ONE_SPARE + 1, 0, 0)));
+    // Runs of two blocks: as many as fit, then the map is full.
+    o.entries = (0..CAPACITY_RUNS_ONE_SPARE as u64)
+        .flat_map(|i| {
+            [
+                Entry::remapped(i * 3, 0, i * 2),
+                Entry::remapped(i * 3 + 1, 0, i * 2 + 1),
+            ]
+        })
+        .collect();
+    let c = o.copy(0);
+    let d = decode(&c, 0).unwrap();
+    assert_eq!(d.records(), (0, CAPACITY_RUNS_ONE_SPARE));
+    assert_eq!(d.counts().0, 2 * CAPACITY_RUNS_ONE_SPARE);
+    o.entries
+        .push(Entry::remapped(u64::from(u32::MAX), 0, 999_999));
+    assert_eq!(encode(&o.state(), 0, &mut buf), Err(EncodeError::TooLarge));
+}
+
+#[test]
+fn neighbouring_blocks_are_one_run() {
+    // A scratch of 5,000 neighbouring blocks on neighbouring spare blocks, a single
+    // block after a gap, then 3 neighbours whose spare blocks are not neighbours.
+    let mut o = Owned::new(1, 0);
+    o.entries = (0..5_000u64)
+        .map(|i| Entry::remapped(100 + i, 0, 7 + i))
+        .collect();
+    o.entries.push(Entry::remapped(6_000, 0, 6_000));
+    for (i, sb) in [9_000u64, 8_000, 9_001].iter().enumerate() {
+        o.entries.push(Entry::remapped(7_000 + i as u64, 0, *sb));
+    }
+    o.entries[17].lost = [0b101, 0];
+    let c = count(&o.entries);
+    assert_eq!(
+        c,
+        Counts {
+            singles: 4,
+            runs: 1,
+            lost: 1,
+            pending: 0,
+            remapped: 5_004
+        }
+    );
+    let c = o.copy(1);
+    let d = decode(&c, COPY_SECTORS[1]).unwrap();
+    assert_eq!(d.records(), (4, 1));
+    assert_eq!(
+        d.ranges().collect::<Vec<_>>(),
+        vec![
+            Range {
+                block: 100,
+                len: 5_000,
+                spare: 0,
+                spare_block: 7
+            },
+            Range {
+                block: 6_000,
+                len: 1,
+                spare: 0,
+                spare_block: 6_000
+            },
+            Range {
+                block: 7_000,
+                len: 1,
+                spare: 0,
+                spare_block: 9_000
+            },
+            Range {
+                block: 7_001,
+                len: 1,
+                spare: 0,
+                spare_block: 8_000
+            },
+            Range {
+                block: 7_002,
+                len: 1,
+                spare: 0,
+                spare_block: 9_001
+            },
+        ]
+    );
+    assert_eq!(d.entries().collect::<Vec<_>>(), o.entries);
+    // The run costs one 16-byte record: the copy is as small as five singles'.
+    assert!(d.total_len <= 1024, "{}", d.total_len);
+}
+
+#[test]
+fn a_run_longer_than_a_record_takes_several() {
+    let mut o = Owned::new(1, 0);
+    let n = MAX_RUN_LEN + 5;
+    o.entries = (0..n).map(|i| Entry::remapped(i, 0, i)).collect();
+    let c = o.copy(0);
+    let d = decode(&c, 0).unwrap();
+    assert_eq!(d.records(), (0, 2));
+    let r: Vec<_> = d.ranges().collect();
+    assert_eq!(
+        (r[0].len, r[1].block, r[1].len),
+        (MAX_RUN_LEN, MAX_RUN_LEN, 5)
+    );
+    assert_eq!(d.counts().0 as u64, n);
+}
+
+/// Copy 0 of a spare written by the module in format 1 (tests/fixtures/make-v1-spare.sh):
+/// blocks 3, 4, 5 (spare blocks 0..2), 10, 200 and 400 (sector 3 lost) remapped, 300
+/// pending, version 7.
+const V1_COPY0: &[u8] = include_bytes!("fixtures/v1-copy0.bin");
+
+#[test]
+fn a_format_1_copy_reads_and_upgrades() {
+    let d = decode(V1_COPY0, 0).unwrap();
+    assert_eq!((d.format_version, d.version, d.spare_uuid), (1, 7, [0; 16]));
+    let want = vec![
+        Entry::remapped(3, 0, 0),
+        Entry::remapped(4, 0, 1),
+        Entry::remapped(5, 0, 2),
+        Entry::remapped(10, 0, 3),
+        Entry::remapped(200, 0, 4),
+        Entry::pending(300),
+        Entry {
+            lost: [1 << 3, 0],
+            ..Entry::remapped(400, 0, 5)
+        },
+    ];
+    let entries: Vec<Entry> = d.entries().collect();
+    assert_eq!(entries, want);
+    // Format 1 stored every block as a single and no spare block size.
+    assert_eq!(d.records(), (6, 0));
+    let spare = d.spare(0).unwrap();
+    assert_eq!((spare.sectors, spare.logical_block_bytes), (16384, 0));
+    let mut bm = vec![0u64; 64];
+    assert_eq!(judge_state(&d, &mut bm), Ok(6));
+    // The upgrade: the same state written in format 2, with the spare's block size.
+    let sp = [SpareInfo {
+        logical_block_bytes: 512,
+        ..spare
+    }];
+    let st = State {
+        uuid: d.uuid,
+        version: d.version + 1,
+        fingerprint: d.fingerprint,
+        config: d.config,
+        spares: &sp,
+        entries: &entries,
+        scan: d.scan,
+    };
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    let n = encode(&st, 0, &mut buf).unwrap();
+    let u = decode(&buf[..n], 0).unwrap();
+    assert_eq!(
+        (u.format_version, u.version, u.spare_uuid),
+        (2, 8, spare.uuid)
+    );
+    assert_eq!(u.records(), (3, 1));
+    assert_eq!(u.entries().collect::<Vec<_>>(), want);
+    assert_eq!(judge_state(&u, &mut bm), Ok(6));
+}
+
+#[test]
+fn format_rules_of_runs_and_versions() {
+    let mut o = Owned::new(1, 0);
+    o.entries = vec![
+        Entry::remapped(10, 0, 20),
+        Entry::remapped(11, 0, 21),
+        Entry::remapped(12, 0, 22),
+        Entry::remapped(40, 0, 5),
+    ];
+    let base = o.copy(0);
+    let d = decode(&base, 0).unwrap();
+    assert_eq!(d.records(), (1, 1));
+    let runs = section(&base, section::RUNS) + 8;
+    let singles = section(&base, section::REMAPS) + 8;
+    let spares = section(&base, section::SPARES) + 8;
+    let check = |f: &dyn Fn(&mut Vec<u8>), want: Diagnosis| {
+        let mut b = base.clone();
+        f(&mut b);
+        reseal(&mut b);
+        assert_eq!(decode(&b, 0).err(), Some(want));
+    };
+    let remaps = Diagnosis::Malformed(Malformed::Remaps);
+    // A run of one block, or of none.
+    check(&|b| b[runs + 13] = 1, remaps);
+    check(&|b| b[runs + 13] = 0, remaps);
+    // A run reaching over the single (block 40): 10 + 31 blocks.
+    check(&|b| b[runs + 13] = 31, remaps);
+    // The single moved into the run.
+    check(&|b| b[singles] = 11, remaps);
+    // The run's reserved byte.
+    check(&|b| b[runs + 7] = 1, remaps);
+    // A run whose last spare block is beyond what 40 bits address.
+    check(
+        &|b| b[runs + 8..runs + 13].copy_from_slice(&[0xff; 5]),
+        remaps,
+    );
+    // Spare block size: log2 out of 9..=16, or absent in format 2.
+    check(
+        &|b| b[spares + 43] = 17,
+        Diagnosis::Malformed(Malformed::Spares),
+    );
+    check(
+        &|b| b[spares + 43] = 0,
+        Diagnosis::Malformed(Malformed::Spares),
+    );
+    // Format 1 copies: no runs section, no spare block size, no spare UUID.
+    check(&|b| b[8] = 1, Diagnosis::Malformed(Malformed::Reserved));
+    check(
+        &|b| {
+            b[8] = 1;
+            b[60..76].fill(0)
+        },
+        Diagnosis::Malformed(Malformed::SectionSet),
+    );
+    let mut v1 = V1_COPY0.to_vec();
+    let sp1 = section(&v1, section::SPARES) + 8;
+    v1[sp1 + 43] = 12;
+    reseal(&mut v1);
+    assert_eq!(
+        decode(&v1, 0).err(),
+        Some(Diagnosis::Malformed(Malformed::Spares))
+    );
+    // A pending block inside a run; a lost record for a block inside a run is fine.
+    let mut o2 = Owned::new(1, 0);
+    o2.entries = vec![
+        Entry::remapped(10, 0, 20),
+        Entry {
+            lost: [1, 0],
+            ..Entry::remapped(11, 0, 21)
+        },
+        Entry::pending(13),
+    ];
+    let c = o2.copy(0);
+    assert_eq!(
+        decode(&c, 0).unwrap().entries().collect::<Vec<_>>(),
+        o2.entries
+    );
+    let pe = section(&c, section::PENDING) + 8;
+    let mut b = c.clone();
+    b[pe] = 11;
+    reseal(&mut b);
+    assert_eq!(
+        decode(&b, 0).err(),
+        Some(Diagnosis::Malformed(Malformed::Pending))
+    );
+}
+
+#[test]
+fn a_huge_run_is_judged_by_its_ends() {
+    // A run of 2^24 - 1 blocks on a spare of far fewer: refused at once, not block by
+    // block; and within the target but past the spare's end.
+    let mut o = Owned::new(1, 0);
+    o.entries = vec![Entry::remapped(0, 0, 0), Entry::remapped(1, 0, 1)];
+    let mut b = o.copy(0);
+    let runs = section(&b, section::RUNS) + 8;
+    b[runs + 13..runs + 16].copy_from_slice(&[0xff, 0xff, 0xff]);
+    reseal(&mut b);
+    let d = decode(&b, 0).unwrap();
+    assert_eq!(d.counts().0 as u64, MAX_RUN_LEN);
+    let t = std::time::Instant::now();
+    let r = judge_state(&d, &mut vec![0u64; 4096]);
+    assert!(
+        matches!(r, Err(Verdict::BeyondTarget | Verdict::BeyondSpare)),
+        "{r:?}"
+    );
+    assert!(t.elapsed().as_millis() < 100);
 }
 
 #[test]
@@ -367,7 +651,7 @@ fn unknown_optional_section_is_skipped() {
     let total = u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize;
     let end = {
         let mut off = HEADER_LEN;
-        for _ in 0..7 {
+        for _ in 0..8 {
             let len = u32::from_le_bytes(b[off + 4..off + 8].try_into().unwrap()) as usize;
             off += SECTION_HEADER_LEN + len.next_multiple_of(8);
         }
@@ -377,7 +661,7 @@ fn unknown_optional_section_is_skipped() {
     b[end..end + 2].copy_from_slice(&99u16.to_le_bytes());
     b[end + 4..end + 8].copy_from_slice(&16u32.to_le_bytes());
     b[end + 16..end + 32].copy_from_slice(b"future feature!!");
-    b[20] = 8;
+    b[20] = 9;
     reseal(&mut b);
     let d = decode(&b, COPY_SECTORS[1]).unwrap();
     assert_same_state(&d, &o);
@@ -395,10 +679,10 @@ fn header_checks_come_in_order() {
     b[0] ^= 1;
     assert_eq!(decode(&b, 2048).err(), Some(Diagnosis::BadMagic));
     let mut b = c.clone();
-    b[8] = 2;
+    b[8] = 3;
     assert_eq!(
         decode(&b, 2048).err(),
-        Some(Diagnosis::UnsupportedFormat { found: 2 })
+        Some(Diagnosis::UnsupportedFormat { found: 3 })
     );
     let mut b = c.clone();
     b[16] = 1;
@@ -666,7 +950,7 @@ fn arb_state() -> impl Strategy<Value = (u64, Vec<(u64, u8, u64, u64)>, u8, u32,
         proptest::collection::vec(
             (
                 1u64..1000,
-                0u8..3,
+                0u8..5,
                 0u64..(SPARE_SECTORS / 8 - 2000),
                 any::<u64>(),
             ),
@@ -684,14 +968,21 @@ proptest! {
         let mut block = 0u64;
         let mut es = Vec::new();
         for (gap, kind, sb, m) in raw {
-            block += gap;
-            es.push(match kind {
-                0 => Entry::remapped(block, (sb % u64::from(nsp)) as u8, sb),
-                1 => Entry { lost: [m & 0xff, 0], ..Entry::remapped(block, 0, sb) },
+            // Kinds 3 and 4 continue the previous remapped block (a run), with lost
+            // sectors or without, when there is one; otherwise they are pending.
+            let last = es.last().copied().filter(|e: &Entry| e.state == remap_core::remap_table::REMAPPED);
+            block += if kind >= 3 && last.is_some() { 1 } else { gap };
+            es.push(match (kind, last) {
+                (0, _) => Entry::remapped(block, (sb % u64::from(nsp)) as u8, sb),
+                (1, _) => Entry { lost: [m & 0xff, 0], ..Entry::remapped(block, 0, sb) },
+                (3 | 4, Some(l)) => Entry {
+                    lost: [if kind == 4 { m & 0xff } else { 0 }, 0],
+                    ..Entry::remapped(block, l.spare, l.spare_block + 1)
+                },
                 _ => Entry::pending(block),
             });
         }
-        let sp: Vec<SpareInfo> = (0..nsp).map(|i| spare_info([i; 16], SPARE_SECTORS, bs(), i)).collect();
+        let sp: Vec<SpareInfo> = (0..nsp).map(|i| spare_info([i; 16], SPARE_SECTORS, 512, bs(), i)).collect();
         let mut cfg = config();
         cfg.read_retries = retries;
         let st = State {
@@ -704,8 +995,15 @@ proptest! {
         prop_assert_eq!(d.version, version);
         prop_assert_eq!(d.config, cfg);
         prop_assert_eq!(d.scan, st.scan);
-        prop_assert_eq!(d.entries().collect::<Vec<_>>(), es);
+        prop_assert_eq!(&d.entries().collect::<Vec<_>>(), &es);
         for (i, s) in sp.iter().enumerate() { prop_assert_eq!(d.spare(i), Some(*s)); }
+        // The ranges cover exactly the remapped blocks, and the records are as counted.
+        let c = count(&es);
+        prop_assert_eq!(d.records(), (c.singles, c.runs));
+        prop_assert_eq!(d.counts().0, c.remapped);
+        let expanded: Vec<u64> = d.ranges().flat_map(|r| r.block..r.block + r.len).collect();
+        let remapped: Vec<u64> = es.iter().filter(|e| e.state == remap_core::remap_table::REMAPPED).map(|e| e.block).collect();
+        prop_assert_eq!(expanded, remapped);
     }
 
     #[test]

@@ -336,23 +336,43 @@ fn repair(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
             return Err(MetaError::Refused(reason.as_str()));
         }
     };
+    let mut owned = json::Owned::from_decoded(&state);
+    // A format 1 state is repaired by an upgrade: the state as a new version in format
+    // 2 to every copy. Rewriting only the damaged copies in format 2 under the version
+    // the others hold in format 1 would leave two different copies of one version.
+    let (rewrite, upgrade) = if state.format_version == meta::FORMAT_V1 {
+        owned.version = state
+            .version
+            .checked_add(1)
+            .ok_or_else(|| MetaError::Input("version counter exhausted".into()))?;
+        ([true; COPY_COUNT], true)
+    } else {
+        (rewrite, false)
+    };
     if !rewrite.iter().any(|&r| r) {
         println!("{}: clean, nothing to repair", path.display());
         return Ok(EXIT_CLEAN);
     }
-    let owned = json::Owned::from_decoded(&state);
     write_copies(&spare, &owned, &rewrite)?;
+    if upgrade {
+        println!(
+            "{}: upgraded from format 1 (version {}) to format 2 (version {})",
+            path.display(),
+            state.version,
+            owned.version
+        );
+    }
     for (i, &r) in rewrite.iter().enumerate() {
         if r {
             println!(
                 "copy {i} (sector {}): rewritten with version {}",
-                COPY_SECTORS[i], state.version
+                COPY_SECTORS[i], owned.version
             );
         }
     }
     // Read back: the result must now be clean.
     let after = Copies::read(&spare);
-    let sel = repair::select(&after.reads(), Some(state.uuid));
+    let sel = repair::select(&after.reads(), Some(owned.uuid));
     if sel.rewrite_count() != 0 || !matches!(sel, Selection::Load { .. }) {
         return Err(MetaError::Input(
             "copies still damaged after rewriting them (failing device?)".into(),
@@ -368,7 +388,15 @@ fn write_copies(
     which: &[bool; COPY_COUNT],
 ) -> Result<(), MetaError> {
     let mut buf = vec![0u8; COPY_MAX_BYTES];
-    let st = owned.state();
+    // A format 1 state did not record the spare's logical block size: the device's.
+    let mut spares = owned.spares.clone();
+    if let Some(s) = spares.first_mut().filter(|s| s.logical_block_bytes == 0) {
+        s.logical_block_bytes = spare.logical_block_bytes();
+    }
+    let st = meta::State {
+        spares: &spares,
+        ..owned.state()
+    };
     let len = meta::encode(&st, 0, &mut buf)
         .map_err(|e| MetaError::Input(format!("cannot encode state: {e:?}")))?;
     for step in repair::COMMIT_PLAN {
@@ -390,7 +418,15 @@ fn restore(json_path: &std::path::Path, path: &std::path::Path) -> Result<u8, Me
     };
     let doc: json::Dump = serde_json::from_str(&text)
         .map_err(|e| MetaError::Input(format!("{}: {e}", json_path.display())))?;
-    let owned = doc.into_owned().map_err(MetaError::Input)?;
+    let mut owned = doc.into_owned().map_err(MetaError::Input)?;
+    let spare = Spare::open(path, true)?;
+    if let Some(s) = owned
+        .spares
+        .first_mut()
+        .filter(|s| s.logical_block_bytes == 0)
+    {
+        s.logical_block_bytes = spare.logical_block_bytes();
+    }
     // Validate before touching the device: the encoded copy must decode.
     let mut buf = vec![0u8; COPY_MAX_BYTES];
     let st = owned.state();
@@ -398,7 +434,6 @@ fn restore(json_path: &std::path::Path, path: &std::path::Path) -> Result<u8, Me
         .map_err(|e| MetaError::Input(format!("cannot encode state: {e:?}")))?;
     let decoded = meta::decode(&buf[..len], 0)
         .map_err(|d| MetaError::Input(format!("state is not valid: {}", diag_text(&d))))?;
-    let spare = Spare::open(path, true)?;
     if let Err(v) = judge_state(&decoded, &spare)? {
         return Err(MetaError::Refused(v.as_str()));
     }

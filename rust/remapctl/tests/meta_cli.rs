@@ -46,14 +46,14 @@ impl Drop for Scratch {
 fn state_json(version: u64, extra_block: u64) -> String {
     format!(
         r#"{{
-  "format_version": 1,
+  "format_version": 2,
   "uuid": "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0",
   "version": {version},
   "fingerprint": {{ "main_sectors": 2097152, "logical_block_bytes": 512, "physical_block_bytes": 4096, "identity": "naa:5000c500a1b2c3d4" }},
   "config": {{ "block_bytes": 4096, "read_retries": 1, "target_sectors": 2097152, "flags": 0,
               "scan_interval_s": 0, "scan_rate_kibs": 0, "predict_interval_s": 0, "alert_min_level": 0 }},
   "spares": [ {{ "uuid": "11111111-2222-4333-8444-555555555555", "sectors": 131072, "data_start": 9216,
-                "data_blocks": 15232, "role": 0, "priority": 0, "state": 0 }} ],
+                "data_blocks": 15232, "role": 0, "priority": 0, "state": 0, "logical_block_bytes": 512 }} ],
   "scan": {{ "cursor_block": 100, "passes": 1, "last_pass_end_s": 0 }},
   "entries": [
     {{ "block": 5, "state": "remapped", "spare": 0, "spare_block": 0 }},
@@ -94,6 +94,83 @@ fn copy_bytes(img: &Path, i: usize, n: usize) -> Vec<u8> {
 }
 
 #[test]
+fn a_format_1_dump_restores_as_format_2() {
+    // A dump of a format 1 copy has no spare block size: restore writes format 2 with
+    // the size of what it writes to (an image file: 512 bytes).
+    let d = Scratch::new("v1json");
+    let v1 = state_json(4, 1000)
+        .replace("\"format_version\": 2", "\"format_version\": 1")
+        .replace(", \"logical_block_bytes\": 512 }", " }");
+    assert!(v1.contains("\"format_version\": 1") && !v1.contains("\"state\": 0, \"logical"));
+    let js = d.path("v1.json");
+    std::fs::write(&js, v1).unwrap();
+    let img = d.path("v1.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(IMAGE_BYTES)
+        .unwrap();
+    let o = remapctl(&[
+        "meta",
+        "restore",
+        js.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let o = remapctl(&["meta", "dump", img.to_str().unwrap()]);
+    let dumped: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(dumped["format_version"], 2);
+    assert_eq!(dumped["spares"][0]["logical_block_bytes"], 512);
+    assert_eq!(dumped["entries"].as_array().unwrap().len(), 4);
+}
+
+/// A spare image holding the module's format 1 fixture (copy 0 of
+/// tests/fixtures/make-v1-spare.sh's spare) in all five copies.
+fn v1_image(dir: &Scratch) -> PathBuf {
+    let copy0 = include_bytes!("../../remap-core/tests/fixtures/v1-copy0.bin");
+    let img = dir.path("v1.img");
+    let mut all = vec![0u8; 16384 * 512];
+    for &sector in &COPY_SECTORS {
+        let mut c = copy0.to_vec();
+        remap_core::meta::set_copy_sector(&mut c, sector).unwrap();
+        all[sector as usize * 512..][..c.len()].copy_from_slice(&c);
+    }
+    std::fs::write(&img, all).unwrap();
+    img
+}
+
+#[test]
+fn repair_upgrades_a_format_1_spare() {
+    let d = Scratch::new("v1repair");
+    let img = v1_image(&d);
+    let o = remapctl(&["meta", "check", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    // One copy damaged: the repair writes every copy in format 2 as version 8.
+    poke(&img, COPY_SECTORS[2] * 512 + 300, &[0xff; 4]);
+    let o = remapctl(&["meta", "repair", img.to_str().unwrap()]);
+    assert_eq!(
+        code(&o),
+        0,
+        "{}{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(stdout(&o).contains("upgraded from format 1 (version 7) to format 2 (version 8)"));
+    let o = remapctl(&["meta", "check", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let o = remapctl(&["meta", "dump", img.to_str().unwrap()]);
+    let dumped: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (
+            dumped["format_version"].as_u64(),
+            dumped["version"].as_u64()
+        ),
+        (Some(2), Some(8))
+    );
+    assert_eq!(dumped["counts"]["runs"], 1);
+    assert_eq!(dumped["counts"]["remapped"], 6);
+}
+
+#[test]
 fn restore_dump_round_trip() {
     let d = Scratch::new("roundtrip");
     let img = make_image(&d, "a.img", 7);
@@ -106,7 +183,8 @@ fn restore_dump_round_trip() {
     let mut want: serde_json::Value = serde_json::from_str(&state_json(7, 1000)).unwrap();
     // Dump adds the copy it read and the counts.
     want["copy"] = 0.into();
-    want["counts"] = serde_json::json!({"remapped": 3, "lost": 1, "pending": 1});
+    want["counts"] =
+        serde_json::json!({"remapped": 3, "lost": 1, "pending": 1, "singles": 3, "runs": 0});
     assert_eq!(dumped, want);
     // The dump restores to an identical image.
     let js = d.path("dump.json");

@@ -8,7 +8,19 @@ use remap_core::remap_table::Entry;
 /// For a copy that decodes: encoding its state again gives a copy that decodes to
 /// the same state (decode ∘ encode = id on valid states).
 pub fn round_trip(d: &Decoded<'_>) {
-    let spares: Vec<SpareInfo> = (0..d.spare_count()).map(|i| d.spare(i).expect("spare")).collect();
+    // Runs may stand for billions of blocks: expand only what a real map could hold.
+    if d.counts().0 > 1 << 20 {
+        judge(d);
+        return;
+    }
+    // A format 1 copy records no spare block size; its upgrade takes the device's.
+    let spares: Vec<SpareInfo> = (0..d.spare_count())
+        .map(|i| d.spare(i).expect("spare"))
+        .map(|s| SpareInfo {
+            logical_block_bytes: if s.logical_block_bytes == 0 { 512 } else { s.logical_block_bytes },
+            ..s
+        })
+        .collect();
     let entries: Vec<Entry> = d.entries().collect();
     let st = State {
         uuid: d.uuid,
@@ -41,7 +53,7 @@ pub fn round_trip(d: &Decoded<'_>) {
     assert_eq!(e.config, d.config);
     assert_eq!(e.scan, d.scan);
     assert!(e.entries().eq(d.entries()));
-    assert!((0..d.spare_count()).all(|i| e.spare(i) == d.spare(i)));
+    assert!((0..d.spare_count()).all(|i| e.spare(i) == Some(spares[i])));
     judge(d);
 }
 
@@ -68,6 +80,7 @@ fn judge(d: &Decoded<'_>) {
             block_bytes: d.config.block_bytes,
             target_sectors: d.config.target_sectors,
             spare_sectors: d.spare(0).map_or(0, |s| s.sectors),
+            spare_lbs: d.spare(0).map_or(512, |s| s.logical_block_bytes),
         },
     );
 }

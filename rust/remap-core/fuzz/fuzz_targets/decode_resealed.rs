@@ -17,14 +17,18 @@ fn seed() -> &'static [u8] {
     static SEED: OnceLock<Vec<u8>> = OnceLock::new();
     SEED.get_or_init(|| {
         let bs = BlockSize::from_bytes(4096).unwrap();
-        let spares = [spare_info([7; 16], 1 << 20, bs, 0), spare_info([8; 16], 1 << 19, bs, 1)];
-        let entries: Vec<Entry> = (0..40u64)
+        let spares = [spare_info([7; 16], 1 << 20, 512, bs, 0), spare_info([8; 16], 1 << 19, 4096, bs, 1)];
+        let mut entries: Vec<Entry> = (0..40u64)
             .map(|i| match i % 4 {
                 0 => Entry::pending(i * 5),
                 1 => Entry { lost: [0b1010, 0], ..Entry::remapped(i * 5, (i % 2) as u8, i) },
                 _ => Entry::remapped(i * 5, (i % 2) as u8, i),
             })
             .collect();
+        // Two runs (one with lost sectors in it), so that mutations reach the runs.
+        entries.extend((0..6u64).map(|i| Entry::remapped(250 + i, 0, 500 + i)));
+        entries.extend((0..3u64).map(|i| Entry::remapped(300 + i, 1, 600 + i)));
+        entries[42].lost = [1, 0];
         let st = State {
             uuid: [3; 16],
             version: 77,

@@ -52,7 +52,7 @@ fn valid() -> S {
             predict_interval_s: 0,
             alert_min_level: 0,
         },
-        spares: vec![spare_info(*b"spare-uuid-00001", SPARE, bs(4096), 0)],
+        spares: vec![spare_info(*b"spare-uuid-00001", SPARE, 512, bs(4096), 0)],
         entries: vec![
             Entry::remapped(5, 0, 0),
             Entry::pending(9),
@@ -142,11 +142,12 @@ fn a_valid_state_is_accepted_and_its_blocks_marked() {
 
 #[test]
 fn spare_count() {
-    let s = with(|s| s.spares.push(spare_info([2; 16], SPARE, bs(4096), 1)));
+    let s = with(|s| s.spares.push(spare_info([2; 16], SPARE, 512, bs(4096), 1)));
     assert_eq!(s.judge(), Err(Verdict::SpareCount));
     let s = with(|s| {
         s.spares.clear();
-        s.entries.retain(|e| e.state != REMAPPED);
+        s.entries
+            .retain(|e| e.state != crate::remap_table::REMAPPED);
     });
     assert_eq!(s.judge_on(SPARE), Err(Verdict::SpareCount));
 }
@@ -161,7 +162,7 @@ fn spare_geometry() {
     assert_eq!(s.judge(), Err(Verdict::SpareGeometry));
     // Consistent but without a single data block.
     let s = with(|s| {
-        s.spares[0] = spare_info([1; 16], 9216 + 7, bs(4096), 0);
+        s.spares[0] = spare_info([1; 16], 9216 + 7, 512, bs(4096), 0);
         s.entries.clear();
     });
     assert_eq!(s.spares[0].data_blocks, 0);
@@ -250,7 +251,7 @@ fn lost_beyond_block() {
     // With 64 KiB blocks all 128 bits are sectors of the block.
     let s = with(|s| {
         s.config.block_bytes = 65536;
-        s.spares[0] = spare_info([1; 16], SPARE, bs(65536), 0);
+        s.spares[0] = spare_info([1; 16], SPARE, 512, bs(65536), 0);
         s.entries = vec![Entry {
             lost: [u64::MAX, u64::MAX],
             ..Entry::remapped(3, 0, 0)
@@ -261,7 +262,7 @@ fn lost_beyond_block() {
     // With 32 KiB blocks only the low word is.
     let s = with(|s| {
         s.config.block_bytes = 32768;
-        s.spares[0] = spare_info([1; 16], SPARE, bs(32768), 0);
+        s.spares[0] = spare_info([1; 16], SPARE, 512, bs(32768), 0);
         s.entries = vec![Entry {
             lost: [u64::MAX, 1],
             ..Entry::remapped(3, 0, 0)
@@ -281,6 +282,7 @@ fn expect(id: &[u8; IDENTITY_LEN]) -> Expect<'_> {
         block_bytes: 4096,
         target_sectors: MAIN,
         spare_sectors: SPARE,
+        spare_lbs: 512,
     }
 }
 
@@ -296,7 +298,7 @@ fn against_the_devices() {
         }),
         Ok(())
     );
-    let cases: [(Expect<'_>, Verdict); 8] = [
+    let cases: [(Expect<'_>, Verdict); 9] = [
         (
             Expect {
                 uuid: Some([9; 16]),
@@ -346,6 +348,13 @@ fn against_the_devices() {
                 ..expect(&id)
             },
             Verdict::SpareSize,
+        ),
+        (
+            Expect {
+                spare_lbs: 4096,
+                ..expect(&id)
+            },
+            Verdict::SpareBlockSize,
         ),
     ];
     for (e, want) in cases {
@@ -403,6 +412,7 @@ fn index(v: Verdict) -> usize {
         Verdict::BlockSize => 15,
         Verdict::TargetLength => 16,
         Verdict::SpareSize => 17,
+        Verdict::SpareBlockSize => 18,
     }
 }
 

@@ -3,17 +3,22 @@
 
 use super::{
     crc, layout, section, section_salt, BlockSize, Config, Diagnosis, Entries, Entry, Fingerprint,
-    Malformed, OutOfBounds, Reader, ScanCheckpoint, SpareInfo, CONFIG_KNOWN_FLAGS, CONFIG_LEN,
-    FORMAT_VERSION, HEADER_LEN, LOST_ENTRY_LEN, MAGIC, MAX_READ_RETRIES, MAX_SPARES,
-    MAX_SPARE_ROLE, MAX_SPARE_STATE, PENDING_ENTRY_LEN, REMAP_ENTRY_LEN, SALT_BODY, SALT_HEADER,
-    SECTION_CRITICAL, SPARE_ENTRY_LEN,
+    Malformed, OutOfBounds, Range, Ranges, Reader, ScanCheckpoint, SpareInfo, CONFIG_KNOWN_FLAGS,
+    CONFIG_LEN, FORMAT_V1, FORMAT_VERSION, HEADER_LEN, LOST_ENTRY_LEN, MAGIC, MAX_ENTRY_BLOCK,
+    MAX_READ_RETRIES, MAX_SPARES, MAX_SPARE_BLOCK, MAX_SPARE_ROLE, MAX_SPARE_STATE,
+    PENDING_ENTRY_LEN, REMAP_ENTRY_LEN, RUN_ENTRY_LEN, SALT_BODY, SALT_HEADER, SECTION_CRITICAL,
+    SPARE_ENTRY_LEN,
 };
 
 /// A copy that passed every check; its fields and entries borrow the buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct Decoded<'a> {
+    /// The copy's format version ([`FORMAT_VERSION`] or [`FORMAT_V1`]).
+    pub format_version: u32,
     /// Setup UUID.
     pub uuid: [u8; 16],
+    /// UUID of the spare the copy was written on (format 2; all zero in format 1).
+    pub spare_uuid: [u8; 16],
     /// Commit counter.
     pub version: u64,
     /// Sector the copy was written for.
@@ -29,9 +34,12 @@ pub struct Decoded<'a> {
     /// The sections (header and padding excluded), identical in every copy of a version.
     pub body: &'a [u8],
     spares: &'a [u8],
-    remaps: &'a [u8],
+    singles: &'a [u8],
+    runs: &'a [u8],
     lost: &'a [u8],
     pending: &'a [u8],
+    /// Remapped blocks in all (singles and the blocks of every run).
+    remapped: usize,
 }
 
 fn malformed(m: Malformed) -> Diagnosis {
@@ -62,7 +70,7 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
         return Err(Diagnosis::BadMagic);
     }
     let fv = h.u32().map_err(bl)?;
-    if fv != FORMAT_VERSION {
+    if fv != FORMAT_VERSION && fv != FORMAT_V1 {
         return Err(Diagnosis::UnsupportedFormat { found: fv });
     }
     let header_len = h.u32().map_err(bl)? as usize;
@@ -80,7 +88,8 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
     h.u64().map_err(bl)?; // copy sector, checked above
     let version = h.u64().map_err(bl)?;
     let body_crc = h.u32().map_err(bl)?;
-    let reserved = h.bytes(HEADER_LEN - 64).map_err(bl)?;
+    let spare_uuid = h.array::<16>().map_err(bl)?;
+    let reserved = h.bytes(HEADER_LEN - 80).map_err(bl)?;
     let header_crc = h.u32().map_err(bl)?;
     let hdr = buf.get(..HEADER_LEN - 4).ok_or(Diagnosis::BadLength)?;
     if crc::salted(SALT_HEADER, hdr) != header_crc {
@@ -90,12 +99,13 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
     if crc::salted(SALT_BODY, body) != body_crc {
         return Err(Diagnosis::BodyChecksum);
     }
-    if reserved.iter().any(|&b| b != 0) {
+    // Format 1 had no spare UUID in the header: those bytes were reserved.
+    if reserved.iter().any(|&b| b != 0) || (fv == FORMAT_V1 && spare_uuid != [0; 16]) {
         return Err(malformed(Malformed::Reserved));
     }
 
     // Sections.
-    let mut found: [Option<&[u8]>; 8] = [None; 8];
+    let mut found: [Option<&[u8]>; 9] = [None; 9];
     let mut r = Reader::new(body);
     for _ in 0..nsections {
         let sb = oob(Malformed::SectionBounds);
@@ -151,6 +161,11 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
         get(section::PENDING)?,
         get(section::SCAN)?,
     );
+    // Runs are format 2's (absent there when there are none); format 1 had none.
+    let runs_b = found.get(usize::from(section::RUNS)).copied().flatten();
+    if fv == FORMAT_V1 && runs_b.is_some() {
+        return Err(malformed(Malformed::SectionSet));
+    }
 
     // Fixed sections may be longer than v1 knows: bytes past v1's fields are ignored.
     let fingerprint = {
@@ -214,16 +229,27 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
     }
     for rec in spares.chunks_exact(SPARE_ENTRY_LEN) {
         let s = spare_record(rec).map_err(|_| malformed(Malformed::Spares))?;
-        if s.role > MAX_SPARE_ROLE || s.state > MAX_SPARE_STATE {
+        // Format 1 did not record the spare's logical block size (zero there).
+        let lbs_ok = match fv {
+            FORMAT_V1 => s.logical_block_bytes == 0,
+            _ => s.logical_block_bytes != 0,
+        };
+        if s.role > MAX_SPARE_ROLE || s.state > MAX_SPARE_STATE || !lbs_ok {
             return Err(malformed(Malformed::Spares));
         }
     }
 
-    let remaps = array(rm_b, REMAP_ENTRY_LEN)?;
+    let singles = array(rm_b, REMAP_ENTRY_LEN)?;
+    let runs = match runs_b {
+        Some(b) => array(b, RUN_ENTRY_LEN)?,
+        None => &[],
+    };
     let lost = array(lo_b, LOST_ENTRY_LEN)?;
     let pending = array(pe_b, PENDING_ENTRY_LEN)?;
-    let d = Decoded {
+    let mut d = Decoded {
+        format_version: fv,
         uuid,
+        spare_uuid,
         version,
         copy_sector: sector,
         total_len: total,
@@ -232,59 +258,62 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
         scan,
         body,
         spares,
-        remaps,
+        singles,
+        runs,
         lost,
         pending,
+        remapped: 0,
     };
-    // Remaps: strictly increasing.
-    let mut prev: Option<u64> = None;
-    for e in d.remap_iter() {
-        let e = e.map_err(|_| malformed(Malformed::Remaps))?;
-        if prev.is_some_and(|p| p >= e.block) {
+    // Singles and runs: each strictly increasing; runs at least two blocks long and
+    // within what a record addresses; merged, no two ranges meet. Checked range by
+    // range, never block by block: a run may cover millions of blocks.
+    let mut remapped = 0usize;
+    for recs in [(singles, REMAP_ENTRY_LEN), (runs, RUN_ENTRY_LEN)] {
+        let mut end: Option<u64> = None;
+        for rec in recs.0.chunks_exact(recs.1) {
+            let r = range_record(rec).map_err(|_| malformed(Malformed::Remaps))?;
+            if end.is_some_and(|e| e > r.block) {
+                return Err(malformed(Malformed::Remaps));
+            }
+            end = Some(r.block + r.len);
+        }
+    }
+    let mut end: Option<u64> = None;
+    for r in d.ranges() {
+        if end.is_some_and(|e| e > r.block) {
             return Err(malformed(Malformed::Remaps));
         }
-        prev = Some(e.block);
+        end = Some(r.block + r.len);
+        remapped = usize::try_from(r.len)
+            .ok()
+            .and_then(|n| remapped.checked_add(n))
+            .ok_or(malformed(Malformed::Remaps))?;
     }
+    d.remapped = remapped;
     // Lost records: strictly increasing, non-empty, each for a remapped block.
     let mut prev: Option<u64> = None;
-    let mut remaps_it = d.remap_iter().peekable();
+    let mut ranges = d.ranges().peekable();
     for rec in lost.chunks_exact(LOST_ENTRY_LEN) {
         let (b, m) = lost_record(rec).map_err(|_| malformed(Malformed::Lost))?;
         if prev.is_some_and(|p| p >= b) || m == [0, 0] {
             return Err(malformed(Malformed::Lost));
         }
-        while remaps_it
-            .peek()
-            .is_some_and(|e| e.is_ok_and(|e| e.block < b))
-        {
-            remaps_it.next();
-        }
-        if !remaps_it
-            .peek()
-            .is_some_and(|e| e.is_ok_and(|e| e.block == b))
-        {
+        while ranges.next_if(|r| r.block + r.len <= b).is_some() {}
+        if ranges.peek().is_none_or(|r| r.block > b) {
             return Err(malformed(Malformed::Lost));
         }
         prev = Some(b);
     }
     // Pending: strictly increasing, not remapped.
     let mut prev: Option<u64> = None;
-    let mut remaps_it = d.remap_iter().peekable();
+    let mut ranges = d.ranges().peekable();
     for rec in pending.chunks_exact(PENDING_ENTRY_LEN) {
         let b = Reader::new(rec).u64().map_err(oob(Malformed::Pending))?;
         if prev.is_some_and(|p| p >= b) {
             return Err(malformed(Malformed::Pending));
         }
-        while remaps_it
-            .peek()
-            .is_some_and(|e| e.is_ok_and(|e| e.block < b))
-        {
-            remaps_it.next();
-        }
-        if remaps_it
-            .peek()
-            .is_some_and(|e| e.is_ok_and(|e| e.block == b))
-        {
+        while ranges.next_if(|r| r.block + r.len <= b).is_some() {}
+        if ranges.peek().is_some_and(|r| r.block <= b) {
             return Err(malformed(Malformed::Pending));
         }
         prev = Some(b);
@@ -311,7 +340,7 @@ fn array(payload: &[u8], entry_len: usize) -> Result<&[u8], Diagnosis> {
 
 fn spare_record(rec: &[u8]) -> Result<SpareInfo, OutOfBounds> {
     let mut r = Reader::new(rec);
-    let s = SpareInfo {
+    let mut s = SpareInfo {
         uuid: r.array()?,
         sectors: r.u64()?,
         data_start: r.u64()?,
@@ -319,19 +348,48 @@ fn spare_record(rec: &[u8]) -> Result<SpareInfo, OutOfBounds> {
         role: r.u8()?,
         priority: r.u8()?,
         state: r.u8()?,
+        logical_block_bytes: 0,
     };
-    if r.bytes(5)?.iter().any(|&b| b != 0) {
+    s.logical_block_bytes = match r.u8()? {
+        0 => 0,
+        shift @ 9..=16 => 1 << shift,
+        _ => return Err(OutOfBounds),
+    };
+    if r.bytes(4)?.iter().any(|&b| b != 0) {
         return Err(OutOfBounds);
     }
     Ok(s)
 }
 
-fn remap_record(rec: &[u8]) -> Result<Entry, OutOfBounds> {
+/// A single (12 bytes) or a run (16 bytes) record; a run is at least two blocks long,
+/// and its last block and last spare block are within what a record addresses.
+fn range_record(rec: &[u8]) -> Result<Range, OutOfBounds> {
     let mut r = Reader::new(rec);
     let block = r.uint(6)?;
     let spare = r.u8()?;
+    if rec.len() == REMAP_ENTRY_LEN {
+        let spare_block = r.uint(5)?;
+        return Ok(Range {
+            block,
+            len: 1,
+            spare,
+            spare_block,
+        });
+    }
+    if r.u8()? != 0 {
+        return Err(OutOfBounds);
+    }
     let spare_block = r.uint(5)?;
-    Ok(Entry::remapped(block, spare, spare_block))
+    let len = r.uint(3)?;
+    if len < 2 || block + (len - 1) > MAX_ENTRY_BLOCK || spare_block + (len - 1) > MAX_SPARE_BLOCK {
+        return Err(OutOfBounds);
+    }
+    Ok(Range {
+        block,
+        len,
+        spare,
+        spare_block,
+    })
 }
 
 fn lost_record(rec: &[u8]) -> Result<(u64, [u64; 2]), OutOfBounds> {
@@ -354,12 +412,20 @@ impl<'a> Decoded<'a> {
         spare_record(rec).ok()
     }
 
-    /// Numbers of remapped, lost-sector and pending records.
+    /// Numbers of remapped blocks, lost-sector records and pending blocks.
     pub fn counts(&self) -> (usize, usize, usize) {
         (
-            self.remaps.len() / REMAP_ENTRY_LEN,
+            self.remapped,
             self.lost.len() / LOST_ENTRY_LEN,
             self.pending.len() / PENDING_ENTRY_LEN,
+        )
+    }
+
+    /// Numbers of single and run records of the remapped blocks.
+    pub fn records(&self) -> (usize, usize) {
+        (
+            self.singles.len() / REMAP_ENTRY_LEN,
+            self.runs.len() / RUN_ENTRY_LEN,
         )
     }
 
@@ -368,17 +434,87 @@ impl<'a> Decoded<'a> {
         BlockSize::from_bytes(u64::from(self.config.block_bytes)).ok()
     }
 
-    fn remap_iter(&self) -> impl Iterator<Item = Result<Entry, OutOfBounds>> + 'a {
-        self.remaps.chunks_exact(REMAP_ENTRY_LEN).map(remap_record)
+    /// The remapped ranges (singles and runs), sorted by block.
+    pub fn ranges(&self) -> Ranges<'a> {
+        Ranges {
+            singles: self.singles,
+            runs: self.runs,
+        }
     }
 
-    /// Every entry (remapped with its lost sectors, and pending), sorted by block.
+    /// The lost-sector records `(block, mask)`, sorted by block.
+    pub fn lost(&self) -> impl Iterator<Item = (u64, [u64; 2])> + 'a {
+        self.lost
+            .chunks_exact(LOST_ENTRY_LEN)
+            .filter_map(|r| lost_record(r).ok())
+    }
+
+    /// The pending blocks, sorted.
+    pub fn pending(&self) -> impl Iterator<Item = u64> + 'a {
+        self.pending
+            .chunks_exact(PENDING_ENTRY_LEN)
+            .filter_map(|r| Reader::new(r).u64().ok())
+    }
+
+    /// Every entry, one per block (remapped with its lost sectors, and pending), sorted
+    /// by block. A run yields each of its blocks.
     pub fn entries(&self) -> Entries<'a> {
         Entries {
-            remaps: self.remaps,
+            ranges: self.ranges(),
+            cur: None,
             lost: self.lost,
             pending: self.pending,
         }
+    }
+}
+
+impl Iterator for Ranges<'_> {
+    type Item = Range;
+
+    fn next(&mut self) -> Option<Range> {
+        let s = self
+            .singles
+            .get(..REMAP_ENTRY_LEN)
+            .and_then(|b| range_record(b).ok());
+        let r = self
+            .runs
+            .get(..RUN_ENTRY_LEN)
+            .and_then(|b| range_record(b).ok());
+        match (s, r) {
+            (Some(s), r) if r.is_none_or(|r| s.block < r.block) => {
+                self.singles = self.singles.get(REMAP_ENTRY_LEN..).unwrap_or(&[]);
+                Some(s)
+            }
+            (_, Some(r)) => {
+                self.runs = self.runs.get(RUN_ENTRY_LEN..).unwrap_or(&[]);
+                Some(r)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Entries<'_> {
+    /// The next remapped block, without its lost sectors, not consumed.
+    fn peek_remapped(&self) -> Option<Entry> {
+        let (r, i) = match self.cur {
+            Some(c) => c,
+            None => (self.ranges.clone().next()?, 0),
+        };
+        Some(Entry::remapped(r.block + i, r.spare, r.spare_block + i))
+    }
+
+    /// Consumes the block [`Self::peek_remapped`] returned.
+    fn advance_remapped(&mut self) {
+        let (r, i) = match self.cur {
+            Some(c) => c,
+            None => match self.ranges.next() {
+                Some(r) => (r, 0),
+                None => return,
+            },
+        };
+        // `cur` is the range being expanded and its next block, while one remains.
+        self.cur = Some((r, i + 1)).filter(|&(r, n)| n < r.len);
     }
 }
 
@@ -386,17 +522,14 @@ impl Iterator for Entries<'_> {
     type Item = Entry;
 
     fn next(&mut self) -> Option<Entry> {
-        let r = self
-            .remaps
-            .get(..REMAP_ENTRY_LEN)
-            .and_then(|b| remap_record(b).ok());
+        let r = self.peek_remapped();
         let p = self
             .pending
             .get(..PENDING_ENTRY_LEN)
             .and_then(|b| Reader::new(b).u64().ok());
         match (r, p) {
             (Some(mut e), p) if p.is_none_or(|p| e.block < p) => {
-                self.remaps = self.remaps.get(REMAP_ENTRY_LEN..).unwrap_or(&[]);
+                self.advance_remapped();
                 if let Some((b, m)) = self
                     .lost
                     .get(..LOST_ENTRY_LEN)

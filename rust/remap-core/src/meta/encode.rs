@@ -2,33 +2,49 @@
 //! ([`set_copy_sector`]).
 
 use super::{
-    crc, fits, layout, section, section_salt, EncodeError, State, Writer, ARRAY_HEAD_LEN,
-    CONFIG_LEN, FINGERPRINT_LEN, FORMAT_VERSION, HEADER_LEN, LOST_ENTRY_LEN, MAGIC,
-    MAX_ENTRY_BLOCK, MAX_SPARES, MAX_SPARE_BLOCK, PENDING_ENTRY_LEN, REMAP_ENTRY_LEN, SALT_BODY,
-    SALT_HEADER, SCAN_LEN, SECTION_CRITICAL, SECTION_HEADER_LEN, SPARE_ENTRY_LEN,
+    continues, count, crc, fits, layout, section, section_salt, EncodeError, State, Writer,
+    ARRAY_HEAD_LEN, CONFIG_LEN, FINGERPRINT_LEN, FORMAT_VERSION, HEADER_LEN, LOST_ENTRY_LEN, MAGIC,
+    MAX_ENTRY_BLOCK, MAX_SPARES, MAX_SPARE_BLOCK, PENDING_ENTRY_LEN, REMAP_ENTRY_LEN,
+    RUN_ENTRY_LEN, SALT_BODY, SALT_HEADER, SCAN_LEN, SECTION_CRITICAL, SECTION_HEADER_LEN,
+    SPARE_ENTRY_LEN,
 };
 use super::{Entry, Reader, PENDING, REMAPPED};
+
+/// Sections a format 2 copy holds: seven, and the runs when there are any (without
+/// runs a copy holds what format 1 held, in the same space).
+const fn sections(runs: usize) -> usize {
+    if runs > 0 {
+        8
+    } else {
+        7
+    }
+}
 
 fn is_copy_sector(s: u64) -> bool {
     layout::COPY_SECTORS.contains(&s)
 }
 
-/// Counts of what a state stores.
-fn count(entries: &[Entry]) -> (usize, usize, usize) {
-    let (mut r, mut l, mut p) = (0usize, 0usize, 0usize);
-    for e in entries {
-        match e.state {
-            REMAPPED => {
-                r += 1;
-                if e.has_lost() {
-                    l += 1;
-                }
-            }
-            PENDING => p += 1,
-            _ => {}
+/// The remapped blocks of `entries` as runs `(first entry, length)`, in block order.
+fn runs(entries: &[Entry]) -> impl Iterator<Item = (Entry, u64)> + '_ {
+    let mut it = entries.iter().filter(|e| e.state == REMAPPED).peekable();
+    core::iter::from_fn(move || {
+        let first = *it.next()?;
+        let (mut last, mut n) = (first, 1u64);
+        while let Some(e) = it.next_if(|e| continues(&last, e, n)) {
+            last = *e;
+            n += 1;
         }
+        Some((first, n))
+    })
+}
+
+/// The logical block size a spare record stores: log2 of the bytes, 9..=16.
+fn lbs_shift(lbs: u32) -> Result<u8, EncodeError> {
+    if lbs.is_power_of_two() && (512..=65536).contains(&lbs) {
+        Ok(lbs.trailing_zeros() as u8)
+    } else {
+        Err(EncodeError::BadEntry)
     }
-    (r, l, p)
 }
 
 /// Writes one section: header, payload written by `f`, padding; then its checksum.
@@ -61,8 +77,9 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
     if st.spares.len() > MAX_SPARES {
         return Err(EncodeError::TooManySpares);
     }
-    let (nr, nl, np) = count(st.entries);
-    if !fits(st.spares.len(), nr, nl, np) {
+    let counts = count(st.entries);
+    let (ns, nruns, nl, np) = (counts.singles, counts.runs, counts.lost, counts.pending);
+    if !fits(st.spares.len(), &counts) {
         return Err(EncodeError::TooLarge);
     }
     let mut prev: Option<u64> = None;
@@ -111,18 +128,19 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
                 w.u8(s.role)?;
                 w.u8(s.priority)?;
                 w.u8(s.state)?;
-                w.zeros(5)?;
+                w.u8(lbs_shift(s.logical_block_bytes)?)?;
+                w.zeros(4)?;
             }
             Ok(())
         })?;
         put_section(
             &mut w,
             section::REMAPS,
-            ARRAY_HEAD_LEN + nr * REMAP_ENTRY_LEN,
+            ARRAY_HEAD_LEN + ns * REMAP_ENTRY_LEN,
             |w| {
-                w.u32(nr as u32)?;
+                w.u32(ns as u32)?;
                 w.u32(0)?;
-                for e in st.entries.iter().filter(|e| e.state == REMAPPED) {
+                for (e, _) in runs(st.entries).filter(|&(_, n)| n == 1) {
                     w.uint(e.block, 6)?;
                     w.u8(e.spare)?;
                     w.uint(e.spare_block, 5)?;
@@ -130,6 +148,25 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
                 Ok(())
             },
         )?;
+        if nruns > 0 {
+            put_section(
+                &mut w,
+                section::RUNS,
+                ARRAY_HEAD_LEN + nruns * RUN_ENTRY_LEN,
+                |w| {
+                    w.u32(nruns as u32)?;
+                    w.u32(0)?;
+                    for (e, n) in runs(st.entries).filter(|&(_, n)| n > 1) {
+                        w.uint(e.block, 6)?;
+                        w.u8(e.spare)?;
+                        w.u8(0)?;
+                        w.uint(e.spare_block, 5)?;
+                        w.uint(n, 3)?;
+                    }
+                    Ok(())
+                },
+            )?;
+        }
         put_section(
             &mut w,
             section::LOST,
@@ -180,7 +217,7 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
         .fill(0);
     // Section checksums.
     let mut off = HEADER_LEN;
-    for _ in 0..7 {
+    for _ in 0..sections(nruns) {
         let (kind, plen) = {
             let mut r = Reader::new(buf.get(off..).ok_or(EncodeError::ShortBuffer)?);
             let kind = r.u16()?;
@@ -208,12 +245,14 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
         w.u32(FORMAT_VERSION)?;
         w.u32(HEADER_LEN as u32)?;
         w.u32(total as u32)?;
-        w.u32(7)?;
+        w.u32(sections(nruns) as u32)?;
         w.bytes(&st.uuid)?;
         w.u64(copy_sector)?;
         w.u64(st.version)?;
         w.u32(body_crc)?;
-        w.zeros(HEADER_LEN - 64)?;
+        // The spare this copy is written on: the state's one spare.
+        w.bytes(&st.spares.first().map_or([0; 16], |s| s.uuid))?;
+        w.zeros(HEADER_LEN - 80)?;
     }
     set_copy_sector(buf, copy_sector)?;
     Ok(total)

@@ -8,9 +8,13 @@ use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// An open spare device or image.
+/// `BLKSSZGET` from linux/fs.h: the logical block size of a block device.
+const BLKSSZGET: libc::c_ulong = 0x1268;
+
 pub struct Spare {
     file: File,
     len: u64,
+    lbs: u32,
     path: PathBuf,
 }
 
@@ -38,6 +42,17 @@ impl Spare {
         } else {
             md.len()
         };
+        let lbs = if block {
+            let mut v: libc::c_int = 0;
+            // SAFETY: BLKSSZGET writes one int through the pointer, which is valid.
+            let r = unsafe { libc::ioctl(file.as_raw_fd(), BLKSSZGET, &mut v as *mut libc::c_int) };
+            if r != 0 {
+                return Err(io(std::io::Error::last_os_error()));
+            }
+            u32::try_from(v).unwrap_or(512)
+        } else {
+            512
+        };
         if block {
             // The kernel writes metadata below the block device's page cache: drop what
             // the cache holds so that reads see the disk. Failure only means a cold cache.
@@ -48,6 +63,7 @@ impl Spare {
         Ok(Spare {
             file,
             len,
+            lbs,
             path: path.into(),
         })
     }
@@ -55,6 +71,11 @@ impl Spare {
     /// Size in bytes.
     pub fn len(&self) -> u64 {
         self.len
+    }
+
+    /// Logical block size in bytes (512 for an image file).
+    pub fn logical_block_bytes(&self) -> u32 {
+        self.lbs
     }
 
     /// Reads `n` bytes at `off`; bytes beyond the end of an image read as zeros (a

@@ -96,6 +96,10 @@ pub struct JSpare {
     pub priority: u8,
     /// State.
     pub state: u8,
+    /// Logical block size of the spare device in bytes (format 2; absent in a dump of
+    /// a format 1 copy, and then taken from the device written to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logical_block_bytes: Option<u32>,
 }
 
 /// Scan checkpoint.
@@ -120,6 +124,12 @@ pub struct JCounts {
     pub lost: usize,
     /// Pending blocks.
     pub pending: usize,
+    /// Records of single remapped blocks.
+    #[serde(default)]
+    pub singles: usize,
+    /// Records of runs (neighbouring blocks on neighbouring spare blocks).
+    #[serde(default)]
+    pub runs: usize,
 }
 
 /// One special block.
@@ -250,7 +260,7 @@ impl Dump {
         let c = &d.config;
         let (remapped, lost, pending) = d.counts();
         Dump {
-            format_version: meta::FORMAT_VERSION,
+            format_version: d.format_version,
             uuid: uuid_string(&d.uuid),
             version: d.version,
             copy: Some(copy),
@@ -281,6 +291,8 @@ impl Dump {
                     role: s.role,
                     priority: s.priority,
                     state: s.state,
+                    logical_block_bytes: (s.logical_block_bytes != 0)
+                        .then_some(s.logical_block_bytes),
                 })
                 .collect(),
             scan: JScan {
@@ -292,6 +304,8 @@ impl Dump {
                 remapped,
                 lost,
                 pending,
+                singles: d.records().0,
+                runs: d.records().1,
             }),
             entries: d
                 .entries()
@@ -313,7 +327,7 @@ impl Dump {
 
     /// The state this JSON describes.
     pub fn into_owned(self) -> Result<Owned, String> {
-        if self.format_version != meta::FORMAT_VERSION {
+        if self.format_version != meta::FORMAT_VERSION && self.format_version != meta::FORMAT_V1 {
             return Err(format!(
                 "format_version {} is not supported",
                 self.format_version
@@ -374,6 +388,7 @@ impl Dump {
                 role: s.role,
                 priority: s.priority,
                 state: s.state,
+                logical_block_bytes: s.logical_block_bytes.unwrap_or(0),
             });
         }
         let c = self.config;

@@ -22,6 +22,8 @@ pub struct Params {
     pub lbs: u32,
     /// Main device physical block size in bytes.
     pub pbs: u32,
+    /// Spare device logical block size in bytes.
+    pub spare_lbs: u32,
     /// Setup UUID.
     pub uuid: [u8; 16],
     /// Main device identity recorded in the fingerprint.
@@ -86,7 +88,7 @@ const SPARE_UUID: [u8; 16] = *b"remap-forge-spar";
 /// and the target's last block (the spare's last block) remapped, block 2 pending.
 pub fn valid(p: &Params) -> Result<Forged, String> {
     let bs = p.block_size;
-    let spare = spare_info(SPARE_UUID, p.spare_sectors, bs, 0);
+    let spare = spare_info(SPARE_UUID, p.spare_sectors, p.spare_lbs, bs, 0);
     let n = spare.data_blocks;
     let t = p.target_blocks();
     if n < 4 {
@@ -167,8 +169,13 @@ pub const CASES: &[Case] = &[
         expect: Some(Verdict::SpareCount),
         what: "a second spare in the spare list",
         apply: |f, p| {
-            f.spares
-                .push(spare_info([0x22; 16], p.spare_sectors, p.block_size, 1));
+            f.spares.push(spare_info(
+                [0x22; 16],
+                p.spare_sectors,
+                p.spare_lbs,
+                p.block_size,
+                1,
+            ));
             Ok(())
         },
     },
@@ -237,7 +244,7 @@ pub const CASES: &[Case] = &[
         what: "the spare record describes a spare twice the size of the image",
         apply: |f, p| {
             let big = p.spare_sectors.checked_mul(2).ok_or("spare too large")?;
-            f.spares[0] = spare_info(SPARE_UUID, big, p.block_size, 0);
+            f.spares[0] = spare_info(SPARE_UUID, big, p.spare_lbs, p.block_size, 0);
             Ok(())
         },
     },

@@ -51,6 +51,9 @@ struct Args {
     /// Main device physical block size in bytes.
     #[arg(long, default_value_t = 512)]
     pbs: u32,
+    /// Spare device logical block size in bytes (recorded in the spare list).
+    #[arg(long, default_value_t = 512)]
+    spare_lbs: u32,
     /// Setup UUID.
     #[arg(long, default_value = DEFAULT_UUID)]
     uuid: String,
@@ -89,7 +92,11 @@ fn run(a: &Args) -> Result<(), String> {
     })?;
     let block_size =
         BlockSize::from_bytes(a.block_size).map_err(|e| format!("--block-size: {e}"))?;
-    for (what, v) in [("--lbs", a.lbs), ("--pbs", a.pbs)] {
+    for (what, v) in [
+        ("--lbs", a.lbs),
+        ("--pbs", a.pbs),
+        ("--spare-lbs", a.spare_lbs),
+    ] {
         if !v.is_power_of_two() || !(512..=65536).contains(&v) {
             return Err(format!("{what}: a power of two from 512 to 65536"));
         }
@@ -100,6 +107,7 @@ fn run(a: &Args) -> Result<(), String> {
         block_size,
         lbs: a.lbs,
         pbs: a.pbs,
+        spare_lbs: a.spare_lbs,
         uuid: parse_uuid(a.uuid.as_bytes()).map_err(|e| format!("--uuid: {e}"))?,
         identity: identity::parse_identity(a.identity.as_bytes())
             .ok_or_else(|| format!("--identity: cannot read {:?}", a.identity))?,
