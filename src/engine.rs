@@ -30,12 +30,11 @@ pub(crate) use crate::remap_core::remap_table::{
 };
 use crate::reserve::Fixed;
 
-/// Most entries a table version can hold: every entry one metadata copy can store (the
-/// smallest entry kind, pending, counts) plus the in-memory [`BUSY`] entries of one
-/// worker batch.
+/// Most entries a table version can hold: every block a stored state may hold
+/// (`meta::MAX_BLOCKS`, which `encode` enforces) plus the in-memory [`BUSY`] entries of
+/// one worker batch.
 pub(crate) fn table_capacity() -> usize {
-    crate::remap_core::layout::COPY_MAX_BYTES / crate::remap_core::meta::PENDING_ENTRY_LEN
-        + crate::worker::MAX_JOBS
+    crate::remap_core::meta::MAX_BLOCKS + crate::worker::MAX_JOBS
 }
 
 /// An immutable (while published), sorted view of the special blocks.

@@ -324,6 +324,21 @@ impl Core {
                 rewrite: rw,
                 ..
             } => {
+                // Runs let a copy record more blocks than a state may hold (and than the
+                // in-memory table holds); refused before the judge walks them.
+                let (r, p) = (state.counts().0, state.counts().2);
+                if r.checked_add(p).map_or(true, |n| n > meta::MAX_BLOCKS) {
+                    dmerr!(
+                        "the metadata records {} remapped and {} pending blocks; this module keeps at most {} in memory",
+                        r,
+                        p,
+                        meta::MAX_BLOCKS
+                    );
+                    return Err((
+                        c"Spare metadata holds more blocks than this module keeps in memory",
+                        EINVAL,
+                    ));
+                }
                 // One judge (remap-core), the same rules `remapctl meta check` applies:
                 // the state in itself, then against these devices and this table line.
                 let words = usize::try_from(judge::bitmap_words(&state, g.spare_len.0))
@@ -397,19 +412,6 @@ impl Core {
                     core.config_changed = true;
                 }
                 let (r, l, p) = state.counts();
-                // Runs let a copy record more blocks than the in-memory table holds.
-                if r.checked_add(p).map_or(true, |n| n > Self::MAX_BLOCKS) {
-                    dmerr!(
-                        "the metadata records {} remapped and {} pending blocks; this module keeps at most {} in memory",
-                        r,
-                        p,
-                        Self::MAX_BLOCKS
-                    );
-                    return Err((
-                        c"Spare metadata holds more blocks than this module keeps in memory",
-                        EINVAL,
-                    ));
-                }
                 items = KVVec::with_capacity(r + p, GFP_KERNEL).map_err(nomem)?;
                 for e in state.entries() {
                     items.push(e, GFP_KERNEL).map_err(nomem)?;
@@ -557,11 +559,6 @@ impl Core {
         self.landed > 0
     }
 
-    /// Most remapped and pending blocks the in-memory table holds (the table versions
-    /// are allocated with the target for as many entries as a format 1 copy could
-    /// record: one per 8 bytes).
-    pub(crate) const MAX_BLOCKS: usize = COPY_MAX_BYTES / meta::PENDING_ENTRY_LEN;
-
     /// Whether `items` (in-memory states included) plus `extra` new remaps still fit
     /// one metadata copy and the in-memory table. Blocks being moved (`BUSY`) and the
     /// new ones count as singles: where they land decides whether they join a run.
@@ -569,6 +566,6 @@ impl Core {
         let mut c = meta::count(items);
         let busy = items.iter().filter(|e| e.state == BUSY).count();
         c.singles = c.singles.saturating_add(busy).saturating_add(extra);
-        items.len().saturating_add(extra) <= Self::MAX_BLOCKS && meta::fits(1, &c)
+        items.len().saturating_add(extra) <= meta::MAX_BLOCKS && meta::fits(1, &c)
     }
 }

@@ -551,6 +551,19 @@ impl Remap {
             .iter()
             .filter(|j| !j.was_remapped())
             .count() as u64;
+        // Pending blocks are recorded only while the map has room for them besides the
+        // new remaps: without the record their reads still fail (from the main device)
+        // and their next write goes to the main device first; only that shortcut is
+        // lost.
+        let pend = sc.pending.as_slice().len();
+        if pend > 0
+            && !crate::meta_io::Core::fits(self.published.items_locked(), new as usize + pend)
+        {
+            sc.pending.clear();
+            if sc.jobs.as_slice().is_empty() {
+                return true;
+            }
+        }
         // SAFETY: reads the monotonic clock.
         let now = unsafe { b::dmr_now_ms() };
         if new > 0 && self.is_failed() {

@@ -79,6 +79,16 @@ pub fn salted(salt: u32, data: &[u8]) -> u32 {
     c.finish()
 }
 
+/// [`salted`] over the concatenation of `parts`.
+pub fn salted_parts(salt: u32, parts: &[&[u8]]) -> u32 {
+    let mut c = Crc32::new();
+    c.update(&salt.to_le_bytes());
+    for p in parts {
+        c.update(p);
+    }
+    c.finish()
+}
+
 /// Fixed test vectors: `(salt, data, salted CRC)`. A salt of 0 is *not* the plain
 /// CRC; plain CRC vectors are in [`PLAIN_VECTORS`].
 pub const VECTORS: [(u32, &[u8], u32); 4] = [

@@ -25,6 +25,7 @@ pub mod error;
 pub mod fixed;
 pub mod judge;
 pub mod layout;
+pub mod log;
 pub mod message;
 pub mod meta;
 pub mod predict;

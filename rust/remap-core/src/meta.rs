@@ -52,6 +52,11 @@ pub const SECTION_HEADER_LEN: usize = 16;
 pub const MAX_SPARES: usize = 16;
 /// Bytes of the main device's identity ([`identity`]).
 pub const IDENTITY_LEN: usize = 32;
+/// Most remapped and pending blocks a state may hold: what a copy of the smallest
+/// record (a pending block, 8 bytes) holds, and what the module's in-memory table is
+/// sized for. Runs could record more in the bytes of a copy; [`encode`] refuses that
+/// ([`EncodeError::TooLarge`]), so no writer makes a state the module cannot load.
+pub const MAX_BLOCKS: usize = layout::COPY_MAX_BYTES / PENDING_ENTRY_LEN;
 /// Encoded size of one remap entry (a single remapped block).
 pub const REMAP_ENTRY_LEN: usize = 12;
 /// Encoded size of one remap run (neighbouring blocks on neighbouring spare blocks).
@@ -440,6 +445,9 @@ pub const fn encoded_len(spares: usize, c: &Counts) -> Option<usize> {
 
 /// Whether a copy with these counts fits the copy extent.
 pub const fn fits(spares: usize, c: &Counts) -> bool {
+    if c.remapped.saturating_add(c.pending) > MAX_BLOCKS {
+        return false;
+    }
     match encoded_len(spares, c) {
         Some(n) => n <= layout::COPY_MAX_BYTES,
         None => false,

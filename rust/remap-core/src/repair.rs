@@ -7,6 +7,7 @@
 //! is written.
 
 use super::layout::{COPY_COUNT, COPY_SECTORS};
+use super::log::{self, LogEnd};
 use super::meta::{decode, Decoded, Diagnosis};
 
 /// What reading one copy's extent returned.
@@ -39,7 +40,7 @@ pub enum Refusal {
     NoValidCopy,
     /// Valid copies carry different setup UUIDs and none was asked for.
     MixedSetups,
-    /// Valid copies of the same version differ.
+    /// Valid copies of the same version differ (their states' body checksums).
     Conflict {
         /// The version they share.
         version: u64,
@@ -69,8 +70,15 @@ pub enum Selection<'a> {
     Load {
         /// Index of a copy holding the selected state.
         chosen: usize,
-        /// The selected state.
+        /// The chosen copy's base. When its log holds records ([`log::records`] of
+        /// the chosen copy's bytes), the selected state is the base with them applied.
         state: Decoded<'a>,
+        /// The selected version (the base's, or its last record's).
+        version: u64,
+        /// [`Decoded::body_crc`] of the selected state.
+        state_crc: u32,
+        /// Per copy holding the selected state: its log, for appending.
+        logs: [Option<LogEnd>; COPY_COUNT],
         /// Verdict per copy.
         status: [CopyStatus; COPY_COUNT],
         /// Copies to rewrite with the selected state.
@@ -95,6 +103,32 @@ impl Selection<'_> {
             _ => 0,
         }
     }
+}
+
+/// A valid copy's state: version and body checksum after its log, and its log's end.
+fn effective(read: &CopyRead<'_>, d: &Decoded<'_>) -> (u64, u32, LogEnd) {
+    let CopyRead::Bytes(b) = read else {
+        return (
+            d.version,
+            d.body_crc,
+            LogEnd {
+                tail: 0,
+                base_crc: d.header_crc,
+                records: 0,
+            },
+        );
+    };
+    let mut recs = log::records(b, d);
+    let mut crc = d.body_crc;
+    for r in recs.by_ref() {
+        crc = r.state_crc;
+    }
+    let end = LogEnd {
+        tail: recs.tail(),
+        base_crc: d.header_crc,
+        records: recs.record_count(),
+    };
+    (recs.version(), crc, end)
 }
 
 /// Picks the state to load from the five copies of one spare.
@@ -141,14 +175,26 @@ pub fn select<'a>(
             *d = Err(Diagnosis::ForeignSetup);
         }
     }
-    // Newest version.
+    // Each valid copy's version and state after its log.
+    let mut eff: [Option<(u64, u32, LogEnd)>; COPY_COUNT] = [None; COPY_COUNT];
+    for ((e, d), read) in eff.iter_mut().zip(decoded.iter()).zip(reads.iter()) {
+        if let Ok(d) = d {
+            *e = Some(effective(read, d));
+        }
+    }
     // The newest version; among equals, the lowest copy index.
-    let best = decoded
+    let best = eff
         .iter()
         .enumerate()
-        .filter_map(|(i, d)| d.as_ref().ok().map(|d| (i, d)))
-        .min_by_key(|(i, d)| (core::cmp::Reverse(d.version), *i));
-    let Some((chosen, state)) = best.map(|(i, d)| (i, *d)) else {
+        .filter_map(|(i, e)| e.map(|e| (i, e)))
+        .min_by_key(|(i, e)| (core::cmp::Reverse(e.0), *i));
+    let chosen_state = best.and_then(|(i, e)| {
+        decoded
+            .get(i)
+            .and_then(|d| d.as_ref().ok())
+            .map(|d| (i, *d, e))
+    });
+    let Some((chosen, state, (version, state_crc, _))) = chosen_state else {
         let all_blank = decoded.iter().all(|d| matches!(d, Err(Diagnosis::Blank)));
         if all_blank {
             return Selection::Blank;
@@ -165,31 +211,33 @@ pub fn select<'a>(
     };
     let mut status = [CopyStatus::Current; COPY_COUNT];
     let mut rewrite = [false; COPY_COUNT];
-    for ((d, st), rw) in decoded
+    let mut logs = [None; COPY_COUNT];
+    for (((d, e), (st, rw)), lg) in decoded
         .iter()
-        .zip(status.iter_mut())
-        .zip(rewrite.iter_mut())
+        .zip(eff.iter())
+        .zip(status.iter_mut().zip(rewrite.iter_mut()))
+        .zip(logs.iter_mut())
     {
-        *st = match d {
-            Ok(x) if x.version == state.version => {
-                if x.body != state.body {
-                    return refuse(
-                        Refusal::Conflict {
-                            version: state.version,
-                        },
-                        &decoded,
-                    );
+        *st = match (d, e) {
+            (Ok(_), Some((v, crc, end))) if *v == version => {
+                if *crc != state_crc {
+                    return refuse(Refusal::Conflict { version }, &decoded);
                 }
+                *lg = Some(*end);
                 CopyStatus::Current
             }
-            Ok(x) => CopyStatus::Stale { version: x.version },
-            Err(e) => CopyStatus::Bad(*e),
+            (Ok(_), Some((v, _, _))) => CopyStatus::Stale { version: *v },
+            (Ok(x), None) => CopyStatus::Stale { version: x.version },
+            (Err(e), _) => CopyStatus::Bad(*e),
         };
         *rw = *st != CopyStatus::Current;
     }
     Selection::Load {
         chosen,
         state,
+        version,
+        state_crc,
+        logs,
         status,
         rewrite,
     }

@@ -289,18 +289,25 @@ fn neighbouring_blocks_are_one_run() {
 
 #[test]
 fn a_run_longer_than_a_record_takes_several() {
-    let mut o = Owned::new(1, 0);
+    // More blocks than a state may hold (MAX_BLOCKS): counted as two runs, refused by
+    // encode.
     let n = MAX_RUN_LEN + 5;
-    o.entries = (0..n).map(|i| Entry::remapped(i, 0, i)).collect();
-    let c = o.copy(0);
-    let d = decode(&c, 0).unwrap();
-    assert_eq!(d.records(), (0, 2));
-    let r: Vec<_> = d.ranges().collect();
-    assert_eq!(
-        (r[0].len, r[1].block, r[1].len),
-        (MAX_RUN_LEN, MAX_RUN_LEN, 5)
-    );
-    assert_eq!(d.counts().0 as u64, n);
+    let entries: Vec<Entry> = (0..n).map(|i| Entry::remapped(i, 0, i)).collect();
+    let c = count(&entries);
+    assert_eq!((c.singles, c.runs, c.remapped as u64), (0, 2, n));
+    let mut o = Owned::new(1, 0);
+    o.entries = entries;
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    assert_eq!(encode(&o.state(), 0, &mut buf), Err(EncodeError::TooLarge));
+    // MAX_BLOCKS neighbours fit, as one run; one more block does not.
+    o.entries.truncate(MAX_BLOCKS);
+    let n = encode(&o.state(), 0, &mut buf).unwrap();
+    assert_eq!(decode(&buf[..n], 0).unwrap().records(), (0, 1));
+    o.entries.truncate(MAX_BLOCKS - 1);
+    o.entries.push(Entry::pending(MAX_BLOCKS as u64 + 10));
+    assert!(encode(&o.state(), 0, &mut buf).is_ok());
+    o.entries.push(Entry::pending(MAX_BLOCKS as u64 + 11));
+    assert_eq!(encode(&o.state(), 0, &mut buf), Err(EncodeError::TooLarge));
 }
 
 /// Copy 0 of a spare written by the module in format 1 (tests/fixtures/make-v1-spare.sh):
@@ -387,6 +394,14 @@ fn format_rules_of_runs_and_versions() {
     check(&|b| b[runs + 13] = 31, remaps);
     // The single moved into the run.
     check(&|b| b[singles] = 11, remaps);
+    // The single moved to continue the run (block 13 on spare block 23): not canonical.
+    check(
+        &|b| {
+            b[singles] = 13;
+            b[singles + 7] = 23
+        },
+        remaps,
+    );
     // The run's reserved byte.
     check(&|b| b[runs + 7] = 1, remaps);
     // A run whose last spare block is beyond what 40 bits address.
@@ -784,6 +799,7 @@ fn corruption_matrix_every_subset() {
                             state,
                             status,
                             rewrite,
+                            ..
                         },
                     ) => {
                         assert_eq!(mask & (1 << chosen), 0, "{ctx}");

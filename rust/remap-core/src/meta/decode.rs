@@ -5,7 +5,7 @@ use super::{
     crc, layout, section, section_salt, BlockSize, Config, Diagnosis, Entries, Entry, Fingerprint,
     Malformed, OutOfBounds, Range, Ranges, Reader, ScanCheckpoint, SpareInfo, CONFIG_KNOWN_FLAGS,
     CONFIG_LEN, FORMAT_V1, FORMAT_VERSION, HEADER_LEN, LOST_ENTRY_LEN, MAGIC, MAX_ENTRY_BLOCK,
-    MAX_READ_RETRIES, MAX_SPARES, MAX_SPARE_BLOCK, MAX_SPARE_ROLE, MAX_SPARE_STATE,
+    MAX_READ_RETRIES, MAX_RUN_LEN, MAX_SPARES, MAX_SPARE_BLOCK, MAX_SPARE_ROLE, MAX_SPARE_STATE,
     PENDING_ENTRY_LEN, REMAP_ENTRY_LEN, RUN_ENTRY_LEN, SALT_BODY, SALT_HEADER, SECTION_CRITICAL,
     SPARE_ENTRY_LEN,
 };
@@ -21,6 +21,10 @@ pub struct Decoded<'a> {
     pub spare_uuid: [u8; 16],
     /// Commit counter.
     pub version: u64,
+    /// The header checksum (bytes 124..128; differs from copy to copy).
+    pub header_crc: u32,
+    /// The body checksum: the same in every copy of one state.
+    pub body_crc: u32,
     /// Sector the copy was written for.
     pub copy_sector: u64,
     /// Encoded length in bytes.
@@ -251,6 +255,8 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
         uuid,
         spare_uuid,
         version,
+        header_crc,
+        body_crc,
         copy_sector: sector,
         total_len: total,
         fingerprint,
@@ -278,12 +284,24 @@ pub fn decode(buf: &[u8], at_sector: u64) -> Result<Decoded<'_>, Diagnosis> {
             end = Some(r.block + r.len);
         }
     }
-    let mut end: Option<u64> = None;
+    // Canonical too: a range that continues the previous one (next block, same spare,
+    // next spare block) while that one is shorter than a record allows would have
+    // been part of it. Two encodings of one state would differ, and a copy repaired
+    // from the decoded state would then disagree with its siblings.
+    let mut prev: Option<Range> = None;
     for r in d.ranges() {
-        if end.is_some_and(|e| e > r.block) {
-            return Err(malformed(Malformed::Remaps));
+        if let Some(p) = prev {
+            let end = p.block + p.len;
+            let joins = end == r.block
+                && p.spare == r.spare
+                && p.spare_block + p.len == r.spare_block
+                && p.len < MAX_RUN_LEN
+                && fv != FORMAT_V1;
+            if end > r.block || joins {
+                return Err(malformed(Malformed::Remaps));
+            }
         }
-        end = Some(r.block + r.len);
+        prev = Some(r);
         remapped = usize::try_from(r.len)
             .ok()
             .and_then(|n| remapped.checked_add(n))
