@@ -12,6 +12,7 @@ use crate::engine::{Snapshot, Special, BUSY};
 use crate::remap_core::alloc::{words_for, Bitmap};
 use crate::remap_core::judge;
 use crate::remap_core::layout::{self, COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
+use crate::remap_core::log::{self, CopyWrite, LogEnd, RecordHead};
 use crate::remap_core::meta::identity::{self, IdentityText};
 use crate::remap_core::meta::{self, Config, Fingerprint, ScanCheckpoint, SpareInfo, State};
 use crate::remap_core::repair::{self, CopyRead, CopyStatus, Refusal, Selection, COMMIT_PLAN};
@@ -78,6 +79,18 @@ pub(crate) struct Core {
     scan: ScanCheckpoint,
     /// Encoding buffer of one copy (vmalloc'd, reused by every commit).
     buf: KVVec<u8>,
+    /// The last state written to every copy it was meant for, encoded as a base: what
+    /// the next commit's record is the difference from (swapped with `buf` after each
+    /// successful write).
+    prev_buf: KVVec<u8>,
+    /// The copy sector `prev_buf`'s header names; whether `prev_buf` holds a state.
+    prev_sector: u64,
+    prev_ok: bool,
+    /// Encoding buffer of one log record.
+    rec_buf: KVVec<u8>,
+    /// Per copy: where its log ends and the version it holds, when known (`None`
+    /// after a failed write, and for copies being rewritten: a base goes there).
+    logs: [Option<LogEnd>; COPY_COUNT],
     /// Spare logical block size: copies are written in whole logical blocks.
     spare_lbs: u32,
     /// The configuration or binding differs from the loaded copy: the first resume
@@ -253,6 +266,11 @@ impl Core {
             spare: meta::spare_info(new_uuid(), g.spare_len.0, g.spare_lbs, bs, 0),
             scan: ScanCheckpoint::default(),
             buf: KVVec::new(),
+            prev_buf: KVVec::from_elem(0u8, COPY_MAX_BYTES, GFP_KERNEL).map_err(nomem)?,
+            prev_sector: 0,
+            prev_ok: false,
+            rec_buf: KVVec::new(),
+            logs: [None; COPY_COUNT],
             spare_lbs: g.spare_lbs,
             config_changed: false,
             landed: 0,
@@ -322,7 +340,10 @@ impl Core {
                 state,
                 status,
                 rewrite: rw,
-                ..
+                chosen,
+                version,
+                state_crc,
+                logs,
             } => {
                 // Runs let a copy record more blocks than a state may hold (and than the
                 // in-memory table holds); refused before the judge walks them.
@@ -339,6 +360,53 @@ impl Core {
                         EINVAL,
                     ));
                 }
+                // The chosen copy's log: its records applied to its base give the state,
+                // which must encode to the checksum the last record carries. The
+                // replayed state, encoded into `prev_buf`, is what gets judged and
+                // loaded; without records, the base itself.
+                let chosen_bytes = match reads.get(chosen) {
+                    Some(CopyRead::Bytes(b)) => *b,
+                    _ => &[],
+                };
+                let state = if version != state.version {
+                    let n =
+                        replay(&state, chosen_bytes, version, &mut core.prev_buf).map_err(|e| {
+                            dmerr!(
+                                "metadata log of copy {}: {}",
+                                chosen,
+                                e.to_str().unwrap_or("")
+                            );
+                            (e, EINVAL)
+                        })?;
+                    let st = meta::decode(core.prev_buf.get(..n).unwrap_or(&[]), 0)
+                        .map_err(|_| (c"Spare metadata log replays to an invalid state", EINVAL))?;
+                    if st.body_crc != state_crc {
+                        return Err((
+                            c"Spare metadata log does not replay to the state it records",
+                            EINVAL,
+                        ));
+                    }
+                    core.prev_sector = 0;
+                    st
+                } else {
+                    let n = state.total_len;
+                    let dst = core
+                        .prev_buf
+                        .get_mut(..n)
+                        .ok_or(EINVAL)
+                        .map_err(|e| (c"Spare metadata too long", e))?;
+                    dst.copy_from_slice(
+                        chosen_bytes
+                            .get(..n)
+                            .unwrap_or(&[])
+                            .get(..n)
+                            .ok_or((c"Spare metadata too long", EINVAL))?,
+                    );
+                    core.prev_sector = *COPY_SECTORS.get(chosen).unwrap_or(&0);
+                    state
+                };
+                core.prev_ok = true;
+                core.logs = logs;
                 // One judge (remap-core), the same rules `remapctl meta check` applies:
                 // the state in itself, then against these devices and this table line.
                 let words = usize::try_from(judge::bitmap_words(&state, g.spare_len.0))
@@ -381,7 +449,7 @@ impl Core {
                 // binding differs): take everything from it. What the table line or
                 // the devices change is a new version, committed at the first resume.
                 core.uuid = state.uuid;
-                core.version = state.version;
+                core.version = version;
                 core.fingerprint = state.fingerprint;
                 core.config = state.config;
                 core.scan = state.scan;
@@ -455,6 +523,12 @@ impl Core {
                         );
                     }
                     core.config_changed = true;
+                }
+                // Likewise when the table line or the binding changes the state: the
+                // commit of the change writes every copy as a base, the damaged ones
+                // included. Repairing first would write the selected version with the
+                // new configuration next to copies of that version with the old one.
+                if core.config_changed {
                     [false; COPY_COUNT]
                 } else {
                     rw
@@ -464,14 +538,60 @@ impl Core {
         // Keep one copy's worth of the read buffer for encoding.
         drop(area);
         core.buf = KVVec::from_elem(0u8, COPY_MAX_BYTES, GFP_KERNEL).map_err(nomem)?;
+        core.rec_buf =
+            KVVec::from_elem(0u8, log::MAX_RECORD_BYTES + 65536, GFP_KERNEL).map_err(nomem)?;
         core.pending_writes = rewrite;
         Ok((core, items))
     }
 
-    /// Encodes the current state with `items` and writes the copies marked in
-    /// `which`, one at a time in commit order, each durable before the next.
-    /// Returns how many were written.
-    fn write_copies(&mut self, items: &[Special], which: &[bool; COPY_COUNT]) -> Result<u32> {
+    /// The record of a commit of `items` (whose encoding has body checksum
+    /// `body_crc`) against the last written state, into `rec_buf`; its padded length.
+    /// `None` when the commit cannot be a record: no previous state, a change besides
+    /// the map and the scan checkpoint, or more changes than a record holds.
+    fn make_record(&mut self, items: &[Special], body_crc: u32) -> Option<usize> {
+        if !self.prev_ok {
+            return None;
+        }
+        let prev = meta::decode(&self.prev_buf, self.prev_sector).ok()?;
+        let same = prev.uuid == self.uuid
+            && prev.fingerprint == self.fingerprint
+            && prev.config == self.config
+            && prev.spare_count() == 1
+            && prev.spare(0) == Some(self.spare);
+        if !same {
+            return None;
+        }
+        let head = RecordHead {
+            version: self.version,
+            prev: prev.version,
+            base_crc: 0,
+            state_crc: body_crc,
+            scan: self.scan,
+        };
+        let changes = log::diff(prev.entries(), items);
+        log::encode_record(&mut self.rec_buf, &head, changes, self.spare_lbs as usize).ok()
+    }
+
+    /// Encodes the current state with `items` and writes it to the copies marked in
+    /// `which`, one at a time in commit order, each durable before the next: as a
+    /// record appended to the copy's log where `records` allows it and the copy's log
+    /// has room (`log::plan_write`), else as a new base. Returns how many copies were
+    /// written.
+    ///
+    /// Cut safety is the same for both kinds of write: one copy in flight at a time,
+    /// and a record goes to whole logical blocks past the copy's last record, so a torn
+    /// write damages only itself (it fails its checksum and the copy reads as the
+    /// previous version). A record is only appended to a copy known to hold the
+    /// version the record applies to (`LogEnd::version`); after a failed write no copy
+    /// is known, and the next commit writes bases everywhere.
+    fn write_copies(
+        &mut self,
+        items: &[Special],
+        which: &[bool; COPY_COUNT],
+        records: bool,
+    ) -> Result<u32> {
+        // Nothing landed yet, whatever makes this call fail (also before any write).
+        self.landed = 0;
         let spares = [self.spare];
         let st = State {
             uuid: self.uuid,
@@ -499,28 +619,93 @@ impl Core {
         if let Some(pad) = self.buf.get_mut(len..padded) {
             pad.fill(0);
         }
-        self.landed = 0;
+        let body_crc = self
+            .buf
+            .get(56..60)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .ok_or(EINVAL)?;
+        let rec_len = if records {
+            self.make_record(items, body_crc)
+        } else {
+            None
+        };
+        // The state the record's changes apply to: only a copy holding exactly it (same
+        // body checksum, not merely the same version: repairs at load may have written
+        // the selected version with another configuration) gets the record.
+        let prev_crc = match meta::decode(&self.prev_buf, self.prev_sector) {
+            Ok(p) if self.prev_ok => Some(p.body_crc),
+            _ => None,
+        };
         let (client, bdev) = (self.client, self.bdev);
-        let buf = self.buf.get_mut(..padded).ok_or(EINVAL)?;
+        let mut sector_in_buf = 0u64;
         let mut n = 0;
         for step in COMMIT_PLAN.iter() {
-            if !which.get(step.copy).copied().unwrap_or(false) {
+            let k = step.copy;
+            if !which.get(k).copied().unwrap_or(false) {
                 continue;
             }
-            let sector = *COPY_SECTORS.get(step.copy).ok_or(EINVAL)?;
-            meta::set_copy_sector(buf, sector).map_err(|_| EINVAL)?;
-            if let Err(e) = io(client, bdev, sector, buf, b::dmr_io_op_DMR_IO_WRITE_FUA) {
+            let copy_sector = *COPY_SECTORS.get(k).ok_or(EINVAL)?;
+            let end = self
+                .logs
+                .get(k)
+                .copied()
+                .flatten()
+                .filter(|e| Some(e.state_crc) == prev_crc);
+            let w = log::plan_write(end, rec_len);
+            let mut base_crc = 0u32;
+            let r = match (w, end) {
+                (CopyWrite::Append { offset }, Some(e)) => {
+                    let rec = self.rec_buf.get_mut(..rec_len.unwrap_or(0)).ok_or(EINVAL)?;
+                    log::set_record_base(rec, e.base_crc, e.version).map_err(|_| EINVAL)?;
+                    let at = copy_sector + (offset / 512) as u64;
+                    io(client, bdev, at, rec, b::dmr_io_op_DMR_IO_WRITE_FUA)
+                }
+                _ => {
+                    let buf = self.buf.get_mut(..padded).ok_or(EINVAL)?;
+                    meta::set_copy_sector(buf, copy_sector).map_err(|_| EINVAL)?;
+                    sector_in_buf = copy_sector;
+                    base_crc = buf
+                        .get(124..128)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_le_bytes)
+                        .ok_or(EINVAL)?;
+                    io(
+                        client,
+                        bdev,
+                        copy_sector,
+                        buf,
+                        b::dmr_io_op_DMR_IO_WRITE_FUA,
+                    )
+                }
+            };
+            if let Err(e) = r {
                 dmerr!(
                     "metadata write of copy {} (version {}) failed: {:?}",
-                    step.copy,
+                    k,
                     self.version,
                     e
                 );
+                self.logs = [None; COPY_COUNT];
+                self.prev_ok = false;
                 return Err(e);
+            }
+            if let Some(slot) = self.logs.get_mut(k) {
+                *slot = log::after_write(
+                    end,
+                    w,
+                    rec_len.unwrap_or(0),
+                    (base_crc, padded),
+                    (self.version, body_crc),
+                );
             }
             n += 1;
             self.landed = n;
         }
+        // The state just written is what the next record is made against.
+        core::mem::swap(&mut self.buf, &mut self.prev_buf);
+        self.prev_sector = sector_in_buf;
+        self.prev_ok = true;
         Ok(n)
     }
 
@@ -531,7 +716,7 @@ impl Core {
     pub(crate) fn write_pending(&mut self, items: &[Special]) -> Result {
         let which = self.pending_writes;
         if which.iter().any(|&w| w) {
-            let n = self.write_copies(items, &which)?;
+            let n = self.write_copies(items, &which, false)?;
             self.pending_writes = [false; COPY_COUNT];
             self.repaired = n;
             dminfo!("wrote {} metadata copies (version {})", n, self.version);
@@ -550,7 +735,7 @@ impl Core {
     /// reuses the number of copies that may have reached the disk.
     pub(crate) fn commit(&mut self, items: &[Special]) -> Result {
         self.version = self.version.checked_add(1).ok_or(EINVAL)?;
-        let r = self.write_copies(items, &[true; COPY_COUNT]);
+        let r = self.write_copies(items, &[true; COPY_COUNT], true);
         r.map(|_| ())
     }
 
@@ -568,4 +753,50 @@ impl Core {
         c.singles = c.singles.saturating_add(busy).saturating_add(extra);
         items.len().saturating_add(extra) <= meta::MAX_BLOCKS && meta::fits(1, &c)
     }
+}
+
+/// The state of a copy whose log holds records: its base `base` (read from `extent`)
+/// with the records applied, encoded as a base into `out`; returns the length.
+fn replay(
+    base: &meta::Decoded<'_>,
+    extent: &[u8],
+    version: u64,
+    out: &mut [u8],
+) -> core::result::Result<usize, &'static CStr> {
+    let nomem = c"Cannot allocate metadata buffers";
+    let mut items: KVVec<Special> = KVVec::new();
+    for e in base.entries() {
+        items.push(e, GFP_KERNEL).map_err(|_| nomem)?;
+    }
+    let mut scan = base.scan;
+    let mut last = base.version;
+    for r in log::records(extent, base) {
+        let mut next =
+            KVVec::with_capacity(items.len() + r.change_count(), GFP_KERNEL).map_err(|_| nomem)?;
+        for e in log::apply(items.iter().copied(), r.changes()) {
+            next.push(e, GFP_KERNEL).map_err(|_| nomem)?;
+        }
+        items = next;
+        scan = r.scan;
+        last = r.version;
+    }
+    if last != version {
+        return Err(c"Spare metadata log does not reach the selected version");
+    }
+    let mut spares = [SpareInfo::default(); meta::MAX_SPARES];
+    let n = base.spare_count().min(meta::MAX_SPARES);
+    for (i, s) in spares.iter_mut().enumerate().take(n) {
+        *s = base.spare(i).unwrap_or_default();
+    }
+    let st = State {
+        uuid: base.uuid,
+        version,
+        fingerprint: base.fingerprint,
+        config: base.config,
+        spares: spares.get(..n).unwrap_or(&[]),
+        entries: &items,
+        scan,
+    };
+    meta::encode(&st, 0, out)
+        .map_err(|_| c"Spare metadata log replays to a state that does not fit a copy")
 }

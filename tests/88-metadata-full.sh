@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # metadata-full: when one more remap would not fit a metadata copy (43,651 remapped
-# blocks with one spare, restored into the spare's metadata with `remapctl meta
-# restore`), the failing write is not acknowledged (EIO), the target enters mode
+# blocks with one spare, none on the spare block after its neighbour's, so that each is
+# a record of its own — the worst case —, restored into the spare's metadata with
+# `remapctl meta restore`), the failing write is not acknowledged (EIO), the target enters mode
 # failed, says why in the kernel log and raises a dm event (`dmsetup wait` wakes), and
 # a `remap` message is refused too. (The other faults of the spare are
 # tests/91-spare-faults.sh.)
@@ -24,7 +25,9 @@ DMDEVS=("${DMDEVS[@]/${PREFIX}f}")
 python3 - "$WORK/f.json" <<'EOF' || fail "fill the dump with 43651 entries"
 import json, sys
 d = json.load(open(sys.argv[1]))
-d["entries"] = [{"block": b, "state": "remapped", "spare": 0, "spare_block": b} for b in range(43651)]
+# Spare blocks 7 apart (mod 43651, coprime): no run forms.
+d["entries"] = [{"block": b, "state": "remapped", "spare": 0, "spare_block": b * 7 % 43651}
+                for b in range(43651)]
 d.pop("counts", None)
 d["version"] += 1
 json.dump(d, open(sys.argv[1], "w"))

@@ -83,12 +83,35 @@ VERSION_AT = 48
 AIM_GIVE_UP = 20.0
 
 
+# A copy's log (Documentation/on-disk-format.md §8): records after the base, each
+# starting on a 512-byte boundary at least, with this magic, its length at 8, its
+# version at 16 and the version it applies to at 24.
+RECORD_MAGIC = b"DMRLOG02"
+COPY_BYTES = 1024 * 512
+
+
+def copy_version(extent):
+    """The version a copy's extent holds: its base's, or its log's last record's. This
+    follows the chain of versions only (no checksums): enough to see a commit land."""
+    version = int.from_bytes(extent[VERSION_AT:VERSION_AT + 8], "little")
+    off = (int.from_bytes(extent[16:20], "little") + 511) // 512 * 512
+    while 0 < off <= len(extent) - 32:
+        if extent[off:off + 8] == RECORD_MAGIC and \
+                int.from_bytes(extent[off + 24:off + 32], "little") == version:
+            version = int.from_bytes(extent[off + 16:off + 24], "little")
+            length = int.from_bytes(extent[off + 8:off + 12], "little")
+            off += max(512, (length + 511) // 512 * 512)
+        else:
+            off += 512
+    return version
+
+
 def copy_versions(f):
-    """The `version` field of each copy as the image holds it now."""
+    """The version each copy holds as the image holds it now."""
     out = []
     for sec in COPY_SECTORS:
-        f.seek(sec * 512 + VERSION_AT)
-        out.append(int.from_bytes(f.read(8), "little"))
+        f.seek(sec * 512)
+        out.append(copy_version(f.read(COPY_BYTES)))
     return out
 
 

@@ -313,18 +313,21 @@ pub fn encode_record(
         }
         w.zeros(padded - len)?;
     }
-    set_record_base(out, head.base_crc)?;
+    set_record_base(out, head.base_crc, head.prev)?;
     Ok(padded)
 }
 
 /// Sets the base a record follows (the base's header checksum differs from copy to
-/// copy) and recomputes the record's checksum.
-pub fn set_record_base(rec: &mut [u8], base_crc: u32) -> Result<(), EncodeError> {
+/// copy) and the version it applies to, and recomputes the record's checksum.
+pub fn set_record_base(rec: &mut [u8], base_crc: u32, prev: u64) -> Result<(), EncodeError> {
     let len = {
         let mut r = Reader::new(rec);
         r.skip(8)?;
         r.u32()? as usize
     };
+    rec.get_mut(24..32)
+        .ok_or(EncodeError::ShortBuffer)?
+        .copy_from_slice(&prev.to_le_bytes());
     rec.get_mut(32..36)
         .ok_or(EncodeError::ShortBuffer)?
         .copy_from_slice(&base_crc.to_le_bytes());
@@ -449,6 +452,11 @@ pub struct LogEnd {
     pub base_crc: u32,
     /// Records the log holds.
     pub records: usize,
+    /// The version the copy holds.
+    pub version: u64,
+    /// [`Decoded::body_crc`] of the state it holds: a record may only be appended to a
+    /// copy that holds the very state the record's changes apply to.
+    pub state_crc: u32,
 }
 
 /// What a commit writes to one copy.
@@ -464,7 +472,9 @@ pub enum CopyWrite {
 }
 
 /// How a commit updates a copy whose log ends at `end` (`None`: not known to hold the
-/// previous version, e.g. after a failed write) with a record of `record` padded
+/// state the record applies to — the caller passes `None` unless the copy's
+/// [`LogEnd::state_crc`] is that state's — e.g. after a failed write) with a record of
+/// `record` padded
 /// bytes (`None`: the commit cannot be a record — too many changes, or a change
 /// besides the map and the scan checkpoint).
 pub fn plan_write(end: Option<LogEnd>, record: Option<usize>) -> CopyWrite {
@@ -482,23 +492,29 @@ pub fn plan_write(end: Option<LogEnd>, record: Option<usize>) -> CopyWrite {
 }
 
 /// The log end after a write planned by [`plan_write`] succeeded: `record` is the
-/// record's padded length; `base` the new base's header checksum and log start.
+/// record's padded length; `base` the new base's header checksum and log start;
+/// `version` and `state_crc` the state written.
 pub fn after_write(
     end: Option<LogEnd>,
     w: CopyWrite,
     record: usize,
     base: (u32, usize),
+    (version, state_crc): (u64, u32),
 ) -> Option<LogEnd> {
     match w {
         CopyWrite::Append { offset } => end.map(|e| LogEnd {
             tail: offset.saturating_add(record),
             base_crc: e.base_crc,
             records: e.records.saturating_add(1),
+            version,
+            state_crc,
         }),
         CopyWrite::Base => Some(LogEnd {
             tail: base.1,
             base_crc: base.0,
             records: 0,
+            version,
+            state_crc,
         }),
     }
 }

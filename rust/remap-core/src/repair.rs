@@ -115,6 +115,8 @@ fn effective(read: &CopyRead<'_>, d: &Decoded<'_>) -> (u64, u32, LogEnd) {
                 tail: 0,
                 base_crc: d.header_crc,
                 records: 0,
+                version: d.version,
+                state_crc: d.body_crc,
             },
         );
     };
@@ -127,6 +129,8 @@ fn effective(read: &CopyRead<'_>, d: &Decoded<'_>) -> (u64, u32, LogEnd) {
         tail: recs.tail(),
         base_crc: d.header_crc,
         records: recs.record_count(),
+        version: recs.version(),
+        state_crc: crc,
     };
     (recs.version(), crc, end)
 }

@@ -60,6 +60,7 @@ struct Writer {
     version: u64,
     logs: [Option<LogEnd>; COPY_COUNT],
     prev: Vec<Entry>,
+    prev_crc: u32,
     bases: usize,
     appends: usize,
 }
@@ -71,6 +72,7 @@ impl Writer {
             version: 0,
             logs: [None; COPY_COUNT],
             prev: Vec::new(),
+            prev_crc: 0,
             bases: 0,
             appends: 0,
         }
@@ -97,11 +99,15 @@ impl Writer {
         let mut writes = Vec::new();
         for step in COMMIT_PLAN {
             let k = step.copy;
-            let w = log::plan_write(self.logs[k], rec_len);
+            let w = log::plan_write(
+                self.logs[k].filter(|e| e.state_crc == self.prev_crc),
+                rec_len,
+            );
             let base_crc = match w {
                 CopyWrite::Append { offset } => {
                     let n = rec_len.unwrap();
-                    log::set_record_base(&mut rec, self.logs[k].unwrap().base_crc).unwrap();
+                    log::set_record_base(&mut rec, self.logs[k].unwrap().base_crc, self.version)
+                        .unwrap();
                     writes.push((k, offset, rec[..n].to_vec()));
                     self.appends += 1;
                     0
@@ -113,10 +119,16 @@ impl Writer {
                     u32::from_le_bytes(base[124..128].try_into().unwrap())
                 }
             };
-            self.logs[k] =
-                log::after_write(self.logs[k], w, rec_len.unwrap_or(0), (base_crc, padded));
+            self.logs[k] = log::after_write(
+                self.logs[k],
+                w,
+                rec_len.unwrap_or(0),
+                (base_crc, padded),
+                (version, body_crc),
+            );
         }
         self.version = version;
+        self.prev_crc = body_crc;
         self.prev = entries
             .iter()
             .copied()

@@ -15,6 +15,7 @@ use clap::Subcommand;
 use device::Spare;
 use remap_core::judge::{self, Verdict};
 use remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
+use remap_core::log;
 use remap_core::meta::{self, CONFIG_FLAG_FAILED};
 use remap_core::repair::{self, CopyRead, CopyStatus, Selection};
 use std::path::PathBuf;
@@ -149,6 +150,57 @@ impl Copies {
         Copies { bytes, ok }
     }
 
+    /// The selected state as one base when the chosen copy's log holds records: its
+    /// base with the records applied, encoded (what the kernel loads); `None` when the
+    /// base is the state.
+    fn replayed(&self, sel: &Selection<'_>) -> Result<Option<Vec<u8>>, MetaError> {
+        let Selection::Load {
+            state,
+            chosen,
+            version,
+            state_crc,
+            ..
+        } = sel
+        else {
+            return Ok(None);
+        };
+        if *version == state.version {
+            return Ok(None);
+        }
+        let extent = &self.bytes[*chosen];
+        let mut items: Vec<remap_core::remap_table::Entry> = state.entries().collect();
+        let mut scan = state.scan;
+        for r in log::records(extent, state) {
+            items = log::apply(items.into_iter(), r.changes()).collect();
+            scan = r.scan;
+        }
+        let spares: Vec<meta::SpareInfo> = (0..state.spare_count())
+            .filter_map(|i| state.spare(i))
+            .collect();
+        let st = meta::State {
+            uuid: state.uuid,
+            version: *version,
+            fingerprint: state.fingerprint,
+            config: state.config,
+            spares: &spares,
+            entries: &items,
+            scan,
+        };
+        let mut buf = vec![0u8; COPY_MAX_BYTES];
+        let n = meta::encode(&st, 0, &mut buf).map_err(|e| {
+            MetaError::Input(format!(
+                "the metadata log replays to a state that cannot be encoded: {e:?}"
+            ))
+        })?;
+        buf.truncate(n);
+        match meta::decode(&buf, 0) {
+            Ok(d) if d.body_crc == *state_crc => Ok(Some(buf)),
+            _ => Err(MetaError::Refused(
+                "the metadata log does not replay to the state it records",
+            )),
+        }
+    }
+
     fn reads(&self) -> [CopyRead<'_>; COPY_COUNT] {
         std::array::from_fn(|i| {
             if self.ok[i] {
@@ -207,8 +259,14 @@ fn judge_state(
 fn dump(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
     let spare = Spare::open(path, false)?;
     let copies = Copies::read(&spare);
-    match repair::select(&copies.reads(), parse_uuid_opt(uuid)?) {
+    let sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
+    let replayed = copies.replayed(&sel)?;
+    match sel {
         Selection::Load { state, chosen, .. } => {
+            let state = match replayed.as_deref().map(|b| meta::decode(b, 0)) {
+                Some(Ok(d)) => d,
+                _ => state,
+            };
             // The dump shows the state either way (it is what a repair would start
             // from); a refused one is said so on stderr.
             if let Err(v) = judge_state(&state, &spare)? {
@@ -238,6 +296,7 @@ fn check(path: &std::path::Path, uuid: Option<&str>, as_json: bool) -> Result<u8
     let spare = Spare::open(path, false)?;
     let copies = Copies::read(&spare);
     let sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
+    let replayed = copies.replayed(&sel)?;
     let mut report = json::CheckReport {
         result: String::new(),
         version: None,
@@ -247,7 +306,16 @@ fn check(path: &std::path::Path, uuid: Option<&str>, as_json: bool) -> Result<u8
         copies: Vec::new(),
     };
     let code = match &sel {
-        Selection::Load { state, status, .. } => {
+        Selection::Load {
+            state,
+            status,
+            logs,
+            ..
+        } => {
+            let state = &match replayed.as_deref().map(|b| meta::decode(b, 0)) {
+                Some(Ok(d)) => d,
+                _ => *state,
+            };
             report.version = Some(state.version);
             report.uuid = Some(json::uuid_string(&state.uuid));
             report.failed = state.config.flags & CONFIG_FLAG_FAILED != 0;
@@ -257,7 +325,10 @@ fn check(path: &std::path::Path, uuid: Option<&str>, as_json: bool) -> Result<u8
                     index: i,
                     sector: COPY_SECTORS[i],
                     ok: *s == CopyStatus::Current,
-                    status: status_text(s, state.version),
+                    status: match logs[i].map_or(0, |l| l.records) {
+                        0 => status_text(s, state.version),
+                        n => format!("{} ({n} log records)", status_text(s, state.version)),
+                    },
                 });
             }
             if let Some(v) = verdict {
@@ -315,8 +386,13 @@ fn repair(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
     let spare = Spare::open(path, true)?;
     let copies = Copies::read(&spare);
     let sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
+    let replayed = copies.replayed(&sel)?;
     let (state, rewrite) = match sel {
         Selection::Load { state, rewrite, .. } => {
+            let state = match replayed.as_deref().map(|b| meta::decode(b, 0)) {
+                Some(Ok(d)) => d,
+                _ => state,
+            };
             if let Err(v) = judge_state(&state, &spare)? {
                 return Err(MetaError::Refused(v.as_str()));
             }

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 /// An open spare device or image.
 /// `BLKSSZGET` from linux/fs.h: the logical block size of a block device.
 const BLKSSZGET: libc::c_ulong = 0x1268;
+/// `BLKFLSBUF` from linux/fs.h: write back and drop a block device's page cache.
+const BLKFLSBUF: libc::c_ulong = 0x1261;
 
 pub struct Spare {
     file: File,
@@ -55,7 +57,12 @@ impl Spare {
         };
         if block {
             // The kernel writes metadata below the block device's page cache: drop what
-            // the cache holds so that reads see the disk. Failure only means a cold cache.
+            // the cache holds so that reads see the disk. BLKFLSBUF (what `blockdev
+            // --flushbufs` does; root only) drains every CPU's page batches first, which
+            // POSIX_FADV_DONTNEED alone does not, and can leave stale pages of a spare a
+            // live table is writing. Failure only means a cold cache is not guaranteed.
+            // SAFETY: `file` is an open descriptor; BLKFLSBUF takes no argument.
+            let _ = unsafe { libc::ioctl(file.as_raw_fd(), BLKFLSBUF, 0) };
             // SAFETY: `file` is an open descriptor; the call takes no pointers.
             let _ =
                 unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
