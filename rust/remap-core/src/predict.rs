@@ -275,10 +275,11 @@ pub struct Alert {
 
 /// Hours the threshold model's window covers.
 const WINDOW_HOURS: usize = 24;
-/// Hours of the window that must hold errors before an unusable error rate is an
-/// emergency: half the day, so that a glitch of hours (a cable, a controller reset)
-/// does not count, however often the device samples.
-const EMERGENCY_ERR_HOURS: u32 = 12;
+/// Hours of the window whose own error rate must be at least half the unusable rate
+/// before an unusable rate over the window is an emergency: half the day, so that a
+/// glitch or a burst of hours (a cable, a controller reset), even with scattered errors
+/// in other hours, does not count, however often the device samples.
+const EMERGENCY_HOT_HOURS: u32 = 12;
 
 /// One clock hour of the threshold model's window.
 #[derive(Debug, Clone, Copy, Default)]
@@ -302,8 +303,8 @@ struct Window {
 struct WindowSums {
     ios: u64,
     errors: u64,
-    /// Hours of the window with errors.
-    err_hours: u32,
+    /// Hours of the window with I/O whose error rate is at least half `unusable_ppb`.
+    hot_hours: u32,
 }
 
 impl Window {
@@ -332,15 +333,26 @@ impl Window {
         }
     }
 
-    /// The sums over the hours `now_h - 23 ..= now_h`.
-    fn sums(&self, now_h: u64) -> WindowSums {
+    /// The sums over the hours `now_h - 23 ..= now_h`. An hour is hot when its errors
+    /// are at least half `unusable_ppb` of its I/Os, or of the window's mean I/Os per
+    /// observed hour when that is more: the open hour, or an idle one, is not hot
+    /// through a single error.
+    fn sums(&self, now_h: u64, unusable_ppb: u64) -> WindowSums {
         let mut w = WindowSums::default();
-        for slot in &self.slots {
-            if slot.hour <= now_h && now_h - slot.hour < WINDOW_HOURS as u64 {
-                w.ios = w.ios.saturating_add(slot.ios);
-                w.errors = w.errors.saturating_add(slot.errors);
-                w.err_hours += u32::from(slot.errors > 0);
-            }
+        let mut hours = 0u64;
+        let live = |slot: &&HourSlot| slot.hour <= now_h && now_h - slot.hour < WINDOW_HOURS as u64;
+        for slot in self.slots.iter().filter(live) {
+            w.ios = w.ios.saturating_add(slot.ios);
+            w.errors = w.errors.saturating_add(slot.errors);
+            hours += 1;
+        }
+        let mean = w.ios.checked_div(hours).unwrap_or(0);
+        for slot in self.slots.iter().filter(live) {
+            // errors / ios >= unusable / 2 / 10^9, without division.
+            let hot = slot.errors > 0
+                && u128::from(slot.errors) * 2_000_000_000
+                    >= u128::from(slot.ios.max(mean)) * u128::from(unusable_ppb);
+            w.hot_hours += u32::from(hot);
         }
         w
     }
@@ -597,7 +609,8 @@ impl Engine {
     }
 
     /// Absolute levels, as SMART thresholds: spare left, the last 24 h error rate
-    /// (spread over enough intervals to rule out one glitch), pending blocks.
+    /// (sustained: half of the hours near the unusable rate themselves, which rules out
+    /// a glitch or a burst of hours), pending blocks.
     fn threshold_model(&self, s: &Sample) -> Verdict {
         let mut v = Verdict::info(Model::Threshold, Reason::Healthy);
         let mut set = |level: Level, reason: Reason, detail: i64, ttf: u64| {
@@ -627,7 +640,7 @@ impl Engine {
                 set(Level::Notice, Reason::SpareUsed, i64::from(pm), NO_TTF);
             }
         }
-        let w = self.win.sums(s.t_s / 3600);
+        let w = self.win.sums(s.t_s / 3600, self.cfg.unusable_ppb);
         if w.errors > 0 && w.ios > 0 {
             let rate = fixed::mul_div(
                 w.errors.min(1 << 40) as i64,
@@ -635,7 +648,7 @@ impl Engine {
                 w.ios.min(i64::MAX as u64) as i64,
             )
             .unwrap_or(0);
-            if rate as u64 >= self.cfg.unusable_ppb && w.err_hours >= EMERGENCY_ERR_HOURS {
+            if rate as u64 >= self.cfg.unusable_ppb && w.hot_hours >= EMERGENCY_HOT_HOURS {
                 set(Level::Emergency, Reason::ErrorRateUnusable, rate, 0);
             } else {
                 set(Level::Notice, Reason::ErrorsSeen, w.errors as i64, NO_TTF);

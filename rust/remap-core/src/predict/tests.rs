@@ -590,6 +590,47 @@ fn minute_and_hour_sampling_agree() {
 }
 
 #[test]
+fn a_burst_of_hours_with_scattered_errors_is_not_an_emergency() {
+    // Day 5: 10 hours at 2% of I/O, and one error in each of 6 other hours: 16 hours
+    // with errors and 0.8% of the day's I/O, but only 10 hours near the unusable rate.
+    let burst = |d: u64, h: u64| Sample {
+        read_errors: match (d, h) {
+            (5, 2..=11) => 2000,
+            (5, 14..=19) => 1,
+            _ => 0,
+        },
+        ..base(d, h)
+    };
+    for every in [60, 300, H] {
+        let mut e = Engine::default();
+        for s in sampled(every, 8, burst) {
+            e.push(&s);
+            assert!(
+                e.current().level < Level::Warning,
+                "every {every} s: {:?}",
+                e.current()
+            );
+        }
+    }
+    // The same hours at the unusable rate for 13 hours of the day: an emergency.
+    let sustained = |d: u64, h: u64| Sample {
+        read_errors: if d == 5 && h < 13 { 2000 } else { 0 },
+        ..base(d, h)
+    };
+    for every in [60, 300, H] {
+        let mut e = Engine::default();
+        let top = sampled(every, 8, sustained)
+            .iter()
+            .map(|s| {
+                e.push(s);
+                e.current().level
+            })
+            .max();
+        assert_eq!(top, Some(Level::Emergency), "every {every} s");
+    }
+}
+
+#[test]
 fn a_device_that_always_had_errors_is_not_a_step() {
     // The plateau's errors from the first day on: the device's own past has them too.
     let always = |d: u64, h: u64| plateau(d + 21, h);
