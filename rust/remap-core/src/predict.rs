@@ -2,23 +2,24 @@
 //! ensemble, and alert levels with hysteresis.
 //!
 //! [`Engine::push`] takes one [`Sample`] per interval. Every sample updates the
-//! statistics and a window of the last 24 clock hours and runs the threshold model
-//! (absolute levels: spare left, error rate, pending blocks). When a sample opens a new
-//! day the day-level models run over the closed days and the ring (see `models`): the
+//! statistics, a window of the last 24 clock hours and the hourly sums of the last 15
+//! days, and runs the threshold model (absolute levels: spare left, error rate, pending
+//! blocks). When a sample opens a new day the day-level models run over the closed days
+//! and those hourly sums (see `models`): the
 //! error-rate trend (linear and exponential fits, weighted by how well each predicted
 //! the last days: a backtest on the history) and the baseline model (the device against
 //! its own past: a sustained step, or growth week over week), spare exhaustion, the
 //! daily periodic pattern and load-normalised latency. Rules about duration and spread
-//! count clock time, not samples, so any sampling interval gives the same verdicts. Each model returns a [`Verdict`]; the ensemble
+//! count clock time, not samples, so any sampling interval gives the same verdicts.
+//! Each model returns a [`Verdict`]; the ensemble
 //! takes the most severe one whose confidence supports its level, and hysteresis turns
 //! that into the reported [`Alert`].
 //!
 //! Work per sample is bounded, whatever the interval: the sample that closes a day
 //! takes the day's medians (at most 32 samples, sorted; a longer day's are found over
 //! the next samples, see [`Health::median_step`]) and caches the day's logarithms; the
-//! day-level models then run over the following samples, one [`Phase`] (or one step of
-//! at most 192 ring samples) per sample, and their verdicts are published together when
-//! the last one is done. No allocation, no floats, deterministic: the same samples give
+//! day-level models then run over the following samples, one [`Phase`] per sample, and
+//! their verdicts are published together when the last one is done. No allocation, no floats, deterministic: the same samples give
 //! the same alerts on every machine.
 
 mod fit;
@@ -381,8 +382,8 @@ pub enum Phase {
     /// The error-rate trend (linear and exponential fits, backtests), then spare
     /// exhaustion (which uses the trend's doubling time).
     Trend,
-    /// The daily periodic pattern: a step of a pass over the ring (at most 192
-    /// samples), or its fit.
+    /// The daily periodic pattern: the last 14 days' hourly sums folded by hour of
+    /// day, the peak window and its fit.
     Periodic,
     /// Load-normalised latency; then the new verdicts are published together.
     Latency,
@@ -400,7 +401,6 @@ struct DayWork {
     t: u64,
     trend: models::Trend,
     spare: Verdict,
-    scan: Option<models::PeriodicScan>,
     periodic: Verdict,
 }
 
@@ -411,6 +411,8 @@ pub struct Engine {
     health: Health,
     seq: u64,
     win: Window,
+    /// Errors and I/Os per clock hour of the last days, for the periodic model.
+    hours: models::HourDays,
     /// Day-level verdicts: trend, spare, periodic, latency; and when they were made.
     day_verdicts: [Verdict; 4],
     day_t: u64,
@@ -438,6 +440,7 @@ impl Engine {
             health: Health::new(),
             seq: 0,
             win: Window::new(),
+            hours: models::HourDays::new(),
             day_verdicts: [info; 4],
             day_t: 0,
             work: DayWork {
@@ -446,7 +449,6 @@ impl Engine {
                 t: 0,
                 trend: models::Trend::NONE,
                 spare: info,
-                scan: None,
                 periodic: info,
             },
             cache: models::DayCache::new(),
@@ -512,6 +514,7 @@ impl Engine {
             self.day_step();
         }
         self.win.add(s);
+        self.hours.add(s);
         self.seq += 1;
         self.threshold = self.threshold_model(s);
         self.decide(s.t_s)
@@ -562,35 +565,21 @@ impl Engine {
         let cfg = &self.cfg;
         let h = &self.health;
         let w = &mut self.work;
-        // Sequence number of the newest sample in the ring.
-        let newest = self.seq;
         match w.next {
             Phase::Idle | Phase::Medians => {}
             Phase::Trend => {
                 w.trend = models::trend(&h.daily, &self.cache, cfg);
                 w.spare = models::spare(&h.daily, &w.trend, cfg);
-                match models::PeriodicScan::start(&h.daily, newest) {
-                    Ok(scan) => {
-                        w.scan = Some(scan);
-                        w.next = Phase::Periodic;
-                    }
-                    Err(v) => {
-                        w.scan = None;
-                        w.periodic = v;
-                        w.next = Phase::Latency;
-                    }
+                if models::periodic_observed(&h.daily) {
+                    w.next = Phase::Periodic;
+                } else {
+                    w.periodic = Verdict::info(Model::Periodic, Reason::Healthy);
+                    w.next = Phase::Latency;
                 }
             }
             Phase::Periodic => {
-                let step = match &mut w.scan {
-                    Some(scan) => scan.step(&h.ring, newest, cfg),
-                    None => models::Step::Done(Verdict::info(Model::Periodic, Reason::Healthy)),
-                };
-                if let models::Step::Done(v) = step {
-                    w.periodic = v;
-                    w.scan = None;
-                    w.next = Phase::Latency;
-                }
+                w.periodic = models::periodic(&self.hours, &h.daily, cfg);
+                w.next = Phase::Latency;
             }
             Phase::Latency => {
                 let latency = models::latency(&h.daily, &self.cache, cfg);

@@ -1,11 +1,11 @@
 //! The day-level models: error-rate trend (linear and exponential, chosen by
 //! backtest; or the baseline model's step and weekly growth), spare exhaustion, periodic pattern, and latency degradation. They run
-//! after a day closes, one per sample (the periodic model in bounded steps), over the
-//! daily history, the per-day figures cached when each day closed ([`DayCache`]) or the
-//! sample ring, and each returns a [`Verdict`].
+//! after a day closes, one per sample, over the daily history, the per-day figures
+//! cached when each day closed ([`DayCache`]) or the hourly sums of the last days
+//! ([`HourDays`]), and each returns a [`Verdict`].
 
 use super::super::fixed;
-use super::super::stats::{Daily, Day, Ring, DAY_S, RING_LEN};
+use super::super::stats::{Daily, Day, Sample, DAY_S};
 use super::fit::{least_squares, Fit, Series};
 use super::{level_for, Config, Model, Reason, Verdict, NO_TTF};
 
@@ -20,8 +20,11 @@ const HOLDOUT: usize = 3;
 const SPARE_DAYS: usize = 7;
 /// Days the periodic model folds.
 const PERIODIC_DAYS: u64 = 14;
-/// Width of the periodic model's peak window, hours.
-const PEAK_HOURS: usize = 4;
+/// Widest peak window of the periodic model, hours: a third of the day (errors spread
+/// evenly put a third of them there).
+const PEAK_HOURS_MAX: usize = 8;
+/// Share of the folded errors (permille) the peak window must hold.
+const PEAK_SHARE: u32 = 600;
 /// Days the latency model looks back over.
 const LATENCY_DAYS: usize = 21;
 /// Steady days the latency model needs.
@@ -578,167 +581,164 @@ pub(super) fn spare(daily: &Daily, trend: &Trend, cfg: &Config) -> Verdict {
     }
 }
 
-/// Ring samples the periodic model visits per step.
-pub(super) const PERIODIC_CHUNK: usize = 192;
+/// Days of hourly sums kept for the periodic model: the folded days and the open one.
+const HOUR_DAYS: usize = PERIODIC_DAYS as usize + 1;
 
-/// Periodic pattern at the daily period: errors of the last [`PERIODIC_DAYS`] days are
-/// folded by hour of day; when a [`PEAK_HOURS`]-hour window holds most of them and
-/// recurs on most recent days, the peak window's error rate is fitted log-linearly day
-/// by day (intensifying errors at the same hours: heat, a nightly job hitting a
-/// failing region).
-///
-/// It runs in steps, one per sample: the fold by hour and then the peak window's
-/// per-day sums are passes over the ring of at most [`PERIODIC_CHUNK`] samples a step,
-/// the fit a step of its own. The ring's samples are addressed by sequence number, so
-/// the passes resume where they stopped while new samples arrive (those belong to a
-/// later day and are not visited).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct PeriodicScan {
-    /// First and last day folded.
-    from: u64,
-    to: u64,
-    /// Sequence number of the next sample to visit (counting down).
-    next: u64,
-    /// 0: fold by hour; 1: per-day sums of the peak window; 2: fit.
-    pass: u8,
-    bins: [u64; 24],
-    total: u64,
-    /// First hour and share (permille) of the peak window.
+/// Errors and I/Os per clock hour of the newest [`HOUR_DAYS`] days (the open day
+/// included), whatever the sampling interval: what the periodic model folds. A sample
+/// counts in the hour and day its time falls in; errors saturate at 2¹⁶−1 and I/Os at
+/// 2³²−1 per hour.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HourDays {
+    /// Day number (`t_s / DAY_S`) of each slot; `u32::MAX`: none.
+    day: [u32; HOUR_DAYS],
+    errors: [[u16; 24]; HOUR_DAYS],
+    ios: [[u32; 24]; HOUR_DAYS],
+}
+
+impl HourDays {
+    pub(super) const fn new() -> Self {
+        HourDays {
+            day: [u32::MAX; HOUR_DAYS],
+            errors: [[0; 24]; HOUR_DAYS],
+            ios: [[0; 24]; HOUR_DAYS],
+        }
+    }
+
+    /// Adds a sample to its hour.
+    pub(super) fn add(&mut self, s: &Sample) {
+        let day = (s.t_s / DAY_S).min(u64::from(u32::MAX - 1)) as u32;
+        let slot = day as usize % HOUR_DAYS;
+        let hour = ((s.t_s % DAY_S) / 3600) as usize;
+        if let (Some(d), Some(e), Some(n)) = (
+            self.day.get_mut(slot),
+            self.errors.get_mut(slot),
+            self.ios.get_mut(slot),
+        ) {
+            if *d != day {
+                *d = day;
+                *e = [0; 24];
+                *n = [0; 24];
+            }
+            if let (Some(e), Some(n)) = (e.get_mut(hour), n.get_mut(hour)) {
+                let err = s.errors().min(u64::from(u16::MAX)) as u16;
+                let ios = s.ios().min(u64::from(u32::MAX)) as u32;
+                *e = e.saturating_add(err);
+                *n = n.saturating_add(ios);
+            }
+        }
+    }
+
+    /// The hourly errors and I/Os of day `day`, when held.
+    fn get(&self, day: u64) -> Option<(&[u16; 24], &[u32; 24])> {
+        let slot = (day % HOUR_DAYS as u64) as usize;
+        match (
+            self.day.get(slot),
+            self.errors.get(slot),
+            self.ios.get(slot),
+        ) {
+            (Some(&d), Some(e), Some(n)) if u64::from(d) == day => Some((e, n)),
+            _ => None,
+        }
+    }
+}
+
+/// Periodic pattern at the daily period: errors of the last [`PERIODIC_DAYS`] closed
+/// days are folded by clock hour ([`HourDays`]: time-based, so a device sampled every
+/// minute folds the same 14 days as one sampled every hour); when a window of 1 to
+/// [`PEAK_HOURS_MAX`] hours (the narrowest that does) holds [`PEAK_SHARE`] of them and
+/// they recur on most recent days, the peak window's error rate is fitted log-linearly
+/// day by day (intensifying errors at the same hours: heat, a nightly job hitting a
+/// failing region); the forecast is the time for it to reach the unusable rate. Silent
+/// when the newest day was observed in fewer than 12
+/// clock hours or the folded days hold fewer than 12 errors. Bounded work: 14 × 24
+/// hours folded, 8 widths × 24 windows, a fit of 14 points.
+pub(super) fn periodic(hours: &HourDays, daily: &Daily, cfg: &Config) -> Verdict {
+    let none = Verdict::info(Model::Periodic, Reason::Healthy);
+    let Some(last) = daily.get(0) else {
+        return none;
+    };
+    if !periodic_observed(daily) {
+        return none;
+    }
+    let to = u64::from(last.day);
+    let from = to.saturating_sub(PERIODIC_DAYS - 1);
+    let mut bins = [0u64; 24];
+    let mut total = 0u64;
+    for day in from..=to {
+        let Some((e, _)) = hours.get(day) else {
+            continue;
+        };
+        for (b, &x) in bins.iter_mut().zip(e.iter()) {
+            *b = b.saturating_add(u64::from(x));
+            total = total.saturating_add(u64::from(x));
+        }
+    }
+    if total < 12 {
+        return none;
+    }
+    // The narrowest window holding the share.
+    let mut found = None;
+    for width in 1..=PEAK_HOURS_MAX {
+        let mut peak = (0usize, 0u64);
+        for h0 in 0..24 {
+            let sum = (0..width)
+                .filter_map(|k| bins.get((h0 + k) % 24))
+                .fold(0u64, |a, &b| a.saturating_add(b));
+            if sum > peak.1 {
+                peak = (h0, sum);
+            }
+        }
+        let share = fixed::ratio_permille(u128::from(peak.1), u128::from(total));
+        if share >= PEAK_SHARE {
+            found = Some((peak.0, width, share));
+            break;
+        }
+    }
+    let Some((h0, width, share)) = found else {
+        return none;
+    };
+    // The peak window's errors and I/Os of each folded day.
+    let mut w = PeriodicWindow {
+        h0,
+        share,
+        errs: [0; PERIODIC_DAYS as usize],
+        ios: [0; PERIODIC_DAYS as usize],
+    };
+    for (i, day) in (from..=to).enumerate() {
+        let Some((e, n)) = hours.get(day) else {
+            continue;
+        };
+        for k in 0..width {
+            let h = (h0 + k) % 24;
+            if let (Some(de), Some(dn), Some(&x), Some(&y)) =
+                (w.errs.get_mut(i), w.ios.get_mut(i), e.get(h), n.get(h))
+            {
+                *de = de.saturating_add(u64::from(x));
+                *dn = dn.saturating_add(u64::from(y));
+            }
+        }
+    }
+    w.fit(cfg)
+}
+
+/// Whether the newest closed day was observed in enough clock hours (12) for the
+/// periodic model to speak.
+pub(super) fn periodic_observed(daily: &Daily) -> bool {
+    daily.get(0).is_some_and(|d| d.hours >= 12)
+}
+
+/// The periodic model's peak window over the folded days.
+struct PeriodicWindow {
+    /// First hour and share (permille) of the window.
     h0: usize,
     share: u32,
+    /// Errors and I/Os in the window, per folded day (oldest first).
     errs: [u64; PERIODIC_DAYS as usize],
     ios: [u64; PERIODIC_DAYS as usize],
 }
 
-/// A step's outcome.
-pub(super) enum Step {
-    /// More steps to go.
-    More,
-    /// The verdict.
-    Done(Verdict),
-}
-
-impl PeriodicScan {
-    /// Starts the model after a day closed; `newest` is the sequence number of the
-    /// newest sample in the ring. [`Step::Done`] at once when it cannot speak: a short
-    /// last day, or too few errors in the folded days (from the daily totals, which
-    /// bound what the ring holds of them).
-    pub(super) fn start(daily: &Daily, newest: u64) -> Result<PeriodicScan, Verdict> {
-        let none = Verdict::info(Model::Periodic, Reason::Healthy);
-        let Some(last) = daily.get(0) else {
-            return Err(none);
-        };
-        if last.hours < 12 {
-            return Err(none);
-        }
-        let cd = u64::from(last.day);
-        let from = cd.saturating_sub(PERIODIC_DAYS - 1);
-        let mut errors = 0u64;
-        for age in 0..daily.len() {
-            match daily.get(age) {
-                Some(d) if u64::from(d.day) >= from => errors = errors.saturating_add(d.errors),
-                _ => break,
-            }
-        }
-        if errors < 12 {
-            return Err(none);
-        }
-        Ok(PeriodicScan {
-            from,
-            to: cd,
-            next: newest,
-            pass: 0,
-            bins: [0; 24],
-            total: 0,
-            h0: 0,
-            share: 0,
-            errs: [0; PERIODIC_DAYS as usize],
-            ios: [0; PERIODIC_DAYS as usize],
-        })
-    }
-
-    /// Visits up to [`PERIODIC_CHUNK`] samples of the current pass, oldest bound the
-    /// first folded day; true when the pass is over.
-    fn visit(&mut self, ring: &Ring, newest: u64) -> bool {
-        let Some(age) = newest.checked_sub(self.next) else {
-            return true;
-        };
-        let (from, to, h0) = (self.from, self.to, self.h0);
-        let hour = |t: u64| ((t % DAY_S) / 3600) as usize;
-        let mut seen = 0usize;
-        for s in ring
-            .recent(RING_LEN)
-            .skip(age as usize)
-            .take(PERIODIC_CHUNK)
-        {
-            let day = s.t_s / DAY_S;
-            if day < from {
-                return true;
-            }
-            seen += 1;
-            if day > to {
-                continue;
-            }
-            if self.pass == 0 {
-                if let Some(b) = self.bins.get_mut(hour(s.t_s)) {
-                    *b = b.saturating_add(s.errors());
-                }
-                self.total = self.total.saturating_add(s.errors());
-            } else if (hour(s.t_s) + 24 - h0) % 24 < PEAK_HOURS {
-                let i = (day - from) as usize;
-                if let (Some(e), Some(n)) = (self.errs.get_mut(i), self.ios.get_mut(i)) {
-                    *e = e.saturating_add(s.errors());
-                    *n = n.saturating_add(s.ios());
-                }
-            }
-        }
-        if seen as u64 > self.next {
-            // The oldest sample ever pushed was visited.
-            return true;
-        }
-        self.next -= seen as u64;
-        seen < PERIODIC_CHUNK
-    }
-
-    /// One step; `newest` is the sequence number of the newest sample in the ring.
-    pub(super) fn step(&mut self, ring: &Ring, newest: u64, cfg: &Config) -> Step {
-        let none = Step::Done(Verdict::info(Model::Periodic, Reason::Healthy));
-        match self.pass {
-            0 => {
-                if !self.visit(ring, newest) {
-                    return Step::More;
-                }
-                if self.total < 12 {
-                    return none;
-                }
-                let mut peak = (0usize, 0u64);
-                for h0 in 0..24 {
-                    let sum = (0..PEAK_HOURS)
-                        .filter_map(|k| self.bins.get((h0 + k) % 24))
-                        .fold(0u64, |a, &b| a.saturating_add(b));
-                    if sum > peak.1 {
-                        peak = (h0, sum);
-                    }
-                }
-                self.share = fixed::ratio_permille(u128::from(peak.1), u128::from(self.total));
-                if self.share < 600 {
-                    return none;
-                }
-                self.h0 = peak.0;
-                self.pass = 1;
-                self.next = newest;
-                Step::More
-            }
-            1 => {
-                if self.visit(ring, newest) {
-                    self.pass = 2;
-                }
-                Step::More
-            }
-            _ => Step::Done(self.fit(cfg)),
-        }
-    }
-
+impl PeriodicWindow {
     /// The peak window's daily error rate, fitted log-linearly.
     fn fit(&self, cfg: &Config) -> Verdict {
         let none = Verdict::info(Model::Periodic, Reason::Healthy);
