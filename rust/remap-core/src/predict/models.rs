@@ -29,6 +29,9 @@ const PEAK_SHARE: u32 = 600;
 const LATENCY_DAYS: usize = 21;
 /// Steady days the latency model needs.
 const LATENCY_MIN_DAYS: usize = 7;
+/// Days at another load the latency model skips in a row (a weekend); more end the
+/// days it fits (a load shift).
+const LATENCY_GAP_DAYS: usize = 2;
 /// ln 2 in Q16.
 const LN2_Q16: i64 = 45_426;
 
@@ -779,10 +782,14 @@ impl PeriodicWindow {
 }
 
 /// Latency degradation normalised by load: y = log2(median p99) - log2(median I/O per
-/// interval) / 2 per day, over the newest run of days whose load stays within ±1/3 of
-/// the newest day's (a load step ends the run, so the latency step that follows a load
-/// change is not a trend). A sustained rise of y (≥ 0.03 log2/day, ≥ ×1.32 over the run)
-/// forecasts the time to 8× the run's starting latency.
+/// interval) / 2 per day, over the days of the last [`LATENCY_DAYS`] whose load is
+/// within 8/7 of the newest day's either way, back to the newest stretch of more than
+/// [`LATENCY_GAP_DAYS`] days at another load (a load shift, up or down: latency may
+/// settle at another level with it); shorter stretches (a weekend, a backup day) are
+/// skipped. So the fit compares days of the same load, and whatever power of the load latency follows (0 to 1), the
+/// normalisation errs by at most 0.1 log2. A sustained rise of y (≥ 0.03 log2/day,
+/// ≥ ×1.32 over the days fitted, at least [`LATENCY_MIN_DAYS`] of them spanning as many
+/// days) forecasts the time to 8× the fit's starting latency.
 pub(super) fn latency(daily: &Daily, cache: &DayCache, cfg: &Config) -> Verdict {
     let none = Verdict::info(Model::Latency, Reason::Healthy);
     let Some(newest) = daily.get(0) else {
@@ -792,32 +799,46 @@ pub(super) fn latency(daily: &Daily, cache: &DayCache, cfg: &Config) -> Verdict 
     if r == 0 {
         return none;
     }
-    let (lo, hi) = (r - r / 4, r + r / 3);
-    let mut n = 0usize;
+    let in_band = |d: &Day| {
+        let m = u64::from(d.ios_med);
+        d.lat_p99_med > 0 && m * 8 >= r * 7 && m * 7 <= r * 8
+    };
+    // The days back to the newest stretch of more than LATENCY_GAP_DAYS at another load.
+    let mut span = 0;
+    let mut gap = 0;
     for age in 0..LATENCY_DAYS.min(daily.len()) {
-        match daily.get(age) {
-            Some(d) if d.lat_p99_med > 0 && (lo..=hi).contains(&u64::from(d.ios_med)) => n += 1,
-            _ => break,
+        let Some(d) = daily.get(age) else { break };
+        if in_band(&d) {
+            gap = 0;
+            span = age + 1;
+        } else {
+            gap += 1;
+            if gap > LATENCY_GAP_DAYS {
+                break;
+            }
         }
     }
-    if n < LATENCY_MIN_DAYS {
-        return none;
-    }
-    let first = daily.get(n - 1).map_or(0, |d| d.day);
+    let first = daily.get(span.saturating_sub(1)).map_or(0, |d| d.day);
     let mut s = Series::new();
-    for age in (0..n).rev() {
+    for age in (0..span).rev() {
         let Some(d) = daily.get(age) else { continue };
+        if !in_band(&d) {
+            continue;
+        }
         let Some(y) = cache.get(age, &d).lat_y else {
             continue;
         };
         s.push(i64::from(d.day.saturating_sub(first)), y);
+    }
+    if s.len() < LATENCY_MIN_DAYS {
+        return none;
     }
     let Some(f) = least_squares(&s, s.len()) else {
         return none;
     };
     let per_day = f.slope >> fixed::Q; // log2 per day, Q16
     let rise = per_day.saturating_mul(f.last_x);
-    if per_day < 1966 || rise < 26_214 {
+    if per_day < 1966 || rise < 26_214 || f.last_x + 1 < LATENCY_MIN_DAYS as i64 {
         return none;
     }
     let start = f.at(0);

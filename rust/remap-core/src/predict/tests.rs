@@ -139,6 +139,56 @@ fn latency_rising_at_steady_load() {
     );
 }
 
+/// Load at 30% on days 5 and 6 of every week, p99 following the load to the power 0.3
+/// and rising `growth` a day.
+fn weekly_load(d: u64, h: u64, growth: f64) -> Sample {
+    let weekend = d % 7 >= 5;
+    let load = if weekend { 0.3 } else { 1.0 };
+    Sample {
+        reads: (IOS as f64 * 0.7 * load) as u64,
+        writes: (IOS as f64 * 0.3 * load) as u64,
+        lat_p99_us: (1000.0 * growth.powi(d as i32) * load.powf(0.3)) as u64,
+        ..base(d, h)
+    }
+}
+
+#[test]
+fn latency_rising_through_weekly_load_cycles() {
+    // Weekends are skipped, not the end of the steady days: 5% a day is found.
+    let mut e = Engine::default();
+    feed(&mut e, 30, |d, h| weekly_load(d, h, 1.05));
+    let v = verdict(&e, Reason::LatencyRising).expect("latency verdict");
+    assert!((4..=5).contains(&v.detail), "{}% per day", v.detail);
+    assert!(v.level >= Level::Notice);
+    // The same cycles without the rise: nothing.
+    let mut e = Engine::default();
+    let alerts = feed(&mut e, 30, |d, h| weekly_load(d, h, 1.0));
+    assert!(verdict(&e, Reason::LatencyRising).is_none());
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[test]
+fn latency_levels_that_move_with_load_shifts_are_not_a_trend() {
+    // Load doubles on day 22 and falls back on day 28; latency settles 40% higher at
+    // each shift: at the same load as at first, latency is ×1.96, but over a load
+    // shift, not a trend. (Six days at another load are not a weekend to skip.)
+    let mut e = Engine::default();
+    let alerts = feed(&mut e, 35, |d, h| {
+        let high = (22..28).contains(&d);
+        Sample {
+            reads: if high { IOS * 14 / 10 } else { IOS * 7 / 10 },
+            lat_p99_us: match d {
+                0..=21 => 1000,
+                22..=27 => 1400,
+                _ => 1960,
+            },
+            ..base(d, h)
+        }
+    });
+    assert!(verdict(&e, Reason::LatencyRising).is_none());
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
 #[test]
 fn latency_step_with_load_step_is_not_a_trend() {
     let mut e = Engine::default();
