@@ -304,8 +304,8 @@ struct Window {
 struct WindowSums {
     ios: u64,
     errors: u64,
-    /// Hours of the window with I/O whose error rate is at least half `unusable_ppb`.
-    hot_hours: u32,
+    /// Hours of the window observed.
+    hours: u64,
 }
 
 impl Window {
@@ -334,28 +334,38 @@ impl Window {
         }
     }
 
-    /// The sums over the hours `now_h - 23 ..= now_h`. An hour is hot when its errors
-    /// are at least half `unusable_ppb` of its I/Os, or of the window's mean I/Os per
-    /// observed hour when that is more: the open hour, or an idle one, is not hot
-    /// through a single error.
-    fn sums(&self, now_h: u64, unusable_ppb: u64) -> WindowSums {
+    /// Whether the slot holds an hour of `now_h - 23 ..= now_h`.
+    const fn live(slot: &HourSlot, now_h: u64) -> bool {
+        slot.hour <= now_h && now_h - slot.hour < WINDOW_HOURS as u64
+    }
+
+    /// The sums over the hours `now_h - 23 ..= now_h`.
+    fn sums(&self, now_h: u64) -> WindowSums {
         let mut w = WindowSums::default();
-        let mut hours = 0u64;
-        let live = |slot: &&HourSlot| slot.hour <= now_h && now_h - slot.hour < WINDOW_HOURS as u64;
-        for slot in self.slots.iter().filter(live) {
+        for slot in self.slots.iter().filter(|x| Self::live(x, now_h)) {
             w.ios = w.ios.saturating_add(slot.ios);
             w.errors = w.errors.saturating_add(slot.errors);
-            hours += 1;
-        }
-        let mean = w.ios.checked_div(hours).unwrap_or(0);
-        for slot in self.slots.iter().filter(live) {
-            // errors / ios >= unusable / 2 / 10^9, without division.
-            let hot = slot.errors > 0
-                && u128::from(slot.errors) * 2_000_000_000
-                    >= u128::from(slot.ios.max(mean)) * u128::from(unusable_ppb);
-            w.hot_hours += u32::from(hot);
+            w.hours += 1;
         }
         w
+    }
+
+    /// Hours of `now_h - 23 ..= now_h` that are hot: errors at least half
+    /// `unusable_ppb` of the hour's I/Os, or of the window's mean I/Os per observed
+    /// hour when that is more (the open hour, or an idle one, is not hot through a
+    /// single error). `w` is [`Window::sums`] for `now_h`.
+    fn hot_hours(&self, now_h: u64, w: &WindowSums, unusable_ppb: u64) -> u32 {
+        let mean = w.ios.checked_div(w.hours).unwrap_or(0);
+        let mut hot = 0;
+        for slot in self.slots.iter().filter(|x| Self::live(x, now_h)) {
+            // errors / ios >= unusable / 2 / 10^9, without division.
+            hot += u32::from(
+                slot.errors > 0
+                    && u128::from(slot.errors) * 2_000_000_000
+                        >= u128::from(slot.ios.max(mean)) * u128::from(unusable_ppb),
+            );
+        }
+        hot
     }
 }
 
@@ -629,7 +639,8 @@ impl Engine {
                 set(Level::Notice, Reason::SpareUsed, i64::from(pm), NO_TTF);
             }
         }
-        let w = self.win.sums(s.t_s / 3600, self.cfg.unusable_ppb);
+        let now_h = s.t_s / 3600;
+        let w = self.win.sums(now_h);
         if w.errors > 0 && w.ios > 0 {
             let rate = fixed::mul_div(
                 w.errors.min(1 << 40) as i64,
@@ -637,7 +648,9 @@ impl Engine {
                 w.ios.min(i64::MAX as u64) as i64,
             )
             .unwrap_or(0);
-            if rate as u64 >= self.cfg.unusable_ppb && w.hot_hours >= EMERGENCY_HOT_HOURS {
+            if rate as u64 >= self.cfg.unusable_ppb
+                && self.win.hot_hours(now_h, &w, self.cfg.unusable_ppb) >= EMERGENCY_HOT_HOURS
+            {
                 set(Level::Emergency, Reason::ErrorRateUnusable, rate, 0);
             } else {
                 set(Level::Notice, Reason::ErrorsSeen, w.errors as i64, NO_TTF);
