@@ -392,8 +392,8 @@ pub enum Phase {
     /// The error-rate trend (linear and exponential fits, backtests), then spare
     /// exhaustion (which uses the trend's doubling time).
     Trend,
-    /// The daily periodic pattern: the last 14 days' hourly sums folded by hour of
-    /// day, the peak window and its fit.
+    /// The daily periodic pattern, in two steps: the last 14 days' hourly sums folded
+    /// by hour of day, the peak window and its per-day sums; then their fit.
     Periodic,
     /// Load-normalised latency; then the new verdicts are published together.
     Latency,
@@ -411,6 +411,8 @@ struct DayWork {
     t: u64,
     trend: models::Trend,
     spare: Verdict,
+    /// The periodic model's window, between its two steps.
+    window: Option<models::PeriodicWindow>,
     periodic: Verdict,
 }
 
@@ -459,6 +461,7 @@ impl Engine {
                 t: 0,
                 trend: models::Trend::NONE,
                 spare: info,
+                window: None,
                 periodic: info,
             },
             cache: models::DayCache::new(),
@@ -587,10 +590,19 @@ impl Engine {
                     w.next = Phase::Latency;
                 }
             }
-            Phase::Periodic => {
-                w.periodic = models::periodic(&self.hours, &h.daily, cfg);
-                w.next = Phase::Latency;
-            }
+            Phase::Periodic => match w.window.take() {
+                None => match models::periodic_window(&self.hours, &h.daily) {
+                    Ok(win) => w.window = Some(win),
+                    Err(v) => {
+                        w.periodic = v;
+                        w.next = Phase::Latency;
+                    }
+                },
+                Some(win) => {
+                    w.periodic = win.fit(cfg);
+                    w.next = Phase::Latency;
+                }
+            },
             Phase::Latency => {
                 let latency = models::latency(&h.daily, &self.cache, cfg);
                 self.skill = w.trend.skill;

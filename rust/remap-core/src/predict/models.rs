@@ -656,8 +656,14 @@ impl HourDays {
 /// when the newest day was observed in fewer than 12
 /// clock hours or the folded days hold fewer than 12 errors. Bounded work: 14 × 24
 /// hours folded, 8 widths × 24 windows, a fit of 14 points.
-pub(super) fn periodic(hours: &HourDays, daily: &Daily, cfg: &Config) -> Verdict {
-    let none = Verdict::info(Model::Periodic, Reason::Healthy);
+///
+/// It runs in two steps (two samples): this function finds the window and its per-day
+/// sums, [`PeriodicWindow::fit`] fits them.
+///
+/// Returns the peak window and its errors and I/Os of each folded day, or the verdict
+/// when the model cannot speak.
+pub(super) fn periodic_window(hours: &HourDays, daily: &Daily) -> Result<PeriodicWindow, Verdict> {
+    let none = Err(Verdict::info(Model::Periodic, Reason::Healthy));
     let Some(last) = daily.get(0) else {
         return none;
     };
@@ -736,7 +742,7 @@ pub(super) fn periodic(hours: &HourDays, daily: &Daily, cfg: &Config) -> Verdict
             }
         }
     }
-    w.fit(cfg)
+    Ok(w)
 }
 
 /// Whether the newest closed day was observed in enough clock hours (12) for the
@@ -746,7 +752,8 @@ pub(super) fn periodic_observed(daily: &Daily) -> bool {
 }
 
 /// The periodic model's peak window over the folded days.
-struct PeriodicWindow {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PeriodicWindow {
     /// First hour and share (permille) of the window.
     h0: usize,
     share: u32,
@@ -757,7 +764,7 @@ struct PeriodicWindow {
 
 impl PeriodicWindow {
     /// The peak window's daily error rate, fitted log-linearly.
-    fn fit(&self, cfg: &Config) -> Verdict {
+    pub(super) fn fit(&self, cfg: &Config) -> Verdict {
         let none = Verdict::info(Model::Periodic, Reason::Healthy);
         let mut series = Series::new();
         let mut recur = 0usize;
