@@ -336,7 +336,7 @@ const STEP_ACTIVE: usize = 5;
 /// the last [`STEP_RECENT`] days, errors spread over hours at [`Config::baseline_ratio`] times the
 /// baseline's mean per day (the baseline: the [`STEP_BASE`] days before); over those
 /// days, [`Config::baseline_ratio`] times the baseline's rate per I/O *and* per day, and more than
-/// twice the errors of any week of the baseline; while in the baseline, errors came on
+/// twice the errors of any earlier week of the daily history; while in the baseline, errors came on
 /// at most a third of the days. And the errors leave bad blocks: the recent days
 /// remapped at least 3 blocks, twice the baseline's mean per week.
 /// Catches what the trend fits miss: a failure that steps up and stays on a plateau,
@@ -354,15 +354,18 @@ pub(super) fn step(daily: &Daily, cfg: &Config) -> Verdict {
     }
     // The baseline first (the weeks before the recent days), then the recent days.
     let (mut be, mut bn, mut bdays, mut bact) = (0u64, 0u64, 0u64, 0u64);
-    // Errors of each week of the baseline, for its worst week.
+    // Errors of each week before the recent days, as far back as the daily history
+    // goes (its worst week: a device whose spells of errors recur had such weeks).
     let mut week = 0u64;
     let mut worst_week = 0u64;
-    for age in STEP_RECENT..(STEP_RECENT + STEP_BASE).min(daily.len()) {
+    for age in STEP_RECENT..daily.len() {
         let Some(d) = daily.get(age) else { break };
-        be = be.saturating_add(d.errors);
-        bn = bn.saturating_add(d.ios);
-        bdays += 1;
-        bact += u64::from(active(&d));
+        if age < STEP_RECENT + STEP_BASE {
+            be = be.saturating_add(d.errors);
+            bn = bn.saturating_add(d.ios);
+            bdays += 1;
+            bact += u64::from(active(&d));
+        }
         week = week.saturating_add(d.errors);
         if (age - STEP_RECENT) % STEP_RECENT == STEP_RECENT - 1 {
             worst_week = worst_week.max(week);
@@ -443,7 +446,8 @@ const GROWTH_MIN_ERRORS: u64 = 20;
 /// [`GROWTH_MIN_ERRORS`] errors in the newest week, spread (active on at least 4 of
 /// its days, 2 more than three weeks before; no day of the last two weeks holding half
 /// of its week's errors), and new bad blocks (the newest week's remaps at least 3 and
-/// twice the mean of the weeks before). A warning without a forecast.
+/// twice the mean of the weeks before); more than twice the errors of any week before
+/// the four, as far back as the daily history goes. A warning without a forecast.
 pub(super) fn weekly_growth(daily: &Daily) -> Verdict {
     let none = Verdict::info(Model::Baseline, Reason::Healthy);
     if daily.len() < GROWTH_WEEKS * 7 {
@@ -471,9 +475,24 @@ pub(super) fn weekly_growth(daily: &Daily) -> Verdict {
             *t = (*t).max(d.errors);
         }
     }
+    // The worst week before the compared ones, as far back as the daily history goes:
+    // a device whose spells of errors recur had such weeks.
+    let mut worst_old = 0u64;
+    let mut week = 0u64;
+    for age in GROWTH_WEEKS * 7..daily.len() {
+        let Some(d) = daily.get(age) else { break };
+        week = week.saturating_add(d.errors);
+        if age % 7 == 6 {
+            worst_old = worst_old.max(week);
+            week = 0;
+        }
+    }
+    worst_old = worst_old.max(week);
     // Spread over the newest week (errors on most of its days, no day holding half
-    // of them), and over the week before: a burst is not growth.
+    // of them), and over the week before: a burst is not growth. More than twice the
+    // errors of any earlier week.
     if err[0] < GROWTH_MIN_ERRORS
+        || err[0] <= worst_old.saturating_mul(2)
         || ios.contains(&0)
         || act[0] < 4
         || act[0] < act[3] + 2

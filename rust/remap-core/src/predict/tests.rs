@@ -717,6 +717,40 @@ fn a_device_that_always_had_errors_is_not_a_step() {
 }
 
 #[test]
+fn a_spell_of_errors_that_recurs_is_not_a_step() {
+    // Six days of errors in hours 2..8, each error remapped, on days 3-8 (too early
+    // for a step: there is no baseline yet) and again on days 40-45: the second spell
+    // has 31 quiet days before it, but the device had the same spell before.
+    let spell = |d: u64| (3..9).contains(&d) || (40..46).contains(&d);
+    let sample = move |d: u64, h: u64| {
+        let days_before = (0..d).filter(|&x| spell(x)).count() as u64;
+        let e = u64::from(spell(d) && (2..8).contains(&h));
+        let remapped = days_before * 6
+            + if spell(d) {
+                h.min(8).saturating_sub(2)
+            } else {
+                0
+            };
+        Sample {
+            read_errors: e,
+            remapped_total: remapped,
+            spare_free_blocks: 1_000_000 - remapped,
+            ..base(d, h)
+        }
+    };
+    assert_eq!(first_warning(&sampled(H, 60, sample)), None);
+    // The second spell alone is a step.
+    let once = move |d: u64, h: u64| Sample {
+        read_errors: if d < 30 { 0 } else { sample(d, h).read_errors },
+        remapped_total: sample(d, h).remapped_total.saturating_sub(36),
+        spare_free_blocks: 1_000_000 - sample(d, h).remapped_total.saturating_sub(36),
+        ..base(d, h)
+    };
+    let (_, reason) = first_warning(&sampled(H, 60, once)).expect("warning");
+    assert_eq!(reason, Reason::ErrorRateStep);
+}
+
+#[test]
 fn a_load_drop_alone_is_not_a_step() {
     // Background errors at a steady 2 a day; from day 30 the load drops to a fifth, so
     // the errors per I/O rise five-fold while the errors per day do not. (The
