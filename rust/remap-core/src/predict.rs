@@ -5,22 +5,22 @@
 //! statistics, a window of the last 24 clock hours and the hourly sums of the last 15
 //! days, and runs the threshold model (absolute levels: spare left, error rate, pending
 //! blocks). When a sample opens a new day the day-level models run over the closed days
-//! and those hourly sums (see `models`): the
-//! error-rate trend (linear and exponential fits, weighted by how well each predicted
-//! the last days: a backtest on the history) and the baseline model (the device against
-//! its own past: a sustained step, or growth week over week), spare exhaustion, the
-//! daily periodic pattern and load-normalised latency. Rules about duration and spread
-//! count clock time, not samples, so any sampling interval gives the same verdicts.
-//! Each model returns a [`Verdict`]; the ensemble
-//! takes the most severe one whose confidence supports its level, and hysteresis turns
-//! that into the reported [`Alert`].
+//! and those hourly sums (see `models`): the error-rate trend (linear and exponential
+//! fits, weighted by how well each predicted the last days: a backtest on the history)
+//! and the baseline model (the device against its own past: a sustained step, or growth
+//! week over week), spare exhaustion, the daily periodic pattern and load-normalised
+//! latency. Rules about duration and spread count clock time, not samples, so any
+//! sampling interval gives the same verdicts. Each model returns a [`Verdict`]; the
+//! ensemble takes the most severe one whose confidence supports its level, and
+//! hysteresis turns that into the reported [`Alert`].
 //!
 //! Work per sample is bounded, whatever the interval: the sample that closes a day
 //! takes the day's medians (at most 32 samples, sorted; a longer day's are found over
 //! the next samples, see [`Health::median_step`]) and caches the day's logarithms; the
-//! day-level models then run over the following samples, one [`Phase`] per sample, and
-//! their verdicts are published together when the last one is done. No allocation, no floats, deterministic: the same samples give
-//! the same alerts on every machine.
+//! day-level models then run over the following samples, one [`Phase`] (or one step of
+//! the periodic model) per sample, and their verdicts are published together when the
+//! last one is done. No allocation, no floats, deterministic: the same samples give the
+//! same alerts on every machine.
 
 mod fit;
 mod models;

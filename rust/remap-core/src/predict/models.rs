@@ -1,8 +1,9 @@
 //! The day-level models: error-rate trend (linear and exponential, chosen by
-//! backtest; or the baseline model's step and weekly growth), spare exhaustion, periodic pattern, and latency degradation. They run
-//! after a day closes, one per sample, over the daily history, the per-day figures
-//! cached when each day closed ([`DayCache`]) or the hourly sums of the last days
-//! ([`HourDays`]), and each returns a [`Verdict`].
+//! backtest; or the baseline model's step and weekly growth), spare exhaustion,
+//! periodic pattern, and latency degradation. They run after a day closes, one per
+//! sample, over the daily history, the per-day figures cached when each day closed
+//! ([`DayCache`]) or the hourly sums of the last days ([`HourDays`]), and each returns
+//! a [`Verdict`].
 
 use super::super::fixed;
 use super::super::stats::{Daily, Day, Sample, DAY_S};
