@@ -2,24 +2,25 @@
 //! ensemble, and alert levels with hysteresis.
 //!
 //! [`Engine::push`] takes one [`Sample`] per interval. Every sample updates the
-//! statistics and a window of the last 24 clock hours and runs the threshold model
-//! (absolute levels: spare left, error rate, pending blocks). When a sample opens a new
-//! day the day-level models run over the closed days and the ring (see `models`): the
-//! error-rate trend (linear and exponential fits, weighted by how well each predicted
-//! the last days: a backtest on the history) and the baseline model (the device against
-//! its own past: a sustained step, or growth week over week), spare exhaustion, the
-//! daily periodic pattern and load-normalised latency. Rules about duration and spread
-//! count clock time, not samples, so any sampling interval gives the same verdicts. Each model returns a [`Verdict`]; the ensemble
-//! takes the most severe one whose confidence supports its level, and hysteresis turns
-//! that into the reported [`Alert`].
+//! statistics, a window of the last 24 clock hours and the hourly sums of the last 15
+//! days, and runs the threshold model (absolute levels: spare left, error rate, pending
+//! blocks). When a sample opens a new day the day-level models run over the closed days
+//! and those hourly sums (see `models`): the error-rate trend (linear and exponential
+//! fits, weighted by how well each predicted the last days: a backtest on the history)
+//! and the baseline model (the device against its own past: a sustained step, or growth
+//! week over week), spare exhaustion, the daily periodic pattern and load-normalised
+//! latency. Rules about duration and spread count clock time, not samples, so any
+//! sampling interval gives the same verdicts. Each model returns a [`Verdict`]; the
+//! ensemble takes the most severe one whose confidence supports its level, and
+//! hysteresis turns that into the reported [`Alert`].
 //!
 //! Work per sample is bounded, whatever the interval: the sample that closes a day
 //! takes the day's medians (at most 32 samples, sorted; a longer day's are found over
 //! the next samples, see [`Health::median_step`]) and caches the day's logarithms; the
 //! day-level models then run over the following samples, one [`Phase`] (or one step of
-//! at most 192 ring samples) per sample, and their verdicts are published together when
-//! the last one is done. No allocation, no floats, deterministic: the same samples give
-//! the same alerts on every machine.
+//! the periodic model) per sample, and their verdicts are published together when the
+//! last one is done. No allocation, no floats, deterministic: the same samples give the
+//! same alerts on every machine.
 
 mod fit;
 mod models;
@@ -275,10 +276,11 @@ pub struct Alert {
 
 /// Hours the threshold model's window covers.
 const WINDOW_HOURS: usize = 24;
-/// Hours of the window that must hold errors before an unusable error rate is an
-/// emergency: half the day, so that a glitch of hours (a cable, a controller reset)
-/// does not count, however often the device samples.
-const EMERGENCY_ERR_HOURS: u32 = 12;
+/// Hours of the window whose own error rate must be at least half the unusable rate
+/// before an unusable rate over the window is an emergency: half the day, so that a
+/// glitch or a burst of hours (a cable, a controller reset), even with scattered errors
+/// in other hours, does not count, however often the device samples.
+const EMERGENCY_HOT_HOURS: u32 = 12;
 
 /// One clock hour of the threshold model's window.
 #[derive(Debug, Clone, Copy, Default)]
@@ -302,8 +304,8 @@ struct Window {
 struct WindowSums {
     ios: u64,
     errors: u64,
-    /// Hours of the window with errors.
-    err_hours: u32,
+    /// Hours of the window observed.
+    hours: u64,
 }
 
 impl Window {
@@ -332,17 +334,38 @@ impl Window {
         }
     }
 
+    /// Whether the slot holds an hour of `now_h - 23 ..= now_h`.
+    const fn live(slot: &HourSlot, now_h: u64) -> bool {
+        slot.hour <= now_h && now_h - slot.hour < WINDOW_HOURS as u64
+    }
+
     /// The sums over the hours `now_h - 23 ..= now_h`.
     fn sums(&self, now_h: u64) -> WindowSums {
         let mut w = WindowSums::default();
-        for slot in &self.slots {
-            if slot.hour <= now_h && now_h - slot.hour < WINDOW_HOURS as u64 {
-                w.ios = w.ios.saturating_add(slot.ios);
-                w.errors = w.errors.saturating_add(slot.errors);
-                w.err_hours += u32::from(slot.errors > 0);
-            }
+        for slot in self.slots.iter().filter(|x| Self::live(x, now_h)) {
+            w.ios = w.ios.saturating_add(slot.ios);
+            w.errors = w.errors.saturating_add(slot.errors);
+            w.hours += 1;
         }
         w
+    }
+
+    /// Hours of `now_h - 23 ..= now_h` that are hot: errors at least half
+    /// `unusable_ppb` of the hour's I/Os, or of the window's mean I/Os per observed
+    /// hour when that is more (the open hour, or an idle one, is not hot through a
+    /// single error). `w` is [`Window::sums`] for `now_h`.
+    fn hot_hours(&self, now_h: u64, w: &WindowSums, unusable_ppb: u64) -> u32 {
+        let mean = w.ios.checked_div(w.hours).unwrap_or(0);
+        let mut hot = 0;
+        for slot in self.slots.iter().filter(|x| Self::live(x, now_h)) {
+            // errors / ios >= unusable / 2 / 10^9, without division.
+            hot += u32::from(
+                slot.errors > 0
+                    && u128::from(slot.errors) * 2_000_000_000
+                        >= u128::from(slot.ios.max(mean)) * u128::from(unusable_ppb),
+            );
+        }
+        hot
     }
 }
 
@@ -369,8 +392,8 @@ pub enum Phase {
     /// The error-rate trend (linear and exponential fits, backtests), then spare
     /// exhaustion (which uses the trend's doubling time).
     Trend,
-    /// The daily periodic pattern: a step of a pass over the ring (at most 192
-    /// samples), or its fit.
+    /// The daily periodic pattern, in two steps: the last 14 days' hourly sums folded
+    /// by hour of day, the peak window and its per-day sums; then their fit.
     Periodic,
     /// Load-normalised latency; then the new verdicts are published together.
     Latency,
@@ -388,7 +411,8 @@ struct DayWork {
     t: u64,
     trend: models::Trend,
     spare: Verdict,
-    scan: Option<models::PeriodicScan>,
+    /// The periodic model's window, between its two steps.
+    window: Option<models::PeriodicWindow>,
     periodic: Verdict,
 }
 
@@ -399,6 +423,8 @@ pub struct Engine {
     health: Health,
     seq: u64,
     win: Window,
+    /// Errors and I/Os per clock hour of the last days, for the periodic model.
+    hours: models::HourDays,
     /// Day-level verdicts: trend, spare, periodic, latency; and when they were made.
     day_verdicts: [Verdict; 4],
     day_t: u64,
@@ -426,6 +452,7 @@ impl Engine {
             health: Health::new(),
             seq: 0,
             win: Window::new(),
+            hours: models::HourDays::new(),
             day_verdicts: [info; 4],
             day_t: 0,
             work: DayWork {
@@ -434,7 +461,7 @@ impl Engine {
                 t: 0,
                 trend: models::Trend::NONE,
                 spare: info,
-                scan: None,
+                window: None,
                 periodic: info,
             },
             cache: models::DayCache::new(),
@@ -500,6 +527,7 @@ impl Engine {
             self.day_step();
         }
         self.win.add(s);
+        self.hours.add(s);
         self.seq += 1;
         self.threshold = self.threshold_model(s);
         self.decide(s.t_s)
@@ -550,36 +578,31 @@ impl Engine {
         let cfg = &self.cfg;
         let h = &self.health;
         let w = &mut self.work;
-        // Sequence number of the newest sample in the ring.
-        let newest = self.seq;
         match w.next {
             Phase::Idle | Phase::Medians => {}
             Phase::Trend => {
                 w.trend = models::trend(&h.daily, &self.cache, cfg);
                 w.spare = models::spare(&h.daily, &w.trend, cfg);
-                match models::PeriodicScan::start(&h.daily, newest) {
-                    Ok(scan) => {
-                        w.scan = Some(scan);
-                        w.next = Phase::Periodic;
-                    }
-                    Err(v) => {
-                        w.scan = None;
-                        w.periodic = v;
-                        w.next = Phase::Latency;
-                    }
-                }
-            }
-            Phase::Periodic => {
-                let step = match &mut w.scan {
-                    Some(scan) => scan.step(&h.ring, newest, cfg),
-                    None => models::Step::Done(Verdict::info(Model::Periodic, Reason::Healthy)),
-                };
-                if let models::Step::Done(v) = step {
-                    w.periodic = v;
-                    w.scan = None;
+                if models::periodic_observed(&h.daily) {
+                    w.next = Phase::Periodic;
+                } else {
+                    w.periodic = Verdict::info(Model::Periodic, Reason::Healthy);
                     w.next = Phase::Latency;
                 }
             }
+            Phase::Periodic => match w.window.take() {
+                None => match models::periodic_window(&self.hours, &h.daily) {
+                    Ok(win) => w.window = Some(win),
+                    Err(v) => {
+                        w.periodic = v;
+                        w.next = Phase::Latency;
+                    }
+                },
+                Some(win) => {
+                    w.periodic = win.fit(cfg);
+                    w.next = Phase::Latency;
+                }
+            },
             Phase::Latency => {
                 let latency = models::latency(&h.daily, &self.cache, cfg);
                 self.skill = w.trend.skill;
@@ -597,7 +620,8 @@ impl Engine {
     }
 
     /// Absolute levels, as SMART thresholds: spare left, the last 24 h error rate
-    /// (spread over enough intervals to rule out one glitch), pending blocks.
+    /// (sustained: half of the hours near the unusable rate themselves, which rules out
+    /// a glitch or a burst of hours), pending blocks.
     fn threshold_model(&self, s: &Sample) -> Verdict {
         let mut v = Verdict::info(Model::Threshold, Reason::Healthy);
         let mut set = |level: Level, reason: Reason, detail: i64, ttf: u64| {
@@ -627,7 +651,8 @@ impl Engine {
                 set(Level::Notice, Reason::SpareUsed, i64::from(pm), NO_TTF);
             }
         }
-        let w = self.win.sums(s.t_s / 3600);
+        let now_h = s.t_s / 3600;
+        let w = self.win.sums(now_h);
         if w.errors > 0 && w.ios > 0 {
             let rate = fixed::mul_div(
                 w.errors.min(1 << 40) as i64,
@@ -635,7 +660,9 @@ impl Engine {
                 w.ios.min(i64::MAX as u64) as i64,
             )
             .unwrap_or(0);
-            if rate as u64 >= self.cfg.unusable_ppb && w.err_hours >= EMERGENCY_ERR_HOURS {
+            if rate as u64 >= self.cfg.unusable_ppb
+                && self.win.hot_hours(now_h, &w, self.cfg.unusable_ppb) >= EMERGENCY_HOT_HOURS
+            {
                 set(Level::Emergency, Reason::ErrorRateUnusable, rate, 0);
             } else {
                 set(Level::Notice, Reason::ErrorsSeen, w.errors as i64, NO_TTF);

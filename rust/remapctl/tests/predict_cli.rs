@@ -1,5 +1,6 @@
-//! `remapctl predict`, `tracegen` and `evaluate` end to end: a hand-written CSV, a
-//! generated fleet as a directory (predicted and evaluated), and bad input.
+//! `remapctl predict` and the development tools' `remap-lab tracegen` and `evaluate`
+//! end to end: a hand-written CSV, a generated fleet as a directory (predicted and
+//! evaluated), and bad input; the admin CLI has no development commands.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -12,6 +13,13 @@ fn remapctl(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run remapctl")
+}
+
+fn lab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_remap-lab"))
+        .args(args)
+        .output()
+        .expect("run remap-lab")
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -85,7 +93,7 @@ fn predict_json_on_a_degrading_trace() {
 #[test]
 fn tracegen_then_predict_a_directory() {
     let d = scratch("dir");
-    let o = remapctl(&[
+    let o = lab(&[
         "tracegen",
         "--out",
         d.to_str().unwrap(),
@@ -122,15 +130,25 @@ fn predict_bad_input() {
 }
 
 #[test]
+fn development_commands_are_not_in_the_admin_cli() {
+    for cmd in ["tracegen", "evaluate", "crosseval"] {
+        let o = remapctl(&[cmd, "--help"]);
+        assert_eq!(o.status.code(), Some(2), "remapctl {cmd}");
+        let o = lab(&[cmd, "--help"]);
+        assert!(o.status.success(), "remap-lab {cmd}");
+    }
+}
+
+#[test]
 fn evaluate_reads_a_tracegen_directory() {
     let d = scratch("eval");
     let dir = d.to_str().unwrap();
-    let o = remapctl(&["tracegen", "--out", dir, "--seed", "4", "--count", "25"]);
+    let o = lab(&["tracegen", "--out", dir, "--seed", "4", "--count", "25"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = remapctl(&["evaluate", "--dir", dir, "--passes", "1"]);
+    let o = lab(&["evaluate", "--dir", dir, "--passes", "1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let from_dir = String::from_utf8(o.stdout).unwrap();
-    let o = remapctl(&["evaluate", "--seed", "4", "--count", "25", "--passes", "0"]);
+    let o = lab(&["evaluate", "--seed", "4", "--count", "25", "--passes", "0"]);
     assert!(o.status.success());
     let generated = String::from_utf8(o.stdout).unwrap();
     // The same figures; the directory run also timed every sample.
@@ -142,10 +160,10 @@ fn evaluate_reads_a_tracegen_directory() {
     );
     assert!(from_dir.contains("max"), "{from_dir}");
     // --dir and --seed exclude each other; a directory without truth.csv is an error.
-    let o = remapctl(&["evaluate", "--dir", dir, "--seed", "4"]);
+    let o = lab(&["evaluate", "--dir", dir, "--seed", "4"]);
     assert!(!o.status.success());
     std::fs::remove_file(d.join("truth.csv")).unwrap();
-    let o = remapctl(&["evaluate", "--dir", dir]);
+    let o = lab(&["evaluate", "--dir", dir]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("truth.csv"));
     let _ = std::fs::remove_dir_all(d);

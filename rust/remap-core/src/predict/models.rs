@@ -1,11 +1,12 @@
 //! The day-level models: error-rate trend (linear and exponential, chosen by
-//! backtest; or the baseline model's step and weekly growth), spare exhaustion, periodic pattern, and latency degradation. They run
-//! after a day closes, one per sample (the periodic model in bounded steps), over the
-//! daily history, the per-day figures cached when each day closed ([`DayCache`]) or the
-//! sample ring, and each returns a [`Verdict`].
+//! backtest; or the baseline model's step and weekly growth), spare exhaustion,
+//! periodic pattern, and latency degradation. They run after a day closes, one per
+//! sample, over the daily history, the per-day figures cached when each day closed
+//! ([`DayCache`]) or the hourly sums of the last days ([`HourDays`]), and each returns
+//! a [`Verdict`].
 
 use super::super::fixed;
-use super::super::stats::{Daily, Day, Ring, DAY_S, RING_LEN};
+use super::super::stats::{Daily, Day, Sample, DAY_S};
 use super::fit::{least_squares, Fit, Series};
 use super::{level_for, Config, Model, Reason, Verdict, NO_TTF};
 
@@ -20,12 +21,18 @@ const HOLDOUT: usize = 3;
 const SPARE_DAYS: usize = 7;
 /// Days the periodic model folds.
 const PERIODIC_DAYS: u64 = 14;
-/// Width of the periodic model's peak window, hours.
-const PEAK_HOURS: usize = 4;
+/// Widest peak window of the periodic model, hours: a third of the day (errors spread
+/// evenly put a third of them there).
+const PEAK_HOURS_MAX: usize = 8;
+/// Share of the folded errors (permille) the peak window must hold.
+const PEAK_SHARE: u32 = 600;
 /// Days the latency model looks back over.
 const LATENCY_DAYS: usize = 21;
 /// Steady days the latency model needs.
 const LATENCY_MIN_DAYS: usize = 7;
+/// Days at another load the latency model skips in a row (a weekend); more end the
+/// days it fits (a load shift).
+const LATENCY_GAP_DAYS: usize = 2;
 /// ln 2 in Q16.
 const LN2_Q16: i64 = 45_426;
 
@@ -330,7 +337,7 @@ const STEP_ACTIVE: usize = 5;
 /// the last [`STEP_RECENT`] days, errors spread over hours at [`Config::baseline_ratio`] times the
 /// baseline's mean per day (the baseline: the [`STEP_BASE`] days before); over those
 /// days, [`Config::baseline_ratio`] times the baseline's rate per I/O *and* per day, and more than
-/// twice the errors of any week of the baseline; while in the baseline, errors came on
+/// twice the errors of any earlier week of the daily history; while in the baseline, errors came on
 /// at most a third of the days. And the errors leave bad blocks: the recent days
 /// remapped at least 3 blocks, twice the baseline's mean per week.
 /// Catches what the trend fits miss: a failure that steps up and stays on a plateau,
@@ -348,15 +355,18 @@ pub(super) fn step(daily: &Daily, cfg: &Config) -> Verdict {
     }
     // The baseline first (the weeks before the recent days), then the recent days.
     let (mut be, mut bn, mut bdays, mut bact) = (0u64, 0u64, 0u64, 0u64);
-    // Errors of each week of the baseline, for its worst week.
+    // Errors of each week before the recent days, as far back as the daily history
+    // goes (its worst week: a device whose spells of errors recur had such weeks).
     let mut week = 0u64;
     let mut worst_week = 0u64;
-    for age in STEP_RECENT..(STEP_RECENT + STEP_BASE).min(daily.len()) {
+    for age in STEP_RECENT..daily.len() {
         let Some(d) = daily.get(age) else { break };
-        be = be.saturating_add(d.errors);
-        bn = bn.saturating_add(d.ios);
-        bdays += 1;
-        bact += u64::from(active(&d));
+        if age < STEP_RECENT + STEP_BASE {
+            be = be.saturating_add(d.errors);
+            bn = bn.saturating_add(d.ios);
+            bdays += 1;
+            bact += u64::from(active(&d));
+        }
         week = week.saturating_add(d.errors);
         if (age - STEP_RECENT) % STEP_RECENT == STEP_RECENT - 1 {
             worst_week = worst_week.max(week);
@@ -437,7 +447,8 @@ const GROWTH_MIN_ERRORS: u64 = 20;
 /// [`GROWTH_MIN_ERRORS`] errors in the newest week, spread (active on at least 4 of
 /// its days, 2 more than three weeks before; no day of the last two weeks holding half
 /// of its week's errors), and new bad blocks (the newest week's remaps at least 3 and
-/// twice the mean of the weeks before). A warning without a forecast.
+/// twice the mean of the weeks before); more than twice the errors of any week before
+/// the four, as far back as the daily history goes. A warning without a forecast.
 pub(super) fn weekly_growth(daily: &Daily) -> Verdict {
     let none = Verdict::info(Model::Baseline, Reason::Healthy);
     if daily.len() < GROWTH_WEEKS * 7 {
@@ -465,9 +476,24 @@ pub(super) fn weekly_growth(daily: &Daily) -> Verdict {
             *t = (*t).max(d.errors);
         }
     }
+    // The worst week before the compared ones, as far back as the daily history goes:
+    // a device whose spells of errors recur had such weeks.
+    let mut worst_old = 0u64;
+    let mut week = 0u64;
+    for age in GROWTH_WEEKS * 7..daily.len() {
+        let Some(d) = daily.get(age) else { break };
+        week = week.saturating_add(d.errors);
+        if age % 7 == 6 {
+            worst_old = worst_old.max(week);
+            week = 0;
+        }
+    }
+    worst_old = worst_old.max(week);
     // Spread over the newest week (errors on most of its days, no day holding half
-    // of them), and over the week before: a burst is not growth.
+    // of them), and over the week before: a burst is not growth. More than twice the
+    // errors of any earlier week.
     if err[0] < GROWTH_MIN_ERRORS
+        || err[0] <= worst_old.saturating_mul(2)
         || ios.contains(&0)
         || act[0] < 4
         || act[0] < act[3] + 2
@@ -578,169 +604,187 @@ pub(super) fn spare(daily: &Daily, trend: &Trend, cfg: &Config) -> Verdict {
     }
 }
 
-/// Ring samples the periodic model visits per step.
-pub(super) const PERIODIC_CHUNK: usize = 192;
+/// Days of hourly sums kept for the periodic model: the folded days and the open one.
+const HOUR_DAYS: usize = PERIODIC_DAYS as usize + 1;
 
-/// Periodic pattern at the daily period: errors of the last [`PERIODIC_DAYS`] days are
-/// folded by hour of day; when a [`PEAK_HOURS`]-hour window holds most of them and
-/// recurs on most recent days, the peak window's error rate is fitted log-linearly day
-/// by day (intensifying errors at the same hours: heat, a nightly job hitting a
-/// failing region).
+/// Errors and I/Os per clock hour of the newest [`HOUR_DAYS`] days (the open day
+/// included), whatever the sampling interval: what the periodic model folds. A sample
+/// counts in the hour and day its time falls in; errors saturate at 2¹⁶−1 and I/Os at
+/// 2³²−1 per hour.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HourDays {
+    /// Day number (`t_s / DAY_S`) of each slot; `u32::MAX`: none.
+    day: [u32; HOUR_DAYS],
+    errors: [[u16; 24]; HOUR_DAYS],
+    ios: [[u32; 24]; HOUR_DAYS],
+}
+
+impl HourDays {
+    pub(super) const fn new() -> Self {
+        HourDays {
+            day: [u32::MAX; HOUR_DAYS],
+            errors: [[0; 24]; HOUR_DAYS],
+            ios: [[0; 24]; HOUR_DAYS],
+        }
+    }
+
+    /// Adds a sample to its hour.
+    pub(super) fn add(&mut self, s: &Sample) {
+        let day = (s.t_s / DAY_S).min(u64::from(u32::MAX - 1)) as u32;
+        let slot = day as usize % HOUR_DAYS;
+        let hour = ((s.t_s % DAY_S) / 3600) as usize;
+        if let (Some(d), Some(e), Some(n)) = (
+            self.day.get_mut(slot),
+            self.errors.get_mut(slot),
+            self.ios.get_mut(slot),
+        ) {
+            if *d != day {
+                *d = day;
+                *e = [0; 24];
+                *n = [0; 24];
+            }
+            if let (Some(e), Some(n)) = (e.get_mut(hour), n.get_mut(hour)) {
+                let err = s.errors().min(u64::from(u16::MAX)) as u16;
+                let ios = s.ios().min(u64::from(u32::MAX)) as u32;
+                *e = e.saturating_add(err);
+                *n = n.saturating_add(ios);
+            }
+        }
+    }
+
+    /// The hourly errors and I/Os of day `day`, when held.
+    fn get(&self, day: u64) -> Option<(&[u16; 24], &[u32; 24])> {
+        let slot = (day % HOUR_DAYS as u64) as usize;
+        match (
+            self.day.get(slot),
+            self.errors.get(slot),
+            self.ios.get(slot),
+        ) {
+            (Some(&d), Some(e), Some(n)) if u64::from(d) == day => Some((e, n)),
+            _ => None,
+        }
+    }
+}
+
+/// Periodic pattern at the daily period: errors of the last [`PERIODIC_DAYS`] closed
+/// days are folded by clock hour ([`HourDays`]: time-based, so a device sampled every
+/// minute folds the same 14 days as one sampled every hour); when a window of 1 to
+/// [`PEAK_HOURS_MAX`] hours (the narrowest that does) holds [`PEAK_SHARE`] of them and
+/// they recur on most recent days, the peak window's error rate is fitted log-linearly
+/// day by day (intensifying errors at the same hours: heat, a nightly job hitting a
+/// failing region); the forecast is the time for it to reach the unusable rate. Silent
+/// when the newest day was observed in fewer than 12
+/// clock hours or the folded days hold fewer than 12 errors. Bounded work: 14 × 24
+/// hours folded, 8 widths × 24 windows, a fit of 14 points.
 ///
-/// It runs in steps, one per sample: the fold by hour and then the peak window's
-/// per-day sums are passes over the ring of at most [`PERIODIC_CHUNK`] samples a step,
-/// the fit a step of its own. The ring's samples are addressed by sequence number, so
-/// the passes resume where they stopped while new samples arrive (those belong to a
-/// later day and are not visited).
+/// It runs in two steps (two samples): this function finds the window and its per-day
+/// sums, [`PeriodicWindow::fit`] fits them.
+///
+/// Returns the peak window and its errors and I/Os of each folded day, or the verdict
+/// when the model cannot speak.
+pub(super) fn periodic_window(hours: &HourDays, daily: &Daily) -> Result<PeriodicWindow, Verdict> {
+    let none = Err(Verdict::info(Model::Periodic, Reason::Healthy));
+    let Some(last) = daily.get(0) else {
+        return none;
+    };
+    if !periodic_observed(daily) {
+        return none;
+    }
+    let to = u64::from(last.day);
+    let from = to.saturating_sub(PERIODIC_DAYS - 1);
+    // The daily totals first: a quiet device costs 14 lookups.
+    let mut errors = 0u64;
+    for age in 0..daily.len() {
+        match daily.get(age) {
+            Some(d) if u64::from(d.day) >= from => errors = errors.saturating_add(d.errors),
+            _ => break,
+        }
+    }
+    if errors < 12 {
+        return none;
+    }
+    let mut bins = [0u64; 24];
+    let mut total = 0u64;
+    for day in from..=to {
+        let Some((e, _)) = hours.get(day) else {
+            continue;
+        };
+        for (b, &x) in bins.iter_mut().zip(e.iter()) {
+            *b = b.saturating_add(u64::from(x));
+            total = total.saturating_add(u64::from(x));
+        }
+    }
+    if total < 12 {
+        return none;
+    }
+    // The narrowest window holding the share: for each width, a sum sliding round the
+    // day.
+    let bin = |h: usize| bins.get(h % 24).copied().unwrap_or(0);
+    let mut found = None;
+    for width in 1..=PEAK_HOURS_MAX {
+        let mut sum = (0..width).fold(0u64, |a, k| a.saturating_add(bin(k)));
+        let mut peak = (0usize, sum);
+        for h0 in 1..24 {
+            sum = sum
+                .saturating_sub(bin(h0 - 1))
+                .saturating_add(bin(h0 + width - 1));
+            if sum > peak.1 {
+                peak = (h0, sum);
+            }
+        }
+        let share = fixed::ratio_permille(u128::from(peak.1), u128::from(total));
+        if share >= PEAK_SHARE {
+            found = Some((peak.0, width, share));
+            break;
+        }
+    }
+    let Some((h0, width, share)) = found else {
+        return none;
+    };
+    // The peak window's errors and I/Os of each folded day.
+    let mut w = PeriodicWindow {
+        h0,
+        share,
+        errs: [0; PERIODIC_DAYS as usize],
+        ios: [0; PERIODIC_DAYS as usize],
+    };
+    for (i, day) in (from..=to).enumerate() {
+        let Some((e, n)) = hours.get(day) else {
+            continue;
+        };
+        for k in 0..width {
+            let h = (h0 + k) % 24;
+            if let (Some(de), Some(dn), Some(&x), Some(&y)) =
+                (w.errs.get_mut(i), w.ios.get_mut(i), e.get(h), n.get(h))
+            {
+                *de = de.saturating_add(u64::from(x));
+                *dn = dn.saturating_add(u64::from(y));
+            }
+        }
+    }
+    Ok(w)
+}
+
+/// Whether the newest closed day was observed in enough clock hours (12) for the
+/// periodic model to speak.
+pub(super) fn periodic_observed(daily: &Daily) -> bool {
+    daily.get(0).is_some_and(|d| d.hours >= 12)
+}
+
+/// The periodic model's peak window over the folded days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct PeriodicScan {
-    /// First and last day folded.
-    from: u64,
-    to: u64,
-    /// Sequence number of the next sample to visit (counting down).
-    next: u64,
-    /// 0: fold by hour; 1: per-day sums of the peak window; 2: fit.
-    pass: u8,
-    bins: [u64; 24],
-    total: u64,
-    /// First hour and share (permille) of the peak window.
+pub(super) struct PeriodicWindow {
+    /// First hour and share (permille) of the window.
     h0: usize,
     share: u32,
+    /// Errors and I/Os in the window, per folded day (oldest first).
     errs: [u64; PERIODIC_DAYS as usize],
     ios: [u64; PERIODIC_DAYS as usize],
 }
 
-/// A step's outcome.
-pub(super) enum Step {
-    /// More steps to go.
-    More,
-    /// The verdict.
-    Done(Verdict),
-}
-
-impl PeriodicScan {
-    /// Starts the model after a day closed; `newest` is the sequence number of the
-    /// newest sample in the ring. [`Step::Done`] at once when it cannot speak: a short
-    /// last day, or too few errors in the folded days (from the daily totals, which
-    /// bound what the ring holds of them).
-    pub(super) fn start(daily: &Daily, newest: u64) -> Result<PeriodicScan, Verdict> {
-        let none = Verdict::info(Model::Periodic, Reason::Healthy);
-        let Some(last) = daily.get(0) else {
-            return Err(none);
-        };
-        if last.hours < 12 {
-            return Err(none);
-        }
-        let cd = u64::from(last.day);
-        let from = cd.saturating_sub(PERIODIC_DAYS - 1);
-        let mut errors = 0u64;
-        for age in 0..daily.len() {
-            match daily.get(age) {
-                Some(d) if u64::from(d.day) >= from => errors = errors.saturating_add(d.errors),
-                _ => break,
-            }
-        }
-        if errors < 12 {
-            return Err(none);
-        }
-        Ok(PeriodicScan {
-            from,
-            to: cd,
-            next: newest,
-            pass: 0,
-            bins: [0; 24],
-            total: 0,
-            h0: 0,
-            share: 0,
-            errs: [0; PERIODIC_DAYS as usize],
-            ios: [0; PERIODIC_DAYS as usize],
-        })
-    }
-
-    /// Visits up to [`PERIODIC_CHUNK`] samples of the current pass, oldest bound the
-    /// first folded day; true when the pass is over.
-    fn visit(&mut self, ring: &Ring, newest: u64) -> bool {
-        let Some(age) = newest.checked_sub(self.next) else {
-            return true;
-        };
-        let (from, to, h0) = (self.from, self.to, self.h0);
-        let hour = |t: u64| ((t % DAY_S) / 3600) as usize;
-        let mut seen = 0usize;
-        for s in ring
-            .recent(RING_LEN)
-            .skip(age as usize)
-            .take(PERIODIC_CHUNK)
-        {
-            let day = s.t_s / DAY_S;
-            if day < from {
-                return true;
-            }
-            seen += 1;
-            if day > to {
-                continue;
-            }
-            if self.pass == 0 {
-                if let Some(b) = self.bins.get_mut(hour(s.t_s)) {
-                    *b = b.saturating_add(s.errors());
-                }
-                self.total = self.total.saturating_add(s.errors());
-            } else if (hour(s.t_s) + 24 - h0) % 24 < PEAK_HOURS {
-                let i = (day - from) as usize;
-                if let (Some(e), Some(n)) = (self.errs.get_mut(i), self.ios.get_mut(i)) {
-                    *e = e.saturating_add(s.errors());
-                    *n = n.saturating_add(s.ios());
-                }
-            }
-        }
-        if seen as u64 > self.next {
-            // The oldest sample ever pushed was visited.
-            return true;
-        }
-        self.next -= seen as u64;
-        seen < PERIODIC_CHUNK
-    }
-
-    /// One step; `newest` is the sequence number of the newest sample in the ring.
-    pub(super) fn step(&mut self, ring: &Ring, newest: u64, cfg: &Config) -> Step {
-        let none = Step::Done(Verdict::info(Model::Periodic, Reason::Healthy));
-        match self.pass {
-            0 => {
-                if !self.visit(ring, newest) {
-                    return Step::More;
-                }
-                if self.total < 12 {
-                    return none;
-                }
-                let mut peak = (0usize, 0u64);
-                for h0 in 0..24 {
-                    let sum = (0..PEAK_HOURS)
-                        .filter_map(|k| self.bins.get((h0 + k) % 24))
-                        .fold(0u64, |a, &b| a.saturating_add(b));
-                    if sum > peak.1 {
-                        peak = (h0, sum);
-                    }
-                }
-                self.share = fixed::ratio_permille(u128::from(peak.1), u128::from(self.total));
-                if self.share < 600 {
-                    return none;
-                }
-                self.h0 = peak.0;
-                self.pass = 1;
-                self.next = newest;
-                Step::More
-            }
-            1 => {
-                if self.visit(ring, newest) {
-                    self.pass = 2;
-                }
-                Step::More
-            }
-            _ => Step::Done(self.fit(cfg)),
-        }
-    }
-
+impl PeriodicWindow {
     /// The peak window's daily error rate, fitted log-linearly.
-    fn fit(&self, cfg: &Config) -> Verdict {
+    pub(super) fn fit(&self, cfg: &Config) -> Verdict {
         let none = Verdict::info(Model::Periodic, Reason::Healthy);
         let mut series = Series::new();
         let mut recur = 0usize;
@@ -779,10 +823,14 @@ impl PeriodicScan {
 }
 
 /// Latency degradation normalised by load: y = log2(median p99) - log2(median I/O per
-/// interval) / 2 per day, over the newest run of days whose load stays within ±1/3 of
-/// the newest day's (a load step ends the run, so the latency step that follows a load
-/// change is not a trend). A sustained rise of y (≥ 0.03 log2/day, ≥ ×1.32 over the run)
-/// forecasts the time to 8× the run's starting latency.
+/// interval) / 2 per day, over the days of the last [`LATENCY_DAYS`] whose load is
+/// within 8/7 of the newest day's either way, back to the newest stretch of more than
+/// [`LATENCY_GAP_DAYS`] days at another load (a load shift, up or down: latency may
+/// settle at another level with it); shorter stretches (a weekend, a backup day) are
+/// skipped. So the fit compares days of the same load, and whatever power of the load latency follows (0 to 1), the
+/// normalisation errs by at most 0.1 log2. A sustained rise of y (≥ 0.03 log2/day,
+/// ≥ ×1.32 over the days fitted, at least [`LATENCY_MIN_DAYS`] of them spanning as many
+/// days) forecasts the time to 8× the fit's starting latency.
 pub(super) fn latency(daily: &Daily, cache: &DayCache, cfg: &Config) -> Verdict {
     let none = Verdict::info(Model::Latency, Reason::Healthy);
     let Some(newest) = daily.get(0) else {
@@ -792,32 +840,46 @@ pub(super) fn latency(daily: &Daily, cache: &DayCache, cfg: &Config) -> Verdict 
     if r == 0 {
         return none;
     }
-    let (lo, hi) = (r - r / 4, r + r / 3);
-    let mut n = 0usize;
+    let in_band = |d: &Day| {
+        let m = u64::from(d.ios_med);
+        d.lat_p99_med > 0 && m * 8 >= r * 7 && m * 7 <= r * 8
+    };
+    // The days back to the newest stretch of more than LATENCY_GAP_DAYS at another load.
+    let mut span = 0;
+    let mut gap = 0;
     for age in 0..LATENCY_DAYS.min(daily.len()) {
-        match daily.get(age) {
-            Some(d) if d.lat_p99_med > 0 && (lo..=hi).contains(&u64::from(d.ios_med)) => n += 1,
-            _ => break,
+        let Some(d) = daily.get(age) else { break };
+        if in_band(&d) {
+            gap = 0;
+            span = age + 1;
+        } else {
+            gap += 1;
+            if gap > LATENCY_GAP_DAYS {
+                break;
+            }
         }
     }
-    if n < LATENCY_MIN_DAYS {
-        return none;
-    }
-    let first = daily.get(n - 1).map_or(0, |d| d.day);
+    let first = daily.get(span.saturating_sub(1)).map_or(0, |d| d.day);
     let mut s = Series::new();
-    for age in (0..n).rev() {
+    for age in (0..span).rev() {
         let Some(d) = daily.get(age) else { continue };
+        if !in_band(&d) {
+            continue;
+        }
         let Some(y) = cache.get(age, &d).lat_y else {
             continue;
         };
         s.push(i64::from(d.day.saturating_sub(first)), y);
+    }
+    if s.len() < LATENCY_MIN_DAYS {
+        return none;
     }
     let Some(f) = least_squares(&s, s.len()) else {
         return none;
     };
     let per_day = f.slope >> fixed::Q; // log2 per day, Q16
     let rise = per_day.saturating_mul(f.last_x);
-    if per_day < 1966 || rise < 26_214 {
+    if per_day < 1966 || rise < 26_214 || f.last_x + 1 < LATENCY_MIN_DAYS as i64 {
         return none;
     }
     let start = f.at(0);

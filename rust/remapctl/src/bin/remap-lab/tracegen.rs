@@ -1,5 +1,5 @@
-//! `remapctl tracegen`: synthetic device traces with known outcomes, for measuring the
-//! prediction engine (`remapctl evaluate`). Deterministic for a seed.
+//! `remap-lab tracegen`: synthetic device traces with known outcomes, for measuring the
+//! prediction engine (`remap-lab evaluate`). Deterministic for a seed.
 //!
 //! Every trace is hourly samples in the trace CSV format. A device has a base load
 //! (20k–1M I/Os per hour, 50–85% reads, a daily cycle), latency that follows load
@@ -10,6 +10,7 @@
 
 use clap::Args;
 use remap_core::stats::Sample;
+use remapctl::trace::HEADER;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,9 +18,6 @@ use std::process::ExitCode;
 /// CSV header of a fleet directory's `truth.csv`: the file, class, onset and failure
 /// time of every trace (times empty when not applicable).
 pub const TRUTH_HEADER: &str = "file,class,onset_t,fail_t";
-
-/// CSV header of a trace file.
-pub const HEADER: &str = "t_s,reads,read_errors,writes,write_errors,lat_p50_us,lat_p99_us,remapped_total,pending_total,spare_free_blocks";
 
 const HOUR: u64 = 3600;
 const DAY: u64 = 86_400;
@@ -440,7 +438,7 @@ pub fn to_csv(samples: &[Sample]) -> String {
     s
 }
 
-/// Arguments of `remapctl tracegen`.
+/// Arguments of `remap-lab tracegen`.
 #[derive(Args)]
 pub struct TracegenArgs {
     /// Directory to write the traces and `truth.csv` to (created if missing).
@@ -461,7 +459,7 @@ pub struct TracegenArgs {
 /// `file,class,onset_t,fail_t` (empty when not applicable).
 pub fn run(a: TracegenArgs) -> ExitCode {
     if let Err(e) = std::fs::create_dir_all(&a.out) {
-        eprintln!("remapctl tracegen: {}: {e}", a.out.display());
+        eprintln!("remap-lab tracegen: {}: {e}", a.out.display());
         return ExitCode::from(1);
     }
     let mut truth = format!("{TRUTH_HEADER}\n");
@@ -470,7 +468,7 @@ pub fn run(a: TracegenArgs) -> ExitCode {
         let (samples, t) = a.family.generate(a.seed, i as u64, class);
         let name = format!("{i:04}-{}.csv", class.name());
         if let Err(e) = std::fs::write(a.out.join(&name), to_csv(&samples)) {
-            eprintln!("remapctl tracegen: {name}: {e}");
+            eprintln!("remap-lab tracegen: {name}: {e}");
             return ExitCode::from(1);
         }
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
@@ -483,7 +481,7 @@ pub fn run(a: TracegenArgs) -> ExitCode {
         );
     }
     if let Err(e) = std::fs::write(a.out.join("truth.csv"), truth) {
-        eprintln!("remapctl tracegen: truth.csv: {e}");
+        eprintln!("remap-lab tracegen: truth.csv: {e}");
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS

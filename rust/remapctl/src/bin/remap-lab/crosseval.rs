@@ -1,4 +1,4 @@
-//! `remapctl crosseval`: tune the engine's knobs on one trace family, report on the
+//! `remap-lab crosseval`: tune the engine's knobs on one trace family, report on the
 //! other, both ways.
 //!
 //! The knobs are a small grid of [`Config`] values (the confidence a warning needs and
@@ -7,7 +7,7 @@
 //! at most 0.5% false alarms (then the longest median lead; with none that low, the
 //! fewest false alarms). It is then evaluated on the *other* family (seed
 //! `--test-seed`): that held-out figure is the one that counts. Figures as in
-//! `evaluate` (an alert is level warning or above).
+//! `remap-lab evaluate` (an alert is level warning or above).
 
 use crate::evaluate::Figures;
 use crate::tracegen::{fleet_class, Family, Truth};
@@ -126,7 +126,7 @@ fn row(f: &Figures) -> String {
     )
 }
 
-/// Arguments of `remapctl crosseval`.
+/// Arguments of `remap-lab crosseval`.
 #[derive(Args)]
 pub struct CrossevalArgs {
     /// Seed of the fleets tuned on.
