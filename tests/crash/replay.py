@@ -380,9 +380,13 @@ def crash_state(entries, k, rng):
 
 
 def is_meta_write(e, base=0):
-    """A write of a metadata copy; base: the spare's byte offset in the logged device."""
-    return (e.flags & MARK == 0 and e.nr > 0 and e.sector >= base
-            and (e.sector - base) // 512 in META_SECTORS)
+    """A write into a metadata copy's extent (1024 sectors from each copy sector): a
+    base, or a record appended to the copy's log; base: the spare's byte offset in the
+    logged device. Every commit writes exactly one of them per copy."""
+    if e.flags & MARK or e.nr == 0 or e.sector < base:
+        return False
+    s = (e.sector - base) // 512
+    return any(m <= s < m + 1024 for m in META_SECTORS)
 
 
 def apply(path, size, writes):
