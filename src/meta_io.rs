@@ -616,7 +616,15 @@ impl Core {
             dmerr!("metadata full: the map cannot hold more entries");
             return Err(ENOSPC);
         };
-        if let Some(pad) = self.buf.get_mut(len..padded) {
+        // A base is written with one zeroed logical block after it (where its log's first
+        // record would go), when the extent has room: records an earlier base left
+        // there must not chain onto this one. They would if this base had the same
+        // header checksum as theirs — a repair writing back the very state a damaged
+        // copy held — and bring back a version that was never acknowledged.
+        let base_write = padded
+            .saturating_add(self.spare_lbs as usize)
+            .min(COPY_MAX_BYTES);
+        if let Some(pad) = self.buf.get_mut(len..base_write) {
             pad.fill(0);
         }
         let body_crc = self
@@ -662,7 +670,7 @@ impl Core {
                     io(client, bdev, at, rec, b::dmr_io_op_DMR_IO_WRITE_FUA)
                 }
                 _ => {
-                    let buf = self.buf.get_mut(..padded).ok_or(EINVAL)?;
+                    let buf = self.buf.get_mut(..base_write).ok_or(EINVAL)?;
                     meta::set_copy_sector(buf, copy_sector).map_err(|_| EINVAL)?;
                     sector_in_buf = copy_sector;
                     base_crc = buf

@@ -114,7 +114,8 @@ impl Writer {
                 }
                 CopyWrite::Base => {
                     set_copy_sector(&mut base, COPY_SECTORS[k]).unwrap();
-                    writes.push((k, 0, base[..padded].to_vec()));
+                    let end = (padded + self.lbs as usize).min(COPY_MAX_BYTES);
+                    writes.push((k, 0, base[..end].to_vec()));
                     self.bases += 1;
                     u32::from_le_bytes(base[124..128].try_into().unwrap())
                 }
@@ -437,4 +438,44 @@ fn a_damaged_record_ends_the_log_there() {
     }
     let (v, es, _) = load(&d, lbs);
     assert_eq!((v, es), (1, v1));
+}
+
+#[test]
+fn a_rewritten_base_does_not_bring_back_records_behind_it() {
+    // Copy 0 got a record of version 2 before a cut; the others hold version 1. A repair
+    // writes version 1's base back to copy 0 (the same bytes, so the same header
+    // checksum the record names). Written with the zeroed block after it, the record no
+    // longer chains; written alone, it would bring version 2 back.
+    let lbs = 512;
+    let mut disk = vec![vec![0u8; COPY_MAX_BYTES]; COPY_COUNT];
+    let mut w = Writer::new(lbs);
+    let v1 = vec![Entry::remapped(1, 0, 1)];
+    let base_writes = w.commit(&v1, ScanCheckpoint::default());
+    for wr in &base_writes {
+        apply(&mut disk, wr);
+    }
+    let rec = w.commit(
+        &[Entry::remapped(1, 0, 1), Entry::remapped(2, 0, 2)],
+        ScanCheckpoint::default(),
+    );
+    apply(&mut disk, &rec[0]);
+    assert_eq!(load(&disk, lbs).0, 2);
+    // The repair as the writers do it: base and zeroed block.
+    let mut fixed = disk.clone();
+    apply(&mut fixed, &base_writes[0]);
+    let reads: [CopyRead<'_>; COPY_COUNT] = std::array::from_fn(|i| CopyRead::Bytes(&fixed[i]));
+    let Selection::Load { version, .. } = select(&reads, None) else {
+        panic!()
+    };
+    assert_eq!(version, 1);
+    // The base alone (no zeroed block): the old record chains again.
+    let mut bare = disk.clone();
+    let (k, off, b) = &base_writes[0];
+    let n = b.len() - lbs as usize;
+    bare[*k][*off..off + n].copy_from_slice(&b[..n]);
+    let reads: [CopyRead<'_>; COPY_COUNT] = std::array::from_fn(|i| CopyRead::Bytes(&bare[i]));
+    let Selection::Load { version, .. } = select(&reads, None) else {
+        panic!()
+    };
+    assert_eq!(version, 2);
 }

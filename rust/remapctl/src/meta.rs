@@ -475,13 +475,19 @@ fn write_copies(
     };
     let len = meta::encode(&st, 0, &mut buf)
         .map_err(|e| MetaError::Input(format!("cannot encode state: {e:?}")))?;
+    let lbs = spare.logical_block_bytes();
+    let end = meta::padded_len(len, lbs)
+        .map_or(len, |p| p.saturating_add(lbs as usize))
+        .min(COPY_MAX_BYTES);
     for step in repair::COMMIT_PLAN {
         if !which[step.copy] {
             continue;
         }
         let sector = COPY_SECTORS[step.copy];
         meta::set_copy_sector(&mut buf, sector).map_err(|e| MetaError::Input(format!("{e:?}")))?;
-        spare.write_durable(sector * 512, &buf[..len])?;
+        // With one zeroed logical block after the base, as the module writes it: records
+        // an earlier base left there never chain onto this one.
+        spare.write_durable(sector * 512, &buf[..end])?;
     }
     Ok(())
 }
