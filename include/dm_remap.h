@@ -89,6 +89,30 @@ void dmr_random_bytes(void *buf, size_t len);
 /* Monotonic time (boot clock) in milliseconds. */
 u64 dmr_now_ms(void);
 
+/* Microseconds of the monotonic clock; seconds of the real-time clock. */
+u64 dmr_now_us(void);
+u64 dmr_real_seconds(void);
+
+/*
+ * The background scan's delayed work item (on system_long_wq). The work runs fn(ctx)
+ * with memalloc_noio; fn requeues it with dmr_scanner_queue. Cancel waits for a run in
+ * progress and keeps a self-requeue from taking effect.
+ */
+struct dmr_scanner;
+struct dmr_scanner *dmr_scanner_create(void (*fn)(void *), void *ctx);
+void dmr_scanner_destroy(struct dmr_scanner *s);
+void dmr_scanner_queue(struct dmr_scanner *s, u64 delay_ms);
+void dmr_scanner_cancel(struct dmr_scanner *s);
+
+/* Module parameters (validated on write): the defaults of the scan options. The
+ * ranges are remap-core's table_line limits (checked at compile time in scan.rs). */
+#define DMR_SCAN_RATE_LOWEST 64
+#define DMR_SCAN_RATE_HIGHEST 4194304
+#define DMR_SCAN_INTERVAL_LONGEST 31536000
+unsigned int dmr_param_scan_rate_min_kib(void);
+unsigned int dmr_param_scan_rate_max_kib(void);
+unsigned int dmr_param_scan_interval_s(void);
+
 /* An ordered workqueue with one work item and a bio list, for the remap worker. */
 struct dmr_worker;
 struct dmr_worker *dmr_worker_create(const char *name, void (*fn)(void *), void *ctx);

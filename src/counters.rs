@@ -121,7 +121,9 @@ impl Remap {
             m.version.load(Relaxed),
             m.last_commit.load(Relaxed),
             if self.is_failed() { "failed" } else { "ok" }
-        )
+        )?;
+        out.write_char(' ')?;
+        self.write_scan_info(out)
     }
 
     /// The IMA measurement line.

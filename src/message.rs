@@ -10,7 +10,7 @@
 //! mutex, like the worker.
 
 use crate::engine::{mask_count, Special, PENDING, REMAPPED};
-use crate::remap_core::message::{Message, VERBS};
+use crate::remap_core::message::{Message, ScanCmd, VERBS};
 use crate::remap_core::units::Blocks;
 use crate::resultbuf::ResultBuf;
 use crate::target::{state, Remap};
@@ -146,6 +146,16 @@ impl Remap {
                     self.raise_event();
                 }
                 write!(out, "mode=ok")
+            }
+            Message::Scan(ScanCmd::Status) => self.write_scan_status(out),
+            Message::Scan(ScanCmd::Start) => {
+                self.may_write("scan start")?;
+                self.scan_start()?;
+                self.write_scan_status(out)
+            }
+            Message::Scan(ScanCmd::Stop) => {
+                self.scan_stop();
+                self.write_scan_status(out)
             }
         };
         Ok(())

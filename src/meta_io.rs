@@ -98,6 +98,11 @@ pub(crate) struct Core {
     config_changed: bool,
     /// Copies the last `write_copies` wrote before it returned (also on failure).
     landed: u32,
+    /// Copies that do not hold the loaded state (stale, damaged, unreadable) when a
+    /// configuration change at load skips the repairs: the commit of the change writes
+    /// them first, so that a cut while it overwrites a current copy leaves the new
+    /// version on them.
+    damaged: [bool; COPY_COUNT],
     client: *mut b::dm_io_client,
     bdev: *mut block_device,
     /// The unpublished table version writers rebuild (see `engine`).
@@ -155,6 +160,16 @@ impl Core {
     /// Version of the last committed metadata.
     pub(crate) fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The scan position of the last loaded or committed state (or the next commit).
+    pub(crate) fn scan_checkpoint(&self) -> ScanCheckpoint {
+        self.scan
+    }
+
+    /// Sets the scan position the next commit records.
+    pub(crate) fn set_scan_checkpoint(&mut self, cp: ScanCheckpoint) {
+        self.scan = cp;
     }
 
     /// Whether mode `failed` is recorded.
@@ -258,8 +273,8 @@ impl Core {
                 read_retries: u32::from(cfg.read_retries),
                 target_sectors: g.target_len.0,
                 flags: 0,
-                scan_interval_s: 0,
-                scan_rate_kibs: 0,
+                scan_interval_s: cfg.scan_interval_s.unwrap_or(0),
+                scan_rate_kibs: cfg.scan_rate_kibs.unwrap_or(0),
                 predict_interval_s: 0,
                 alert_min_level: 0,
             },
@@ -274,6 +289,7 @@ impl Core {
             spare_lbs: g.spare_lbs,
             config_changed: false,
             landed: 0,
+            damaged: [false; COPY_COUNT],
             client,
             bdev,
             standby: None,
@@ -465,6 +481,15 @@ impl Core {
                     core.config.read_retries = retries;
                     core.config_changed = true;
                 }
+                // The scan options as the table gives them (0: not given).
+                let scan = (
+                    cfg.scan_interval_s.unwrap_or(0),
+                    cfg.scan_rate_kibs.unwrap_or(0),
+                );
+                if (core.config.scan_interval_s, core.config.scan_rate_kibs) != scan {
+                    (core.config.scan_interval_s, core.config.scan_rate_kibs) = scan;
+                    core.config_changed = true;
+                }
                 // A setup made where the main device showed no identifier (or by an
                 // older version) is bound to the identifier it shows now.
                 if core.fingerprint.identity != g.identity
@@ -528,7 +553,11 @@ impl Core {
                 // commit of the change writes every copy as a base, the damaged ones
                 // included. Repairing first would write the selected version with the
                 // new configuration next to copies of that version with the old one.
+                // The commit writes the copies that do not hold the selected state first
+                // (`damaged`): until the first current copy is overwritten, the
+                // selected version stays intact there.
                 if core.config_changed {
+                    core.damaged = rw;
                     [false; COPY_COUNT]
                 } else {
                     rw
@@ -648,7 +677,17 @@ impl Core {
         let (client, bdev) = (self.client, self.bdev);
         let mut sector_in_buf = 0u64;
         let mut n = 0;
-        for step in COMMIT_PLAN.iter() {
+        // Copies that do not hold the current state go first (see `damaged`), then the
+        // rest, each group in commit order.
+        let damaged = self.damaged;
+        let first = COMMIT_PLAN
+            .iter()
+            .filter(|s| damaged.get(s.copy).copied().unwrap_or(false));
+        let rest = COMMIT_PLAN
+            .iter()
+            .filter(|s| !damaged.get(s.copy).copied().unwrap_or(false));
+        let order = Iterator::chain(first, rest);
+        for step in order {
             let k = step.copy;
             if !which.get(k).copied().unwrap_or(false) {
                 continue;
@@ -706,6 +745,9 @@ impl Core {
                     (base_crc, padded),
                     (self.version, body_crc),
                 );
+            }
+            if let Some(d) = self.damaged.get_mut(k) {
+                *d = false;
             }
             n += 1;
             self.landed = n;

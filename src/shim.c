@@ -10,6 +10,9 @@
 #include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/kernfs.h>
+#include <linux/moduleparam.h>
+#include <linux/workqueue.h>
+#include <linux/timekeeping.h>
 
 static_assert(DMR_STS_OK == (__force int)BLK_STS_OK);
 static_assert(DMR_STS_IOERR == (__force int)BLK_STS_IOERR);
@@ -507,4 +510,127 @@ out:
 	dmr_stack_put(sb, nb);
 	kfree(sa);
 	return ret;
+}
+
+u64 dmr_now_us(void)
+{
+	return div_u64(ktime_get_boottime_ns(), NSEC_PER_USEC);
+}
+
+u64 dmr_real_seconds(void)
+{
+	return ktime_get_real_seconds();
+}
+
+struct dmr_scanner {
+	struct delayed_work dw;
+	void (*fn)(void *ctx);
+	void *ctx;
+};
+
+static void dmr_scanner_run(struct work_struct *work)
+{
+	struct dmr_scanner *s = container_of(to_delayed_work(work), struct dmr_scanner, dw);
+	/* The scan takes the mutex the remap worker needs to complete I/O. */
+	unsigned int noio = memalloc_noio_save();
+
+	s->fn(s->ctx);
+	memalloc_noio_restore(noio);
+}
+
+struct dmr_scanner *dmr_scanner_create(void (*fn)(void *), void *ctx)
+{
+	struct dmr_scanner *s = kzalloc(sizeof(*s), GFP_KERNEL);
+
+	if (!s)
+		return NULL;
+	INIT_DELAYED_WORK(&s->dw, dmr_scanner_run);
+	s->fn = fn;
+	s->ctx = ctx;
+	return s;
+}
+
+void dmr_scanner_destroy(struct dmr_scanner *s)
+{
+	cancel_delayed_work_sync(&s->dw);
+	kfree(s);
+}
+
+void dmr_scanner_queue(struct dmr_scanner *s, u64 delay_ms)
+{
+	unsigned long j = msecs_to_jiffies(min_t(u64, delay_ms, 3600 * MSEC_PER_SEC));
+
+	/*
+	 * Replaces a pending run's time (a start during a wait between passes runs now).
+	 * While dmr_scanner_cancel runs, the work is disabled and this queues nothing.
+	 */
+	mod_delayed_work(system_long_wq, &s->dw, j);
+}
+
+void dmr_scanner_cancel(struct dmr_scanner *s)
+{
+	cancel_delayed_work_sync(&s->dw);
+}
+
+static unsigned int scan_rate_min_kib = 1024;
+static unsigned int scan_rate_max_kib = 65536;
+static unsigned int scan_interval_s;
+
+static int dmr_param_set(const char *val, const struct kernel_param *kp, unsigned int lo,
+			 unsigned int hi)
+{
+	unsigned int v;
+	int r = kstrtouint(val, 10, &v);
+
+	if (r)
+		return r;
+	if (v < lo || v > hi)
+		return -EINVAL;
+	WRITE_ONCE(*(unsigned int *)kp->arg, v);
+	return 0;
+}
+
+static int dmr_set_rate(const char *val, const struct kernel_param *kp)
+{
+	return dmr_param_set(val, kp, DMR_SCAN_RATE_LOWEST, DMR_SCAN_RATE_HIGHEST);
+}
+
+static int dmr_set_interval(const char *val, const struct kernel_param *kp)
+{
+	return dmr_param_set(val, kp, 0, DMR_SCAN_INTERVAL_LONGEST);
+}
+
+static const struct kernel_param_ops dmr_rate_ops = {
+	.set = dmr_set_rate,
+	.get = param_get_uint,
+};
+
+static const struct kernel_param_ops dmr_interval_ops = {
+	.set = dmr_set_interval,
+	.get = param_get_uint,
+};
+
+module_param_cb(scan_rate_min_kib, &dmr_rate_ops, &scan_rate_min_kib, 0644);
+MODULE_PARM_DESC(scan_rate_min_kib,
+		 "Background scan rate while a target has other I/O, KiB/s (64..4194304, default 1024)");
+module_param_cb(scan_rate_max_kib, &dmr_rate_ops, &scan_rate_max_kib, 0644);
+MODULE_PARM_DESC(scan_rate_max_kib,
+		 "Background scan rate while a target is idle, KiB/s, unless its table sets scan_rate (64..4194304, default 65536)");
+module_param_cb(scan_interval_s, &dmr_interval_ops, &scan_interval_s, 0644);
+MODULE_PARM_DESC(scan_interval_s,
+		 "Seconds between background scan passes, unless a table sets scan_interval (0: no periodic passes; default 0)");
+
+unsigned int dmr_param_scan_rate_min_kib(void)
+{
+	return READ_ONCE(scan_rate_min_kib);
+}
+
+unsigned int dmr_param_scan_rate_max_kib(void)
+{
+	return READ_ONCE(scan_rate_max_kib);
+}
+
+unsigned int dmr_param_scan_interval_s(void)
+{
+	return READ_ONCE(scan_interval_s);
 }

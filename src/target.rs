@@ -84,8 +84,11 @@ impl kernel::Module for DmRemap {
             message: Some(remap_message),
             iterate_devices: Some(remap_iterate_devices),
             io_hints: Some(remap_io_hints),
+            presuspend: Some(remap_presuspend),
+            presuspend_undo: Some(remap_presuspend_undo),
             postsuspend: Some(remap_postsuspend),
             preresume: Some(remap_preresume),
+            resume: Some(remap_resume),
             ..Default::default()
         };
         let tt = KBox::new(UnsafeCell::new(tt), GFP_KERNEL)?;
@@ -225,6 +228,8 @@ pub(crate) struct Remap {
     geometry: crate::meta_io::Geometry,
     /// Set by the first resume, which reloads the metadata.
     resumed: AtomicBool,
+    /// The background scan.
+    pub(crate) scan: crate::scan::Scanner,
 }
 
 // SAFETY: the raw pointers are dm core and C shim objects that are safe to use from
@@ -466,6 +471,8 @@ impl Remap {
 
 impl Drop for Remap {
     fn drop(&mut self) {
+        // The scan first: its steps use the worker, the dm-io client and the devices.
+        self.scan.detach();
         if !self.worker.is_null() {
             // SAFETY: created in `ctr` for this target; destroying it runs and waits
             // for any queued work first.
@@ -715,6 +722,15 @@ unsafe extern "C" fn remap_ctr(
     };
     let failed = core.failed_flag();
     let uuid = core.uuid();
+    let scan = match crate::scan::Scanner::new(&owned) {
+        Ok(s) => s,
+        Err(_) => {
+            // SAFETY: created above and not shared.
+            unsafe { b::dm_io_client_destroy(io_client) };
+            // SAFETY: `ti` is valid per this function's contract.
+            return unsafe { ctr_fail(ti, c"Cannot allocate the scan buffer", ENOMEM) };
+        }
+    };
     let core = match KBox::pin_init(new_mutex!(core), GFP_KERNEL) {
         Ok(c) => c,
         Err(_) => {
@@ -745,6 +761,7 @@ unsafe extern "C" fn remap_ctr(
         worker: core::ptr::null_mut(),
         geometry,
         resumed: AtomicBool::new(false),
+        scan,
     };
     let mut state = match KBox::new(state, GFP_KERNEL) {
         Ok(s) => s,
@@ -760,6 +777,12 @@ unsafe extern "C" fn remap_ctr(
         return unsafe { ctr_fail(ti, c"Cannot create worker", ENOMEM) };
     }
     state.worker = worker;
+    // SAFETY: `ctx` is the boxed target, which outlives the work item (`drop` detaches
+    // it first).
+    if unsafe { state.scan.attach(ctx) }.is_err() {
+        // SAFETY: `ti` is valid per this function's contract.
+        return unsafe { ctr_fail(ti, c"Cannot create the scan work item", ENOMEM) };
+    }
     // The two table versions and the worker's scratch, reserved now for the completion
     // path (see reserve.rs).
     let reserved = (|| -> Result<(KBox<Snapshot>, KBox<Snapshot>, crate::worker::Scratch)> {
@@ -800,6 +823,34 @@ unsafe extern "C" fn worker_fn(ctx: *mut core::ffi::c_void) {
     // SAFETY: per the contract.
     let t = unsafe { &*ctx.cast::<Remap>() };
     t.work();
+}
+
+/// # Safety
+/// Called by dm core for a constructed target.
+unsafe extern "C" fn remap_presuspend(ti: *mut b::dm_target) {
+    // SAFETY: dm core calls this only for a constructed target.
+    let t = unsafe { state(ti) };
+    // No scan I/O while suspended; its position is committed now.
+    t.scan_suspend();
+}
+
+/// # Safety
+/// Called by dm core for a constructed target whose suspend failed after `presuspend`.
+unsafe extern "C" fn remap_presuspend_undo(ti: *mut b::dm_target) {
+    // SAFETY: dm core calls this only for a constructed target.
+    let t = unsafe { state(ti) };
+    if t.resumed.load(Relaxed) {
+        t.scan_resume();
+    }
+}
+
+/// # Safety
+/// Called by dm core for a constructed target, after every target's `preresume`
+/// succeeded.
+unsafe extern "C" fn remap_resume(ti: *mut b::dm_target) {
+    // SAFETY: dm core calls this only for a constructed target.
+    let t = unsafe { state(ti) };
+    t.scan_resume();
 }
 
 /// # Safety

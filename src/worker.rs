@@ -48,6 +48,10 @@ pub(crate) struct Scratch {
     changes: Fixed<Special>,
     /// One block of data.
     buf: KVVec<u8>,
+    /// The batch's source blocks must be copied whole (a proactive remap of a block
+    /// that still reads): a block that does not read completely is not remapped, rather
+    /// than remapped with lost sectors.
+    copy_whole: bool,
 }
 
 impl Scratch {
@@ -67,6 +71,7 @@ impl Scratch {
             pending: Fixed::new(MAX_PENDING)?,
             changes: Fixed::new(MAX_JOBS + MAX_PENDING)?,
             buf: KVVec::from_elem(0u8, bs.bytes() as usize, GFP_KERNEL)?,
+            copy_whole: false,
         })
     }
 
@@ -79,6 +84,7 @@ impl Scratch {
             pending: Fixed::empty(),
             changes: Fixed::empty(),
             buf: KVVec::new(),
+            copy_whole: false,
         }
     }
 }
@@ -618,6 +624,7 @@ impl Remap {
         }
         // 3. Build each block's data and write it to the spare.
         let mut ok = true;
+        let mut unreadable = false;
         for ji in 0..sc.jobs.as_slice().len() {
             let Some(mut j) = sc.jobs.as_slice().get(ji).copied() else {
                 break;
@@ -637,7 +644,16 @@ impl Remap {
             } else {
                 (Dev::Main, j.block * spb)
             };
-            if !mask_count_full(&j.covered, spb) {
+            if sc.copy_whole {
+                let attempts = 1 + u32::from(self.cfg.read_retries);
+                if !(0..attempts).any(|_| {
+                    self.sync_io(src, src_at, &mut sc.buf, spb, b::dmr_io_op_DMR_IO_READ)
+                        .is_ok()
+                }) {
+                    unreadable = true;
+                    break;
+                }
+            } else if !mask_count_full(&j.covered, spb) {
                 self.read_salvage(src, src_at, &mut j, &mut sc.buf);
             }
             for s in sc.slices.as_slice().iter().filter(|s| s.job == ji) {
@@ -674,6 +690,12 @@ impl Remap {
         }
         // 4. Data durable on the spare, then the mapping (one commit for the batch).
         sc.changes.clear();
+        if unreadable {
+            // A whole copy was asked for and the source no longer reads: nothing
+            // changes, and this is no failure of the spare.
+            self.undo_jobs(core, sc);
+            return false;
+        }
         if ok {
             for j in sc.jobs.as_slice() {
                 ok &= sc.changes.push(j.special(REMAPPED)).is_ok();
@@ -698,21 +720,27 @@ impl Remap {
             if !self.is_failed() {
                 self.enter_failed(c"spare or metadata write failed");
             }
-            // Undo: the blocks go back to what they were.
-            sc.changes.clear();
-            for j in sc.jobs.as_slice() {
-                let s = j.prev.unwrap_or(Special {
-                    state: 0,
-                    ..Special::pending(j.block)
-                });
-                let _ = sc.changes.push(s);
-            }
-            Self::free_jobs(core, sc);
-            let _ = self.publish_changes(core, sc.changes.as_mut_slice());
+            self.undo_jobs(core, sc);
             return false;
         }
         self.stats.remaps.fetch_add(new, Relaxed);
         true
+    }
+
+    /// Undoes the batch's jobs: the blocks go back to what they were (their BUSY
+    /// entries replaced, bios deferred meanwhile routed again by the next batch) and
+    /// their new spare blocks are freed.
+    fn undo_jobs(&self, core: &mut Core, sc: &mut Scratch) {
+        sc.changes.clear();
+        for j in sc.jobs.as_slice() {
+            let s = j.prev.unwrap_or(Special {
+                state: 0,
+                ..Special::pending(j.block)
+            });
+            let _ = sc.changes.push(s);
+        }
+        Self::free_jobs(core, sc);
+        let _ = self.publish_changes(core, sc.changes.as_mut_slice());
     }
 
     /// Reads the current contents of a block being remapped into `buf`; sectors that
@@ -763,6 +791,16 @@ impl Remap {
 
     /// `remap <block>`: moves a block to the spare now, copying what is readable.
     pub(crate) fn remap_now(&self, core: &mut Core, blk: u64) -> Result {
+        self.remap_block(core, blk, false)
+    }
+
+    /// Moves a block that still reads to the spare (the scan's proactive remap): only
+    /// when all of it reads, within the read retries; else nothing changes (`EIO`).
+    pub(crate) fn remap_whole(&self, core: &mut Core, blk: u64) -> Result {
+        self.remap_block(core, blk, true)
+    }
+
+    fn remap_block(&self, core: &mut Core, blk: u64, whole: bool) -> Result {
         if self.is_failed() {
             return Err(EIO);
         }
@@ -775,11 +813,13 @@ impl Remap {
         sc.jobs.clear();
         sc.slices.clear();
         sc.pending.clear();
+        sc.copy_whole = whole;
         let r = if sc.jobs.push(Job::new(blk, prev)).is_ok() && self.apply(core, &mut sc) {
             Ok(())
         } else {
             Err(EIO)
         };
+        sc.copy_whole = false;
         sc.jobs.clear();
         core.scratch = sc;
         r

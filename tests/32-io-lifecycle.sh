@@ -4,15 +4,30 @@
 # reload / resume cycles, with remaps and unremaps between them, loses no acknowledged
 # write; remove is refused while the device is open and rmmod while a target exists,
 # and the target keeps serving; a lost sector (unreadable when its block was moved)
-# fails reads until it is written, then reads what was written, also after a reload.
+# fails reads until it is written, then reads what was written, also after a reload;
+# dm-ima measures the target's IMA line when the table loads (the VM boots with
+# ima_policy=critical_data).
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp python3
 load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
-ktap_plan 13
+ktap_plan 15
 base=$(mkloop 64) || fail "loop device for the main device"
 spare=$(mkloop 16) || fail "loop device for the spare"
 dm_create l "0 131072 remap $base $spare" || fail "create"
 n=${PREFIX}l dev=$(dm_path l)
+
+# 0. The IMA measurement of the table load (dm-ima, template ima-buf: the buffer in hex).
+ima=/sys/kernel/security/ima/ascii_runtime_measurements
+[ -e "$ima" ] || mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
+mm() { local d; d=$(stat -L -c '%t %T' "$1") && printf '%d:%d' "0x${d% *}" "0x${d#* }"; }
+uuid=$(dmsetup table "$n" | awk '{ print $NF }')
+want="target_name=remap,target_version=$(dmsetup targets | awk '$1 == "remap" { sub(/^v/, "", $2); print $2 }'),main_dev=$(mm "$base"),spare_dev=$(mm "$spare"),uuid=$uuid,block_size=4096,read_retries=1,max_remap_rate=1024,mode=ok;"
+ima_loads() {
+  grep ' dm_table_load' "$ima" | awk '{ print $NF }' |
+    python3 -c 'import sys; [print(bytes.fromhex(l.strip()).decode("latin-1")) for l in sys.stdin]'
+}
+ktap_check "IMA measured the table load" bash -c "test -r $ima && grep -q ' dm_table_load' $ima"
+ktap_check "with the target's line: $want" grep -qF -- "$want" <(ima_loads)
 
 # 1. A write while suspended.
 head -c 4096 /dev/urandom > "$WORK/b7"

@@ -34,6 +34,12 @@ pub enum CoreError {
     BadRetries,
     /// A `max_remap_rate` above the supported maximum.
     BadRemapRate,
+    /// A `scan_interval` above the supported maximum.
+    BadScanInterval,
+    /// A `scan_rate` outside the supported range.
+    BadScanRate,
+    /// A `proactive_remap` value other than `on` or `off`.
+    BadSwitch,
     /// The spare device is the main device.
     SpareIsMain,
     /// The target extends beyond the end of the main device.
@@ -71,6 +77,9 @@ impl CoreError {
             Self::BlockSizeBelowLogical => c"block_size is below a device's logical block size",
             Self::BadRetries => c"Invalid read_retries (0..16)",
             Self::BadRemapRate => c"Invalid max_remap_rate (0..1000000)",
+            Self::BadScanInterval => c"Invalid scan_interval (0..31536000 seconds)",
+            Self::BadScanRate => c"Invalid scan_rate (64..4194304 KiB/s)",
+            Self::BadSwitch => c"Invalid proactive_remap (on or off)",
             Self::SpareIsMain => c"Spare device is the main device",
             Self::BeyondMainDevice => c"Target extends beyond the end of the main device",
             Self::SpareTooSmall => c"Spare device too small for metadata and one data block",

@@ -29,6 +29,19 @@ pub enum Message {
     /// `clear_failed`: leave mode `failed` (persisted) after the admin has dealt with
     /// its cause.
     ClearFailed,
+    /// `scan start|stop|status`: the background scan.
+    Scan(ScanCmd),
+}
+
+/// What `scan` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanCmd {
+    /// Start a pass now, or resume the stopped one where it stopped.
+    Start,
+    /// Stop the pass in progress (its position is kept) and the periodic passes.
+    Stop,
+    /// Report where the scan stands.
+    Status,
 }
 
 /// Every verb with its synopsis, as `help` prints it.
@@ -48,6 +61,10 @@ pub const VERBS: &[(&str, &str)] = &[
     ),
     ("clear confirm", "forget every remap and pending block"),
     ("clear_failed", "leave mode failed and allow remaps again"),
+    (
+        "scan start|stop|status",
+        "start or resume, stop, or report the background scan",
+    ),
 ];
 
 fn block_arg(rest: &[&[u8]]) -> Result<Blocks, CoreError> {
@@ -87,6 +104,13 @@ impl Message {
             } else {
                 block_arg(rest).map(Message::List)
             }
+        } else if is("scan") {
+            match rest {
+                [c] if c.eq_ignore_ascii_case(b"start") => Ok(Message::Scan(ScanCmd::Start)),
+                [c] if c.eq_ignore_ascii_case(b"stop") => Ok(Message::Scan(ScanCmd::Stop)),
+                [c] if c.eq_ignore_ascii_case(b"status") => Ok(Message::Scan(ScanCmd::Status)),
+                _ => Err(CoreError::BadMessageArgs),
+            }
         } else if is("clear_failed") {
             none(Message::ClearFailed)
         } else if is("clear") {
@@ -122,6 +146,9 @@ mod tests {
         assert_eq!(p("list 100"), Ok(Message::List(Blocks(100))));
         assert_eq!(p("clear confirm"), Ok(Message::Clear));
         assert_eq!(p("Clear_Failed"), Ok(Message::ClearFailed));
+        assert_eq!(p("scan start"), Ok(Message::Scan(ScanCmd::Start)));
+        assert_eq!(p("SCAN Stop"), Ok(Message::Scan(ScanCmd::Stop)));
+        assert_eq!(p("scan status"), Ok(Message::Scan(ScanCmd::Status)));
     }
 
     #[test]
@@ -135,5 +162,8 @@ mod tests {
         assert_eq!(p("clear"), Err(CoreError::BadMessageArgs));
         assert_eq!(p("clear now"), Err(CoreError::BadMessageArgs));
         assert_eq!(p("clear_failed now"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("scan"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("scan go"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("scan start now"), Err(CoreError::BadMessageArgs));
     }
 }

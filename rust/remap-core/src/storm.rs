@@ -43,6 +43,15 @@ impl StormGuard {
         self.last_ms = self.last_ms.max(now_ms);
     }
 
+    /// Whether `n` remaps at `now_ms` would be within the rate (nothing is taken).
+    pub fn has_room(&mut self, n: u64, now_ms: u64) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        self.refill(now_ms);
+        n.checked_mul(UNIT).is_some_and(|cost| cost <= self.tokens)
+    }
+
     /// Takes `n` remaps at `now_ms`; false (and nothing taken) when that exceeds the rate.
     pub fn take(&mut self, n: u64, now_ms: u64) -> bool {
         if self.rate == 0 {
@@ -72,6 +81,20 @@ impl StormGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn has_room_takes_nothing() {
+        let mut g = StormGuard::new(4, 0);
+        assert!(g.has_room(4, 0));
+        assert!(!g.has_room(5, 0));
+        assert!(g.has_room(4, 0), "asking took nothing");
+        assert!(g.take(3, 0));
+        assert!(g.has_room(1, 0) && !g.has_room(2, 0));
+        // A quarter of a minute refills one of 4 per minute.
+        assert!(g.has_room(2, 15_000));
+        assert!(!g.has_room(u64::MAX, 15_000));
+        assert!(StormGuard::new(0, 0).has_room(u64::MAX, 0));
+    }
 
     #[test]
     fn burst_then_steady_rate() {

@@ -20,6 +20,17 @@
 //! - `max_remap_rate <n>`: remaps per minute beyond which the main device is taken to
 //!   be failing as a whole and the target stops remapping (0: no limit; default
 //!   [`DEFAULT_MAX_REMAP_RATE`]).
+//! - `scan_interval <seconds>`: the background scan starts a pass this long after the
+//!   previous one ended (0: no periodic passes, a pass runs when `scan start` asks;
+//!   default: the module parameter `scan_interval_s`, itself 0 unless set). At most
+//!   [`MAX_SCAN_INTERVAL_S`] (a year).
+//! - `scan_rate <KiB/s>`: the rate the scan reads at while the target has no other I/O
+//!   ([`MIN_SCAN_RATE_KIBS`]..=[`MAX_SCAN_RATE_KIBS`]; default: the module parameter
+//!   `scan_rate_max_kib`). With foreground I/O it reads at the module parameter
+//!   `scan_rate_min_kib` (or this rate, if lower), as md's `sync_speed_min/max` do.
+//! - `proactive_remap <on|off>`: whether blocks the scan finds weak (readable only after
+//!   retries, or far slower than the device's norm) are copied to the spare and
+//!   remapped while still readable (default on).
 //! - `uuid <uuid>`: the setup UUID the spare's metadata must carry (32 hex digits or
 //!   the 8-4-4-4-12 form, not all zero); a spare of another setup is refused. The
 //!   printed line always names the loaded setup's UUID, so reloading it only ever
@@ -39,6 +50,12 @@ pub const MAX_READ_RETRIES: u8 = 16;
 pub const DEFAULT_MAX_REMAP_RATE: u32 = 1024;
 /// Largest accepted `max_remap_rate`.
 pub const MAX_MAX_REMAP_RATE: u64 = 1_000_000;
+/// Largest accepted `scan_interval`, seconds (a year).
+pub const MAX_SCAN_INTERVAL_S: u64 = 31_536_000;
+/// Smallest accepted `scan_rate`, KiB/s.
+pub const MIN_SCAN_RATE_KIBS: u64 = 64;
+/// Largest accepted `scan_rate`, KiB/s (4 GiB/s).
+pub const MAX_SCAN_RATE_KIBS: u64 = 4 * 1024 * 1024;
 /// Most optional arguments a table line may carry.
 pub const MAX_OPT_ARGS: u64 = 32;
 
@@ -65,6 +82,12 @@ pub struct TableConfig<'a> {
     pub max_remap_rate_given: bool,
     /// Setup UUID the spare's metadata must carry (`uuid`), if given.
     pub uuid: Option<[u8; 16]>,
+    /// Seconds between scan passes (`scan_interval`), if given.
+    pub scan_interval_s: Option<u32>,
+    /// Idle scan rate in KiB/s (`scan_rate`), if given.
+    pub scan_rate_kibs: Option<u32>,
+    /// Proactive remapping of weak blocks (`proactive_remap`), if given.
+    pub proactive_remap: Option<bool>,
 }
 
 /// Parses a decimal `u64`: digits only, no sign, no junk, no overflow.
@@ -107,6 +130,9 @@ impl<'a> TableConfig<'a> {
             max_remap_rate: DEFAULT_MAX_REMAP_RATE,
             max_remap_rate_given: false,
             uuid: None,
+            scan_interval_s: None,
+            scan_rate_kibs: None,
+            proactive_remap: None,
         };
         let Some((count, opts)) = rest.split_first() else {
             return Ok(cfg);
@@ -159,6 +185,38 @@ impl<'a> TableConfig<'a> {
                 }
                 cfg.max_remap_rate = r as u32;
                 cfg.max_remap_rate_given = true;
+            } else if eq_ignore_case(name, "scan_interval") {
+                if cfg.scan_interval_s.is_some() {
+                    return Err(CoreError::DuplicateOption);
+                }
+                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
+                let r = parse_u64(v)?;
+                if r > MAX_SCAN_INTERVAL_S {
+                    return Err(CoreError::BadScanInterval);
+                }
+                cfg.scan_interval_s = Some(r as u32);
+            } else if eq_ignore_case(name, "scan_rate") {
+                if cfg.scan_rate_kibs.is_some() {
+                    return Err(CoreError::DuplicateOption);
+                }
+                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
+                let r = parse_u64(v)?;
+                if !(MIN_SCAN_RATE_KIBS..=MAX_SCAN_RATE_KIBS).contains(&r) {
+                    return Err(CoreError::BadScanRate);
+                }
+                cfg.scan_rate_kibs = Some(r as u32);
+            } else if eq_ignore_case(name, "proactive_remap") {
+                if cfg.proactive_remap.is_some() {
+                    return Err(CoreError::DuplicateOption);
+                }
+                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
+                cfg.proactive_remap = Some(if eq_ignore_case(v, "on") {
+                    true
+                } else if eq_ignore_case(v, "off") {
+                    false
+                } else {
+                    return Err(CoreError::BadSwitch);
+                });
             } else if eq_ignore_case(name, "uuid") {
                 if cfg.uuid.is_some() {
                     return Err(CoreError::DuplicateOption);
@@ -182,6 +240,9 @@ impl<'a> TableConfig<'a> {
         2 * u32::from(self.block_size_given)
             + 2 * u32::from(self.read_retries_given)
             + 2 * u32::from(self.max_remap_rate_given)
+            + 2 * u32::from(self.scan_interval_s.is_some())
+            + 2 * u32::from(self.scan_rate_kibs.is_some())
+            + 2 * u32::from(self.proactive_remap.is_some())
             + 2 * u32::from(uuid.is_some())
     }
 
@@ -217,8 +278,9 @@ impl<'a> TableConfig<'a> {
     /// Writes the canonical table arguments, naming the devices `main` and `spare`
     /// (the kernel passes their `major:minor`) and the setup `uuid` (the kernel passes
     /// the loaded setup's, so that the printed line reloads only that setup). Options
-    /// come in the order `block_size`, `read_retries`, `max_remap_rate`, `uuid`, each
-    /// only when given; `format_spare` is never printed.
+    /// come in the order `block_size`, `read_retries`, `max_remap_rate`,
+    /// `scan_interval`, `scan_rate`, `proactive_remap`, `uuid`, each only when given;
+    /// `format_spare` is never printed.
     pub fn write_table(
         &self,
         out: &mut dyn fmt::Write,
@@ -240,6 +302,15 @@ impl<'a> TableConfig<'a> {
         }
         if self.max_remap_rate_given {
             write!(out, " max_remap_rate {}", self.max_remap_rate)?;
+        }
+        if let Some(v) = self.scan_interval_s {
+            write!(out, " scan_interval {v}")?;
+        }
+        if let Some(v) = self.scan_rate_kibs {
+            write!(out, " scan_rate {v}")?;
+        }
+        if let Some(v) = self.proactive_remap {
+            write!(out, " proactive_remap {}", if v { "on" } else { "off" })?;
         }
         if let Some(u) = uuid {
             write!(out, " uuid {}", UuidText(u))?;
@@ -311,6 +382,33 @@ mod tests {
     }
 
     #[test]
+    fn scan_options_round_trip() {
+        let c = parse("a b 6 PROACTIVE_REMAP Off scan_rate 64 Scan_Interval 0").unwrap();
+        assert_eq!(c.scan_interval_s, Some(0));
+        assert_eq!(c.scan_rate_kibs, Some(64));
+        assert_eq!(c.proactive_remap, Some(false));
+        let mut s = String::new();
+        c.write_table(&mut s, "7:0", "7:1", None).unwrap();
+        assert_eq!(
+            s,
+            "7:0 7:1 6 scan_interval 0 scan_rate 64 proactive_remap off"
+        );
+        let again = TableConfig::parse(&split(&s)).unwrap();
+        assert_eq!(
+            again,
+            TableConfig {
+                main: b"7:0",
+                spare: b"7:1",
+                ..c
+            }
+        );
+        let c = parse("a b 4 scan_rate 4194304 scan_interval 31536000").unwrap();
+        assert_eq!(c.scan_rate_kibs, Some(4_194_304));
+        assert_eq!(c.scan_interval_s, Some(31_536_000));
+        assert_eq!(parse("a b").unwrap().proactive_remap, None);
+    }
+
+    #[test]
     fn format_spare_is_parsed_but_never_printed() {
         let c = parse("a b 1 format_spare").unwrap();
         assert!(c.format_spare);
@@ -355,6 +453,20 @@ mod tests {
             ),
             (
                 "a b 2 format_spare format_spare",
+                CoreError::DuplicateOption,
+            ),
+            ("a b 2 scan_interval 31536001", CoreError::BadScanInterval),
+            ("a b 2 scan_rate 63", CoreError::BadScanRate),
+            ("a b 2 scan_rate 4194305", CoreError::BadScanRate),
+            ("a b 2 scan_rate -5", CoreError::BadNumber),
+            ("a b 1 scan_rate", CoreError::OptionMissingValue),
+            ("a b 2 proactive_remap yes", CoreError::BadSwitch),
+            (
+                "a b 4 scan_interval 1 scan_interval 1",
+                CoreError::DuplicateOption,
+            ),
+            (
+                "a b 4 proactive_remap on proactive_remap off",
                 CoreError::DuplicateOption,
             ),
             ("a b 1 uuid", CoreError::OptionMissingValue),

@@ -1,0 +1,263 @@
+//! The background scan's decisions: what to read next, how long to pause, which reads
+//! are slow, and when a weak block may take a spare block.
+//!
+//! The kernel's scanner (`src/scan.rs`) reads the main device in chunks of at most
+//! [`CHUNK_BYTES`], never across a special block (remapped, pending or busy: its data
+//! is not on the main device, or is being moved), pauses after each chunk so that its
+//! average rate stays at the rate in force, and judges each read's time against the
+//! device's norm (a moving average of the time per MiB of the chunks that were not
+//! slow).
+
+use super::remap_table::{lower_bound, Entry};
+
+/// Largest read of one scan step.
+pub const CHUNK_BYTES: u64 = 256 * 1024;
+/// Default scan rate while the target has other I/O, KiB/s (module parameter
+/// `scan_rate_min_kib`).
+pub const DEFAULT_RATE_MIN_KIBS: u32 = 1024;
+/// Default scan rate while the target is idle, KiB/s (module parameter
+/// `scan_rate_max_kib`).
+pub const DEFAULT_RATE_MAX_KIBS: u32 = 65_536;
+/// The scan position is committed to the metadata at most this often while a pass
+/// runs (and at the end of each pass, on `scan stop` and on suspend).
+pub const CHECKPOINT_MS: u64 = 60_000;
+/// A read is slow when it takes more than this many times the norm ...
+pub const SLOW_FACTOR: u64 = 16;
+/// ... plus this many microseconds (one slow I/O of a busy or emulated machine is
+/// not a weak block).
+pub const SLOW_FLOOR_US: u64 = 500_000;
+/// Chunks measured before any read is judged slow.
+pub const NORM_WARMUP: u32 = 8;
+
+const MIB: u64 = 1024 * 1024;
+/// Fixed-point scale of the norm.
+const NORM_SCALE: u64 = 16;
+
+/// Blocks of `block_bytes` in one scan chunk (at least one).
+pub const fn chunk_blocks(block_bytes: u32) -> u64 {
+    let b = block_bytes as u64;
+    if b == 0 || b >= CHUNK_BYTES {
+        1
+    } else {
+        CHUNK_BYTES / b
+    }
+}
+
+/// The next blocks to read at or after `cursor`: `[start, end)`, at most `chunk`
+/// blocks, none of them in `specials` (sorted by block). `None` when no block is left
+/// before `total`: the pass is over.
+pub fn next_range(specials: &[Entry], cursor: u64, total: u64, chunk: u64) -> Option<(u64, u64)> {
+    let mut start = cursor;
+    let mut i = lower_bound(specials, start);
+    while let Some(e) = specials.get(i) {
+        if e.block != start {
+            break;
+        }
+        start = start.saturating_add(1);
+        i += 1;
+    }
+    if start >= total {
+        return None;
+    }
+    let mut end = start.saturating_add(chunk.max(1)).min(total);
+    if let Some(e) = specials.get(i) {
+        if e.block < end {
+            end = e.block;
+        }
+    }
+    Some((start, end))
+}
+
+/// The rate in force: `min` while the target has other I/O (`busy`), else `max`;
+/// never above `max`.
+pub const fn rate_kibs(min: u32, max: u32, busy: bool) -> u32 {
+    if busy && min < max {
+        min
+    } else {
+        max
+    }
+}
+
+/// Milliseconds to pause after a read of `bytes` that took `took_ms`, so that the
+/// scan averages `rate_kibs`.
+pub fn pause_ms(bytes: u64, took_ms: u64, rate_kibs: u32) -> u64 {
+    let per_s = u64::from(rate_kibs.max(1)) * 1024;
+    bytes
+        .saturating_mul(1000)
+        .div_ceil(per_s)
+        .saturating_sub(took_ms)
+}
+
+/// Seconds the rest of a pass takes at `rate_kibs`.
+pub fn eta_s(remaining_blocks: u64, block_bytes: u32, rate_kibs: u32) -> u64 {
+    let per_s = u64::from(rate_kibs.max(1)) * 1024;
+    remaining_blocks
+        .saturating_mul(u64::from(block_bytes))
+        .div_ceil(per_s)
+}
+
+/// The device's read-time norm: a moving average (weight 1/8) of the time per MiB of
+/// the chunks that were not slow, in 1/16 µs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Norm {
+    per_mib: u64,
+    samples: u32,
+}
+
+impl Norm {
+    /// No measurement yet.
+    pub const fn new() -> Self {
+        Norm {
+            per_mib: 0,
+            samples: 0,
+        }
+    }
+
+    /// Microseconds a read of `bytes` takes by the norm; `None` while warming up.
+    pub fn expected_us(&self, bytes: u64) -> Option<u64> {
+        if self.samples < NORM_WARMUP {
+            return None;
+        }
+        Some(self.per_mib.saturating_mul(bytes) / (NORM_SCALE * MIB))
+    }
+
+    /// Whether a read of `bytes` that took `us` is slow: more than [`SLOW_FACTOR`]
+    /// times the norm plus [`SLOW_FLOOR_US`]. Never while warming up.
+    pub fn is_slow(&self, bytes: u64, us: u64) -> bool {
+        self.expected_us(bytes)
+            .is_some_and(|e| us > e.saturating_mul(SLOW_FACTOR).saturating_add(SLOW_FLOOR_US))
+    }
+
+    /// Folds a read of `bytes` that took `us` into the norm (callers leave slow reads
+    /// out, so a slow region does not become the norm).
+    pub fn observe(&mut self, bytes: u64, us: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let v = us.saturating_mul(NORM_SCALE * MIB) / bytes;
+        self.per_mib = if self.samples == 0 {
+            v
+        } else {
+            self.per_mib - self.per_mib / 8 + v / 8
+        };
+        self.samples = self.samples.saturating_add(1);
+    }
+
+    /// Chunks folded in.
+    pub const fn samples(&self) -> u32 {
+        self.samples
+    }
+}
+
+/// Whether a proactive remap may take a spare block now: it never takes the last
+/// quarter of the spare, which stays for the blocks whose writes fail.
+pub const fn proactive_allowed(free: u64, total: u64) -> bool {
+    free > total / 4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remap_table::Entry;
+
+    fn specials(blocks: &[u64]) -> Vec<Entry> {
+        blocks.iter().map(|&b| Entry::pending(b)).collect()
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(chunk_blocks(4096), 64);
+        assert_eq!(chunk_blocks(512), 512);
+        assert_eq!(chunk_blocks(65536), 4);
+        assert_eq!(chunk_blocks(0), 1);
+        assert_eq!(chunk_blocks(1 << 20), 1);
+    }
+
+    #[test]
+    fn ranges_skip_special_blocks() {
+        let s = specials(&[3, 4, 10, 99]);
+        assert_eq!(next_range(&s, 0, 100, 64), Some((0, 3)));
+        assert_eq!(next_range(&s, 3, 100, 64), Some((5, 10)));
+        assert_eq!(next_range(&s, 5, 100, 3), Some((5, 8)));
+        assert_eq!(next_range(&s, 10, 100, 64), Some((11, 75)));
+        assert_eq!(next_range(&s, 75, 100, 64), Some((75, 99)));
+        assert_eq!(next_range(&s, 99, 100, 64), None);
+        assert_eq!(next_range(&s, 100, 100, 64), None);
+        assert_eq!(next_range(&[], 0, 0, 64), None);
+        assert_eq!(next_range(&[], 0, 5, 0), Some((0, 1)));
+    }
+
+    #[test]
+    fn a_pass_visits_every_plain_block_once() {
+        let s = specials(&[0, 1, 7, 8, 9, 31, 63, 64, 127]);
+        let total = 128;
+        let mut seen = vec![0u32; total as usize];
+        let mut cursor = 0;
+        while let Some((a, b)) = next_range(&s, cursor, total, 10) {
+            assert!(a < b && b - a <= 10 && a >= cursor);
+            for blk in a..b {
+                seen[blk as usize] += 1;
+            }
+            cursor = b;
+        }
+        for (blk, n) in seen.iter().enumerate() {
+            let special = s.iter().any(|e| e.block == blk as u64);
+            assert_eq!(*n, u32::from(!special), "block {blk}");
+        }
+    }
+
+    #[test]
+    fn pacing() {
+        // 256 KiB at 1024 KiB/s: 250 ms, less the time the read took.
+        assert_eq!(pause_ms(256 * 1024, 0, 1024), 250);
+        assert_eq!(pause_ms(256 * 1024, 40, 1024), 210);
+        assert_eq!(pause_ms(256 * 1024, 400, 1024), 0);
+        assert_eq!(pause_ms(4096, 0, 65_536), 1);
+        assert_eq!(pause_ms(4096, 0, 0), 4000);
+        assert_eq!(rate_kibs(1024, 65_536, true), 1024);
+        assert_eq!(rate_kibs(1024, 65_536, false), 65_536);
+        assert_eq!(rate_kibs(4096, 512, true), 512);
+        assert_eq!(eta_s(25_600, 4096, 1024), 100);
+        assert_eq!(eta_s(0, 4096, 1024), 0);
+        assert_eq!(eta_s(u64::MAX, 65_536, 64), u64::MAX / 65_536 + 1);
+    }
+
+    #[test]
+    fn slow_reads_against_the_norm() {
+        let mut n = Norm::new();
+        // 256 KiB in 2 ms: 8 ms per MiB.
+        for _ in 0..NORM_WARMUP - 1 {
+            n.observe(256 * 1024, 2_000);
+            assert!(!n.is_slow(4096, 10_000_000), "warming up");
+        }
+        n.observe(256 * 1024, 2_000);
+        assert_eq!(n.expected_us(1024 * 1024), Some(8_000));
+        // A 4 KiB block: 31 us by the norm; slow beyond 16 x 31 us + 500 ms.
+        assert!(!n.is_slow(4096, 500_000));
+        assert!(n.is_slow(4096, 500_600));
+        // A chunk: 2 ms by the norm; slow beyond 532 ms.
+        assert!(!n.is_slow(256 * 1024, 530_000));
+        assert!(n.is_slow(256 * 1024, 533_000));
+        // The average moves by 1/8 per sample.
+        n.observe(256 * 1024, 4_000);
+        assert_eq!(n.expected_us(1024 * 1024), Some(9_000));
+        n.observe(0, 1);
+        assert_eq!(n.samples(), NORM_WARMUP + 1);
+        let mut big = Norm::new();
+        for _ in 0..NORM_WARMUP {
+            big.observe(1, u64::MAX);
+        }
+        // Saturates, never overflows.
+        assert_eq!(big.expected_us(u64::MAX), Some(u64::MAX / (16 * MIB)));
+        assert!(big.is_slow(u64::MAX, u64::MAX));
+    }
+
+    #[test]
+    fn proactive_budget_keeps_a_quarter() {
+        assert!(proactive_allowed(100, 100));
+        assert!(proactive_allowed(26, 100));
+        assert!(!proactive_allowed(25, 100));
+        assert!(!proactive_allowed(0, 0));
+        assert!(proactive_allowed(1, 1));
+    }
+}

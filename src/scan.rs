@@ -1,0 +1,727 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The background scan: reads the main device in chunks, finds blocks that no longer
+//! read (recorded pending, as a failed read's block is) and blocks that read only after
+//! retries or far slower than the device's norm (weak: copied to the spare and remapped
+//! while still readable, when `proactive_remap` is on).
+//!
+//! C header: [include/linux/workqueue.h](srctree/include/linux/workqueue.h)
+//!
+//! One delayed work item per target (on `system_long_wq`) runs one step at a time: a
+//! chunk of at most 256 KiB that holds no special block, then a pause that keeps the
+//! average at the rate in force (`scan_rate_min_kib` while the target has other I/O,
+//! else the table's `scan_rate` or `scan_rate_max_kib`). The decisions (ranges, pacing,
+//! the latency norm, the proactive budget) are remap-core's `scan`.
+//!
+//! Locks, in order: `step` (the step's own state; held by a step for its whole run),
+//! then the core mutex (taken only to record what the step found and to checkpoint).
+//! `gate` is never held while waiting for anything: start, stop and suspend update it
+//! and queue or cancel the work item; `dmr_scanner_cancel` waits for a step in progress
+//! and disables the item meanwhile, so a step's requeue during it queues nothing.
+
+use crate::bindings as b;
+use crate::engine::{Special, BUSY};
+use crate::remap_core::meta::ScanCheckpoint;
+use crate::remap_core::remap_table;
+use crate::remap_core::scan::{self as plan, Norm};
+use crate::remap_core::storm::StormGuard;
+use crate::remap_core::table_line;
+use crate::target::Remap;
+use crate::worker::Dev;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+
+// The module parameters' ranges (C shim) are the table options' (remap-core).
+const _: () = assert!(b::DMR_SCAN_RATE_LOWEST as u64 == table_line::MIN_SCAN_RATE_KIBS);
+const _: () = assert!(b::DMR_SCAN_RATE_HIGHEST as u64 == table_line::MAX_SCAN_RATE_KIBS);
+const _: () = assert!(b::DMR_SCAN_INTERVAL_LONGEST as u64 == table_line::MAX_SCAN_INTERVAL_S);
+
+/// A step waits this long in mode failed or on a read-only table, then looks again.
+const PAUSED_RETRY_MS: u64 = 60_000;
+
+/// Not scanning, nothing scheduled.
+const IDLE: u32 = 0;
+/// A pass is in progress.
+const RUNNING: u32 = 1;
+/// Waiting for the next periodic pass.
+const WAITING: u32 = 2;
+/// Stopped by `scan stop` (a pass in progress resumes where it stopped).
+const STOPPED: u32 = 3;
+/// Waiting: the target is in mode failed or read-only.
+const PAUSED: u32 = 4;
+/// The device is suspended.
+const SUSPENDED: u32 = 5;
+
+fn state_name(s: u32) -> &'static str {
+    match s {
+        RUNNING => "running",
+        WAITING => "waiting",
+        STOPPED => "stopped",
+        PAUSED => "paused",
+        SUSPENDED => "suspended",
+        _ => "idle",
+    }
+}
+
+macro_rules! dminfo {
+    ($($arg:tt)*) => { pr_info!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
+}
+macro_rules! dmwarn {
+    ($($arg:tt)*) => { pr_warn!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
+}
+
+/// Who may queue the work item.
+struct Gate {
+    /// The target is resumed (suspend clears it before cancelling the work).
+    allowed: bool,
+    /// Passes are wanted: periodic ones (`scan_interval` > 0) or one `scan start` asked.
+    wanted: bool,
+}
+
+/// The step's own state.
+struct Step {
+    /// One chunk of data (vmalloc'd at construction).
+    buf: KVVec<u8>,
+    norm: Norm,
+    /// The checkpoint was taken from the metadata (at the first resume).
+    loaded: bool,
+    cursor: u64,
+    passes: u64,
+    last_pass_end_s: u64,
+    /// Foreground I/Os counted at the previous step.
+    fg_seen: u64,
+    /// When the position was last committed (monotonic ms).
+    last_checkpoint_ms: u64,
+    /// Bounds the unreadable blocks recorded per minute (`max_remap_rate`).
+    guard: StormGuard,
+    /// Per block of a chunk read block by block: what its reads showed.
+    verdicts: KVVec<u8>,
+}
+
+/// What status and `scan status` show, readable without locks.
+#[derive(Default)]
+pub(crate) struct Figures {
+    state: AtomicU32,
+    cursor: AtomicU64,
+    passes: AtomicU64,
+    rate_kibs: AtomicU32,
+    last_pass_end_s: AtomicU64,
+    /// Blocks read by the scan since the target was created.
+    scanned: AtomicU64,
+    /// Reads of the scan that failed (each attempt).
+    read_errors: AtomicU64,
+    /// Blocks the scan found unreadable and recorded pending.
+    unreadable: AtomicU64,
+    /// Blocks the scan found weak (readable only after retries, or slow).
+    weak: AtomicU64,
+    /// Of those, the slow ones.
+    slow: AtomicU64,
+    /// Weak blocks copied to the spare and remapped.
+    proactive: AtomicU64,
+}
+
+/// The scanner of one target.
+pub(crate) struct Scanner {
+    work: *mut b::dmr_scanner,
+    gate: Pin<KBox<Mutex<Gate>>>,
+    step: Pin<KBox<Mutex<Step>>>,
+    /// `scan start` asked for a pass now (not after the periodic wait).
+    force: AtomicBool,
+    /// A stop or suspend is cancelling the work: a step in progress returns at the next
+    /// block instead of finishing its chunk.
+    stopping: AtomicBool,
+    /// Serialises `scan start` and `scan stop` (a start must not fall into the window
+    /// in which a stop's cancel has the work item disabled).
+    ctl: Pin<KBox<Mutex<()>>>,
+    pub(crate) fig: Figures,
+    /// Seconds between passes (0: none).
+    interval_s: u32,
+    /// Rate while the target is idle, KiB/s.
+    rate_max_kibs: u32,
+    proactive: bool,
+}
+
+impl Scanner {
+    /// A scanner for a table line (module parameters fill what it does not give); its
+    /// work item is created by [`Scanner::attach`].
+    pub(crate) fn new(cfg: &table_line::TableConfig<'_>) -> Result<Self> {
+        // SAFETY: plain reads of module parameters.
+        let (interval, rate_max) = unsafe {
+            (
+                b::dmr_param_scan_interval_s(),
+                b::dmr_param_scan_rate_max_kib(),
+            )
+        };
+        let interval_s = cfg.scan_interval_s.unwrap_or(interval);
+        let rate_max_kibs = cfg.scan_rate_kibs.unwrap_or(rate_max);
+        let step = Step {
+            buf: KVVec::from_elem(0u8, plan::CHUNK_BYTES as usize, GFP_KERNEL)?,
+            norm: Norm::new(),
+            loaded: false,
+            cursor: 0,
+            passes: 0,
+            last_pass_end_s: 0,
+            fg_seen: 0,
+            last_checkpoint_ms: 0,
+            // SAFETY: reads the monotonic clock.
+            guard: StormGuard::new(cfg.max_remap_rate, unsafe { b::dmr_now_ms() }),
+            verdicts: KVVec::from_elem(
+                0u8,
+                plan::chunk_blocks(cfg.block_size.bytes()) as usize,
+                GFP_KERNEL,
+            )?,
+        };
+        Ok(Self {
+            work: core::ptr::null_mut(),
+            gate: KBox::pin_init(
+                new_mutex!(Gate {
+                    allowed: false,
+                    wanted: interval_s > 0,
+                }),
+                GFP_KERNEL,
+            )?,
+            step: KBox::pin_init(new_mutex!(step), GFP_KERNEL)?,
+            force: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            ctl: KBox::pin_init(new_mutex!(()), GFP_KERNEL)?,
+            fig: Figures {
+                rate_kibs: AtomicU32::new(rate_max_kibs),
+                ..Figures::default()
+            },
+            interval_s,
+            rate_max_kibs,
+            proactive: cfg.proactive_remap.unwrap_or(true),
+        })
+    }
+
+    /// Creates the work item; `ctx` is the target, alive until [`Scanner::detach`].
+    ///
+    /// # Safety
+    /// `ctx` must be the `Remap` that owns this scanner, at its final address.
+    pub(crate) unsafe fn attach(&mut self, ctx: *mut Remap) -> Result {
+        // SAFETY: per the contract `ctx` outlives the work item (`detach` cancels and
+        // frees it before the target goes).
+        let w = unsafe { b::dmr_scanner_create(Some(scan_fn), ctx.cast()) };
+        if w.is_null() {
+            return Err(ENOMEM);
+        }
+        self.work = w;
+        Ok(())
+    }
+
+    /// Cancels and frees the work item (a step in progress finishes first).
+    pub(crate) fn detach(&mut self) {
+        if !self.work.is_null() {
+            // SAFETY: created by `attach`; freed once, here.
+            unsafe { b::dmr_scanner_destroy(self.work) };
+            self.work = core::ptr::null_mut();
+        }
+    }
+
+    fn queue(&self, delay_ms: u64) {
+        if !self.work.is_null() {
+            // SAFETY: the work item lives until `detach`.
+            unsafe { b::dmr_scanner_queue(self.work, delay_ms) };
+        }
+    }
+
+    fn cancel(&self) {
+        self.stopping.store(true, Relaxed);
+        if !self.work.is_null() {
+            // SAFETY: as above; process context, no lock the step takes is held.
+            unsafe { b::dmr_scanner_cancel(self.work) };
+        }
+    }
+
+    fn set_state(&self, s: u32) {
+        self.fig.state.store(s, Relaxed);
+    }
+}
+
+// SAFETY: `work` is a C work item usable from any thread; the rest is atomics and
+// kernel mutexes.
+unsafe impl Send for Scanner {}
+// SAFETY: as above.
+unsafe impl Sync for Scanner {}
+
+/// The work item's entry point.
+///
+/// # Safety
+/// `ctx` is the `Remap` the work item was created for, alive until it is destroyed.
+unsafe extern "C" fn scan_fn(ctx: *mut core::ffi::c_void) {
+    // SAFETY: per the contract.
+    let t = unsafe { &*ctx.cast::<Remap>() };
+    t.scan_step();
+}
+
+impl Remap {
+    /// The target resumes (or a suspend is undone): the scan may run again. The first
+    /// time, the position comes from the metadata the first resume loaded.
+    pub(crate) fn scan_resume(&self) {
+        {
+            let mut st = self.scan.step.lock();
+            if !st.loaded {
+                let cp = self.core.lock().scan_checkpoint();
+                st.cursor = cp.cursor_block;
+                st.passes = cp.passes;
+                st.last_pass_end_s = cp.last_pass_end_s;
+                st.loaded = true;
+                // A pass that a reload, a reboot or a suspend interrupted goes on.
+                if cp.cursor_block > 0 {
+                    self.scan.gate.lock().wanted = true;
+                }
+                // SAFETY: reads the monotonic clock.
+                st.last_checkpoint_ms = unsafe { b::dmr_now_ms() };
+                self.publish_position(&st);
+            }
+        }
+        let mut g = self.scan.gate.lock();
+        g.allowed = true;
+        self.scan.stopping.store(false, Relaxed);
+        if g.wanted {
+            self.scan.queue(0);
+        } else if self.scan.fig.state.load(Relaxed) == SUSPENDED {
+            self.scan.set_state(IDLE);
+        }
+    }
+
+    /// The target is about to suspend: no scan I/O from now on; the position is
+    /// committed.
+    pub(crate) fn scan_suspend(&self) {
+        self.scan.gate.lock().allowed = false;
+        self.scan.cancel();
+        self.scan.set_state(SUSPENDED);
+        let mut st = self.scan.step.lock();
+        if st.loaded {
+            self.scan_checkpoint(&mut st);
+        }
+    }
+
+    /// `scan start`: a pass now, or the stopped one resumed.
+    pub(crate) fn scan_start(&self) -> Result {
+        let _ctl = self.scan.ctl.lock();
+        let mut g = self.scan.gate.lock();
+        if !g.allowed {
+            return Err(EBUSY);
+        }
+        g.wanted = true;
+        self.scan.stopping.store(false, Relaxed);
+        self.scan.force.store(true, Relaxed);
+        self.scan.set_state(RUNNING);
+        self.scan.queue(0);
+        Ok(())
+    }
+
+    /// `scan stop`: the pass stops where it is (its position committed), and so do the
+    /// periodic passes until `scan start` or a new table.
+    pub(crate) fn scan_stop(&self) {
+        let _ctl = self.scan.ctl.lock();
+        self.scan.gate.lock().wanted = false;
+        self.scan.cancel();
+        self.scan.set_state(STOPPED);
+        let mut st = self.scan.step.lock();
+        if st.loaded {
+            self.scan_checkpoint(&mut st);
+        }
+    }
+
+    /// The `scan status` answer.
+    pub(crate) fn write_scan_status(&self, out: &mut dyn Write) -> core::fmt::Result {
+        let f = &self.scan.fig;
+        let total = self.cfg.block_size.whole_blocks(self.len).0;
+        let cursor = f.cursor.load(Relaxed);
+        let rate = f.rate_kibs.load(Relaxed).max(1);
+        let state = f.state.load(Relaxed);
+        let eta = if state == RUNNING {
+            plan::eta_s(
+                total.saturating_sub(cursor),
+                self.cfg.block_size.bytes(),
+                rate,
+            )
+        } else {
+            0
+        };
+        write!(
+            out,
+            "state={} cursor={} blocks={} passes={} last_pass_end={} interval_s={} rate_kibs={} eta_s={} scanned={} read_errors={} unreadable={} weak={} slow={} proactive_remaps={} proactive_remap={}",
+            state_name(state),
+            cursor,
+            total,
+            f.passes.load(Relaxed),
+            f.last_pass_end_s.load(Relaxed),
+            self.scan.interval_s,
+            rate,
+            eta,
+            f.scanned.load(Relaxed),
+            f.read_errors.load(Relaxed),
+            f.unreadable.load(Relaxed),
+            f.weak.load(Relaxed),
+            f.slow.load(Relaxed),
+            f.proactive.load(Relaxed),
+            if self.scan.proactive { "on" } else { "off" },
+        )
+    }
+
+    /// The scan fields of the INFO status line.
+    pub(crate) fn write_scan_info(&self, out: &mut dyn Write) -> core::fmt::Result {
+        let f = &self.scan.fig;
+        write!(
+            out,
+            "{} {} {} {} {} {}",
+            state_name(f.state.load(Relaxed)),
+            f.cursor.load(Relaxed),
+            f.passes.load(Relaxed),
+            f.unreadable.load(Relaxed),
+            f.weak.load(Relaxed),
+            f.proactive.load(Relaxed),
+        )
+    }
+
+    fn publish_position(&self, st: &Step) {
+        self.scan.fig.cursor.store(st.cursor, Relaxed);
+        self.scan.fig.passes.store(st.passes, Relaxed);
+        self.scan
+            .fig
+            .last_pass_end_s
+            .store(st.last_pass_end_s, Relaxed);
+    }
+
+    /// Commits the scan position if it moved (a log record: a few hundred bytes).
+    fn scan_checkpoint(&self, st: &mut Step) {
+        let cp = ScanCheckpoint {
+            cursor_block: st.cursor,
+            passes: st.passes,
+            last_pass_end_s: st.last_pass_end_s,
+        };
+        // SAFETY: reads the monotonic clock.
+        st.last_checkpoint_ms = unsafe { b::dmr_now_ms() };
+        let mut core = self.core.lock();
+        if !self.writable || self.is_failed() || core.scan_checkpoint() == cp {
+            return;
+        }
+        core.set_scan_checkpoint(cp);
+        let r = core.commit(self.published.items_locked());
+        core.last_commit = r.err().map_or(0, |e| e.to_errno());
+        self.mirror(&core);
+        if r.is_err() {
+            self.enter_failed(c"metadata write failed while recording the scan position");
+        }
+    }
+
+    /// One step of the scan (the work item's run).
+    fn scan_step(&self) {
+        let sc = &self.scan;
+        let mut st = self.scan.step.lock();
+        if !st.loaded || !sc.gate.lock().wanted {
+            return;
+        }
+        // SAFETY: reads the monotonic clock.
+        let now = unsafe { b::dmr_now_ms() };
+        if self.is_failed() || !self.writable {
+            // Nothing found could be recorded; reads would only load a failing disk.
+            sc.set_state(PAUSED);
+            sc.queue(PAUSED_RETRY_MS);
+            return;
+        }
+        let forced = sc.force.swap(false, Relaxed);
+        if st.cursor == 0 && !forced && sc.interval_s > 0 && st.last_pass_end_s > 0 {
+            // SAFETY: reads the real-time clock.
+            let now_s = unsafe { b::dmr_real_seconds() };
+            let due = st.last_pass_end_s.saturating_add(u64::from(sc.interval_s));
+            if now_s < due {
+                sc.set_state(WAITING);
+                // At most one interval: a clock set back does not stop the passes.
+                let wait = (due - now_s).min(u64::from(sc.interval_s));
+                sc.queue(wait.saturating_mul(1000));
+                return;
+            }
+        }
+        sc.set_state(RUNNING);
+        let bs = self.cfg.block_size;
+        let total = bs.whole_blocks(self.len).0;
+        let chunk = plan::chunk_blocks(bs.bytes());
+        let range = self.published.read(|s| {
+            let items = s.map_or(&[][..], |s| s.items());
+            plan::next_range(items, st.cursor, total, chunk)
+        });
+        let Some((first, end)) = range else {
+            // The pass is over.
+            st.passes = st.passes.saturating_add(1);
+            st.cursor = 0;
+            // SAFETY: reads the real-time clock.
+            st.last_pass_end_s = unsafe { b::dmr_real_seconds() };
+            self.publish_position(&st);
+            self.scan_checkpoint(&mut st);
+            dminfo!(
+                "{}: scan pass {} complete ({} unreadable, {} weak blocks found so far)",
+                self.main_name(),
+                st.passes,
+                sc.fig.unreadable.load(Relaxed),
+                sc.fig.weak.load(Relaxed)
+            );
+            let mut g = sc.gate.lock();
+            if sc.force.swap(false, Relaxed) {
+                // `scan start` during this step: another pass now.
+                sc.queue(0);
+            } else if sc.interval_s > 0 {
+                sc.set_state(WAITING);
+                sc.queue(u64::from(sc.interval_s).saturating_mul(1000));
+            } else {
+                g.wanted = false;
+                sc.set_state(IDLE);
+            }
+            return;
+        };
+        // The rate in force: the lower one while the target has other I/O.
+        let fg = self.stats.reads.load(Relaxed) + self.stats.writes.load(Relaxed);
+        let busy = fg != st.fg_seen;
+        st.fg_seen = fg;
+        // SAFETY: plain read of a module parameter.
+        let rate_min = unsafe { b::dmr_param_scan_rate_min_kib() };
+        let rate = plan::rate_kibs(rate_min, sc.rate_max_kibs, busy);
+        sc.fig.rate_kibs.store(rate, Relaxed);
+
+        let spb = bs.sectors();
+        let blocks = end - first;
+        let sectors = blocks * spb;
+        let bytes = sectors * 512;
+        // SAFETY: reads the monotonic clock.
+        let t0 = unsafe { b::dmr_now_us() };
+        let Step {
+            buf,
+            norm,
+            guard,
+            verdicts,
+            ..
+        } = &mut *st;
+        let r = self.sync_io(
+            Dev::Main,
+            first * spb,
+            buf,
+            sectors,
+            b::dmr_io_op_DMR_IO_READ,
+        );
+        // SAFETY: as above.
+        let took = unsafe { b::dmr_now_us() }.saturating_sub(t0);
+        let (next, pause) = match r {
+            Ok(()) if !norm.is_slow(bytes, took) => {
+                norm.observe(bytes, took);
+                (end, false)
+            }
+            Ok(()) => self.scan_blocks((first, end), buf, verdicts, norm, guard, true),
+            Err(_) => {
+                sc.fig.read_errors.fetch_add(1, Relaxed);
+                self.scan_blocks((first, end), buf, verdicts, norm, guard, false)
+            }
+        };
+        sc.fig.scanned.fetch_add(next - first, Relaxed);
+        st.cursor = next;
+        self.publish_position(&st);
+        if now.saturating_sub(st.last_checkpoint_ms) >= plan::CHECKPOINT_MS {
+            self.scan_checkpoint(&mut st);
+        }
+        if pause {
+            sc.set_state(PAUSED);
+            sc.queue(PAUSED_RETRY_MS);
+            return;
+        }
+        sc.queue(plan::pause_ms(bytes, took / 1000, rate));
+    }
+
+    /// Reads `first..end` block by block (the chunk failed, or was slow) and deals with
+    /// each block that fails every attempt or reads only after retries or slowly.
+    /// Returns the block the pass goes on from (`end`, or the first block not dealt
+    /// with when the scan is being stopped) and whether to pause: every block of a chunk
+    /// of 8 blocks or more failed, which is a device failing as a whole or gone (or a
+    /// path down), not bad blocks to record one by one.
+    fn scan_blocks(
+        &self,
+        (first, end): (u64, u64),
+        buf: &mut [u8],
+        verdicts: &mut [u8],
+        norm: &Norm,
+        guard: &mut StormGuard,
+        slow_chunk: bool,
+    ) -> (u64, bool) {
+        const CLEAN: u8 = 0;
+        const WEAK: u8 = 1;
+        const SLOW: u8 = 2;
+        const UNREADABLE: u8 = 3;
+        let bs = self.cfg.block_size;
+        let spb = bs.sectors();
+        let bytes = spb * 512;
+        let attempts = 1 + u32::from(self.cfg.read_retries);
+        let mut unreadable = 0u64;
+        for (blk, v) in (first..end).zip(verdicts.iter_mut()) {
+            if self.scan.stopping.load(Relaxed) {
+                // Nothing dealt with yet: the chunk is read again when the scan resumes.
+                return (first, false);
+            }
+            *v = UNREADABLE;
+            for failures in 0..attempts {
+                // SAFETY: reads the monotonic clock.
+                let t0 = unsafe { b::dmr_now_us() };
+                let r = self.sync_io(Dev::Main, blk * spb, buf, spb, b::dmr_io_op_DMR_IO_READ);
+                // SAFETY: as above.
+                let took = unsafe { b::dmr_now_us() }.saturating_sub(t0);
+                if r.is_ok() {
+                    *v = if slow_chunk && norm.is_slow(bytes, took) {
+                        SLOW
+                    } else if failures > 0 {
+                        WEAK
+                    } else {
+                        CLEAN
+                    };
+                    break;
+                }
+                self.scan.fig.read_errors.fetch_add(1, Relaxed);
+            }
+            if *v == UNREADABLE {
+                unreadable += 1;
+            }
+        }
+        let n = end - first;
+        if n >= 8 && unreadable == n {
+            dmwarn!(
+                "{}: scan: blocks {}..{} all fail to read: not recorded (the main device may be failing or gone); the scan pauses",
+                self.main_name(),
+                first,
+                end - 1
+            );
+            return (end, true);
+        }
+        for (blk, &v) in (first..end).zip(verdicts.iter()) {
+            if self.scan.stopping.load(Relaxed) {
+                return (blk, false);
+            }
+            match v {
+                UNREADABLE => self.scan_unreadable(blk, buf, guard),
+                WEAK | SLOW => {
+                    self.scan.fig.weak.fetch_add(1, Relaxed);
+                    if v == SLOW {
+                        self.scan.fig.slow.fetch_add(1, Relaxed);
+                    }
+                    self.scan_weak(blk);
+                }
+                _ => {}
+            }
+        }
+        (end, false)
+    }
+
+    /// A block that failed every read: recorded pending (its reads fail until a write
+    /// remaps it), unless a write repaired it meanwhile, the map is nearly full, or the
+    /// failures come faster than `max_remap_rate`.
+    ///
+    /// Ordering: the block is published BUSY first, so every bio that reaches `map`
+    /// from then on goes to the worker, which waits for the core mutex held here; the
+    /// drain then waits for the tracked bios already on their way (writes entered the
+    /// in-flight SRCU inside the RCU section that read the old table, and `publish`
+    /// waited for that section). The reads below therefore see the block's last
+    /// acknowledged write: a write that landed after the scan's failed reads makes
+    /// them succeed (the drive reallocates on write), and the block is then only weak.
+    fn scan_unreadable(&self, blk: u64, buf: &mut [u8], guard: &mut StormGuard) {
+        let mut core = self.core.lock();
+        let items = self.published.items_locked();
+        // SAFETY: reads the monotonic clock.
+        let now = unsafe { b::dmr_now_ms() };
+        // Pending blocks never take the room a worker batch of remaps needs, and the
+        // scan records at most `max_remap_rate` of them per minute (its own bucket: a
+        // disk failing as a whole is not copied into the map block by block, and the
+        // remaps' bound is left to the remaps). Reads of the others fail anyway.
+        if self.is_failed()
+            || remap_table::find(items, blk).is_some()
+            || !crate::meta_io::Core::fits(items, 1 + crate::worker::MAX_JOBS)
+            || !guard.take(1, now)
+        {
+            return;
+        }
+        let busy = Special {
+            state: BUSY,
+            ..Special::pending(blk)
+        };
+        if self.publish_changes(&mut core, &mut [busy]).is_err() {
+            return;
+        }
+        // SAFETY: the worker is live; waits for the tracked bios in flight.
+        unsafe { b::dmr_io_drain(self.worker) };
+        // One read: the step's attempts failed already; this one only looks for a
+        // write that repaired the block before the drain (and keeps the core mutex,
+        // which the worker needs, for as short as it can).
+        let spb = self.cfg.block_size.sectors();
+        let readable = self
+            .sync_io(Dev::Main, blk * spb, buf, spb, b::dmr_io_op_DMR_IO_READ)
+            .is_ok();
+        let gone = Special {
+            state: 0,
+            ..Special::pending(blk)
+        };
+        if readable {
+            let _ = self.publish_changes(&mut core, &mut [gone]);
+            drop(core);
+            self.scan.fig.weak.fetch_add(1, Relaxed);
+            self.scan_weak(blk);
+            return;
+        }
+        match self.commit_changes(&mut core, &mut [Special::pending(blk)]) {
+            Ok(()) => {
+                self.scan.fig.unreadable.fetch_add(1, Relaxed);
+                dmwarn!(
+                    "{}: scan: block {} is unreadable; recorded pending (reads fail until it is written)",
+                    self.main_name(),
+                    blk
+                );
+            }
+            Err(f) if f.adopted => {
+                self.scan.fig.unreadable.fetch_add(1, Relaxed);
+            }
+            Err(_) => {
+                let _ = self.publish_changes(&mut core, &mut [gone]);
+                self.enter_failed(c"metadata write failed while recording an unreadable block");
+            }
+        }
+        self.mirror(&core);
+    }
+
+    /// A weak block: copied to the spare and remapped while it still reads, when
+    /// proactive remapping is on, the spare keeps a quarter free for failed writes, the
+    /// map keeps room for a batch of them, and half the remap storm bucket is left (a
+    /// scan never trips it, nor empties it for the failed writes).
+    fn scan_weak(&self, blk: u64) {
+        if !self.scan.proactive {
+            return;
+        }
+        let mut core = self.core.lock();
+        let items = self.published.items_locked();
+        if self.is_failed()
+            || !plan::proactive_allowed(core.free_blocks(), self.spare_blocks())
+            || remap_table::find(items, blk).is_some()
+            || !crate::meta_io::Core::fits(items, 1 + crate::worker::MAX_JOBS)
+        {
+            return;
+        }
+        // SAFETY: reads the monotonic clock.
+        let now = unsafe { b::dmr_now_ms() };
+        // Half the remap storm bucket stays for the failed writes' remaps.
+        if !core
+            .storm
+            .has_room(u64::from(self.cfg.max_remap_rate / 2) + 1, now)
+        {
+            return;
+        }
+        // `remap_whole` publishes the block BUSY and drains before it copies (the same
+        // protocol as a failed write's remap): a write racing the copy is never lost.
+        if self.remap_whole(&mut core, blk).is_ok() {
+            self.scan.fig.proactive.fetch_add(1, Relaxed);
+            dminfo!(
+                "{}: scan: weak block {} copied to the spare and remapped",
+                self.main_name(),
+                blk
+            );
+        }
+        self.mirror(&core);
+    }
+}
