@@ -455,6 +455,8 @@ impl Remap {
             st.last_pass_end_s = unsafe { b::dmr_real_seconds() };
             self.publish_position(&st);
             self.scan_checkpoint(&mut st);
+            // Monitors (`dmsetup wait`) learn that a pass ended.
+            self.raise_event();
             dminfo!(
                 "{}: scan pass {} complete ({} unreadable, {} weak blocks found so far)",
                 self.main_name(),
@@ -506,6 +508,7 @@ impl Remap {
         );
         // SAFETY: as above.
         let took = unsafe { b::dmr_now_us() }.saturating_sub(t0);
+        let found = sc.fig.unreadable.load(Relaxed) + sc.fig.proactive.load(Relaxed);
         let (next, pause) = match r {
             Ok(()) if !norm.is_slow(bytes, took) => {
                 norm.observe(bytes, took);
@@ -517,6 +520,11 @@ impl Remap {
                 self.scan_blocks((first, end), buf, verdicts, norm, guard, false)
             }
         };
+        if sc.fig.unreadable.load(Relaxed) + sc.fig.proactive.load(Relaxed) != found {
+            // A block recorded pending or remapped: a dm event, as for every change of
+            // the map (no lock is held here).
+            self.raise_event();
+        }
         sc.fig.scanned.fetch_add(next - first, Relaxed);
         st.cursor = next;
         self.publish_position(&st);

@@ -4,7 +4,8 @@
 # blocks that read far slower than the rest (a dm-delay range: weak, copied to the spare
 # and remapped while still readable, their data intact); its position is committed to
 # the metadata and a pass resumes after a table reload; it yields to a foreground fio
-# verify run that races it over blocks it finds bad; module parameters refuse bad values.
+# verify run that races it over blocks it finds bad; what it finds raises a dm event;
+# module parameters refuse bad values.
 # timeout: 900
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp fio python3
@@ -12,7 +13,7 @@ grep -qw dust <(dmsetup targets) || modprobe dm-dust 2>/dev/null || true
 grep -qw dust <(dmsetup targets) || skip_all "dm-dust not available"
 grep -qw delay <(dmsetup targets) || modprobe dm-delay 2>/dev/null || true
 grep -qw delay <(dmsetup targets) || skip_all "dm-delay not available"
-ktap_plan 36
+ktap_plan 37
 load_module || fail "the dm-remap module loads"
 
 params=/sys/module/dm_remap/parameters
@@ -82,9 +83,11 @@ ktap_check "scan status: idle, 8192 blocks, interval 0" \
   bash -c "dmsetup message ${PREFIX}s 0 scan status | grep -q '^state=idle cursor=0 blocks=8192 passes=0 .*interval_s=0 rate_kibs='"
 
 dmesg_mark
+arm_wait s || fail "event counter"
 out=$(dmsetup message "${PREFIX}s" 0 scan start) || fail "scan start"
 diag "scan start: $out"
 ktap_check "a pass completes" wait_passes s 1 400
+ktap_check "dmsetup wait woke on a dm event the scan raised" woke
 ktap_check "it read every block but the ones it recorded (8192 - 3 - 4 remapped on the way)" \
   bash -c "[ \"\$(dmsetup message ${PREFIX}s 0 scan status | tr ' ' '\n' | sed -n 's/^scanned=//p')\" -ge 8185 ]"
 ktap_check "3 unreadable blocks found, recorded pending" \
