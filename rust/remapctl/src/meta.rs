@@ -475,7 +475,11 @@ fn write_copies(
     };
     let len = meta::encode(&st, 0, &mut buf)
         .map_err(|e| MetaError::Input(format!("cannot encode state: {e:?}")))?;
-    let lbs = spare.logical_block_bytes();
+    // The module pads and appends in the spare device's logical blocks, which the state
+    // records: an image file of a 4 KiB-sector spare reads as 512-byte blocks here, but
+    // the zeroed block must cover where the module would append the first record.
+    let recorded = spares.first().map_or(0, |s| s.logical_block_bytes);
+    let lbs = spare.logical_block_bytes().max(recorded);
     let end = meta::padded_len(len, lbs)
         .map_or(len, |p| p.saturating_add(lbs as usize))
         .min(COPY_MAX_BYTES);

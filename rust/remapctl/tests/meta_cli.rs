@@ -425,3 +425,39 @@ fn failed_mode_and_identity_in_dump_and_check() {
     let dumped: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(dumped["config"].get("failed").is_none());
 }
+
+#[test]
+fn a_base_written_for_a_4k_spare_zeroes_a_4k_block_after_it() {
+    // An image file reads as 512-byte blocks; the state records a 4 KiB-sector spare,
+    // whose module appends the first record at the next 4 KiB boundary: that block must
+    // be zero after the base (stale records there must not chain onto it).
+    let d = Scratch::new("zero4k");
+    let img = d.path("a.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(IMAGE_BYTES)
+        .unwrap();
+    poke(&img, 0, &vec![0xaa; 512 * 1024]);
+    let js = d.path("a.json");
+    let text = state_json(3, 1000).replace(
+        "\"state\": 0, \"logical_block_bytes\": 512",
+        "\"state\": 0, \"logical_block_bytes\": 4096",
+    );
+    assert!(text.contains("\"logical_block_bytes\": 4096"));
+    std::fs::write(&js, text).unwrap();
+    let o = remapctl(&[
+        "meta",
+        "restore",
+        js.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = copy_bytes(&img, 0, 512 * 1024);
+    let len = remap_core::meta::decode(&bytes, 0).unwrap().total_len;
+    let end = len.div_ceil(4096) * 4096 + 4096;
+    assert!(
+        bytes[len..end].iter().all(|&b| b == 0),
+        "bytes {len}..{end} after the base are not all zero"
+    );
+    assert_eq!(bytes[end], 0xaa, "only one logical block is zeroed");
+}
