@@ -7,6 +7,7 @@
 #   make bench     fio benchmark in the VM (dm-remap vs dm-linear), under QEMU
 #                  instruction counting (BENCH_CLOCK=wall: TCG wall clock)
 #   make powercut  the power-cut campaign alone (CUTS=100 for a longer run)
+#   make stress    the 10-minute mixed stress in the VM (STRESS_SECONDS=600)
 #   make fuzz      the metadata decoder under cargo-fuzz (FUZZ_SECONDS=60 per target)
 #   make check-debug  the VM tests on the debug kernel (lockdep, kmemleak, slab/list
 #                  debugging, Rust overflow checks); a second kernel build of its own
@@ -15,7 +16,7 @@
 
 SHELL := /bin/bash
 comma := ,
-.PHONY: all deps kernel module clippy fmt fmt-check host-test vm-test powercut check check-debug demo bench fuzz clean
+.PHONY: all deps kernel module clippy fmt fmt-check host-test vm-test powercut stress check check-debug demo bench fuzz clean
 
 KFILES := $(filter-out src/bindings_generated.rs,$(wildcard src/*.rs))
 CUTS ?= 20
@@ -54,6 +55,14 @@ vm-test: deps
 powercut: deps
 	cd rust && cargo build --locked
 	tests/powercut/run.py --cuts $(CUTS)
+
+# The mixed stress (not part of make check): STRESS_SECONDS of fio verify with bad
+# blocks appearing, message storms, suspend/reload cycles, the scan and status polling.
+STRESS_SECONDS ?= 600
+stress: deps
+	cd rust && cargo build --locked
+	VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run env STRESS_SECONDS=$(STRESS_SECONDS) \
+	  TEST_TIMEOUT=$$(( $(STRESS_SECONDS) * 3 )) tests/run-all tests/stress/mixed.sh
 
 check: deps fmt-check host-test
 	touch src/dm_remap.rs && scripts/build-module CLIPPY=1

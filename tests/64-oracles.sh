@@ -18,25 +18,6 @@ grep -qw btrfs /proc/filesystems || skip_all "btrfs not available"
 ktap_plan 17
 load_module || fail "the dm-remap module loads"
 
-# faulty_table <kind> <base> <len> <block>...: linear over base, except at the given
-# 4 KiB blocks: kind "wfail" fails their writes (dm-flakey error_writes; reads pass, as
-# on a disk whose bad sectors still read their old data; it fails cache flushes too, so
-# only for users that issue none), kind "error" fails all their I/O and passes flushes
-# (dm-error).
-faulty_table() {
-  local kind=$1 base=$2 len=$3 pos=0 b s; shift 3
-  for b in $(printf '%s\n' "$@" | sort -n -u); do
-    s=$((b * 8))
-    [ "$s" -gt "$pos" ] && echo "$pos $((s - pos)) linear $base $pos"
-    case $kind in
-      wfail) echo "$s 8 flakey $base $s 0 3600 1 error_writes" ;;
-      *) echo "$s 8 error" ;;
-    esac
-    pos=$((s + 8))
-  done
-  [ "$len" -gt "$pos" ] && echo "$pos $((len - pos)) linear $base $pos"
-}
-
 # 1. fio verify while bad blocks appear (direct I/O, no flush).
 base=$(mkloop 64) || fail "loop device"
 spare=$(mkloop 32) || fail "loop device for the spare"

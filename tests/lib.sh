@@ -177,6 +177,25 @@ mkfaulty() {
   echo "/dev/mapper/$name"
 }
 
+# faulty_table <kind> <base> <len> <block>...: linear over base, except at the given
+# 4 KiB blocks: kind "wfail" fails their writes (dm-flakey error_writes; reads pass, as
+# on a disk whose bad sectors still read their old data; it fails cache flushes too, so
+# only for users that issue none), kind "error" fails all their I/O and passes flushes
+# (dm-error).
+faulty_table() {
+  local kind=$1 base=$2 len=$3 pos=0 b s; shift 3
+  for b in $(printf '%s\n' "$@" | sort -n -u); do
+    s=$((b * 8))
+    [ "$s" -gt "$pos" ] && echo "$pos $((s - pos)) linear $base $pos"
+    case $kind in
+      wfail) echo "$s 8 flakey $base $s 0 3600 1 error_writes" ;;
+      *) echo "$s 8 error" ;;
+    esac
+    pos=$((s + 8))
+  done
+  [ "$len" -gt "$pos" ] && echo "$pos $((len - pos)) linear $base $pos"
+}
+
 # info <name> <field>: a named field of the remap status line.
 #   block_size spare_blocks reads writes flushes read_sectors write_sectors read_errors
 #   write_errors remapped pending spare_used spare_free remaps meta_version last_commit mode
