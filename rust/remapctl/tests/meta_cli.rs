@@ -65,10 +65,18 @@ fn state_json(version: u64, extra_block: u64) -> String {
     )
 }
 
-fn make_image(dir: &Scratch, name: &str, version: u64) -> PathBuf {
+/// A zero-filled (sparse) image of IMAGE_BYTES.
+fn blank_image(dir: &Scratch, name: &str) -> PathBuf {
     let img = dir.path(name);
-    let f = std::fs::File::create(&img).unwrap();
-    f.set_len(IMAGE_BYTES).unwrap();
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(IMAGE_BYTES)
+        .unwrap();
+    img
+}
+
+fn make_image(dir: &Scratch, name: &str, version: u64) -> PathBuf {
+    let img = blank_image(dir, name);
     let js = dir.path(&format!("{name}.json"));
     std::fs::write(&js, state_json(version, 1000)).unwrap();
     let o = remapctl(&[
@@ -104,11 +112,7 @@ fn a_format_1_dump_restores_as_format_2() {
     assert!(v1.contains("\"format_version\": 1") && !v1.contains("\"state\": 0, \"logical"));
     let js = d.path("v1.json");
     std::fs::write(&js, v1).unwrap();
-    let img = d.path("v1.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(IMAGE_BYTES)
-        .unwrap();
+    let img = blank_image(&d, "v1.img");
     let o = remapctl(&[
         "meta",
         "restore",
@@ -189,11 +193,7 @@ fn restore_dump_round_trip() {
     // The dump restores to an identical image.
     let js = d.path("dump.json");
     std::fs::write(&js, &o.stdout).unwrap();
-    let img2 = d.path("b.img");
-    std::fs::File::create(&img2)
-        .unwrap()
-        .set_len(IMAGE_BYTES)
-        .unwrap();
+    let img2 = blank_image(&d, "b.img");
     assert_eq!(
         code(&remapctl(&[
             "meta",
@@ -317,11 +317,7 @@ fn all_five_damaged_refuses_and_writes_nothing() {
 #[test]
 fn blank_foreign_and_bad_input() {
     let d = Scratch::new("blank");
-    let img = d.path("blank.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(IMAGE_BYTES)
-        .unwrap();
+    let img = blank_image(&d, "blank.img");
     let o = remapctl(&["meta", "check", img.to_str().unwrap()]);
     assert_eq!(code(&o), 3);
     assert!(stdout(&o).contains("blank"));
@@ -374,11 +370,7 @@ fn blank_foreign_and_bad_input() {
 #[test]
 fn failed_mode_and_identity_in_dump_and_check() {
     let d = Scratch::new("failed");
-    let img = d.path("f.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(IMAGE_BYTES)
-        .unwrap();
+    let img = blank_image(&d, "f.img");
     let js = d.path("f.json");
     let restore = |json: &str| {
         std::fs::write(&js, json).unwrap();
@@ -432,11 +424,7 @@ fn a_base_written_for_a_4k_spare_zeroes_a_4k_block_after_it() {
     // whose module appends the first record at the next 4 KiB boundary: that block must
     // be zero after the base (stale records there must not chain onto it).
     let d = Scratch::new("zero4k");
-    let img = d.path("a.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(IMAGE_BYTES)
-        .unwrap();
+    let img = blank_image(&d, "a.img");
     poke(&img, 0, &vec![0xaa; 512 * 1024]);
     let js = d.path("a.json");
     let text = state_json(3, 1000).replace(
