@@ -8,7 +8,10 @@
 #                  instruction counting (BENCH_CLOCK=wall: TCG wall clock)
 #   make powercut  the power-cut campaign alone (CUTS=100 for a longer run)
 #   make stress    the 10-minute mixed stress in the VM (STRESS_SECONDS=600)
-#   make fuzz      the metadata decoder under cargo-fuzz (FUZZ_SECONDS=60 per target)
+#   make fuzz      remap-core's parsers under cargo-fuzz (FUZZ_SECONDS=60 per target,
+#                  or FUZZ_RUNS=10000000 executions per target)
+#   make fuzz-inputs  table lines, messages and parameter writes against the live
+#                  module in the VM (FUZZ_INPUTS=10000, FUZZ_SEED=1)
 #   make check-debug  the VM tests on the debug kernel (lockdep, kmemleak, slab/list
 #                  debugging, Rust overflow checks); a second kernel build of its own
 #
@@ -16,7 +19,7 @@
 
 SHELL := /bin/bash
 comma := ,
-.PHONY: all deps kernel module clippy fmt fmt-check host-test vm-test powercut stress check check-debug demo bench fuzz clean
+.PHONY: all deps kernel module clippy fmt fmt-check host-test vm-test powercut stress check check-debug demo bench fuzz fuzz-inputs clean
 
 KFILES := $(filter-out src/bindings_generated.rs,$(wildcard src/*.rs))
 CUTS ?= 20
@@ -63,6 +66,15 @@ stress: deps
 	cd rust && cargo build --locked
 	VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run env STRESS_SECONDS=$(STRESS_SECONDS) \
 	  TEST_TIMEOUT=$$(( $(STRESS_SECONDS) * 3 )) tests/run-all tests/stress/mixed.sh
+
+# In-guest fuzzing of the module's inputs (not part of make check, which runs 1000).
+FUZZ_INPUTS ?= 10000
+FUZZ_SEED ?= 1
+fuzz-inputs: deps
+	cd rust && cargo build --locked
+	VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run env FUZZ_INPUTS=$(FUZZ_INPUTS) \
+	  FUZZ_SEED=$(FUZZ_SEED) TEST_TIMEOUT=$$(( $(FUZZ_INPUTS) / 2 + 600 )) \
+	  tests/run-all tests/66-input-fuzz.sh
 
 check: deps fmt-check host-test
 	touch src/dm_remap.rs && scripts/build-module CLIPPY=1

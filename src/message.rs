@@ -96,7 +96,11 @@ impl Remap {
                 let r = self.remap_now(&mut core, blk);
                 self.mirror(&core);
                 r.inspect_err(|e| {
-                    dmerr!("remap {}: failed ({})", blk, e.to_errno());
+                    if *e == EEXIST {
+                        dmerr!("remap {}: refused: the block is already remapped", blk);
+                    } else {
+                        dmerr!("remap {}: failed ({})", blk, e.to_errno());
+                    }
                 })?;
                 write!(out, "block={blk} remapped")
             }
@@ -107,7 +111,13 @@ impl Remap {
                 let r = self.unremap_now(&mut core, blk);
                 self.mirror(&core);
                 r.inspect_err(|e| {
-                    dmerr!("unremap {}: refused ({}): not remapped, lost sectors, or main still failing", blk, e.to_errno());
+                    if *e == ENOENT {
+                        dmerr!("unremap {}: refused: the block is not remapped", blk);
+                    } else if *e == EBUSY {
+                        dmerr!("unremap {}: refused: sectors of the block were lost (write them first)", blk);
+                    } else {
+                        dmerr!("unremap {}: failed ({}): the copy back or its commit failed", blk, e.to_errno());
+                    }
                 })?;
                 write!(out, "block={blk} unremapped")
             }

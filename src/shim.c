@@ -582,10 +582,12 @@ static int dmr_param_set(const char *val, const struct kernel_param *kp, unsigne
 	unsigned int v;
 	int r = kstrtouint(val, 10, &v);
 
-	if (r)
-		return r;
-	if (v < lo || v > hi)
+	/* A refused write leaves the value as it was and says why in the log. */
+	if (r || v < lo || v > hi) {
+		pr_err("device-mapper: remap: parameter %s: invalid value (a decimal number %u..%u)\n",
+		       kp->name, lo, hi);
 		return -EINVAL;
+	}
 	WRITE_ONCE(*(unsigned int *)kp->arg, v);
 	return 0;
 }

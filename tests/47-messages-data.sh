@@ -96,7 +96,7 @@ ktap_check "query 10: remapped, no lost sectors" \
 ktap_check "the block's data was copied to its spare block" on_spare 10 "$WORK/d10"
 ktap_check "status: remapped 1, spare_used 1, remaps 1, one commit" \
   test "$(info m remapped) $(info m spare_used) $(info m remaps) $(info m meta_version)" = "1 1 1 $((v0 + 1))"
-refused "File exists" "remap 10: failed (-17)" remap 10
+refused "File exists" "remap 10: refused: the block is already remapped" remap 10
 head -c 4096 /dev/urandom > "$WORK/d10b"
 blk_write "$dev" 10 "$WORK/d10b" || fail "write block 10 again"
 new_on_spare() { on_spare 10 "$WORK/d10b" && on_main 10 "$WORK/d10"; }
@@ -109,7 +109,7 @@ blk_read "$dev" 10 "$WORK/back" || fail "read block 10"
 ktap_check "and reads back through the target" cmp -s "$WORK/d10b" "$WORK/back"
 ktap_check "status: remapped 0, spare_used 0, one commit" \
   test "$(info m remapped) $(info m spare_used) $(info m meta_version)" = "0 0 $((v1 + 1))"
-refused "No such file or directory" "unremap 11: refused (-2)" unremap 11
+refused "No such file or directory" "unremap 11: refused: the block is not remapped" unremap 11
 
 # list pages of 64 entries with next=: a pending block and 70 remapped blocks (one
 # 280 KiB write over blocks that fail writes: the worker remaps them in one batch).
@@ -140,14 +140,14 @@ head -c 4096 /dev/urandom > "$WORK/d3000"
 blk_write "$dev" 3000 "$WORK/d3000" || fail "write to the write-failing block 3000"
 ktap_check "the write-failing block 3000 is remapped by a write" \
   bash -c "dmsetup message $n 0 query 3000 | grep -q state=remapped"
-refused "Input/output error" "unremap 3000: refused (-5)" unremap 3000
+refused "Input/output error" "unremap 3000: failed (-5): the copy back or its commit failed" unremap 3000
 ktap_check "block 3000 still reads back" \
   bash -c "dd if=$dev bs=4096 skip=3000 count=1 iflag=direct status=none | cmp -s - $WORK/d3000"
 ktap_check "remap of an unreadable block answers remapped" test "$(msg remap 3100)" = "block=3100 remapped"
 ktap_check "query 3100: 8 lost sectors" \
   bash -c "dmsetup message $n 0 query 3100 | grep -q 'state=remapped .* lost_sectors=8\$'"
 ktap_check "its lost sectors read as errors" fails_with "Input/output error" blk_read "$dev" 3100 "$WORK/x"
-refused "Device or resource busy" "unremap 3100: refused (-16)" unremap 3100
+refused "Device or resource busy" "unremap 3100: refused: sectors of the block were lost (write them first)" unremap 3100
 
 # clear confirm stops at the first block that cannot move back (3000).
 dmesg_mark

@@ -1,0 +1,24 @@
+//! Arbitrary bytes as a message (split on whitespace, as dm core does): parsing never
+//! panics, and what parses is one of the verbs with the argument count it takes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use remap_core::message::Message;
+
+fuzz_target!(|data: &[u8]| {
+    let argv: Vec<&[u8]> = data
+        .split(|c| c.is_ascii_whitespace())
+        .filter(|a| !a.is_empty())
+        .take(64)
+        .collect();
+    let Ok(m) = Message::parse(&argv) else {
+        return;
+    };
+    let takes = match m {
+        Message::Help | Message::Stats | Message::ClearStats | Message::ClearFailed => 1..=1,
+        Message::Remap(_) | Message::Unremap(_) | Message::Query(_) => 2..=2,
+        Message::List(_) => 1..=2,
+        Message::Clear | Message::Scan(_) => 2..=2,
+    };
+    assert!(takes.contains(&argv.len()), "{m:?} from {} words", argv.len());
+});
