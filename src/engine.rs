@@ -25,14 +25,15 @@ use kernel::prelude::*;
 
 use crate::remap_core::remap_table;
 pub(crate) use crate::remap_core::remap_table::{
-    mask_any, mask_clear, mask_count, mask_set, Entry as Special, SectorMask, BUSY, PENDING,
-    REMAPPED,
+    mask_any, mask_clear, mask_count, mask_set, Entry as Special, SectorMask, BUSY, FENCED,
+    PENDING, REMAPPED,
 };
 use crate::reserve::Fixed;
 
 /// Most entries a table version can hold: every block a stored state may hold
 /// (`meta::MAX_BLOCKS`, which `encode` enforces) plus the in-memory [`BUSY`] entries of
-/// one worker batch.
+/// one worker batch. [`FENCED`] entries, in memory only too, count against
+/// `MAX_BLOCKS`: `Core::fits` counts every entry of the table.
 pub(crate) fn table_capacity() -> usize {
     crate::remap_core::meta::MAX_BLOCKS + crate::worker::MAX_JOBS
 }
@@ -100,7 +101,7 @@ pub(crate) enum Route {
     Spare(u64),
     /// To the worker (the block is busy, pending, or has lost sectors being written).
     Defer,
-    /// Fail it: a read of sectors whose data was lost.
+    /// Fail it: a read of sectors whose data was lost, or any I/O to a fenced block.
     Fail,
 }
 
@@ -135,6 +136,9 @@ pub(crate) fn route(
     let off = bs.offset_in_block(Sectors(sector));
     let r = match s.state {
         BUSY => Route::Defer,
+        // Where the block lives is unknown until a later commit lands: no I/O to it
+        // may complete (see `FENCED`).
+        FENCED => Route::Fail,
         PENDING if write => Route::Defer,
         PENDING => Route::Main,
         _ => {

@@ -9,7 +9,7 @@
 //! device is suspended (a suspended device must not see new I/O); they take the core
 //! mutex, like the worker.
 
-use crate::engine::{mask_count, Special, PENDING, REMAPPED};
+use crate::engine::{mask_count, Special, FENCED, PENDING, REMAPPED};
 use crate::remap_core::message::{Message, ScanCmd, VERBS};
 use crate::remap_core::units::Blocks;
 use crate::resultbuf::ResultBuf;
@@ -98,6 +98,8 @@ impl Remap {
                 r.inspect_err(|e| {
                     if *e == EEXIST {
                         dmerr!("remap {}: refused: the block is already remapped", blk);
+                    } else if *e == EBUSY {
+                        dmerr!("remap {}: refused: the block is fenced or being moved", blk);
                     } else {
                         dmerr!("remap {}: failed ({})", blk, e.to_errno());
                     }
@@ -114,7 +116,7 @@ impl Remap {
                     if *e == ENOENT {
                         dmerr!("unremap {}: refused: the block is not remapped", blk);
                     } else if *e == EBUSY {
-                        dmerr!("unremap {}: refused: sectors of the block were lost (write them first)", blk);
+                        dmerr!("unremap {}: refused: sectors of the block were lost (write them first), or it is fenced", blk);
                     } else {
                         dmerr!("unremap {}: failed ({}): the copy back or its commit failed", blk, e.to_errno());
                     }
@@ -181,6 +183,7 @@ impl Remap {
                 mask_count(&s.lost)
             ),
             PENDING => write!(out, "block={} state=pending", s.block),
+            FENCED => write!(out, "block={} state=fenced", s.block),
             _ => write!(out, "block={} state=busy", s.block),
         }
     }

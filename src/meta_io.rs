@@ -68,6 +68,8 @@ pub(crate) struct Core {
     pending_writes: [bool; COPY_COUNT],
     /// Remap storm bound.
     pub(crate) storm: StormGuard,
+    /// `FENCED` entries in the published table (see `Remap::settle_fences`).
+    pub(crate) fenced: u32,
     bitmap: KVVec<u64>,
     nblocks: u64,
     used: u64,
@@ -98,6 +100,9 @@ pub(crate) struct Core {
     config_changed: bool,
     /// Copies the last `write_copies` wrote before it returned (also on failure).
     landed: u32,
+    /// Whether the last `write_copies` issued a write (a failed write may still have
+    /// reached the disk whole).
+    issued: bool,
     /// Copies that do not hold the loaded state (stale, damaged, unreadable) when a
     /// configuration change at load skips the repairs: the commit of the change writes
     /// them first, so that a cut while it overwrites a current copy leaves the new
@@ -262,6 +267,7 @@ impl Core {
             pending_writes: [false; COPY_COUNT],
             // SAFETY: reads the monotonic clock.
             storm: StormGuard::new(cfg.max_remap_rate, unsafe { b::dmr_now_ms() }),
+            fenced: 0,
             bitmap,
             nblocks,
             used: 0,
@@ -289,6 +295,7 @@ impl Core {
             spare_lbs: g.spare_lbs,
             config_changed: false,
             landed: 0,
+            issued: false,
             damaged: [false; COPY_COUNT],
             client,
             bdev,
@@ -621,6 +628,7 @@ impl Core {
     ) -> Result<u32> {
         // Nothing landed yet, whatever makes this call fail (also before any write).
         self.landed = 0;
+        self.issued = false;
         let spares = [self.spare];
         let st = State {
             uuid: self.uuid,
@@ -706,6 +714,7 @@ impl Core {
                     let rec = self.rec_buf.get_mut(..rec_len.unwrap_or(0)).ok_or(EINVAL)?;
                     log::set_record_base(rec, e.base_crc, e.version).map_err(|_| EINVAL)?;
                     let at = copy_sector + (offset / 512) as u64;
+                    self.issued = true;
                     io(client, bdev, at, rec, b::dmr_io_op_DMR_IO_WRITE_FUA)
                 }
                 _ => {
@@ -717,6 +726,7 @@ impl Core {
                         .and_then(|b| b.try_into().ok())
                         .map(u32::from_le_bytes)
                         .ok_or(EINVAL)?;
+                    self.issued = true;
                     io(
                         client,
                         bdev,
@@ -784,6 +794,8 @@ impl Core {
     /// The version is consumed even when the commit fails, so a later commit never
     /// reuses the number of copies that may have reached the disk.
     pub(crate) fn commit(&mut self, items: &[Special]) -> Result {
+        self.landed = 0;
+        self.issued = false;
         self.version = self.version.checked_add(1).ok_or(EINVAL)?;
         let r = self.write_copies(items, &[true; COPY_COUNT], true);
         r.map(|_| ())
@@ -792,6 +804,14 @@ impl Core {
     /// Whether the last commit, failed or not, wrote at least one copy.
     pub(crate) fn commit_landed(&self) -> bool {
         self.landed > 0
+    }
+
+    /// Whether the last commit failed with its outcome unknown: a copy write was
+    /// issued and failed, none was known written, and the failed one may still be on
+    /// the disk whole (an error reported after the data landed), so the next load may
+    /// select either the new version or the previous one.
+    pub(crate) fn commit_uncertain(&self) -> bool {
+        self.issued && self.landed == 0
     }
 
     /// Whether `items` (in-memory states included) plus `extra` new remaps still fit

@@ -403,8 +403,7 @@ impl Remap {
             return;
         }
         core.set_scan_checkpoint(cp);
-        let r = core.commit(self.published.items_locked());
-        core.last_commit = r.err().map_or(0, |e| e.to_errno());
+        let r = self.commit_current(&mut core);
         self.mirror(&core);
         if r.is_err() {
             self.enter_failed(c"metadata write failed while recording the scan position");

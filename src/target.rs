@@ -10,7 +10,7 @@
 
 use crate::bindings as b;
 use crate::counters::{Mirror, Stats};
-use crate::engine::{Published, Route, Snapshot, Special};
+use crate::engine::{Published, Route, Snapshot, Special, FENCED};
 use crate::message::remap_message;
 use crate::remap_core::error::CoreError;
 use crate::remap_core::layout;
@@ -180,6 +180,10 @@ pub(crate) struct CommitFailed {
     pub(crate) err: Error,
     /// The new version may be on the spare and was adopted in memory.
     pub(crate) adopted: bool,
+    /// Not adopted, but a copy write was issued and failed: the next load may select
+    /// the new version or the previous one (`Core::commit_uncertain`). A caller whose
+    /// changes moved blocks fences them (`FENCED`) instead of rolling them back.
+    pub(crate) uncertain: bool,
 }
 
 impl CommitFailed {
@@ -187,6 +191,7 @@ impl CommitFailed {
         Self {
             err,
             adopted: false,
+            uncertain: false,
         }
     }
 }
@@ -273,9 +278,7 @@ impl Remap {
         }
         core.set_failed_flag(true);
         if self.writable {
-            let items = self.published.items_locked();
-            let r = core.commit(items);
-            core.last_commit = r.err().map_or(0, |e| e.to_errno());
+            let r = self.commit_current(core);
             if r.is_err() {
                 dmerr!(
                     "{}: mode failed could not be recorded in the metadata",
@@ -300,9 +303,7 @@ impl Remap {
         // Holding the core mutex keeps remaps out meanwhile.
         self.failed.store(false, Release);
         core.set_failed_flag(false);
-        let items = self.published.items_locked();
-        let r = core.commit(items);
-        core.last_commit = r.err().map_or(0, |e| e.to_errno());
+        let r = self.commit_current(core);
         if let Err(e) = r {
             core.set_failed_flag(true);
             self.enter_failed(c"metadata write failed while leaving mode failed");
@@ -319,6 +320,91 @@ impl Remap {
     pub(crate) fn raise_event(&self) {
         // SAFETY: `ti` is our live target; process context.
         unsafe { b::dm_table_event((*self.ti).table) };
+    }
+
+    /// Commits the published table as it is (a change of mode, configuration or scan
+    /// position), lifting the fences when the commit lands. Callers hold `core`.
+    pub(crate) fn commit_current(&self, core: &mut Core) -> Result {
+        let r = core.commit(self.published.items_locked());
+        core.last_commit = r.err().map_or(0, |e| e.to_errno());
+        if core.commit_landed() {
+            self.settle_fences(core);
+        }
+        r
+    }
+
+    /// Fences `blocks`' entries after a commit that moved them failed with its outcome
+    /// unknown (`CommitFailed::uncertain`): the next load may find each block where the
+    /// failed version put it or where the previous one had it, so no I/O to it may
+    /// complete, and its spare block (`spare_block` of the entry) stays allocated,
+    /// until a later commit is known written (`settle_fences`). Callers hold `core`;
+    /// the blocks are `BUSY` (drained) when this is called, so no bio is on its way to
+    /// either place: bios deferred meanwhile are routed again by the worker and fail.
+    pub(crate) fn fence(&self, core: &mut Core, blocks: &mut [Special]) {
+        if blocks.is_empty() {
+            return;
+        }
+        for e in blocks.iter_mut() {
+            e.state = FENCED;
+        }
+        // Cannot fail in practice: the standby version is always there between
+        // operations, and FENCED replaces BUSY entries (the table does not grow).
+        if self.publish_changes(core, blocks).is_err() {
+            dmerr!(
+                "{}: {} block(s) could not be fenced; they stay busy",
+                self.main_name(),
+                blocks.len()
+            );
+            return;
+        }
+        core.fenced = core.fenced.saturating_add(blocks.len() as u32);
+        dmerr!(
+            "{}: {} block(s) fenced: a metadata commit that moved them failed and may or may not be on the spare; their I/O fails until a later commit succeeds (clear_failed)",
+            self.main_name(),
+            blocks.len()
+        );
+    }
+
+    /// Lifts the fences once a commit is known written (at least one copy): that
+    /// version stores every fenced block as not remapped, and the next load selects it
+    /// or a later one, so the blocks live on the main device from now on (which holds
+    /// the data they were last acknowledged with: no I/O to them completed since they
+    /// were fenced) and their spare blocks are free. Callers hold `core`.
+    pub(crate) fn settle_fences(&self, core: &mut Core) {
+        let mut lifted = 0u32;
+        while core.fenced > 0 {
+            let mut batch = [Special::default(); 16];
+            let mut n = 0;
+            let fenced = self
+                .published
+                .items_locked()
+                .iter()
+                .filter(|e| e.state == FENCED);
+            for (slot, e) in batch.iter_mut().zip(fenced) {
+                // State 0 in a change list: remove the block (it is on main).
+                *slot = Special { state: 0, ..*e };
+                n += 1;
+            }
+            let Some(changes) = batch.get_mut(..n).filter(|c| !c.is_empty()) else {
+                core.fenced = 0;
+                break;
+            };
+            if self.publish_changes(core, changes).is_err() {
+                break;
+            }
+            for c in changes.iter() {
+                core.free_block(c.spare_block);
+            }
+            core.fenced = core.fenced.saturating_sub(n as u32);
+            lifted = lifted.saturating_add(n as u32);
+        }
+        if lifted > 0 {
+            dminfo!(
+                "{}: {} fenced block(s) released to the main device (a later commit succeeded)",
+                self.main_name(),
+                lifted
+            );
+        }
     }
 
     /// Publishes the current table with `changes` applied, using the spare table
@@ -348,26 +434,37 @@ impl Remap {
         let Some(mut next) = core.standby.take() else {
             return Err(CommitFailed::rolled_back(ENOMEM));
         };
-        let r = next
-            .rebuild(self.published.items_locked(), changes)
-            .and_then(|()| core.commit(next.items()));
+        if let Err(e) = next.rebuild(self.published.items_locked(), changes) {
+            // Nothing was written.
+            core.standby = Some(next);
+            core.last_commit = e.to_errno();
+            return Err(CommitFailed::rolled_back(e));
+        }
+        let r = core.commit(next.items());
         core.last_commit = r.err().map_or(0, |e| e.to_errno());
         match r {
             Ok(()) => {
                 core.standby = self.published.publish(next);
+                self.settle_fences(core);
                 Ok(())
             }
             Err(e) if core.commit_landed() => {
                 core.standby = self.published.publish(next);
+                self.settle_fences(core);
                 self.enter_failed(c"metadata commit failed after a copy of it was written");
                 Err(CommitFailed {
                     err: e,
                     adopted: true,
+                    uncertain: false,
                 })
             }
             Err(e) => {
                 core.standby = Some(next);
-                Err(CommitFailed::rolled_back(e))
+                Err(CommitFailed {
+                    err: e,
+                    adopted: false,
+                    uncertain: core.commit_uncertain(),
+                })
             }
         }
     }
@@ -979,7 +1076,11 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
             (t.spare_bdev(), s)
         }
         Route::Fail => {
-            t.stats.read_errors.fetch_add(1, Relaxed);
+            if write {
+                t.stats.write_errors.fetch_add(1, Relaxed);
+            } else {
+                t.stats.read_errors.fetch_add(1, Relaxed);
+            }
             return b::DM_MAPIO_KILL as c_int;
         }
         Route::Defer => {

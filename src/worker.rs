@@ -11,7 +11,9 @@
 //! [`Scratch`], reserved by the constructor: completing a bio never allocates.
 
 use crate::bindings as b;
-use crate::engine::{mask_any, mask_clear, mask_set, Route, Special, BUSY, PENDING, REMAPPED};
+use crate::engine::{
+    mask_any, mask_clear, mask_set, Route, Special, BUSY, FENCED, PENDING, REMAPPED,
+};
 use crate::remap_core::layout;
 use crate::remap_core::units::{BlockSize, Blocks, Sectors};
 use crate::reserve::Fixed;
@@ -355,6 +357,12 @@ impl Remap {
                         // does; written in place in mode failed), or this batch already
                         // moves it (a write acknowledged from main could be overwritten
                         // by that move's copy).
+                        if cur.is_some_and(|c| c.state == FENCED) {
+                            // A bio that failed on main before the block was fenced:
+                            // nothing completes there until the fence is lifted.
+                            pb.result = STS_IOERR;
+                            break;
+                        }
                         let in_batch = sc.jobs.as_slice().iter().any(|j| j.block == blk);
                         let on_main = !in_batch
                             && !cur.is_some_and(|c| {
@@ -387,6 +395,7 @@ impl Remap {
                         )
                         .copied();
                         let ok = match cur {
+                            Some(c) if c.state == FENCED => false,
                             // Remapped since the read was sent: its data is on the spare.
                             Some(c) if c.state == REMAPPED => {
                                 all_main = false;
@@ -486,6 +495,11 @@ impl Remap {
                 let prev = crate::remap_core::remap_table::find(self.published.items_locked(), blk)
                     .copied()
                     .filter(|p| p.state != BUSY);
+                // A flush of the batch just above may have fenced the block.
+                if prev.is_some_and(|p| p.state == FENCED) {
+                    self.fail_bio(sc, i);
+                    return;
+                }
                 if sc.jobs.push(Job::new(blk, prev)).is_err() {
                     self.fail_bio(sc, i);
                     return;
@@ -713,6 +727,13 @@ impl Remap {
                     self.stats.remaps.fetch_add(new, Relaxed);
                     return false;
                 }
+                if f.uncertain {
+                    if !self.is_failed() {
+                        self.enter_failed(c"spare or metadata write failed");
+                    }
+                    self.fence_jobs(core, sc);
+                    return false;
+                }
                 ok = false;
             }
         }
@@ -725,6 +746,30 @@ impl Remap {
         }
         self.stats.remaps.fetch_add(new, Relaxed);
         true
+    }
+
+    /// After a commit of the batch failed with its outcome unknown: a block that was
+    /// remapped before keeps its entry (both versions have it on that spare block; its
+    /// new data there belongs to writes that fail); the others, which the batch moved
+    /// to the spare, are fenced (`Remap::fence`) with their new spare blocks kept.
+    fn fence_jobs(&self, core: &mut Core, sc: &mut Scratch) {
+        sc.changes.clear();
+        for j in sc.jobs.as_slice().iter().filter(|j| !j.was_remapped()) {
+            let _ = sc.changes.push(j.special(FENCED));
+        }
+        self.fence(core, sc.changes.as_mut_slice());
+        sc.changes.clear();
+        for j in sc.jobs.as_slice().iter().filter(|j| j.was_remapped()) {
+            if let Some(p) = j.prev {
+                let _ = sc.changes.push(p);
+            }
+        }
+        if !sc.changes.as_slice().is_empty() {
+            let _ = self.publish_changes(core, sc.changes.as_mut_slice());
+        }
+        for j in sc.jobs.as_mut_slice() {
+            j.spare_block = u64::MAX;
+        }
     }
 
     /// Undoes the batch's jobs: the blocks go back to what they were (their BUSY
@@ -801,13 +846,16 @@ impl Remap {
     }
 
     fn remap_block(&self, core: &mut Core, blk: u64, whole: bool) -> Result {
-        if self.is_failed() {
-            return Err(EIO);
-        }
         let prev =
             crate::remap_core::remap_table::find(self.published.items_locked(), blk).copied();
         if prev.is_some_and(|p| p.state == REMAPPED) {
             return Err(EEXIST);
+        }
+        if prev.is_some_and(|p| p.state == FENCED || p.state == BUSY) {
+            return Err(EBUSY);
+        }
+        if self.is_failed() {
+            return Err(EIO);
         }
         let mut sc = core::mem::replace(&mut core.scratch, Scratch::empty());
         sc.jobs.clear();
@@ -889,6 +937,15 @@ impl Remap {
                 // The block is back on main in memory as possibly on disk (its data
                 // there was written with FUA); its spare block is free again.
                 core.free_block(cur.spare_block);
+                Err(f.err)
+            }
+            Err(f) if f.uncertain => {
+                // Main and the spare block both hold its data now, but the next load
+                // may map it to either: fenced, the spare block kept. A metadata
+                // write failed: mode failed, whose record (the worker's next commit)
+                // or `clear_failed` lifts the fence once the spare takes writes.
+                self.fence(core, &mut [cur]);
+                self.enter_failed(c"metadata write failed while moving a block back to main");
                 Err(f.err)
             }
             Err(f) => {

@@ -3,7 +3,8 @@
 # failed, says why in the kernel log, raises a dm event (`dmsetup wait` wakes) and never
 # acknowledges a write whose data or mapping is not durable: a write to a remapped
 # block that fails on the spare; a spare data write of a new remap that fails; a
-# metadata commit that fails before any copy lands (rolled back, last_commit = -EIO);
+# metadata commit that fails before any copy is known written (the block fenced until
+# a later commit succeeds, last_commit = -EIO);
 # one that fails after three of five copies landed (kept, found again after a
 # reload); an `unremap` that cannot read the block's spare copy; a full spare.
 # (A read of a remapped block that fails on the spare is tests/92-spare-failure.sh; a
@@ -12,7 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp timeout
 load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
-ktap_plan 40
+ktap_plan 47
 
 recreate() {
   dmsetup remove "$PREFIX$1" || return 1
@@ -25,6 +26,7 @@ sbase=$(mkloop 16) || fail "loop device for the spare"
 # Blocks 300, 310 and 320 of the main device fail writes (reads pass).
 main=$(mkfaulty faulty "$base" 131072 wfail:2400:8 wfail:2480:8 wfail:2560:8) ||
   fail "faulty main device"
+faulty_lines=$(dmsetup table "${PREFIX}faulty")$'\n' || fail "faulty table"
 # The spare is a dm device whose table each case swaps: "ok"; "data": its data area
 # fails writes; "rdata": its data area fails reads; "meta": its metadata area (copies
 # 0-4) fails writes; "tail": copies 3 and 4 fail writes (a commit writes copies 0, 1, 2
@@ -88,7 +90,13 @@ ktap_check "B: dmsetup wait woke on the dm event" woke
 ktap_check "B: the kernel log names the cause" logged "spare or metadata write failed"
 ktap_check "B: clear_failed brings it back" heal
 
-# C. The metadata commit of a new remap fails before any copy lands: rolled back.
+# C. The metadata commit of a new remap fails before any copy is known written. The
+#    failed copy write may still have reached the disk whole, so the next load may map
+#    the block to the spare or not: it is fenced. No I/O to it completes (a write
+#    acknowledged from main would be lost if the next load chose the spare, one
+#    acknowledged from the spare if it chose main) and its spare block stays allocated,
+#    until a commit succeeds: then it lives on main, which holds its last acknowledged
+#    data, and the spare block is free again.
 head -c 4096 /dev/urandom > "$WORK/old" || fail "random data"
 dd if="$WORK/old" of="$base" bs=4096 seek=310 oflag=direct conv=notrunc status=none ||
   fail "old data under block 310"
@@ -100,22 +108,40 @@ ktap_check "C: a failing write whose commit fails returns EIO (not acknowledged)
   fails_with "Input/output error" blk_write "$dev" 310 "$WORK/a"
 ktap_check "C: last_commit is -5 (EIO), mode failed" \
   test "$(info x last_commit) $(info x mode)" = "-5 failed"
-ktap_check "C: rolled back: block 310 on main, spare use unchanged" \
+ktap_check "C: fenced: block 310 not counted remapped, its spare block kept" \
   test "$(dmsetup message "$x" 0 query 310) $(info x remapped) $(info x spare_used)" = \
-       "block=310 state=main $r $u"
+       "block=310 state=fenced $r $((u + 1))"
 ktap_check "C: dmsetup wait woke on the dm event" woke
 ktap_check "C: the kernel log names the failed copy write" logged "metadata write of copy 0"
+ktap_check "C: the kernel log says the block is fenced" logged "1 block(s) fenced"
+ktap_check "C: a read of the fenced block fails (main still holds its old data)" \
+  fails_with "Input/output error" blk_read "$dev" 310 "$WORK/x"
+# Main takes writes to block 310 again: the fence, not main, must refuse them.
+dmsetup suspend "${PREFIX}faulty" && echo "0 131072 linear $base 0" | dmsetup reload "${PREFIX}faulty" &&
+  dmsetup resume "${PREFIX}faulty" || fail "main device without faults"
+ktap_check "C: a write of the fenced block fails though main would take it" \
+  fails_with "Input/output error" blk_write "$dev" 310 "$WORK/a"
+ktap_check "C: remap of the fenced block is refused (EBUSY)" \
+  fails_with "Device or resource busy" dmsetup message "$x" 0 remap 310
 ktap_check "C: clear_failed is refused while the metadata cannot be written" \
   fails_with "Input/output error" dmsetup message "$x" 0 clear_failed
-ktap_check "C: and the mode stays failed, last_commit -5" \
-  test "$(info x mode) $(info x last_commit)" = "failed -5"
+ktap_check "C: and the mode stays failed, last_commit -5, the block fenced" \
+  test "$(info x mode) $(info x last_commit) $(dmsetup message "$x" 0 query 310)" = "failed -5 block=310 state=fenced"
 set_spare ok || fail "spare back"
-recreate x "$table" || fail "create the target again"
-ktap_check "C: after remove/create block 310 is not remapped" \
-  test "$(dmsetup message "$x" 0 query 310)" = "block=310 state=main"
-ktap_check "C: and reads the old data, not the unacknowledged write" \
+dmesg_mark
+ktap_check "C: clear_failed succeeds with the spare back" \
+  dmsetup message "$x" 0 clear_failed
+ktap_check "C: block 310 on main, its spare block free again" \
+  test "$(dmsetup message "$x" 0 query 310) $(info x spare_used) $(info x mode)" = "block=310 state=main $u ok"
+ktap_check "C: the kernel log says the fence was released" logged "1 fenced block(s) released"
+ktap_check "C: block 310 reads the old data, not the unacknowledged write" \
   bash -c "dd if=$dev bs=4096 skip=310 count=1 iflag=direct status=none | cmp -s - $WORK/old"
-dmsetup message "$x" 0 clear_failed >/dev/null || fail "clear_failed"
+recreate x "$table" || fail "create the target again"
+ktap_check "C: after remove/create block 310 is not remapped and reads the old data" \
+  bash -c "test \"\$(dmsetup message $x 0 query 310)\" = 'block=310 state=main' &&
+    dd if=$dev bs=4096 skip=310 count=1 iflag=direct status=none | cmp -s - $WORK/old"
+dmsetup suspend "${PREFIX}faulty" && printf '%s' "$faulty_lines" | dmsetup reload "${PREFIX}faulty" &&
+  dmsetup resume "${PREFIX}faulty" || fail "main device with its faults again"
 
 # D. The commit fails after copies 0-2 landed: the new map is kept (the next load may
 #    select it), the write still fails (the commit did not complete).

@@ -346,13 +346,14 @@ pub fn set_record_base(rec: &mut [u8], base_crc: u32, prev: u64) -> Result<(), E
     Ok(())
 }
 
-/// Whether an entry is part of the stored state (`BUSY` entries are in memory only).
+/// Whether an entry is part of the stored state (`BUSY` and `FENCED` entries are in
+/// memory only).
 fn stored(e: &&Entry) -> bool {
     e.state == REMAPPED || e.state == PENDING
 }
 
-/// The changes from the stored state `old` to `new` (both sorted by block; `BUSY`
-/// entries of `new` are not stored, so a block that is `BUSY` there is removed).
+/// The changes from the stored state `old` to `new` (both sorted by block; `BUSY` and
+/// `FENCED` entries of `new` are not stored, so such a block is removed).
 pub fn diff<'a, I>(old: I, new: &'a [Entry]) -> Diff<'a, I>
 where
     I: Iterator<Item = Entry> + Clone,

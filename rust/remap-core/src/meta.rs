@@ -209,7 +209,7 @@ pub struct State<'a> {
     /// Spare list.
     pub spares: &'a [SpareInfo],
     /// Remap table, sorted by block. [`REMAPPED`] and [`PENDING`] entries are stored;
-    /// `BUSY` entries are in-memory only and skipped.
+    /// `BUSY` and `FENCED` entries are in-memory only and skipped.
     pub entries: &'a [Entry],
     /// Scan checkpoint.
     pub scan: ScanCheckpoint,
@@ -377,7 +377,8 @@ pub fn continues(a: &Entry, b: &Entry, len: u64) -> bool {
         && len < MAX_RUN_LEN
 }
 
-/// Counts what `entries` (sorted by block) store; `BUSY` entries are not stored.
+/// Counts what `entries` (sorted by block) store; `BUSY` and `FENCED` entries are not
+/// stored.
 pub fn count(entries: &[Entry]) -> Counts {
     let mut c = Counts::default();
     let mut run: Option<(Entry, u64)> = None;

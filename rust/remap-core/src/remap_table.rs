@@ -12,6 +12,13 @@ pub const REMAPPED: u8 = 1;
 pub const PENDING: u8 = 2;
 /// In memory only, never on disk: the block is being remapped or unremapped.
 pub const BUSY: u8 = 3;
+/// In memory only, never on disk: a commit that moved the block (to the spare, or back
+/// to the main device) failed after a copy write was issued and before any copy was
+/// known written, so the next load may find either place. All I/O to the block fails
+/// until a later commit is known written (which stores the block as not remapped: the
+/// main device holds the data it was last acknowledged with); the spare block stays
+/// allocated until then. Not stored, like [`BUSY`].
+pub const FENCED: u8 = 4;
 /// In a change list: remove the block from the table.
 pub const REMOVE: u8 = 0;
 
@@ -23,7 +30,7 @@ pub type SectorMask = [u64; 2];
 pub struct Entry {
     /// Block number, counted from the start of the target.
     pub block: u64,
-    /// [`REMAPPED`], [`PENDING`], [`BUSY`] (or [`REMOVE`] in a change list).
+    /// [`REMAPPED`], [`PENDING`], [`BUSY`], [`FENCED`] (or [`REMOVE`] in a change list).
     pub state: u8,
     /// Index of the spare in the spare list (for [`REMAPPED`]).
     pub spare: u8,

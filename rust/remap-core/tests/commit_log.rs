@@ -479,3 +479,20 @@ fn a_rewritten_base_does_not_bring_back_records_behind_it() {
     };
     assert_eq!(version, 2);
 }
+
+#[test]
+fn a_fenced_block_is_recorded_as_removed() {
+    use remap_core::remap_table::{BUSY, FENCED, REMOVE};
+    let old = [
+        Entry::remapped(5, 0, 1),
+        Entry::remapped(9, 0, 2),
+        Entry::pending(12),
+    ];
+    let mut new = old;
+    new[0].state = FENCED;
+    new[2].state = BUSY;
+    let changes: Vec<Entry> = log::diff(old.iter().copied(), &new).collect();
+    assert_eq!(changes.len(), 2);
+    assert!(changes.iter().all(|c| c.state == REMOVE));
+    assert_eq!(changes.iter().map(|c| c.block).collect::<Vec<_>>(), [5, 12]);
+}

@@ -8,7 +8,7 @@ use remap_core::crc;
 use remap_core::judge::{judge_state, Verdict};
 use remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
 use remap_core::meta::*;
-use remap_core::remap_table::{Entry, BUSY};
+use remap_core::remap_table::{Entry, BUSY, FENCED};
 use remap_core::repair::*;
 use remap_core::units::BlockSize;
 
@@ -127,7 +127,7 @@ fn assert_same_state(d: &Decoded<'_>, o: &Owned) {
         .entries
         .iter()
         .copied()
-        .filter(|e| e.state != BUSY)
+        .filter(|e| e.state != BUSY && e.state != FENCED)
         .collect();
     assert_eq!(d.entries().collect::<Vec<_>>(), want);
 }
@@ -151,6 +151,32 @@ fn busy_entries_are_not_stored() {
     let d = decode(&c, 0).unwrap();
     assert_eq!(d.entries().count(), 9);
     assert!(d.entries().all(|e| e.block != o.entries[2].block));
+}
+
+#[test]
+fn fenced_entries_are_stored_as_absent() {
+    // A fenced block is encoded exactly as if it were not in the table, also when it
+    // sits inside what would otherwise be a run.
+    let mut o = Owned::new(1, 10);
+    o.entries[2].state = FENCED;
+    o.entries[5].state = FENCED;
+    let with = o.copy(0);
+    let mut without = Owned::new(1, 10);
+    without
+        .entries
+        .retain(|e| e.block != o.entries[2].block && e.block != o.entries[5].block);
+    assert_eq!(with, without.copy(0));
+    let d = decode(&with, 0).unwrap();
+    assert_same_state(&d, &o);
+    let mut run = Owned::new(1, 0);
+    run.entries = (0..6)
+        .map(|i| Entry::remapped(100 + i, 0, 40 + i))
+        .collect();
+    run.entries[3].state = FENCED;
+    let c = run.copy(0);
+    let d = decode(&c, 0).unwrap();
+    assert_eq!(d.entries().count(), 5);
+    assert!(d.entries().all(|e| e.block != 103));
 }
 
 #[test]

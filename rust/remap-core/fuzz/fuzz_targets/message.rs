@@ -20,5 +20,9 @@ fuzz_target!(|data: &[u8]| {
         Message::List(_) => 1..=2,
         Message::Clear | Message::Scan(_) => 2..=2,
     };
-    assert!(takes.contains(&argv.len()), "{m:?} from {} words", argv.len());
+    assert!(
+        takes.contains(&argv.len()),
+        "{m:?} from {} words",
+        argv.len()
+    );
 });

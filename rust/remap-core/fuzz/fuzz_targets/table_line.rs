@@ -18,12 +18,21 @@ fuzz_target!(|data: &[u8]| {
     let mut printed = String::new();
     cfg.write_table(&mut printed, "7:0", "7:1", cfg.uuid.as_ref())
         .expect("printing a parsed line");
-    let again: Vec<&[u8]> = printed.split_ascii_whitespace().map(str::as_bytes).collect();
+    let again: Vec<&[u8]> = printed
+        .split_ascii_whitespace()
+        .map(str::as_bytes)
+        .collect();
     let cfg2 = TableConfig::parse(&again).expect("the canonical form parses");
     // The canonical form names the devices by number and never carries format_spare.
-    let norm = TableConfig { main: b"7:0", spare: b"7:1", format_spare: false, ..cfg };
+    let norm = TableConfig {
+        main: b"7:0",
+        spare: b"7:1",
+        format_spare: false,
+        ..cfg
+    };
     assert_eq!(norm, cfg2, "canonical form of {printed:?}");
     let mut printed2 = String::new();
-    cfg2.write_table(&mut printed2, "7:0", "7:1", cfg2.uuid.as_ref()).expect("printing");
+    cfg2.write_table(&mut printed2, "7:0", "7:1", cfg2.uuid.as_ref())
+        .expect("printing");
     assert_eq!(printed, printed2);
 });
