@@ -386,47 +386,94 @@ impl Core {
                 // The chosen copy's log: its records applied to its base give the state,
                 // which must encode to the checksum the last record carries. The
                 // replayed state, encoded into `prev_buf`, is what gets judged and
-                // loaded; without records, the base itself.
-                let chosen_bytes = match reads.get(chosen) {
-                    Some(CopyRead::Bytes(b)) => *b,
-                    _ => &[],
-                };
-                let state = if version != state.version {
-                    let n =
-                        replay(&state, chosen_bytes, version, &mut core.prev_buf).map_err(|e| {
-                            dmerr!(
-                                "metadata log of copy {}: {}",
-                                chosen,
-                                e.to_str().unwrap_or("")
-                            );
-                            (e, EINVAL)
-                        })?;
-                    let st = meta::decode(core.prev_buf.get(..n).unwrap_or(&[]), 0)
-                        .map_err(|_| (c"Spare metadata log replays to an invalid state", EINVAL))?;
-                    if st.body_crc != state_crc {
-                        return Err((
-                            c"Spare metadata log does not replay to the state it records",
-                            EINVAL,
-                        ));
+                // loaded; without records, the base itself. A current copy whose log
+                // does not replay to the state it records (records that pass their own
+                // checksums but are wrong) is not loaded: the next current copy is
+                // tried (one holding that version as a base, or another log), and the
+                // failed copy is rewritten like a damaged one.
+                let mut rw = rw;
+                let mut logs = logs;
+                let mut status = status;
+                let mut found: Option<(usize, Option<usize>)> = None;
+                let mut why = c"Spare metadata log does not replay to the state it records";
+                let mut dropped = [false; COPY_COUNT];
+                for k in repair::load_order(chosen, &logs) {
+                    let Some(CopyRead::Bytes(bytes)) = reads.get(k) else {
+                        continue;
+                    };
+                    let base = if k == chosen {
+                        Ok(state)
+                    } else {
+                        meta::decode(bytes, *COPY_SECTORS.get(k).unwrap_or(&0))
+                    };
+                    let Ok(base) = base else {
+                        continue;
+                    };
+                    if base.version == version {
+                        found = Some((k, None));
+                        break;
                     }
-                    core.prev_sector = 0;
-                    st
-                } else {
-                    let n = state.total_len;
-                    let dst = core
-                        .prev_buf
-                        .get_mut(..n)
-                        .ok_or(EINVAL)
-                        .map_err(|e| (c"Spare metadata too long", e))?;
-                    dst.copy_from_slice(
-                        chosen_bytes
-                            .get(..n)
-                            .unwrap_or(&[])
-                            .get(..n)
-                            .ok_or((c"Spare metadata too long", EINVAL))?,
+                    match replay(&base, bytes, version, &mut core.prev_buf) {
+                        Ok(n) => match meta::decode(core.prev_buf.get(..n).unwrap_or(&[]), 0) {
+                            Ok(st) if st.body_crc == state_crc => {
+                                found = Some((k, Some(n)));
+                                break;
+                            }
+                            Ok(_) => {
+                                why = c"Spare metadata log does not replay to the state it records"
+                            }
+                            Err(_) => why = c"Spare metadata log replays to an invalid state",
+                        },
+                        Err(e) => why = e,
+                    }
+                    dmerr!(
+                        "metadata log of copy {}: {}; trying another current copy",
+                        k,
+                        why.to_str().unwrap_or("")
                     );
-                    core.prev_sector = *COPY_SECTORS.get(chosen).unwrap_or(&0);
-                    state
+                    if let Some(d) = dropped.get_mut(k) {
+                        *d = true;
+                    }
+                }
+                // Copies whose log did not replay are rewritten like damaged ones.
+                for (k, _) in dropped.iter().enumerate().filter(|(_, &d)| d) {
+                    if let Some(r) = rw.get_mut(k) {
+                        *r = true;
+                    }
+                    if let Some(l) = logs.get_mut(k) {
+                        *l = None;
+                    }
+                    if let Some(st) = status.get_mut(k) {
+                        *st = CopyStatus::Bad(meta::Diagnosis::LogReplay);
+                    }
+                }
+                let state = match found {
+                    None => return Err((why, EINVAL)),
+                    Some((_, Some(n))) => {
+                        core.prev_sector = 0;
+                        meta::decode(core.prev_buf.get(..n).unwrap_or(&[]), 0).map_err(|_| {
+                            (c"Spare metadata log replays to an invalid state", EINVAL)
+                        })?
+                    }
+                    Some((k, None)) => {
+                        let bytes = match reads.get(k) {
+                            Some(CopyRead::Bytes(b)) => *b,
+                            _ => &[],
+                        };
+                        let sector = *COPY_SECTORS.get(k).unwrap_or(&0);
+                        let base = meta::decode(bytes, sector)
+                            .map_err(|_| (c"Spare metadata copy unreadable", EINVAL))?;
+                        let n = base.total_len;
+                        let dst = core
+                            .prev_buf
+                            .get_mut(..n)
+                            .ok_or((c"Spare metadata too long", EINVAL))?;
+                        dst.copy_from_slice(
+                            bytes.get(..n).ok_or((c"Spare metadata too long", EINVAL))?,
+                        );
+                        core.prev_sector = sector;
+                        base
+                    }
                 };
                 core.prev_ok = true;
                 core.logs = logs;

@@ -366,10 +366,13 @@ class Run:
         # well-formed message about a block in the wrong state (the admin guide's
         # ENOENT, EEXIST and EBUSY, with a reason that says "refused: the block ...").
         lookup = kind == "table" and any("lookup failed" in l for l in dm_lines)
+        # A device another dm-remap target holds: EBUSY (admin guide, "held").
+        held = kind == "table" and e.errno == errno.EBUSY and any(
+            "already held by another dm-remap target" in l for l in dm_lines)
         state = kind == "message" and e.errno in (errno.ENOENT, errno.EEXIST, errno.EBUSY) \
             and any("refused: the block" in l or "refused: sectors of the block" in l
                     for l in dm_lines)
-        if e.errno != errno.EINVAL and not lookup and not state:
+        if e.errno != errno.EINVAL and not lookup and not held and not state:
             self.fail(f"{kind}-errno-{name}", (inp, dm_lines[-1:]))
         if not dm_lines:
             self.fail(f"{kind}-no-log-line", inp)

@@ -254,6 +254,10 @@ pub enum Diagnosis {
     ForeignSetup,
     /// Checksums match but a field is out of range or inconsistent.
     Malformed(Malformed),
+    /// The copy's log records pass their checksums but do not replay to the state the
+    /// last one records (found when the state is loaded from the copy; another current
+    /// copy is used instead).
+    LogReplay,
 }
 
 /// What is inconsistent in a copy whose checksums match.
@@ -299,6 +303,7 @@ impl Diagnosis {
             Self::SectionChecksum { .. } => "section checksum mismatch",
             Self::UnknownCriticalSection { .. } => "unknown critical section",
             Self::ForeignSetup => "belongs to another setup",
+            Self::LogReplay => "log does not replay to the state it records",
             Self::Malformed(m) => m.as_str(),
         }
     }

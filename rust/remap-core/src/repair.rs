@@ -61,6 +61,20 @@ impl Refusal {
     }
 }
 
+/// The copies a loader may build the selected state from, best first: the chosen copy,
+/// then the other copies holding the selected state (`logs[k]` set). A loader whose
+/// replay of one copy's log does not give the state the log records (records that
+/// pass their own checksums but are wrong) goes on with the next, and rewrites the
+/// copy it dropped ([`Selection::drop_copy`]).
+pub fn load_order(
+    chosen: usize,
+    logs: &[Option<LogEnd>; COPY_COUNT],
+) -> impl Iterator<Item = usize> + '_ {
+    core::iter::once(chosen).chain(
+        (0..COPY_COUNT).filter(move |&k| k != chosen && logs.get(k).is_some_and(|l| l.is_some())),
+    )
+}
+
 /// Outcome of [`select`]. Returned by value once per load, so the size difference
 /// between variants does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -96,6 +110,28 @@ pub enum Selection<'a> {
 }
 
 impl Selection<'_> {
+    /// Marks copy `k` as not holding the selected state after all (its log did not
+    /// replay, [`load_order`]): reported as [`Diagnosis::LogReplay`] and rewritten.
+    pub fn drop_copy(&mut self, k: usize) {
+        if let Selection::Load {
+            logs,
+            status,
+            rewrite,
+            ..
+        } = self
+        {
+            if let Some(l) = logs.get_mut(k) {
+                *l = None;
+            }
+            if let Some(s) = status.get_mut(k) {
+                *s = CopyStatus::Bad(Diagnosis::LogReplay);
+            }
+            if let Some(r) = rewrite.get_mut(k) {
+                *r = true;
+            }
+        }
+    }
+
     /// Number of copies to rewrite.
     pub fn rewrite_count(&self) -> usize {
         match self {

@@ -496,3 +496,21 @@ fn a_fenced_block_is_recorded_as_removed() {
     assert!(changes.iter().all(|c| c.state == REMOVE));
     assert_eq!(changes.iter().map(|c| c.block).collect::<Vec<_>>(), [5, 12]);
 }
+
+#[test]
+fn load_order_tries_the_chosen_copy_then_the_other_current_ones() {
+    let end = LogEnd {
+        tail: 0,
+        base_crc: 0,
+        records: 0,
+        version: 1,
+        state_crc: 0,
+    };
+    let mut logs = [None; COPY_COUNT];
+    for k in [0, 2, 3] {
+        logs[k] = Some(end);
+    }
+    assert_eq!(load_order(2, &logs).collect::<Vec<_>>(), [2, 0, 3]);
+    assert_eq!(load_order(0, &logs).collect::<Vec<_>>(), [0, 2, 3]);
+    assert_eq!(load_order(4, &[None; COPY_COUNT]).collect::<Vec<_>>(), [4]);
+}

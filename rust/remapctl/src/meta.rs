@@ -150,55 +150,95 @@ impl Copies {
         Copies { bytes, ok }
     }
 
-    /// The selected state as one base when the chosen copy's log holds records: its
-    /// base with the records applied, encoded (what the kernel loads); `None` when the
-    /// base is the state.
-    fn replayed(&self, sel: &Selection<'_>) -> Result<Option<Vec<u8>>, MetaError> {
+    /// The selected state as one base when it is not the chosen copy's base as it
+    /// stands: a base with its log's records applied, encoded (what the kernel loads);
+    /// `None` when the chosen copy's base is the state. A current copy whose log does
+    /// not replay to the state it records is dropped from `sel` (reported, rewritten
+    /// by a repair) and the next current copy is used, as the kernel does
+    /// (`repair::load_order`); refused when none gives the state.
+    fn replayed(&self, sel: &mut Selection<'_>) -> Result<Option<Vec<u8>>, MetaError> {
         let Selection::Load {
             state,
             chosen,
             version,
             state_crc,
+            logs,
             ..
-        } = sel
+        } = *sel
         else {
             return Ok(None);
         };
-        if *version == state.version {
+        if version == state.version {
             return Ok(None);
         }
-        let extent = &self.bytes[*chosen];
-        let mut items: Vec<remap_core::remap_table::Entry> = state.entries().collect();
-        let mut scan = state.scan;
-        for r in log::records(extent, state) {
+        let mut why = "the metadata log does not replay to the state it records";
+        let mut dropped = Vec::new();
+        let mut found = None;
+        for k in repair::load_order(chosen, &logs) {
+            if !self.ok[k] {
+                continue;
+            }
+            let extent = &self.bytes[k];
+            let Ok(base) = meta::decode(extent, COPY_SECTORS[k]) else {
+                continue;
+            };
+            match Self::apply_log(&base, extent, version) {
+                Ok(buf) => match meta::decode(&buf, 0) {
+                    Ok(d) if d.body_crc == state_crc => {
+                        found = Some(buf);
+                        break;
+                    }
+                    _ => why = "the metadata log does not replay to the state it records",
+                },
+                Err(e) => why = e,
+            }
+            eprintln!(
+                "remapctl meta: copy {k} (sector {}): {why}; using another current copy",
+                COPY_SECTORS[k]
+            );
+            dropped.push(k);
+        }
+        for k in dropped {
+            sel.drop_copy(k);
+        }
+        found.map(Some).ok_or(MetaError::Refused(why))
+    }
+
+    /// `base` with the records of its log (in `extent`) applied, encoded as a base at
+    /// sector 0; the log must end at `version`.
+    fn apply_log(
+        base: &meta::Decoded<'_>,
+        extent: &[u8],
+        version: u64,
+    ) -> Result<Vec<u8>, &'static str> {
+        let mut items: Vec<remap_core::remap_table::Entry> = base.entries().collect();
+        let mut scan = base.scan;
+        let mut last = base.version;
+        for r in log::records(extent, base) {
             items = log::apply(items.into_iter(), r.changes()).collect();
             scan = r.scan;
+            last = r.version;
         }
-        let spares: Vec<meta::SpareInfo> = (0..state.spare_count())
-            .filter_map(|i| state.spare(i))
+        if last != version {
+            return Err("the metadata log does not reach the selected version");
+        }
+        let spares: Vec<meta::SpareInfo> = (0..base.spare_count())
+            .filter_map(|i| base.spare(i))
             .collect();
         let st = meta::State {
-            uuid: state.uuid,
-            version: *version,
-            fingerprint: state.fingerprint,
-            config: state.config,
+            uuid: base.uuid,
+            version,
+            fingerprint: base.fingerprint,
+            config: base.config,
             spares: &spares,
             entries: &items,
             scan,
         };
         let mut buf = vec![0u8; COPY_MAX_BYTES];
-        let n = meta::encode(&st, 0, &mut buf).map_err(|e| {
-            MetaError::Input(format!(
-                "the metadata log replays to a state that cannot be encoded: {e:?}"
-            ))
-        })?;
+        let n = meta::encode(&st, 0, &mut buf)
+            .map_err(|_| "the metadata log replays to a state that cannot be encoded")?;
         buf.truncate(n);
-        match meta::decode(&buf, 0) {
-            Ok(d) if d.body_crc == *state_crc => Ok(Some(buf)),
-            _ => Err(MetaError::Refused(
-                "the metadata log does not replay to the state it records",
-            )),
-        }
+        Ok(buf)
     }
 
     fn reads(&self) -> [CopyRead<'_>; COPY_COUNT] {
@@ -259,8 +299,8 @@ fn judge_state(
 fn dump(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
     let spare = Spare::open(path, false)?;
     let copies = Copies::read(&spare);
-    let sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
-    let replayed = copies.replayed(&sel)?;
+    let mut sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
+    let replayed = copies.replayed(&mut sel)?;
     match sel {
         Selection::Load { state, chosen, .. } => {
             let state = match replayed.as_deref().map(|b| meta::decode(b, 0)) {
@@ -295,8 +335,8 @@ fn dump(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
 fn check(path: &std::path::Path, uuid: Option<&str>, as_json: bool) -> Result<u8, MetaError> {
     let spare = Spare::open(path, false)?;
     let copies = Copies::read(&spare);
-    let sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
-    let replayed = copies.replayed(&sel)?;
+    let mut sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
+    let replayed = copies.replayed(&mut sel)?;
     let mut report = json::CheckReport {
         result: String::new(),
         version: None,
@@ -385,8 +425,8 @@ fn check(path: &std::path::Path, uuid: Option<&str>, as_json: bool) -> Result<u8
 fn repair(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
     let spare = Spare::open(path, true)?;
     let copies = Copies::read(&spare);
-    let sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
-    let replayed = copies.replayed(&sel)?;
+    let mut sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
+    let replayed = copies.replayed(&mut sel)?;
     let (state, rewrite) = match sel {
         Selection::Load { state, rewrite, .. } => {
             let state = match replayed.as_deref().map(|b| meta::decode(b, 0)) {

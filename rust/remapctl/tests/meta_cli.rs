@@ -449,3 +449,53 @@ fn a_base_written_for_a_4k_spare_zeroes_a_4k_block_after_it() {
     );
     assert_eq!(bytes[end], 0xaa, "only one logical block is zeroed");
 }
+
+#[test]
+fn a_copy_whose_log_does_not_replay_is_dropped_and_repaired() {
+    // remap-forge --log-mismatch: every copy holds version 5 as a base and a record to
+    // version 6 carrying version 6's checksum; copy 0's record names another spare
+    // block, so it passes its own checksum but does not replay to that state.
+    let dir = Scratch::new("log-mismatch");
+    let img = dir.path("spare.img");
+    let img_s = img.to_str().unwrap();
+    let forge = Command::new(env!("CARGO_BIN_EXE_remap-forge"))
+        .args(["valid", img_s, "131072", "32768", "--log-mismatch"])
+        .output()
+        .expect("run remap-forge");
+    assert_eq!(
+        code(&forge),
+        0,
+        "{}",
+        String::from_utf8_lossy(&forge.stderr)
+    );
+    let check = remapctl(&["meta", "check", img_s]);
+    assert_eq!(
+        code(&check),
+        1,
+        "needs repair, not refused: {}",
+        stdout(&check)
+    );
+    let out = stdout(&check);
+    assert!(out.contains("needs repair: 1 of 5 copies"), "{out}");
+    assert!(
+        out.contains("copy 0 (sector 0): log does not replay to the state it records"),
+        "{out}"
+    );
+    assert!(
+        out.contains("copy 1 (sector 1024): ok (version 6) (1 log records)"),
+        "{out}"
+    );
+    let dump = remapctl(&["meta", "dump", img_s]);
+    assert_eq!(code(&dump), 0);
+    let d: serde_json::Value = serde_json::from_slice(&dump.stdout).unwrap();
+    assert_eq!(d["version"], 6);
+    assert_eq!(
+        d["counts"]["remapped"], 4,
+        "version 6 has the record's remap"
+    );
+    let repair = remapctl(&["meta", "repair", img_s]);
+    assert_eq!(code(&repair), 0, "{}", stdout(&repair));
+    let check = remapctl(&["meta", "check", img_s]);
+    assert_eq!(code(&check), 0, "{}", stdout(&check));
+    assert!(stdout(&check).contains("copy 0 (sector 0): ok (version 6)"));
+}

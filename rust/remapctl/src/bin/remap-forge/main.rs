@@ -5,15 +5,22 @@
 //! checksums) holding the state of one corpus case, and `remap-forge --list` prints
 //! every case with the verdict text the judge gives it, or `OK`. Tests feed each image
 //! to `remapctl meta check` and to the kernel and require that verdict from both.
+//!
+//! `--log-mismatch` then appends to every copy's log one record (the case's version + 1)
+//! that remaps one more block, all carrying the checksum of that state; copy 0's record
+//! names another spare block, so it passes its own checksum but does not replay to the
+//! state it records. A loader must use another current copy and rewrite copy 0.
 
 mod corpus;
 
 use clap::Parser;
 use corpus::{Forged, Params, CASES};
 use remap_core::judge::{self, Verdict};
-use remap_core::layout::{COPY_MAX_BYTES, COPY_SECTORS};
-use remap_core::meta::{self, identity};
-use remap_core::units::BlockSize;
+use remap_core::layout::{self, COPY_MAX_BYTES, COPY_SECTORS};
+use remap_core::log;
+use remap_core::meta::{self, identity, State};
+use remap_core::remap_table::{Entry, REMAPPED};
+use remap_core::units::{BlockSize, Sectors};
 use remap_core::uuid::{parse_uuid, UuidText};
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, FileTypeExt};
@@ -61,6 +68,9 @@ struct Args {
     /// `t10:<hex>`, `partuuid:<uuid>`).
     #[arg(long, default_value = "none")]
     identity: String,
+    /// Append a record to every copy's log, copy 0's not replaying to its state.
+    #[arg(long)]
+    log_mismatch: bool,
 }
 
 fn main() -> ExitCode {
@@ -114,6 +124,14 @@ fn run(a: &Args) -> Result<(), String> {
     };
     let forged = corpus::build(case, &p)?;
     write_image(image, &forged, spare_sectors)?;
+    if a.log_mismatch {
+        let (block, spare_block) = append_mismatch(image, &forged, spare_sectors, a.spare_lbs)?;
+        println!(
+            "{}: appended version 6 (block {block} on spare block {spare_block}); copy 0's record names spare block {}",
+            image.display(),
+            spare_block - 1
+        );
+    }
     // The image must hold what the case promises: read it back and judge it as
     // `remapctl meta check` does.
     let got = judge_image(image, spare_sectors)?;
@@ -165,6 +183,77 @@ fn write_image(path: &Path, f: &Forged, spare_sectors: u64) -> Result<(), String
         file.write_all_at(&buf, sector * 512).map_err(err)?;
     }
     file.sync_all().map_err(err)
+}
+
+/// `--log-mismatch`: appends a record (version 6: the last target block remapped to the
+/// last spare data block) to every copy; copy 0's names the spare block before it.
+/// Returns the block and its spare block.
+fn append_mismatch(
+    path: &Path,
+    f: &Forged,
+    spare_sectors: u64,
+    spare_lbs: u32,
+) -> Result<(u64, u64), String> {
+    let st = f.state();
+    let bs = BlockSize::from_bytes(u64::from(st.config.block_bytes)).map_err(|e| e.to_string())?;
+    // The highest block the state does not name, and the highest pair of free spare
+    // blocks.
+    let blocks = st.config.target_sectors / bs.sectors();
+    let block = (0..blocks)
+        .rev()
+        .find(|b| st.entries.iter().all(|e| e.block != *b))
+        .ok_or("--log-mismatch: no free block")?;
+    let used = |s: u64| {
+        st.entries
+            .iter()
+            .any(|e| e.state == REMAPPED && e.spare_block == s)
+    };
+    let spare_block = (1..layout::data_blocks(Sectors(spare_sectors), bs).0)
+        .rev()
+        .find(|s| !used(*s) && !used(*s - 1))
+        .ok_or("--log-mismatch: no two free spare blocks")?;
+    let mut next = st.entries.to_vec();
+    next.push(Entry::remapped(block, 0, spare_block));
+    next.sort_by_key(|e| e.block);
+    let v6 = State {
+        version: 6,
+        entries: &next,
+        ..st
+    };
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    let n = meta::encode(&v6, 0, &mut buf).map_err(|e| format!("{e:?}"))?;
+    let state_crc = meta::decode(&buf[..n], 0)
+        .map_err(|d| d.as_str().to_string())?
+        .body_crc;
+    let head = log::RecordHead {
+        version: 6,
+        prev: 5,
+        base_crc: 0,
+        state_crc,
+        scan: st.scan,
+    };
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut base = vec![0u8; COPY_MAX_BYTES];
+    let len = meta::encode(&st, 0, &mut base).map_err(|e| format!("{e:?}"))?;
+    let at = meta::padded_len(len, spare_lbs).ok_or("no room for a log")?;
+    for (k, &sector) in COPY_SECTORS.iter().enumerate() {
+        meta::set_copy_sector(&mut base, sector).map_err(|e| format!("{e:?}"))?;
+        let base_crc = u32::from_le_bytes(base[124..128].try_into().map_err(|_| "header")?);
+        let sb = if k == 0 { spare_block - 1 } else { spare_block };
+        let change = [Entry::remapped(block, 0, sb)];
+        let mut rec = vec![0u8; log::MAX_RECORD_BYTES + 65536];
+        let rl = log::encode_record(&mut rec, &head, change.into_iter(), spare_lbs as usize)
+            .map_err(|e| format!("record: {e:?}"))?;
+        log::set_record_base(&mut rec, base_crc, 5).map_err(|e| format!("{e:?}"))?;
+        file.write_all_at(&rec[..rl], sector * 512 + at as u64)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    file.sync_all().map_err(|e| e.to_string())?;
+    Ok((block, spare_block))
 }
 
 /// Decodes copy 0 of the image and judges it with a bitmap sized from the spare.
