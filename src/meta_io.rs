@@ -369,20 +369,9 @@ impl Core {
                 logs,
             } => {
                 // Runs let a copy record more blocks than a state may hold (and than the
-                // in-memory table holds); refused before the judge walks them.
-                let (r, p) = (state.counts().0, state.counts().2);
-                if r.checked_add(p).map_or(true, |n| n > meta::MAX_BLOCKS) {
-                    dmerr!(
-                        "the metadata records {} remapped and {} pending blocks; this module keeps at most {} in memory",
-                        r,
-                        p,
-                        meta::MAX_BLOCKS
-                    );
-                    return Err((
-                        c"Spare metadata holds more blocks than this module keeps in memory",
-                        EINVAL,
-                    ));
-                }
+                // in-memory table holds); refused before the judge walks them (checked
+                // again on the state loaded, which may come from another copy).
+                check_block_count(&state)?;
                 // The chosen copy's log: its records applied to its base give the state,
                 // which must encode to the checksum the last record carries. The
                 // replayed state, encoded into `prev_buf`, is what gets judged and
@@ -426,11 +415,16 @@ impl Core {
                         },
                         Err(e) => why = e,
                     }
-                    dmerr!(
-                        "metadata log of copy {}: {}; trying another current copy",
-                        k,
-                        why.to_str().unwrap_or("")
-                    );
+                    if why == c"Cannot allocate metadata buffers" {
+                        return Err((why, ENOMEM));
+                    }
+                    if report {
+                        dmwarn!(
+                            "metadata log of copy {}: {}; trying another current copy",
+                            k,
+                            why.to_str().unwrap_or("")
+                        );
+                    }
                     if let Some(d) = dropped.get_mut(k) {
                         *d = true;
                     }
@@ -475,6 +469,7 @@ impl Core {
                         base
                     }
                 };
+                check_block_count(&state)?;
                 core.prev_ok = true;
                 core.logs = logs;
                 // One judge (remap-core), the same rules `remapctl meta check` applies:
@@ -870,6 +865,27 @@ impl Core {
         c.singles = c.singles.saturating_add(busy).saturating_add(extra);
         items.len().saturating_add(extra) <= meta::MAX_BLOCKS && meta::fits(1, &c)
     }
+}
+
+/// Refuses a state recording more remapped and pending blocks than the module keeps in
+/// memory ([`meta::MAX_BLOCKS`]).
+fn check_block_count(
+    state: &meta::Decoded<'_>,
+) -> core::result::Result<(), (&'static CStr, Error)> {
+    let (r, p) = (state.counts().0, state.counts().2);
+    if r.checked_add(p).map_or(true, |n| n > meta::MAX_BLOCKS) {
+        dmerr!(
+            "the metadata records {} remapped and {} pending blocks; this module keeps at most {} in memory",
+            r,
+            p,
+            meta::MAX_BLOCKS
+        );
+        return Err((
+            c"Spare metadata holds more blocks than this module keeps in memory",
+            EINVAL,
+        ));
+    }
+    Ok(())
 }
 
 /// The state of a copy whose log holds records: its base `base` (read from `extent`)

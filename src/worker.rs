@@ -668,7 +668,18 @@ impl Remap {
                     break;
                 }
             } else if !mask_count_full(&j.covered, spb) {
+                let lost_before = j.lost;
                 self.read_salvage(src, src_at, &mut j, &mut sc.buf);
+                if src == Dev::Spare && j.lost != lost_before {
+                    // The spare failed to read the block's own data (a remapped block
+                    // whose lost sectors are being written): a spare I/O error. Its
+                    // sectors are not rewritten as zeros and recorded lost -- the error
+                    // may pass and the data is still there -- the write fails instead.
+                    self.stats.spare_errors.fetch_add(1, Relaxed);
+                    self.enter_failed(c"spare read error while rewriting a remapped block");
+                    ok = false;
+                    break;
+                }
             }
             for s in sc.slices.as_slice().iter().filter(|s| s.job == ji) {
                 let Some(&BioPtr(bio)) = sc.bios.as_slice().get(s.bio) else {

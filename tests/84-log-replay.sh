@@ -8,7 +8,7 @@ need dmsetup losetup
 FORGE=${FORGE:-$(cd "$(dirname "$0")/.." && pwd)/rust/target/debug/remap-forge}
 [ -x "$FORGE" ] && [ -x "$REMAPCTL" ] || skip_all "remap-forge/remapctl not built (cargo build)"
 load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
-ktap_plan 6
+ktap_plan 8
 img=$WORK/spare.img
 out=$("$FORGE" valid "$img" 131072 32768 --log-mismatch) || fail "remap-forge --log-mismatch"
 diag "$out"
@@ -26,8 +26,15 @@ ktap_check "the kernel log says copy 0's log did not replay" \
 ktap_check "block $blk is on spare block $sblk (copies 1-4's record), not $((sblk - 1))" \
   bash -c "dmsetup message ${PREFIX}lr 0 query $blk | grep -q 'state=remapped spare=0 spare_block=$sblk '"
 ktap_check "mode ok" test "$(info lr mode)" = ok
+ktap_check "a commit after the load (remap 100) succeeds" \
+  bash -c "dmsetup message ${PREFIX}lr 0 remap 100 | grep -q 'block=100 remapped'"
 dmsetup remove "${PREFIX}lr" || fail "remove"
 DMDEVS=()
 ktap_check "copy 0 was rewritten: the spare's metadata is clean" \
   bash -c "'$REMAPCTL' meta check '$spare' | grep -q ': clean'"
+ktap_check "a reload loads the same map" \
+  bash -c "dmsetup create ${PREFIX}lr --table '0 131072 remap $main $spare' &&
+    dmsetup message ${PREFIX}lr 0 query 100 | grep -q state=remapped &&
+    dmsetup message ${PREFIX}lr 0 query $blk | grep -q 'spare_block=$sblk '"
+DMDEVS=(lr)
 ktap_finish

@@ -6,14 +6,15 @@
 # metadata commit that fails before any copy is known written (the block fenced until
 # a later commit succeeds, last_commit = -EIO);
 # one that fails after three of five copies landed (kept, found again after a
-# reload); an `unremap` that cannot read the block's spare copy; a full spare.
+# reload); an `unremap` that cannot read the block's spare copy; a write to a lost
+# sector when the spare cannot read the rest of the block; a full spare.
 # (A read of a remapped block that fails on the spare is tests/92-spare-failure.sh; a
 # full metadata copy tests/88-metadata-full.sh; a remap storm tests/90-storm.sh.)
 # timeout: 480
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp timeout
 load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
-ktap_plan 47
+ktap_plan 54
 
 recreate() {
   dmsetup remove "$PREFIX$1" || return 1
@@ -23,8 +24,12 @@ recreate() {
 
 base=$(mkloop 64) || fail "loop device for the main device"
 sbase=$(mkloop 16) || fail "loop device for the spare"
-# Blocks 300, 310 and 320 of the main device fail writes (reads pass).
-main=$(mkfaulty faulty "$base" 131072 wfail:2400:8 wfail:2480:8 wfail:2560:8) ||
+# Blocks 300, 310 and 320 of the main device fail writes (reads pass); the first
+# sector of block 330 fails everything.
+head -c 4096 /dev/urandom > "$WORK/h330" || fail "random data"
+dd if="$WORK/h330" of="$base" bs=4096 seek=330 oflag=direct conv=notrunc status=none ||
+  fail "data under block 330"
+main=$(mkfaulty faulty "$base" 131072 wfail:2400:8 wfail:2480:8 wfail:2560:8 error:2640:1) ||
   fail "faulty main device"
 faulty_lines=$(dmsetup table "${PREFIX}faulty")$'\n' || fail "faulty table"
 # The spare is a dm device whose table each case swaps: "ok"; "data": its data area
@@ -190,6 +195,26 @@ set_spare ok || fail "spare back"
 ktap_check "G: the block still reads back its data" \
   bash -c "dd if=$dev bs=4096 skip=7 count=1 iflag=direct status=none | cmp -s - $WORK/g"
 dmsetup message "$x" 0 clear_failed >/dev/null || fail "clear_failed"
+
+# H. A write to a lost sector of a remapped block needs the rest of the block from the
+#    spare; when the spare fails that read, the write fails (a spare I/O error) and the
+#    block's other sectors are neither zeroed nor recorded lost: once the spare reads
+#    again they hold their data.
+ktap_check "H: remap of block 330 copies 7 sectors, its first is lost" \
+  bash -c "dmsetup message $x 0 remap 330 >/dev/null && dmsetup message $x 0 query 330 | grep -q 'lost_sectors=1\$'"
+e=$(counter x spare_errors)
+set_spare rdata || fail "spare data area fails reads"
+head -c 512 /dev/urandom > "$WORK/h512" || fail "random data"
+dmesg_mark
+ktap_check "H: a write to the lost sector fails when the spare cannot read the rest" \
+  fails_with "Input/output error" dd if="$WORK/h512" of="$dev" bs=512 seek=2640 count=1 oflag=direct conv=notrunc status=none
+ktap_check "H: mode failed, the spare error counted" g_failed
+ktap_check "H: the kernel log says why" logged "spare read error while rewriting a remapped block"
+ktap_check "H: clear_failed once the spare reads again" heal
+ktap_check "H: still one lost sector" \
+  bash -c "dmsetup message $x 0 query 330 | grep -q 'lost_sectors=1\$'"
+ktap_check "H: the other 7 sectors read their data" \
+  bash -c "cmp -s <(dd if=$dev bs=512 skip=2641 count=7 iflag=direct status=none) <(dd if=$WORK/h330 bs=512 skip=1 count=7 status=none)"
 
 # E. Spare full: a spare with room for two blocks.
 base2=$(mkloop 64) || fail "loop device for the second main device"

@@ -182,6 +182,14 @@ impl Copies {
             let Ok(base) = meta::decode(extent, COPY_SECTORS[k]) else {
                 continue;
             };
+            if base.version == version {
+                // A base of the selected version (no records): the state as it is,
+                // moved to sector 0 for the caller (only the header changes).
+                let mut b = extent[..base.total_len].to_vec();
+                meta::set_copy_sector(&mut b, 0).map_err(|e| MetaError::Input(format!("{e:?}")))?;
+                found = Some(b);
+                break;
+            }
             match Self::apply_log(&base, extent, version) {
                 Ok(buf) => match meta::decode(&buf, 0) {
                     Ok(d) if d.body_crc == state_crc => {

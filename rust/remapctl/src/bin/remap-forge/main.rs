@@ -127,8 +127,9 @@ fn run(a: &Args) -> Result<(), String> {
     if a.log_mismatch {
         let (block, spare_block) = append_mismatch(image, &forged, spare_sectors, a.spare_lbs)?;
         println!(
-            "{}: appended version 6 (block {block} on spare block {spare_block}); copy 0's record names spare block {}",
+            "{}: appended version {} (block {block} on spare block {spare_block}); copy 0's record names spare block {}",
             image.display(),
+            forged.state().version + 1,
             spare_block - 1
         );
     }
@@ -185,8 +186,8 @@ fn write_image(path: &Path, f: &Forged, spare_sectors: u64) -> Result<(), String
     file.sync_all().map_err(err)
 }
 
-/// `--log-mismatch`: appends a record (version 6: the last target block remapped to the
-/// last spare data block) to every copy; copy 0's names the spare block before it.
+/// `--log-mismatch`: appends a record (the next version: the highest free block remapped
+/// to a free spare data block) to every copy; copy 0's names the spare block before it.
 /// Returns the block and its spare block.
 fn append_mismatch(
     path: &Path,
@@ -215,8 +216,9 @@ fn append_mismatch(
     let mut next = st.entries.to_vec();
     next.push(Entry::remapped(block, 0, spare_block));
     next.sort_by_key(|e| e.block);
+    let v = st.version;
     let v6 = State {
-        version: 6,
+        version: v + 1,
         entries: &next,
         ..st
     };
@@ -226,8 +228,8 @@ fn append_mismatch(
         .map_err(|d| d.as_str().to_string())?
         .body_crc;
     let head = log::RecordHead {
-        version: 6,
-        prev: 5,
+        version: v + 1,
+        prev: v,
         base_crc: 0,
         state_crc,
         scan: st.scan,
@@ -248,7 +250,7 @@ fn append_mismatch(
         let mut rec = vec![0u8; log::MAX_RECORD_BYTES + 65536];
         let rl = log::encode_record(&mut rec, &head, change.into_iter(), spare_lbs as usize)
             .map_err(|e| format!("record: {e:?}"))?;
-        log::set_record_base(&mut rec, base_crc, 5).map_err(|e| format!("{e:?}"))?;
+        log::set_record_base(&mut rec, base_crc, v).map_err(|e| format!("{e:?}"))?;
         file.write_all_at(&rec[..rl], sector * 512 + at as u64)
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
