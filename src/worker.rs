@@ -670,7 +670,15 @@ impl Remap {
             } else if !mask_count_full(&j.covered, spb) {
                 let lost_before = j.lost;
                 self.read_salvage(src, src_at, &mut j, &mut sc.buf);
-                if src == Dev::Spare && j.lost != lost_before {
+                // Only sectors the bio does not cover count: a unit of a 4Kn spare
+                // that failed sets the bits of covered sectors too (cleared below).
+                let newly_lost = j
+                    .lost
+                    .iter()
+                    .zip(lost_before.iter())
+                    .zip(j.covered.iter())
+                    .any(|((now, was), cov)| now & !cov != was & !cov);
+                if src == Dev::Spare && newly_lost {
                     // The spare failed to read the block's own data (a remapped block
                     // whose lost sectors are being written): a spare I/O error. Its
                     // sectors are not rewritten as zeros and recorded lost -- the error

@@ -2,15 +2,13 @@
 //! panics, and what parses is one of the verbs with the argument count it takes.
 #![no_main]
 
+mod words;
+
 use libfuzzer_sys::fuzz_target;
 use remap_core::message::Message;
 
 fuzz_target!(|data: &[u8]| {
-    let argv: Vec<&[u8]> = data
-        .split(|c| c.is_ascii_whitespace())
-        .filter(|a| !a.is_empty())
-        .take(64)
-        .collect();
+    let argv = words::words(data);
     let Ok(m) = Message::parse(&argv) else {
         return;
     };

@@ -3,15 +3,13 @@
 //! parses to the same configuration and prints the same again.
 #![no_main]
 
+mod words;
+
 use libfuzzer_sys::fuzz_target;
 use remap_core::table_line::TableConfig;
 
 fuzz_target!(|data: &[u8]| {
-    let args: Vec<&[u8]> = data
-        .split(|c| c.is_ascii_whitespace())
-        .filter(|a| !a.is_empty())
-        .take(64)
-        .collect();
+    let args = words::words(data);
     let Ok(cfg) = TableConfig::parse(&args) else {
         return;
     };
