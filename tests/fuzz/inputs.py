@@ -403,6 +403,11 @@ class Run:
         if t is None:
             self.fail("table-accepted-not-shown", inp)
             return
+        # A table with format_spare over foreign data prints the UUID its first resume
+        # will format the spare with (format_spare itself is never printed): until then
+        # the printed line does not load (admin guide). Loads here are never resumed.
+        if b"format_spare" in params:
+            return
         try:
             dm.load(a.scratch, t[0], t[1], t[3])
             t2 = dm.table_status(a.scratch, DM_QUERY_INACTIVE_TABLE_FLAG | DM_STATUS_TABLE_FLAG)
