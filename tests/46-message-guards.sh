@@ -17,7 +17,7 @@ before=$(snap)
 dmsetup suspend "$n" || exit 1
 dmesg_mark
 ktap_check_fails "remap on a suspended device is refused" dmsetup message "$n" 0 remap 7
-ktap_check "the kernel log says why" bash -c "dmesg | tail -n +$((DMESG_LINES + 1)) | grep -q 'remap: refused: the device is suspended'"
+ktap_check "the kernel log says why" bash -c "dmesg_since_mark | grep -q 'remap: refused: the device is suspended'"
 dmsetup resume "$n" || exit 1
 ktap_check "nothing changed (table and metadata version)" test "$before" = "$(snap)"
 
@@ -28,7 +28,7 @@ dmsetup create "$n" --readonly --table "0 131072 remap $main $spare" || exit 1
 DMDEVS+=("$n")
 dmesg_mark
 ktap_check_fails "remap on a read-only table is refused" dmsetup message "$n" 0 remap 7
-ktap_check "the kernel log says why" bash -c "dmesg | tail -n +$((DMESG_LINES + 1)) | grep -q 'remap: refused: the table is read-only'"
+ktap_check "the kernel log says why" bash -c "dmesg_since_mark | grep -q 'remap: refused: the table is read-only'"
 ktap_check "nothing changed" test "$before" = "$(snap)"
 blank=$(mkloop 16) || exit 1
 ktap_check_fails "a read-only table does not format a blank spare" \

@@ -43,7 +43,7 @@ dmsetup remove "${PREFIX}up" || fail "remove"
 DMDEVS=()
 dmesg_mark
 ktap_check "a reload loads format 2 without upgrading again" \
-  bash -c "dmsetup create ${PREFIX}up --table '0 32768 remap $main $spare' && ! dmesg | tail -n +$((DMESG_LINES + 1)) | grep -q 'in format 1'"
+  bash -c "dmsetup create ${PREFIX}up --table '0 32768 remap $main $spare' && ! dmesg_since_mark | grep -q 'in format 1'"
 DMDEVS=(up)
 ktap_check "and reads the same data" expect_block 4 4
 ktap_check "with the same map" test "$(info up remapped) $(info up pending) $(info up meta_version)" = "6 1 8"

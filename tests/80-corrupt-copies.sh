@@ -56,7 +56,7 @@ for set in "0" "1 3" "0 2 4" "1 2 3 4"; do
   dmesg_mark
   dm_create r "$table" || fail "$n damaged copies: create the target"
   ktap_check "$n damaged copies: the target loads, rewrites them, keeps 3 remaps and every byte" \
-    bash -c "test \"\$(dmesg | tail -n +$((DMESG_LINES + 1)) | grep -c 'rewriting')\" = $n && \
+    bash -c "test \"\$(dmesg_since_mark | grep -c 'rewriting')\" = $n && \
              test \"$(info r remapped)\" = 3" 
   verify_data || ktap_fail "data after loading with $n damaged copies"
   dmsetup remove "${PREFIX}r" || fail "remove the target"

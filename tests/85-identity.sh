@@ -39,7 +39,7 @@ dmesg_mark
 ktap_check_fails "spare of disk a with disk b (names swapped) is refused" \
   dmsetup create "${PREFIX}x" --table "0 $sz remap $b $spa"
 ktap_check "the kernel log says the identity differs and names both" \
-  bash -c "dmesg | tail -n +$((DMESG_LINES + 1)) | grep -q 'made on main device naa:5000c50015ea71a1; this one is naa:5000c50015ea71b2'"
+  bash -c "dmesg_since_mark | grep -q 'made on main device naa:5000c50015ea71a1; this one is naa:5000c50015ea71b2'"
 ktap_check_fails "spare of disk b with disk a is refused" \
   dmsetup create "${PREFIX}x" --table "0 $sz remap $a $spb"
 # A printed table line names its setup: with another setup's spare it is refused even
@@ -49,7 +49,7 @@ dmesg_mark
 ktap_check_fails "a's table line over b's devices is refused (setup uuid)" \
   dmsetup create "${PREFIX}x" --table "0 $sz remap $line_b_with_a_uuid"
 ktap_check "the kernel log says the setup differs" \
-  bash -c "dmesg | tail -n +$((DMESG_LINES + 1)) | grep -q 'Spare belongs to another setup'"
+  bash -c "dmesg_since_mark | grep -q 'Spare belongs to another setup'"
 ktap_check "nothing was written to either spare" test "$before" = "$(sums)"
 dm_create a "0 $sz remap $(cut -d' ' -f4- <<<"$ta")" || exit 1
 ktap_check "the right pairing loads, block 5 still remapped" \
