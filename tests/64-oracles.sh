@@ -87,10 +87,21 @@ ktap_check "40 files (82 MB) written and synced" write_files || bail
 diag "remapped $(info b remapped) blocks under btrfs"
 ktap_check "the workload was remap-heavy (50 or more blocks remapped)" test "$(info b remapped)" -ge 50
 scrub_clean() {
-  local out
+  local out b x
+  dmesg_mark
   out=$(btrfs scrub start -B "$mnt" 2>&1); local rc=$?
   printf '%s\n' "$out" | sed 's/^/# scrub: /'
-  [ "$rc" = 0 ] && grep -q 'Error summary: *no errors found' <<<"$out"
+  [ "$rc" = 0 ] && grep -q 'Error summary: *no errors found' <<<"$out" && return 0
+  # What dm-remap holds for the blocks btrfs could not read (single profile: logical
+  # address = physical), and whether they are among the lower device's bad blocks.
+  for b in $(dmesg_since_mark | sed -n 's/.*BTRFS.* physical \([0-9]*\).*/\1/p' | sort -un | head -8); do
+    b=$((b / 4096))
+    diag "block $b: $(dmsetup message "${PREFIX}b" 0 query "$b")"
+    for x in "${blocks[@]}"; do
+      [ "$x" -ge "$b" ] && [ "$x" -lt $((b + 32)) ] && diag "  bad block $x below: $(dmsetup message "${PREFIX}b" 0 query "$x")"
+    done
+  done
+  return 1
 }
 ktap_check "btrfs scrub: no errors" scrub_clean
 ktap_check "umount" must_umount "$mnt" || bail
