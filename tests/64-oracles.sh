@@ -86,29 +86,37 @@ write_files() {
 ktap_check "40 files (82 MB) written and synced" write_files || bail
 diag "remapped $(info b remapped) blocks under btrfs"
 ktap_check "the workload was remap-heavy (50 or more blocks remapped)" test "$(info b remapped)" -ge 50
+# scrub_clean: btrfs scrub finds no checksum error. Scrub reads whole 64 KiB stripes,
+# unused blocks included, so a bad block btrfs never wrote (dm-remap returns its read
+# error honestly and records it pending) can make a stripe read fail: such read errors
+# are allowed, but only when every bad block in the failing stripes is one btrfs never
+# wrote (pending), none is on main or remapped, and the summary has nothing but reads.
 scrub_clean() {
-  local out b x
+  local out b x q summary pending=0 other=0
   dmesg_mark
   out=$(btrfs scrub start -B "$mnt" 2>&1); local rc=$?
   printf '%s\n' "$out" | sed 's/^/# scrub: /'
   [ "$rc" = 0 ] && grep -q 'Error summary: *no errors found' <<<"$out" && return 0
-  # What dm-remap holds for the blocks btrfs could not read (single profile: logical
-  # address = physical), and whether they are among the lower device's bad blocks.
-  for b in $(dmesg_since_mark | sed -n 's/.*BTRFS.* physical \([0-9]*\).*/\1/p' | sort -un | head -8); do
-    b=$((b / 4096))
-    diag "block $b: $(dmsetup message "${PREFIX}b" 0 query "$b")"
+  summary=$(sed -n 's/.*Error summary: *//p' <<<"$out")
+  [[ $summary =~ ^read=[0-9]+$ ]] || { diag "errors other than reads: $summary"; return 1; }
+  # The 64 KiB stripes (16 blocks, aligned) the kernel log names.
+  for b in $(dmesg_since_mark | sed -n 's/.*BTRFS.* physical \([0-9]*\).*/\1/p' |
+             awk '{ print int($1 / 65536) * 16 }' | sort -un); do
     for x in "${blocks[@]}"; do
-      [ "$x" -ge "$b" ] && [ "$x" -lt $((b + 32)) ] && diag "  bad block $x below: $(dmsetup message "${PREFIX}b" 0 query "$x")"
+      [ "$x" -ge "$b" ] && [ "$x" -lt $((b + 16)) ] || continue
+      q=$(dmsetup message "${PREFIX}b" 0 query "$x")
+      diag "stripe at block $b: bad block $x: $q"
+      if [[ $q == *state=pending* ]]; then pending=$((pending + 1)); else other=$((other + 1)); fi
     done
   done
-  return 1
+  [ "$pending" -gt 0 ] && [ "$other" = 0 ] && diag "read errors only from $pending bad block(s) btrfs never wrote"
 }
-ktap_check "btrfs scrub: no errors" scrub_clean
+ktap_check "btrfs scrub: no checksum error; read errors only from bad blocks never written" scrub_clean
 ktap_check "umount" must_umount "$mnt" || bail
 tbl=$(dmsetup table "${PREFIX}b" | cut -d' ' -f3-)
 suspend_reload_resume "${PREFIX}b" "0 524288 $tbl" || fail "reload"
 ktap_check "mounts again after a reload" mount_btrfs || bail
-ktap_check "btrfs scrub after the reload: no errors" scrub_clean
+ktap_check "btrfs scrub after the reload: the same" scrub_clean
 ktap_check "every file verifies" bash -c "cd '$mnt' && sha256sum -c --quiet '$WORK/sums'"
 ktap_check "umount" must_umount "$mnt" || bail
 dmsetup remove "${PREFIX}b" || fail "remove"
