@@ -22,8 +22,7 @@ load_module || fail "the dm-remap module loads"
 base=$(mkloop 64) || fail "loop device"
 spare=$(mkloop 32) || fail "loop device for the spare"
 low=${PREFIX}low
-faulty_table wfail "$base" 131072 | dmsetup create "$low" || fail "lower device"
-DMDEVS+=("$low")
+faulty_create low wfail "$base" 131072 || fail "lower device"
 dm_create v "0 131072 remap /dev/mapper/$low $spare" || fail "create the target"
 dev=$(dm_path v)
 fio --name=v --filename="$dev" --rw=randwrite --bsrange=512-1m --numjobs=4 --size=12M \
@@ -61,8 +60,7 @@ spare2=$(mkloop 64) || fail "loop device for the spare"
 blocks=()
 for i in $(seq 1 300); do blocks+=($(( 2048 + i * 200 + RANDOM % 150 ))); done
 low2=${PREFIX}low2
-faulty_table error "$base2" 524288 "${blocks[@]}" | dmsetup create "$low2" || fail "lower device with 300 bad blocks"
-DMDEVS+=("$low2")
+faulty_create low2 error "$base2" 524288 "${blocks[@]}" || fail "lower device with 300 bad blocks"
 dm_create b "0 524288 remap /dev/mapper/$low2 $spare2" || fail "create the btrfs target"
 bdev=$(dm_path b) mnt=$WORK/mnt
 mkdir -p "$mnt" || fail "mount point"

@@ -185,6 +185,14 @@ mkfaulty() {
   echo "/dev/mapper/$name"
 }
 
+# faulty_create <name> <kind> <base> <len> <block>...: a dm device (this run's prefix +
+# name) with faulty_table's table; removed on exit.
+faulty_create() {
+  local n=$PREFIX$1; shift
+  faulty_table "$@" | dmsetup create "$n" || return 1
+  DMDEVS+=("$n")
+}
+
 # faulty_table <kind> <base> <len> <block>...: linear over base, except at the given
 # 4 KiB blocks: kind "wfail" fails their writes (dm-flakey error_writes; reads pass, as
 # on a disk whose bad sectors still read their old data; it fails cache flushes too, so

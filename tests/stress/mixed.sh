@@ -17,8 +17,7 @@ load_module || fail "the dm-remap module loads"
 base=$(mkloop 256) || fail "loop device for the main device"
 spare=$(mkloop 64) || fail "loop device for the spare"
 low=${PREFIX}low
-faulty_table wfail "$base" 524288 | dmsetup create "$low" || fail "lower device"
-DMDEVS+=("$low")
+faulty_create low wfail "$base" 524288 || fail "lower device"
 dm_create s "0 524288 remap /dev/mapper/$low $spare 4 scan_interval 1 scan_rate 8192" ||
   fail "create the target"
 n=${PREFIX}s dev=$(dm_path s)
