@@ -9,6 +9,7 @@
 //! atomics updated from `map`/`end_io`; what only writers change (spare usage, metadata
 //! version, last commit result) is mirrored into atomics by the writers ([`Mirror`]).
 
+use crate::engine::FENCED;
 use crate::target::{Remap, VERSION};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
@@ -123,7 +124,13 @@ impl Remap {
             if self.is_failed() { "failed" } else { "ok" }
         )?;
         out.write_char(' ')?;
-        self.write_scan_info(out)
+        self.write_scan_info(out)?;
+        let fenced = self.published.read(|s| {
+            s.map_or(0, |s| {
+                s.items().iter().filter(|e| e.state == FENCED).count()
+            })
+        });
+        write!(out, " {fenced}")
     }
 
     /// The IMA measurement line.

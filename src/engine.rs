@@ -18,7 +18,7 @@
 //! metadata committed) before any bio that depends on it completes.
 
 use crate::bindings as b;
-use crate::remap_core::units::{BlockSize, Blocks, Sectors};
+use crate::remap_core::units::BlockSize;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::prelude::*;
@@ -59,11 +59,6 @@ impl Snapshot {
         self.items.as_slice()
     }
 
-    /// The first special block in `first..=last`.
-    pub(crate) fn first_in(&self, first: u64, last: u64) -> Option<&Special> {
-        remap_table::first_in(self.items(), first, last)
-    }
-
     /// The entry of block `b`.
     pub(crate) fn get(&self, b: u64) -> Option<&Special> {
         remap_table::find(self.items(), b)
@@ -92,21 +87,11 @@ impl Snapshot {
     }
 }
 
-/// Where `map` sends a bio./// Where `map` sends a bio.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Route {
-    /// To the main device at the same sector.
-    Main,
-    /// To the spare at this sector.
-    Spare(u64),
-    /// To the worker (the block is busy, pending, or has lost sectors being written).
-    Defer,
-    /// Fail it: a read of sectors whose data was lost, or any I/O to a fenced block.
-    Fail,
-}
+pub(crate) use crate::remap_core::route::Route;
 
-/// Routes the I/O `sector..sector+n` (target-relative). Returns the route and, when
-/// the bio must be cut, the number of sectors the first part keeps.
+/// Routes the I/O `sector..sector+n` (target-relative) over the published version
+/// `snap` (see [`crate::remap_core::route::route`]). Returns the route and, when the
+/// bio must be cut, the number of sectors the first part keeps.
 pub(crate) fn route(
     snap: Option<&Snapshot>,
     bs: BlockSize,
@@ -114,49 +99,10 @@ pub(crate) fn route(
     n: u64,
     write: bool,
 ) -> (Route, Option<u64>) {
-    let Some(snap) = snap else {
-        return (Route::Main, None);
-    };
-    if snap.items().is_empty() || n == 0 {
-        return (Route::Main, None);
+    match snap {
+        Some(snap) => crate::remap_core::route::route(snap.items(), bs, sector, n, write),
+        None => (Route::Main, None),
     }
-    let b0 = bs.block_of(Sectors(sector)).0;
-    let last = bs.block_of(Sectors(sector.saturating_add(n - 1))).0;
-    let Some(s) = snap.first_in(b0, last) else {
-        return (Route::Main, None);
-    };
-    let block_start = |blk: u64| bs.first_sector(Blocks(blk)).map_or(u64::MAX, |s| s.0);
-    if s.block > b0 {
-        return (Route::Main, Some(block_start(s.block) - sector));
-    }
-    let end_of_block = block_start(b0).saturating_add(bs.sectors());
-    let keep = end_of_block - sector;
-    let cut = if n > keep { Some(keep) } else { None };
-    let len = n.min(keep);
-    let off = bs.offset_in_block(Sectors(sector));
-    let r = match s.state {
-        BUSY => Route::Defer,
-        // Where the block lives is unknown until a later commit lands: no I/O to it
-        // may complete (see `FENCED`).
-        FENCED => Route::Fail,
-        PENDING if write => Route::Defer,
-        PENDING => Route::Main,
-        _ => {
-            if mask_any(&s.lost, off, off + len) {
-                if write {
-                    Route::Defer
-                } else {
-                    Route::Fail
-                }
-            } else {
-                match crate::remap_core::layout::data_block_sector(bs, Blocks(s.spare_block)) {
-                    Some(base) => Route::Spare(base.0 + off),
-                    None => Route::Fail,
-                }
-            }
-        }
-    };
-    (r, cut)
 }
 
 /// The RCU-published table and its writer-side spare version.

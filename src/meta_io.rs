@@ -623,14 +623,16 @@ impl Core {
     }
 
     /// The record of a commit of `items` (whose encoding has body checksum
-    /// `body_crc`) against the last written state, into `rec_buf`; its padded length.
-    /// `None` when the commit cannot be a record: no previous state, a change besides
-    /// the map and the scan checkpoint, or more changes than a record holds.
-    fn make_record(&mut self, items: &[Special], body_crc: u32) -> Option<usize> {
-        if !self.prev_ok {
-            return None;
-        }
-        let prev = meta::decode(&self.prev_buf, self.prev_sector).ok()?;
+    /// `body_crc`) against `prev`, the last written state, into `rec_buf`; its padded
+    /// length. `None` when the commit cannot be a record: a change besides the map and
+    /// the scan checkpoint, or more changes than a record holds.
+    fn make_record(
+        &self,
+        prev: &meta::Decoded<'_>,
+        items: &[Special],
+        body_crc: u32,
+        rec_buf: &mut [u8],
+    ) -> Option<usize> {
         let same = prev.uuid == self.uuid
             && prev.fingerprint == self.fingerprint
             && prev.config == self.config
@@ -647,7 +649,7 @@ impl Core {
             scan: self.scan,
         };
         let changes = log::diff(prev.entries(), items);
-        log::encode_record(&mut self.rec_buf, &head, changes, self.spare_lbs as usize).ok()
+        log::encode_record(rec_buf, &head, changes, self.spare_lbs as usize).ok()
     }
 
     /// Encodes the current state with `items` and writes it to the copies marked in
@@ -712,18 +714,23 @@ impl Core {
             .and_then(|b| b.try_into().ok())
             .map(u32::from_le_bytes)
             .ok_or(EINVAL)?;
-        let rec_len = if records {
-            self.make_record(items, body_crc)
-        } else {
-            None
-        };
-        // The state the record's changes apply to: only a copy holding exactly it (same
-        // body checksum, not merely the same version: repairs at load may have written
-        // the selected version with another configuration) gets the record.
-        let prev_crc = match meta::decode(&self.prev_buf, self.prev_sector) {
-            Ok(p) if self.prev_ok => Some(p.body_crc),
+        // The last written state, decoded once: what a record is made against. Only a
+        // copy holding exactly it (same body checksum, not merely the same version:
+        // repairs at load may have written the selected version with another
+        // configuration) gets the record.
+        let prev_buf = core::mem::replace(&mut self.prev_buf, KVVec::new());
+        let mut rec_buf = core::mem::replace(&mut self.rec_buf, KVVec::new());
+        let prev = match meta::decode(&prev_buf, self.prev_sector) {
+            Ok(p) if self.prev_ok => Some(p),
             _ => None,
         };
+        let prev_crc = prev.as_ref().map(|p| p.body_crc);
+        let rec_len = match prev {
+            Some(ref p) if records => self.make_record(p, items, body_crc, &mut rec_buf),
+            _ => None,
+        };
+        self.prev_buf = prev_buf;
+        self.rec_buf = rec_buf;
         let (client, bdev) = (self.client, self.bdev);
         let mut sector_in_buf = 0u64;
         let mut n = 0;

@@ -249,8 +249,9 @@ impl Remap {
     fn resubmit(&self, bio: *mut bio, pb: &mut PerBio, route: Route) -> bool {
         let (bdev, sector) = match route {
             Route::Main => (self.main_bdev(), pb.sector),
-            Route::Spare(s) => (self.spare_bdev(), s),
-            Route::Fail | Route::Defer => {
+            // Spare 0 is the only one a table has (see `remap_map`).
+            Route::Spare(0, s) => (self.spare_bdev(), s),
+            Route::Fail | Route::Defer | Route::Spare(..) => {
                 pb.result = STS_IOERR;
                 return false;
             }
@@ -309,7 +310,7 @@ impl Remap {
                     let (r, _) =
                         crate::engine::route(snap, bs, pb.sector, u64::from(pb.sectors), write);
                     match r {
-                        Route::Main | Route::Spare(_) => {
+                        Route::Main | Route::Spare(..) => {
                             if self.resubmit(bio, pb, r) {
                                 sc.forget(i);
                             }

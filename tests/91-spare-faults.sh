@@ -113,9 +113,9 @@ ktap_check "C: a failing write whose commit fails returns EIO (not acknowledged)
   fails_with "Input/output error" blk_write "$dev" 310 "$WORK/a"
 ktap_check "C: last_commit is -5 (EIO), mode failed" \
   test "$(info x last_commit) $(info x mode)" = "-5 failed"
-ktap_check "C: fenced: block 310 not counted remapped, its spare block kept" \
-  test "$(dmsetup message "$x" 0 query 310) $(info x remapped) $(info x spare_used)" = \
-       "block=310 state=fenced $r $((u + 1))"
+ktap_check "C: fenced: block 310 not counted remapped, its spare block kept, status counts it" \
+  test "$(dmsetup message "$x" 0 query 310) $(info x remapped) $(info x spare_used) $(info x fenced)" = \
+       "block=310 state=fenced $r $((u + 1)) 1"
 ktap_check "C: dmsetup wait woke on the dm event" woke
 ktap_check "C: the kernel log names the failed copy write" logged "metadata write of copy 0"
 ktap_check "C: the kernel log says the block is fenced" logged "1 block(s) fenced"
@@ -136,8 +136,8 @@ set_spare ok || fail "spare back"
 dmesg_mark
 ktap_check "C: clear_failed succeeds with the spare back" \
   dmsetup message "$x" 0 clear_failed
-ktap_check "C: block 310 on main, its spare block free again" \
-  test "$(dmsetup message "$x" 0 query 310) $(info x spare_used) $(info x mode)" = "block=310 state=main $u ok"
+ktap_check "C: block 310 on main, its spare block free again, nothing fenced" \
+  test "$(dmsetup message "$x" 0 query 310) $(info x spare_used) $(info x mode) $(info x fenced)" = "block=310 state=main $u ok 0"
 ktap_check "C: the kernel log says the fence was released" logged "1 fenced block(s) released"
 ktap_check "C: block 310 reads the old data, not the unacknowledged write" \
   bash -c "dd if=$dev bs=4096 skip=310 count=1 iflag=direct status=none | cmp -s - $WORK/old"

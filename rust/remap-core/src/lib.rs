@@ -31,6 +31,7 @@ pub mod meta;
 pub mod predict;
 pub mod remap_table;
 pub mod repair;
+pub mod route;
 pub mod scan;
 pub mod stats;
 pub mod storm;

@@ -1,0 +1,300 @@
+//! Where `map` sends a bio: the routing decision over one version of the remap table.
+//!
+//! The kernel's `map` looks the bio's first block up in the published table (see
+//! `src/engine.rs`) and calls [`route`], which says where the bio goes and, when it must
+//! be cut, how many sectors the first part keeps (dm core sends the rest as a new bio,
+//! routed again). A bio is cut only where the route changes:
+//!
+//! - a range of blocks that are not in the table goes to the main device whole, up to
+//!   the next special block;
+//! - a range of remapped blocks that continue each other — neighbouring blocks on
+//!   neighbouring blocks of one spare, the runs of the on-disk format (§4.8) — goes to
+//!   the spare whole, up to the end of the run (or to the first sector recorded as lost
+//!   that the bio reads or writes);
+//! - a read goes to the main device over pending blocks too (as over clean ones);
+//! - every other special block (busy, fenced, pending for a write, or holding lost
+//!   sectors the bio touches) is routed on its own, block by block.
+//!
+//! So a large bio over a scratch of neighbouring bad blocks remapped in one go is sent
+//! once, not once per block.
+
+use super::layout;
+use super::remap_table::{lower_bound, mask_any, Entry, BUSY, FENCED, PENDING};
+use super::units::{BlockSize, Blocks, Sectors};
+
+/// Where a bio (or its first part) goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// To the main device at the same sector.
+    Main,
+    /// To spare `.0` (its index in the spare list) at sector `.1`.
+    Spare(u8, u64),
+    /// To the worker (the block is busy, pending, or has lost sectors being written).
+    Defer,
+    /// Fail it: a read of sectors whose data was lost, or any I/O to a fenced block.
+    Fail,
+}
+
+/// Routes the I/O `sector..sector+n` (target-relative) over `items` (one table version,
+/// sorted by block). Returns the route and, when the bio must be cut, the number of
+/// sectors the first part keeps (always at least one sector and less than `n`).
+pub fn route(
+    items: &[Entry],
+    bs: BlockSize,
+    sector: u64,
+    n: u64,
+    write: bool,
+) -> (Route, Option<u64>) {
+    if items.is_empty() || n == 0 {
+        return (Route::Main, None);
+    }
+    let b0 = bs.block_of(Sectors(sector)).0;
+    let end = sector.saturating_add(n);
+    let last = bs.block_of(Sectors(end - 1)).0;
+    // The first special block in the bio that does not read from main: a read of a
+    // pending block goes to main like a read of a clean one (its errors come back to
+    // `end_io`, which hands them to the worker).
+    let from = lower_bound(items, b0);
+    let rest = items.get(from..).unwrap_or(&[]);
+    let Some(s) = rest
+        .iter()
+        .take_while(|e| e.block <= last)
+        .find(|e| write || e.state != PENDING)
+    else {
+        return (Route::Main, None);
+    };
+    let block_start = |blk: u64| bs.first_sector(Blocks(blk)).map_or(u64::MAX, |s| s.0);
+    if s.block > b0 {
+        return (Route::Main, Some(block_start(s.block) - sector));
+    }
+    let end_of_block = block_start(b0).saturating_add(bs.sectors());
+    let keep = end_of_block - sector;
+    let cut = |keep: u64| if n > keep { Some(keep) } else { None };
+    let len = n.min(keep);
+    let off = bs.offset_in_block(Sectors(sector));
+    let r = match s.state {
+        BUSY => Route::Defer,
+        // Where the block lives is unknown until a later commit lands: no I/O to it
+        // may complete (see `FENCED`).
+        FENCED => Route::Fail,
+        PENDING => Route::Defer,
+        _ => {
+            if mask_any(&s.lost, off, off + len) {
+                if write {
+                    Route::Defer
+                } else {
+                    Route::Fail
+                }
+            } else {
+                match layout::data_block_sector(bs, Blocks(s.spare_block)) {
+                    Some(base) => {
+                        let keep = run_end(items, bs, s, end) - sector;
+                        return (Route::Spare(s.spare, base.0 + off), cut(keep));
+                    }
+                    None => Route::Fail,
+                }
+            }
+        }
+    };
+    (r, cut(keep))
+}
+
+/// The end (exclusive, target sector, at most `end`) of the range that can go to the
+/// spare with remapped block `first`: `first` itself, then every following block that
+/// continues it (the next block, remapped to the next block of the same spare) and has
+/// no lost sector below `end`. `first`'s own lost sectors were checked by the caller.
+fn run_end(items: &[Entry], bs: BlockSize, first: &Entry, end: u64) -> u64 {
+    let block_start = |blk: u64| bs.first_sector(Blocks(blk)).map_or(u64::MAX, |s| s.0);
+    let mut stop = block_start(first.block).saturating_add(bs.sectors());
+    let mut prev = first;
+    let rest = items
+        .get(lower_bound(items, first.block).saturating_add(1)..)
+        .unwrap_or(&[]);
+    for e in rest {
+        if stop >= end || !continues(prev, e) {
+            break;
+        }
+        // Sectors of `e` the bio covers: all of it, or its first `end - stop`.
+        let upto = (end - stop).min(bs.sectors());
+        if mask_any(&e.lost, 0, upto) {
+            break;
+        }
+        stop = stop.saturating_add(bs.sectors());
+        prev = e;
+    }
+    stop.min(end)
+}
+
+/// Whether remapped entry `b` continues remapped entry `a`: the next block, on the next
+/// block of the same spare.
+fn continues(a: &Entry, b: &Entry) -> bool {
+    b.state == super::remap_table::REMAPPED
+        && a.block.checked_add(1) == Some(b.block)
+        && a.spare == b.spare
+        && a.spare_block.checked_add(1) == Some(b.spare_block)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::remap_table::{mask_set, REMAPPED};
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bs(bytes: u64) -> BlockSize {
+        BlockSize::from_bytes(bytes).unwrap()
+    }
+
+    fn spare_sector(b: BlockSize, spare_block: u64) -> u64 {
+        layout::data_block_sector(b, Blocks(spare_block)).unwrap().0
+    }
+
+    /// A scratch of 5,000 neighbouring blocks remapped to neighbouring spare blocks: a
+    /// 1 MiB bio over it goes to the spare whole.
+    #[test]
+    fn a_bio_over_a_run_is_not_cut() {
+        let b = bs(4096);
+        let items: Vec<Entry> = (0..5000u64)
+            .map(|i| Entry::remapped(1000 + i, 0, 7 + i))
+            .collect();
+        let sector = 1000 * 8 + 8 * 100;
+        let (r, cut) = route(&items, b, sector, 2048, false);
+        assert_eq!(r, Route::Spare(0, spare_sector(b, 107)));
+        assert_eq!(cut, None);
+        // Unaligned start and end inside the run.
+        let (r, cut) = route(&items, b, sector + 3, 2048, true);
+        assert_eq!(r, Route::Spare(0, spare_sector(b, 107) + 3));
+        assert_eq!(cut, None);
+        // Past the end of the run: cut there, the rest goes to main.
+        let tail = (1000 + 5000) * 8;
+        let (r, cut) = route(&items, b, tail - 16, 64, false);
+        assert_eq!(r, Route::Spare(0, spare_sector(b, 7 + 4998)));
+        assert_eq!(cut, Some(16));
+        assert_eq!(route(&items, b, tail, 48, false), (Route::Main, None));
+    }
+
+    #[test]
+    fn a_run_ends_where_the_spare_blocks_stop_following() {
+        let b = bs(4096);
+        let items = [
+            Entry::remapped(10, 0, 0),
+            Entry::remapped(11, 0, 1),
+            Entry::remapped(12, 0, 5),
+            Entry::remapped(13, 1, 6),
+            Entry::remapped(14, 1, 7),
+        ];
+        assert_eq!(
+            route(&items, b, 80, 40, false),
+            (Route::Spare(0, spare_sector(b, 0)), Some(16))
+        );
+        assert_eq!(
+            route(&items, b, 96, 24, false),
+            (Route::Spare(0, spare_sector(b, 5)), Some(8))
+        );
+        assert_eq!(
+            route(&items, b, 104, 16, false),
+            (Route::Spare(1, spare_sector(b, 6)), None)
+        );
+    }
+
+    #[test]
+    fn lost_sectors_end_a_run_only_where_the_bio_touches_them() {
+        let b = bs(4096);
+        let mut items = [
+            Entry::remapped(0, 0, 0),
+            Entry::remapped(1, 0, 1),
+            Entry::remapped(2, 0, 2),
+        ];
+        mask_set(&mut items[1].lost, 4, 5);
+        // A bio ending before the lost sector keeps going.
+        assert_eq!(
+            route(&items, b, 0, 12, false),
+            (Route::Spare(0, spare_sector(b, 0)), None)
+        );
+        // One reaching it stops at the block boundary; that block fails a read.
+        assert_eq!(
+            route(&items, b, 0, 24, false),
+            (Route::Spare(0, spare_sector(b, 0)), Some(8))
+        );
+        assert_eq!(route(&items, b, 8, 16, false), (Route::Fail, Some(8)));
+        assert_eq!(route(&items, b, 8, 16, true), (Route::Defer, Some(8)));
+    }
+
+    /// The per-sector meaning of a table version: where one sector goes.
+    fn sector_route(items: &[Entry], b: BlockSize, s: u64, write: bool) -> Route {
+        route(items, b, s, 1, write).0
+    }
+
+    fn arb_table() -> impl Strategy<Value = Vec<Entry>> {
+        // Blocks 0..40, most of them remapped in runs, some of every other kind.
+        proptest::collection::vec((0u8..8, 0u64..3, any::<u8>()), 40).prop_map(|v| {
+            let mut items = Vec::new();
+            let mut next_spare = 0u64;
+            for (i, (kind, jump, lost)) in v.into_iter().enumerate() {
+                let block = i as u64;
+                next_spare += jump / 2;
+                let mut e = match kind {
+                    0 | 1 => continue,
+                    2 => Entry {
+                        state: BUSY,
+                        ..Entry::pending(block)
+                    },
+                    3 => Entry {
+                        state: FENCED,
+                        ..Entry::pending(block)
+                    },
+                    4 => Entry::pending(block),
+                    _ => Entry::remapped(block, (kind == 5) as u8, next_spare),
+                };
+                if e.state == REMAPPED && lost < 40 {
+                    mask_set(&mut e.lost, u64::from(lost % 8), u64::from(lost % 8) + 1);
+                }
+                next_spare += 1;
+                items.push(e);
+            }
+            items
+        })
+    }
+
+    proptest! {
+        /// A first part [`route`] sends to main or a spare means, sector by sector, what
+        /// routing that sector alone means (for the spare: the sector at the same
+        /// distance), and it is cut only where it must be: the rest of the bio goes
+        /// somewhere else. A first part that is deferred or failed lies in one block and
+        /// holds a sector that alone is deferred or failed too (a read touching a lost
+        /// sector fails whole).
+        #[test]
+        fn a_first_part_routes_every_sector_as_alone(
+            items in arb_table(), start in 0u64..330, n in 1u64..200, write: bool,
+        ) {
+            let b = bs(4096);
+            let (r, cut) = route(&items, b, start, n, write);
+            let keep = cut.unwrap_or(n);
+            prop_assert!(keep >= 1 && keep <= n);
+            prop_assert!(cut.is_none_or(|k| k < n));
+            let shifted = |r: Route, i: u64| match r {
+                Route::Spare(d, x) => Route::Spare(d, x + i),
+                other => other,
+            };
+            match r {
+                Route::Main | Route::Spare(..) => {
+                    for i in 0..keep {
+                        let alone = sector_route(&items, b, start + i, write);
+                        prop_assert_eq!(alone, shifted(r, i), "sector {} of {:?}", start + i, r);
+                    }
+                    if let Some(k) = cut {
+                        let next = route(&items, b, start + k, n - k, write).0;
+                        let special = items.iter().any(|e| e.block == b.block_of(Sectors(start + k)).0);
+                        // Main is cut only at a special block; a spare run where the rest
+                        // of the bio does not continue it.
+                        prop_assert!(next != shifted(r, k) || r == Route::Main && special,
+                            "needless cut at {} ({:?} then {:?})", start + k, r, next);
+                    }
+                }
+                Route::Defer | Route::Fail => {
+                    prop_assert_eq!(b.block_of(Sectors(start)), b.block_of(Sectors(start + keep - 1)));
+                    prop_assert!((0..keep).any(|i| sector_route(&items, b, start + i, write) == r));
+                }
+            }
+        }
+    }
+}
