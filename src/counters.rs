@@ -9,7 +9,7 @@
 //! atomics updated from `map`/`end_io`; what only writers change (spare usage, metadata
 //! version, last commit result) is mirrored into atomics by the writers ([`Mirror`]).
 
-use crate::engine::FENCED;
+use crate::engine::{FENCED, PENDING, REMAPPED};
 use crate::target::{Remap, VERSION};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
@@ -99,7 +99,19 @@ impl Remap {
 
     /// The INFO status line (fields documented in the admin guide).
     pub(crate) fn write_info(&self, out: &mut dyn Write) -> core::fmt::Result {
-        let (remapped, pending) = self.published.read(|s| s.map_or((0, 0), |s| s.counts()));
+        // One pass over the table (status is not the hot path).
+        let (remapped, pending, fenced) = self.published.read(|s| {
+            s.map_or((0, 0, 0), |s| {
+                s.items()
+                    .iter()
+                    .fold((0u64, 0u64, 0u64), |(r, p, f), e| match e.state {
+                        REMAPPED => (r + 1, p, f),
+                        PENDING => (r, p + 1, f),
+                        FENCED => (r, p, f + 1),
+                        _ => (r, p, f),
+                    })
+            })
+        });
         let m = &self.mirror;
         let s = &self.stats;
         write!(
@@ -125,11 +137,6 @@ impl Remap {
         )?;
         out.write_char(' ')?;
         self.write_scan_info(out)?;
-        let fenced = self.published.read(|s| {
-            s.map_or(0, |s| {
-                s.items().iter().filter(|e| e.state == FENCED).count()
-            })
-        });
         write!(out, " {fenced}")
     }
 

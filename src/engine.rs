@@ -64,11 +64,6 @@ impl Snapshot {
         remap_table::find(self.items(), b)
     }
 
-    /// Counts of remapped and pending blocks.
-    pub(crate) fn counts(&self) -> (u64, u64) {
-        remap_table::counts(self.items())
-    }
-
     /// Refills this (unpublished) version with `old` and `changes` applied: each change
     /// replaces the entry of its block or is inserted; one whose `state` is 0 removes
     /// the block. `changes` is sorted here; it must not name a block twice. Never

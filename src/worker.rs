@@ -307,8 +307,19 @@ impl Remap {
                     let cur = self.published.items_locked();
                     let cur = crate::remap_core::remap_table::find(cur, first).copied();
                     let snap = self.published.current_locked();
-                    let (r, _) =
+                    let (mut r, cut) =
                         crate::engine::route(snap, bs, pb.sector, u64::from(pb.sectors), write);
+                    if cut.is_some() {
+                        // Cannot happen: `map` defers a bio only up to the end of its
+                        // block, and a bio within one block is never cut. Were it cut,
+                        // its rest would belong elsewhere: fail it rather than send it
+                        // whole to where only its first part goes.
+                        pr_err!(
+                            "device-mapper: remap: deferred bio at sector {} spans blocks\n",
+                            pb.sector
+                        );
+                        r = Route::Fail;
+                    }
                     match r {
                         Route::Main | Route::Spare(..) => {
                             if self.resubmit(bio, pb, r) {

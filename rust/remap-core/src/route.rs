@@ -11,15 +11,17 @@
 //!   neighbouring blocks of one spare, the runs of the on-disk format (§4.8) — goes to
 //!   the spare whole, up to the end of the run (or to the first sector recorded as lost
 //!   that the bio reads or writes);
-//! - a read goes to the main device over pending blocks too (as over clean ones);
-//! - every other special block (busy, fenced, pending for a write, or holding lost
-//!   sectors the bio touches) is routed on its own, block by block.
+//! - every other special block (busy, fenced, pending, or holding lost sectors the bio
+//!   touches) is routed on its own, block by block. A read of a pending block goes to
+//!   the main device, but alone: when it fails again, the worker retries that block,
+//!   not a whole bio of clean neighbours (with `read_retries 0` they would be recorded
+//!   pending too).
 //!
 //! So a large bio over a scratch of neighbouring bad blocks remapped in one go is sent
 //! once, not once per block.
 
 use super::layout;
-use super::remap_table::{lower_bound, mask_any, Entry, BUSY, FENCED, PENDING};
+use super::remap_table::{first_in, lower_bound, mask_any, Entry, BUSY, FENCED, PENDING};
 use super::units::{BlockSize, Blocks, Sectors};
 
 /// Where a bio (or its first part) goes.
@@ -51,16 +53,7 @@ pub fn route(
     let b0 = bs.block_of(Sectors(sector)).0;
     let end = sector.saturating_add(n);
     let last = bs.block_of(Sectors(end - 1)).0;
-    // The first special block in the bio that does not read from main: a read of a
-    // pending block goes to main like a read of a clean one (its errors come back to
-    // `end_io`, which hands them to the worker).
-    let from = lower_bound(items, b0);
-    let rest = items.get(from..).unwrap_or(&[]);
-    let Some(s) = rest
-        .iter()
-        .take_while(|e| e.block <= last)
-        .find(|e| write || e.state != PENDING)
-    else {
+    let Some(s) = first_in(items, b0, last) else {
         return (Route::Main, None);
     };
     let block_start = |blk: u64| bs.first_sector(Blocks(blk)).map_or(u64::MAX, |s| s.0);
@@ -77,7 +70,10 @@ pub fn route(
         // Where the block lives is unknown until a later commit lands: no I/O to it
         // may complete (see `FENCED`).
         FENCED => Route::Fail,
-        PENDING => Route::Defer,
+        PENDING if write => Route::Defer,
+        // A read of a pending block goes to main on its own: when it fails, the worker
+        // retries it alone and records no neighbour of it pending.
+        PENDING => Route::Main,
         _ => {
             if mask_any(&s.lost, off, off + len) {
                 if write {
@@ -89,7 +85,10 @@ pub fn route(
                 match layout::data_block_sector(bs, Blocks(s.spare_block)) {
                     Some(base) => {
                         let keep = run_end(items, bs, s, end) - sector;
-                        return (Route::Spare(s.spare, base.0 + off), cut(keep));
+                        return match base.0.checked_add(off) {
+                            Some(at) => (Route::Spare(s.spare, at), cut(keep)),
+                            None => (Route::Fail, cut(keep)),
+                        };
                     }
                     None => Route::Fail,
                 }
@@ -219,6 +218,18 @@ mod tests {
         assert_eq!(route(&items, b, 8, 16, true), (Route::Defer, Some(8)));
     }
 
+    /// A read over a pending block and clean neighbours: main, but the pending block
+    /// alone (so that a failure of it is retried alone); a write is deferred there.
+    #[test]
+    fn a_pending_block_is_read_alone() {
+        let b = bs(4096);
+        let items = [Entry::pending(2)];
+        assert_eq!(route(&items, b, 0, 64, false), (Route::Main, Some(16)));
+        assert_eq!(route(&items, b, 16, 48, false), (Route::Main, Some(8)));
+        assert_eq!(route(&items, b, 24, 40, false), (Route::Main, None));
+        assert_eq!(route(&items, b, 16, 48, true), (Route::Defer, Some(8)));
+    }
+
     /// The per-sector meaning of a table version: where one sector goes.
     fn sector_route(items: &[Entry], b: BlockSize, s: u64, write: bool) -> Route {
         route(items, b, s, 1, write).0
@@ -283,9 +294,13 @@ mod tests {
                     }
                     if let Some(k) = cut {
                         let next = route(&items, b, start + k, n - k, write).0;
-                        let special = items.iter().any(|e| e.block == b.block_of(Sectors(start + k)).0);
-                        // Main is cut only at a special block; a spare run where the rest
-                        // of the bio does not continue it.
+                        let at = b.block_of(Sectors(start + k)).0;
+                        // Main stops at a special block, and after a pending one.
+                        let special = items.iter().any(|e| {
+                            e.block == at || e.block + 1 == at && e.state == PENDING
+                        });
+                        // A spare run is cut only where the rest of the bio does not
+                        // continue it.
                         prop_assert!(next != shifted(r, k) || r == Route::Main && special,
                             "needless cut at {} ({:?} then {:?})", start + k, r, next);
                     }

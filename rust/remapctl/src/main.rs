@@ -4,9 +4,12 @@
 //! development tools (trace generators, evaluation) are a binary of their own,
 //! `remap-lab`.
 
+mod admin;
+mod dm;
 mod meta;
 mod plot;
 mod predict;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,6 +24,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Create a dm-remap target over a main device and a spare, after checking both.
+    Create(admin::CreateArgs),
+    /// Remove a dm-remap target (its metadata stays on the spare).
+    Remove {
+        /// Name of the device-mapper device.
+        name: String,
+    },
+    /// Show the figures of one dm-remap target, or of every one.
+    Status(admin::StatusArgs),
+    /// List the dm-remap targets, one line each.
+    List(admin::ListArgs),
     /// Inspect, back up, restore, check and repair a spare's metadata.
     #[command(subcommand)]
     Meta(meta::MetaCmd),
@@ -31,6 +45,10 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Create(a) => admin::create(a),
+        Cmd::Remove { name } => admin::remove(&name),
+        Cmd::Status(a) => admin::status(a),
+        Cmd::List(a) => admin::list(a),
         Cmd::Meta(c) => meta::run(c),
         Cmd::Predict(a) => predict::run(a),
     }

@@ -8,7 +8,7 @@
 //! copies and turns the state into stable JSON (`dump`) and back (`restore`), like
 //! thin_dump/thin_restore do for dm-thin.
 
-mod device;
+pub(crate) mod device;
 mod json;
 
 use clap::Subcommand;
@@ -86,6 +86,47 @@ pub fn run(cmd: MetaCmd) -> ExitCode {
             ExitCode::from(EXIT_BAD)
         }
     }
+}
+
+/// What a device's metadata area holds, as the kernel would judge it at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// Every copy blank: the kernel formats it.
+    Blank,
+    /// A loadable state of setup `uuid` at `version`.
+    Setup {
+        /// The setup UUID, as text.
+        uuid: String,
+        /// The selected version.
+        version: u64,
+    },
+    /// Not loadable (the refusal's text); `foreign` when no copy is valid at all (data
+    /// that is not dm-remap metadata, or every copy damaged).
+    Refused {
+        /// Why.
+        reason: &'static str,
+        /// No valid copy.
+        foreign: bool,
+    },
+}
+
+/// Reads the five copies of `path` and says what the kernel would find, for the
+/// setup `uuid` if given (`None`: any).
+pub fn probe(path: &std::path::Path, uuid: Option<[u8; 16]>) -> Result<Probe, MetaError> {
+    let spare = Spare::open(path, false)?;
+    let copies = Copies::read(&spare);
+    let sel = repair::select(&copies.reads(), uuid);
+    Ok(match sel {
+        Selection::Blank => Probe::Blank,
+        Selection::Load { state, version, .. } => Probe::Setup {
+            uuid: json::uuid_string(&state.uuid),
+            version,
+        },
+        Selection::Refuse { reason, .. } => Probe::Refused {
+            reason: reason.as_str(),
+            foreign: reason == repair::Refusal::NoValidCopy,
+        },
+    })
 }
 
 /// Errors of the `meta` commands.
