@@ -1,0 +1,407 @@
+//! `remapctl create`, `remove`, `status` and `list`: the admin's commands over live
+//! targets, through the kernel's DM ioctls ([`crate::dm`]).
+//!
+//! `create` checks the devices the way the kernel will (the table line is parsed and
+//! checked against the devices by remap-core's `TableConfig`, the spare's metadata is
+//! judged by remap-core's selection) and adds what the kernel cannot know: whether a
+//! device is in use, and whether the main device is itself a dm-remap spare. A refusal
+//! names its reason and leaves everything as it was.
+//!
+//! Exit status: 0 done; 1 refused or failed (the reason on standard error); 2 bad
+//! usage (from the argument parser).
+
+use crate::dm::{Dm, Target};
+use crate::meta::{self, device::Spare, Probe};
+use clap::{Args, ValueEnum};
+use remap_core::table_line::TableConfig;
+use remap_core::units::Sectors;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Exit status: refused or failed.
+const EXIT_FAILED: u8 = 1;
+
+/// `on` or `off`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+/// `remapctl create`.
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Name of the device-mapper device (`/dev/mapper/NAME`).
+    pub name: String,
+    /// The main device: the ageing disk.
+    #[arg(long)]
+    pub main: PathBuf,
+    /// The spare device.
+    #[arg(long)]
+    pub spare: PathBuf,
+    /// Target length in sectors (default: the main device, rounded down to the block
+    /// size).
+    #[arg(long)]
+    pub sectors: Option<u64>,
+    /// Remap block size in bytes (table option `block_size`).
+    #[arg(long)]
+    pub block_size: Option<u64>,
+    /// Extra read attempts (`read_retries`).
+    #[arg(long)]
+    pub read_retries: Option<u64>,
+    /// Remap-storm bound, remaps per minute; 0: none (`max_remap_rate`).
+    #[arg(long)]
+    pub max_remap_rate: Option<u64>,
+    /// Seconds between background scan passes; 0: no periodic pass (`scan_interval`).
+    #[arg(long)]
+    pub scan_interval: Option<u64>,
+    /// Idle scan rate in KiB/s (`scan_rate`).
+    #[arg(long)]
+    pub scan_rate: Option<u64>,
+    /// Copy weak blocks to the spare before they fail (`proactive_remap`).
+    #[arg(long, value_enum)]
+    pub proactive_remap: Option<Switch>,
+    /// The setup UUID the spare's metadata must carry (`uuid`).
+    #[arg(long)]
+    pub uuid: Option<String>,
+    /// Format a spare that holds other data (destroys it).
+    #[arg(long)]
+    pub format_spare: bool,
+    /// Check and print the table line; create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `remapctl status` and `list`.
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// One target (default: every dm-remap target).
+    pub name: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `remapctl list`.
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn done(r: Result<(), String>, verb: &str) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("remapctl {verb}: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// A block device named on the command line.
+struct Dev {
+    path: PathBuf,
+    devno: (u32, u32),
+    sectors: u64,
+    lbs: u32,
+}
+
+impl Dev {
+    fn open(path: &Path, role: &str) -> Result<Dev, String> {
+        let md = std::fs::metadata(path).map_err(|e| format!("{role} {}: {e}", path.display()))?;
+        if !md.file_type().is_block_device() {
+            return Err(format!("{role} {}: not a block device", path.display()));
+        }
+        let rdev = md.rdev();
+        // A block device opened with O_EXCL fails while it is mounted, or held by a
+        // device-mapper table, md, or another exclusive opener.
+        if let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_EXCL)
+            .open(path)
+        {
+            return Err(if e.raw_os_error() == Some(libc::EBUSY) {
+                format!(
+                    "{role} {}: in use (mounted, or held by another device: see /sys/dev/block/{}:{}/holders)",
+                    path.display(),
+                    libc::major(rdev),
+                    libc::minor(rdev)
+                )
+            } else {
+                format!("{role} {}: {e}", path.display())
+            });
+        }
+        let s = Spare::open(path, false).map_err(|e| format!("{role}: {e}"))?;
+        Ok(Dev {
+            path: path.into(),
+            devno: (libc::major(rdev), libc::minor(rdev)),
+            sectors: s.len() / 512,
+            lbs: s.logical_block_bytes(),
+        })
+    }
+
+    fn devno(&self) -> String {
+        format!("{}:{}", self.devno.0, self.devno.1)
+    }
+}
+
+/// The table's arguments after the devices, from the options given.
+fn options(a: &CreateArgs) -> Vec<String> {
+    let mut o = Vec::new();
+    let mut opt = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            o.push(k.to_string());
+            o.push(v);
+        }
+    };
+    opt("block_size", a.block_size.map(|v| v.to_string()));
+    opt("read_retries", a.read_retries.map(|v| v.to_string()));
+    opt("max_remap_rate", a.max_remap_rate.map(|v| v.to_string()));
+    opt("scan_interval", a.scan_interval.map(|v| v.to_string()));
+    opt("scan_rate", a.scan_rate.map(|v| v.to_string()));
+    opt(
+        "proactive_remap",
+        a.proactive_remap
+            .map(|s| if matches!(s, Switch::On) { "on" } else { "off" }.to_string()),
+    );
+    opt("uuid", a.uuid.clone());
+    if a.format_spare {
+        o.push("format_spare".to_string());
+    }
+    o
+}
+
+/// Checks everything it can and returns the table line's length and parameters.
+fn plan(a: &CreateArgs) -> Result<(u64, String), String> {
+    let main = Dev::open(&a.main, "main device")?;
+    let spare = Dev::open(&a.spare, "spare")?;
+    let mut params = format!("{} {}", main.devno(), spare.devno());
+    let opts = options(a);
+    if !opts.is_empty() {
+        params += &format!(" {} {}", opts.len(), opts.join(" "));
+    }
+    // The kernel's own parser and device checks, on the same line.
+    let args: Vec<&[u8]> = params.split(' ').map(str::as_bytes).collect();
+    let cfg = TableConfig::parse(&args).map_err(|e| format!("table line {params:?}: {e}"))?;
+    let bs = cfg.block_size.sectors();
+    let sectors = a.sectors.unwrap_or(main.sectors / bs * bs);
+    cfg.check_devices(
+        Sectors(sectors),
+        Sectors(main.sectors),
+        main.lbs,
+        Sectors(spare.sectors),
+        spare.lbs,
+        main.devno == spare.devno,
+    )
+    .map_err(|e| format!("{e}"))?;
+    // What the first resume will find on the spare.
+    let probe =
+        |d: &Dev| meta::probe(&d.path, None).map_err(|e| format!("{}: {e}", d.path.display()));
+    if let Probe::Setup { uuid, .. } = probe(&main)? {
+        return Err(format!(
+            "main device {} holds dm-remap metadata (setup {uuid}): it is a spare; are main and spare swapped?",
+            main.path.display()
+        ));
+    }
+    match probe(&spare)? {
+        Probe::Blank => println!("spare {}: blank, the kernel formats it", spare.path.display()),
+        Probe::Setup { uuid, version } => {
+            if let Some(want) = &cfg.uuid {
+                let want = remap_core::uuid::UuidText(want).to_string();
+                if want != uuid {
+                    return Err(format!(
+                        "spare {} belongs to setup {uuid}, not {want}",
+                        spare.path.display()
+                    ));
+                }
+            }
+            println!(
+                "spare {}: setup {uuid}, metadata version {version}: its map is loaded",
+                spare.path.display()
+            );
+        }
+        Probe::Refused { foreign: true, .. } if a.format_spare => println!(
+            "spare {}: holds other data; --format-spare: the kernel formats it",
+            spare.path.display()
+        ),
+        Probe::Refused { foreign: true, .. } => {
+            return Err(format!(
+                "spare {} holds data that is not dm-remap metadata (or every copy is damaged); refusing to format it (--format-spare destroys what it holds)",
+                spare.path.display()
+            ))
+        }
+        Probe::Refused { reason, .. } => {
+            return Err(format!("spare {}: {reason}", spare.path.display()))
+        }
+    }
+    Ok((sectors, params))
+}
+
+/// `remapctl create`.
+pub fn create(a: CreateArgs) -> ExitCode {
+    let r = (|| {
+        let (sectors, params) = plan(&a)?;
+        let line = format!("0 {sectors} remap {params}");
+        if a.dry_run {
+            println!("{line}");
+            return Ok(());
+        }
+        let dm = Dm::open()?;
+        let node = dm.create(&a.name, sectors, &params)?;
+        println!("created {} ({}): {line}", a.name, node.display());
+        if let Some(t) = dm.target(&a.name)? {
+            print_status(&t);
+        }
+        Ok(())
+    })();
+    done(r, "create")
+}
+
+/// `remapctl remove`.
+pub fn remove(name: &str) -> ExitCode {
+    let r = Dm::open().and_then(|dm| {
+        match dm.target(name) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(format!("{name} is not a dm-remap target")),
+            Err(_) => return Err(format!("no device-mapper device named {name}")),
+        }
+        dm.remove(name)?;
+        println!("removed {name}");
+        Ok(())
+    });
+    done(r, "remove")
+}
+
+fn targets(name: Option<&str>) -> Result<Vec<Target>, String> {
+    let dm = Dm::open()?;
+    match name {
+        None => dm.targets(),
+        Some(n) => match dm.target(n) {
+            Ok(Some(t)) => Ok(vec![t]),
+            Ok(None) => Err(format!("{n} is not a dm-remap target")),
+            Err(_) => Err(format!("no device-mapper device named {n}")),
+        },
+    }
+}
+
+fn print_status(t: &Target) {
+    let s = &t.status;
+    let pct = |a: u64, b: u64| {
+        if b == 0 {
+            0.0
+        } else {
+            a as f64 * 100.0 / b as f64
+        }
+    };
+    println!(
+        "{} ({}, {} sectors{}): mode {}",
+        t.name,
+        t.device,
+        t.sectors,
+        if t.suspended { ", suspended" } else { "" },
+        s.mode
+    );
+    println!(
+        "  main {}  spare {}  setup {}",
+        t.table.main,
+        t.table.spare,
+        t.table.uuid.as_deref().unwrap_or("-")
+    );
+    println!(
+        "  remapped {}  pending {}  fenced {}  spare used {} of {} blocks of {} bytes ({:.1}%)",
+        s.remapped,
+        s.pending,
+        s.fenced,
+        s.spare_used,
+        s.spare_used + s.spare_free,
+        s.block_size,
+        pct(s.spare_used, s.spare_used + s.spare_free)
+    );
+    println!(
+        "  reads {} ({} errors)  writes {} ({} errors)  remaps since created {}",
+        s.reads, s.read_errors, s.writes, s.write_errors, s.remaps
+    );
+    let commit = if s.last_commit == 0 {
+        "ok".to_string()
+    } else {
+        format!("failed ({})", s.last_commit)
+    };
+    println!(
+        "  metadata version {}, last commit {commit}",
+        s.meta_version
+    );
+    println!(
+        "  scan {}: pass {}, next block {}, unreadable {}, weak {}, proactive remaps {}",
+        s.scan_state,
+        s.scan_passes,
+        s.scan_cursor,
+        s.scan_unreadable,
+        s.scan_weak,
+        s.proactive_remaps
+    );
+}
+
+/// `remapctl status`.
+pub fn status(a: StatusArgs) -> ExitCode {
+    let r = targets(a.name.as_deref()).and_then(|ts| {
+        if a.json {
+            let v = match (a.name.is_some(), ts.as_slice()) {
+                (true, [t]) => serde_json::to_string_pretty(t),
+                _ => serde_json::to_string_pretty(&ts),
+            };
+            println!("{}", v.map_err(|e| e.to_string())?);
+        } else if ts.is_empty() {
+            println!("no dm-remap targets");
+        } else {
+            for t in &ts {
+                print_status(t);
+            }
+        }
+        Ok(())
+    });
+    done(r, "status")
+}
+
+/// `remapctl list`.
+pub fn list(a: ListArgs) -> ExitCode {
+    let r = targets(None).and_then(|ts| {
+        if a.json {
+            let rows: Vec<_> = ts
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "name": t.name, "device": t.device, "sectors": t.sectors,
+                        "main": t.table.main, "spare": t.table.spare,
+                        "remapped": t.status.remapped, "pending": t.status.pending,
+                        "mode": t.status.mode,
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+            );
+        } else {
+            for t in &ts {
+                println!(
+                    "{} {} {} main={} spare={} remapped={} pending={} mode={}",
+                    t.name,
+                    t.device,
+                    t.sectors,
+                    t.table.main,
+                    t.table.spare,
+                    t.status.remapped,
+                    t.status.pending,
+                    t.status.mode
+                );
+            }
+        }
+        Ok(())
+    });
+    done(r, "list")
+}

@@ -1,0 +1,233 @@
+//! The kernel's device-mapper interface, through the `devicemapper` crate (the DM
+//! ioctls on `/dev/mapper/control`, as stratisd uses them): list, create, remove,
+//! status and messages of `remap` targets.
+
+use crate::status::{Info, Table};
+use devicemapper::{errors, DevId, DmError, DmFlags, DmName, DmOptions, DM};
+use std::path::{Path, PathBuf};
+
+/// A DM failure, in words.
+pub fn describe(e: &DmError) -> String {
+    match e {
+        DmError::Core(errors::Error::Ioctl(_, _, _, errno)) => errno.desc().to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// The errno of a DM ioctl failure, if that is what `e` is.
+pub fn errno(e: &DmError) -> Option<i32> {
+    match e {
+        DmError::Core(errors::Error::Ioctl(_, _, _, errno)) => Some(**errno as i32),
+        _ => None,
+    }
+}
+
+/// One `remap` target, as the kernel reports it.
+#[derive(Debug, serde::Serialize)]
+pub struct Target {
+    /// The DM device's name.
+    pub name: String,
+    /// `dm-N`.
+    pub device: String,
+    /// `major:minor`.
+    pub devno: String,
+    /// Length in sectors.
+    pub sectors: u64,
+    /// Whether the device is suspended.
+    pub suspended: bool,
+    /// The table line.
+    pub table: Table,
+    /// The INFO status.
+    pub status: Info,
+}
+
+/// An open DM control handle.
+pub struct Dm {
+    dm: DM,
+}
+
+fn name(n: &str) -> Result<&DmName, String> {
+    DmName::new(n).map_err(|e| format!("{n:?} is not a valid device-mapper name: {}", describe(&e)))
+}
+
+impl Dm {
+    /// Opens `/dev/mapper/control`.
+    pub fn open() -> Result<Dm, String> {
+        DM::new()
+            .map(|dm| Dm { dm })
+            .map_err(|e| format!("cannot open /dev/mapper/control: {}", describe(&e)))
+    }
+
+    /// Every DM device whose (single-target) table is a `remap` target, by name.
+    pub fn targets(&self) -> Result<Vec<Target>, String> {
+        let mut out = Vec::new();
+        let devs = self
+            .dm
+            .list_devices()
+            .map_err(|e| format!("cannot list device-mapper devices: {}", describe(&e)))?;
+        for (n, _, _) in devs {
+            // A device removed since the listing is not an error.
+            if let Ok(Some(t)) = self.target(n.to_string().as_str()) {
+                out.push(t);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The `remap` target `n`: `None` when the device exists with another table.
+    pub fn target(&self, n: &str) -> Result<Option<Target>, String> {
+        let id = DevId::Name(name(n)?);
+        let err = |what: &str, e: DmError| format!("{n}: cannot read its {what}: {}", describe(&e));
+        let (info, table) = self
+            .dm
+            .table_status(
+                &id,
+                DmOptions::default().set_flags(DmFlags::DM_STATUS_TABLE),
+            )
+            .map_err(|e| err("table", e))?;
+        let [(_, len, ty, params)] = table.as_slice() else {
+            return Ok(None);
+        };
+        if ty != "remap" {
+            return Ok(None);
+        }
+        let (_, status) = self
+            .dm
+            .table_status(&id, DmOptions::default().set_flags(DmFlags::DM_NOFLUSH))
+            .map_err(|e| err("status", e))?;
+        let [(_, _, _, st)] = status.as_slice() else {
+            return Err(format!(
+                "{n}: its status has {} lines, not one",
+                status.len()
+            ));
+        };
+        let dev = info.device();
+        Ok(Some(Target {
+            name: n.to_string(),
+            device: format!("dm-{}", dev.minor),
+            devno: format!("{}:{}", dev.major, dev.minor),
+            sectors: *len,
+            suspended: info.flags().contains(DmFlags::DM_SUSPEND),
+            table: Table::parse(params).map_err(|e| format!("{n}: {e}"))?,
+            status: Info::parse(st).map_err(|e| format!("{n}: {e}"))?,
+        }))
+    }
+
+    /// Creates device `n` with the one-line table `0 sectors remap params` and resumes
+    /// it. On failure nothing is left behind; the error carries the kernel's reason
+    /// when its log gives one.
+    pub fn create(&self, n: &str, sectors: u64, params: &str) -> Result<PathBuf, String> {
+        let dn = name(n)?;
+        let log = KernelLog::open();
+        let info = self
+            .dm
+            .device_create(dn, None, DmOptions::default())
+            .map_err(|e| format!("cannot create device {n}: {}", describe(&e)))?;
+        let id = DevId::Name(dn);
+        let table = [(0, sectors, "remap".to_string(), params.to_string())];
+        let loaded = self
+            .dm
+            .table_load(&id, &table, DmOptions::default())
+            .and_then(|_| self.dm.device_suspend(&id, DmOptions::default()));
+        if let Err(e) = loaded {
+            let why = log.and_then(|l| l.reason()).unwrap_or_else(|| describe(&e));
+            let _ = self.dm.device_remove(&id, DmOptions::default());
+            return Err(format!("the kernel refused the table: {why}"));
+        }
+        let dev = info.device();
+        Ok(node(n, dev.major, dev.minor))
+    }
+
+    /// Removes device `n` (and the node [`Self::create`] made for it).
+    pub fn remove(&self, n: &str) -> Result<(), String> {
+        let id = DevId::Name(name(n)?);
+        self.dm
+            .device_remove(&id, DmOptions::default())
+            .map_err(|e| match errno(&e) {
+                Some(libc::EBUSY) => {
+                    format!("{n} is in use (mounted, open, or held by another device)")
+                }
+                Some(libc::ENXIO) => format!("no device-mapper device named {n}"),
+                _ => format!("cannot remove {n}: {}", describe(&e)),
+            })?;
+        if !udev_running() {
+            let _ = std::fs::remove_file(Path::new("/dev/mapper").join(n));
+        }
+        Ok(())
+    }
+}
+
+/// Whether udev runs (it then makes `/dev/mapper/NAME`, through the device-mapper
+/// rules).
+fn udev_running() -> bool {
+    Path::new("/run/udev/control").exists()
+}
+
+/// The device's node: `/dev/mapper/NAME`, made here (as libdevmapper does) when no udev
+/// makes it, else `/dev/dm-N`, which devtmpfs always makes.
+fn node(n: &str, major: u32, minor: u32) -> PathBuf {
+    let mapper = Path::new("/dev/mapper").join(n);
+    if udev_running() {
+        return mapper;
+    }
+    let dev = libc::makedev(major, minor);
+    let Ok(c) = std::ffi::CString::new(mapper.as_os_str().as_encoded_bytes()) else {
+        return PathBuf::from(format!("/dev/dm-{minor}"));
+    };
+    let _ = std::fs::remove_file(&mapper);
+    // SAFETY: `c` is a NUL-terminated path; mknod reads it and takes no other pointer.
+    let r = unsafe { libc::mknod(c.as_ptr(), libc::S_IFBLK | 0o600, dev) };
+    if r == 0 {
+        mapper
+    } else {
+        PathBuf::from(format!("/dev/dm-{minor}"))
+    }
+}
+
+/// The kernel log from a point on (`/dev/kmsg`, read without blocking): where a
+/// refused table's reason is (`ti->error`: dm prints it, the ioctl only says EINVAL).
+struct KernelLog {
+    file: std::fs::File,
+}
+
+impl KernelLog {
+    /// Opens the log positioned at its end; `None` when it cannot be read (not root).
+    fn open() -> Option<KernelLog> {
+        use std::io::Seek;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .ok()?;
+        file.seek(std::io::SeekFrom::End(0)).ok()?;
+        Some(KernelLog { file })
+    }
+
+    /// The last `device-mapper: table: ...: remap: <reason>` line logged since
+    /// [`Self::open`], as `<reason>`.
+    fn reason(mut self) -> Option<String> {
+        use std::io::Read;
+        let mut found = None;
+        let mut buf = vec![0u8; 8192];
+        // One record per read; EAGAIN at the end.
+        while let Ok(n) = self.file.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let rec = String::from_utf8_lossy(&buf[..n]);
+            let msg = rec.split_once(';').map_or(&*rec, |(_, m)| m);
+            let msg = msg.lines().next().unwrap_or("");
+            if let Some(i) = msg.find(": remap: ") {
+                if msg.starts_with("device-mapper: table:") {
+                    // dm core appends the errno: "<ti->error> (-EINVAL)".
+                    let r = msg[i + ": remap: ".len()..].trim();
+                    let r = r.rsplit_once(" (-").map_or(r, |(why, _)| why);
+                    found = Some(r.to_string());
+                }
+            }
+        }
+        found
+    }
+}
