@@ -139,6 +139,15 @@ impl Dm {
         Ok(node(n, dev.major, dev.minor))
     }
 
+    /// Sends message `msg` to target `n`; its answer. A failure carries the errno.
+    pub fn message(&self, n: &str, msg: &str) -> Result<String, (Option<i32>, String)> {
+        let id = DevId::Name(name(n).map_err(|e| (None, e))?);
+        self.dm
+            .target_msg(&id, None, msg)
+            .map(|(_, out)| out.unwrap_or_default())
+            .map_err(|e| (errno(&e), describe(&e)))
+    }
+
     /// Removes device `n` (and the node [`Self::create`] made for it).
     pub fn remove(&self, n: &str) -> Result<(), String> {
         let id = DevId::Name(name(n)?);

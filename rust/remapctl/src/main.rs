@@ -6,6 +6,7 @@
 
 mod admin;
 mod dm;
+mod import;
 mod meta;
 mod plot;
 mod predict;
@@ -35,6 +36,9 @@ enum Cmd {
     Status(admin::StatusArgs),
     /// List the dm-remap targets, one line each.
     List(admin::ListArgs),
+    /// Remap the blocks a `badblocks -o` list or a ddrescue mapfile names, on a live
+    /// target, before anything writes them (unreadable sectors recorded lost).
+    ImportBadblocks(import::ImportArgs),
     /// Inspect, back up, restore, check and repair a spare's metadata.
     #[command(subcommand)]
     Meta(meta::MetaCmd),
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Cmd::Remove { name } => admin::remove(&name),
         Cmd::Status(a) => admin::status(a),
         Cmd::List(a) => admin::list(a),
+        Cmd::ImportBadblocks(a) => import::run(a),
         Cmd::Meta(c) => meta::run(c),
         Cmd::Predict(a) => predict::run(a),
     }
