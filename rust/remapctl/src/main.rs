@@ -5,6 +5,7 @@
 //! `remap-lab`.
 
 mod admin;
+mod assemble;
 mod dm;
 mod import;
 mod meta;
@@ -36,6 +37,9 @@ enum Cmd {
     Status(admin::StatusArgs),
     /// List the dm-remap targets, one line each.
     List(admin::ListArgs),
+    /// Find dm-remap setups on the disks (spares by their metadata, main devices by
+    /// their recorded fingerprint) and create their targets.
+    Assemble(assemble::AssembleArgs),
     /// Remap the blocks a `badblocks -o` list or a ddrescue mapfile names, on a live
     /// target, before anything writes them (unreadable sectors recorded lost).
     ImportBadblocks(import::ImportArgs),
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Cmd::Status(a) => admin::status(a),
         Cmd::List(a) => admin::list(a),
         Cmd::ImportBadblocks(a) => import::run(a),
+        Cmd::Assemble(a) => assemble::run(a),
         Cmd::Meta(c) => meta::run(c),
         Cmd::Predict(a) => predict::run(a),
     }

@@ -129,6 +129,41 @@ pub fn probe(path: &std::path::Path, uuid: Option<[u8; 16]>) -> Result<Probe, Me
     })
 }
 
+/// What assembling a setup needs from a spare's selected state.
+#[derive(Debug, Clone)]
+pub struct SetupInfo {
+    /// The setup UUID.
+    pub uuid: [u8; 16],
+    /// The selected version.
+    pub version: u64,
+    /// The main device's size in sectors and logical block size.
+    pub main_sectors: u64,
+    /// The main device's logical block size.
+    pub main_lbs: u32,
+    /// Whether the main device's own identifier is recorded (the kernel then checks it).
+    pub identity: bool,
+    /// The configuration recorded with the map.
+    pub config: meta::Config,
+}
+
+/// The setup a device's metadata holds, if it holds a loadable one (`None`: blank,
+/// foreign, or refused).
+pub fn setup_of(path: &std::path::Path) -> Result<Option<SetupInfo>, MetaError> {
+    let spare = Spare::open(path, false)?;
+    let copies = Copies::read(&spare);
+    Ok(match repair::select(&copies.reads(), None) {
+        Selection::Load { state, version, .. } => Some(SetupInfo {
+            uuid: state.uuid,
+            version,
+            main_sectors: state.fingerprint.main_sectors,
+            main_lbs: state.fingerprint.logical_block_bytes,
+            identity: state.fingerprint.identity != [0u8; remap_core::meta::IDENTITY_LEN],
+            config: state.config,
+        }),
+        _ => None,
+    })
+}
+
 /// Errors of the `meta` commands.
 #[derive(Debug)]
 pub enum MetaError {

@@ -1,0 +1,340 @@
+//! `remapctl assemble`: rebuild dm-remap targets from what the disks hold, after a
+//! reboot or on another host — as mdadm assembles md arrays from their superblocks.
+//!
+//! Every block device that is not in use is read: those whose metadata area holds a
+//! loadable dm-remap state are spares, grouped by setup UUID. For each setup the main
+//! device is found by the fingerprint the metadata records: its size and logical block
+//! size, and — when the kernel could read one when the setup was made — the device's
+//! own identifier, which the kernel checks when the table loads (so a candidate of the
+//! right size but the wrong identity is refused by the kernel, and the next one is
+//! tried). Without a recorded identifier, a size shared by several candidates is
+//! ambiguous and refused. The table gets the configuration the metadata records, and
+//! the setup UUID, so that it loads only that setup.
+
+use crate::dm::Dm;
+use crate::meta::{self, SetupInfo};
+use clap::Args;
+use remap_core::uuid::UuidText;
+use std::collections::BTreeMap;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `remapctl assemble`.
+#[derive(Args, Debug)]
+pub struct AssembleArgs {
+    /// Every setup found on the disks.
+    #[arg(long, conflicts_with = "uuid")]
+    pub scan: bool,
+    /// Only the setup with this UUID.
+    #[arg(long)]
+    pub uuid: Option<String>,
+    /// Device-mapper name for the one setup `--uuid` names (default `remap-` and the
+    /// UUID's first 8 hex digits).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Say what would be created; create nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A block device that is not in use.
+struct Free {
+    path: PathBuf,
+    sectors: u64,
+}
+
+fn read_u64(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// Whether the device can be opened exclusively (not mounted, not held by a table).
+fn not_in_use(path: &Path) -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_EXCL)
+        .open(path)
+        .is_ok()
+}
+
+/// Every block device of nonzero size that nothing holds or has mounted, and that is
+/// not itself a live dm-remap target.
+fn free_devices(dm: &Dm) -> Vec<Free> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/sys/class/block") else {
+        return out;
+    };
+    let mut names: Vec<String> = dir
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for n in names {
+        let sys = Path::new("/sys/class/block").join(&n);
+        let Some(sectors) = read_u64(&sys.join("size")).filter(|&s| s > 0) else {
+            continue;
+        };
+        let held = std::fs::read_dir(sys.join("holders")).is_ok_and(|mut d| d.next().is_some());
+        if held {
+            continue;
+        }
+        if let Ok(dmname) = std::fs::read_to_string(sys.join("dm/name")) {
+            if matches!(dm.target(dmname.trim()), Ok(Some(_))) {
+                continue;
+            }
+        }
+        let path = Path::new("/dev").join(&n);
+        if path.exists() && not_in_use(&path) {
+            out.push(Free { path, sectors });
+        }
+    }
+    out
+}
+
+/// A setup found on the disks.
+struct Found {
+    info: SetupInfo,
+    spares: Vec<PathBuf>,
+}
+
+/// The table options that give the kernel the configuration the metadata records.
+fn options(info: &SetupInfo) -> Vec<String> {
+    let c = &info.config;
+    let mut o = Vec::new();
+    if c.block_bytes != 4096 {
+        o.extend(["block_size".to_string(), c.block_bytes.to_string()]);
+    }
+    if c.read_retries != u32::from(remap_core::table_line::DEFAULT_READ_RETRIES) {
+        o.extend(["read_retries".to_string(), c.read_retries.to_string()]);
+    }
+    if c.scan_interval_s != 0 {
+        o.extend(["scan_interval".to_string(), c.scan_interval_s.to_string()]);
+    }
+    if c.scan_rate_kibs != 0 {
+        o.extend(["scan_rate".to_string(), c.scan_rate_kibs.to_string()]);
+    }
+    o.extend(["uuid".to_string(), UuidText(&info.uuid).to_string()]);
+    o
+}
+
+fn devno(p: &Path) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    Ok(format!(
+        "{}:{}",
+        libc::major(md.rdev()),
+        libc::minor(md.rdev())
+    ))
+}
+
+/// Assembles one setup; what it did, or why not.
+fn assemble_one(
+    dm: &Dm,
+    f: &Found,
+    free: &[Free],
+    name: &str,
+    dry_run: bool,
+) -> Result<String, String> {
+    let u = UuidText(&f.info.uuid).to_string();
+    let spare = match f.spares.as_slice() {
+        [s] => s,
+        many => {
+            let list: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
+            return Err(format!(
+                "setup {u}: {} devices hold it ({}): a copy of a spare? refusing to choose",
+                many.len(),
+                list.join(", ")
+            ));
+        }
+    };
+    if let Ok(ts) = dm.targets() {
+        if let Some(t) = ts.iter().find(|t| t.table.uuid.as_deref() == Some(&u)) {
+            return Err(format!("setup {u}: already active as {}", t.name));
+        }
+    }
+    let mut cands: Vec<&Free> = free
+        .iter()
+        .filter(|d| d.sectors == f.info.main_sectors && &d.path != spare)
+        .filter(|d| meta::setup_of(&d.path).ok().flatten().is_none())
+        .collect();
+    cands.retain(|d| {
+        meta::device::Spare::open(&d.path, false)
+            .is_ok_and(|s| s.logical_block_bytes() == f.info.main_lbs)
+    });
+    let names = |c: &[&Free]| {
+        c.iter()
+            .map(|d| d.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if cands.is_empty() {
+        return Err(format!(
+            "setup {u} (spare {}): main device missing: no free device of {} sectors with {}-byte logical blocks",
+            spare.display(),
+            f.info.main_sectors,
+            f.info.main_lbs
+        ));
+    }
+    if !f.info.identity && cands.len() > 1 {
+        return Err(format!(
+            "setup {u} (spare {}): main device ambiguous: {} devices of {} sectors ({}) and no recorded identifier to tell them apart",
+            spare.display(),
+            cands.len(),
+            f.info.main_sectors,
+            names(&cands)
+        ));
+    }
+    let opts = options(&f.info);
+    let sectors = f.info.config.target_sectors;
+    let mut refused = Vec::new();
+    for c in &cands {
+        let params = format!(
+            "{} {} {} {}",
+            devno(&c.path)?,
+            devno(spare)?,
+            opts.len(),
+            opts.join(" ")
+        );
+        if dry_run {
+            return Ok(format!(
+                "setup {u}: would create {name}: 0 {sectors} remap {params} (main {}, spare {})",
+                c.path.display(),
+                spare.display()
+            ));
+        }
+        match dm.create(name, sectors, &params) {
+            Ok(node) => {
+                return Ok(format!(
+                    "setup {u}: created {name} ({}): main {}, spare {}, metadata version {}",
+                    node.display(),
+                    c.path.display(),
+                    spare.display(),
+                    f.info.version
+                ))
+            }
+            Err(e) => refused.push(format!("{}: {e}", c.path.display())),
+        }
+    }
+    Err(format!(
+        "setup {u}: no candidate main device was accepted: {}",
+        refused.join("; ")
+    ))
+}
+
+/// `remapctl assemble`.
+pub fn run(a: AssembleArgs) -> ExitCode {
+    let r = (|| -> Result<bool, String> {
+        if !a.scan && a.uuid.is_none() {
+            return Err("say --scan (every setup) or --uuid U (one)".into());
+        }
+        if a.name.is_some() && a.uuid.is_none() {
+            return Err("--name names the one setup --uuid gives".into());
+        }
+        let want = match &a.uuid {
+            Some(u) => Some(
+                remap_core::uuid::parse_uuid(u.as_bytes())
+                    .map_err(|_| format!("bad UUID {u:?}"))?,
+            ),
+            None => None,
+        };
+        let dm = Dm::open()?;
+        // An active setup's spare is held by its target, so it is not among the free
+        // devices: say where it is.
+        if let Some(w) = want {
+            let w = UuidText(&w).to_string();
+            if let Some(t) = dm
+                .targets()?
+                .iter()
+                .find(|t| t.table.uuid.as_deref() == Some(&w))
+            {
+                return Err(format!("setup {w}: already active as {}", t.name));
+            }
+        }
+        let free = free_devices(&dm);
+        let mut setups: BTreeMap<[u8; 16], Found> = BTreeMap::new();
+        for d in &free {
+            if let Ok(Some(info)) = meta::setup_of(&d.path) {
+                setups
+                    .entry(info.uuid)
+                    .or_insert_with(|| Found {
+                        info: info.clone(),
+                        spares: Vec::new(),
+                    })
+                    .spares
+                    .push(d.path.clone());
+            }
+        }
+        if let Some(w) = want {
+            setups.retain(|u, _| *u == w);
+            if setups.is_empty() {
+                return Err(format!("no free device holds setup {}", UuidText(&w)));
+            }
+        }
+        if setups.is_empty() {
+            println!("no dm-remap setup found on the free block devices");
+            return Ok(true);
+        }
+        let mut all_ok = true;
+        for (u, f) in &setups {
+            let name = match (&a.name, want) {
+                (Some(n), Some(_)) => n.clone(),
+                _ => format!("remap-{}", &UuidText(u).to_string()[..8]),
+            };
+            match assemble_one(&dm, f, &free, &name, a.dry_run) {
+                Ok(msg) => println!("{msg}"),
+                Err(e) => {
+                    eprintln!("remapctl assemble: {e}");
+                    all_ok = false;
+                }
+            }
+        }
+        Ok(all_ok)
+    })();
+    match r {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("remapctl assemble: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_options_carry_the_recorded_configuration() {
+        let mut config = remap_core::meta::Config {
+            block_bytes: 4096,
+            read_retries: 1,
+            target_sectors: 8,
+            flags: 0,
+            scan_interval_s: 0,
+            scan_rate_kibs: 0,
+            predict_interval_s: 0,
+            alert_min_level: 0,
+        };
+        let info = |config| SetupInfo {
+            uuid: [0x11; 16],
+            version: 3,
+            main_sectors: 8,
+            main_lbs: 512,
+            identity: false,
+            config,
+        };
+        assert_eq!(
+            options(&info(config)).join(" "),
+            "uuid 11111111-1111-1111-1111-111111111111"
+        );
+        config.block_bytes = 512;
+        config.read_retries = 3;
+        config.scan_interval_s = 60;
+        config.scan_rate_kibs = 2048;
+        assert_eq!(
+            options(&info(config)).join(" "),
+            "block_size 512 read_retries 3 scan_interval 60 scan_rate 2048 uuid 11111111-1111-1111-1111-111111111111"
+        );
+    }
+}
