@@ -6,8 +6,8 @@
 # swapped, a spare the kernel refuses (it shares a disk with the main device: the
 # kernel's own reason is printed).
 . "$(dirname "$0")/lib.sh"
-need dmsetup losetup dd cmp python3 mkfs.ext4 mount sha256sum
-ktap_plan 15
+need dmsetup losetup dd cmp python3 mkfs.ext4 mount sha256sum promtool
+ktap_plan 17
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -58,6 +58,18 @@ ktap_check "list names it with its devices" \
   bash -c "'$REMAPCTL' list | grep -qx '$n dm-[0-9]* 131072 main=$(devno "$main") spare=$(devno "$spare") remapped=0 pending=0 mode=ok'"
 ktap_check "status in words says the mode and the spare use" \
   bash -c "'$REMAPCTL' status | grep -A2 '^$n ' | grep -q 'spare used 0 of 2944 blocks of 4096 bytes'"
+metrics_ok() {
+  local m err
+  m=$("$REMAPCTL" metrics) || return 1
+  err=$(promtool check metrics <<<"$m" 2>&1) || { diag "promtool: $err"; return 1; }
+  grep -qx "dmremap_writes_total{target=\"$n\",device=\"dm-[0-9]*\"} $(info rc writes)" <<<"$m" &&
+    grep -qx "dmremap_spare_free_blocks{target=\"$n\",device=\"dm-[0-9]*\"} $(info rc spare_free)" <<<"$m" ||
+    { diag "$(grep "target=\"$n\"" <<<"$m" | head -5)"; return 1; }
+}
+ktap_check "metrics: promtool check metrics passes; counters and gauges equal status" metrics_ok
+ktap_check "metrics --textfile writes the same text to the file" \
+  bash -c "'$REMAPCTL' metrics --textfile $WORK/m.prom && test -f $WORK/m.prom &&
+    test ! -e $WORK/m.prom.tmp && cmp -s $WORK/m.prom <('$REMAPCTL' metrics)"
 ktap_check "remove" "$REMAPCTL" remove "$n"
 ktap_check "the device and its node are gone" gone
 ktap_check "remove again: no such device" refused "no device-mapper device named $n" "$REMAPCTL" remove "$n"

@@ -9,6 +9,7 @@ mod assemble;
 mod dm;
 mod import;
 mod meta;
+mod metrics;
 mod plot;
 mod predict;
 mod status;
@@ -37,6 +38,8 @@ enum Cmd {
     Status(admin::StatusArgs),
     /// List the dm-remap targets, one line each.
     List(admin::ListArgs),
+    /// Print every dm-remap target's figures in the Prometheus text format.
+    Metrics(metrics::MetricsArgs),
     /// Find dm-remap setups on the disks (spares by their metadata, main devices by
     /// their recorded fingerprint) and create their targets.
     Assemble(assemble::AssembleArgs),
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Cmd::List(a) => admin::list(a),
         Cmd::ImportBadblocks(a) => import::run(a),
         Cmd::Assemble(a) => assemble::run(a),
+        Cmd::Metrics(a) => metrics::run(a),
         Cmd::Meta(c) => meta::run(c),
         Cmd::Predict(a) => predict::run(a),
     }

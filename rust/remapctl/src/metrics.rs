@@ -1,0 +1,327 @@
+//! `remapctl metrics`: every dm-remap target's figures in the Prometheus text exposition
+//! format (the `prometheus-client` crate), on standard output or written atomically to
+//! a file for node_exporter's textfile collector.
+//!
+//! Names follow the conventions node_exporter's md collector uses (`node_md_*`): a
+//! `dmremap_` prefix, `_total` for counters, units in the name (`_bytes`, `_blocks`),
+//! and one label set per target: `target` (the device-mapper name) and `device`
+//! (`dm-N`). The I/O counters are the target's status counters, which start at 0 with
+//! each table load (a reload is a counter reset to Prometheus).
+//!
+//! The crate encodes OpenMetrics; the textfile collector and `promtool check metrics`
+//! read the Prometheus text format, which differs for counters (the `# HELP`/`# TYPE`
+//! lines name the sample, `…_total`) and has no `# EOF`: [`to_prometheus_text`]
+//! converts (`--format openmetrics` prints the crate's output as it is).
+
+use crate::dm::{Dm, Target};
+use clap::Args;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// `remapctl metrics`.
+#[derive(Args, Debug)]
+pub struct MetricsArgs {
+    /// Write to this file (through a temporary file and a rename, as node_exporter's
+    /// textfile collector needs) instead of standard output.
+    #[arg(long)]
+    pub textfile: Option<PathBuf>,
+    /// The exposition format.
+    #[arg(long, value_enum, default_value_t = Format::Prometheus)]
+    pub format: Format,
+}
+
+/// Exposition formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The Prometheus text format (0.0.4), as node_exporter's textfile collector reads it.
+    Prometheus,
+    /// OpenMetrics text.
+    Openmetrics,
+}
+
+/// OpenMetrics text as the Prometheus text format: a counter family's `# HELP` and
+/// `# TYPE` lines name its `_total` sample, and `# EOF` and `# UNIT` lines go.
+pub fn to_prometheus_text(open: &str) -> String {
+    let counters: std::collections::HashSet<&str> = open
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|r| r.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(open.len());
+    for l in open.lines() {
+        if l == "# EOF" || l.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .iter()
+            .find_map(|p| l.strip_prefix(p).map(|rest| (*p, rest)));
+        match meta {
+            Some((p, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let name = if counters.contains(name) {
+                    format!("{name}_total")
+                } else {
+                    name.to_string()
+                };
+                out.push_str(&format!("{p}{name} {tail}\n"));
+            }
+            None => {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+type Labels = Vec<(String, String)>;
+/// A metric: name (after the prefix), help, and how to read it off a target.
+type Def<T> = (&'static str, &'static str, fn(&Target) -> T);
+
+fn labels(t: &Target) -> Labels {
+    vec![
+        ("target".into(), t.name.clone()),
+        ("device".into(), t.device.clone()),
+    ]
+}
+
+/// The exposition text for `targets`.
+pub fn render(targets: &[Target]) -> Result<String, String> {
+    let mut reg = Registry::with_prefix("dmremap");
+    let counters: [Def<u64>; 12] = [
+        ("reads", "Read bios mapped", |t| t.status.reads),
+        ("writes", "Write bios mapped", |t| t.status.writes),
+        (
+            "flushes",
+            "Flush bios (each goes to the main device and the spare)",
+            |t| t.status.flushes,
+        ),
+        ("read_bytes", "Bytes read", |t| t.status.read_sectors * 512),
+        ("written_bytes", "Bytes written", |t| {
+            t.status.write_sectors * 512
+        }),
+        ("read_errors", "Reads that completed with an error", |t| {
+            t.status.read_errors
+        }),
+        (
+            "write_errors",
+            "Writes and flushes that completed with an error",
+            |t| t.status.write_errors,
+        ),
+        (
+            "remaps",
+            "Blocks remapped since the table was loaded",
+            |t| t.status.remaps,
+        ),
+        (
+            "scan_passes",
+            "Background scan passes completed (kept in the metadata)",
+            |t| t.status.scan_passes,
+        ),
+        (
+            "scan_unreadable_blocks",
+            "Blocks the scan found unreadable and recorded pending",
+            |t| t.status.scan_unreadable,
+        ),
+        ("scan_weak_blocks", "Blocks the scan found weak", |t| {
+            t.status.scan_weak
+        }),
+        (
+            "proactive_remaps",
+            "Weak blocks copied to the spare and remapped",
+            |t| t.status.proactive_remaps,
+        ),
+    ];
+    let gauges: [Def<i64>; 12] = [
+        ("size_bytes", "Size of the target", |t| {
+            (t.sectors * 512) as i64
+        }),
+        ("block_size_bytes", "Remap block size", |t| {
+            t.status.block_size as i64
+        }),
+        ("remapped_blocks", "Blocks living on the spare", |t| {
+            t.status.remapped as i64
+        }),
+        (
+            "pending_blocks",
+            "Blocks whose read failed, not yet rewritten",
+            |t| t.status.pending as i64,
+        ),
+        (
+            "fenced_blocks",
+            "Blocks fenced after a metadata commit of unknown outcome",
+            |t| t.status.fenced as i64,
+        ),
+        ("spare_blocks", "Data blocks on the spare", |t| {
+            t.status.spare_blocks as i64
+        }),
+        ("spare_used_blocks", "Spare data blocks in use", |t| {
+            t.status.spare_used as i64
+        }),
+        ("spare_free_blocks", "Spare data blocks free", |t| {
+            t.status.spare_free as i64
+        }),
+        (
+            "metadata_version",
+            "Version of the last committed metadata",
+            |t| t.status.meta_version as i64,
+        ),
+        (
+            "last_commit_errno",
+            "0, or the errno of the last failed metadata commit",
+            |t| -t.status.last_commit,
+        ),
+        ("failed", "1 in mode failed (no more remaps), else 0", |t| {
+            i64::from(t.status.mode == "failed")
+        }),
+        (
+            "scan_cursor_block",
+            "The next block the background scan reads",
+            |t| t.status.scan_cursor as i64,
+        ),
+    ];
+    for (name, help, get) in counters {
+        let fam = Family::<Labels, Counter>::default();
+        for t in targets {
+            fam.get_or_create(&labels(t)).inc_by(get(t));
+        }
+        reg.register(name, help, fam);
+    }
+    for (name, help, get) in gauges {
+        let fam = Family::<Labels, Gauge>::default();
+        for t in targets {
+            fam.get_or_create(&labels(t)).set(get(t));
+        }
+        reg.register(name, help, fam);
+    }
+    let info = Family::<Labels, Gauge>::default();
+    for t in targets {
+        let mut l = labels(t);
+        l.push(("main".into(), t.table.main.clone()));
+        l.push(("spare".into(), t.table.spare.clone()));
+        l.push((
+            "setup_uuid".into(),
+            t.table.uuid.clone().unwrap_or_default(),
+        ));
+        info.get_or_create(&l).set(1);
+    }
+    reg.register(
+        "target_info",
+        "The target's devices and setup (value 1)",
+        info,
+    );
+    let mut out = String::new();
+    encode(&mut out, &reg).map_err(|e| format!("cannot encode the metrics: {e}"))?;
+    Ok(out)
+}
+
+/// `remapctl metrics`.
+pub fn run(a: MetricsArgs) -> ExitCode {
+    let r = (|| -> Result<(), String> {
+        let targets = Dm::open()?.targets()?;
+        let mut text = render(&targets)?;
+        if a.format == Format::Prometheus {
+            text = to_prometheus_text(&text);
+        }
+        match &a.textfile {
+            None => print!("{text}"),
+            Some(p) => {
+                let tmp = p.with_extension("prom.tmp");
+                std::fs::write(&tmp, &text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+                std::fs::rename(&tmp, p).map_err(|e| format!("{}: {e}", p.display()))?;
+            }
+        }
+        Ok(())
+    })();
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("remapctl metrics: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{Info, Table};
+
+    fn target(name: &str, failed: bool) -> Target {
+        let line = format!(
+            "4096 2944 5 3 0 40 24 1 2 7 1 7 2937 7 9 {} {} idle 0 0 0 0 0 0",
+            if failed { -5 } else { 0 },
+            if failed { "failed" } else { "ok" }
+        );
+        Target {
+            name: name.into(),
+            device: "dm-3".into(),
+            devno: "253:3".into(),
+            sectors: 131072,
+            suspended: false,
+            table: Table::parse("7:0 7:1 2 uuid 0123456789abcdef0123456789abcdef").unwrap(),
+            status: Info::parse(&line).unwrap(),
+        }
+    }
+
+    #[test]
+    fn every_figure_is_exposed_per_target() {
+        let text = render(&[target("safe0", false), target("safe1", true)]).unwrap();
+        for line in [
+            "# TYPE dmremap_reads counter",
+            "dmremap_reads_total{target=\"safe0\",device=\"dm-3\"} 5",
+            "dmremap_read_bytes_total{target=\"safe0\",device=\"dm-3\"} 20480",
+            "dmremap_remapped_blocks{target=\"safe1\",device=\"dm-3\"} 7",
+            "dmremap_failed{target=\"safe0\",device=\"dm-3\"} 0",
+            "dmremap_failed{target=\"safe1\",device=\"dm-3\"} 1",
+            "dmremap_last_commit_errno{target=\"safe1\",device=\"dm-3\"} 5",
+            "dmremap_size_bytes{target=\"safe0\",device=\"dm-3\"} 67108864",
+            "# EOF",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in\n{text}"
+            );
+        }
+        assert!(text.contains("setup_uuid=\"01234567-89ab-cdef-0123-456789abcdef\""));
+    }
+
+    /// What `promtool check metrics` asks of the text format: every sample's name has
+    /// a `# HELP` and a `# TYPE` line of that name, before it.
+    #[test]
+    fn the_prometheus_text_names_every_sample_in_help_and_type() {
+        let text = to_prometheus_text(&render(&[target("safe0", false)]).unwrap());
+        let mut help = std::collections::HashSet::new();
+        let mut ty = std::collections::HashSet::new();
+        for l in text.lines() {
+            if let Some(r) = l.strip_prefix("# HELP ") {
+                help.insert(r.split(' ').next().unwrap().to_string());
+            } else if let Some(r) = l.strip_prefix("# TYPE ") {
+                ty.insert(r.split(' ').next().unwrap().to_string());
+            } else {
+                assert!(!l.starts_with('#'), "{l}");
+                let name = l.split(['{', ' ']).next().unwrap();
+                assert!(
+                    help.contains(name) && ty.contains(name),
+                    "{name} has no HELP/TYPE"
+                );
+            }
+        }
+        assert!(
+            text.contains("# TYPE dmremap_reads_total counter\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn no_targets_is_an_empty_exposition() {
+        let text = render(&[]).unwrap();
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("dmremap_")), "{text}");
+    }
+}
