@@ -139,6 +139,48 @@ impl Dm {
         Ok(node(n, dev.major, dev.minor))
     }
 
+    /// Every DM device's name and event counter (`None`: the kernel reports none).
+    pub fn event_counters(&self) -> Result<Vec<(String, Option<u32>)>, String> {
+        Ok(self
+            .dm
+            .list_devices()
+            .map_err(|e| format!("cannot list device-mapper devices: {}", describe(&e)))?
+            .into_iter()
+            .map(|(n, _, ev)| (n.to_string(), ev))
+            .collect())
+    }
+
+    /// Arms the control device: from now on, any device-mapper event (a target's
+    /// `dm_table_event`, a device created or removed) makes it readable, until armed
+    /// again — the DM ioctl event mechanism dmeventd uses.
+    pub fn arm(&self) -> Result<(), String> {
+        self.dm
+            .arm_poll()
+            .map(|_| ())
+            .map_err(|e| format!("cannot arm device-mapper event polling: {}", describe(&e)))
+    }
+
+    /// Waits until an event arrived since [`Self::arm`] (no timeout: `poll` sleeps).
+    pub fn wait_event(&self) -> Result<(), String> {
+        use std::os::unix::io::AsRawFd;
+        let mut p = libc::pollfd {
+            fd: self.dm.file().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: one valid pollfd, for the duration of the call.
+            let r = unsafe { libc::poll(&mut p, 1, -1) };
+            if r > 0 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            if r < 0 && e.raw_os_error() != Some(libc::EINTR) {
+                return Err(format!("poll on /dev/mapper/control: {e}"));
+            }
+        }
+    }
+
     /// Sends message `msg` to target `n`; its answer. A failure carries the errno.
     pub fn message(&self, n: &str, msg: &str) -> Result<String, (Option<i32>, String)> {
         let id = DevId::Name(name(n).map_err(|e| (None, e))?);

@@ -10,6 +10,7 @@ mod dm;
 mod import;
 mod meta;
 mod metrics;
+mod monitor;
 mod plot;
 mod predict;
 mod status;
@@ -38,6 +39,9 @@ enum Cmd {
     Status(admin::StatusArgs),
     /// List the dm-remap targets, one line each.
     List(admin::ListArgs),
+    /// Wait on device-mapper events and report every dm-remap target's changes (log,
+    /// alert hook program).
+    Monitor(monitor::MonitorArgs),
     /// Print every dm-remap target's figures in the Prometheus text format.
     Metrics(metrics::MetricsArgs),
     /// Find dm-remap setups on the disks (spares by their metadata, main devices by
@@ -63,6 +67,7 @@ fn main() -> ExitCode {
         Cmd::ImportBadblocks(a) => import::run(a),
         Cmd::Assemble(a) => assemble::run(a),
         Cmd::Metrics(a) => metrics::run(a),
+        Cmd::Monitor(a) => monitor::run(a),
         Cmd::Meta(c) => meta::run(c),
         Cmd::Predict(a) => predict::run(a),
     }

@@ -1,0 +1,185 @@
+//! `remapctl monitor`: waits on device-mapper events and reports what changed on every
+//! dm-remap target — in its log (standard output: the journal under systemd) and through
+//! an alert hook, as smartd's `-M exec` and `mdadm --monitor --program` do.
+//!
+//! No polling loop: the monitor arms the DM control device (`DM_DEV_ARM_POLL`), reads
+//! every target's event counter, and sleeps in `poll` until the kernel reports an event
+//! on any device-mapper device (a target raises one when it enters or leaves mode
+//! failed, and when the background scan records what it found). Arming before reading
+//! means an event that arrives while it reads wakes the next `poll` at once.
+//!
+//! For each target whose event counter moved (and each target that appears or goes), the
+//! hook program runs with the event in its environment — `DMREMAP_TARGET`,
+//! `DMREMAP_EVENT` (`event`, `new`, `gone`), `DMREMAP_EVENT_NR`, `DMREMAP_MODE`,
+//! `DMREMAP_PREV_MODE`, `DMREMAP_REMAPPED`, `DMREMAP_PENDING`, `DMREMAP_SPARE_FREE` — and
+//! the target as `remapctl status NAME --json` prints it on standard input. A hook that
+//! fails is logged; the monitor goes on.
+
+use crate::dm::{Dm, Target};
+use clap::Args;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
+
+/// `remapctl monitor`.
+#[derive(Args, Debug)]
+pub struct MonitorArgs {
+    /// Program to run on each event (the event in its environment, the target's
+    /// status as JSON on its standard input).
+    #[arg(long)]
+    pub program: Option<PathBuf>,
+    /// Report the current state once and exit instead of waiting for events.
+    #[arg(long)]
+    pub once: bool,
+}
+
+/// What the monitor remembers of a target.
+struct Seen {
+    event_nr: Option<u32>,
+    mode: String,
+}
+
+fn log(msg: &str) {
+    println!("{msg}");
+    let _ = std::io::stdout().flush();
+}
+
+fn hook(
+    program: &PathBuf,
+    kind: &str,
+    t: Option<&Target>,
+    name: &str,
+    prev_mode: &str,
+    nr: Option<u32>,
+) {
+    let mut c = Command::new(program);
+    c.env("DMREMAP_TARGET", name)
+        .env("DMREMAP_EVENT", kind)
+        .env(
+            "DMREMAP_EVENT_NR",
+            nr.map_or(String::new(), |n| n.to_string()),
+        )
+        .env("DMREMAP_PREV_MODE", prev_mode)
+        .stdin(Stdio::piped());
+    let json = match t {
+        Some(t) => {
+            c.env("DMREMAP_MODE", &t.status.mode)
+                .env("DMREMAP_REMAPPED", t.status.remapped.to_string())
+                .env("DMREMAP_PENDING", t.status.pending.to_string())
+                .env("DMREMAP_SPARE_FREE", t.status.spare_free.to_string());
+            serde_json::to_string(t).unwrap_or_default()
+        }
+        None => "null".to_string(),
+    };
+    let r = c.spawn().and_then(|mut child| {
+        if let Some(mut stdin) = child.stdin.take() {
+            // A hook that does not read its input is not an error.
+            let _ = stdin.write_all(json.as_bytes());
+        }
+        child.wait()
+    });
+    match r {
+        Ok(st) if st.success() => {}
+        Ok(st) => log(&format!(
+            "{name}: hook {} exited with {st}",
+            program.display()
+        )),
+        Err(e) => log(&format!(
+            "{name}: hook {} could not run: {e}",
+            program.display()
+        )),
+    }
+}
+
+fn describe(t: &Target) -> String {
+    let s = &t.status;
+    format!(
+        "mode {}, remapped {}, pending {}, fenced {}, spare free {} of {}, last commit {}, scan {}",
+        s.mode,
+        s.remapped,
+        s.pending,
+        s.fenced,
+        s.spare_free,
+        s.spare_used + s.spare_free,
+        s.last_commit,
+        s.scan_state
+    )
+}
+
+/// One look at every target: reports what changed since `seen`.
+fn sweep(
+    dm: &Dm,
+    seen: &mut BTreeMap<String, Seen>,
+    program: Option<&PathBuf>,
+) -> Result<(), String> {
+    let counters: BTreeMap<String, Option<u32>> = dm.event_counters()?.into_iter().collect();
+    let mut now = BTreeMap::new();
+    for (name, nr) in &counters {
+        let Ok(Some(t)) = dm.target(name) else {
+            continue;
+        };
+        let prev = seen.get(name);
+        let kind = match prev {
+            None => Some("new"),
+            Some(p) if p.event_nr != *nr || p.mode != t.status.mode => Some("event"),
+            Some(_) => None,
+        };
+        let prev_mode = prev.map_or(String::new(), |p| p.mode.clone());
+        if let Some(kind) = kind {
+            let change = if !prev_mode.is_empty() && prev_mode != t.status.mode {
+                format!(" (mode {prev_mode} -> {})", t.status.mode)
+            } else {
+                String::new()
+            };
+            log(&format!(
+                "{name}: {kind}, event {}{change}: {}",
+                nr.map_or("-".to_string(), |n| n.to_string()),
+                describe(&t)
+            ));
+            if let Some(p) = program {
+                hook(p, kind, Some(&t), name, &prev_mode, *nr);
+            }
+        }
+        now.insert(
+            name.clone(),
+            Seen {
+                event_nr: *nr,
+                mode: t.status.mode.clone(),
+            },
+        );
+    }
+    for (name, p) in seen.iter() {
+        if !now.contains_key(name) {
+            log(&format!("{name}: gone"));
+            if let Some(prog) = program {
+                hook(prog, "gone", None, name, &p.mode, p.event_nr);
+            }
+        }
+    }
+    *seen = now;
+    Ok(())
+}
+
+/// `remapctl monitor`.
+pub fn run(a: MonitorArgs) -> ExitCode {
+    let r = (|| -> Result<(), String> {
+        let dm = Dm::open()?;
+        let mut seen = BTreeMap::new();
+        loop {
+            dm.arm()?;
+            sweep(&dm, &mut seen, a.program.as_ref())?;
+            if a.once {
+                return Ok(());
+            }
+            dm.wait_event()?;
+        }
+    })();
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("remapctl monitor: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

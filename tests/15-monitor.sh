@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# monitor: `remapctl monitor --program HOOK` sleeps on device-mapper events (no polling:
+# it uses no CPU while nothing happens) and runs the hook, with the event in its
+# environment and the target's status as JSON on its standard input, when a target
+# appears, enters mode failed (a remap storm), leaves it (clear_failed), and goes.
+. "$(dirname "$0")/lib.sh"
+need dmsetup losetup dd python3 timeout
+ktap_plan 8
+load_module || fail "the dm-remap module loads"
+[ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
+
+base=$(mkloop 64) && spare=$(mkloop 16) || fail "loop devices"
+# Blocks 100-103 fail writes.
+main=$(mkfaulty faulty "$base" 131072 wfail:800:32) || fail "faulty main device"
+n=${PREFIX}mon
+cat > "$WORK/hook.sh" <<EOF
+#!/bin/sh
+echo "\$DMREMAP_EVENT \$DMREMAP_TARGET \$DMREMAP_MODE \$DMREMAP_PREV_MODE \$DMREMAP_REMAPPED" >> "$WORK/events"
+cat > "$WORK/last.json"
+EOF
+chmod +x "$WORK/hook.sh"
+"$REMAPCTL" monitor --program "$WORK/hook.sh" > "$WORK/mon.log" 2>&1 &
+mon=$!
+trap 'kill $mon 2>/dev/null; teardown' EXIT
+# Waits up to 20 s for a line of the hook's event file.
+saw() { local i; for i in $(seq 1 40); do grep -qx "$1" "$WORK/events" 2>/dev/null && return 0; sleep 0.5; done
+  diag "events so far: $(tr '\n' ';' < "$WORK/events" 2>/dev/null)"; return 1; }
+
+"$REMAPCTL" create "$n" --main "$main" --spare "$spare" --max-remap-rate 2 >/dev/null &&
+  DMDEVS+=("$n") || fail "create the target"
+ktap_check "a new target: the hook runs (event new, mode ok)" saw "new $n ok  0"
+cpu() { awk '{ print $14 + $15 }' "/proc/$mon/stat"; }
+c0=$(cpu); sleep 3; c1=$(cpu)
+ktap_check "while nothing happens the monitor uses no CPU (it sleeps in poll)" test "$c0" = "$c1"
+
+# Four failing blocks in one write: more new remaps than max_remap_rate 2 allows.
+head -c 16384 /dev/urandom > "$WORK/d"
+dd if="$WORK/d" of="/dev/mapper/$n" bs=16k seek=25 count=1 oflag=direct conv=notrunc status=none 2>/dev/null
+ktap_check "a remap storm: the hook runs with mode failed (was ok)" saw "event $n failed ok 0"
+ktap_check "its standard input is the target's status as JSON" python3 - "$WORK/last.json" "$n" <<'EOF'
+import json, sys
+t = json.load(open(sys.argv[1]))
+assert t["name"] == sys.argv[2] and t["status"]["mode"] == "failed", t
+assert t["table"]["uuid"] and "max_remap_rate 2" in t["table"]["options"], t
+EOF
+dmsetup message "$n" 0 clear_failed || fail "clear_failed"
+ktap_check "clear_failed: the hook runs with mode ok (was failed)" saw "event $n ok failed 0"
+"$REMAPCTL" remove "$n" >/dev/null || fail "remove"
+ktap_check "the target goes: the hook runs (event gone)" saw "gone $n  ok "
+ktap_check "the monitor's log names each event" \
+  bash -c "grep -q '^$n: event, event [0-9]* (mode ok -> failed): mode failed' $WORK/mon.log &&
+    grep -q '^$n: gone' $WORK/mon.log"
+ktap_check "the monitor is still running" kill -0 "$mon"
+ktap_finish
