@@ -92,9 +92,16 @@ impl Remap {
             Message::Remap(blk) => {
                 let blk = check(blk)?;
                 self.may_write("remap")?;
-                let mut core = self.core.lock();
-                let r = self.remap_now(&mut core, blk);
-                self.mirror(&core);
+                let r = {
+                    let mut core = self.core.lock();
+                    let r = self.remap_now(&mut core, blk);
+                    self.mirror(&core);
+                    r
+                };
+                // A new remap raises a dm event, outside the core mutex (as the worker).
+                if r.is_ok() {
+                    self.raise_event();
+                }
                 r.inspect_err(|e| {
                     if *e == EEXIST {
                         dmerr!("remap {}: refused: the block is already remapped", blk);
@@ -109,9 +116,15 @@ impl Remap {
             Message::Unremap(blk) => {
                 let blk = check(blk)?;
                 self.may_write("unremap")?;
-                let mut core = self.core.lock();
-                let r = self.unremap_now(&mut core, blk);
-                self.mirror(&core);
+                let r = {
+                    let mut core = self.core.lock();
+                    let r = self.unremap_now(&mut core, blk);
+                    self.mirror(&core);
+                    r
+                };
+                if r.is_ok() {
+                    self.raise_event();
+                }
                 r.inspect_err(|e| {
                     if *e == ENOENT {
                         dmerr!("unremap {}: refused: the block is not remapped", blk);

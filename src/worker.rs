@@ -196,6 +196,7 @@ impl Remap {
     /// The worker's entry point.
     pub(crate) fn work(&self) {
         loop {
+            let remaps = self.stats.remaps.load(Relaxed);
             let mut core = self.core.lock();
             self.record_failed(&mut core);
             // SAFETY: the worker is live while the target exists.
@@ -218,6 +219,14 @@ impl Remap {
             self.process(&mut core, &mut sc);
             core.scratch = sc;
             self.mirror(&core);
+            drop(core);
+            // A batch that remapped blocks raises a dm event (`dmsetup wait`, `remapctl
+            // monitor` wake), outside the core mutex: dm core's event path allocates
+            // (uevents), and reclaim may need this target's I/O, which may need the
+            // worker. `remaps` only grows, and only under the core mutex.
+            if self.stats.remaps.load(Relaxed) != remaps {
+                self.raise_event();
+            }
         }
     }
 

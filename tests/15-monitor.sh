@@ -2,10 +2,11 @@
 # monitor: `remapctl monitor --program HOOK` sleeps on device-mapper events (no polling:
 # it uses no CPU while nothing happens) and runs the hook, with the event in its
 # environment and the target's status as JSON on its standard input, when a target
-# appears, enters mode failed (a remap storm), leaves it (clear_failed), and goes.
+# appears, remaps a block, enters mode failed (a remap storm), leaves it
+# (clear_failed), and goes.
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd python3 timeout
-ktap_plan 8
+ktap_plan 9
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -33,10 +34,14 @@ cpu() { awk '{ print $14 + $15 }' "/proc/$mon/stat"; }
 c0=$(cpu); sleep 3; c1=$(cpu)
 ktap_check "while nothing happens the monitor uses no CPU (it sleeps in poll)" test "$c0" = "$c1"
 
-# Four failing blocks in one write: more new remaps than max_remap_rate 2 allows.
 head -c 16384 /dev/urandom > "$WORK/d"
+# One failing block: remapped (the write succeeds), and the remap is an event.
+dd if="$WORK/d" of="/dev/mapper/$n" bs=4k seek=100 count=1 oflag=direct conv=notrunc status=none ||
+  fail "write one failing block"
+ktap_check "a remap: the hook runs (mode ok, 1 remapped)" saw "event $n ok ok 1"
+# Blocks 100-103 in one write: 3 new remaps, more than max_remap_rate 2 leaves.
 dd if="$WORK/d" of="/dev/mapper/$n" bs=16k seek=25 count=1 oflag=direct conv=notrunc status=none 2>/dev/null
-ktap_check "a remap storm: the hook runs with mode failed (was ok)" saw "event $n failed ok 0"
+ktap_check "a remap storm: the hook runs with mode failed (was ok)" saw "event $n failed ok 1"
 ktap_check "its standard input is the target's status as JSON" python3 - "$WORK/last.json" "$n" <<'EOF'
 import json, sys
 t = json.load(open(sys.argv[1]))
@@ -44,7 +49,7 @@ assert t["name"] == sys.argv[2] and t["status"]["mode"] == "failed", t
 assert t["table"]["uuid"] and "max_remap_rate 2" in t["table"]["options"], t
 EOF
 dmsetup message "$n" 0 clear_failed || fail "clear_failed"
-ktap_check "clear_failed: the hook runs with mode ok (was failed)" saw "event $n ok failed 0"
+ktap_check "clear_failed: the hook runs with mode ok (was failed)" saw "event $n ok failed 1"
 "$REMAPCTL" remove "$n" >/dev/null || fail "remove"
 ktap_check "the target goes: the hook runs (event gone)" saw "gone $n  ok "
 ktap_check "the monitor's log names each event" \
