@@ -271,10 +271,12 @@ impl Remap {
     }
 
     /// Worker side of [`Self::enter_failed`]: persists the mode (best effort: the
-    /// metadata may be what failed) and raises the dm event, once. Callers hold `core`.
-    pub(crate) fn record_failed(&self, core: &mut Core) {
+    /// metadata may be what failed), once. Returns whether it did: the caller then
+    /// raises the dm event (`dmsetup wait` wakes) once it has released `core`. Callers
+    /// hold `core`.
+    pub(crate) fn record_failed(&self, core: &mut Core) -> bool {
         if !self.is_failed() || core.failed_flag() {
-            return;
+            return false;
         }
         core.set_failed_flag(true);
         if self.writable {
@@ -287,8 +289,7 @@ impl Remap {
             }
         }
         self.mirror(core);
-        // SAFETY: `ti` is our live target; process context (the worker).
-        unsafe { b::dm_table_event((*self.ti).table) };
+        true
     }
 
     /// `clear_failed`: leaves mode `failed` once the admin has dealt with its cause.
@@ -316,7 +317,9 @@ impl Remap {
     }
 
     /// Raises a dm event (`dmsetup wait` wakes). Process context, without the core
-    /// mutex held (dm core's event path allocates).
+    /// mutex held: `dm_table_event` takes dm core's global `_event_lock` mutex, which
+    /// another device's event path may hold while it allocates, and reclaim may need
+    /// this target's I/O, which may need the worker and so the core mutex.
     pub(crate) fn raise_event(&self) {
         // SAFETY: `ti` is our live target; process context.
         unsafe { b::dm_table_event((*self.ti).table) };

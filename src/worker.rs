@@ -196,12 +196,18 @@ impl Remap {
     /// The worker's entry point.
     pub(crate) fn work(&self) {
         loop {
-            let remaps = self.stats.remaps.load(Relaxed);
             let mut core = self.core.lock();
-            self.record_failed(&mut core);
+            let mut event = self.record_failed(&mut core);
+            // Read under the core mutex: remaps by messages and the scan (also under
+            // it) before this point are not this batch's.
+            let remaps = self.stats.remaps.load(Relaxed);
             // SAFETY: the worker is live while the target exists.
             let mut head = unsafe { b::dmr_worker_take_bios(self.worker, MAX_BIOS as u32) };
             if head.is_null() {
+                drop(core);
+                if event {
+                    self.raise_event();
+                }
                 return;
             }
             let mut sc = core::mem::replace(&mut core.scratch, Scratch::empty());
@@ -219,12 +225,13 @@ impl Remap {
             self.process(&mut core, &mut sc);
             core.scratch = sc;
             self.mirror(&core);
-            drop(core);
             // A batch that remapped blocks raises a dm event (`dmsetup wait`, `remapctl
-            // monitor` wake), outside the core mutex: dm core's event path allocates
-            // (uevents), and reclaim may need this target's I/O, which may need the
-            // worker. `remaps` only grows, and only under the core mutex.
-            if self.stats.remaps.load(Relaxed) != remaps {
+            // monitor` wake), as does entering mode failed; outside the core mutex (see
+            // `raise_event`). `clear_stats` may zero `remaps` meanwhile: at worst one
+            // event too many.
+            event |= self.stats.remaps.load(Relaxed) != remaps;
+            drop(core);
+            if event {
                 self.raise_event();
             }
         }

@@ -81,6 +81,6 @@ dmsetup create "${PREFIX}hold" --table "0 1000 linear $spareA 20000" && DMDEVS+=
   fail "hold spare A"
 ktap_check "a spare in use is not read: the setup is not found" \
   fails_with "no free device holds setup $uA" "$REMAPCTL" assemble --uuid "$uA"
-ktap_check "--name needs --uuid" fails_with "--name names the one setup --uuid gives" \
+ktap_check "--name needs --uuid (bad usage)" fails_with "--name and --main are for the one setup --uuid gives" \
   "$REMAPCTL" assemble --scan --name x
 ktap_finish

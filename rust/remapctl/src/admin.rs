@@ -265,10 +265,9 @@ pub fn create(a: CreateArgs) -> ExitCode {
 /// `remapctl remove`.
 pub fn remove(name: &str) -> ExitCode {
     let r = Dm::open().and_then(|dm| {
-        match dm.target(name) {
-            Ok(Some(_)) => {}
-            Ok(None) => return Err(format!("{name} is not a dm-remap target")),
-            Err(_) => return Err(format!("no device-mapper device named {name}")),
+        match dm.target(name)? {
+            Some(_) => {}
+            None => return Err(format!("{name} is not a dm-remap target")),
         }
         dm.remove(name)?;
         println!("removed {name}");
@@ -281,10 +280,9 @@ fn targets(name: Option<&str>) -> Result<Vec<Target>, String> {
     let dm = Dm::open()?;
     match name {
         None => dm.targets(),
-        Some(n) => match dm.target(n) {
-            Ok(Some(t)) => Ok(vec![t]),
-            Ok(None) => Err(format!("{n} is not a dm-remap target")),
-            Err(_) => Err(format!("no device-mapper device named {n}")),
+        Some(n) => match dm.target(n)? {
+            Some(t) => Ok(vec![t]),
+            None => Err(format!("{n} is not a dm-remap target")),
         },
     }
 }

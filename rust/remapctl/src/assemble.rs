@@ -33,6 +33,10 @@ pub struct AssembleArgs {
     /// UUID's first 8 hex digits).
     #[arg(long)]
     pub name: Option<String>,
+    /// The main device of the one setup `--uuid` names, when the search cannot tell
+    /// (checked like any candidate: size, block size, and the kernel's identity check).
+    #[arg(long)]
+    pub main: Option<PathBuf>,
     /// Say what would be created; create nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -42,6 +46,22 @@ pub struct AssembleArgs {
 struct Free {
     path: PathBuf,
     sectors: u64,
+    /// Its sysfs name, and the sysfs name of the disk it is a partition of.
+    name: String,
+    disk: String,
+}
+
+/// The disk a block device belongs to (itself when it is not a partition).
+fn disk_of(name: &str) -> String {
+    let sys = Path::new("/sys/class/block").join(name);
+    if sys.join("partition").exists() {
+        if let Ok(real) = std::fs::canonicalize(&sys) {
+            if let Some(parent) = real.parent().and_then(|p| p.file_name()) {
+                return parent.to_string_lossy().into_owned();
+            }
+        }
+    }
+    name.to_string()
 }
 
 fn read_u64(p: &Path) -> Option<u64> {
@@ -83,9 +103,15 @@ fn free_devices(dm: &Dm) -> Vec<Free> {
                 continue;
             }
         }
-        let path = Path::new("/dev").join(&n);
+        // sysfs writes '/' in a device name as '!' (cciss!c0d0 is /dev/cciss/c0d0).
+        let path = Path::new("/dev").join(n.replace('!', "/"));
         if path.exists() && not_in_use(&path) {
-            out.push(Free { path, sectors });
+            out.push(Free {
+                path,
+                sectors,
+                disk: disk_of(&n),
+                name: n,
+            });
         }
     }
     out
@@ -132,6 +158,8 @@ fn assemble_one(
     dm: &Dm,
     f: &Found,
     free: &[Free],
+    used: &mut Vec<PathBuf>,
+    want_main: Option<&Path>,
     name: &str,
     dry_run: bool,
 ) -> Result<String, String> {
@@ -152,10 +180,30 @@ fn assemble_one(
             return Err(format!("setup {u}: already active as {}", t.name));
         }
     }
+    // Not the spare, nor a partition of its disk or the disk it is on, nor a device an
+    // earlier setup of this run took (the kernel lets two tables share a main device).
+    let spare_disk = free
+        .iter()
+        .find(|d| &d.path == spare)
+        .map(|d| d.disk.clone());
     let mut cands: Vec<&Free> = free
         .iter()
         .filter(|d| d.sectors == f.info.main_sectors && &d.path != spare)
-        .filter(|d| meta::setup_of(&d.path).ok().flatten().is_none())
+        .filter(|d| Some(&d.disk) != spare_disk.as_ref() && Some(&d.name) != spare_disk.as_ref())
+        .filter(|d| !used.contains(&d.path))
+        .filter(|d| {
+            want_main.is_none_or(|m| {
+                m == d.path || std::fs::canonicalize(m).ok().as_ref() == Some(&d.path)
+            })
+        })
+        .filter(|d| {
+            meta::probe(&d.path, None).is_ok_and(|p| {
+                !matches!(
+                    p,
+                    meta::Probe::Setup { .. } | meta::Probe::Refused { foreign: false, .. }
+                )
+            })
+        })
         .collect();
     cands.retain(|d| {
         meta::device::Spare::open(&d.path, false)
@@ -204,13 +252,15 @@ fn assemble_one(
         }
         match dm.create(name, sectors, &params) {
             Ok(node) => {
+                used.push(c.path.clone());
+                used.push(spare.clone());
                 return Ok(format!(
                     "setup {u}: created {name} ({}): main {}, spare {}, metadata version {}",
                     node.display(),
                     c.path.display(),
                     spare.display(),
                     f.info.version
-                ))
+                ));
             }
             Err(e) => refused.push(format!("{}: {e}", c.path.display())),
         }
@@ -223,20 +273,25 @@ fn assemble_one(
 
 /// `remapctl assemble`.
 pub fn run(a: AssembleArgs) -> ExitCode {
+    // Bad usage: exit 2, as the argument parser's own errors.
+    let usage = |m: String| {
+        eprintln!("remapctl assemble: {m}");
+        ExitCode::from(2)
+    };
+    if !a.scan && a.uuid.is_none() {
+        return usage("say --scan (every setup) or --uuid U (one)".into());
+    }
+    if (a.name.is_some() || a.main.is_some()) && a.uuid.is_none() {
+        return usage("--name and --main are for the one setup --uuid gives".into());
+    }
+    let want = match &a.uuid {
+        Some(u) => match remap_core::uuid::parse_uuid(u.as_bytes()) {
+            Ok(w) => Some(w),
+            Err(_) => return usage(format!("bad UUID {u:?}")),
+        },
+        None => None,
+    };
     let r = (|| -> Result<bool, String> {
-        if !a.scan && a.uuid.is_none() {
-            return Err("say --scan (every setup) or --uuid U (one)".into());
-        }
-        if a.name.is_some() && a.uuid.is_none() {
-            return Err("--name names the one setup --uuid gives".into());
-        }
-        let want = match &a.uuid {
-            Some(u) => Some(
-                remap_core::uuid::parse_uuid(u.as_bytes())
-                    .map_err(|_| format!("bad UUID {u:?}"))?,
-            ),
-            None => None,
-        };
         let dm = Dm::open()?;
         // An active setup's spare is held by its target, so it is not among the free
         // devices: say where it is.
@@ -275,12 +330,21 @@ pub fn run(a: AssembleArgs) -> ExitCode {
             return Ok(true);
         }
         let mut all_ok = true;
+        let mut used = Vec::new();
         for (u, f) in &setups {
             let name = match (&a.name, want) {
                 (Some(n), Some(_)) => n.clone(),
                 _ => format!("remap-{}", &UuidText(u).to_string()[..8]),
             };
-            match assemble_one(&dm, f, &free, &name, a.dry_run) {
+            match assemble_one(
+                &dm,
+                f,
+                &free,
+                &mut used,
+                a.main.as_deref(),
+                &name,
+                a.dry_run,
+            ) {
                 Ok(msg) => println!("{msg}"),
                 Err(e) => {
                     eprintln!("remapctl assemble: {e}");

@@ -66,9 +66,13 @@ impl Dm {
             .list_devices()
             .map_err(|e| format!("cannot list device-mapper devices: {}", describe(&e)))?;
         for (n, _, _) in devs {
-            // A device removed since the listing is not an error.
-            if let Ok(Some(t)) = self.target(n.to_string().as_str()) {
-                out.push(t);
+            match self.target(n.to_string().as_str()) {
+                Ok(Some(t)) => out.push(t),
+                Ok(None) => {}
+                // Removed since the listing: not an error.
+                Err(e) if e.starts_with("no device-mapper device named") => {}
+                // Say so rather than leave the target out silently.
+                Err(e) => eprintln!("remapctl: {e}"),
             }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -78,7 +82,10 @@ impl Dm {
     /// The `remap` target `n`: `None` when the device exists with another table.
     pub fn target(&self, n: &str) -> Result<Option<Target>, String> {
         let id = DevId::Name(name(n)?);
-        let err = |what: &str, e: DmError| format!("{n}: cannot read its {what}: {}", describe(&e));
+        let err = |what: &str, e: DmError| match errno(&e) {
+            Some(libc::ENXIO) => format!("no device-mapper device named {n}"),
+            _ => format!("{n}: cannot read its {what}: {}", describe(&e)),
+        };
         let (info, table) = self
             .dm
             .table_status(

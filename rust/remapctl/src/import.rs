@@ -64,16 +64,19 @@ pub fn parse(text: &str, format: Format, bb_size: u64) -> Result<Vec<(u64, u64)>
                 let b: u64 = t
                     .parse()
                     .map_err(|_| format!("line {}: not a block number: {t:?}", i + 1))?;
-                let start = b
+                let range = b
                     .checked_mul(bb_size)
+                    .and_then(|s| Some((s, s.checked_add(bb_size)?)))
                     .ok_or_else(|| format!("line {}: block {b} is out of range", i + 1))?;
-                out.push((start, start + bb_size));
+                out.push(range);
             }
         }
         Format::Ddrescue => {
             let num = |s: &str, i: usize| -> Result<u64, String> {
+                // As ddrescue reads them (strtoull, base 0): 0x hex, a leading 0 octal.
                 let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
                     Some(h) => u64::from_str_radix(h, 16),
+                    None if s.len() > 1 && s.starts_with('0') => u64::from_str_radix(&s[1..], 8),
                     None => s.parse(),
                 };
                 r.map_err(|_| format!("line {}: not a number: {s:?}", i + 1))
@@ -87,6 +90,12 @@ pub fn parse(text: &str, format: Format, bb_size: u64) -> Result<Vec<(u64, u64)>
                 // The first data line is the status line: current_pos current_status
                 // [current_pass].
                 if !status_seen {
+                    let f: Vec<&str> = t.split_ascii_whitespace().collect();
+                    let ok = matches!(f.as_slice(), [pos, st, ..] if f.len() <= 3
+                        && num(pos, i).is_ok() && st.len() == 1);
+                    if !ok {
+                        return Err(format!("line {}: not a ddrescue status line: {t:?}", i + 1));
+                    }
                     status_seen = true;
                     continue;
                 }
@@ -117,26 +126,39 @@ pub fn parse(text: &str, format: Format, bb_size: u64) -> Result<Vec<(u64, u64)>
 }
 
 /// The target blocks of `block_size` bytes that the byte ranges touch, sorted, each
-/// once; an error when one lies past `target_bytes`.
+/// once; an error when one lies past `target_bytes`, or when they are more than `max`
+/// (counted before any list is built: an interrupted ddrescue run's mapfile can name a
+/// whole disk as not tried).
 pub fn blocks(
     ranges: &[(u64, u64)],
     block_size: u64,
     target_bytes: u64,
+    max: u64,
 ) -> Result<Vec<u64>, String> {
-    let mut v = Vec::new();
+    let mut spans = Vec::with_capacity(ranges.len());
     for &(s, e) in ranges {
         if e > target_bytes {
             return Err(format!(
                 "the list names bytes {s}..{e}, past the end of the target ({target_bytes} bytes): is it a list of another device?"
             ));
         }
-        let first = s / block_size;
-        let last = (e - 1) / block_size;
-        v.extend(first..=last);
+        spans.push((s / block_size, (e - 1) / block_size));
     }
-    v.sort_unstable();
-    v.dedup();
-    Ok(v)
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(spans.len());
+    for (a, b) in spans {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    let count: u64 = merged.iter().map(|&(a, b)| b - a + 1).sum();
+    if count > max {
+        return Err(format!(
+            "the list names {count} blocks, more than the target can take ({max}: the spare's free blocks, at most what the map holds); nothing was remapped"
+        ));
+    }
+    Ok(merged.into_iter().flat_map(|(a, b)| a..=b).collect())
 }
 
 fn guess(text: &str) -> Format {
@@ -170,7 +192,9 @@ pub fn run(a: ImportArgs) -> ExitCode {
             .target(&a.name)?
             .ok_or_else(|| format!("{} is not a dm-remap target", a.name))?;
         let bs = t.status.block_size;
-        let list = blocks(&ranges, bs, t.sectors * 512)?;
+        let room = (remap_core::meta::MAX_BLOCKS as u64)
+            .saturating_sub(t.status.remapped + t.status.pending);
+        let list = blocks(&ranges, bs, t.sectors * 512, t.status.spare_free.min(room))?;
         println!(
             "{}: {} bad area(s) ({format:?} list) touch {} block(s) of {bs} bytes",
             a.file.display(),
@@ -250,7 +274,7 @@ mod tests {
         let r = parse("12\n13\n\n4096\n", Format::Badblocks, 1024).unwrap();
         assert_eq!(r, vec![(12288, 13312), (13312, 14336), (4194304, 4195328)]);
         // 1 KiB blocks 12 and 13 are 4 KiB block 3; 4096 is block 1024.
-        assert_eq!(blocks(&r, 4096, 1 << 30).unwrap(), vec![3, 1024]);
+        assert_eq!(blocks(&r, 4096, 1 << 30, 100).unwrap(), vec![3, 1024]);
         assert!(parse("12\nx\n", Format::Badblocks, 1024)
             .unwrap_err()
             .contains("line 2"));
@@ -275,7 +299,7 @@ mod tests {
             r,
             vec![(0x3000, 0x3200), (0x4000, 0x6000), (0x6000, 0x7000)]
         );
-        assert_eq!(blocks(&r, 4096, 1 << 20).unwrap(), vec![3, 4, 5, 6]);
+        assert_eq!(blocks(&r, 4096, 1 << 20, 100).unwrap(), vec![3, 4, 5, 6]);
         assert!(parse("0x0 +\n0x0 0x10 X\n", Format::Ddrescue, 1024)
             .unwrap_err()
             .contains("unknown status"));
@@ -283,8 +307,24 @@ mod tests {
     }
 
     #[test]
+    fn odd_lists_are_refused_not_misread() {
+        let r = parse("12\n4096\n", Format::Badblocks, 1024).unwrap();
+        assert!(blocks(&r, 4096, 1 << 30, 1)
+            .unwrap_err()
+            .contains("names 2 blocks"));
+        assert!(parse("18446744073709551615\n", Format::Badblocks, 1024).is_err());
+        // ddrescue reads a leading 0 as octal.
+        assert_eq!(
+            parse("0 +\n010 010 -\n", Format::Ddrescue, 1024).unwrap(),
+            vec![(8, 16)]
+        );
+        let e = parse("0x0 0x10 -\n0x10 0x10 -\n", Format::Ddrescue, 1024).unwrap_err();
+        assert!(e.contains("status line"), "{e}");
+    }
+
+    #[test]
     fn a_list_past_the_target_is_refused() {
-        let e = blocks(&[(4096, 8192)], 4096, 4096).unwrap_err();
+        let e = blocks(&[(4096, 8192)], 4096, 4096, 100).unwrap_err();
         assert!(e.contains("past the end of the target"), "{e}");
     }
 

@@ -83,10 +83,17 @@ type Labels = Vec<(String, String)>;
 /// A metric: name (after the prefix), help, and how to read it off a target.
 type Def<T> = (&'static str, &'static str, fn(&Target) -> T);
 
+/// A label value as the text format writes it (the crate writes values as given).
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 fn labels(t: &Target) -> Labels {
     vec![
-        ("target".into(), t.name.clone()),
-        ("device".into(), t.device.clone()),
+        ("target".into(), esc(&t.name)),
+        ("device".into(), esc(&t.device)),
     ]
 }
 
@@ -202,11 +209,11 @@ pub fn render(targets: &[Target]) -> Result<String, String> {
     let info = Family::<Labels, Gauge>::default();
     for t in targets {
         let mut l = labels(t);
-        l.push(("main".into(), t.table.main.clone()));
-        l.push(("spare".into(), t.table.spare.clone()));
+        l.push(("main".into(), esc(&t.table.main)));
+        l.push(("spare".into(), esc(&t.table.spare)));
         l.push((
             "setup_uuid".into(),
-            t.table.uuid.clone().unwrap_or_default(),
+            esc(t.table.uuid.as_deref().unwrap_or_default()),
         ));
         info.get_or_create(&l).set(1);
     }
@@ -316,6 +323,12 @@ mod tests {
             text.contains("# TYPE dmremap_reads_total counter\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let text = render(&[target("a\"b\\c\nd", false)]).unwrap();
+        assert!(text.contains("target=\"a\\\"b\\\\c\\nd\""), "{text}");
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct MonitorArgs {
     pub once: bool,
 }
 
+/// How long a hook may run.
+const HOOK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What the monitor remembers of a target.
 struct Seen {
     event_nr: Option<u32>,
@@ -77,7 +80,23 @@ fn hook(
             // A hook that does not read its input is not an error.
             let _ = stdin.write_all(json.as_bytes());
         }
-        child.wait()
+        // A hook that hangs must not stop the monitor: it is killed after a minute.
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(st) = child.try_wait()? {
+                return Ok(st);
+            }
+            if start.elapsed() > HOOK_TIMEOUT {
+                let _ = child.kill();
+                log(&format!(
+                    "{name}: hook {} killed after {} s",
+                    program.display(),
+                    HOOK_TIMEOUT.as_secs()
+                ));
+                return child.wait();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     });
     match r {
         Ok(st) if st.success() => {}
