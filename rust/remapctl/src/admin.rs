@@ -93,7 +93,7 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-fn done(r: Result<(), String>, verb: &str) -> ExitCode {
+pub(crate) fn done(r: Result<(), String>, verb: &str) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

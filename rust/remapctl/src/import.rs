@@ -247,13 +247,7 @@ pub fn run(a: ImportArgs) -> ExitCode {
         );
         Ok(())
     })();
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("remapctl import-badblocks: {e}");
-            ExitCode::from(1)
-        }
-    }
+    crate::admin::done(r, "import-badblocks")
 }
 
 /// `max_remap_rate` from a table line's options (the default, 1024, when absent).

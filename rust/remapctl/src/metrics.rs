@@ -245,13 +245,7 @@ pub fn run(a: MetricsArgs) -> ExitCode {
         }
         Ok(())
     })();
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("remapctl metrics: {e}");
-            ExitCode::from(1)
-        }
-    }
+    crate::admin::done(r, "metrics")
 }
 
 #[cfg(test)]

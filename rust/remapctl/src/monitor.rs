@@ -194,11 +194,5 @@ pub fn run(a: MonitorArgs) -> ExitCode {
             dm.wait_event()?;
         }
     })();
-    match r {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("remapctl monitor: {e}");
-            ExitCode::from(1)
-        }
-    }
+    crate::admin::done(r, "monitor")
 }
