@@ -474,7 +474,7 @@ impl Core {
                 core.logs = logs;
                 // One judge (remap-core), the same rules `remapctl meta check` applies:
                 // the state in itself, then against these devices and this table line.
-                let words = usize::try_from(judge::bitmap_words(&state, g.spare_len.0))
+                let words = usize::try_from(judge::bitmap_words(&state, |_| Some(g.spare_len.0)))
                     .map_err(|_| (c"Spare too large", EINVAL))?;
                 let mut bm_words = KVVec::from_elem(0u64, words, GFP_KERNEL).map_err(nomem)?;
                 let verdict = judge::judge_state(&state, &mut bm_words).and_then(|used| {
@@ -486,13 +486,15 @@ impl Core {
                         identity: &g.identity,
                         block_bytes: bs.bytes(),
                         target_sectors: g.target_len.0,
-                        spare_sectors: g.spare_len.0,
-                        spare_lbs: g.spare_lbs,
+                        spares: &[judge::SpareDev {
+                            sectors: g.spare_len.0,
+                            lbs: g.spare_lbs,
+                        }],
                     };
                     judge::judge_against(&state, &expect).map(|()| used)
                 });
                 let used = match verdict {
-                    Ok(used) => used,
+                    Ok(used) => used.iter().sum(),
                     Err(v) => {
                         dmerr!("{}", v.as_str());
                         if v == judge::Verdict::MainIdentity {
@@ -768,6 +770,8 @@ impl Core {
                 }
                 _ => {
                     let buf = self.buf.get_mut(..base_write).ok_or(EINVAL)?;
+                    // The copy's place: the spare it is written on and its sector.
+                    meta::set_copy_spare(buf, &self.spare.uuid).map_err(|_| EINVAL)?;
                     meta::set_copy_sector(buf, copy_sector).map_err(|_| EINVAL)?;
                     sector_in_buf = copy_sector;
                     base_crc = buf

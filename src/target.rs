@@ -690,6 +690,18 @@ unsafe extern "C" fn remap_ctr(
         // SAFETY: `ti` is valid per this function's contract.
         Err(e) => return unsafe { ctr_fail(ti, e.as_cstr(), EINVAL) },
     };
+    // The format and the judge take a pool of spares; this module's I/O paths and
+    // commits drive one spare device.
+    if cfg.spare_count != 1 {
+        // SAFETY: `ti` is valid per this function's contract.
+        return unsafe {
+            ctr_fail(
+                ti,
+                c"This version of dm-remap takes one spare device per target",
+                EINVAL,
+            )
+        };
+    }
     // SAFETY: `ti` is valid and `ti->table` is the table being built.
     let mode = unsafe { b::dm_table_get_mode((*ti).table) };
     // SAFETY: plain flag test.
@@ -786,7 +798,7 @@ unsafe extern "C" fn remap_ctr(
 
     let owned = TableConfig {
         main: b"",
-        spare: b"",
+        spares: [b""; crate::remap_core::meta::MAX_SPARES],
         ..cfg
     };
 
@@ -1184,7 +1196,7 @@ unsafe extern "C" fn remap_status(
         b::status_type_t_STATUSTYPE_INFO => t.write_info(&mut out),
         b::status_type_t_STATUSTYPE_TABLE => {
             t.cfg
-                .write_table(&mut out, t.main_name(), t.spare_name(), Some(&t.uuid))
+                .write_table(&mut out, t.main_name(), &[t.spare_name()], Some(&t.uuid))
         }
         b::status_type_t_STATUSTYPE_IMA => t.write_ima(&mut out),
         _ => Ok(()),

@@ -42,6 +42,10 @@ pub enum CoreError {
     BadSwitch,
     /// The spare device is the main device.
     SpareIsMain,
+    /// More spare devices than a pool holds.
+    TooManySpares,
+    /// One spare device named twice.
+    DuplicateSpare,
     /// The target extends beyond the end of the main device.
     BeyondMainDevice,
     /// The spare is too small for the metadata area plus one data block.
@@ -81,6 +85,8 @@ impl CoreError {
             Self::BadScanRate => c"Invalid scan_rate (64..4194304 KiB/s)",
             Self::BadSwitch => c"Invalid proactive_remap (on or off)",
             Self::SpareIsMain => c"Spare device is the main device",
+            Self::TooManySpares => c"Too many spare devices (at most 16)",
+            Self::DuplicateSpare => c"Spare device named twice",
             Self::BeyondMainDevice => c"Target extends beyond the end of the main device",
             Self::SpareTooSmall => c"Spare device too small for metadata and one data block",
             Self::BadLength => c"Target length is zero or not a multiple of block_size",

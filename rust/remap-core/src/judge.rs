@@ -34,7 +34,8 @@ use core::fmt;
 /// Why a decoded state is refused: one variant per rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The spare list does not hold exactly one spare (this version uses one).
+    /// The spare list is empty, or names one spare twice (or by the zero UUID); or
+    /// (against the devices) it has another number of spares than the caller found.
     SpareCount,
     /// The spare record's data start or data block count does not follow from its
     /// size and the block size, or it has no data block.
@@ -51,7 +52,7 @@ pub enum Verdict {
     SpareLargerThanDevice,
     /// A remapped or pending block lies beyond the end of the target.
     BeyondTarget,
-    /// A remapped block names a spare other than the first (and only) one.
+    /// A remapped block names a spare the list does not hold.
     SpareIndex,
     /// A remapped block's spare block lies beyond the spare's data area.
     BeyondSpare,
@@ -107,7 +108,9 @@ impl Verdict {
     /// core keeps a pointer to it).
     pub const fn as_cstr(self) -> &'static CStr {
         match self {
-            Self::SpareCount => c"Spare metadata does not list exactly one spare",
+            Self::SpareCount => {
+                c"Spare metadata lists no spare, one spare twice, or not the spares given"
+            }
             Self::SpareGeometry => {
                 c"Spare metadata spare record does not match its size and block_size"
             }
@@ -186,45 +189,91 @@ fn block_size(st: &Decoded<'_>) -> Result<BlockSize, Verdict> {
     st.block_size().ok_or(Verdict::TargetGeometry)
 }
 
-/// The spare list's only spare, checked against its size and the block size; returns
-/// its number of data blocks. The first two rules of [`judge_state`].
-pub fn spare_data_blocks(st: &Decoded<'_>) -> Result<u64, Verdict> {
-    let spare = match (st.spare_count(), st.spare(0)) {
-        (1, Some(s)) => s,
-        _ => return Err(Verdict::SpareCount),
-    };
-    let bs = block_size(st).map_err(|_| Verdict::SpareGeometry)?;
-    if spare.data_start != layout::data_start(bs).0
-        || spare.data_blocks != layout::data_blocks(Sectors(spare.sectors), bs).0
-        || spare.data_blocks == 0
-    {
-        return Err(Verdict::SpareGeometry);
+/// Data blocks of each spare of the list, in list order (the first
+/// [`Decoded::spare_count`] entries), each record checked against its size and the
+/// block size. The first two rules of [`judge_state`]: the list holds 1 to
+/// [`meta::MAX_SPARES`] spares with distinct non-zero UUIDs, and each record's data
+/// start and data blocks follow from its size.
+pub fn spare_data_blocks(st: &Decoded<'_>) -> Result<[u64; meta::MAX_SPARES], Verdict> {
+    let n = st.spare_count();
+    if n == 0 || n > meta::MAX_SPARES {
+        return Err(Verdict::SpareCount);
     }
-    Ok(spare.data_blocks)
+    let bs = block_size(st).map_err(|_| Verdict::SpareGeometry)?;
+    let mut out = [0u64; meta::MAX_SPARES];
+    for i in 0..n {
+        let spare = st.spare(i).ok_or(Verdict::SpareCount)?;
+        if spare.uuid == [0; 16]
+            || (0..i).any(|j| st.spare(j).is_some_and(|o| o.uuid == spare.uuid))
+        {
+            return Err(Verdict::SpareCount);
+        }
+        if spare.data_start != layout::data_start(bs).0
+            || spare.data_blocks != layout::data_blocks(Sectors(spare.sectors), bs).0
+            || spare.data_blocks == 0
+        {
+            return Err(Verdict::SpareGeometry);
+        }
+        if let Some(o) = out.get_mut(i) {
+            *o = spare.data_blocks;
+        }
+    }
+    Ok(out)
 }
 
-/// Words of the bitmap a caller passes to [`judge_state`] when it sizes it from the
-/// spare device it opened (`spare_sectors` long), with the state's block size.
-pub fn bitmap_words(st: &Decoded<'_>, spare_sectors: u64) -> u64 {
-    match st.block_size() {
-        Some(bs) => words_for(layout::data_blocks(Sectors(spare_sectors), bs).0),
-        None => 0,
+/// Words of the pool bitmap a caller passes to [`judge_state`]: for each spare of the
+/// list, in list order, the words its data blocks need, computed from the size
+/// `device_sectors(i)` gives for the device the caller opened for spare `i`, or from
+/// the recorded size when it has none open (`None`). 0 when the state has no valid
+/// block size.
+pub fn bitmap_words(st: &Decoded<'_>, device_sectors: impl Fn(usize) -> Option<u64>) -> u64 {
+    let Some(bs) = st.block_size() else {
+        return 0;
+    };
+    (0..st.spare_count().min(meta::MAX_SPARES))
+        .filter_map(|i| {
+            let sectors = device_sectors(i).or_else(|| st.spare(i).map(|s| s.sectors))?;
+            Some(words_for(layout::data_blocks(Sectors(sectors), bs).0))
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// Word offset of each spare's part of a pool bitmap: spare `i` (list order) owns
+/// words `off[i] .. off[i + 1]`, `words_for(nblocks[i])` of them. The kernel's
+/// allocator and [`judge_state`] use this one layout.
+pub fn pool_offsets(nblocks: &[u64]) -> [u64; meta::MAX_SPARES + 1] {
+    let mut off = [0u64; meta::MAX_SPARES + 1];
+    let mut at = 0u64;
+    for (i, &n) in nblocks.iter().enumerate().take(meta::MAX_SPARES) {
+        at = at.saturating_add(words_for(n));
+        if let Some(o) = off.get_mut(i + 1) {
+            *o = at;
+        }
     }
+    for o in off.iter_mut().skip(nblocks.len().min(meta::MAX_SPARES) + 1) {
+        *o = at;
+    }
+    off
 }
 
 /// Internal consistency of a decoded state, independent of the devices.
 ///
-/// Marks every remapped entry's spare block in `bitmap` — a word slice of at least
-/// [`words_for`]`(n)` words, `n` the state's own spare data blocks (cleared here) —
-/// and returns the number of used blocks. Rules, in this order: exactly one spare;
-/// the spare's data start and data blocks follow from its size and the block size;
-/// the target length is non-zero, block-aligned and within the recorded main device;
-/// the identity follows its encoding; the scan checkpoint is within the target; the
-/// bitmap holds the spare; then for each entry in block order: within the target,
-/// and for a remapped one spare index 0, spare block within the spare's data area,
-/// that spare block not already claimed, lost sectors within the block.
-pub fn judge_state(st: &Decoded<'_>, bitmap: &mut [u64]) -> Result<u64, Verdict> {
+/// Marks every remapped entry's spare block in `bitmap` — the pool bitmap laid out by
+/// [`pool_offsets`] over the recorded spares (cleared here); sized by the caller with
+/// [`bitmap_words`] — and returns the number of used blocks of each spare (list
+/// order). Rules, in this order: 1 to 16 spares with distinct UUIDs; each spare's data
+/// start and data blocks follow from its size and the block size; the target length
+/// is non-zero, block-aligned and within the recorded main device; the identity
+/// follows its encoding; the scan checkpoint is within the target; the bitmap holds
+/// the spares; then for each range of entries in block order: within the target, its
+/// spare in the list, its spare blocks within that spare's data area and not already
+/// claimed; pending blocks within the target; lost sectors within the block.
+pub fn judge_state(
+    st: &Decoded<'_>,
+    bitmap: &mut [u64],
+) -> Result<[u64; meta::MAX_SPARES], Verdict> {
     let nblocks = spare_data_blocks(st)?;
+    let nspares = st.spare_count();
     let bs = block_size(st)?;
     let c = &st.config;
     let target = Sectors(c.target_sectors);
@@ -238,20 +287,40 @@ pub fn judge_state(st: &Decoded<'_>, bitmap: &mut [u64]) -> Result<u64, Verdict>
     if st.scan.cursor_block > target_blocks {
         return Err(Verdict::ScanBeyondTarget);
     }
-    let mut bm = Bitmap::new(bitmap, nblocks).map_err(|_| Verdict::SpareLargerThanDevice)?;
+    let counts = nblocks.get(..nspares).unwrap_or(&[]);
+    let off = pool_offsets(counts);
+    let total = usize::try_from(off.get(nspares).copied().unwrap_or(u64::MAX))
+        .map_err(|_| Verdict::SpareLargerThanDevice)?;
+    let pool = bitmap
+        .get_mut(..total)
+        .ok_or(Verdict::SpareLargerThanDevice)?;
+    // One allocator per spare over its part of the pool bitmap.
+    let mut bms: [Option<Bitmap<'_>>; meta::MAX_SPARES] = Default::default();
+    let mut rest = pool;
+    for (i, &n) in counts.iter().enumerate() {
+        let w = usize::try_from(words_for(n)).map_err(|_| Verdict::SpareLargerThanDevice)?;
+        let (mine, more) = core::mem::take(&mut rest)
+            .split_at_mut_checked(w)
+            .ok_or(Verdict::SpareLargerThanDevice)?;
+        rest = more;
+        if let Some(slot) = bms.get_mut(i) {
+            *slot = Some(Bitmap::new(mine, n).map_err(|_| Verdict::SpareLargerThanDevice)?);
+        }
+    }
     let valid = block_mask(bs);
     // Range by range (a run may cover millions of blocks): its last block within the
-    // target, its spare known, its last spare block within the spare, then each of its
-    // spare blocks marked once. Marking stops at the first block already used, so it
-    // touches at most the spare's blocks in all.
+    // target, its spare known, its last spare block within that spare, then each of
+    // its spare blocks marked once. Marking stops at the first block already used, so
+    // it touches at most the pool's blocks in all.
     for r in st.ranges() {
         if r.block + (r.len - 1) >= target_blocks {
             return Err(Verdict::BeyondTarget);
         }
-        if r.spare != 0 {
+        let spare = usize::from(r.spare);
+        let (Some(Some(bm)), Some(&n)) = (bms.get_mut(spare), counts.get(spare)) else {
             return Err(Verdict::SpareIndex);
-        }
-        if r.spare_block + (r.len - 1) >= nblocks {
+        };
+        if r.spare_block + (r.len - 1) >= n {
             return Err(Verdict::BeyondSpare);
         }
         for b in r.spare_block..r.spare_block + r.len {
@@ -274,7 +343,11 @@ pub fn judge_state(st: &Decoded<'_>, bitmap: &mut [u64]) -> Result<u64, Verdict>
     {
         return Err(Verdict::LostBeyondBlock);
     }
-    Ok(bm.used())
+    let mut used = [0u64; meta::MAX_SPARES];
+    for (u, bm) in used.iter_mut().zip(bms.iter()) {
+        *u = bm.as_ref().map_or(0, Bitmap::used);
+    }
+    Ok(used)
 }
 
 /// What the table line and the devices expect of a state.
@@ -295,10 +368,18 @@ pub struct Expect<'a> {
     pub block_bytes: u32,
     /// Target length in sectors.
     pub target_sectors: u64,
-    /// Size of the spare device in sectors.
-    pub spare_sectors: u64,
-    /// Logical block size of the spare device in bytes.
-    pub spare_lbs: u32,
+    /// The spare devices, in the order of the state's spare list: size in sectors
+    /// and logical block size in bytes of the device that holds each record's spare.
+    pub spares: &'a [SpareDev],
+}
+
+/// A spare device as the caller opened it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpareDev {
+    /// Size in sectors.
+    pub sectors: u64,
+    /// Logical block size in bytes.
+    pub lbs: u32,
 }
 
 /// Whether the recorded identity `recorded` accepts the main device's `current` one:
@@ -334,14 +415,20 @@ pub fn judge_against(st: &Decoded<'_>, e: &Expect<'_>) -> Result<(), Verdict> {
     if st.config.target_sectors != e.target_sectors {
         return Err(Verdict::TargetLength);
     }
-    match st.spare(0) {
-        Some(s) if s.sectors != e.spare_sectors => Err(Verdict::SpareSize),
-        Some(s) if s.logical_block_bytes != 0 && s.logical_block_bytes != e.spare_lbs => {
-            Err(Verdict::SpareBlockSize)
-        }
-        Some(_) => Ok(()),
-        None => Err(Verdict::SpareCount),
+    if e.spares.len() != st.spare_count() {
+        return Err(Verdict::SpareCount);
     }
+    for (i, d) in e.spares.iter().enumerate() {
+        match st.spare(i) {
+            Some(s) if s.sectors != d.sectors => return Err(Verdict::SpareSize),
+            Some(s) if s.logical_block_bytes != 0 && s.logical_block_bytes != d.lbs => {
+                return Err(Verdict::SpareBlockSize)
+            }
+            Some(_) => {}
+            None => return Err(Verdict::SpareCount),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub mod layout;
 pub mod log;
 pub mod message;
 pub mod meta;
+pub mod pool;
 pub mod predict;
 pub mod remap_table;
 pub mod repair;

@@ -35,7 +35,7 @@ mod encode;
 pub mod identity;
 
 pub use decode::{decode, Decoded};
-pub use encode::{encode, set_copy_sector};
+pub use encode::{encode, set_copy_sector, set_copy_spare};
 
 /// Magic bytes at offset 0 of every copy.
 pub const MAGIC: [u8; 8] = *b"DMREMAP\x01";

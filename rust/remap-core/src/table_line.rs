@@ -1,4 +1,11 @@
-//! The `remap` table line: `<main_dev> <spare_dev> [<#opt_args> <opt_arg>...]`.
+//! The `remap` table line:
+//! `<main_dev> <spare_dev> [<spare_dev>...] [<#opt_args> <opt_arg>...]`.
+//!
+//! One to [`MAX_SPARES`] spare devices follow the main device, in the order the
+//! metadata's spare list records them (the pool's allocation order). A spare is named
+//! by a path or by `major:minor`, so every spare argument after the first holds a `/`
+//! or a `:`; the first later argument that holds neither is the optional-argument
+//! count.
 //!
 //! Strict parsing in the style of dm-flakey's `parse_features`: the argument count is
 //! checked first, optional arguments form a counted group, every number is decimal
@@ -38,6 +45,7 @@
 
 use super::error::CoreError;
 use super::layout;
+use super::meta::MAX_SPARES;
 use super::units::{BlockSize, Sectors};
 use super::uuid::{parse_uuid, UuidText};
 use core::fmt;
@@ -64,8 +72,11 @@ pub const MAX_OPT_ARGS: u64 = 32;
 pub struct TableConfig<'a> {
     /// Main device path or `major:minor`.
     pub main: &'a [u8],
-    /// Spare device path or `major:minor`.
-    pub spare: &'a [u8],
+    /// Spare device paths or `major:minor`, in pool order; the first
+    /// [`Self::spare_count`] are given.
+    pub spares: [&'a [u8]; MAX_SPARES],
+    /// Number of spares named (1..=[`MAX_SPARES`]).
+    pub spare_count: usize,
     /// Remap block size.
     pub block_size: BlockSize,
     /// Whether `block_size` was given (it is then printed back).
@@ -108,6 +119,11 @@ pub fn parse_u64(s: &[u8]) -> Result<u64, CoreError> {
     Ok(v)
 }
 
+/// The first `n` of `spares`.
+fn spares_named<'s, 'a>(spares: &'s [&'a [u8]; MAX_SPARES], n: usize) -> &'s [&'a [u8]] {
+    spares.get(..n).unwrap_or(&[])
+}
+
 fn eq_ignore_case(a: &[u8], b: &str) -> bool {
     a.eq_ignore_ascii_case(b.as_bytes())
 }
@@ -115,13 +131,33 @@ fn eq_ignore_case(a: &[u8], b: &str) -> bool {
 impl<'a> TableConfig<'a> {
     /// Parses the target arguments (everything after the target name).
     pub fn parse(args: &[&'a [u8]]) -> Result<Self, CoreError> {
-        let (main, spare, rest) = match args {
-            [m, s, rest @ ..] => (*m, *s, rest),
+        let (main, rest) = match args {
+            [m, rest @ ..] => (*m, rest),
             _ => return Err(CoreError::MissingArgs),
         };
+        let mut spares: [&'a [u8]; MAX_SPARES] = [b""; MAX_SPARES];
+        let mut spare_count = 0;
+        let mut rest = rest;
+        while let Some((d, more)) = rest.split_first() {
+            if spare_count > 0 && !d.iter().any(|&c| c == b'/' || c == b':') {
+                break;
+            }
+            if spares_named(&spares, spare_count).contains(d) {
+                return Err(CoreError::DuplicateSpare);
+            }
+            *spares
+                .get_mut(spare_count)
+                .ok_or(CoreError::TooManySpares)? = d;
+            spare_count += 1;
+            rest = more;
+        }
+        if spare_count == 0 {
+            return Err(CoreError::MissingArgs);
+        }
         let mut cfg = TableConfig {
             main,
-            spare,
+            spares,
+            spare_count,
             block_size: BlockSize::DEFAULT,
             block_size_given: false,
             read_retries: DEFAULT_READ_RETRIES,
@@ -234,6 +270,11 @@ impl<'a> TableConfig<'a> {
         Ok(cfg)
     }
 
+    /// The spare devices named, in pool order.
+    pub fn spare_list(&self) -> &[&'a [u8]] {
+        spares_named(&self.spares, self.spare_count)
+    }
+
     /// Number of optional arguments [`Self::write_table`] prints with the setup UUID
     /// `uuid`.
     pub fn opt_count(&self, uuid: Option<&[u8; 16]>) -> u32 {
@@ -247,7 +288,8 @@ impl<'a> TableConfig<'a> {
     }
 
     /// Checks the line against the devices it names: lengths in sectors and logical
-    /// block sizes in bytes. Called by the constructor once the devices are open.
+    /// block sizes in bytes. Called by the constructor once the devices are open, once
+    /// per spare (`spare_len`, `spare_lbs`, `same_device`: that spare is the main).
     pub fn check_devices(
         &self,
         target_len: Sectors,
@@ -275,8 +317,8 @@ impl<'a> TableConfig<'a> {
         Ok(())
     }
 
-    /// Writes the canonical table arguments, naming the devices `main` and `spare`
-    /// (the kernel passes their `major:minor`) and the setup `uuid` (the kernel passes
+    /// Writes the canonical table arguments, naming the devices `main` and `spares`
+    /// (the kernel passes their `major:minor`, every spare of the pool in its order) and the setup `uuid` (the kernel passes
     /// the loaded setup's, so that the printed line reloads only that setup). Options
     /// come in the order `block_size`, `read_retries`, `max_remap_rate`,
     /// `scan_interval`, `scan_rate`, `proactive_remap`, `uuid`, each only when given;
@@ -285,10 +327,13 @@ impl<'a> TableConfig<'a> {
         &self,
         out: &mut dyn fmt::Write,
         main: &str,
-        spare: &str,
+        spares: &[&str],
         uuid: Option<&[u8; 16]>,
     ) -> fmt::Result {
-        write!(out, "{main} {spare}")?;
+        write!(out, "{main}")?;
+        for s in spares {
+            write!(out, " {s}")?;
+        }
         let n = self.opt_count(uuid);
         if n == 0 {
             return Ok(());
@@ -335,10 +380,43 @@ mod tests {
     fn minimal_line_uses_defaults() {
         let c = parse("7:0 7:1").unwrap();
         assert_eq!(c.main, b"7:0");
-        assert_eq!(c.spare, b"7:1");
+        assert_eq!(c.spare_list(), [b"7:1".as_slice()]);
         assert_eq!(c.block_size.bytes(), 4096);
         assert_eq!(c.read_retries, DEFAULT_READ_RETRIES);
         assert!(!c.format_spare);
+    }
+
+    #[test]
+    fn several_spares_in_order() {
+        let c = parse("/dev/a /dev/b 7:2 /dev/c 2 read_retries 0").unwrap();
+        assert_eq!(
+            c.spare_list(),
+            [
+                b"/dev/b".as_slice(),
+                b"7:2".as_slice(),
+                b"/dev/c".as_slice()
+            ]
+        );
+        assert_eq!(c.read_retries, 0);
+        let mut s = String::new();
+        c.write_table(&mut s, "7:0", &["7:1", "7:2", "7:3"], None)
+            .unwrap();
+        assert_eq!(s, "7:0 7:1 7:2 7:3 2 read_retries 0");
+        let again = parse(&s).unwrap();
+        assert_eq!(again.spare_count, 3);
+        // Sixteen spares is the most; a seventeenth is refused, as is a spare named
+        // twice and a line without a spare.
+        let many: Vec<String> = (1..=17).map(|i| format!("7:{i}")).collect();
+        let line16 = format!("7:0 {}", many[..16].join(" "));
+        assert_eq!(parse(&line16).unwrap().spare_count, 16);
+        let line17 = format!("7:0 {}", many.join(" "));
+        assert_eq!(parse(&line17), Err(CoreError::TooManySpares));
+        assert_eq!(parse("a /b /c /b"), Err(CoreError::DuplicateSpare));
+        assert_eq!(parse("a"), Err(CoreError::MissingArgs));
+        // The first spare is taken as given; later ones need a '/' or ':'.
+        assert_eq!(parse("a b c"), Err(CoreError::BadOptCount));
+        // After the count, a device-like word is an unknown option.
+        assert_eq!(parse("a b 1 /c"), Err(CoreError::UnknownOption));
     }
 
     #[test]
@@ -348,7 +426,7 @@ mod tests {
         assert_eq!(c.read_retries, 3);
         assert!(c.format_spare);
         let mut s = String::new();
-        c.write_table(&mut s, "7:0", "7:1", None).unwrap();
+        c.write_table(&mut s, "7:0", &["7:1"], None).unwrap();
         assert_eq!(s, "7:0 7:1 4 block_size 512 read_retries 3");
     }
 
@@ -366,7 +444,7 @@ mod tests {
             let c = parse(&line).unwrap();
             assert_eq!(c.uuid, Some(want));
             let mut s = String::new();
-            c.write_table(&mut s, "7:0", "7:1", c.uuid.as_ref())
+            c.write_table(&mut s, "7:0", &["7:1"], c.uuid.as_ref())
                 .unwrap();
             assert_eq!(s, "7:0 7:1 2 uuid 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0");
         }
@@ -374,7 +452,7 @@ mod tests {
         let c = parse("a b 2 max_remap_rate 5").unwrap();
         assert_eq!(c.uuid, None);
         let mut s = String::new();
-        c.write_table(&mut s, "7:0", "7:1", Some(&want)).unwrap();
+        c.write_table(&mut s, "7:0", &["7:1"], Some(&want)).unwrap();
         assert_eq!(
             s,
             "7:0 7:1 4 max_remap_rate 5 uuid 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"
@@ -388,7 +466,7 @@ mod tests {
         assert_eq!(c.scan_rate_kibs, Some(64));
         assert_eq!(c.proactive_remap, Some(false));
         let mut s = String::new();
-        c.write_table(&mut s, "7:0", "7:1", None).unwrap();
+        c.write_table(&mut s, "7:0", &["7:1"], None).unwrap();
         assert_eq!(
             s,
             "7:0 7:1 6 scan_interval 0 scan_rate 64 proactive_remap off"
@@ -398,7 +476,7 @@ mod tests {
             again,
             TableConfig {
                 main: b"7:0",
-                spare: b"7:1",
+                spares: TableConfig::parse(&split("7:0 7:1")).unwrap().spares,
                 ..c
             }
         );
@@ -413,7 +491,7 @@ mod tests {
         let c = parse("a b 1 format_spare").unwrap();
         assert!(c.format_spare);
         let mut s = String::new();
-        c.write_table(&mut s, "7:0", "7:1", None).unwrap();
+        c.write_table(&mut s, "7:0", &["7:1"], None).unwrap();
         assert_eq!(s, "7:0 7:1");
         let c2 = TableConfig::parse(&split(&s)).unwrap();
         assert!(!c2.format_spare);
@@ -424,8 +502,8 @@ mod tests {
         let cases: &[(&str, CoreError)] = &[
             ("", CoreError::MissingArgs),
             ("a", CoreError::MissingArgs),
-            ("a b x", CoreError::BadOptCount),
             ("a b -1", CoreError::BadOptCount),
+            ("a b x", CoreError::BadOptCount),
             ("a b 3 block_size 4096", CoreError::BadOptCount),
             ("a b 99999999999999999999999", CoreError::BadOptCount),
             ("a b 33", CoreError::BadOptCount),
@@ -590,13 +668,13 @@ mod props {
             prop_assert_eq!(c.format_spare, fmt);
             prop_assert_eq!(c.uuid, uuid.map(|(u, _, _)| u));
             let mut out = String::new();
-            c.write_table(&mut out, "7:0", "7:1", c.uuid.as_ref()).unwrap();
+            c.write_table(&mut out, "7:0", &["7:1"], c.uuid.as_ref()).unwrap();
             prop_assert_eq!(&out, &line(&canonical));
             let args2: Vec<&[u8]> = out.split(' ').map(str::as_bytes).collect();
             let c2 = TableConfig::parse(&args2).unwrap();
             prop_assert_eq!(c2, TableConfig { format_spare: false, ..c });
             let mut out2 = String::new();
-            c2.write_table(&mut out2, "7:0", "7:1", c2.uuid.as_ref()).unwrap();
+            c2.write_table(&mut out2, "7:0", &["7:1"], c2.uuid.as_ref()).unwrap();
             prop_assert_eq!(out2, out);
         }
 

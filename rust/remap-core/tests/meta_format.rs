@@ -364,7 +364,7 @@ fn a_format_1_copy_reads_and_upgrades() {
     let spare = d.spare(0).unwrap();
     assert_eq!((spare.sectors, spare.logical_block_bytes), (16384, 0));
     let mut bm = vec![0u64; 64];
-    assert_eq!(judge_state(&d, &mut bm), Ok(6));
+    assert_eq!(judge_state(&d, &mut bm).map(|u| u[0]), Ok(6));
     // The upgrade: the same state written in format 2, with the spare's block size.
     let sp = [SpareInfo {
         logical_block_bytes: 512,
@@ -388,7 +388,7 @@ fn a_format_1_copy_reads_and_upgrades() {
     );
     assert_eq!(u.records(), (3, 1));
     assert_eq!(u.entries().collect::<Vec<_>>(), want);
-    assert_eq!(judge_state(&u, &mut bm), Ok(6));
+    assert_eq!(judge_state(&u, &mut bm).map(|u| u[0]), Ok(6));
 }
 
 #[test]

@@ -17,6 +17,7 @@ use remap_core::judge::{self, Verdict};
 use remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
 use remap_core::log;
 use remap_core::meta::{self, CONFIG_FLAG_FAILED};
+use remap_core::pool;
 use remap_core::repair::{self, CopyRead, CopyStatus, Selection};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,8 +53,10 @@ pub enum MetaCmd {
     /// repair is needed, 2 when no state can be loaded or the state is refused, 3 when
     /// the area is blank.
     Check {
-        /// Spare device or image file.
-        path: PathBuf,
+        /// Spare device or image file; several: the spares of one pool, checked
+        /// together (each spare's copies, then the pool's newest state, judged).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
         /// Only accept copies of this setup UUID.
         #[arg(long)]
         uuid: Option<String>,
@@ -76,7 +79,10 @@ pub fn run(cmd: MetaCmd) -> ExitCode {
     let r = match cmd {
         MetaCmd::Dump { path, uuid } => dump(&path, uuid.as_deref()),
         MetaCmd::Restore { json, path } => restore(&json, &path),
-        MetaCmd::Check { path, uuid, json } => check(&path, uuid.as_deref(), json),
+        MetaCmd::Check { paths, uuid, json } => match paths.as_slice() {
+            [path] => check(path, uuid.as_deref(), json),
+            _ => check_pool(&paths, uuid.as_deref(), json),
+        },
         MetaCmd::Repair { path, uuid } => repair(&path, uuid.as_deref()),
     };
     match r {
@@ -370,14 +376,19 @@ fn judge_state(
     state: &meta::Decoded<'_>,
     spare: &Spare,
 ) -> Result<Result<u64, Verdict>, MetaError> {
-    let words = judge::bitmap_words(state, spare.len() / 512);
+    // The device is the spare its copies name (a format 1 copy names none: its one
+    // spare); the pool's other spares are sized as recorded.
+    let me = (0..state.spare_count())
+        .position(|i| state.spare(i).is_some_and(|s| s.uuid == state.spare_uuid))
+        .unwrap_or(0);
+    let words = judge::bitmap_words(state, |i| (i == me).then_some(spare.len() / 512));
     let n = usize::try_from(words).map_err(|_| MetaError::NoMemory(words))?;
     let mut bitmap = Vec::new();
     bitmap
         .try_reserve_exact(n)
         .map_err(|_| MetaError::NoMemory(words))?;
     bitmap.resize(n, 0u64);
-    Ok(judge::judge_state(state, &mut bitmap))
+    Ok(judge::judge_state(state, &mut bitmap).map(|used| used.iter().sum()))
 }
 
 fn dump(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
@@ -501,6 +512,134 @@ fn check(path: &std::path::Path, uuid: Option<&str>, as_json: bool) -> Result<u8
         }
         for c in &report.copies {
             println!("  copy {} (sector {}): {}", c.index, c.sector, c.status);
+        }
+    }
+    Ok(code)
+}
+
+/// `meta check` of several spares: the spares of one pool. Each spare's copies are
+/// selected on their own (`repair::select`), the pool's state is chosen among them
+/// (`pool::choose`: the newest; spares of other setups, copied spares and conflicting
+/// states refuse), the spares are matched to the records of its spare list
+/// (`pool::members`) and the state is judged with a bitmap sized from the devices.
+/// Exit codes as for one spare: 0 clean, 1 a spare needs repair (stale, damaged or
+/// blank), 2 refused, 3 all blank.
+fn check_pool(paths: &[PathBuf], uuid: Option<&str>, as_json: bool) -> Result<u8, MetaError> {
+    let want = parse_uuid_opt(uuid)?;
+    let mut spares = Vec::new();
+    let mut copies = Vec::new();
+    for p in paths {
+        let sp = Spare::open(p, false)?;
+        copies.push(Copies::read(&sp));
+        spares.push(sp);
+    }
+    let mut sels: Vec<Selection<'_>> = copies
+        .iter()
+        .map(|c| repair::select(&c.reads(), want))
+        .collect();
+    let mut replayed = Vec::new();
+    for (c, sel) in copies.iter().zip(sels.iter_mut()) {
+        replayed.push(c.replayed(sel)?);
+    }
+    let mut finds = Vec::new();
+    for sel in &sels {
+        finds.push(match sel {
+            Selection::Blank => pool::SpareFind::Blank,
+            Selection::Refuse { reason, .. } => pool::SpareFind::Refused(*reason),
+            Selection::Load {
+                state,
+                version,
+                state_crc,
+                ..
+            } => {
+                // The spare UUID is the header's: the base's, whatever its log
+                // replays to.
+                pool::SpareFind::State {
+                    setup: state.uuid,
+                    spare: state.spare_uuid,
+                    version: *version,
+                    state_crc: *state_crc,
+                }
+            }
+        });
+    }
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for (p, sel) in paths.iter().zip(sels.iter()) {
+        let what = match sel {
+            Selection::Blank => "blank".to_string(),
+            Selection::Refuse { reason, .. } => format!("refused: {}", reason.as_str()),
+            Selection::Load { version, .. } => match sel.rewrite_count() {
+                0 => format!("version {version}"),
+                n => format!("version {version}, {n} of {COPY_COUNT} copies need repair"),
+            },
+        };
+        lines.push((p.display().to_string(), what));
+    }
+    let (code, result, version) = match pool::choose(&finds) {
+        pool::PoolChoice::Blank => (EXIT_BLANK, "blank (never formatted)".to_string(), None),
+        pool::PoolChoice::Refuse(r) => (EXIT_BAD, format!("refused: {}", r.as_str()), None),
+        pool::PoolChoice::Load {
+            best,
+            version,
+            current,
+        } => {
+            let Some(Selection::Load { state, .. }) = sels.get(best) else {
+                return Err(MetaError::Input("pool choice without a state".into()));
+            };
+            let state = &match replayed.get(best).and_then(|r| r.as_deref()) {
+                Some(b) => meta::decode(b, 0).map_err(|d| MetaError::Input(diag_text(&d)))?,
+                None => *state,
+            };
+            match pool::members(&finds, state) {
+                Err(r) => (EXIT_BAD, format!("refused: {}", r.as_str()), Some(version)),
+                Ok(m) => {
+                    // Each record's part of the bitmap sized from the device matched
+                    // to it.
+                    let size = |rec: usize| {
+                        m.iter()
+                            .position(|&x| x == Some(rec))
+                            .and_then(|i| spares.get(i))
+                            .map(|sp| sp.len() / 512)
+                    };
+                    let words = judge::bitmap_words(state, size);
+                    let n = usize::try_from(words).map_err(|_| MetaError::NoMemory(words))?;
+                    let mut bitmap = vec![0u64; n];
+                    let stale = (0..paths.len())
+                        .any(|i| !current[i] || sels.get(i).is_some_and(|s| s.rewrite_count() > 0));
+                    match judge::judge_state(state, &mut bitmap) {
+                        Err(v) => (EXIT_BAD, format!("refused: {v}"), Some(version)),
+                        Ok(_) if stale => (
+                            EXIT_NEEDS_REPAIR,
+                            format!(
+                                "needs repair: {} of {} spares do not hold version {version} in every copy",
+                                (0..paths.len())
+                                    .filter(|&i| !current[i]
+                                        || sels.get(i).is_some_and(|s| s.rewrite_count() > 0))
+                                    .count(),
+                                paths.len()
+                            ),
+                            Some(version),
+                        ),
+                        Ok(_) => (EXIT_CLEAN, "clean".to_string(), Some(version)),
+                    }
+                }
+            }
+        }
+    };
+    if as_json {
+        let spares: Vec<_> = lines
+            .iter()
+            .map(|(p, w)| serde_json::json!({ "path": p, "status": w }))
+            .collect();
+        let out = serde_json::json!({ "result": result, "version": version, "spares": spares });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| MetaError::Input(e.to_string()))?
+        );
+    } else {
+        println!("pool of {} spares: {result}", paths.len());
+        for (p, w) in &lines {
+            println!("  {p}: {w}");
         }
     }
     Ok(code)

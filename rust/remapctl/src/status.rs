@@ -147,8 +147,10 @@ impl Info {
 pub struct Table {
     /// Main device, `major:minor`.
     pub main: String,
-    /// Spare device, `major:minor`.
+    /// The first spare device, `major:minor`.
     pub spare: String,
+    /// Every spare device, in pool order (the first is `spare`).
+    pub spares: Vec<String>,
     /// The setup UUID.
     pub uuid: Option<String>,
     /// The options as printed (everything after the devices), for a reload.
@@ -161,10 +163,18 @@ impl Table {
         let args: Vec<&[u8]> = line.split_ascii_whitespace().map(str::as_bytes).collect();
         let cfg = TableConfig::parse(&args).map_err(|e| format!("table line {line:?}: {e}"))?;
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        let rest: Vec<&str> = line.split_ascii_whitespace().skip(2).collect();
+        let rest: Vec<&str> = line
+            .split_ascii_whitespace()
+            .skip(1 + cfg.spare_count)
+            .collect();
         Ok(Table {
             main: text(cfg.main),
-            spare: text(cfg.spare),
+            spare: cfg
+                .spare_list()
+                .first()
+                .map(|s| text(s))
+                .unwrap_or_default(),
+            spares: cfg.spare_list().iter().map(|s| text(s)).collect(),
             uuid: cfg.uuid.map(|u| remap_core::uuid::UuidText(&u).to_string()),
             options: rest.join(" "),
         })

@@ -72,7 +72,7 @@ fn judge_in_process(img: &Path) -> String {
     for &s in &COPY_SECTORS {
         let at = s as usize * 512;
         let d = meta::decode(&bytes[at..at + COPY_MAX_BYTES], s).expect("every copy decodes");
-        let mut bm = vec![0u64; judge::bitmap_words(&d, sectors) as usize];
+        let mut bm = vec![0u64; judge::bitmap_words(&d, |i| (i == 0).then_some(sectors)) as usize];
         words.insert(
             judge::judge_state(&d, &mut bm)
                 .err()

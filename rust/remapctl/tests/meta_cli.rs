@@ -499,3 +499,113 @@ fn a_copy_whose_log_does_not_replay_is_dropped_and_repaired() {
     assert_eq!(code(&check), 0, "{}", stdout(&check));
     assert!(stdout(&check).contains("copy 0 (sector 0): ok (version 6)"));
 }
+
+/// Image `name` holding `state_json(version, 1000)` with a second spare in the list,
+/// written as the copies of spare `which` (0 or 1) of that pool: its headers carry
+/// that spare's UUID.
+fn pool_image(dir: &Scratch, name: &str, version: u64, which: usize) -> PathBuf {
+    const SECOND: &str = r#"{ "uuid": "66666666-7777-4888-8999-aaaaaaaaaaaa", "sectors": 131072, "data_start": 9216,
+                "data_blocks": 15232, "role": 0, "priority": 1, "state": 0, "logical_block_bytes": 512 }"#;
+    let img = blank_image(dir, name);
+    let js = dir.path(&format!("{name}.json"));
+    let state = state_json(version, 1000)
+        .replace("\"logical_block_bytes\": 512 }} ]", "")
+        .replace(
+            "\"logical_block_bytes\": 512 } ],",
+            &format!("\"logical_block_bytes\": 512 }}, {SECOND} ],"),
+        )
+        .replace(
+            "{ \"block\": 9, \"state\": \"pending\" },",
+            "{ \"block\": 9, \"state\": \"remapped\", \"spare\": 1, \"spare_block\": 0 },",
+        );
+    assert!(state.contains("66666666"), "{state}");
+    std::fs::write(&js, state).unwrap();
+    let o = remapctl(&[
+        "meta",
+        "restore",
+        js.to_str().unwrap(),
+        img.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    if which == 1 {
+        let uuid = remap_core::uuid::parse_uuid(b"66666666-7777-4888-8999-aaaaaaaaaaaa").unwrap();
+        let mut all = std::fs::read(&img).unwrap();
+        for s in COPY_SECTORS {
+            let at = s as usize * 512;
+            remap_core::meta::set_copy_spare(&mut all[at..at + 512], &uuid).unwrap();
+        }
+        std::fs::write(&img, all).unwrap();
+    }
+    img
+}
+
+#[test]
+fn a_pool_is_checked_as_a_whole() {
+    let dir = Scratch::new("pool");
+    let check = |imgs: &[&Path]| {
+        let mut args = vec!["meta", "check"];
+        args.extend(imgs.iter().map(|p| p.to_str().unwrap()));
+        let o = remapctl(&args);
+        (code(&o), stdout(&o))
+    };
+    let a = pool_image(&dir, "a.img", 5, 0);
+    let b = pool_image(&dir, "b.img", 5, 1);
+    let (c, out) = check(&[&a, &b]);
+    assert_eq!(c, 0, "{out}");
+    assert!(out.starts_with("pool of 2 spares: clean"), "{out}");
+    // Either order: the spares are matched to their records by UUID.
+    assert_eq!(check(&[&b, &a]).0, 0);
+    // Each spare alone is a state of the pool; its copies are intact.
+    assert_eq!(check(&[&a]).0, 0);
+    // A spare left at an older version: the newest state is chosen, the other spare
+    // needs repair.
+    let old = pool_image(&dir, "old.img", 4, 1);
+    let (c, out) = check(&[&a, &old]);
+    assert_eq!(c, 1, "{out}");
+    assert!(out.contains("needs repair: 1 of 2 spares"), "{out}");
+    assert!(out.contains("old.img: version 4"), "{out}");
+    // Two spares claiming the same record (a copied image).
+    let (c, out) = check(&[&a, &pool_image(&dir, "copy.img", 5, 0)]);
+    assert_eq!(c, 2, "{out}");
+    assert!(
+        out.contains("refused: two spares carry the same spare UUID"),
+        "{out}"
+    );
+    // A record of the list without its spare (a blank device in its place).
+    let (c, out) = check(&[&a, &blank_image(&dir, "blank.img")]);
+    assert_eq!(c, 2, "{out}");
+    assert!(
+        out.contains("refused: a spare of the spare list is not among the devices"),
+        "{out}"
+    );
+    // Two spares at one version holding different states.
+    let mut other = pool_image(&dir, "other.img", 5, 1);
+    let js = dir.path("other.img.json");
+    let text = std::fs::read_to_string(&js)
+        .unwrap()
+        .replace("\"block\": 1000", "\"block\": 1001");
+    std::fs::write(&js, text).unwrap();
+    other = {
+        let o = remapctl(&[
+            "meta",
+            "restore",
+            js.to_str().unwrap(),
+            other.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 0);
+        other
+    };
+    let uuid = remap_core::uuid::parse_uuid(b"66666666-7777-4888-8999-aaaaaaaaaaaa").unwrap();
+    let mut all = std::fs::read(&other).unwrap();
+    for s in COPY_SECTORS {
+        let at = s as usize * 512;
+        remap_core::meta::set_copy_spare(&mut all[at..at + 512], &uuid).unwrap();
+    }
+    std::fs::write(&other, all).unwrap();
+    let (c, out) = check(&[&a, &other]);
+    assert_eq!(c, 2, "{out}");
+    assert!(
+        out.contains("refused: spares hold different states under the same version"),
+        "{out}"
+    );
+}

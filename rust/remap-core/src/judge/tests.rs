@@ -88,11 +88,13 @@ impl S {
     }
 
     /// judge_state with a bitmap sized from a spare device of `spare` sectors.
+    /// (the first spare's device; the others as recorded). The total used blocks.
     fn judge_on(&self, spare: u64) -> Result<u64, Verdict> {
         let buf = self.encoded();
         let d = decode(&buf, 0).expect("decode accepts every test state");
-        let mut bm = vec![u64::MAX; bitmap_words(&d, spare) as usize];
-        judge_state(&d, &mut bm)
+        let words = bitmap_words(&d, |i| (i == 0).then_some(spare));
+        let mut bm = vec![u64::MAX; words as usize];
+        judge_state(&d, &mut bm).map(|u| u.iter().sum())
     }
 
     fn judge(&self) -> Result<u64, Verdict> {
@@ -117,10 +119,11 @@ fn a_valid_state_is_accepted_and_its_blocks_marked() {
     assert_eq!(s.judge(), Ok(3));
     let buf = s.encoded();
     let d = decode(&buf, 0).unwrap();
-    assert_eq!(spare_data_blocks(&d), Ok(1000));
-    assert_eq!(bitmap_words(&d, SPARE), 16);
+    assert_eq!(spare_data_blocks(&d).map(|n| n[0]), Ok(1000));
+    assert_eq!(bitmap_words(&d, |_| Some(SPARE)), 16);
+    assert_eq!(bitmap_words(&d, |_| None), 16);
     let mut bm = vec![u64::MAX; 16];
-    assert_eq!(judge_state(&d, &mut bm), Ok(3));
+    assert_eq!(judge_state(&d, &mut bm).map(|u| u[0]), Ok(3));
     assert_eq!(bm[0], 0b11);
     assert_eq!(bm[15], 1 << (999 % 64));
     assert!(bm[1..15].iter().all(|&w| w == 0));
@@ -142,7 +145,11 @@ fn a_valid_state_is_accepted_and_its_blocks_marked() {
 
 #[test]
 fn spare_count() {
-    let s = with(|s| s.spares.push(spare_info([2; 16], SPARE, 512, bs(4096), 1)));
+    // A second spare with the first one's UUID.
+    let s = with(|s| {
+        s.spares
+            .push(spare_info(*b"spare-uuid-00001", SPARE, 512, bs(4096), 1))
+    });
     assert_eq!(s.judge(), Err(Verdict::SpareCount));
     let s = with(|s| {
         s.spares.clear();
@@ -150,6 +157,101 @@ fn spare_count() {
             .retain(|e| e.state != crate::remap_table::REMAPPED);
     });
     assert_eq!(s.judge_on(SPARE), Err(Verdict::SpareCount));
+}
+
+/// A pool of three spares of different sizes: each spare's blocks are marked in its
+/// own part of the bitmap, and the rules hold per spare.
+#[test]
+fn a_pool_of_spares() {
+    const SMALL: u64 = 9216 + 8 * 10;
+    const BIG: u64 = 9216 + 8 * 2000;
+    let pool = |s: &mut S| {
+        s.spares.push(spare_info([2; 16], SMALL, 4096, bs(4096), 1));
+        s.spares.push(spare_info([3; 16], BIG, 512, bs(4096), 2));
+        s.entries.push(Entry::remapped(100, 1, 9));
+        s.entries.push(Entry::remapped(101, 2, 1999));
+        s.entries.push(Entry::remapped(102, 2, 0));
+        s.entries.sort_by_key(|e| e.block);
+    };
+    let s = with(pool);
+    assert_eq!(s.judge(), Ok(6));
+    let buf = s.encoded();
+    let d = decode(&buf, 0).unwrap();
+    assert_eq!(
+        spare_data_blocks(&d).map(|n| [n[0], n[1], n[2], n[3]]),
+        Ok([1000, 10, 2000, 0])
+    );
+    let words = bitmap_words(&d, |_| None);
+    assert_eq!(words, 16 + 1 + 32);
+    assert_eq!(pool_offsets(&[1000, 10, 2000])[..4], [0, 16, 17, 49]);
+    let mut bm = vec![u64::MAX; words as usize];
+    let used = judge_state(&d, &mut bm).unwrap();
+    assert_eq!(used[..3], [3, 1, 2]);
+    assert_eq!(bm[16], 1 << 9);
+    assert_eq!((bm[17], bm[48]), (1, 1 << (1999 % 64)));
+    // A spare beyond the list, a block beyond the small spare, the same block of one
+    // spare twice; the same block number on two spares is fine.
+    let s = with(|s| {
+        pool(s);
+        s.entries.push(Entry::remapped(103, 3, 0));
+        s.entries.sort_by_key(|e| e.block);
+    });
+    assert_eq!(s.judge(), Err(Verdict::SpareIndex));
+    let s = with(|s| {
+        pool(s);
+        s.entries.push(Entry::remapped(103, 1, 10));
+        s.entries.sort_by_key(|e| e.block);
+    });
+    assert_eq!(s.judge(), Err(Verdict::BeyondSpare));
+    let s = with(|s| {
+        pool(s);
+        s.entries.push(Entry::remapped(103, 2, 1999));
+        s.entries.sort_by_key(|e| e.block);
+    });
+    assert_eq!(s.judge(), Err(Verdict::SharedSpareBlock));
+    let s = with(|s| {
+        pool(s);
+        s.entries.push(Entry::remapped(103, 1, 0));
+        s.entries.sort_by_key(|e| e.block);
+    });
+    assert_eq!(s.judge(), Ok(7));
+    // A bitmap one word short of the last spare.
+    let s = with(pool);
+    let buf = s.encoded();
+    let d = decode(&buf, 0).unwrap();
+    let mut bm = vec![0; words as usize - 1];
+    assert_eq!(
+        judge_state(&d, &mut bm),
+        Err(Verdict::SpareLargerThanDevice)
+    );
+    // Against the devices: one per record, in list order.
+    let devs = [
+        SpareDev {
+            sectors: SPARE,
+            lbs: 512,
+        },
+        SpareDev {
+            sectors: SMALL,
+            lbs: 4096,
+        },
+        SpareDev {
+            sectors: BIG,
+            lbs: 512,
+        },
+    ];
+    let e = |d: &'static [SpareDev]| Expect {
+        spares: d,
+        ..expect(&IDENTITY_NONE)
+    };
+    let s = with(|s| {
+        pool(s);
+        s.fingerprint.identity = IDENTITY_NONE;
+    });
+    let leak: &'static [SpareDev] = Box::leak(Box::new(devs));
+    assert_eq!(s.against(&e(leak)), Ok(()));
+    assert_eq!(s.against(&e(&leak[..2])), Err(Verdict::SpareCount));
+    let swapped: &'static [SpareDev] = Box::leak(Box::new([devs[1], devs[0], devs[2]]));
+    assert_eq!(s.against(&e(swapped)), Err(Verdict::SpareSize));
 }
 
 #[test]
@@ -281,8 +383,10 @@ fn expect(id: &[u8; IDENTITY_LEN]) -> Expect<'_> {
         identity: id,
         block_bytes: 4096,
         target_sectors: MAIN,
-        spare_sectors: SPARE,
-        spare_lbs: 512,
+        spares: &[SpareDev {
+            sectors: SPARE,
+            lbs: 512,
+        }],
     }
 }
 
@@ -344,14 +448,20 @@ fn against_the_devices() {
         ),
         (
             Expect {
-                spare_sectors: SPARE + 8,
+                spares: &[SpareDev {
+                    sectors: SPARE + 8,
+                    lbs: 512,
+                }],
                 ..expect(&id)
             },
             Verdict::SpareSize,
         ),
         (
             Expect {
-                spare_lbs: 4096,
+                spares: &[SpareDev {
+                    sectors: SPARE,
+                    lbs: 4096,
+                }],
                 ..expect(&id)
             },
             Verdict::SpareBlockSize,

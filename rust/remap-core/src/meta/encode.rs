@@ -258,6 +258,21 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
     Ok(total)
 }
 
+/// Rewrites the spare UUID of an encoded copy in `buf` (and its header checksum): the
+/// copies of one version on the spares of a pool differ there (and in the copy
+/// sector).
+pub fn set_copy_spare(buf: &mut [u8], spare_uuid: &[u8; 16]) -> Result<(), EncodeError> {
+    let sector = buf
+        .get(40..48)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .ok_or(EncodeError::ShortBuffer)?;
+    buf.get_mut(60..76)
+        .ok_or(EncodeError::ShortBuffer)?
+        .copy_from_slice(spare_uuid);
+    set_copy_sector(buf, sector)
+}
+
 /// Rewrites the copy sector of an encoded copy in `buf` (and its header checksum):
 /// the five copies of one version differ only there.
 pub fn set_copy_sector(buf: &mut [u8], copy_sector: u64) -> Result<(), EncodeError> {

@@ -165,12 +165,12 @@ pub const CASES: &[Case] = &[
         apply: ok,
     },
     Case {
-        name: "two-spares",
+        name: "spare-listed-twice",
         expect: Some(Verdict::SpareCount),
-        what: "a second spare in the spare list",
+        what: "a second record in the spare list with the spare's own UUID",
         apply: |f, p| {
             f.spares.push(spare_info(
-                [0x22; 16],
+                SPARE_UUID,
                 p.spare_sectors,
                 p.spare_lbs,
                 p.block_size,

@@ -265,6 +265,7 @@ fn judge_image(path: &Path, spare_sectors: u64) -> Result<Option<Verdict>, Strin
     file.read_exact_at(&mut buf, 0)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let d = meta::decode(&buf, 0).map_err(|d| format!("copy 0 does not decode: {}", d.as_str()))?;
-    let mut bm = vec![0u64; judge::bitmap_words(&d, spare_sectors) as usize];
+    let mut bm =
+        vec![0u64; judge::bitmap_words(&d, |i| (i == 0).then_some(spare_sectors)) as usize];
     Ok(judge::judge_state(&d, &mut bm).err())
 }

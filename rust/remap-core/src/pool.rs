@@ -1,0 +1,403 @@
+//! Choosing the state of a pool of spares.
+//!
+//! Every spare of a setup carries the whole state in its five copies. Each spare's own
+//! copies go through [`super::repair::select`]; [`choose`] then picks, from what each
+//! spare found, the spare whose state is loaded, and which spares hold that very state
+//! (the others are rewritten whole). [`members`] matches the spare devices to the
+//! records of the chosen state's spare list by the UUID each spare's copies carry.
+//!
+//! Like `select`, these functions refuse rather than guess: spares of different
+//! setups, two spares claiming to be the same record (a copied image), or two spares
+//! holding different states under one version number are refused, and nothing is
+//! written.
+
+use super::meta::{Decoded, MAX_SPARES};
+use super::repair::Refusal;
+
+/// What one spare's own copy selection found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpareFind {
+    /// Every copy blank: a fresh spare.
+    Blank,
+    /// A state selection would load.
+    State {
+        /// Its setup UUID.
+        setup: [u8; 16],
+        /// The spare UUID its copies' headers carry (which record of the list this
+        /// spare is; zero in format 1).
+        spare: [u8; 16],
+        /// The selected version.
+        version: u64,
+        /// [`Decoded::body_crc`] of the selected state.
+        state_crc: u32,
+    },
+    /// The spare's own selection refused.
+    Refused(Refusal),
+}
+
+/// Why a pool cannot be loaded. Nothing is written in any of these cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolRefusal {
+    /// Spare `index`'s own copies were refused.
+    Spare {
+        /// The spare (position among the devices given).
+        index: usize,
+        /// Its refusal.
+        reason: Refusal,
+    },
+    /// Spares of different setups.
+    MixedSetups,
+    /// Two spares carry the same spare UUID: one is a copy of the other.
+    SameSpare {
+        /// The first of the two.
+        first: usize,
+        /// The second.
+        second: usize,
+    },
+    /// Two spares hold different states under the same version.
+    Conflict {
+        /// The version they share.
+        version: u64,
+    },
+    /// More devices than a pool holds.
+    TooMany,
+    /// A spare holds a state of this setup but is not in the chosen state's list (it
+    /// was removed from the pool, or its addition never committed).
+    NotAMember {
+        /// The spare.
+        index: usize,
+    },
+    /// A record of the chosen state's list has no device among those given.
+    Missing {
+        /// The record's position in the list.
+        record: usize,
+    },
+}
+
+impl PoolRefusal {
+    /// Short, stable text for the kernel log and `remapctl`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Spare { .. } => "a spare's metadata copies are refused",
+            Self::MixedSetups => "the spares belong to different setups",
+            Self::SameSpare { .. } => "two spares carry the same spare UUID (one is a copy)",
+            Self::Conflict { .. } => "spares hold different states under the same version",
+            Self::TooMany => "more than 16 spares",
+            Self::NotAMember { .. } => "a spare of this setup is not in its spare list",
+            Self::Missing { .. } => "a spare of the spare list is not among the devices",
+        }
+    }
+}
+
+/// Outcome of [`choose`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolChoice {
+    /// Every spare is blank: a fresh pool.
+    Blank,
+    /// Load the state spare `best` selected (the lowest-indexed spare holding the
+    /// newest version). `current[i]`: spare `i` holds that very state; every other
+    /// spare (older, or blank: a spare being added) is rewritten whole.
+    Load {
+        /// The spare to load from.
+        best: usize,
+        /// The selected version.
+        version: u64,
+        /// Which spares hold the selected state.
+        current: [bool; MAX_SPARES],
+    },
+    /// Refuse; write nothing.
+    Refuse(PoolRefusal),
+}
+
+/// Chooses the state of a pool from what each spare's own selection found.
+///
+/// Rules, in this order: at most [`MAX_SPARES`] spares; a spare whose own selection
+/// refused refuses the pool; spares with a state must share one setup UUID and carry
+/// distinct spare UUIDs; the highest version wins, and two spares holding it must hold
+/// the same state (body checksum); all blank is a fresh pool.
+pub fn choose(finds: &[SpareFind]) -> PoolChoice {
+    if finds.len() > MAX_SPARES {
+        return PoolChoice::Refuse(PoolRefusal::TooMany);
+    }
+    let mut setup: Option<[u8; 16]> = None;
+    let mut best: Option<(usize, u64, u32)> = None;
+    for (i, f) in finds.iter().enumerate() {
+        match *f {
+            SpareFind::Blank => {}
+            SpareFind::Refused(reason) => {
+                return PoolChoice::Refuse(PoolRefusal::Spare { index: i, reason })
+            }
+            SpareFind::State {
+                setup: s,
+                spare,
+                version,
+                state_crc,
+            } => {
+                if setup.is_some_and(|u| u != s) {
+                    return PoolChoice::Refuse(PoolRefusal::MixedSetups);
+                }
+                setup = Some(s);
+                if let Some(first) = finds
+                    .iter()
+                    .take(i)
+                    .position(|g| matches!(*g, SpareFind::State { spare: o, .. } if o == spare))
+                {
+                    return PoolChoice::Refuse(PoolRefusal::SameSpare { first, second: i });
+                }
+                match best {
+                    Some((_, v, _)) if v >= version => {}
+                    _ => best = Some((i, version, state_crc)),
+                }
+            }
+        }
+    }
+    let Some((best, version, crc)) = best else {
+        return PoolChoice::Blank;
+    };
+    // Every spare at the selected version must hold the same state.
+    let mut current = [false; MAX_SPARES];
+    for (c, f) in current.iter_mut().zip(finds.iter()) {
+        if let SpareFind::State {
+            version: v,
+            state_crc,
+            ..
+        } = *f
+        {
+            if v == version && state_crc != crc {
+                return PoolChoice::Refuse(PoolRefusal::Conflict { version });
+            }
+            *c = v == version;
+        }
+    }
+    PoolChoice::Load {
+        best,
+        version,
+        current,
+    }
+}
+
+/// Matches the spares to the records of the chosen state's spare list.
+///
+/// `finds` as given to [`choose`]; `state` the state it chose. Returns, per spare, the
+/// index of its record, or `None` for a blank spare (a spare being added). A format 1
+/// state (its copies carry no spare UUID) has one spare, matched to its one record.
+/// Refuses a spare of the setup that is not in the list, and a record left without a
+/// spare.
+pub fn members(
+    finds: &[SpareFind],
+    state: &Decoded<'_>,
+) -> Result<[Option<usize>; MAX_SPARES], PoolRefusal> {
+    let mut out = [None; MAX_SPARES];
+    let mut seen = [false; MAX_SPARES];
+    if finds.len() > MAX_SPARES {
+        return Err(PoolRefusal::TooMany);
+    }
+    for (i, f) in finds.iter().enumerate() {
+        let SpareFind::State { spare, .. } = *f else {
+            continue;
+        };
+        let rec = if spare == [0; 16] && state.spare_count() == 1 {
+            Some(0)
+        } else {
+            (0..state.spare_count()).find(|&r| state.spare(r).is_some_and(|s| s.uuid == spare))
+        };
+        let Some(rec) = rec else {
+            return Err(PoolRefusal::NotAMember { index: i });
+        };
+        if let Some(o) = out.get_mut(i) {
+            *o = Some(rec);
+        }
+        if let Some(s) = seen.get_mut(rec) {
+            *s = true;
+        }
+    }
+    if let Some(record) =
+        (0..state.spare_count().min(MAX_SPARES)).find(|&r| !seen.get(r).copied().unwrap_or(true))
+    {
+        return Err(PoolRefusal::Missing { record });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{self, encode, spare_info, Config, Fingerprint, ScanCheckpoint, State};
+    use crate::units::BlockSize;
+    use proptest::prelude::*;
+
+    fn st(spare: u8, version: u64, crc: u32) -> SpareFind {
+        SpareFind::State {
+            setup: [1; 16],
+            spare: [spare; 16],
+            version,
+            state_crc: crc,
+        }
+    }
+
+    #[test]
+    fn newest_spare_wins_and_older_ones_are_rewritten() {
+        let finds = [st(1, 7, 70), st(2, 9, 90), SpareFind::Blank, st(3, 9, 90)];
+        let PoolChoice::Load {
+            best,
+            version,
+            current,
+        } = choose(&finds)
+        else {
+            panic!("{:?}", choose(&finds));
+        };
+        assert_eq!((best, version), (1, 9));
+        assert_eq!(current[..4], [false, true, false, true]);
+        assert_eq!(
+            choose(&[SpareFind::Blank, SpareFind::Blank]),
+            PoolChoice::Blank
+        );
+        assert_eq!(choose(&[]), PoolChoice::Blank);
+    }
+
+    #[test]
+    fn refusals() {
+        let r = |f: &[SpareFind]| match choose(f) {
+            PoolChoice::Refuse(r) => Some(r),
+            _ => None,
+        };
+        assert_eq!(
+            r(&[st(1, 1, 1), SpareFind::Refused(Refusal::NoValidCopy)]),
+            Some(PoolRefusal::Spare {
+                index: 1,
+                reason: Refusal::NoValidCopy
+            })
+        );
+        let other = SpareFind::State {
+            setup: [2; 16],
+            spare: [2; 16],
+            version: 1,
+            state_crc: 1,
+        };
+        assert_eq!(r(&[st(1, 1, 1), other]), Some(PoolRefusal::MixedSetups));
+        assert_eq!(
+            r(&[st(1, 1, 1), st(2, 3, 3), st(1, 1, 1)]),
+            Some(PoolRefusal::SameSpare {
+                first: 0,
+                second: 2
+            })
+        );
+        // A conflict at the newest version, whichever spare comes first.
+        assert_eq!(
+            r(&[st(1, 5, 1), st(2, 5, 2)]),
+            Some(PoolRefusal::Conflict { version: 5 })
+        );
+        assert_eq!(
+            r(&[st(1, 4, 1), st(2, 5, 2), st(3, 5, 3)]),
+            Some(PoolRefusal::Conflict { version: 5 })
+        );
+        // Different states at an older version do not matter: both are rewritten.
+        assert!(matches!(
+            choose(&[st(1, 4, 1), st(2, 4, 2), st(3, 5, 3)]),
+            PoolChoice::Load { best: 2, .. }
+        ));
+        let many = [SpareFind::Blank; MAX_SPARES + 1];
+        assert_eq!(r(&many), Some(PoolRefusal::TooMany));
+    }
+
+    fn state_bytes(spares: &[[u8; 16]]) -> Vec<u8> {
+        let bs = BlockSize::DEFAULT;
+        let list: Vec<_> = spares
+            .iter()
+            .map(|u| spare_info(*u, 9216 + 8 * 100, 512, bs, 0))
+            .collect();
+        let s = State {
+            uuid: [1; 16],
+            version: 3,
+            fingerprint: Fingerprint {
+                main_sectors: 8 * 1000,
+                logical_block_bytes: 512,
+                physical_block_bytes: 512,
+                identity: [0; meta::IDENTITY_LEN],
+            },
+            config: Config {
+                block_bytes: 4096,
+                read_retries: 1,
+                target_sectors: 8 * 1000,
+                flags: 0,
+                scan_interval_s: 0,
+                scan_rate_kibs: 0,
+                predict_interval_s: 0,
+                alert_min_level: 0,
+            },
+            spares: &list,
+            entries: &[],
+            scan: ScanCheckpoint::default(),
+        };
+        let mut buf = vec![0u8; crate::layout::COPY_MAX_BYTES];
+        let n = encode(&s, 0, &mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    #[test]
+    fn spares_are_matched_to_their_records() {
+        let buf = state_bytes(&[[5; 16], [6; 16], [7; 16]]);
+        let d = meta::decode(&buf, 0).unwrap();
+        // Devices in another order than the list, and a blank one being added.
+        let finds = [st(7, 3, 0), SpareFind::Blank, st(5, 3, 0), st(6, 2, 0)];
+        let m = members(&finds, &d).unwrap();
+        assert_eq!(m[..4], [Some(2), None, Some(0), Some(1)]);
+        // A spare of the setup the list does not name; a record without a device.
+        let finds = [st(5, 3, 0), st(6, 3, 0), st(7, 3, 0), st(8, 1, 0)];
+        assert_eq!(
+            members(&finds, &d),
+            Err(PoolRefusal::NotAMember { index: 3 })
+        );
+        let finds = [st(5, 3, 0), st(7, 3, 0)];
+        assert_eq!(members(&finds, &d), Err(PoolRefusal::Missing { record: 1 }));
+        // A one-spare state whose copies name no spare (format 1).
+        let one = state_bytes(&[[5; 16]]);
+        let d1 = meta::decode(&one, 0).unwrap();
+        assert_eq!(members(&[st(0, 3, 0)], &d1).unwrap()[0], Some(0));
+    }
+
+    proptest! {
+        /// Against a model: the chosen spare holds the highest version, is the first
+        /// to hold it, and `current` marks exactly the spares holding that version;
+        /// a refusal happens exactly when the model finds a reason.
+        #[test]
+        fn matches_model(spec in proptest::collection::vec((0u8..3, 0u64..4, 0u32..3), 0..8)) {
+            let finds: Vec<SpareFind> = spec
+                .iter()
+                .enumerate()
+                .map(|(i, &(kind, v, c))| match kind {
+                    0 => SpareFind::Blank,
+                    _ => st(i as u8 + 1, v, c),
+                })
+                .collect();
+            let states: Vec<(usize, u64, u32)> = finds
+                .iter()
+                .enumerate()
+                .filter_map(|(i, f)| match *f {
+                    SpareFind::State { version, state_crc, .. } => Some((i, version, state_crc)),
+                    _ => None,
+                })
+                .collect();
+            let top = states.iter().map(|s| s.1).max();
+            let at_top: Vec<_> = states.iter().filter(|s| Some(s.1) == top).collect();
+            let conflict = at_top.windows(2).any(|w| w[0].2 != w[1].2);
+            match choose(&finds) {
+                PoolChoice::Blank => prop_assert!(states.is_empty()),
+                PoolChoice::Refuse(PoolRefusal::Conflict { version }) => {
+                    prop_assert!(conflict);
+                    prop_assert_eq!(Some(version), top);
+                }
+                PoolChoice::Refuse(r) => prop_assert!(false, "unexpected {:?}", r),
+                PoolChoice::Load { best, version, current } => {
+                    prop_assert!(!conflict);
+                    prop_assert_eq!(Some(version), top);
+                    prop_assert_eq!(best, at_top[0].0);
+                    for (i, c) in current.iter().enumerate() {
+                        prop_assert_eq!(*c, at_top.iter().any(|s| s.0 == i));
+                    }
+                }
+            }
+        }
+    }
+}
