@@ -140,16 +140,30 @@ impl Remap {
         write!(out, " {fenced}")
     }
 
-    /// The IMA measurement line.
+    /// The IMA measurement line (the first spare as `spare_dev`, as with one spare).
     pub(crate) fn write_ima(&self, out: &mut dyn Write) -> core::fmt::Result {
         write!(
             out,
-            "target_name=remap,target_version={}.{}.{},main_dev={},spare_dev={},uuid={},block_size={},read_retries={},max_remap_rate={},mode={};",
+            "target_name=remap,target_version={}.{}.{},main_dev={},spare_dev={}",
             VERSION[0],
             VERSION[1],
             VERSION[2],
             self.main_name(),
             self.spare_name(),
+        )?;
+        // Further spares of a pool: `spare_dev_1=..`, `spare_dev_2=..`.
+        for (i, name) in self
+            .spare_names()
+            .iter()
+            .enumerate()
+            .take(self.nspares)
+            .skip(1)
+        {
+            write!(out, ",spare_dev_{i}={name}")?;
+        }
+        write!(
+            out,
+            ",uuid={},block_size={},read_retries={},max_remap_rate={},mode={};",
             crate::remap_core::uuid::UuidText(&self.uuid),
             self.cfg.block_size.bytes(),
             self.cfg.read_retries,

@@ -12,6 +12,7 @@
 use crate::engine::{mask_count, Special, FENCED, PENDING, REMAPPED};
 use crate::remap_core::message::{Message, ScanCmd, VERBS};
 use crate::remap_core::units::Blocks;
+use crate::remap_core::uuid::UuidText;
 use crate::resultbuf::ResultBuf;
 use crate::target::{state, Remap};
 use core::ffi::CStr;
@@ -173,6 +174,44 @@ impl Remap {
                 write!(out, "mode=ok")
             }
             Message::Scan(ScanCmd::Status) => self.write_scan_status(out),
+            Message::SpareList | Message::SpareStats => {
+                let names = self.spare_names();
+                let core = self.core.lock();
+                let mut r = Ok(());
+                for (i, (sp, info)) in core.spares.iter().zip(core.infos.iter()).enumerate() {
+                    let name = names.get(i).copied().unwrap_or("?");
+                    let state = match info.state {
+                        0 => "active",
+                        1 => "draining",
+                        _ => "failed",
+                    };
+                    r = r.and_then(|()| {
+                        if msg == Message::SpareList {
+                            writeln!(
+                                out,
+                                "spare={i} dev={name} uuid={} sectors={} logical_block_size={} role=data state={state} priority={}",
+                                UuidText(&info.uuid),
+                                info.sectors,
+                                info.logical_block_bytes,
+                                info.priority
+                            )
+                        } else {
+                            let errs = self
+                                .spare_errs
+                                .get(i)
+                                .map_or(0, |c| c.load(core::sync::atomic::Ordering::Relaxed));
+                            writeln!(
+                                out,
+                                "spare={i} dev={name} blocks={} used={} free={} errors={errs} state={state}",
+                                sp.nblocks,
+                                sp.used,
+                                sp.nblocks.saturating_sub(sp.used)
+                            )
+                        }
+                    });
+                }
+                r
+            }
             Message::Scan(ScanCmd::Start) => {
                 self.may_write("scan start")?;
                 self.scan_start()?;
@@ -190,8 +229,9 @@ impl Remap {
         match s.state {
             REMAPPED => write!(
                 out,
-                "block={} state=remapped spare=0 spare_block={} lost_sectors={}",
+                "block={} state=remapped spare={} spare_block={} lost_sectors={}",
                 s.block,
+                s.spare,
                 s.spare_block,
                 mask_count(&s.lost)
             ),

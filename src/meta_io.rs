@@ -11,10 +11,13 @@ use crate::bindings as b;
 use crate::engine::{Snapshot, Special, BUSY};
 use crate::remap_core::alloc::{words_for, Bitmap};
 use crate::remap_core::judge;
-use crate::remap_core::layout::{self, COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
+use crate::remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
 use crate::remap_core::log::{self, CopyWrite, LogEnd, RecordHead};
 use crate::remap_core::meta::identity::{self, IdentityText};
-use crate::remap_core::meta::{self, Config, Fingerprint, ScanCheckpoint, SpareInfo, State};
+use crate::remap_core::meta::{
+    self, Config, Fingerprint, ScanCheckpoint, SpareInfo, State, MAX_SPARES,
+};
+use crate::remap_core::pool::{self, PoolChoice, PoolRefusal, SpareFind};
 use crate::remap_core::repair::{self, CopyRead, CopyStatus, Refusal, Selection, COMMIT_PLAN};
 use crate::remap_core::storm::StormGuard;
 use crate::remap_core::table_line::TableConfig;
@@ -43,12 +46,14 @@ pub(crate) struct Geometry {
     pub(crate) main_lbs: u32,
     /// Main device physical block size in bytes.
     pub(crate) main_pbs: u32,
-    /// Spare device size.
-    pub(crate) spare_len: Sectors,
+    /// Spare device sizes, in table (pool) order; the first `nspares` are used.
+    pub(crate) spare_len: [Sectors; MAX_SPARES],
     /// Target length.
     pub(crate) target_len: Sectors,
-    /// Spare logical block size in bytes (metadata copies are padded to it).
-    pub(crate) spare_lbs: u32,
+    /// Spare logical block sizes in bytes (metadata copies are padded to them).
+    pub(crate) spare_lbs: [u32; MAX_SPARES],
+    /// Number of spares.
+    pub(crate) nspares: usize,
     /// The table may write (read-only tables never format, repair or commit).
     pub(crate) writable: bool,
     /// The main device's own identifier (`meta::identity` encoding; none: all zero).
@@ -58,26 +63,50 @@ pub(crate) struct Geometry {
 /// A constructor failure: the `ti->error` text and the errno.
 pub(crate) type LoadError = (&'static CStr, Error);
 
+/// One spare of the pool, writer side: its record, its device and the state of its
+/// five copies.
+pub(crate) struct PoolSpare {
+    bdev: *mut block_device,
+    /// Logical block size: its copies and log records are written in whole ones.
+    lbs: u32,
+    /// Data blocks and how many are in use.
+    pub(crate) nblocks: u64,
+    pub(crate) used: u64,
+    /// Its part of the pool bitmap (`judge::pool_offsets`).
+    word_off: usize,
+    words: usize,
+    /// Copies to (re)write before the target first resumes: a fresh format or repairs.
+    pending_writes: [bool; COPY_COUNT],
+    /// Per copy: where its log ends and the version it holds, when known (`None`
+    /// after a failed write, and for copies being rewritten: a base goes there).
+    logs: [Option<LogEnd>; COPY_COUNT],
+    /// Copies that do not hold the loaded state (stale, damaged, unreadable, a new
+    /// spare) when a change at load skips the repairs: the commit of the change writes
+    /// them first, so that a cut while it overwrites a current copy leaves the new
+    /// version on them.
+    damaged: [bool; COPY_COUNT],
+}
+
 /// Writer-side state, behind the target's mutex.
 pub(crate) struct Core {
     /// Result of the last commit: 0 or a negative errno.
     pub(crate) last_commit: c_int,
     /// Copies rewritten when the metadata was loaded.
     pub(crate) repaired: u32,
-    /// Copies to (re)write before the target first resumes: a fresh format or repairs.
-    pending_writes: [bool; COPY_COUNT],
     /// Remap storm bound.
     pub(crate) storm: StormGuard,
     /// `FENCED` entries in the published table (see `Remap::settle_fences`).
     pub(crate) fenced: u32,
+    /// The pool bitmap: each spare's part at its `word_off`.
     bitmap: KVVec<u64>,
-    nblocks: u64,
-    used: u64,
+    /// The spares, in spare list order (the table's order).
+    pub(crate) spares: KVVec<PoolSpare>,
+    /// Their records in the spare list (what a commit encodes), in the same order.
+    pub(crate) infos: KVVec<SpareInfo>,
     version: u64,
     uuid: [u8; 16],
     fingerprint: Fingerprint,
     config: Config,
-    spare: SpareInfo,
     scan: ScanCheckpoint,
     /// Encoding buffer of one copy (vmalloc'd, reused by every commit).
     buf: KVVec<u8>,
@@ -90,11 +119,6 @@ pub(crate) struct Core {
     prev_ok: bool,
     /// Encoding buffer of one log record.
     rec_buf: KVVec<u8>,
-    /// Per copy: where its log ends and the version it holds, when known (`None`
-    /// after a failed write, and for copies being rewritten: a base goes there).
-    logs: [Option<LogEnd>; COPY_COUNT],
-    /// Spare logical block size: copies are written in whole logical blocks.
-    spare_lbs: u32,
     /// The configuration or binding differs from the loaded copy: the first resume
     /// commits a new version.
     config_changed: bool,
@@ -103,20 +127,14 @@ pub(crate) struct Core {
     /// Whether the last `write_copies` issued a write (a failed write may still have
     /// reached the disk whole).
     issued: bool,
-    /// Copies that do not hold the loaded state (stale, damaged, unreadable) when a
-    /// configuration change at load skips the repairs: the commit of the change writes
-    /// them first, so that a cut while it overwrites a current copy leaves the new
-    /// version on them.
-    damaged: [bool; COPY_COUNT],
     client: *mut b::dm_io_client,
-    bdev: *mut block_device,
     /// The unpublished table version writers rebuild (see `engine`).
     pub(crate) standby: Option<KBox<Snapshot>>,
     /// The worker's reserved storage.
     pub(crate) scratch: Scratch,
 }
 
-// SAFETY: the raw pointers are the dm-io client and the spare's block device, both
+// SAFETY: the raw pointers are the dm-io client and the spares' block devices, all
 // owned by the target for the lifetime of `Core` and usable from any thread; `Core`
 // is only used behind the target's mutex.
 unsafe impl Send for Core {}
@@ -147,14 +165,17 @@ fn new_uuid() -> [u8; 16] {
 }
 
 impl Core {
-    /// Spare data blocks in use.
+    /// Spare data blocks in use, over the pool.
     pub(crate) fn used_blocks(&self) -> u64 {
-        self.used
+        self.spares.iter().map(|s| s.used).sum()
     }
 
-    /// Spare data blocks free.
+    /// Spare data blocks free, over the pool.
     pub(crate) fn free_blocks(&self) -> u64 {
-        self.nblocks.saturating_sub(self.used)
+        self.spares
+            .iter()
+            .map(|s| s.nblocks.saturating_sub(s.used))
+            .sum()
     }
 
     /// The setup UUID.
@@ -197,31 +218,53 @@ impl Core {
         self.scratch = core::mem::replace(&mut old.scratch, Scratch::empty());
     }
 
-    fn bitmap(&mut self) -> Option<Bitmap<'_>> {
-        Bitmap::resume(&mut self.bitmap, self.nblocks).ok()
+    /// Allocates a data block on the first spare, in pool order, that has one free
+    /// (first fit within it): `(spare, block)`. Blocks allocated one after another
+    /// land next to each other while a spare has room, so neighbouring bad blocks
+    /// form runs on one spare.
+    pub(crate) fn alloc_block(&mut self) -> Option<(u8, u64)> {
+        for (i, sp) in self.spares.iter_mut().enumerate() {
+            if sp.used >= sp.nblocks {
+                continue;
+            }
+            let words = self.bitmap.get_mut(sp.word_off..sp.word_off + sp.words)?;
+            let mut bm = Bitmap::resume(words, sp.nblocks).ok()?;
+            let r = bm.alloc();
+            sp.used = bm.used();
+            if let Some(b) = r {
+                return Some((u8::try_from(i).ok()?, b));
+            }
+        }
+        None
     }
 
-    /// Allocates a spare data block.
-    pub(crate) fn alloc_block(&mut self) -> Option<u64> {
-        let mut bm = self.bitmap()?;
-        let r = bm.alloc();
-        self.used = bm.used();
-        r
-    }
-
-    /// Frees a spare data block.
-    pub(crate) fn free_block(&mut self, blk: u64) {
-        if let Some(mut bm) = self.bitmap() {
+    /// Frees data block `blk` of spare `spare`.
+    pub(crate) fn free_block(&mut self, spare: u8, blk: u64) {
+        let Some(sp) = self.spares.get_mut(usize::from(spare)) else {
+            return;
+        };
+        let Some(words) = self.bitmap.get_mut(sp.word_off..sp.word_off + sp.words) else {
+            return;
+        };
+        if let Ok(mut bm) = Bitmap::resume(words, sp.nblocks) {
             bm.free_block(blk);
-            self.used = bm.used();
+            sp.used = bm.used();
         }
     }
 
-    /// Reads the spare's metadata (formatting a blank spare) and returns the state and
-    /// the sorted special blocks.
+    /// Reads the metadata of the pool's spares (formatting blank ones) and returns the
+    /// state and the sorted special blocks.
+    ///
+    /// Each spare's five copies are selected on their own (`repair::select`); the
+    /// pool's state is the newest among the spares (`pool::choose`), loaded from that
+    /// spare as a lone spare's would be; the spares are matched to the records of its
+    /// spare list (`pool::members`), which must list them in the table's order. Blank
+    /// spares after the listed ones are added to the list (the first resume commits
+    /// that). Spares not holding the loaded state are rewritten whole, like damaged
+    /// copies.
     pub(crate) fn load(
         client: *mut b::dm_io_client,
-        bdev: *mut block_device,
+        bdevs: &[*mut block_device],
         cfg: &TableConfig<'_>,
         g: &Geometry,
         report: bool,
@@ -229,48 +272,132 @@ impl Core {
     ) -> core::result::Result<(Core, KVVec<Special>), LoadError> {
         let nomem = |_| (c"Cannot allocate metadata buffers", ENOMEM);
         let bs = cfg.block_size;
-        let nblocks = layout::data_blocks(g.spare_len, bs).0;
-        let words =
-            usize::try_from(words_for(nblocks)).map_err(|_| (c"Spare too large", EINVAL))?;
-        let bitmap = KVVec::from_elem(0u64, words, GFP_KERNEL).map_err(nomem)?;
+        let n = bdevs.len();
+        if n == 0 || n > MAX_SPARES || n != g.nspares {
+            return Err((c"Too many spare devices (at most 16)", EINVAL));
+        }
         let mut area =
             KVVec::from_elem(0u8, COPY_COUNT * COPY_MAX_BYTES, GFP_KERNEL).map_err(nomem)?;
-        let mut ok = [false; COPY_COUNT];
-        for (i, (chunk, &sector)) in area
-            .chunks_mut(COPY_MAX_BYTES)
-            .zip(COPY_SECTORS.iter())
-            .enumerate()
-        {
-            let r = io(client, bdev, sector, chunk, b::dmr_io_op_DMR_IO_READ);
-            if let Some(o) = ok.get_mut(i) {
-                *o = r.is_ok();
+        // Pass 1: what each spare's own copies hold, and (for a spare with a state) its
+        // copies' rewrite plan and logs. On the heap: the constructor runs deep in the
+        // ioctl path, on a 16 KiB stack.
+        let mut finds: KVVec<SpareFind> = KVVec::with_capacity(n, GFP_KERNEL).map_err(nomem)?;
+        let mut plans: KVVec<([bool; COPY_COUNT], [Option<LogEnd>; COPY_COUNT])> =
+            KVVec::with_capacity(n, GFP_KERNEL).map_err(nomem)?;
+        for (i, &bdev) in bdevs.iter().enumerate() {
+            let ok = read_area(client, bdev, &mut area);
+            let reads = area_reads(&area, &ok);
+            let find = match repair::select(&reads, None) {
+                Selection::Blank
+                | Selection::Refuse {
+                    reason: Refusal::NoValidCopy,
+                    ..
+                } if !g.writable => {
+                    return Err((
+                        c"Read-only table: the spare has no metadata to load",
+                        EINVAL,
+                    ));
+                }
+                Selection::Blank => SpareFind::Blank,
+                Selection::Refuse {
+                    reason: Refusal::NoValidCopy,
+                    diagnosis,
+                } if cfg.format_spare => {
+                    for (k, d) in diagnosis.iter().enumerate() {
+                        if let Some(d) = d {
+                            dmwarn!("format_spare: spare {} copy {} was: {}", i, k, d.as_str());
+                        }
+                    }
+                    dmwarn!(
+                        "format_spare: overwriting foreign data in the metadata area of spare {}",
+                        i
+                    );
+                    SpareFind::Blank
+                }
+                Selection::Refuse { reason, diagnosis } => {
+                    for (k, d) in diagnosis.iter().enumerate() {
+                        if let Some(d) = d {
+                            dmerr!(
+                                "spare {} metadata copy {} at sector {}: {}",
+                                i,
+                                k,
+                                COPY_SECTORS.get(k).unwrap_or(&0),
+                                d.as_str()
+                            );
+                        }
+                    }
+                    dmerr!("spare {}: {}", i, reason.as_str());
+                    let msg = match reason {
+                        Refusal::NoValidCopy => {
+                            c"Spare holds foreign data or corrupt metadata (format_spare overrides)"
+                        }
+                        Refusal::MixedSetups => c"Spare metadata copies belong to different setups",
+                        Refusal::Conflict { .. } => {
+                            c"Spare metadata copies of the same version disagree"
+                        }
+                        Refusal::BlankWithErrors => c"Spare metadata area unreadable",
+                    };
+                    return Err((msg, EINVAL));
+                }
+                Selection::Load {
+                    state,
+                    version,
+                    state_crc,
+                    rewrite,
+                    logs,
+                    ..
+                } => {
+                    plans.push((rewrite, logs), GFP_KERNEL).map_err(nomem)?;
+                    SpareFind::State {
+                        setup: state.uuid,
+                        spare: state.spare_uuid,
+                        version,
+                        state_crc,
+                    }
+                }
+            };
+            if !matches!(find, SpareFind::State { .. }) {
+                plans
+                    .push(([true; COPY_COUNT], [None; COPY_COUNT]), GFP_KERNEL)
+                    .map_err(nomem)?;
             }
+            finds.push(find, GFP_KERNEL).map_err(nomem)?;
         }
-        let mut chunks = area.chunks(COPY_MAX_BYTES);
-        let reads: [CopyRead<'_>; COPY_COUNT] = core::array::from_fn(|i| match chunks.next() {
-            Some(c) if ok.get(i).copied().unwrap_or(false) => CopyRead::Bytes(c),
-            _ => CopyRead::IoError,
-        });
+        let finds = &finds[..];
+        let choice = pool::choose(finds);
+        let (best, current) = match choice {
+            PoolChoice::Blank => (None, [false; MAX_SPARES]),
+            PoolChoice::Load { best, current, .. } => (Some(best), current),
+            PoolChoice::Refuse(r) => {
+                dmerr!("{}", r.as_str());
+                return Err((pool_refusal_text(r), EINVAL));
+            }
+        };
+        // The chosen spare's copies, loaded as a lone spare's are.
+        let ok = match best.and_then(|b| bdevs.get(b)) {
+            Some(&bdev) => read_area(client, bdev, &mut area),
+            None => [false; COPY_COUNT],
+        };
+        let reads = area_reads(&area, &ok);
         let fingerprint = Fingerprint {
             main_sectors: g.main_len.0,
             logical_block_bytes: g.main_lbs,
             physical_block_bytes: g.main_pbs,
             identity: g.identity,
         };
-        // The setup UUID of a spare formatted now: the one the table names, else the
+        // The setup UUID of a pool formatted now: the one the table names, else the
         // one an earlier load of this table chose (the constructor's load writes
         // nothing; the first resume formats), else a new one.
         let fresh_uuid = cfg.uuid.or(uuid_hint).unwrap_or_else(new_uuid);
         let mut core = Core {
             last_commit: 0,
             repaired: 0,
-            pending_writes: [false; COPY_COUNT],
             // SAFETY: reads the monotonic clock.
             storm: StormGuard::new(cfg.max_remap_rate, unsafe { b::dmr_now_ms() }),
             fenced: 0,
-            bitmap,
-            nblocks,
-            used: 0,
+            bitmap: KVVec::new(),
+            spares: KVVec::with_capacity(n, GFP_KERNEL).map_err(nomem)?,
+            infos: KVVec::with_capacity(n, GFP_KERNEL).map_err(nomem)?,
             version: 0,
             uuid: [0; 16],
             fingerprint,
@@ -284,90 +411,47 @@ impl Core {
                 predict_interval_s: 0,
                 alert_min_level: 0,
             },
-            spare: meta::spare_info(new_uuid(), g.spare_len.0, g.spare_lbs, bs, 0),
             scan: ScanCheckpoint::default(),
             buf: KVVec::new(),
             prev_buf: KVVec::from_elem(0u8, COPY_MAX_BYTES, GFP_KERNEL).map_err(nomem)?,
             prev_sector: 0,
             prev_ok: false,
             rec_buf: KVVec::new(),
-            logs: [None; COPY_COUNT],
-            spare_lbs: g.spare_lbs,
             config_changed: false,
             landed: 0,
             issued: false,
-            damaged: [false; COPY_COUNT],
             client,
-            bdev,
             standby: None,
             scratch: Scratch::empty(),
         };
-        let sel = repair::select(&reads, None);
         let mut items = KVVec::new();
-        let rewrite = match sel {
-            Selection::Blank
-            | Selection::Refuse {
-                reason: Refusal::NoValidCopy,
-                ..
-            } if !g.writable => {
-                return Err((
-                    c"Read-only table: the spare has no metadata to load",
-                    EINVAL,
-                ));
-            }
-            Selection::Blank => {
+        // The records of the spares the loaded state lists (with their blocks in use)
+        // and the judged bitmap of those spares.
+        let mut recs: KVVec<SpareInfo> =
+            KVVec::from_elem(SpareInfo::default(), n, GFP_KERNEL).map_err(nomem)?;
+        let mut used_per = [0u64; MAX_SPARES];
+        let mut nrec = 0usize;
+        let mut judged: KVVec<u64> = KVVec::new();
+        let (best_rw, best_logs) = match (best, repair::select(&reads, None)) {
+            (None, _) => {
                 core.uuid = fresh_uuid;
                 if report {
-                    dminfo!("formatting blank spare");
+                    dminfo!("formatting {} blank spare(s)", n);
                 }
-                [true; COPY_COUNT]
+                ([true; COPY_COUNT], [None; COPY_COUNT])
             }
-            Selection::Refuse {
-                reason: Refusal::NoValidCopy,
-                diagnosis,
-            } if cfg.format_spare => {
-                for (i, d) in diagnosis.iter().enumerate() {
-                    if let Some(d) = d {
-                        dmwarn!("format_spare: copy {} was: {}", i, d.as_str());
-                    }
-                }
-                core.uuid = fresh_uuid;
-                dmwarn!("format_spare: overwriting foreign data in the metadata area");
-                [true; COPY_COUNT]
-            }
-            Selection::Refuse { reason, diagnosis } => {
-                for (i, d) in diagnosis.iter().enumerate() {
-                    if let Some(d) = d {
-                        dmerr!(
-                            "metadata copy {} at sector {}: {}",
-                            i,
-                            COPY_SECTORS.get(i).unwrap_or(&0),
-                            d.as_str()
-                        );
-                    }
-                }
-                dmerr!("{}", reason.as_str());
-                let msg = match reason {
-                    Refusal::NoValidCopy => {
-                        c"Spare holds foreign data or corrupt metadata (format_spare overrides)"
-                    }
-                    Refusal::MixedSetups => c"Spare metadata copies belong to different setups",
-                    Refusal::Conflict { .. } => {
-                        c"Spare metadata copies of the same version disagree"
-                    }
-                    Refusal::BlankWithErrors => c"Spare metadata area unreadable",
-                };
-                return Err((msg, EINVAL));
-            }
-            Selection::Load {
-                state,
-                status,
-                rewrite: rw,
-                chosen,
-                version,
-                state_crc,
-                logs,
-            } => {
+            (
+                Some(_),
+                Selection::Load {
+                    state,
+                    status,
+                    rewrite: rw,
+                    chosen,
+                    version,
+                    state_crc,
+                    logs,
+                },
+            ) => {
                 // Runs let a copy record more blocks than a state may hold (and than the
                 // in-memory table holds); refused before the judge walks them (checked
                 // again on the state loaded, which may come from another copy).
@@ -471,13 +555,42 @@ impl Core {
                 };
                 check_block_count(&state)?;
                 core.prev_ok = true;
-                core.logs = logs;
+                // The spares, matched to the records of the state's list: the listed
+                // ones first, in list order, then blank ones being added.
+                let m = pool::members(finds, &state).map_err(|r| {
+                    dmerr!("{}", r.as_str());
+                    (pool_refusal_text(r), EINVAL)
+                })?;
+                nrec = state.spare_count();
+                for (i, mi) in m.iter().enumerate().take(n) {
+                    let want = if i < nrec { Some(i) } else { None };
+                    if *mi != want {
+                        dmerr!(
+                            "spare {} of the table is record {:?} of the metadata's spare list",
+                            i,
+                            mi
+                        );
+                        return Err((
+                            c"Spares are named in another order than the metadata lists them",
+                            EINVAL,
+                        ));
+                    }
+                }
                 // One judge (remap-core), the same rules `remapctl meta check` applies:
                 // the state in itself, then against these devices and this table line.
-                let words = usize::try_from(judge::bitmap_words(&state, |_| Some(g.spare_len.0)))
-                    .map_err(|_| (c"Spare too large", EINVAL))?;
-                let mut bm_words = KVVec::from_elem(0u64, words, GFP_KERNEL).map_err(nomem)?;
-                let verdict = judge::judge_state(&state, &mut bm_words).and_then(|used| {
+                let words = usize::try_from(judge::bitmap_words(&state, |r| {
+                    g.spare_len.get(r).filter(|_| r < n).map(|l| l.0)
+                }))
+                .map_err(|_| (c"Spare too large", EINVAL))?;
+                judged = KVVec::from_elem(0u64, words, GFP_KERNEL).map_err(nomem)?;
+                let mut devs = [judge::SpareDev { sectors: 0, lbs: 0 }; MAX_SPARES];
+                for (r, d) in devs.iter_mut().enumerate().take(nrec) {
+                    *d = judge::SpareDev {
+                        sectors: g.spare_len.get(r).map_or(0, |l| l.0),
+                        lbs: g.spare_lbs.get(r).copied().unwrap_or(0),
+                    };
+                }
+                let verdict = judge::judge_state(&state, &mut judged).and_then(|used| {
                     let expect = judge::Expect {
                         uuid: cfg.uuid,
                         main_sectors: g.main_len.0,
@@ -486,15 +599,12 @@ impl Core {
                         identity: &g.identity,
                         block_bytes: bs.bytes(),
                         target_sectors: g.target_len.0,
-                        spares: &[judge::SpareDev {
-                            sectors: g.spare_len.0,
-                            lbs: g.spare_lbs,
-                        }],
+                        spares: devs.get(..nrec).unwrap_or(&[]),
                     };
                     judge::judge_against(&state, &expect).map(|()| used)
                 });
-                let used = match verdict {
-                    Ok(used) => used.iter().sum(),
+                used_per = match verdict {
+                    Ok(used) => used,
                     Err(v) => {
                         dmerr!("{}", v.as_str());
                         if v == judge::Verdict::MainIdentity {
@@ -507,26 +617,21 @@ impl Core {
                         return Err((v.as_cstr(), EINVAL));
                     }
                 };
-                if bm_words.len() != core.bitmap.len() {
-                    return Err((c"Spare bitmap size mismatch", EINVAL));
+                if nrec > n {
+                    return Err((c"A spare of the pool is missing from the table", EINVAL));
                 }
-                core.bitmap = bm_words;
-                core.used = used;
-                // Repairs must reproduce the selected copy exactly (only the location
-                // binding differs): take everything from it. What the table line or
-                // the devices change is a new version, committed at the first resume.
+                for (r, rec) in recs.iter_mut().enumerate().take(nrec) {
+                    *rec = state.spare(r).unwrap_or_default();
+                    // Format 1 did not record the spare's logical block size.
+                    if rec.logical_block_bytes == 0 {
+                        rec.logical_block_bytes = g.spare_lbs.get(r).copied().unwrap_or(512);
+                    }
+                }
                 core.uuid = state.uuid;
                 core.version = version;
                 core.fingerprint = state.fingerprint;
                 core.config = state.config;
                 core.scan = state.scan;
-                if let Some(sp) = state.spare(0) {
-                    core.spare = sp;
-                }
-                // Format 1 did not record the spare's logical block size.
-                if core.spare.logical_block_bytes == 0 {
-                    core.spare.logical_block_bytes = g.spare_lbs;
-                }
                 let retries = u32::from(cfg.read_retries);
                 if core.config.read_retries != retries {
                     core.config.read_retries = retries;
@@ -600,46 +705,121 @@ impl Core {
                     }
                     core.config_changed = true;
                 }
-                // Likewise when the table line or the binding changes the state: the
-                // commit of the change writes every copy as a base, the damaged ones
-                // included. Repairing first would write the selected version with the
-                // new configuration next to copies of that version with the old one.
-                // The commit writes the copies that do not hold the selected state first
-                // (`damaged`): until the first current copy is overwritten, the
-                // selected version stays intact there.
-                if core.config_changed {
-                    core.damaged = rw;
-                    [false; COPY_COUNT]
-                } else {
-                    rw
-                }
+                (rw, logs)
+            }
+            (Some(_), _) => {
+                return Err((c"Spare metadata changed while it was being read", EINVAL));
             }
         };
-        // Keep one copy's worth of the read buffer for encoding.
         drop(area);
+        // The pool: listed spares with their records, then new ones (a fresh pool:
+        // all), each given a record of its own now.
+        let mut nblocks = [0u64; MAX_SPARES];
+        for (i, nb) in nblocks.iter_mut().enumerate().take(n) {
+            if i >= nrec {
+                let len = g.spare_len.get(i).map_or(0, |l| l.0);
+                let lbs = g.spare_lbs.get(i).copied().unwrap_or(512);
+                if let Some(r) = recs.get_mut(i) {
+                    *r = meta::spare_info(new_uuid(), len, lbs, bs, i as u8);
+                }
+                if best.is_some() {
+                    if report {
+                        dminfo!("adding spare {} to the pool", i);
+                    }
+                    core.config_changed = true;
+                }
+            }
+            *nb = recs.get(i).map_or(0, |r| r.data_blocks);
+        }
+        let off = judge::pool_offsets(nblocks.get(..n).unwrap_or(&[]));
+        let total = usize::try_from(off.get(n).copied().unwrap_or(0))
+            .map_err(|_| (c"Spare too large", EINVAL))?;
+        core.bitmap = KVVec::from_elem(0u64, total, GFP_KERNEL).map_err(nomem)?;
+        // The listed spares' parts, as the judge marked them (the same layout: the
+        // devices' sizes equal the records').
+        for (dst, src) in core.bitmap.iter_mut().zip(judged.iter()) {
+            *dst = *src;
+        }
+        for i in 0..n {
+            let (rw, logs) = match best {
+                Some(b) if i == b => (best_rw, best_logs),
+                Some(_) if i < nrec && current.get(i).copied().unwrap_or(false) => plans
+                    .get(i)
+                    .copied()
+                    .unwrap_or(([true; COPY_COUNT], [None; COPY_COUNT])),
+                Some(_) => {
+                    if report && i < nrec {
+                        dmwarn!(
+                            "spare {} does not hold metadata version {}: rewriting it",
+                            i,
+                            core.version
+                        );
+                    }
+                    ([true; COPY_COUNT], [None; COPY_COUNT])
+                }
+                None => (best_rw, [None; COPY_COUNT]),
+            };
+            let word_off = usize::try_from(off.get(i).copied().unwrap_or(0))
+                .map_err(|_| (c"Spare too large", EINVAL))?;
+            let words = usize::try_from(words_for(nblocks.get(i).copied().unwrap_or(0)))
+                .map_err(|_| (c"Spare too large", EINVAL))?;
+            // When the load changes the state, the commit of the change writes every
+            // copy as a base, those that do not hold the loaded state first (see
+            // `damaged`); otherwise they are repaired at the first resume.
+            let (pending_writes, damaged) = if core.config_changed {
+                ([false; COPY_COUNT], rw)
+            } else {
+                (rw, [false; COPY_COUNT])
+            };
+            core.infos
+                .push(recs.get(i).copied().unwrap_or_default(), GFP_KERNEL)
+                .map_err(nomem)?;
+            core.spares
+                .push(
+                    PoolSpare {
+                        bdev: bdevs.get(i).copied().unwrap_or(core::ptr::null_mut()),
+                        lbs: g.spare_lbs.get(i).copied().unwrap_or(512),
+                        nblocks: nblocks.get(i).copied().unwrap_or(0),
+                        used: used_per.get(i).copied().unwrap_or(0),
+                        word_off,
+                        words,
+                        pending_writes,
+                        logs,
+                        damaged,
+                    },
+                    GFP_KERNEL,
+                )
+                .map_err(nomem)?;
+        }
+        // Keep one copy's worth for encoding.
         core.buf = KVVec::from_elem(0u8, COPY_MAX_BYTES, GFP_KERNEL).map_err(nomem)?;
         core.rec_buf =
             KVVec::from_elem(0u8, log::MAX_RECORD_BYTES + 65536, GFP_KERNEL).map_err(nomem)?;
-        core.pending_writes = rewrite;
         Ok((core, items))
     }
 
     /// The record of a commit of `items` (whose encoding has body checksum
-    /// `body_crc`) against `prev`, the last written state, into `rec_buf`; its padded
-    /// length. `None` when the commit cannot be a record: a change besides the map and
-    /// the scan checkpoint, or more changes than a record holds.
+    /// `body_crc`) against `prev`, the last written state, into `rec_buf`, padded to
+    /// `align` bytes (a spare's logical block size); its padded length. `None` when
+    /// the commit cannot be a record: a change besides the map and the scan
+    /// checkpoint, or more changes than a record holds.
     fn make_record(
         &self,
         prev: &meta::Decoded<'_>,
         items: &[Special],
         body_crc: u32,
         rec_buf: &mut [u8],
+        align: usize,
     ) -> Option<usize> {
         let same = prev.uuid == self.uuid
             && prev.fingerprint == self.fingerprint
             && prev.config == self.config
-            && prev.spare_count() == 1
-            && prev.spare(0) == Some(self.spare);
+            && prev.spare_count() == self.infos.len()
+            && self
+                .infos
+                .iter()
+                .enumerate()
+                .all(|(i, s)| prev.spare(i) == Some(*s));
         if !same {
             return None;
         }
@@ -651,37 +831,34 @@ impl Core {
             scan: self.scan,
         };
         let changes = log::diff(prev.entries(), items);
-        log::encode_record(rec_buf, &head, changes, self.spare_lbs as usize).ok()
+        log::encode_record(rec_buf, &head, changes, align).ok()
     }
 
-    /// Encodes the current state with `items` and writes it to the copies marked in
-    /// `which`, one at a time in commit order, each durable before the next: as a
-    /// record appended to the copy's log where `records` allows it and the copy's log
-    /// has room (`log::plan_write`), else as a new base. Returns how many copies were
-    /// written.
+    /// Encodes the current state with `items` and writes it to every spare of the
+    /// pool, spare by spare in list order, and on each to the copies `which` marks
+    /// (its `pending_writes` when `pending`, else all five), one at a time in commit
+    /// order, each durable before the next: as a record appended to the copy's log
+    /// where `records` allows it and the copy's log has room (`log::plan_write`), else
+    /// as a new base. Returns how many copies were written.
     ///
-    /// Cut safety is the same for both kinds of write: one copy in flight at a time,
-    /// and a record goes to whole logical blocks past the copy's last record, so a torn
-    /// write damages only itself (it fails its checksum and the copy reads as the
-    /// previous version). A record is only appended to a copy known to hold the
-    /// version the record applies to (`LogEnd::version`); after a failed write no copy
-    /// is known, and the next commit writes bases everywhere.
-    fn write_copies(
-        &mut self,
-        items: &[Special],
-        which: &[bool; COPY_COUNT],
-        records: bool,
-    ) -> Result<u32> {
+    /// Cut safety is the same for both kinds of write and across spares: one copy in
+    /// flight at a time, and a record goes to whole logical blocks past the copy's
+    /// last record, so a torn write damages only itself (it fails its checksum and the
+    /// copy reads as the previous version). Once a copy of the new version is written
+    /// on any spare, a load picks it (the newest across the pool, `pool::choose`) and
+    /// rewrites the spares left behind. A record is only appended to a copy known to
+    /// hold the version the record applies to (`LogEnd::version`); after a failed
+    /// write no copy is known, and the next commit writes bases everywhere.
+    fn write_copies(&mut self, items: &[Special], pending: bool, records: bool) -> Result<u32> {
         // Nothing landed yet, whatever makes this call fail (also before any write).
         self.landed = 0;
         self.issued = false;
-        let spares = [self.spare];
         let st = State {
             uuid: self.uuid,
             version: self.version,
             fingerprint: self.fingerprint,
             config: self.config,
-            spares: &spares,
+            spares: &self.infos,
             entries: items,
             scan: self.scan,
         };
@@ -693,21 +870,22 @@ impl Core {
             }
             Err(_) => return Err(EINVAL),
         };
-        // Whole logical blocks of the spare (a 4 KiB-sector disk fails smaller I/O);
-        // the padding is zeroed, whatever an earlier, longer encoding left there.
-        let Some(padded) = meta::padded_len(len, self.spare_lbs) else {
+        // Whole logical blocks of each spare (a 4 KiB-sector disk fails smaller I/O);
+        // the padding is zeroed, whatever an earlier, longer encoding left there. A
+        // base is written with one zeroed logical block after it (where its log's
+        // first record would go), when the extent has room: records an earlier base
+        // left there must not chain onto this one. They would if this base had the
+        // same header checksum as theirs — a repair writing back the very state a
+        // damaged copy held — and bring back a version that was never acknowledged.
+        let max_lbs = self.spares.iter().map(|s| s.lbs).max().unwrap_or(512);
+        let Some(padded_max) = meta::padded_len(len, max_lbs) else {
             dmerr!("metadata full: the map cannot hold more entries");
             return Err(ENOSPC);
         };
-        // A base is written with one zeroed logical block after it (where its log's first
-        // record would go), when the extent has room: records an earlier base left
-        // there must not chain onto this one. They would if this base had the same
-        // header checksum as theirs — a repair writing back the very state a damaged
-        // copy held — and bring back a version that was never acknowledged.
-        let base_write = padded
-            .saturating_add(self.spare_lbs as usize)
+        let zero_to = padded_max
+            .saturating_add(max_lbs as usize)
             .min(COPY_MAX_BYTES);
-        if let Some(pad) = self.buf.get_mut(len..base_write) {
+        if let Some(pad) = self.buf.get_mut(len..zero_to) {
             pad.fill(0);
         }
         let body_crc = self
@@ -727,93 +905,141 @@ impl Core {
             _ => None,
         };
         let prev_crc = prev.as_ref().map(|p| p.body_crc);
-        let rec_len = match prev {
-            Some(ref p) if records => self.make_record(p, items, body_crc, &mut rec_buf),
-            _ => None,
-        };
-        self.prev_buf = prev_buf;
-        self.rec_buf = rec_buf;
-        let (client, bdev) = (self.client, self.bdev);
+        let client = self.client;
         let mut sector_in_buf = 0u64;
         let mut n = 0;
-        // Copies that do not hold the current state go first (see `damaged`), then the
-        // rest, each group in commit order.
-        let damaged = self.damaged;
-        let first = COMMIT_PLAN
-            .iter()
-            .filter(|s| damaged.get(s.copy).copied().unwrap_or(false));
-        let rest = COMMIT_PLAN
-            .iter()
-            .filter(|s| !damaged.get(s.copy).copied().unwrap_or(false));
-        let order = Iterator::chain(first, rest);
-        for step in order {
-            let k = step.copy;
-            if !which.get(k).copied().unwrap_or(false) {
-                continue;
-            }
-            let copy_sector = *COPY_SECTORS.get(k).ok_or(EINVAL)?;
-            let end = self
-                .logs
-                .get(k)
-                .copied()
-                .flatten()
-                .filter(|e| Some(e.state_crc) == prev_crc);
-            let w = log::plan_write(end, rec_len);
-            let mut base_crc = 0u32;
-            let r = match (w, end) {
-                (CopyWrite::Append { offset }, Some(e)) => {
-                    let rec = self.rec_buf.get_mut(..rec_len.unwrap_or(0)).ok_or(EINVAL)?;
-                    log::set_record_base(rec, e.base_crc, e.version).map_err(|_| EINVAL)?;
-                    let at = copy_sector + (offset / 512) as u64;
-                    self.issued = true;
-                    io(client, bdev, at, rec, b::dmr_io_op_DMR_IO_WRITE_FUA)
-                }
-                _ => {
-                    let buf = self.buf.get_mut(..base_write).ok_or(EINVAL)?;
-                    // The copy's place: the spare it is written on and its sector.
-                    meta::set_copy_spare(buf, &self.spare.uuid).map_err(|_| EINVAL)?;
-                    meta::set_copy_sector(buf, copy_sector).map_err(|_| EINVAL)?;
-                    sector_in_buf = copy_sector;
-                    base_crc = buf
-                        .get(124..128)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u32::from_le_bytes)
-                        .ok_or(EINVAL)?;
-                    self.issued = true;
-                    io(
-                        client,
-                        bdev,
-                        copy_sector,
-                        buf,
-                        b::dmr_io_op_DMR_IO_WRITE_FUA,
-                    )
-                }
+        // The record as encoded for one logical block size (re-encoded when a spare
+        // of another size comes).
+        let mut rec: Option<(u32, Option<usize>)> = None;
+        let mut result = Ok(());
+        'spares: for si in 0..self.spares.len() {
+            let Some(sp) = self.spares.get(si) else {
+                break;
             };
-            if let Err(e) = r {
-                dmerr!(
-                    "metadata write of copy {} (version {}) failed: {:?}",
-                    k,
-                    self.version,
-                    e
-                );
-                self.logs = [None; COPY_COUNT];
-                self.prev_ok = false;
-                return Err(e);
+            let (bdev, lbs) = (sp.bdev, sp.lbs);
+            let uuid = self.infos.get(si).map_or([0; 16], |i| i.uuid);
+            let which = if pending {
+                sp.pending_writes
+            } else {
+                [true; COPY_COUNT]
+            };
+            let damaged = sp.damaged;
+            let Some(padded) = meta::padded_len(len, lbs) else {
+                result = Err(ENOSPC);
+                break;
+            };
+            let base_write = padded.saturating_add(lbs as usize).min(COPY_MAX_BYTES);
+            let rec_len = match (rec, &prev) {
+                (Some((a, r)), _) if a == lbs => r,
+                (_, Some(p)) if records => {
+                    let r = self.make_record(p, items, body_crc, &mut rec_buf, lbs as usize);
+                    rec = Some((lbs, r));
+                    r
+                }
+                _ => None,
+            };
+            // Copies that do not hold the current state go first (see `damaged`),
+            // then the rest, each group in commit order.
+            let first = COMMIT_PLAN
+                .iter()
+                .filter(|s| damaged.get(s.copy).copied().unwrap_or(false));
+            let rest = COMMIT_PLAN
+                .iter()
+                .filter(|s| !damaged.get(s.copy).copied().unwrap_or(false));
+            for step in Iterator::chain(first, rest) {
+                let k = step.copy;
+                if !which.get(k).copied().unwrap_or(false) {
+                    continue;
+                }
+                let Some(&copy_sector) = COPY_SECTORS.get(k) else {
+                    result = Err(EINVAL);
+                    break 'spares;
+                };
+                let end = self
+                    .spares
+                    .get(si)
+                    .and_then(|s| s.logs.get(k).copied().flatten())
+                    .filter(|e| Some(e.state_crc) == prev_crc);
+                let w = log::plan_write(end, rec_len);
+                let mut base_crc = 0u32;
+                let r = match (w, end) {
+                    (CopyWrite::Append { offset }, Some(e)) => {
+                        match rec_buf.get_mut(..rec_len.unwrap_or(0)) {
+                            Some(r) => match log::set_record_base(r, e.base_crc, e.version) {
+                                Ok(()) => {
+                                    let at = copy_sector + (offset / 512) as u64;
+                                    self.issued = true;
+                                    io(client, bdev, at, r, b::dmr_io_op_DMR_IO_WRITE_FUA)
+                                }
+                                Err(_) => Err(EINVAL),
+                            },
+                            None => Err(EINVAL),
+                        }
+                    }
+                    _ => match self.buf.get_mut(..base_write) {
+                        Some(buf) => {
+                            // The copy's place: the spare it is written on and its
+                            // sector.
+                            if meta::set_copy_spare(buf, &uuid).is_ok()
+                                && meta::set_copy_sector(buf, copy_sector).is_ok()
+                            {
+                                sector_in_buf = copy_sector;
+                                base_crc = buf
+                                    .get(124..128)
+                                    .and_then(|b| b.try_into().ok())
+                                    .map_or(0, u32::from_le_bytes);
+                                self.issued = true;
+                                io(
+                                    client,
+                                    bdev,
+                                    copy_sector,
+                                    buf,
+                                    b::dmr_io_op_DMR_IO_WRITE_FUA,
+                                )
+                            } else {
+                                Err(EINVAL)
+                            }
+                        }
+                        None => Err(EINVAL),
+                    },
+                };
+                if let Err(e) = r {
+                    dmerr!(
+                        "metadata write of spare {} copy {} (version {}) failed: {:?}",
+                        si,
+                        k,
+                        self.version,
+                        e
+                    );
+                    result = Err(e);
+                    break 'spares;
+                }
+                if let Some(sp) = self.spares.get_mut(si) {
+                    if let Some(slot) = sp.logs.get_mut(k) {
+                        *slot = log::after_write(
+                            end,
+                            w,
+                            rec_len.unwrap_or(0),
+                            (base_crc, padded),
+                            (self.version, body_crc),
+                        );
+                    }
+                    if let Some(d) = sp.damaged.get_mut(k) {
+                        *d = false;
+                    }
+                }
+                n += 1;
+                self.landed = n;
             }
-            if let Some(slot) = self.logs.get_mut(k) {
-                *slot = log::after_write(
-                    end,
-                    w,
-                    rec_len.unwrap_or(0),
-                    (base_crc, padded),
-                    (self.version, body_crc),
-                );
+        }
+        self.prev_buf = prev_buf;
+        self.rec_buf = rec_buf;
+        if let Err(e) = result {
+            for sp in self.spares.iter_mut() {
+                sp.logs = [None; COPY_COUNT];
             }
-            if let Some(d) = self.damaged.get_mut(k) {
-                *d = false;
-            }
-            n += 1;
-            self.landed = n;
+            self.prev_ok = false;
+            return Err(e);
         }
         // The state just written is what the next record is made against.
         core::mem::swap(&mut self.buf, &mut self.prev_buf);
@@ -827,10 +1053,15 @@ impl Core {
     /// Loading itself writes nothing: during a table reload the old table is still live
     /// and may commit until it is suspended, so writes wait for the first resume.
     pub(crate) fn write_pending(&mut self, items: &[Special]) -> Result {
-        let which = self.pending_writes;
-        if which.iter().any(|&w| w) {
-            let n = self.write_copies(items, &which, false)?;
-            self.pending_writes = [false; COPY_COUNT];
+        if self
+            .spares
+            .iter()
+            .any(|s| s.pending_writes.iter().any(|&w| w))
+        {
+            let n = self.write_copies(items, true, false)?;
+            for s in self.spares.iter_mut() {
+                s.pending_writes = [false; COPY_COUNT];
+            }
             self.repaired = n;
             dminfo!("wrote {} metadata copies (version {})", n, self.version);
         }
@@ -850,7 +1081,7 @@ impl Core {
         self.landed = 0;
         self.issued = false;
         self.version = self.version.checked_add(1).ok_or(EINVAL)?;
-        let r = self.write_copies(items, &[true; COPY_COUNT], true);
+        let r = self.write_copies(items, false, true);
         r.map(|_| ())
     }
 
@@ -870,11 +1101,57 @@ impl Core {
     /// Whether `items` (in-memory states included) plus `extra` new remaps still fit
     /// one metadata copy and the in-memory table. Blocks being moved (`BUSY`) and the
     /// new ones count as singles: where they land decides whether they join a run.
-    pub(crate) fn fits(items: &[Special], extra: usize) -> bool {
+    pub(crate) fn fits(&self, items: &[Special], extra: usize) -> bool {
         let mut c = meta::count(items);
         let busy = items.iter().filter(|e| e.state == BUSY).count();
         c.singles = c.singles.saturating_add(busy).saturating_add(extra);
-        items.len().saturating_add(extra) <= meta::MAX_BLOCKS && meta::fits(1, &c)
+        items.len().saturating_add(extra) <= meta::MAX_BLOCKS && meta::fits(self.spares.len(), &c)
+    }
+}
+
+/// Reads the five copy extents of a spare into `area`; which reads succeeded.
+fn read_area(
+    client: *mut b::dm_io_client,
+    bdev: *mut block_device,
+    area: &mut [u8],
+) -> [bool; COPY_COUNT] {
+    let mut ok = [false; COPY_COUNT];
+    for (i, (chunk, &sector)) in area
+        .chunks_mut(COPY_MAX_BYTES)
+        .zip(COPY_SECTORS.iter())
+        .enumerate()
+    {
+        let r = io(client, bdev, sector, chunk, b::dmr_io_op_DMR_IO_READ);
+        if let Some(o) = ok.get_mut(i) {
+            *o = r.is_ok();
+        }
+    }
+    ok
+}
+
+/// What `read_area` returned, as selection takes it.
+fn area_reads<'a>(area: &'a [u8], ok: &[bool; COPY_COUNT]) -> [CopyRead<'a>; COPY_COUNT] {
+    let mut chunks = area.chunks(COPY_MAX_BYTES);
+    core::array::from_fn(|i| match chunks.next() {
+        Some(c) if ok.get(i).copied().unwrap_or(false) => CopyRead::Bytes(c),
+        _ => CopyRead::IoError,
+    })
+}
+
+/// The `ti->error` text of a pool refusal.
+fn pool_refusal_text(r: PoolRefusal) -> &'static CStr {
+    match r {
+        PoolRefusal::Spare { .. } => c"Spare holds foreign data or corrupt metadata",
+        PoolRefusal::MixedSetups => c"Spares belong to different setups",
+        PoolRefusal::SameSpare { .. } => {
+            c"Two spares carry the same spare UUID (one is a copy of the other)"
+        }
+        PoolRefusal::Conflict { .. } => c"Spares hold different states under the same version",
+        PoolRefusal::TooMany => c"Too many spare devices (at most 16)",
+        PoolRefusal::NotAMember { .. } => {
+            c"A spare of this setup is not in its spare list (removed from the pool)"
+        }
+        PoolRefusal::Missing { .. } => c"A spare of the pool is missing from the table",
     }
 }
 

@@ -641,7 +641,7 @@ impl Remap {
         // remaps' bound is left to the remaps). Reads of the others fail anyway.
         if self.is_failed()
             || remap_table::find(items, blk).is_some()
-            || !crate::meta_io::Core::fits(items, 1 + crate::worker::MAX_JOBS)
+            || !core.fits(items, 1 + crate::worker::MAX_JOBS)
             || !guard.take(1, now)
         {
             return;
@@ -706,7 +706,7 @@ impl Remap {
         if self.is_failed()
             || !plan::proactive_allowed(core.free_blocks(), self.spare_blocks())
             || remap_table::find(items, blk).is_some()
-            || !crate::meta_io::Core::fits(items, 1 + crate::worker::MAX_JOBS)
+            || !core.fits(items, 1 + crate::worker::MAX_JOBS)
         {
             return;
         }

@@ -14,6 +14,7 @@ use crate::engine::{Published, Route, Snapshot, Special, FENCED};
 use crate::message::remap_message;
 use crate::remap_core::error::CoreError;
 use crate::remap_core::layout;
+use crate::remap_core::meta::MAX_SPARES;
 use crate::remap_core::storm::StormGuard;
 use crate::remap_core::table_line::TableConfig;
 use crate::remap_core::units::Sectors;
@@ -21,7 +22,7 @@ use crate::resultbuf::ResultBuf;
 use core::cell::UnsafeCell;
 use core::ffi::CStr;
 use core::sync::atomic::{
-    AtomicBool,
+    AtomicBool, AtomicU64,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 use kernel::ffi::{c_char, c_int, c_uint};
@@ -35,7 +36,7 @@ pub(crate) use crate::meta_io::Core;
 pub(crate) const VERSION: [u32; 3] = [0, 1, 0];
 
 /// Most arguments a table line can have: two devices, the count and its options.
-const MAX_ARGS: usize = 3 + crate::remap_core::table_line::MAX_OPT_ARGS as usize;
+const MAX_ARGS: usize = 2 + MAX_SPARES + crate::remap_core::table_line::MAX_OPT_ARGS as usize;
 
 macro_rules! dmerr {
     ($($arg:tt)*) => { pr_err!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
@@ -145,6 +146,8 @@ pub(crate) struct PerBio {
     pub(crate) result: u8,
     /// Worker only: part of the bio's data went to the spare through a remap.
     pub(crate) via_spare: bool,
+    /// The spare a bio in state `ST_SPARE` went to.
+    pub(crate) spare: u8,
     /// The data iterator as `map` left it.
     pub(crate) rec: b::dmr_bio_rec,
 }
@@ -168,6 +171,7 @@ impl PerBio {
             sectors,
             result: 0,
             via_spare: false,
+            spare: 0,
             rec: Default::default(),
         }
     }
@@ -199,17 +203,20 @@ impl CommitFailed {
 /// Per-target state, owned by `ti->private`.
 ///
 /// # Invariants
-/// `main` and `spare` are devices acquired with `dm_get_device` for this target and
-/// released only in `drop`.
+/// `main` and the first `nspares` of `spares` are devices acquired with
+/// `dm_get_device` for this target and released only in `drop`; the other entries of
+/// `spares` are null.
 pub(crate) struct Remap {
     main: *mut b::dm_dev,
-    spare: *mut b::dm_dev,
-    /// This target's entries in the registry of held devices (main, spare).
-    claims: [*mut core::ffi::c_void; 2],
-    /// Parsed options; the device fields are empty (names come from `main`/`spare`).
+    /// The pool's spares, in spare list order.
+    spares: [*mut b::dm_dev; MAX_SPARES],
+    pub(crate) nspares: usize,
+    /// This target's entries in the registry of held devices (main, then the spares;
+    /// null where unused).
+    claims: [*mut core::ffi::c_void; 1 + MAX_SPARES],
+    /// Parsed options; the device fields are empty (names come from `main`/`spares`).
     pub(crate) cfg: TableConfig<'static>,
     pub(crate) len: Sectors,
-    spare_len: Sectors,
     pub(crate) stats: Stats,
     /// Writer-side values for status, readable without the core mutex.
     pub(crate) mirror: Mirror,
@@ -222,8 +229,8 @@ pub(crate) struct Remap {
     failed: AtomicBool,
     /// The table was loaded read-write: only then may the target write metadata.
     pub(crate) writable: bool,
-    /// The setup UUID (the spare's metadata; chosen by the constructor for a blank
-    /// spare, which the first resume formats with it).
+    /// The setup UUID (the spares' metadata; chosen by the constructor for a blank
+    /// pool, which the first resume formats with it).
     pub(crate) uuid: [u8; 16],
     /// dm-io client for synchronous metadata and data I/O.
     pub(crate) io_client: *mut b::dm_io_client,
@@ -235,6 +242,8 @@ pub(crate) struct Remap {
     resumed: AtomicBool,
     /// The background scan.
     pub(crate) scan: crate::scan::Scanner,
+    /// Spare I/O errors per spare (`spare_stats`; the pool's total is in `stats`).
+    pub(crate) spare_errs: [AtomicU64; MAX_SPARES],
 }
 
 // SAFETY: the raw pointers are dm core and C shim objects that are safe to use from
@@ -248,6 +257,14 @@ impl Remap {
     pub(crate) fn per_bio(bio: *mut kernel::bindings::bio) -> *mut PerBio {
         // SAFETY: `per_io_data_size` was set to the size of `PerBio` in `ctr`.
         unsafe { b::dm_per_bio_data(bio, core::mem::size_of::<PerBio>()) }.cast::<PerBio>()
+    }
+
+    /// Counts an I/O error of spare `i`.
+    pub(crate) fn count_spare_error(&self, i: u8) {
+        self.stats.spare_errors.fetch_add(1, Relaxed);
+        if let Some(c) = self.spare_errs.get(usize::from(i)) {
+            c.fetch_add(1, Relaxed);
+        }
     }
 
     /// Whether the target is in mode `failed`.
@@ -396,7 +413,7 @@ impl Remap {
                 break;
             }
             for c in changes.iter() {
-                core.free_block(c.spare_block);
+                core.free_block(c.spare, c.spare_block);
             }
             core.fenced = core.fenced.saturating_sub(n as u32);
             lifted = lifted.saturating_add(n as u32);
@@ -478,9 +495,10 @@ impl Remap {
     /// its last state.
     fn first_resume(&self) -> Result {
         let mut core = self.core.lock();
+        let bdevs = self.spare_bdevs();
         let (mut fresh, mut items) = crate::meta_io::Core::load(
             self.io_client,
-            self.spare_bdev(),
+            bdevs.get(..self.nspares).unwrap_or(&[]),
             &self.cfg,
             &self.geometry,
             true,
@@ -531,23 +549,48 @@ impl Remap {
         unsafe { (*self.main).bdev }
     }
 
-    pub(crate) fn spare_bdev(&self) -> *mut kernel::bindings::block_device {
-        // SAFETY: by the type invariant `spare` is a live dm_dev.
-        unsafe { (*self.spare).bdev }
+    /// Spare `i`'s block device (`None` beyond the pool).
+    pub(crate) fn spare_bdev(&self, i: u8) -> Option<*mut kernel::bindings::block_device> {
+        let i = usize::from(i);
+        if i >= self.nspares {
+            return None;
+        }
+        let d = *self.spares.get(i)?;
+        // SAFETY: by the type invariant the first `nspares` spares are live dm_devs.
+        Some(unsafe { (*d).bdev })
+    }
+
+    /// The spares' block devices (null beyond the pool).
+    fn spare_bdevs(&self) -> [*mut kernel::bindings::block_device; MAX_SPARES] {
+        let mut out = [core::ptr::null_mut(); MAX_SPARES];
+        for (i, o) in out.iter_mut().enumerate().take(self.nspares) {
+            *o = self.spare_bdev(i as u8).unwrap_or(core::ptr::null_mut());
+        }
+        out
     }
 
     /// Logical block size of `dev` in sectors (the smallest I/O it takes).
     pub(crate) fn lbs_sectors(&self, dev: crate::worker::Dev) -> u64 {
         let bytes = match dev {
             crate::worker::Dev::Main => self.geometry.main_lbs,
-            crate::worker::Dev::Spare => self.geometry.spare_lbs,
+            crate::worker::Dev::Spare(i) => self
+                .geometry
+                .spare_lbs
+                .get(usize::from(i))
+                .copied()
+                .unwrap_or(512),
         };
         u64::from(bytes / 512)
     }
 
-    /// Data blocks of the spare.
+    /// Data blocks of the pool's spares.
     pub(crate) fn spare_blocks(&self) -> u64 {
-        layout::data_blocks(self.spare_len, self.cfg.block_size).0
+        self.geometry
+            .spare_len
+            .iter()
+            .take(self.nspares)
+            .map(|l| layout::data_blocks(*l, self.cfg.block_size).0)
+            .sum()
     }
 
     /// The main device's `major:minor`.
@@ -555,9 +598,18 @@ impl Remap {
         Self::dev_name(self.main)
     }
 
-    /// The spare device's `major:minor`.
+    /// The first spare device's `major:minor`.
     pub(crate) fn spare_name(&self) -> &str {
-        Self::dev_name(self.spare)
+        self.spare_names().first().copied().unwrap_or("?")
+    }
+
+    /// Every spare device's `major:minor`, in pool order (`""` beyond the pool).
+    pub(crate) fn spare_names(&self) -> [&str; MAX_SPARES] {
+        let mut out = [""; MAX_SPARES];
+        for (o, &d) in out.iter_mut().zip(self.spares.iter()).take(self.nspares) {
+            *o = Self::dev_name(d);
+        }
+        out
     }
 
     fn dev_name(dev: *mut b::dm_dev) -> &'static str {
@@ -586,10 +638,12 @@ impl Drop for Remap {
             // SAFETY: made in `ctr` for this target, released once, here.
             unsafe { b::dmr_unclaim(c) };
         }
-        // SAFETY: by the type invariant both devices were acquired for `ti` and are
+        // SAFETY: by the type invariant the devices were acquired for `ti` and are
         // released exactly once, here.
         unsafe {
-            b::dm_put_device(self.ti, self.spare);
+            for &d in self.spares.iter().take(self.nspares) {
+                b::dm_put_device(self.ti, d);
+            }
             b::dm_put_device(self.ti, self.main);
         }
     }
@@ -667,6 +721,25 @@ unsafe fn ctr_fail(ti: *mut b::dm_target, msg: &'static CStr, err: Error) -> c_i
     err.to_errno()
 }
 
+/// The devices a constructor has opened and checked, its parsed table line and the
+/// dm-io client.
+struct Opened {
+    main: DevGuard,
+    spares: [Option<DevGuard>; MAX_SPARES],
+    claims: [Option<Claim>; 1 + MAX_SPARES],
+    nspares: usize,
+    owned: TableConfig<'static>,
+    len: u64,
+    writable: bool,
+    io_client: *mut b::dm_io_client,
+    geometry: crate::meta_io::Geometry,
+    sbdevs: [*mut kernel::bindings::block_device; MAX_SPARES],
+}
+
+/// The constructor in three steps, each a function of its own (never inlined), so that
+/// what one keeps on the stack is not in the frame live while the metadata loads
+/// (`Core::load` and `repair::select` need several KiB of the ioctl path's 16 KiB).
+///
 /// # Safety
 /// `ti` valid for the call; `argv` holds `argc` valid C strings.
 unsafe extern "C" fn remap_ctr(
@@ -674,10 +747,39 @@ unsafe extern "C" fn remap_ctr(
     argc: c_uint,
     argv: *mut *mut c_char,
 ) -> c_int {
+    // SAFETY: as this function's contract.
+    let opened = match unsafe { ctr_open(ti, argc, argv) } {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let loaded = match ctr_load(&opened) {
+        Ok(l) => l,
+        Err((msg, e)) => {
+            // SAFETY: created by `ctr_open` and not shared.
+            unsafe { b::dm_io_client_destroy(opened.io_client) };
+            // SAFETY: `ti` is valid per this function's contract.
+            return unsafe { ctr_fail(ti, msg, e) };
+        }
+    };
+    // SAFETY: `ti` is valid per this function's contract.
+    unsafe { ctr_finish(ti, opened, loaded) }
+}
+
+/// Parses the table line, opens and checks the devices, claims them and creates the
+/// dm-io client; on failure sets `ti->error` and returns the errno.
+///
+/// # Safety
+/// `ti` valid for the call; `argv` holds `argc` valid C strings.
+#[inline(never)]
+unsafe fn ctr_open(
+    ti: *mut b::dm_target,
+    argc: c_uint,
+    argv: *mut *mut c_char,
+) -> core::result::Result<KBox<Opened>, c_int> {
     let argc = argc as usize;
     if argc > MAX_ARGS {
         // SAFETY: `ti` is valid per this function's contract.
-        return unsafe { ctr_fail(ti, CoreError::TrailingArgs.as_cstr(), EINVAL) };
+        return Err(unsafe { ctr_fail(ti, CoreError::TrailingArgs.as_cstr(), EINVAL) });
     }
     let mut args: [&[u8]; MAX_ARGS] = [&[]; MAX_ARGS];
     for (i, slot) in args.iter_mut().take(argc).enumerate() {
@@ -688,20 +790,8 @@ unsafe extern "C" fn remap_ctr(
     let cfg = match TableConfig::parse(args.get(..argc).unwrap_or(&[])) {
         Ok(c) => c,
         // SAFETY: `ti` is valid per this function's contract.
-        Err(e) => return unsafe { ctr_fail(ti, e.as_cstr(), EINVAL) },
+        Err(e) => return Err(unsafe { ctr_fail(ti, e.as_cstr(), EINVAL) }),
     };
-    // The format and the judge take a pool of spares; this module's I/O paths and
-    // commits drive one spare device.
-    if cfg.spare_count != 1 {
-        // SAFETY: `ti` is valid per this function's contract.
-        return unsafe {
-            ctr_fail(
-                ti,
-                c"This version of dm-remap takes one spare device per target",
-                EINVAL,
-            )
-        };
-    }
     // SAFETY: `ti` is valid and `ti->table` is the table being built.
     let mode = unsafe { b::dm_table_get_mode((*ti).table) };
     // SAFETY: plain flag test.
@@ -713,92 +803,138 @@ unsafe extern "C" fn remap_ctr(
     let r = unsafe { b::dm_get_device(ti, *argv, mode, &mut main) };
     if r != 0 {
         // SAFETY: `ti` is valid per this function's contract.
-        return unsafe { ctr_fail(ti, c"Main device lookup failed", Error::from_errno(r)) };
+        return Err(unsafe { ctr_fail(ti, c"Main device lookup failed", Error::from_errno(r)) });
     }
     let main = DevGuard { ti, dev: main };
-    let mut spare: *mut b::dm_dev = core::ptr::null_mut();
-    // SAFETY: as above, for `argv[1]`.
-    let r = unsafe { b::dm_get_device(ti, *argv.add(1), mode, &mut spare) };
-    if r != 0 {
-        // SAFETY: `ti` is valid per this function's contract.
-        return unsafe { ctr_fail(ti, c"Spare device lookup failed", Error::from_errno(r)) };
+    let nspares = cfg.spare_count;
+    // The spares are `argv[1..=nspares]` (the parser counted them).
+    let mut spares: [Option<DevGuard>; MAX_SPARES] = Default::default();
+    for (i, slot) in spares.iter_mut().enumerate().take(nspares) {
+        let mut d: *mut b::dm_dev = core::ptr::null_mut();
+        // SAFETY: `argv[1 + i]` exists (the parser counted `nspares` spare arguments
+        // after the main device) and is a C string; `d` is a valid out pointer.
+        let r = unsafe { b::dm_get_device(ti, *argv.add(1 + i), mode, &mut d) };
+        if r != 0 {
+            // SAFETY: `ti` is valid per this function's contract.
+            return Err(unsafe {
+                ctr_fail(ti, c"Spare device lookup failed", Error::from_errno(r))
+            });
+        }
+        *slot = Some(DevGuard { ti, dev: d });
     }
-    let spare = DevGuard { ti, dev: spare };
+    let mut sbdevs = [core::ptr::null_mut::<kernel::bindings::block_device>(); MAX_SPARES];
+    for (o, g) in sbdevs.iter_mut().zip(spares.iter()) {
+        if let Some(g) = g {
+            // SAFETY: the dm_dev is live; its bdev is open while we hold it.
+            *o = unsafe { (*g.dev).bdev };
+        }
+    }
+    let sbdevs = &sbdevs[..nspares.min(MAX_SPARES)];
 
-    // SAFETY: both dm_devs are live; their bdevs are open for as long as we hold them.
-    let (mbdev, sbdev, len) = unsafe { ((*main.dev).bdev, (*spare.dev).bdev, (*ti).len) };
-    // SAFETY: `mbdev` and `sbdev` are open block devices.
-    let (main_len, main_lbs, spare_len, spare_lbs, same) = unsafe {
+    // SAFETY: the dm_dev is live; its bdev is open for as long as we hold it.
+    let (mbdev, len) = unsafe { ((*main.dev).bdev, (*ti).len) };
+    // SAFETY: `mbdev` is an open block device.
+    let (main_len, main_lbs) = unsafe {
         (
             b::dmr_bdev_nr_sectors(mbdev),
             b::dmr_bdev_logical_block_size(mbdev),
-            b::dmr_bdev_nr_sectors(sbdev),
-            b::dmr_bdev_logical_block_size(sbdev),
-            b::dmr_bdev_devt(mbdev) == b::dmr_bdev_devt(sbdev),
         )
     };
-    if let Err(e) = cfg.check_devices(
-        Sectors(len),
-        Sectors(main_len),
-        main_lbs,
-        Sectors(spare_len),
-        spare_lbs,
-        same,
-    ) {
-        // SAFETY: `ti` is valid per this function's contract.
-        return unsafe { ctr_fail(ti, e.as_cstr(), EINVAL) };
-    }
-    // The spare may not share sectors with the main device: formatting it would write
-    // over the main device's data. `check_devices` refused the same device; this covers
-    // overlapping partitions of one disk and devices stacked on one another (shim.c).
-    // SAFETY: `mbdev` and `sbdev` are open block devices; the call sleeps (ctr may).
-    match unsafe { b::dmr_bdevs_overlap(mbdev, sbdev) } {
-        0 => {}
-        1 => {
+    let mut spare_len = [Sectors(0); MAX_SPARES];
+    let mut spare_lbs = [0u32; MAX_SPARES];
+    for (i, &sbdev) in sbdevs.iter().enumerate() {
+        // SAFETY: `sbdev` is an open block device.
+        let (sl, slbs, devt) = unsafe {
+            (
+                b::dmr_bdev_nr_sectors(sbdev),
+                b::dmr_bdev_logical_block_size(sbdev),
+                b::dmr_bdev_devt(sbdev),
+            )
+        };
+        // SAFETY: `mbdev` is an open block device.
+        let same = unsafe { b::dmr_bdev_devt(mbdev) } == devt;
+        if let Err(e) = cfg.check_devices(
+            Sectors(len),
+            Sectors(main_len),
+            main_lbs,
+            Sectors(sl),
+            slbs,
+            same,
+        ) {
             // SAFETY: `ti` is valid per this function's contract.
-            return unsafe {
-                ctr_fail(
-                    ti,
-                    c"The spare shares sectors with the main device (overlapping partitions of one disk, or one device stacked on the other)",
-                    EINVAL,
-                )
-            };
+            return Err(unsafe { ctr_fail(ti, e.as_cstr(), EINVAL) });
         }
-        r => {
-            let msg = if r == -(kernel::bindings::E2BIG as c_int) {
-                c"Too many devices under the main device or the spare to check that they do not overlap"
-            } else {
-                c"Cannot check that the spare does not overlap the main device"
-            };
+        // Two names of one device (a path and its `major:minor`).
+        if sbdevs
+            .iter()
+            .take(i)
+            // SAFETY: the earlier spares' bdevs are open.
+            .any(|&o| unsafe { b::dmr_bdev_devt(o) } == devt)
+        {
             // SAFETY: `ti` is valid per this function's contract.
-            return unsafe { ctr_fail(ti, msg, Error::from_errno(r)) };
+            return Err(unsafe { ctr_fail(ti, CoreError::DuplicateSpare.as_cstr(), EINVAL) });
+        }
+        if let (Some(l), Some(b)) = (spare_len.get_mut(i), spare_lbs.get_mut(i)) {
+            (*l, *b) = (Sectors(sl), slbs);
+        }
+    }
+    // No spare may share sectors with the main device or with another spare:
+    // formatting it would write over their data. `check_devices` refused the same
+    // device; this covers overlapping partitions of one disk and devices stacked on
+    // one another (shim.c).
+    for (i, &sbdev) in sbdevs.iter().enumerate() {
+        for &other in Iterator::chain(core::iter::once(&mbdev), sbdevs.iter().take(i)) {
+            // SAFETY: both are open block devices; the call sleeps (ctr may).
+            match unsafe { b::dmr_bdevs_overlap(other, sbdev) } {
+                0 => {}
+                1 => {
+                    let msg = if other == mbdev {
+                        c"The spare shares sectors with the main device (overlapping partitions of one disk, or one device stacked on the other)"
+                    } else {
+                        c"Two spares share sectors (overlapping partitions of one disk, or one device stacked on the other)"
+                    };
+                    // SAFETY: `ti` is valid per this function's contract.
+                    return Err(unsafe { ctr_fail(ti, msg, EINVAL) });
+                }
+                r => {
+                    let msg = if r == -(kernel::bindings::E2BIG as c_int) {
+                        c"Too many devices under the main device or the spare to check that they do not overlap"
+                    } else {
+                        c"Cannot check that the spare does not overlap the main device"
+                    };
+                    // SAFETY: `ti` is valid per this function's contract.
+                    return Err(unsafe { ctr_fail(ti, msg, Error::from_errno(r)) });
+                }
+            }
         }
     }
     // One target owns a spare: refused when another live target holds it (as spare or
     // main), or holds this main device as its spare. A reload of this mapped device is
     // the exception (the old table holds the same devices until it is destroyed).
-    // SAFETY: `ti` is valid and its table is being built; the devices are open.
-    let claims = unsafe {
-        (
-            Claim(b::dmr_claim(ti, b::dmr_bdev_devt(mbdev), 0)),
-            Claim(b::dmr_claim(ti, b::dmr_bdev_devt(sbdev), 1)),
-        )
-    };
-    if let Err(e) = kernel::error::from_err_ptr(claims.0 .0)
-        .and_then(|_| kernel::error::from_err_ptr(claims.1 .0))
-    {
-        let msg = if e == EBUSY {
-            c"A device of this table is already held by another dm-remap target (as its spare, or as main where this table wants a spare)"
-        } else {
-            c"Cannot record the devices held"
+    let mut claims: [Option<Claim>; 1 + MAX_SPARES] = Default::default();
+    for (k, slot) in claims.iter_mut().enumerate().take(1 + nspares) {
+        let (bdev, spare) = match k {
+            0 => (mbdev, 0),
+            _ => (sbdevs.get(k - 1).copied().unwrap_or(mbdev), 1),
         };
-        // SAFETY: `ti` is valid per this function's contract.
-        return unsafe { ctr_fail(ti, msg, e) };
+        // SAFETY: `ti` is valid and its table is being built; the device is open.
+        let c = Claim(unsafe { b::dmr_claim(ti, b::dmr_bdev_devt(bdev), spare) });
+        let r = kernel::error::from_err_ptr(c.0);
+        *slot = Some(c);
+        if let Err(e) = r {
+            let msg = if e == EBUSY {
+                c"A device of this table is already held by another dm-remap target (as its spare, or as main where this table wants a spare)"
+            } else {
+                c"Cannot record the devices held"
+            };
+            // SAFETY: `ti` is valid per this function's contract.
+            return Err(unsafe { ctr_fail(ti, msg, e) });
+        }
     }
 
     let owned = TableConfig {
         main: b"",
-        spares: [b""; crate::remap_core::meta::MAX_SPARES],
+        spares: [b""; MAX_SPARES],
         ..cfg
     };
 
@@ -807,31 +943,86 @@ unsafe extern "C" fn remap_ctr(
     let io_client = match kernel::error::from_err_ptr(io_client) {
         Ok(c) => c,
         // SAFETY: `ti` is valid per this function's contract.
-        Err(e) => return unsafe { ctr_fail(ti, c"Cannot create dm-io client", e) },
+        Err(e) => return Err(unsafe { ctr_fail(ti, c"Cannot create dm-io client", e) }),
     };
     let geometry = crate::meta_io::Geometry {
         main_len: Sectors(main_len),
         main_lbs,
-        spare_len: Sectors(spare_len),
+        spare_len,
         target_len: Sectors(len),
         // SAFETY: `mbdev` is an open block device.
         main_pbs: unsafe { b::dmr_bdev_physical_block_size(mbdev) },
         spare_lbs,
+        nspares,
         writable,
         identity: main_identity(mbdev),
     };
-    // Validate the metadata now, so that a bad spare fails `dmsetup create`/`reload`
-    // with a clear error; the state is read again at the first resume.
-    let loaded = crate::meta_io::Core::load(io_client, sbdev, &owned, &geometry, false, None);
-    let (core, mut items) = match loaded {
-        Ok(v) => v,
-        Err((msg, e)) => {
-            // SAFETY: created above and not shared.
-            unsafe { b::dm_io_client_destroy(io_client) };
-            // SAFETY: `ti` is valid per this function's contract.
-            return unsafe { ctr_fail(ti, msg, e) };
-        }
+    let mut sb = [core::ptr::null_mut(); MAX_SPARES];
+    for (d, s) in sb.iter_mut().zip(sbdevs.iter()) {
+        *d = *s;
+    }
+    let opened = Opened {
+        main,
+        spares,
+        claims,
+        nspares,
+        owned,
+        len,
+        writable,
+        io_client,
+        geometry,
+        sbdevs: sb,
     };
+    KBox::new(opened, GFP_KERNEL).map_err(|_| {
+        // The devices and claims were released with `opened`; the client is not.
+        // SAFETY: created above and not shared.
+        unsafe { b::dm_io_client_destroy(io_client) };
+        // SAFETY: `ti` is valid per this function's contract.
+        unsafe { ctr_fail(ti, c"Cannot allocate target state", ENOMEM) }
+    })
+}
+
+/// Loads the metadata of the opened devices (validated now, so that a bad spare fails
+/// `dmsetup create`/`reload` with a clear error; the state is read again at the first
+/// resume).
+#[inline(never)]
+fn ctr_load(
+    o: &Opened,
+) -> core::result::Result<KBox<(crate::meta_io::Core, KVVec<Special>)>, crate::meta_io::LoadError> {
+    let v = crate::meta_io::Core::load(
+        o.io_client,
+        o.sbdevs.get(..o.nspares).unwrap_or(&[]),
+        &o.owned,
+        &o.geometry,
+        false,
+        None,
+    )?;
+    KBox::new(v, GFP_KERNEL).map_err(|_| (c"Cannot allocate target state", ENOMEM))
+}
+
+/// The constructor's last step: the target state, its worker, scan and reserves.
+///
+/// # Safety
+/// `ti` must be the valid target passed to `ctr`.
+#[inline(never)]
+unsafe fn ctr_finish(
+    ti: *mut b::dm_target,
+    opened: KBox<Opened>,
+    loaded: KBox<(crate::meta_io::Core, KVVec<Special>)>,
+) -> c_int {
+    let Opened {
+        main,
+        mut spares,
+        mut claims,
+        nspares,
+        owned,
+        len,
+        writable,
+        io_client,
+        geometry,
+        ..
+    } = KBox::into_inner(opened);
+    let (core, mut items) = KBox::into_inner(loaded);
     let failed = core.failed_flag();
     let uuid = core.uuid();
     let scan = match crate::scan::Scanner::new(&owned) {
@@ -852,15 +1043,27 @@ unsafe extern "C" fn remap_ctr(
             return unsafe { ctr_fail(ti, c"Cannot allocate target state", ENOMEM) };
         }
     };
-    // INVARIANT: ownership of both devices (and of the dm-io client) passes to `state`,
+    // INVARIANT: ownership of the devices (and of the dm-io client) passes to `state`,
     // whose `drop` releases them on every path from here on.
+    let mut spare_devs = [core::ptr::null_mut(); MAX_SPARES];
+    for (d, g) in spare_devs.iter_mut().zip(spares.iter_mut()) {
+        if let Some(g) = g.take() {
+            *d = g.disarm();
+        }
+    }
+    let mut claim_ptrs = [core::ptr::null_mut(); 1 + MAX_SPARES];
+    for (d, c) in claim_ptrs.iter_mut().zip(claims.iter_mut()) {
+        if let Some(c) = c.take() {
+            *d = c.disarm();
+        }
+    }
     let state = Remap {
         main: main.disarm(),
-        spare: spare.disarm(),
-        claims: [claims.0.disarm(), claims.1.disarm()],
+        spares: spare_devs,
+        nspares,
+        claims: claim_ptrs,
         cfg: owned,
         len: Sectors(len),
-        spare_len: Sectors(spare_len),
         stats: Stats::default(),
         mirror: Mirror::default(),
         ti,
@@ -874,6 +1077,7 @@ unsafe extern "C" fn remap_ctr(
         geometry,
         resumed: AtomicBool::new(false),
         scan,
+        spare_errs: Default::default(),
     };
     let mut state = match KBox::new(state, GFP_KERNEL) {
         Ok(s) => s,
@@ -918,10 +1122,12 @@ unsafe extern "C" fn remap_ctr(
         // SAFETY: `ti` is valid per this function's contract.
         Err(_) => return unsafe { ctr_fail(ti, c"Cannot allocate remap table", ENOMEM) },
     }
+    let flush_bios = 1 + state.nspares as c_uint;
     // SAFETY: `ti` is valid; dm core reads these after `ctr` returns.
     unsafe {
         (*ti).private = KBox::into_raw(state).cast();
-        (*ti).num_flush_bios = 2;
+        // One flush to the main device and one to each spare.
+        (*ti).num_flush_bios = flush_bios;
         (*ti).per_io_data_size = core::mem::size_of::<PerBio>() as c_uint;
     }
     0
@@ -1023,12 +1229,15 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
         let pb = Remap::per_bio(bio);
         // SAFETY: dm core reserves `per_io_data_size` bytes, suitably aligned, per bio.
         unsafe { pb.write(PerBio::new(kind, 0, 0)) };
-        // SAFETY: `bio` is valid; flush bios are numbered 0 and 1 (num_flush_bios = 2).
+        // SAFETY: `bio` is valid; flush bios are numbered 0 (the main device) and 1..
+        // (the spares), num_flush_bios = 1 + nspares.
         let nr = unsafe { b::dm_bio_get_target_bio_nr(bio) };
-        let bdev = if nr == 0 {
-            t.main_bdev()
-        } else {
-            t.spare_bdev()
+        let bdev = match nr.checked_sub(1) {
+            None => t.main_bdev(),
+            Some(i) => match u8::try_from(i).ok().and_then(|i| t.spare_bdev(i)) {
+                Some(d) => d,
+                None => return b::DM_MAPIO_KILL as c_int,
+            },
         };
         // SAFETY: `bio` is valid and `bdev` is held open by this target.
         unsafe { b::dmr_bio_remap(bio, bdev, 0) };
@@ -1089,11 +1298,12 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
     }
     let (bdev, to) = match route {
         Route::Main => (t.main_bdev(), sector),
-        // Spare 0 is the only one a table has (the judge refuses an entry naming
-        // another), so `route` returns no other index.
-        Route::Spare(0, s) => {
+        // The judge refuses an entry naming a spare beyond the pool, so `route`
+        // returns no other index; one would fail the bio.
+        Route::Spare(i, s) if t.spare_bdev(i).is_some() => {
             pbv.state = ST_SPARE;
-            (t.spare_bdev(), s)
+            pbv.spare = i;
+            (t.spare_bdev(i).unwrap_or(core::ptr::null_mut()), s)
         }
         Route::Fail | Route::Spare(..) => {
             if write {
@@ -1155,7 +1365,7 @@ unsafe extern "C" fn remap_end_io(
     if pb.state == ST_SPARE && (remappable(status) || u32::from(status) == b::DMR_STS_TRANSPORT) {
         // The only copy of a remapped block failed: the error goes up as it is (no
         // data invented), and the spare is no longer trusted with new remaps.
-        t.stats.spare_errors.fetch_add(1, Relaxed);
+        t.count_spare_error(pb.spare);
         t.enter_failed(c"spare I/O error");
     }
     if pb.state == ST_MAIN && rw && remappable(status) {
@@ -1194,10 +1404,12 @@ unsafe extern "C" fn remap_status(
     // A cut status line is what DMEMIT does too; dm core retries with a larger buffer.
     let _ = match ty {
         b::status_type_t_STATUSTYPE_INFO => t.write_info(&mut out),
-        b::status_type_t_STATUSTYPE_TABLE => {
-            t.cfg
-                .write_table(&mut out, t.main_name(), &[t.spare_name()], Some(&t.uuid))
-        }
+        b::status_type_t_STATUSTYPE_TABLE => t.cfg.write_table(
+            &mut out,
+            t.main_name(),
+            t.spare_names().get(..t.nspares).unwrap_or(&[]),
+            Some(&t.uuid),
+        ),
         b::status_type_t_STATUSTYPE_IMA => t.write_ima(&mut out),
         _ => Ok(()),
     };
@@ -1219,16 +1431,19 @@ unsafe extern "C" fn remap_iterate_devices(
         return r;
     }
     let start = layout::data_start(t.cfg.block_size).0;
-    // SAFETY: as above.
-    unsafe {
-        f(
-            ti,
-            t.spare,
-            start,
-            t.spare_len.0.saturating_sub(start),
-            data,
-        )
+    for (&d, len) in t
+        .spares
+        .iter()
+        .zip(t.geometry.spare_len.iter())
+        .take(t.nspares)
+    {
+        // SAFETY: as above.
+        let r = unsafe { f(ti, d, start, len.0.saturating_sub(start), data) };
+        if r != 0 {
+            return r;
+        }
     }
+    0
 }
 
 /// # Safety

@@ -95,7 +95,8 @@ impl Scratch {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dev {
     Main,
-    Spare,
+    /// Spare `n` of the pool.
+    Spare(u8),
 }
 
 /// A block being remapped in this batch.
@@ -103,6 +104,7 @@ pub(crate) enum Dev {
 struct Job {
     block: u64,
     prev: Option<Special>,
+    spare: u8,
     spare_block: u64,
     covered: crate::engine::SectorMask,
     lost: crate::engine::SectorMask,
@@ -113,6 +115,7 @@ impl Job {
         Self {
             block,
             prev,
+            spare: 0,
             spare_block: u64::MAX,
             covered: [0; 2],
             lost: [0; 2],
@@ -129,7 +132,7 @@ impl Job {
         Special {
             block: self.block,
             state,
-            spare: 0,
+            spare: self.spare,
             spare_block: self.spare_block,
             lost: self.lost,
         }
@@ -161,7 +164,7 @@ impl Remap {
         }
         let bdev = match dev {
             Dev::Main => self.main_bdev(),
-            Dev::Spare => self.spare_bdev(),
+            Dev::Spare(i) => self.spare_bdev(i).ok_or(EINVAL)?,
         };
         // SAFETY: the client and device are live while the target exists; `buf` is a
         // kernel buffer of at least `sectors` sectors that outlives the synchronous call.
@@ -265,8 +268,10 @@ impl Remap {
     fn resubmit(&self, bio: *mut bio, pb: &mut PerBio, route: Route) -> bool {
         let (bdev, sector) = match route {
             Route::Main => (self.main_bdev(), pb.sector),
-            // Spare 0 is the only one a table has (see `remap_map`).
-            Route::Spare(0, s) => (self.spare_bdev(), s),
+            // A spare beyond the pool fails the bio (see `remap_map`).
+            Route::Spare(i, s) if self.spare_bdev(i).is_some() => {
+                (self.spare_bdev(i).unwrap_or(core::ptr::null_mut()), s)
+            }
             Route::Fail | Route::Defer | Route::Spare(..) => {
                 pb.result = STS_IOERR;
                 return false;
@@ -277,6 +282,9 @@ impl Remap {
         } else {
             ST_SPARE
         };
+        if let Route::Spare(i, _) = route {
+            pb.spare = i;
+        }
         if pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE || pb.state == ST_SPARE {
             // SAFETY: the worker is live; released in end_io.
             pb.srcu = unsafe { b::dmr_io_enter(self.worker) };
@@ -489,12 +497,18 @@ impl Remap {
             return false;
         };
         if self
-            .sync_io(Dev::Spare, base.0 + off, buf, n, b::dmr_io_op_DMR_IO_READ)
+            .sync_io(
+                Dev::Spare(c.spare),
+                base.0 + off,
+                buf,
+                n,
+                b::dmr_io_op_DMR_IO_READ,
+            )
             .is_ok()
         {
             return true;
         }
-        self.stats.spare_errors.fetch_add(1, Relaxed);
+        self.count_spare_error(c.spare);
         self.enter_failed(c"spare read error");
         false
     }
@@ -604,9 +618,7 @@ impl Remap {
         // and their next write goes to the main device first; only that shortcut is
         // lost.
         let pend = sc.pending.as_slice().len();
-        if pend > 0
-            && !crate::meta_io::Core::fits(self.published.items_locked(), new as usize + pend)
-        {
+        if pend > 0 && !core.fits(self.published.items_locked(), new as usize + pend) {
             sc.pending.clear();
             if sc.jobs.as_slice().is_empty() {
                 return true;
@@ -619,7 +631,7 @@ impl Remap {
             // new remaps.
             return false;
         }
-        if new > 0 && !crate::meta_io::Core::fits(self.published.items_locked(), new as usize) {
+        if new > 0 && !core.fits(self.published.items_locked(), new as usize) {
             self.enter_failed(c"metadata full: the remap table cannot hold more entries");
             return false;
         }
@@ -634,11 +646,15 @@ impl Remap {
             };
             match j.prev {
                 Some(p) if p.state == REMAPPED => {
+                    j.spare = p.spare;
                     j.spare_block = p.spare_block;
                     j.lost = p.lost;
                 }
                 _ => match core.alloc_block() {
-                    Some(s) => j.spare_block = s,
+                    Some((sp, blk)) => {
+                        j.spare = sp;
+                        j.spare_block = blk;
+                    }
                     None => {
                         self.enter_failed(c"spare full: no free spare block");
                         Self::free_jobs(core, sc);
@@ -682,7 +698,7 @@ impl Remap {
             // (unit by unit of the device's logical block where the block does not
             // read as a whole).
             let (src, src_at) = if j.was_remapped() {
-                (Dev::Spare, base.0)
+                (Dev::Spare(j.spare), base.0)
             } else {
                 (Dev::Main, j.block * spb)
             };
@@ -706,12 +722,12 @@ impl Remap {
                     .zip(lost_before.iter())
                     .zip(j.covered.iter())
                     .any(|((now, was), cov)| now & !cov != was & !cov);
-                if src == Dev::Spare && newly_lost {
+                if matches!(src, Dev::Spare(_)) && newly_lost {
                     // The spare failed to read the block's own data (a remapped block
                     // whose lost sectors are being written): a spare I/O error. Its
                     // sectors are not rewritten as zeros and recorded lost -- the error
                     // may pass and the data is still there -- the write fails instead.
-                    self.stats.spare_errors.fetch_add(1, Relaxed);
+                    self.count_spare_error(j.spare);
                     self.enter_failed(c"spare read error while rewriting a remapped block");
                     ok = false;
                     break;
@@ -736,7 +752,7 @@ impl Remap {
             }
             if self
                 .sync_io(
-                    Dev::Spare,
+                    Dev::Spare(j.spare),
                     base.0,
                     &mut sc.buf,
                     spb,
@@ -744,7 +760,7 @@ impl Remap {
                 )
                 .is_err()
             {
-                self.stats.spare_errors.fetch_add(1, Relaxed);
+                self.count_spare_error(j.spare);
                 ok = false;
                 break;
             }
@@ -875,7 +891,7 @@ impl Remap {
     fn free_jobs(core: &mut Core, sc: &mut Scratch) {
         for j in sc.jobs.as_mut_slice() {
             if !j.was_remapped() && j.spare_block != u64::MAX {
-                core.free_block(j.spare_block);
+                core.free_block(j.spare, j.spare_block);
             }
             j.spare_block = u64::MAX;
         }
@@ -960,11 +976,17 @@ impl Remap {
         // still be in flight when it is freed and handed to another block.
         // SAFETY: the worker is live.
         unsafe { b::dmr_io_drain(self.worker) };
-        let read = self.sync_io(Dev::Spare, spare_at, buf, spb, b::dmr_io_op_DMR_IO_READ);
+        let read = self.sync_io(
+            Dev::Spare(cur.spare),
+            spare_at,
+            buf,
+            spb,
+            b::dmr_io_op_DMR_IO_READ,
+        );
         if read.is_err() {
             // A spare I/O error, as on any other path: counted, and mode failed (the
             // event is raised by the worker, outside the core mutex held here).
-            self.stats.spare_errors.fetch_add(1, Relaxed);
+            self.count_spare_error(cur.spare);
             self.enter_failed(c"spare read error while moving a block back to main");
         }
         let copied = read.and_then(|()| {
@@ -977,13 +999,13 @@ impl Remap {
         }
         match self.commit_changes(core, &mut [Special { state: 0, ..cur }]) {
             Ok(()) => {
-                core.free_block(cur.spare_block);
+                core.free_block(cur.spare, cur.spare_block);
                 Ok(())
             }
             Err(f) if f.adopted => {
                 // The block is back on main in memory as possibly on disk (its data
                 // there was written with FUA); its spare block is free again.
-                core.free_block(cur.spare_block);
+                core.free_block(cur.spare, cur.spare_block);
                 Err(f.err)
             }
             Err(f) if f.uncertain => {

@@ -36,7 +36,7 @@ cases=(
   "0 131071 remap MAIN SPARE|Target length is zero or not a multiple of block_size|EINVAL"
   "0 131072 remap MAIN TINY|Spare device too small for metadata and one data block|EINVAL"
   "0 131072 remap MAIN SPARE SPARE|Spare device named twice|EINVAL"
-  "0 131072 remap MAIN SPARE TINY|This version of dm-remap takes one spare device per target|EINVAL"
+  "0 131072 remap MAIN SPARE TINY|Spare device too small for metadata and one data block|EINVAL"
 )
 # <message>|<what the kernel log says after "remap: ">; the target has 16384 blocks.
 messages=(

@@ -31,6 +31,11 @@ pub enum Message {
     ClearFailed,
     /// `scan start|stop|status`: the background scan.
     Scan(ScanCmd),
+    /// `spare_list`: the pool's spares, one line each (device, UUID, size, role,
+    /// state).
+    SpareList,
+    /// `spare_stats`: per spare, its data blocks, used, free and I/O errors.
+    SpareStats,
 }
 
 /// What `scan` asks for.
@@ -47,6 +52,14 @@ pub enum ScanCmd {
 /// Every verb with its synopsis, as `help` prints it.
 pub const VERBS: &[(&str, &str)] = &[
     ("help", "list the verbs"),
+    (
+        "spare_list",
+        "the pool's spares: device, UUID, size, role, state",
+    ),
+    (
+        "spare_stats",
+        "per spare: data blocks, used, free, I/O errors",
+    ),
     ("stats", "I/O, error and remap counters"),
     ("clear_stats", "zero the I/O and error counters"),
     (
@@ -111,6 +124,10 @@ impl Message {
                 [c] if c.eq_ignore_ascii_case(b"status") => Ok(Message::Scan(ScanCmd::Status)),
                 _ => Err(CoreError::BadMessageArgs),
             }
+        } else if is("spare_list") {
+            none(Message::SpareList)
+        } else if is("spare_stats") {
+            none(Message::SpareStats)
         } else if is("clear_failed") {
             none(Message::ClearFailed)
         } else if is("clear") {
@@ -149,6 +166,9 @@ mod tests {
         assert_eq!(p("scan start"), Ok(Message::Scan(ScanCmd::Start)));
         assert_eq!(p("SCAN Stop"), Ok(Message::Scan(ScanCmd::Stop)));
         assert_eq!(p("scan status"), Ok(Message::Scan(ScanCmd::Status)));
+        assert_eq!(p("spare_list"), Ok(Message::SpareList));
+        assert_eq!(p("Spare_Stats"), Ok(Message::SpareStats));
+        assert_eq!(p("spare_stats 0"), Err(CoreError::BadMessageArgs));
     }
 
     #[test]

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# pool: a target with two spares fills them in table order (the small first spare, then
+# the second), keeps the metadata on both (each spare's five copies clean and of one
+# version, `remapctl meta check` of the pair), prints both in `dmsetup table` and
+# reloads from that line; refuses a table that leaves a spare of the pool out or names
+# the spares in another order; adds a blank third spare given in the table; and, when
+# one spare's metadata is older than the other's, loads the newest and rewrites the
+# stale spare. The data reads back through every step.
+# timeout: 600
+. "$(dirname "$0")/lib.sh"
+need dmsetup losetup dd cmp mknod
+ktap_plan 18
+load_module || fail "the dm-remap module loads"
+[ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
+
+# Blocks 4096..4395 (300 blocks, sectors 32768..35167) fail writes; reads pass.
+base=$(mkloop 64) || fail "loop device for the main device"
+# 5 MiB: 128 data blocks after the 9216 metadata sectors. 16 MiB: 2944.
+spa=$(mkloop 5) || fail "loop device for the first spare"
+spb=$(mkloop 16) || fail "loop device for the second spare"
+spc=$(mkloop 8) || fail "loop device for the third spare"
+main=$(mkfaulty faulty "$base" 131072 wfail:32768:2400) || fail "faulty main device"
+devno() { printf '%d:%d' $((0x$(stat -L -c %t "$1"))) $((0x$(stat -L -c %T "$1"))); }
+na=$(devno "$spa") nb=$(devno "$spb") nc=$(devno "$spc")
+dm_create x "0 131072 remap $main $spa $spb 2 max_remap_rate 0" ||
+  fail "create a target with two spares"
+dev=$(dm_path x)
+
+table=$(dmsetup table "${PREFIX}x")
+diag "table: $table"
+ktap_check "dmsetup table names both spares, in order" \
+  grep -q " remap [0-9]*:[0-9]* $na $nb 4 max_remap_rate 0 uuid " <<<"$table"
+list=$(dmsetup message "${PREFIX}x" 0 spare_list)
+printf '%s\n' "$list" | sed 's/^/# spare_list: /'
+ktap_check "spare_list: two spares with their own UUIDs" \
+  test "$(awk '{ print $3 }' <<<"$list" | sort -u | wc -l)" = 2
+
+head -c $((300 * 4096)) /dev/urandom > "$WORK/data" || fail "random data"
+ktap_check "300 blocks written over write-failing blocks" \
+  dd if="$WORK/data" of="$dev" bs=4096 seek=4096 oflag=direct conv=notrunc status=none
+ktap_check "300 blocks remapped, mode ok" \
+  test "$(info x remapped) $(info x mode)" = "300 ok"
+stats=$(dmsetup message "${PREFIX}x" 0 spare_stats)
+printf '%s\n' "$stats" | sed 's/^/# spare_stats: /'
+ktap_check "the first spare filled first (128 of 128), the rest on the second (172 of 2944)" \
+  test "$(awk '{ print $3, $4, $5 }' <<<"$stats" | tr '\n' ' ')" = \
+  "blocks=128 used=128 free=0 blocks=2944 used=172 free=2772 "
+readback() {
+  dd if="$dev" of="$WORK/back" bs=4096 skip=4096 count=300 iflag=direct status=none &&
+    cmp -s "$WORK/data" "$WORK/back"
+}
+ktap_check "the 300 blocks read back the same" readback
+
+# A reload from the printed line keeps the pool and its map.
+suspend_reload_resume "${PREFIX}x" "$table" || fail "reload the printed table"
+ktap_check "after a reload: 300 remapped, data the same" \
+  eval 'test "$(info x remapped)" = 300 && readback'
+
+dmsetup remove "${PREFIX}x" || fail "remove the target"
+DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
+nodes() {
+  local n out=()
+  for n in "$@"; do
+    [ -b "$WORK/n$n" ] || mknod "$WORK/n$n" b "${n%%:*}" "${n##*:}" || return 1
+    out+=("$WORK/n$n")
+  done
+  echo "${out[@]}"
+}
+# shellcheck disable=SC2046
+"$REMAPCTL" meta check $(nodes "$na" "$nb") | sed 's/^/# /'
+# shellcheck disable=SC2046
+ktap_check "the metadata is on both spares, clean and of one version" \
+  "$REMAPCTL" meta check $(nodes "$na" "$nb")
+dd if="$spb" of="$WORK/b-meta" bs=512 count=9216 iflag=direct status=none ||
+  fail "save the second spare's metadata area"
+
+# A spare of the pool left out, and the spares in another order.
+dmesg_mark
+ktap_check_fails "a table without the second spare is refused" \
+  dmsetup create "${PREFIX}y" --table "0 131072 remap $main $spa"
+ktap_check "with 'A spare of the pool is missing from the table'" \
+  eval 'dmesg_since_mark | grep -qF "A spare of the pool is missing from the table"'
+dmesg_mark
+ktap_check_fails "a table naming the spares in another order is refused" \
+  dmsetup create "${PREFIX}y" --table "0 131072 remap $main $spb $spa"
+ktap_check "with 'Spares are named in another order than the metadata lists them'" \
+  eval 'dmesg_since_mark | grep -qF "Spares are named in another order than the metadata lists them"'
+
+# A blank third spare named after the others joins the pool.
+dm_create x "0 131072 remap $main $spa $spb $spc 2 max_remap_rate 0" ||
+  fail "create with a blank third spare"
+ktap_check "spare_list: three spares" \
+  test "$(dmsetup message "${PREFIX}x" 0 spare_list | wc -l)" = 3
+ktap_check "the data reads back with the third spare" readback
+dmsetup remove "${PREFIX}x" || fail "remove the target"
+DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
+# shellcheck disable=SC2046
+ktap_check "the metadata is on all three spares, clean" \
+  "$REMAPCTL" meta check $(nodes "$na" "$nb" "$nc")
+
+# The second spare's metadata from before the third spare joined: older than the
+# others'. The newest is loaded and the stale spare rewritten.
+dd if="$WORK/b-meta" of="$spb" bs=512 oflag=direct conv=notrunc status=none ||
+  fail "put the older metadata back on the second spare"
+dmesg_mark
+dm_create x "0 131072 remap $main $spa $spb $spc 2 max_remap_rate 0" ||
+  fail "create with the second spare's metadata stale"
+ktap_check "the stale spare is rewritten" logged "spare 1 does not hold metadata version"
+ktap_check "the data reads back" readback
+dmsetup remove "${PREFIX}x" || fail "remove the target"
+DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
+# shellcheck disable=SC2046
+ktap_check "the three spares are clean again" \
+  "$REMAPCTL" meta check $(nodes "$na" "$nb" "$nc")
+ktap_finish
