@@ -69,7 +69,8 @@ ktap_check "two devices of the main's size: ambiguous, refused" \
 losetup -d "$twin" || fail "detach the twin"
 # A copied spare: two devices hold setup A.
 copy=$(mkloop 16) && dd if="$spareA" of="$copy" bs=1M oflag=direct status=none || fail "copy spare A"
-ktap_check "two devices hold one setup: refused" fails_with "2 devices hold it" "$REMAPCTL" assemble --uuid "$uA"
+ktap_check "two devices hold one setup: refused" \
+  fails_with "two spares carry the same spare UUID (one is a copy)" "$REMAPCTL" assemble --uuid "$uA"
 losetup -d "$copy" || fail "detach the copy"
 # Missing main: main A detached.
 losetup -d "$mainA2" || fail "detach main A"

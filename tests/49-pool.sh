@@ -5,11 +5,12 @@
 # reloads from that line; refuses a table that leaves a spare of the pool out or names
 # the spares in another order; adds a blank third spare given in the table; and, when
 # one spare's metadata is older than the other's, loads the newest and rewrites the
-# stale spare. The data reads back through every step.
+# stale spare; `remapctl assemble` finds the pool. The data reads back through every
+# step.
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp mknod
-ktap_plan 18
+ktap_plan 19
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -112,4 +113,10 @@ DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
 # shellcheck disable=SC2046
 ktap_check "the three spares are clean again" \
   "$REMAPCTL" meta check $(nodes "$na" "$nb" "$nc")
+# remapctl assemble finds the pool and names its spares in the list's order.
+uuid=$(awk '{ for (i = 1; i < NF; i++) if ($i == "uuid") print $(i + 1) }' <<<"$table")
+plan=$("$REMAPCTL" assemble --uuid "$uuid" --main "$main" --dry-run)
+diag "assemble: $plan"
+ktap_check "remapctl assemble puts the three spares in pool order" \
+  grep -qF " remap $(devno "$main") $na $nb $nc " <<<"$plan"
 ktap_finish

@@ -119,8 +119,64 @@ fn free_devices(dm: &Dm) -> Vec<Free> {
 
 /// A setup found on the disks.
 struct Found {
+    /// The state of the setup's newest spare.
     info: SetupInfo,
-    spares: Vec<PathBuf>,
+    /// Every free device holding the setup, with what its own copies hold.
+    spares: Vec<(PathBuf, SetupInfo)>,
+}
+
+/// The devices of a setup's pool, in the order its newest spare list records them:
+/// each record's device found by the spare UUID its copies carry. Refused when two
+/// devices claim one record (one is a copy of the other), when spares of one version
+/// disagree, or when a record has no device.
+fn pool_devices(u: &str, f: &Found) -> Result<Vec<PathBuf>, String> {
+    let finds: Vec<remap_core::pool::SpareFind> = f
+        .spares
+        .iter()
+        .map(|(_, i)| remap_core::pool::SpareFind::State {
+            setup: i.uuid,
+            spare: i.spare_uuid,
+            version: i.version,
+            state_crc: i.state_crc,
+        })
+        .collect();
+    if let remap_core::pool::PoolChoice::Refuse(r) = remap_core::pool::choose(&finds) {
+        let list: Vec<String> = f
+            .spares
+            .iter()
+            .map(|(p, _)| p.display().to_string())
+            .collect();
+        return Err(format!(
+            "setup {u}: {} ({}): refusing to choose",
+            r.as_str(),
+            list.join(", ")
+        ));
+    }
+    let mut out = Vec::new();
+    for (r, rec) in f.info.spares.iter().enumerate() {
+        // A format 1 state: its one spare's copies name no spare.
+        let dev = f.spares.iter().find(|(_, i)| {
+            &i.spare_uuid == rec || (i.spare_uuid == [0; 16] && f.info.spares.len() == 1)
+        });
+        match dev {
+            Some((p, _)) => out.push(p.clone()),
+            None => {
+                return Err(format!(
+                    "setup {u}: spare {r} of its pool ({}) is not among the free devices",
+                    UuidText(rec)
+                ))
+            }
+        }
+    }
+    for (p, i) in &f.spares {
+        if !f.info.spares.contains(&i.spare_uuid) && i.spare_uuid != [0; 16] {
+            eprintln!(
+                "remapctl assemble: setup {u}: {} is not in the pool's spare list (removed from it): left out",
+                p.display()
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// The table options that give the kernel the configuration the metadata records.
@@ -164,32 +220,27 @@ fn assemble_one(
     dry_run: bool,
 ) -> Result<String, String> {
     let u = UuidText(&f.info.uuid).to_string();
-    let spare = match f.spares.as_slice() {
-        [s] => s,
-        many => {
-            let list: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
-            return Err(format!(
-                "setup {u}: {} devices hold it ({}): a copy of a spare? refusing to choose",
-                many.len(),
-                list.join(", ")
-            ));
-        }
+    let pool = pool_devices(&u, f)?;
+    let Some(spare) = pool.first() else {
+        return Err(format!("setup {u}: its spare list is empty"));
     };
     if let Ok(ts) = dm.targets() {
         if let Some(t) = ts.iter().find(|t| t.table.uuid.as_deref() == Some(&u)) {
             return Err(format!("setup {u}: already active as {}", t.name));
         }
     }
-    // Not the spare, nor a partition of its disk or the disk it is on, nor a device an
-    // earlier setup of this run took (the kernel lets two tables share a main device).
-    let spare_disk = free
+    // Not a spare, nor a partition of a spare's disk or the disk it is on, nor a device
+    // an earlier setup of this run took (the kernel lets two tables share a main
+    // device).
+    let spare_disks: Vec<String> = free
         .iter()
-        .find(|d| &d.path == spare)
-        .map(|d| d.disk.clone());
+        .filter(|d| pool.contains(&d.path))
+        .map(|d| d.disk.clone())
+        .collect();
     let mut cands: Vec<&Free> = free
         .iter()
-        .filter(|d| d.sectors == f.info.main_sectors && &d.path != spare)
-        .filter(|d| Some(&d.disk) != spare_disk.as_ref() && Some(&d.name) != spare_disk.as_ref())
+        .filter(|d| d.sectors == f.info.main_sectors && !pool.contains(&d.path))
+        .filter(|d| !spare_disks.contains(&d.disk) && !spare_disks.contains(&d.name))
         .filter(|d| !used.contains(&d.path))
         .filter(|d| {
             want_main.is_none_or(|m| {
@@ -236,29 +287,30 @@ fn assemble_one(
     let sectors = f.info.config.target_sectors;
     let mut refused = Vec::new();
     for c in &cands {
-        let params = format!(
-            "{} {} {} {}",
-            devno(&c.path)?,
-            devno(spare)?,
-            opts.len(),
-            opts.join(" ")
-        );
+        let mut devs = vec![devno(&c.path)?];
+        for p in &pool {
+            devs.push(devno(p)?);
+        }
+        let params = format!("{} {} {}", devs.join(" "), opts.len(), opts.join(" "));
+        let spares_text = pool
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
         if dry_run {
             return Ok(format!(
-                "setup {u}: would create {name}: 0 {sectors} remap {params} (main {}, spare {})",
+                "setup {u}: would create {name}: 0 {sectors} remap {params} (main {}, spare {spares_text})",
                 c.path.display(),
-                spare.display()
             ));
         }
         match dm.create(name, sectors, &params) {
             Ok(node) => {
                 used.push(c.path.clone());
-                used.push(spare.clone());
+                used.extend(pool.iter().cloned());
                 return Ok(format!(
-                    "setup {u}: created {name} ({}): main {}, spare {}, metadata version {}",
+                    "setup {u}: created {name} ({}): main {}, spare {spares_text}, metadata version {}",
                     node.display(),
                     c.path.display(),
-                    spare.display(),
                     f.info.version
                 ));
             }
@@ -309,14 +361,15 @@ pub fn run(a: AssembleArgs) -> ExitCode {
         let mut setups: BTreeMap<[u8; 16], Found> = BTreeMap::new();
         for d in &free {
             if let Ok(Some(info)) = meta::setup_of(&d.path) {
-                setups
-                    .entry(info.uuid)
-                    .or_insert_with(|| Found {
-                        info: info.clone(),
-                        spares: Vec::new(),
-                    })
-                    .spares
-                    .push(d.path.clone());
+                let f = setups.entry(info.uuid).or_insert_with(|| Found {
+                    info: info.clone(),
+                    spares: Vec::new(),
+                });
+                // The newest state found among the setup's spares.
+                if info.version > f.info.version {
+                    f.info = info.clone();
+                }
+                f.spares.push((d.path.clone(), info));
             }
         }
         if let Some(w) = want {
@@ -387,6 +440,9 @@ mod tests {
             main_lbs: 512,
             identity: false,
             config,
+            spare_uuid: [0x22; 16],
+            spares: vec![[0x22; 16]],
+            state_crc: 0,
         };
         assert_eq!(
             options(&info(config)).join(" "),

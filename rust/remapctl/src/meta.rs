@@ -150,6 +150,12 @@ pub struct SetupInfo {
     pub identity: bool,
     /// The configuration recorded with the map.
     pub config: meta::Config,
+    /// The spare UUID this device's copies carry (which record of the list it is).
+    pub spare_uuid: [u8; 16],
+    /// The spare list's UUIDs, in pool order.
+    pub spares: Vec<[u8; 16]>,
+    /// The selected state's body checksum.
+    pub state_crc: u32,
 }
 
 /// The setup a device's metadata holds, if it holds a loadable one (`None`: blank,
@@ -158,7 +164,17 @@ pub fn setup_of(path: &std::path::Path) -> Result<Option<SetupInfo>, MetaError> 
     let spare = Spare::open(path, false)?;
     let copies = Copies::read(&spare);
     Ok(match repair::select(&copies.reads(), None) {
-        Selection::Load { state, version, .. } => Some(SetupInfo {
+        Selection::Load {
+            state,
+            version,
+            state_crc,
+            ..
+        } => Some(SetupInfo {
+            spare_uuid: state.spare_uuid,
+            spares: (0..state.spare_count())
+                .filter_map(|i| state.spare(i).map(|s| s.uuid))
+                .collect(),
+            state_crc,
             uuid: state.uuid,
             version,
             main_sectors: state.fingerprint.main_sectors,
