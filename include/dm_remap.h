@@ -82,6 +82,7 @@ enum dmr_io_op {
 	DMR_IO_READ = 0,
 	DMR_IO_WRITE = 1,	/* plain write */
 	DMR_IO_WRITE_FUA = 2,	/* preflush + FUA: durable, ordered after earlier writes */
+	DMR_IO_FLUSH = 3,	/* an empty preflush (count 0): earlier writes durable */
 };
 int dmr_io(struct dm_io_client *client, struct block_device *bdev, sector_t sector,
 	   sector_t count, void *buf, enum dmr_io_op op);

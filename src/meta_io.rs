@@ -432,7 +432,26 @@ impl Core {
         let mut used_per = [0u64; MAX_SPARES];
         let mut nrec = 0usize;
         let mut judged: KVVec<u64> = KVVec::new();
-        let (best_rw, best_logs) = match (best, repair::select(&reads, None)) {
+        let sel = repair::select(&reads, None);
+        // The chosen spare read again must give what it gave in the first pass (a read
+        // error in between could select an older copy while the other spares holding
+        // the newer version count as current).
+        if let (
+            Some(b),
+            Selection::Load {
+                version, state_crc, ..
+            },
+        ) = (best, &sel)
+        {
+            let same = matches!(
+                finds.get(b),
+                Some(SpareFind::State { version: v, state_crc: c, .. }) if v == version && c == state_crc
+            );
+            if !same {
+                return Err((c"Spare metadata changed while it was being read", EINVAL));
+            }
+        }
+        let (best_rw, best_logs) = match (best, sel) {
             (None, _) => {
                 core.uuid = fresh_uuid;
                 if report {
@@ -835,7 +854,8 @@ impl Core {
     }
 
     /// Encodes the current state with `items` and writes it to every spare of the
-    /// pool, spare by spare in list order, and on each to the copies `which` marks
+    /// pool, spare by spare (those behind first, see below), and on each to the copies
+    /// `which` marks
     /// (its `pending_writes` when `pending`, else all five), one at a time in commit
     /// order, each durable before the next: as a record appended to the copy's log
     /// where `records` allows it and the copy's log has room (`log::plan_write`), else
@@ -912,7 +932,41 @@ impl Core {
         // of another size comes).
         let mut rec: Option<(u32, Option<usize>)> = None;
         let mut result = Ok(());
-        'spares: for si in 0..self.spares.len() {
+        // Spares with copies that do not hold the current state (a spare joining the
+        // pool, one left behind by a cut) go first, then the others, each group in
+        // list order: a spare joining holds the new version (which lists it) before
+        // any other spare does, so a cut while it is written leaves the others with
+        // the previous version, loadable without it.
+        let nsp = self.spares.len();
+        let behind = |s: &PoolSpare| s.damaged.iter().any(|&d| d);
+        let first = (0..nsp).filter(|&i| self.spares.get(i).is_some_and(behind));
+        let rest = (0..nsp).filter(|&i| !self.spares.get(i).is_some_and(behind));
+        let mut order = [0usize; MAX_SPARES];
+        for (o, i) in order.iter_mut().zip(Iterator::chain(first, rest)) {
+            *o = i;
+        }
+        // Remapped data goes to the spares with plain writes; a commit makes it durable
+        // before any copy refers to it. The first copy write on each spare carries a
+        // preflush, but the first spare's copies are written before the others' first
+        // one: every other spare is flushed now, before any copy is written, so that no
+        // cut can leave a new copy (on one spare) naming data another spare has not
+        // made durable. A failed flush fails the commit before anything is written.
+        for &si in order.iter().take(nsp).skip(1) {
+            if let Some(sp) = self.spares.get(si) {
+                if let Err(e) = io(client, sp.bdev, 0, &mut [], b::dmr_io_op_DMR_IO_FLUSH) {
+                    dmerr!(
+                        "flush of spare {} before a metadata commit failed: {:?}",
+                        si,
+                        e
+                    );
+                    result = Err(e);
+                }
+            }
+        }
+        'spares: for &si in order.iter().take(nsp) {
+            if result.is_err() {
+                break;
+            }
             let Some(sp) = self.spares.get(si) else {
                 break;
             };

@@ -199,6 +199,11 @@ int dmr_io(struct dm_io_client *client, struct block_device *bdev, sector_t sect
 	case DMR_IO_WRITE:
 		req.bi_opf = REQ_OP_WRITE | REQ_SYNC;
 		break;
+	case DMR_IO_FLUSH:
+		/* dm-io sends a zero-sized flush for a region of count 0 (as dm-log does). */
+		req.bi_opf = REQ_OP_WRITE | REQ_SYNC | REQ_PREFLUSH;
+		region.count = 0;
+		break;
 	default:
 		req.bi_opf = REQ_OP_WRITE | REQ_SYNC | REQ_PREFLUSH | REQ_FUA;
 		break;

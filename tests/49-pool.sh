@@ -5,12 +5,13 @@
 # reloads from that line; refuses a table that leaves a spare of the pool out or names
 # the spares in another order; adds a blank third spare given in the table; and, when
 # one spare's metadata is older than the other's, loads the newest and rewrites the
-# stale spare; `remapctl assemble` finds the pool. The data reads back through every
+# stale spare; `remapctl assemble` finds the pool; `remapctl spare-add` adds a spare
+# to the live target while fio writes and verifies. The data reads back through every
 # step.
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
-need dmsetup losetup dd cmp mknod
-ktap_plan 19
+need dmsetup losetup dd cmp mknod fio
+ktap_plan 24
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -119,4 +120,32 @@ plan=$("$REMAPCTL" assemble --uuid "$uuid" --main "$main" --dry-run)
 diag "assemble: $plan"
 ktap_check "remapctl assemble puts the three spares in pool order" \
   grep -qF " remap $(devno "$main") $na $nb $nc " <<<"$plan"
+
+# A fourth spare added online (remapctl spare-add: a table reload) while fio writes
+# and verifies 48 MiB across the device, the remapped blocks included.
+spd=$(mkloop 8) || fail "loop device for the fourth spare"
+nd=$(devno "$spd")
+dm_create x "0 131072 remap $main $spa $spb $spc 2 max_remap_rate 0" ||
+  fail "create with the three spares"
+fio --name=verify --filename="$dev" --direct=1 --ioengine=libaio --iodepth=8 \
+  --rw=randwrite --bs=4k --size=48M --verify=crc32c --verify_fatal=1 --do_verify=1 \
+  --randrepeat=1 --verify_state_save=0 --rate_iops=2000 \
+  --output="$WORK/fio.log" >/dev/null 2>&1 &
+fio_pid=$!
+sleep 2
+ktap_check "remapctl spare-add adds the fourth spare during the writes" \
+  "$REMAPCTL" spare-add "${PREFIX}x" "$spd"
+wait "$fio_pid"
+rc=$?
+[ "$rc" = 0 ] || tail -20 "$WORK/fio.log" | sed 's/^/# /'
+ktap_check "fio's writes during the reload verify (crc32c)" test "$rc" = 0
+ktap_check "spare_list: four spares, the new one last" \
+  eval 'dmsetup message "${PREFIX}x" 0 spare_list | tail -1 | grep -q "^spare=3 dev=$nd "'
+ktap_check_fails "spare-add refuses a device that is already in the pool" \
+  "$REMAPCTL" spare-add "${PREFIX}x" "$spd"
+dmsetup remove "${PREFIX}x" || fail "remove the target"
+DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
+# shellcheck disable=SC2046
+ktap_check "the four spares hold the metadata, clean" \
+  "$REMAPCTL" meta check $(nodes "$na" "$nb" "$nc" "$nd")
 ktap_finish

@@ -181,8 +181,11 @@ pub fn choose(finds: &[SpareFind]) -> PoolChoice {
 /// `finds` as given to [`choose`]; `state` the state it chose. Returns, per spare, the
 /// index of its record, or `None` for a blank spare (a spare being added). A format 1
 /// state (its copies carry no spare UUID) has one spare, matched to its one record.
-/// Refuses a spare of the setup that is not in the list, and a record left without a
-/// spare.
+/// A record no spare carries is matched to the spare at its own position when that
+/// spare is blank and the state maps no block to the record: a spare whose first
+/// copies a cut (or an I/O error) kept from landing while the others took the state
+/// that lists it. Refuses a spare of the setup that is not in the list, and any other
+/// record left without a spare.
 pub fn members(
     finds: &[SpareFind],
     state: &Decoded<'_>,
@@ -211,10 +214,18 @@ pub fn members(
             *s = true;
         }
     }
-    if let Some(record) =
-        (0..state.spare_count().min(MAX_SPARES)).find(|&r| !seen.get(r).copied().unwrap_or(true))
-    {
-        return Err(PoolRefusal::Missing { record });
+    for record in 0..state.spare_count().min(MAX_SPARES) {
+        if seen.get(record).copied().unwrap_or(true) {
+            continue;
+        }
+        let blank_here = matches!(finds.get(record), Some(SpareFind::Blank));
+        let holds_blocks = state.ranges().any(|r| usize::from(r.spare) == record);
+        if !blank_here || holds_blocks {
+            return Err(PoolRefusal::Missing { record });
+        }
+        if let Some(o) = out.get_mut(record) {
+            *o = Some(record);
+        }
     }
     Ok(out)
 }
@@ -301,6 +312,10 @@ mod tests {
     }
 
     fn state_bytes(spares: &[[u8; 16]]) -> Vec<u8> {
+        state_with(spares, &[])
+    }
+
+    fn state_with(spares: &[[u8; 16]], entries: &[crate::remap_table::Entry]) -> Vec<u8> {
         let bs = BlockSize::DEFAULT;
         let list: Vec<_> = spares
             .iter()
@@ -326,7 +341,7 @@ mod tests {
                 alert_min_level: 0,
             },
             spares: &list,
-            entries: &[],
+            entries,
             scan: ScanCheckpoint::default(),
         };
         let mut buf = vec![0u8; crate::layout::COPY_MAX_BYTES];
@@ -351,6 +366,26 @@ mod tests {
         );
         let finds = [st(5, 3, 0), st(7, 3, 0)];
         assert_eq!(members(&finds, &d), Err(PoolRefusal::Missing { record: 1 }));
+        // A blank spare in the place of a record that maps no block: its first copies
+        // never landed; it is that record. In another place it stays a new spare.
+        let finds = [st(5, 3, 0), SpareFind::Blank, st(7, 3, 0)];
+        assert_eq!(
+            members(&finds, &d).unwrap()[..3],
+            [Some(0), Some(1), Some(2)]
+        );
+        let finds = [st(5, 3, 0), st(7, 3, 0), SpareFind::Blank];
+        assert_eq!(members(&finds, &d), Err(PoolRefusal::Missing { record: 1 }));
+        // Not when the state maps a block to that record: its data would be missing.
+        let with_block = state_with(
+            &[[5; 16], [6; 16], [7; 16]],
+            &[crate::remap_table::Entry::remapped(10, 1, 0)],
+        );
+        let d2 = meta::decode(&with_block, 0).unwrap();
+        let finds = [st(5, 3, 0), SpareFind::Blank, st(7, 3, 0)];
+        assert_eq!(
+            members(&finds, &d2),
+            Err(PoolRefusal::Missing { record: 1 })
+        );
         // A one-spare state whose copies name no spare (format 1).
         let one = state_bytes(&[[5; 16]]);
         let d1 = meta::decode(&one, 0).unwrap();

@@ -68,6 +68,8 @@ struct Writer {
     logs: Vec<[Option<LogEnd>; COPY_COUNT]>,
     prev: Vec<Entry>,
     prev_crc: u32,
+    /// Spares in the last committed list.
+    list_len: usize,
 }
 
 impl Writer {
@@ -78,17 +80,34 @@ impl Writer {
             logs: vec![[None; COPY_COUNT]; lbs.len()],
             prev: Vec::new(),
             prev_crc: 0,
+            list_len: lbs.len(),
         }
     }
 
     fn commit(&mut self, entries: &[Entry]) -> Vec<Write> {
+        let order: Vec<usize> = (0..self.lbs.len()).collect();
+        self.commit_in(entries, &order)
+    }
+
+    /// A spare joins (logical block size `lbs`): the commit of the longer list, the
+    /// new spare's copies first (the module writes spares behind the state first).
+    fn join(&mut self, entries: &[Entry], lbs: u32) -> Vec<Write> {
+        self.lbs.push(lbs);
+        self.logs.push([None; COPY_COUNT]);
+        let n = self.lbs.len();
+        let order: Vec<usize> = std::iter::once(n - 1).chain(0..n - 1).collect();
+        self.commit_in(entries, &order)
+    }
+
+    fn commit_in(&mut self, entries: &[Entry], order: &[usize]) -> Vec<Write> {
         let sp = spares(&self.lbs);
         let version = self.version + 1;
         let mut base = vec![0u8; COPY_MAX_BYTES];
         let len = encode(&state(&sp, entries, version), 0, &mut base).unwrap();
         let body_crc = decode(&base[..len], 0).unwrap().body_crc;
         let mut writes = Vec::new();
-        for (s, &lbs) in self.lbs.iter().enumerate() {
+        for &s in order {
+            let lbs = self.lbs[s];
             let padded = padded_len(len, lbs).unwrap();
             let mut rec = vec![0u8; log::MAX_RECORD_BYTES + 65536];
             let head = RecordHead {
@@ -99,7 +118,9 @@ impl Writer {
                 scan: ScanCheckpoint::default(),
             };
             let changes = log::diff(self.prev.iter().copied(), entries);
-            let rec_len = if self.version > 0 {
+            // A record only when nothing but the map changed (as `Core::make_record`):
+            // a spare joining changes the list, so every copy gets a base.
+            let rec_len = if self.version > 0 && self.list_len == self.lbs.len() {
                 log::encode_record(&mut rec, &head, changes, lbs as usize).ok()
             } else {
                 None
@@ -135,6 +156,7 @@ impl Writer {
         }
         self.version = version;
         self.prev_crc = body_crc;
+        self.list_len = self.lbs.len();
         self.prev = entries
             .iter()
             .copied()
@@ -155,6 +177,12 @@ fn apply(disk: &mut Disk, w: &Write) {
 /// then the chosen spare's chosen copy with its log replayed (checked against the
 /// checksum its last record carries).
 fn load(disk: &Disk, lbs: &[u32]) -> (u64, Vec<Entry>) {
+    load_with(disk, lbs, false)
+}
+
+/// `load`; with `format_spare`, a spare whose copies hold no valid one (foreign data,
+/// or a first write torn) counts as blank, as the table option makes the module do.
+fn load_with(disk: &Disk, lbs: &[u32], format_spare: bool) -> (u64, Vec<Entry>) {
     let mut finds = Vec::new();
     let mut sels = Vec::new();
     for sp in disk {
@@ -162,6 +190,10 @@ fn load(disk: &Disk, lbs: &[u32]) -> (u64, Vec<Entry>) {
         let sel = select(&reads, None);
         finds.push(match sel {
             Selection::Blank => SpareFind::Blank,
+            Selection::Refuse {
+                reason: Refusal::NoValidCopy,
+                ..
+            } if format_spare => SpareFind::Blank,
             Selection::Refuse { reason, .. } => SpareFind::Refused(reason),
             Selection::Load {
                 state,
@@ -190,15 +222,22 @@ fn load(disk: &Disk, lbs: &[u32]) -> (u64, Vec<Entry>) {
     else {
         unreachable!()
     };
-    let m = pool::members(&finds, &base).expect("every spare is a member");
+    let m = pool::members(&finds, &base)
+        .unwrap_or_else(|e| panic!("not every spare is a member: {e:?} {finds:?} best {best}"));
     for (i, mi) in m.iter().enumerate().take(disk.len()) {
-        assert_eq!(*mi, Some(i), "spare {i} matches its own record");
+        // A blank spare after the listed ones is one joining the pool.
+        let want = (i < base.spare_count()).then_some(i);
+        assert_eq!(*mi, want, "spare {i} matches its own record");
     }
     let mut entries: Vec<Entry> = base.entries().collect();
     for r in log::records(&disk[best][chosen], &base) {
         entries = log::apply(entries.into_iter(), r.changes()).collect();
     }
-    let sp = spares(lbs);
+    // The state's own spare list (a joining spare is in the table, not yet in it).
+    let sp: Vec<SpareInfo> = (0..base.spare_count())
+        .map(|i| base.spare(i).unwrap())
+        .collect();
+    assert!(sp.len() <= lbs.len());
     let mut buf = vec![0u8; COPY_MAX_BYTES];
     let n = encode(&state(&sp, &entries, version), 0, &mut buf).unwrap();
     assert_eq!(
@@ -294,6 +333,85 @@ proptest! {
             let (v, es) = load(&disk, &lbs);
             prop_assert_eq!(v, n);
             prop_assert_eq!(&es, &model);
+        }
+    }
+}
+
+/// A spare joining the pool, cut before any write of that commit (torn or not): with
+/// the new spare in the table the pool loads the old version or the new one; without
+/// it, the old one as long as only the new spare was written, and a refusal (never
+/// another state) once an old spare holds the list that names it.
+#[test]
+fn a_cut_while_a_spare_joins() {
+    let mut w = Writer::new(&[512, 4096]);
+    let mut disk: Disk = vec![vec![vec![0u8; COPY_MAX_BYTES]; COPY_COUNT]; 2];
+    let v1 = vec![Entry::remapped(3, 0, 1), Entry::remapped(9, 1, 4)];
+    for wr in w.commit(&v1) {
+        apply(&mut disk, &wr);
+    }
+    let writes = w.join(&v1, 512);
+    disk.push(vec![vec![0u8; COPY_MAX_BYTES]; COPY_COUNT]);
+    for k in 0..writes.len() {
+        for torn in [false, true] {
+            let mut cut = disk.clone();
+            for wr in &writes[..k] {
+                apply(&mut cut, wr);
+            }
+            if torn {
+                let (s, c, off, bytes) = &writes[k];
+                let half = (bytes.len() / 512 / 2) * 512;
+                cut[*s][*c][*off..off + half].copy_from_slice(&bytes[..half]);
+            }
+            // A torn first write leaves the new spare with no valid copy and not blank:
+            // refused as foreign data unless the table says `format_spare`.
+            let (v, es) = load_with(&cut, &[512, 4096, 512], k == 0 && torn);
+            assert!(v == 1 || v == 2, "cut before write {k}: loaded {v}");
+            assert_eq!(es, v1);
+            // Without the new spare.
+            let old: Disk = cut[..2].to_vec();
+            let finds: Vec<SpareFind> = old
+                .iter()
+                .map(|sp| {
+                    let reads: [CopyRead<'_>; COPY_COUNT] =
+                        std::array::from_fn(|i| CopyRead::Bytes(&sp[i]));
+                    match select(&reads, None) {
+                        Selection::Load {
+                            state,
+                            version,
+                            state_crc,
+                            ..
+                        } => SpareFind::State {
+                            setup: state.uuid,
+                            spare: state.spare_uuid,
+                            version,
+                            state_crc,
+                        },
+                        _ => SpareFind::Blank,
+                    }
+                })
+                .collect();
+            let PoolChoice::Load { best, .. } = pool::choose(&finds) else {
+                panic!("cut before write {k}: {:?}", pool::choose(&finds));
+            };
+            let reads: [CopyRead<'_>; COPY_COUNT] =
+                std::array::from_fn(|i| CopyRead::Bytes(&old[best][i]));
+            let Selection::Load { state, version, .. } = select(&reads, None) else {
+                panic!("{k}");
+            };
+            let touched = writes[..k].iter().any(|w| w.0 < 2) || (torn && writes[k].0 < 2);
+            match pool::members(&finds, &state) {
+                Ok(_) => {
+                    assert_eq!(version, 1, "cut before write {k}");
+                    assert_eq!(load(&old, &[512, 4096]), (1, v1.clone()));
+                }
+                Err(r) => {
+                    assert!(
+                        touched,
+                        "cut before write {k}: refused ({r:?}) with the old spares untouched"
+                    );
+                    assert!(matches!(r, pool::PoolRefusal::Missing { record: 2 }));
+                }
+            }
         }
     }
 }

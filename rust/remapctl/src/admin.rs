@@ -262,6 +262,134 @@ pub fn create(a: CreateArgs) -> ExitCode {
     done(r, "create")
 }
 
+/// `remapctl spare-add`.
+#[derive(Args, Debug)]
+pub struct SpareAddArgs {
+    /// Name of the dm-remap device.
+    pub name: String,
+    /// The blank block device to add to its pool.
+    pub spare: PathBuf,
+    /// Format the device even though it holds data that is not dm-remap metadata
+    /// (destroys that data).
+    #[arg(long)]
+    pub format_spare: bool,
+    /// Print the new table line; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `remapctl spare-add`: adds a blank spare to a live target's pool by reloading its
+/// table with the device named after the others (the kernel writes the metadata to it
+/// and records it in the spare list at the resume; I/O waits during the swap).
+pub fn spare_add(a: SpareAddArgs) -> ExitCode {
+    let r = (|| {
+        let dm = Dm::open()?;
+        let Some(t) = dm.target(&a.name)? else {
+            return Err(format!("{} is not a dm-remap target", a.name));
+        };
+        let dev = Dev::open(&a.spare, "spare")?;
+        let devno = dev.devno();
+        if t.table.main == devno || t.table.spares.contains(&devno) {
+            return Err(format!(
+                "{} ({devno}) is already a device of {}",
+                dev.path.display(),
+                a.name
+            ));
+        }
+        if t.table.spares.len() >= remap_core::meta::MAX_SPARES {
+            return Err(format!(
+                "{} has {} spares, the most a pool holds",
+                a.name,
+                t.table.spares.len()
+            ));
+        }
+        let mut format = false;
+        match meta::probe(&dev.path, None).map_err(|e| format!("{}: {e}", dev.path.display()))? {
+            Probe::Blank => {}
+            Probe::Refused { foreign: true, .. } if a.format_spare => format = true,
+            Probe::Refused { foreign: true, .. } => {
+                return Err(format!(
+                    "{} holds data that is not dm-remap metadata; refusing to format it (--format-spare destroys what it holds)",
+                    dev.path.display()
+                ))
+            }
+            Probe::Setup { uuid, .. } => {
+                return Err(format!(
+                    "{} holds dm-remap metadata (setup {uuid}); only a blank device joins a pool",
+                    dev.path.display()
+                ))
+            }
+            Probe::Refused { reason, .. } => {
+                return Err(format!("{}: {reason}", dev.path.display()))
+            }
+        }
+        // The line as the kernel prints it, with the new spare after the others (and
+        // `format_spare` when asked: a one-shot option the kernel never prints back).
+        let old = format!(
+            "{} {}{}{}",
+            t.table.main,
+            t.table.spares.join(" "),
+            if t.table.options.is_empty() { "" } else { " " },
+            t.table.options
+        );
+        let mut opts: Vec<String> = t
+            .table
+            .options
+            .split_ascii_whitespace()
+            .skip(1)
+            .map(str::to_string)
+            .collect();
+        if format {
+            opts.push("format_spare".into());
+        }
+        let mut params = format!("{} {} {devno}", t.table.main, t.table.spares.join(" "));
+        if !opts.is_empty() {
+            params += &format!(" {} {}", opts.len(), opts.join(" "));
+        }
+        // The kernel's own parser and checks of the new spare.
+        let args: Vec<&[u8]> = params.split(' ').map(str::as_bytes).collect();
+        let cfg = TableConfig::parse(&args).map_err(|e| format!("table line {params:?}: {e}"))?;
+        if cfg.block_size.bytes() < dev.lbs {
+            return Err(format!(
+                "{}: its {}-byte logical blocks are larger than the block size {}",
+                dev.path.display(),
+                dev.lbs,
+                cfg.block_size.bytes()
+            ));
+        }
+        if remap_core::layout::data_blocks(Sectors(dev.sectors), cfg.block_size).0 == 0 {
+            return Err(format!(
+                "{}: too small for the metadata and one data block",
+                dev.path.display()
+            ));
+        }
+        let line = format!("0 {} remap {params}", t.sectors);
+        if a.dry_run {
+            println!("{line}");
+            return Ok(());
+        }
+        dm.reload(&a.name, t.sectors, &params, &old)?;
+        let now = dm
+            .target(&a.name)?
+            .ok_or_else(|| format!("{} is gone", a.name))?;
+        if !now.table.spares.contains(&devno) {
+            return Err(format!(
+                "{}: the table after the reload does not name {devno}",
+                a.name
+            ));
+        }
+        println!(
+            "{}: {} added as spare {} of {}",
+            a.name,
+            dev.path.display(),
+            now.table.spares.len() - 1,
+            now.table.spares.len()
+        );
+        Ok(())
+    })();
+    done(r, "spare-add")
+}
+
 /// `remapctl remove`.
 pub fn remove(name: &str) -> ExitCode {
     let r = Dm::open().and_then(|dm| {

@@ -146,6 +146,48 @@ impl Dm {
         Ok(node(n, dev.major, dev.minor))
     }
 
+    /// Replaces device `n`'s table with the one-line table `0 sectors remap params`:
+    /// the new table is loaded (the kernel's constructor checks it), the device
+    /// suspended (in-flight I/O completes, new I/O waits) and resumed with it. When the
+    /// new table is refused nothing changes; when the resume fails (the new table's
+    /// first resume writes metadata), `old` is loaded again and the device resumed with
+    /// it. The error carries the kernel's reason when its log gives one.
+    pub fn reload(&self, n: &str, sectors: u64, params: &str, old: &str) -> Result<(), String> {
+        let id = DevId::Name(name(n)?);
+        let log = KernelLog::open();
+        let table = [(0, sectors, "remap".to_string(), params.to_string())];
+        if let Err(e) = self.dm.table_load(&id, &table, DmOptions::default()) {
+            let why = log.and_then(|l| l.reason()).unwrap_or_else(|| describe(&e));
+            return Err(format!("the kernel refused the table: {why}"));
+        }
+        if let Err(e) = self
+            .dm
+            .device_suspend(&id, DmOptions::default().set_flags(DmFlags::DM_SUSPEND))
+        {
+            let _ = self.dm.table_clear(&id);
+            return Err(format!("cannot suspend {n}: {}", describe(&e)));
+        }
+        let log = KernelLog::open();
+        if let Err(e) = self.dm.device_suspend(&id, DmOptions::default()) {
+            let why = log.and_then(|l| l.reason()).unwrap_or_else(|| describe(&e));
+            let back = [(0, sectors, "remap".to_string(), old.to_string())];
+            let restored = self
+                .dm
+                .table_load(&id, &back, DmOptions::default())
+                .and_then(|_| self.dm.device_suspend(&id, DmOptions::default()));
+            return Err(match restored {
+                Ok(_) => {
+                    format!("the new table did not resume ({why}); the old table is live again")
+                }
+                Err(e2) => format!(
+                    "the new table did not resume ({why}), nor the old one ({}): {n} is suspended",
+                    describe(&e2)
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Every DM device's name and event counter (`None`: the kernel reports none).
     pub fn event_counters(&self) -> Result<Vec<(String, Option<u32>)>, String> {
         Ok(self

@@ -35,6 +35,9 @@ enum Cmd {
         /// Name of the device-mapper device.
         name: String,
     },
+    /// Add a blank spare to a live target's pool (a table reload; I/O waits during the
+    /// swap).
+    SpareAdd(admin::SpareAddArgs),
     /// Show the figures of one dm-remap target, or of every one.
     Status(admin::StatusArgs),
     /// List the dm-remap targets, one line each.
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Create(a) => admin::create(a),
         Cmd::Remove { name } => admin::remove(&name),
+        Cmd::SpareAdd(a) => admin::spare_add(a),
         Cmd::Status(a) => admin::status(a),
         Cmd::List(a) => admin::list(a),
         Cmd::ImportBadblocks(a) => import::run(a),
