@@ -897,10 +897,11 @@ unsafe fn ctr_open(
                     return Err(unsafe { ctr_fail(ti, msg, EINVAL) });
                 }
                 r => {
-                    let msg = if r == -(kernel::bindings::E2BIG as c_int) {
-                        c"Too many devices under the main device or the spare to check that they do not overlap"
-                    } else {
-                        c"Cannot check that the spare does not overlap the main device"
+                    let msg = match (r == -(kernel::bindings::E2BIG as c_int), other == mbdev) {
+                        (true, true) => c"Too many devices under the main device or the spare to check that they do not overlap",
+                        (true, false) => c"Too many devices under two spares to check that they do not overlap",
+                        (false, true) => c"Cannot check that the spare does not overlap the main device",
+                        (false, false) => c"Cannot check that two spares do not overlap",
                     };
                     // SAFETY: `ti` is valid per this function's contract.
                     return Err(unsafe { ctr_fail(ti, msg, Error::from_errno(r)) });

@@ -66,8 +66,10 @@ pub enum MetaCmd {
     },
     /// Rewrite stale or damaged copies from the newest valid one.
     Repair {
-        /// Spare device or image file.
-        path: PathBuf,
+        /// Spare device or image file; several: the spares of one pool (each spare
+        /// behind gets the pool's newest state).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
         /// Only accept copies of this setup UUID.
         #[arg(long)]
         uuid: Option<String>,
@@ -83,7 +85,10 @@ pub fn run(cmd: MetaCmd) -> ExitCode {
             [path] => check(path, uuid.as_deref(), json),
             _ => check_pool(&paths, uuid.as_deref(), json),
         },
-        MetaCmd::Repair { path, uuid } => repair(&path, uuid.as_deref()),
+        MetaCmd::Repair { paths, uuid } => match paths.as_slice() {
+            [path] => repair(path, uuid.as_deref()),
+            _ => repair_pool(&paths, uuid.as_deref()),
+        },
     };
     match r {
         Ok(code) => ExitCode::from(code),
@@ -414,6 +419,9 @@ fn dump(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
     let replayed = copies.replayed(&mut sel)?;
     match sel {
         Selection::Load { state, chosen, .. } => {
+            // The spare these copies are: the chosen base's header says (a replayed
+            // state is encoded afresh).
+            let me = state.spare_uuid;
             let state = match replayed.as_deref().map(|b| meta::decode(b, 0)) {
                 Some(Ok(d)) => d,
                 _ => state,
@@ -423,7 +431,8 @@ fn dump(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
             if let Err(v) = judge_state(&state, &spare)? {
                 eprintln!("remapctl meta: warning: the kernel refuses this state: {v}");
             }
-            let doc = json::Dump::from_decoded(&state, chosen);
+            let mut doc = json::Dump::from_decoded(&state, chosen);
+            doc.spare_uuid = (me != [0; 16]).then(|| json::uuid_string(&me));
             let text =
                 serde_json::to_string_pretty(&doc).map_err(|e| MetaError::Input(e.to_string()))?;
             println!("{text}");
@@ -533,19 +542,38 @@ fn check(path: &std::path::Path, uuid: Option<&str>, as_json: bool) -> Result<u8
     Ok(code)
 }
 
-/// `meta check` of several spares: the spares of one pool. Each spare's copies are
-/// selected on their own (`repair::select`), the pool's state is chosen among them
-/// (`pool::choose`: the newest; spares of other setups, copied spares and conflicting
-/// states refuse), the spares are matched to the records of its spare list
-/// (`pool::members`) and the state is judged with a bitmap sized from the devices.
-/// Exit codes as for one spare: 0 clean, 1 a spare needs repair (stale, damaged or
-/// blank), 2 refused, 3 all blank.
-fn check_pool(paths: &[PathBuf], uuid: Option<&str>, as_json: bool) -> Result<u8, MetaError> {
-    let want = parse_uuid_opt(uuid)?;
+/// What the spares of a pool hold, read and chosen as the kernel does.
+struct PoolView {
+    spares: Vec<Spare>,
+    /// Per spare: `path: what its own copies hold` (for the report).
+    lines: Vec<(String, String)>,
+    /// The refusal, if the pool is refused (`pool::choose`/`members` or the judge).
+    refused: Option<String>,
+    /// Nothing valid anywhere: every spare blank.
+    blank: bool,
+    /// The chosen state (replayed), when there is one.
+    state: Option<json::Owned>,
+    /// Per spare: its record in the state's list (`None`: blank, joining).
+    members: Vec<Option<usize>>,
+    /// Per spare: the copies to rewrite with the chosen state (all five for a spare
+    /// that does not hold it).
+    rewrite: Vec<[bool; COPY_COUNT]>,
+}
+
+/// Reads the spares of a pool: each spare's copies selected on their own
+/// (`repair::select`), the pool's state chosen among them (`pool::choose`: the
+/// newest; spares of other setups, copied spares and conflicting states refuse), the
+/// spares matched to the records of its spare list (`pool::members`) and the state
+/// judged with a bitmap sized from the devices.
+fn read_pool(
+    paths: &[PathBuf],
+    want: Option<[u8; 16]>,
+    write: bool,
+) -> Result<PoolView, MetaError> {
     let mut spares = Vec::new();
     let mut copies = Vec::new();
     for p in paths {
-        let sp = Spare::open(p, false)?;
+        let sp = Spare::open(p, write)?;
         copies.push(Copies::read(&sp));
         spares.push(sp);
     }
@@ -557,93 +585,128 @@ fn check_pool(paths: &[PathBuf], uuid: Option<&str>, as_json: bool) -> Result<u8
     for (c, sel) in copies.iter().zip(sels.iter_mut()) {
         replayed.push(c.replayed(sel)?);
     }
-    let mut finds = Vec::new();
-    for sel in &sels {
-        finds.push(match sel {
+    let finds: Vec<pool::SpareFind> = sels
+        .iter()
+        .map(|sel| match sel {
             Selection::Blank => pool::SpareFind::Blank,
             Selection::Refuse { reason, .. } => pool::SpareFind::Refused(*reason),
+            // The spare UUID is the header's: the base's, whatever its log replays to.
             Selection::Load {
                 state,
                 version,
                 state_crc,
                 ..
-            } => {
-                // The spare UUID is the header's: the base's, whatever its log
-                // replays to.
-                pool::SpareFind::State {
-                    setup: state.uuid,
-                    spare: state.spare_uuid,
-                    version: *version,
-                    state_crc: *state_crc,
-                }
-            }
-        });
-    }
-    let mut lines: Vec<(String, String)> = Vec::new();
-    for (p, sel) in paths.iter().zip(sels.iter()) {
-        let what = match sel {
-            Selection::Blank => "blank".to_string(),
-            Selection::Refuse { reason, .. } => format!("refused: {}", reason.as_str()),
-            Selection::Load { version, .. } => match sel.rewrite_count() {
-                0 => format!("version {version}"),
-                n => format!("version {version}, {n} of {COPY_COUNT} copies need repair"),
+            } => pool::SpareFind::State {
+                setup: state.uuid,
+                spare: state.spare_uuid,
+                version: *version,
+                state_crc: *state_crc,
             },
-        };
-        lines.push((p.display().to_string(), what));
-    }
-    let (code, result, version) = match pool::choose(&finds) {
-        pool::PoolChoice::Blank => (EXIT_BLANK, "blank (never formatted)".to_string(), None),
-        pool::PoolChoice::Refuse(r) => (EXIT_BAD, format!("refused: {}", r.as_str()), None),
-        pool::PoolChoice::Load {
-            best,
-            version,
-            current,
-        } => {
-            let Some(Selection::Load { state, .. }) = sels.get(best) else {
-                return Err(MetaError::Input("pool choice without a state".into()));
+        })
+        .collect();
+    let lines = paths
+        .iter()
+        .zip(sels.iter())
+        .map(|(p, sel)| {
+            let what = match sel {
+                Selection::Blank => "blank".to_string(),
+                Selection::Refuse { reason, .. } => format!("refused: {}", reason.as_str()),
+                Selection::Load { version, .. } => match sel.rewrite_count() {
+                    0 => format!("version {version}"),
+                    n => format!("version {version}, {n} of {COPY_COUNT} copies need repair"),
+                },
             };
-            let state = &match replayed.get(best).and_then(|r| r.as_deref()) {
-                Some(b) => meta::decode(b, 0).map_err(|d| MetaError::Input(diag_text(&d)))?,
-                None => *state,
-            };
-            match pool::members(&finds, state) {
-                Err(r) => (EXIT_BAD, format!("refused: {}", r.as_str()), Some(version)),
-                Ok(m) => {
-                    // Each record's part of the bitmap sized from the device matched
-                    // to it.
-                    let size = |rec: usize| {
-                        m.iter()
-                            .position(|&x| x == Some(rec))
-                            .and_then(|i| spares.get(i))
-                            .map(|sp| sp.len() / 512)
-                    };
-                    let words = judge::bitmap_words(state, size);
-                    let n = usize::try_from(words).map_err(|_| MetaError::NoMemory(words))?;
-                    let mut bitmap = vec![0u64; n];
-                    let stale = (0..paths.len())
-                        .any(|i| !current[i] || sels.get(i).is_some_and(|s| s.rewrite_count() > 0));
-                    match judge::judge_state(state, &mut bitmap) {
-                        Err(v) => (EXIT_BAD, format!("refused: {v}"), Some(version)),
-                        Ok(_) if stale => (
-                            EXIT_NEEDS_REPAIR,
-                            format!(
-                                "needs repair: {} of {} spares do not hold version {version} in every copy",
-                                (0..paths.len())
-                                    .filter(|&i| !current[i]
-                                        || sels.get(i).is_some_and(|s| s.rewrite_count() > 0))
-                                    .count(),
-                                paths.len()
-                            ),
-                            Some(version),
-                        ),
-                        Ok(_) => (EXIT_CLEAN, "clean".to_string(), Some(version)),
-                    }
-                }
-            }
+            (p.display().to_string(), what)
+        })
+        .collect();
+    let mut view = PoolView {
+        lines,
+        refused: None,
+        blank: false,
+        state: None,
+        members: Vec::new(),
+        rewrite: Vec::new(),
+        spares: Vec::new(),
+    };
+    let (best, current) = match pool::choose(&finds) {
+        pool::PoolChoice::Blank => {
+            view.blank = true;
+            view.spares = spares;
+            return Ok(view);
+        }
+        pool::PoolChoice::Refuse(r) => {
+            view.refused = Some(r.as_str().to_string());
+            view.spares = spares;
+            return Ok(view);
+        }
+        pool::PoolChoice::Load { best, current, .. } => (best, current),
+    };
+    let Some(Selection::Load { state, .. }) = sels.get(best) else {
+        return Err(MetaError::Input("pool choice without a state".into()));
+    };
+    let state = &match replayed.get(best).and_then(|r| r.as_deref()) {
+        Some(b) => meta::decode(b, 0).map_err(|d| MetaError::Input(diag_text(&d)))?,
+        None => *state,
+    };
+    view.state = Some(json::Owned::from_decoded(state));
+    let m = match pool::members(&finds, state) {
+        Ok(m) => m,
+        Err(r) => {
+            view.refused = Some(r.as_str().to_string());
+            view.spares = spares;
+            return Ok(view);
         }
     };
+    view.members = m.iter().take(paths.len()).copied().collect();
+    // Each record's part of the bitmap sized from the device matched to it.
+    let size = |rec: usize| {
+        m.iter()
+            .position(|&x| x == Some(rec))
+            .and_then(|i| spares.get(i))
+            .map(|sp| sp.len() / 512)
+    };
+    let words = judge::bitmap_words(state, size);
+    let n = usize::try_from(words).map_err(|_| MetaError::NoMemory(words))?;
+    let mut bitmap = vec![0u64; n];
+    if let Err(v) = judge::judge_state(state, &mut bitmap) {
+        view.refused = Some(v.as_str().to_string());
+    }
+    view.rewrite = (0..paths.len())
+        .map(|i| match sels.get(i) {
+            Some(Selection::Load { rewrite, .. }) if current[i] => *rewrite,
+            _ => [true; COPY_COUNT],
+        })
+        .collect();
+    view.spares = spares;
+    Ok(view)
+}
+
+/// `meta check` of several spares: the spares of one pool ([`read_pool`]). Exit codes
+/// as for one spare: 0 clean, 1 a spare needs repair (stale, damaged or blank in a
+/// record's place), 2 refused, 3 all blank.
+fn check_pool(paths: &[PathBuf], uuid: Option<&str>, as_json: bool) -> Result<u8, MetaError> {
+    let v = read_pool(paths, parse_uuid_opt(uuid)?, false)?;
+    let version = v.state.as_ref().map(|s| s.version);
+    let behind = v.rewrite.iter().filter(|r| r.iter().any(|&x| x)).count();
+    let (code, result) = if v.blank {
+        (EXIT_BLANK, "blank (never formatted)".to_string())
+    } else if let Some(r) = &v.refused {
+        (EXIT_BAD, format!("refused: {r}"))
+    } else if behind > 0 {
+        (
+            EXIT_NEEDS_REPAIR,
+            format!(
+                "needs repair: {behind} of {} spares do not hold version {} in every copy",
+                paths.len(),
+                version.unwrap_or(0)
+            ),
+        )
+    } else {
+        (EXIT_CLEAN, "clean".to_string())
+    };
     if as_json {
-        let spares: Vec<_> = lines
+        let spares: Vec<_> = v
+            .lines
             .iter()
             .map(|(p, w)| serde_json::json!({ "path": p, "status": w }))
             .collect();
@@ -654,11 +717,64 @@ fn check_pool(paths: &[PathBuf], uuid: Option<&str>, as_json: bool) -> Result<u8
         );
     } else {
         println!("pool of {} spares: {result}", paths.len());
-        for (p, w) in &lines {
+        for (p, w) in &v.lines {
             println!("  {p}: {w}");
         }
     }
     Ok(code)
+}
+
+/// `meta repair` of several spares: every spare that does not hold the pool's state
+/// in all five copies gets it, as its own record (its copies name it), as the kernel's
+/// first resume does. Refused, writing nothing, whenever `check` would refuse.
+fn repair_pool(paths: &[PathBuf], uuid: Option<&str>) -> Result<u8, MetaError> {
+    let v = read_pool(paths, parse_uuid_opt(uuid)?, true)?;
+    if v.blank {
+        return Err(MetaError::Refused(
+            "every metadata area is blank: nothing to repair from",
+        ));
+    }
+    if let Some(r) = &v.refused {
+        return Err(MetaError::Input(format!("refused: {r}")));
+    }
+    let Some(mut owned) = v.state else {
+        return Err(MetaError::Input("no state chosen".into()));
+    };
+    let mut wrote = false;
+    for (i, sp) in v.spares.iter().enumerate() {
+        let which = v.rewrite.get(i).copied().unwrap_or([false; COPY_COUNT]);
+        if !which.iter().any(|&w| w) {
+            continue;
+        }
+        // A blank spare after the listed ones is not in the list: nothing to write as.
+        let Some(rec) = v.members.get(i).copied().flatten() else {
+            println!(
+                "{}: blank, not in the spare list: left alone",
+                paths[i].display()
+            );
+            continue;
+        };
+        owned.me = owned.spares.get(rec).map(|s| s.uuid);
+        write_copies(sp, &owned, &which)?;
+        wrote = true;
+        println!(
+            "{}: {} of {COPY_COUNT} copies rewritten with version {} (spare {rec} of the pool)",
+            paths[i].display(),
+            which.iter().filter(|&&w| w).count(),
+            owned.version
+        );
+    }
+    if !wrote {
+        println!("pool of {} spares: clean, nothing to repair", paths.len());
+    }
+    // Read back: the pool must now be clean.
+    let after = read_pool(paths, Some(owned.uuid), false)?;
+    if after.refused.is_some() || after.rewrite.iter().any(|r| r.iter().any(|&x| x)) {
+        return Err(MetaError::Input(
+            "the pool is still not clean after the repair (failing device?)".into(),
+        ));
+    }
+    Ok(EXIT_CLEAN)
 }
 
 fn repair(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
@@ -666,8 +782,10 @@ fn repair(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
     let copies = Copies::read(&spare);
     let mut sel = repair::select(&copies.reads(), parse_uuid_opt(uuid)?);
     let replayed = copies.replayed(&mut sel)?;
+    let me;
     let (state, rewrite) = match sel {
         Selection::Load { state, rewrite, .. } => {
+            me = (state.spare_uuid != [0; 16]).then_some(state.spare_uuid);
             let state = match replayed.as_deref().map(|b| meta::decode(b, 0)) {
                 Some(Ok(d)) => d,
                 _ => state,
@@ -692,6 +810,7 @@ fn repair(path: &std::path::Path, uuid: Option<&str>) -> Result<u8, MetaError> {
         }
     };
     let mut owned = json::Owned::from_decoded(&state);
+    owned.me = me;
     // A format 1 state is repaired by an upgrade: the state as a new version in format
     // 2 to every copy. Rewriting only the damaged copies in format 2 under the version
     // the others hold in format 1 would leave two different copies of one version.
@@ -743,9 +862,15 @@ fn write_copies(
     which: &[bool; COPY_COUNT],
 ) -> Result<(), MetaError> {
     let mut buf = vec![0u8; COPY_MAX_BYTES];
+    // The record this device is (in a pool, its copies name it).
+    let me = owned.my_record().map_or([0; 16], |s| s.uuid);
     // A format 1 state did not record the spare's logical block size: the device's.
     let mut spares = owned.spares.clone();
-    if let Some(s) = spares.first_mut().filter(|s| s.logical_block_bytes == 0) {
+    if let Some(s) = spares
+        .iter_mut()
+        .find(|s| s.uuid == me)
+        .filter(|s| s.logical_block_bytes == 0)
+    {
         s.logical_block_bytes = spare.logical_block_bytes();
     }
     let st = meta::State {
@@ -757,7 +882,10 @@ fn write_copies(
     // The module pads and appends in the spare device's logical blocks, which the state
     // records: an image file of a 4 KiB-sector spare reads as 512-byte blocks here, but
     // the zeroed block must cover where the module would append the first record.
-    let recorded = spares.first().map_or(0, |s| s.logical_block_bytes);
+    let recorded = spares
+        .iter()
+        .find(|s| s.uuid == me)
+        .map_or(0, |s| s.logical_block_bytes);
     let lbs = spare.logical_block_bytes().max(recorded);
     let end = meta::padded_len(len, lbs)
         .map_or(len, |p| p.saturating_add(lbs as usize))
@@ -767,6 +895,7 @@ fn write_copies(
             continue;
         }
         let sector = COPY_SECTORS[step.copy];
+        meta::set_copy_spare(&mut buf, &me).map_err(|e| MetaError::Input(format!("{e:?}")))?;
         meta::set_copy_sector(&mut buf, sector).map_err(|e| MetaError::Input(format!("{e:?}")))?;
         // With one zeroed logical block after the base, as the module writes it: records
         // an earlier base left there never chain onto this one.
@@ -785,9 +914,12 @@ fn restore(json_path: &std::path::Path, path: &std::path::Path) -> Result<u8, Me
         .map_err(|e| MetaError::Input(format!("{}: {e}", json_path.display())))?;
     let mut owned = doc.into_owned().map_err(MetaError::Input)?;
     let spare = Spare::open(path, true)?;
+    // The record the device is written as (the JSON's `spare_uuid`, else the first).
+    let me = owned.my_record().map_or([0; 16], |s| s.uuid);
     if let Some(s) = owned
         .spares
-        .first_mut()
+        .iter_mut()
+        .find(|s| s.uuid == me)
         .filter(|s| s.logical_block_bytes == 0)
     {
         s.logical_block_bytes = spare.logical_block_bytes();
@@ -797,12 +929,13 @@ fn restore(json_path: &std::path::Path, path: &std::path::Path) -> Result<u8, Me
     let st = owned.state();
     let len = meta::encode(&st, 0, &mut buf)
         .map_err(|e| MetaError::Input(format!("cannot encode state: {e:?}")))?;
+    meta::set_copy_spare(&mut buf, &me).map_err(|e| MetaError::Input(format!("{e:?}")))?;
     let decoded = meta::decode(&buf[..len], 0)
         .map_err(|d| MetaError::Input(format!("state is not valid: {}", diag_text(&d))))?;
     if let Err(v) = judge_state(&decoded, &spare)? {
         return Err(MetaError::Refused(v.as_str()));
     }
-    let need = owned.spares.first().map_or(0, |s| s.sectors) * 512;
+    let need = owned.my_record().map_or(0, |s| s.sectors) * 512;
     if spare.len() < need {
         return Err(MetaError::Input(format!(
             "{}: smaller than the spare recorded in the JSON",

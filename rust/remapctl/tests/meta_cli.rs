@@ -185,8 +185,9 @@ fn restore_dump_round_trip() {
     assert_eq!(code(&o), 0);
     let dumped: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let mut want: serde_json::Value = serde_json::from_str(&state_json(7, 1000)).unwrap();
-    // Dump adds the copy it read and the counts.
+    // Dump adds the copy it read, the spare its copies name and the counts.
     want["copy"] = 0.into();
+    want["spare_uuid"] = "11111111-2222-4333-8444-555555555555".into();
     want["counts"] =
         serde_json::json!({"remapped": 3, "lost": 1, "pending": 1, "singles": 3, "runs": 0});
     assert_eq!(dumped, want);
@@ -578,6 +579,36 @@ fn a_pool_is_checked_as_a_whole() {
         out.contains("refused: a spare of the spare list is not among the devices"),
         "{out}"
     );
+    // A pool repair gives the stale spare the newest state, as its own record.
+    let o = remapctl(&["meta", "repair", a.to_str().unwrap(), old.to_str().unwrap()]);
+    assert_eq!(
+        code(&o),
+        0,
+        "{}{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        stdout(&o)
+            .contains("old.img: 5 of 5 copies rewritten with version 5 (spare 1 of the pool)"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(check(&[&a, &old]).0, 0);
+    // The dump of the second spare names it; restored onto a blank image, that image is
+    // the second spare again.
+    let o = remapctl(&["meta", "dump", b.to_str().unwrap()]);
+    assert!(
+        stdout(&o).contains("\"spare_uuid\": \"66666666-7777-4888-8999-aaaaaaaaaaaa\""),
+        "{}",
+        stdout(&o)
+    );
+    let js = dir.path("b-dump.json");
+    std::fs::write(&js, stdout(&o)).unwrap();
+    let r = blank_image(&dir, "r.img");
+    let o = remapctl(&["meta", "restore", js.to_str().unwrap(), r.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(check(&[&a, &r]).0, 0);
     // Two spares at one version holding different states.
     let mut other = pool_image(&dir, "other.img", 5, 1);
     let js = dir.path("other.img.json");

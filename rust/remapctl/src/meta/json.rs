@@ -22,6 +22,10 @@ pub struct Dump {
     /// Copy the state was read from (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy: Option<usize>,
+    /// The spare the state was read from: the record of `spares` its copies name. A
+    /// `restore` writes the copies as that spare's (the first record's when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spare_uuid: Option<String>,
     /// Main-device fingerprint.
     pub fingerprint: JFingerprint,
     /// Configuration.
@@ -217,6 +221,8 @@ pub struct Owned {
     pub entries: Vec<Entry>,
     /// Scan checkpoint.
     pub scan: ScanCheckpoint,
+    /// The spare the copies are written for (a record of `spares`; `None`: the first).
+    pub me: Option<[u8; 16]>,
 }
 
 impl Owned {
@@ -230,7 +236,16 @@ impl Owned {
             spares: (0..d.spare_count()).filter_map(|i| d.spare(i)).collect(),
             entries: d.entries().collect(),
             scan: d.scan,
+            me: (d.spare_uuid != [0; 16]).then_some(d.spare_uuid),
         }
+    }
+
+    /// The record the copies are written for: `me` when the list holds it, else the
+    /// first.
+    pub fn my_record(&self) -> Option<&SpareInfo> {
+        self.me
+            .and_then(|m| self.spares.iter().find(|s| s.uuid == m))
+            .or_else(|| self.spares.first())
     }
 
     /// The state to encode.
@@ -264,6 +279,7 @@ impl Dump {
             uuid: uuid_string(&d.uuid),
             version: d.version,
             copy: Some(copy),
+            spare_uuid: (d.spare_uuid != [0; 16]).then(|| uuid_string(&d.spare_uuid)),
             fingerprint: JFingerprint {
                 main_sectors: f.main_sectors,
                 logical_block_bytes: f.logical_block_bytes,
@@ -417,6 +433,10 @@ impl Dump {
                 cursor_block: self.scan.cursor_block,
                 passes: self.scan.passes,
                 last_pass_end_s: self.scan.last_pass_end_s,
+            },
+            me: match &self.spare_uuid {
+                Some(u) => Some(parse_uuid(u)?),
+                None => None,
             },
         })
     }
