@@ -574,6 +574,12 @@ impl Core {
                 };
                 check_block_count(&state)?;
                 core.prev_ok = true;
+                // The judge's first rules (a list of 1 to 16 distinct spares, each record
+                // consistent) before the list is used to match the spares.
+                if let Err(v) = judge::spare_data_blocks(&state) {
+                    dmerr!("{}", v.as_str());
+                    return Err((v.as_cstr(), EINVAL));
+                }
                 // The spares, matched to the records of the state's list: the listed
                 // ones first, in list order, then blank ones being added.
                 let m = pool::members(finds, &state).map_err(|r| {

@@ -127,7 +127,7 @@ ktap_check "the three spares are clean again" \
   "$REMAPCTL" meta check $(nodes "$na" "$nb" "$nc")
 # remapctl assemble finds the pool and names its spares in the list's order.
 uuid=$(awk '{ for (i = 1; i < NF; i++) if ($i == "uuid") print $(i + 1) }' <<<"$table")
-plan=$("$REMAPCTL" assemble --uuid "$uuid" --main "$main" --dry-run)
+plan=$("$REMAPCTL" assemble --uuid "$uuid" --main "$main" --dry-run 2>&1)
 diag "assemble: $plan"
 ktap_check "remapctl assemble puts the three spares in pool order" \
   grep -qF " remap $(devno "$main") $na $nb $nc " <<<"$plan"

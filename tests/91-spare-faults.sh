@@ -117,7 +117,7 @@ ktap_check "C: fenced: block 310 not counted remapped, its spare block kept, sta
   test "$(dmsetup message "$x" 0 query 310) $(info x remapped) $(info x spare_used) $(info x fenced)" = \
        "block=310 state=fenced $r $((u + 1)) 1"
 ktap_check "C: dmsetup wait woke on the dm event" woke
-ktap_check "C: the kernel log names the failed copy write" logged "metadata write of copy 0"
+ktap_check "C: the kernel log names the failed copy write" logged "metadata write of spare 0 copy 0"
 ktap_check "C: the kernel log says the block is fenced" logged "1 block(s) fenced"
 ktap_check "C: a read of the fenced block fails (main still holds its old data)" \
   fails_with "Input/output error" blk_read "$dev" 310 "$WORK/x"
@@ -159,7 +159,7 @@ ktap_check "D: a failing write whose commit fails half-way returns EIO" \
   fails_with "Input/output error" blk_write "$dev" 320 "$WORK/d"
 ktap_check "D: last_commit -5, mode failed" test "$(info x last_commit) $(info x mode)" = "-5 failed"
 ktap_check "D: dmsetup wait woke on the dm event" woke
-ktap_check "D: the kernel log names the failed copy write" logged "metadata write of copy 3"
+ktap_check "D: the kernel log names the failed copy write" logged "metadata write of spare 0 copy 3"
 ktap_check "D: the new mapping is kept in memory" \
   bash -c "dmsetup message $x 0 query 320 | grep -q state=remapped"
 set_spare ok || fail "spare back"

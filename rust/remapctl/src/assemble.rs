@@ -243,8 +243,10 @@ fn assemble_one(
         .filter(|d| !spare_disks.contains(&d.disk) && !spare_disks.contains(&d.name))
         .filter(|d| !used.contains(&d.path))
         .filter(|d| {
+            // The same device by any name (a /dev/mapper node is no symlink
+            // without udev): compare device numbers.
             want_main.is_none_or(|m| {
-                m == d.path || std::fs::canonicalize(m).ok().as_ref() == Some(&d.path)
+                m == d.path || (devno(m).is_ok() && devno(m).ok() == devno(&d.path).ok())
             })
         })
         .filter(|d| {

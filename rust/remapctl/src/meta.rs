@@ -649,6 +649,13 @@ fn read_pool(
         None => *state,
     };
     view.state = Some(json::Owned::from_decoded(state));
+    // The judge's first rules before the list is used to match the spares (as the
+    // kernel orders them).
+    if let Err(v) = judge::spare_data_blocks(state) {
+        view.refused = Some(v.as_str().to_string());
+        view.spares = spares;
+        return Ok(view);
+    }
     let m = match pool::members(&finds, state) {
         Ok(m) => m,
         Err(r) => {
