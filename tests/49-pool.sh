@@ -11,7 +11,7 @@
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp mknod fio
-ktap_plan 26
+ktap_plan 27
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -24,6 +24,10 @@ spc=$(mkloop 8) || fail "loop device for the third spare"
 main=$(mkfaulty faulty "$base" 131072 wfail:32768:2400) || fail "faulty main device"
 devno() { printf '%d:%d' $((0x$(stat -L -c %t "$1"))) $((0x$(stat -L -c %T "$1"))); }
 na=$(devno "$spa") nb=$(devno "$spb") nc=$(devno "$spc")
+dry=$("$REMAPCTL" create x --main "$main" --spare "$spa" --spare "$spb" --dry-run 2>&1)
+diag "remapctl create --dry-run: $(tail -1 <<<"$dry")"
+ktap_check "remapctl create names both spares in the order given" \
+  grep -q "^0 131072 remap $(devno "$main") $na $nb\$" <<<"$dry"
 dm_create x "0 131072 remap $main $spa $spb 2 max_remap_rate 0" ||
   fail "create a target with two spares"
 dev=$(dm_path x)

@@ -39,9 +39,9 @@ pub struct CreateArgs {
     /// The main device: the ageing disk.
     #[arg(long)]
     pub main: PathBuf,
-    /// The spare device.
-    #[arg(long)]
-    pub spare: PathBuf,
+    /// The spare device; given several times, the pool's spares in order.
+    #[arg(long, required = true)]
+    pub spare: Vec<PathBuf>,
     /// Target length in sectors (default: the main device, rounded down to the block
     /// size).
     #[arg(long)]
@@ -179,8 +179,14 @@ fn options(a: &CreateArgs) -> Vec<String> {
 /// Checks everything it can and returns the table line's length and parameters.
 fn plan(a: &CreateArgs) -> Result<(u64, String), String> {
     let main = Dev::open(&a.main, "main device")?;
-    let spare = Dev::open(&a.spare, "spare")?;
-    let mut params = format!("{} {}", main.devno(), spare.devno());
+    let mut spares = Vec::new();
+    for p in &a.spare {
+        spares.push(Dev::open(p, "spare")?);
+    }
+    let mut params = main.devno();
+    for s in &spares {
+        params += &format!(" {}", s.devno());
+    }
     let opts = options(a);
     if !opts.is_empty() {
         params += &format!(" {} {}", opts.len(), opts.join(" "));
@@ -190,15 +196,20 @@ fn plan(a: &CreateArgs) -> Result<(u64, String), String> {
     let cfg = TableConfig::parse(&args).map_err(|e| format!("table line {params:?}: {e}"))?;
     let bs = cfg.block_size.sectors();
     let sectors = a.sectors.unwrap_or(main.sectors / bs * bs);
-    cfg.check_devices(
-        Sectors(sectors),
-        Sectors(main.sectors),
-        main.lbs,
-        Sectors(spare.sectors),
-        spare.lbs,
-        main.devno == spare.devno,
-    )
-    .map_err(|e| format!("{e}"))?;
+    for (i, spare) in spares.iter().enumerate() {
+        cfg.check_devices(
+            Sectors(sectors),
+            Sectors(main.sectors),
+            main.lbs,
+            Sectors(spare.sectors),
+            spare.lbs,
+            main.devno == spare.devno,
+        )
+        .map_err(|e| format!("{e}"))?;
+        if spares.iter().take(i).any(|o| o.devno == spare.devno) {
+            return Err(format!("{}: named twice", spare.path.display()));
+        }
+    }
     // What the first resume will find on the spare.
     let probe =
         |d: &Dev| meta::probe(&d.path, None).map_err(|e| format!("{}: {e}", d.path.display()));
@@ -208,7 +219,8 @@ fn plan(a: &CreateArgs) -> Result<(u64, String), String> {
             main.path.display()
         ));
     }
-    match probe(&spare)? {
+    for spare in &spares {
+        match probe(spare)? {
         Probe::Blank => println!("spare {}: blank, the kernel formats it", spare.path.display()),
         Probe::Setup { uuid, version } => {
             if let Some(want) = &cfg.uuid {
@@ -238,6 +250,7 @@ fn plan(a: &CreateArgs) -> Result<(u64, String), String> {
         Probe::Refused { reason, .. } => {
             return Err(format!("spare {}: {reason}", spare.path.display()))
         }
+    }
     }
     Ok((sectors, params))
 }
