@@ -339,21 +339,9 @@ impl Core {
                     };
                     return Err((msg, EINVAL));
                 }
-                Selection::Load {
-                    state,
-                    version,
-                    state_crc,
-                    rewrite,
-                    logs,
-                    ..
-                } => {
+                sel @ Selection::Load { rewrite, logs, .. } => {
                     plans.push((rewrite, logs), GFP_KERNEL).map_err(nomem)?;
-                    SpareFind::State {
-                        setup: state.uuid,
-                        spare: state.spare_uuid,
-                        version,
-                        state_crc,
-                    }
+                    SpareFind::of(&sel, false)
                 }
             };
             if !matches!(find, SpareFind::State { .. }) {

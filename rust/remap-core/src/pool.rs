@@ -12,7 +12,7 @@
 //! written.
 
 use super::meta::{Decoded, MAX_SPARES};
-use super::repair::Refusal;
+use super::repair::{Refusal, Selection};
 
 /// What one spare's own copy selection found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,33 @@ pub enum SpareFind {
     },
     /// The spare's own selection refused.
     Refused(Refusal),
+}
+
+impl SpareFind {
+    /// What a spare's own selection found. With `format`, a spare holding no valid
+    /// copy (foreign data, or a first write torn) counts as blank, as the table option
+    /// `format_spare` makes the module take it.
+    pub fn of(sel: &Selection<'_>, format: bool) -> SpareFind {
+        match sel {
+            Selection::Blank => SpareFind::Blank,
+            Selection::Refuse {
+                reason: Refusal::NoValidCopy,
+                ..
+            } if format => SpareFind::Blank,
+            Selection::Refuse { reason, .. } => SpareFind::Refused(*reason),
+            Selection::Load {
+                state,
+                version,
+                state_crc,
+                ..
+            } => SpareFind::State {
+                setup: state.uuid,
+                spare: state.spare_uuid,
+                version: *version,
+                state_crc: *state_crc,
+            },
+        }
+    }
 }
 
 /// Why a pool cannot be loaded. Nothing is written in any of these cases.

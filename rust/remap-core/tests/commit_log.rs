@@ -3,6 +3,8 @@
 //! inside every record leave the previous or the new version, never anything else.
 #![allow(clippy::needless_range_loop)]
 
+mod common;
+
 use proptest::prelude::*;
 use remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
 use remap_core::log::{self, CopyWrite, LogEnd, RecordHead};
@@ -25,29 +27,7 @@ fn state<'a>(
     version: u64,
     scan: ScanCheckpoint,
 ) -> State<'a> {
-    State {
-        uuid: UUID,
-        version,
-        fingerprint: Fingerprint {
-            main_sectors: 1 << 24,
-            logical_block_bytes: 512,
-            physical_block_bytes: 4096,
-            identity: [0; IDENTITY_LEN],
-        },
-        config: Config {
-            block_bytes: 4096,
-            read_retries: 1,
-            target_sectors: 1 << 24,
-            flags: 0,
-            scan_interval_s: 0,
-            scan_rate_kibs: 0,
-            predict_interval_s: 0,
-            alert_min_level: 0,
-        },
-        spares,
-        entries,
-        scan,
-    }
+    common::state(UUID, spares, entries, version, scan)
 }
 
 /// One write of a commit: copy, offset in its extent, bytes.

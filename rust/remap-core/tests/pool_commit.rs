@@ -6,6 +6,8 @@
 //! the new version exactly as committed, the new one as soon as any write of it has
 //! landed whole, and the spares must match their records (`pool::members`).
 
+mod common;
+
 use proptest::prelude::*;
 use remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
 use remap_core::log::{self, CopyWrite, LogEnd, RecordHead};
@@ -33,29 +35,7 @@ fn spares(lbs: &[u32]) -> Vec<SpareInfo> {
 }
 
 fn state<'a>(spares: &'a [SpareInfo], entries: &'a [Entry], version: u64) -> State<'a> {
-    State {
-        uuid: UUID,
-        version,
-        fingerprint: Fingerprint {
-            main_sectors: 1 << 24,
-            logical_block_bytes: 512,
-            physical_block_bytes: 4096,
-            identity: [0; IDENTITY_LEN],
-        },
-        config: Config {
-            block_bytes: 4096,
-            read_retries: 1,
-            target_sectors: 1 << 24,
-            flags: 0,
-            scan_interval_s: 0,
-            scan_rate_kibs: 0,
-            predict_interval_s: 0,
-            alert_min_level: 0,
-        },
-        spares,
-        entries,
-        scan: ScanCheckpoint::default(),
-    }
+    common::state(UUID, spares, entries, version, ScanCheckpoint::default())
 }
 
 /// One write: spare, copy, offset in the copy's extent, bytes.
@@ -188,25 +168,7 @@ fn load_with(disk: &Disk, lbs: &[u32], format_spare: bool) -> (u64, Vec<Entry>) 
     for sp in disk {
         let reads: [CopyRead<'_>; COPY_COUNT] = std::array::from_fn(|i| CopyRead::Bytes(&sp[i]));
         let sel = select(&reads, None);
-        finds.push(match sel {
-            Selection::Blank => SpareFind::Blank,
-            Selection::Refuse {
-                reason: Refusal::NoValidCopy,
-                ..
-            } if format_spare => SpareFind::Blank,
-            Selection::Refuse { reason, .. } => SpareFind::Refused(reason),
-            Selection::Load {
-                state,
-                version,
-                state_crc,
-                ..
-            } => SpareFind::State {
-                setup: state.uuid,
-                spare: state.spare_uuid,
-                version,
-                state_crc,
-            },
-        });
+        finds.push(SpareFind::of(&sel, format_spare));
         sels.push(sel);
     }
     let PoolChoice::Load { best, .. } = pool::choose(&finds) else {
@@ -374,20 +336,7 @@ fn a_cut_while_a_spare_joins() {
                 .map(|sp| {
                     let reads: [CopyRead<'_>; COPY_COUNT] =
                         std::array::from_fn(|i| CopyRead::Bytes(&sp[i]));
-                    match select(&reads, None) {
-                        Selection::Load {
-                            state,
-                            version,
-                            state_crc,
-                            ..
-                        } => SpareFind::State {
-                            setup: state.uuid,
-                            spare: state.spare_uuid,
-                            version,
-                            state_crc,
-                        },
-                        _ => SpareFind::Blank,
-                    }
+                    SpareFind::of(&select(&reads, None), false)
                 })
                 .collect();
             let PoolChoice::Load { best, .. } = pool::choose(&finds) else {

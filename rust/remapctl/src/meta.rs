@@ -585,25 +585,7 @@ fn read_pool(
     for (c, sel) in copies.iter().zip(sels.iter_mut()) {
         replayed.push(c.replayed(sel)?);
     }
-    let finds: Vec<pool::SpareFind> = sels
-        .iter()
-        .map(|sel| match sel {
-            Selection::Blank => pool::SpareFind::Blank,
-            Selection::Refuse { reason, .. } => pool::SpareFind::Refused(*reason),
-            // The spare UUID is the header's: the base's, whatever its log replays to.
-            Selection::Load {
-                state,
-                version,
-                state_crc,
-                ..
-            } => pool::SpareFind::State {
-                setup: state.uuid,
-                spare: state.spare_uuid,
-                version: *version,
-                state_crc: *state_crc,
-            },
-        })
-        .collect();
+    let finds: Vec<pool::SpareFind> = sels.iter().map(|s| pool::SpareFind::of(s, false)).collect();
     let lines = paths
         .iter()
         .zip(sels.iter())

@@ -501,26 +501,8 @@ fn a_copy_whose_log_does_not_replay_is_dropped_and_repaired() {
     assert!(stdout(&check).contains("copy 0 (sector 0): ok (version 6)"));
 }
 
-/// Image `name` holding `state_json(version, 1000)` with a second spare in the list,
-/// written as the copies of spare `which` (0 or 1) of that pool: its headers carry
-/// that spare's UUID.
-fn pool_image(dir: &Scratch, name: &str, version: u64, which: usize) -> PathBuf {
-    const SECOND: &str = r#"{ "uuid": "66666666-7777-4888-8999-aaaaaaaaaaaa", "sectors": 131072, "data_start": 9216,
-                "data_blocks": 15232, "role": 0, "priority": 1, "state": 0, "logical_block_bytes": 512 }"#;
-    let img = blank_image(dir, name);
-    let js = dir.path(&format!("{name}.json"));
-    let state = state_json(version, 1000)
-        .replace("\"logical_block_bytes\": 512 }} ]", "")
-        .replace(
-            "\"logical_block_bytes\": 512 } ],",
-            &format!("\"logical_block_bytes\": 512 }}, {SECOND} ],"),
-        )
-        .replace(
-            "{ \"block\": 9, \"state\": \"pending\" },",
-            "{ \"block\": 9, \"state\": \"remapped\", \"spare\": 1, \"spare_block\": 0 },",
-        );
-    assert!(state.contains("66666666"), "{state}");
-    std::fs::write(&js, state).unwrap();
+/// `remapctl meta restore json img`, which must succeed.
+fn restore(js: &Path, img: &Path) {
     let o = remapctl(&[
         "meta",
         "restore",
@@ -528,15 +510,42 @@ fn pool_image(dir: &Scratch, name: &str, version: u64, which: usize) -> PathBuf 
         img.to_str().unwrap(),
     ]);
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    if which == 1 {
-        let uuid = remap_core::uuid::parse_uuid(b"66666666-7777-4888-8999-aaaaaaaaaaaa").unwrap();
-        let mut all = std::fs::read(&img).unwrap();
-        for s in COPY_SECTORS {
-            let at = s as usize * 512;
-            remap_core::meta::set_copy_spare(&mut all[at..at + 512], &uuid).unwrap();
-        }
-        std::fs::write(&img, all).unwrap();
-    }
+}
+
+const SECOND_SPARE: &str = "66666666-7777-4888-8999-aaaaaaaaaaaa";
+
+/// Image `name` holding `state_json(version, 1000)` with a second spare in the list
+/// (and block 9 remapped to it), written as the copies of spare `which` (0 or 1) of
+/// that pool (the dump's `spare_uuid`); `extra_block` as in `state_json`.
+fn pool_image(dir: &Scratch, name: &str, version: u64, which: usize) -> PathBuf {
+    pool_image_with(dir, name, version, which, 1000)
+}
+
+fn pool_image_with(dir: &Scratch, name: &str, version: u64, which: usize, extra: u64) -> PathBuf {
+    let second = format!(
+        r#"{{ "uuid": "{SECOND_SPARE}", "sectors": 131072, "data_start": 9216,
+                "data_blocks": 15232, "role": 0, "priority": 1, "state": 0, "logical_block_bytes": 512 }}"#
+    );
+    let me = ["11111111-2222-4333-8444-555555555555", SECOND_SPARE][which];
+    let img = blank_image(dir, name);
+    let js = dir.path(&format!("{name}.json"));
+    let state = state_json(version, extra)
+        .replace(
+            "\"logical_block_bytes\": 512 } ],",
+            &format!("\"logical_block_bytes\": 512 }}, {second} ],"),
+        )
+        .replace(
+            "{ \"block\": 9, \"state\": \"pending\" },",
+            "{ \"block\": 9, \"state\": \"remapped\", \"spare\": 1, \"spare_block\": 0 },",
+        )
+        .replacen(
+            "\"version\":",
+            &format!("\"spare_uuid\": \"{me}\",\n  \"version\":"),
+            1,
+        );
+    assert!(state.contains(SECOND_SPARE), "{state}");
+    std::fs::write(&js, state).unwrap();
+    restore(&js, &img);
     img
 }
 
@@ -606,33 +615,10 @@ fn a_pool_is_checked_as_a_whole() {
     let js = dir.path("b-dump.json");
     std::fs::write(&js, stdout(&o)).unwrap();
     let r = blank_image(&dir, "r.img");
-    let o = remapctl(&["meta", "restore", js.to_str().unwrap(), r.to_str().unwrap()]);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    restore(&js, &r);
     assert_eq!(check(&[&a, &r]).0, 0);
     // Two spares at one version holding different states.
-    let mut other = pool_image(&dir, "other.img", 5, 1);
-    let js = dir.path("other.img.json");
-    let text = std::fs::read_to_string(&js)
-        .unwrap()
-        .replace("\"block\": 1000", "\"block\": 1001");
-    std::fs::write(&js, text).unwrap();
-    other = {
-        let o = remapctl(&[
-            "meta",
-            "restore",
-            js.to_str().unwrap(),
-            other.to_str().unwrap(),
-        ]);
-        assert_eq!(code(&o), 0);
-        other
-    };
-    let uuid = remap_core::uuid::parse_uuid(b"66666666-7777-4888-8999-aaaaaaaaaaaa").unwrap();
-    let mut all = std::fs::read(&other).unwrap();
-    for s in COPY_SECTORS {
-        let at = s as usize * 512;
-        remap_core::meta::set_copy_spare(&mut all[at..at + 512], &uuid).unwrap();
-    }
-    std::fs::write(&other, all).unwrap();
+    let other = pool_image_with(&dir, "other.img", 5, 1, 1001);
     let (c, out) = check(&[&a, &other]);
     assert_eq!(c, 2, "{out}");
     assert!(
