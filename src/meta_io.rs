@@ -60,6 +60,10 @@ pub(crate) struct Geometry {
     pub(crate) identity: [u8; meta::IDENTITY_LEN],
 }
 
+/// The load's refusal when the chosen spare reads differently the second time (a live
+/// table committing during a reload; the constructor tries again).
+pub(crate) const CHANGED_WHILE_READ: &CStr = c"Spare metadata changed while it was being read";
+
 /// A constructor failure: the `ti->error` text and the errno.
 pub(crate) type LoadError = (&'static CStr, Error);
 
@@ -258,7 +262,9 @@ impl Core {
     /// Each spare's five copies are selected on their own (`repair::select`); the
     /// pool's state is the newest among the spares (`pool::choose`), loaded from that
     /// spare as a lone spare's would be; the spares are matched to the records of its
-    /// spare list (`pool::members`), which must list them in the table's order. Blank
+    /// spare list (`pool::members`; a blank spare in the place of a record that maps
+    /// no block is that record, its first copies never landed), which must list them
+    /// in the table's order. Blank
     /// spares after the listed ones are added to the list (the first resume commits
     /// that). Spares not holding the loaded state are rewritten whole, like damaged
     /// copies.
@@ -436,7 +442,7 @@ impl Core {
                 Some(SpareFind::State { version: v, state_crc: c, .. }) if v == version && c == state_crc
             );
             if !same {
-                return Err((c"Spare metadata changed while it was being read", EINVAL));
+                return Err((CHANGED_WHILE_READ, EINVAL));
             }
         }
         let (best_rw, best_logs) = match (best, sel) {
@@ -721,7 +727,7 @@ impl Core {
                 (rw, logs)
             }
             (Some(_), _) => {
-                return Err((c"Spare metadata changed while it was being read", EINVAL));
+                return Err((CHANGED_WHILE_READ, EINVAL));
             }
         };
         drop(area);
@@ -848,7 +854,7 @@ impl Core {
     }
 
     /// Encodes the current state with `items` and writes it to every spare of the
-    /// pool, spare by spare (those behind first, see below), and on each to the copies
+    /// pool, spare by spare (those behind the state first, see below), and on each to the copies
     /// `which` marks
     /// (its `pending_writes` when `pending`, else all five), one at a time in commit
     /// order, each durable before the next: as a record appended to the copy's log
@@ -926,17 +932,27 @@ impl Core {
         // of another size comes).
         let mut rec: Option<(u32, Option<usize>)> = None;
         let mut result = Ok(());
-        // Spares with copies that do not hold the current state (a spare joining the
-        // pool, one left behind by a cut) go first, then the others, each group in
-        // list order: a spare joining holds the new version (which lists it) before
-        // any other spare does, so a cut while it is written leaves the others with
-        // the previous version, loadable without it.
+        // Spares none of whose copies holds the current state (a spare joining the
+        // pool, one left behind by a cut) go first, then those with some copies behind,
+        // then the others, each group in list order: a joining spare holds the new
+        // version (which lists it) before any other spare does, so a cut or a failed
+        // write while it is written leaves the others with the previous version,
+        // loadable without it.
         let nsp = self.spares.len();
-        let behind = |s: &PoolSpare| s.damaged.iter().any(|&d| d);
-        let first = (0..nsp).filter(|&i| self.spares.get(i).is_some_and(behind));
-        let rest = (0..nsp).filter(|&i| !self.spares.get(i).is_some_and(behind));
+        let rank = |i: &usize| match self.spares.get(*i) {
+            Some(s) if s.damaged.iter().all(|&d| d) => 0,
+            Some(s) if s.damaged.iter().any(|&d| d) => 1,
+            _ => 2,
+        };
+        let order_iter = Iterator::chain(
+            (0..nsp).filter(|i| rank(i) == 0),
+            Iterator::chain(
+                (0..nsp).filter(|i| rank(i) == 1),
+                (0..nsp).filter(|i| rank(i) == 2),
+            ),
+        );
         let mut order = [0usize; MAX_SPARES];
-        for (o, i) in order.iter_mut().zip(Iterator::chain(first, rest)) {
+        for (o, i) in order.iter_mut().zip(order_iter) {
             *o = i;
         }
         // Remapped data goes to the spares with plain writes; a commit makes it durable

@@ -990,14 +990,24 @@ unsafe fn ctr_open(
 fn ctr_load(
     o: &Opened,
 ) -> core::result::Result<KBox<(crate::meta_io::Core, KVVec<Special>)>, crate::meta_io::LoadError> {
-    let v = crate::meta_io::Core::load(
-        o.io_client,
-        o.sbdevs.get(..o.nspares).unwrap_or(&[]),
-        &o.owned,
-        &o.geometry,
-        false,
-        None,
-    )?;
+    // The live table of the device (a reload) may commit while the spares are read:
+    // the chosen spare then reads differently the second time. The load is tried again;
+    // at the first resume the old table is suspended and the spares stand still.
+    let mut tries = 0;
+    let v = loop {
+        tries += 1;
+        match crate::meta_io::Core::load(
+            o.io_client,
+            o.sbdevs.get(..o.nspares).unwrap_or(&[]),
+            &o.owned,
+            &o.geometry,
+            false,
+            None,
+        ) {
+            Err((msg, _)) if msg == crate::meta_io::CHANGED_WHILE_READ && tries < 5 => continue,
+            r => break r?,
+        }
+    };
     KBox::new(v, GFP_KERNEL).map_err(|_| (c"Cannot allocate target state", ENOMEM))
 }
 

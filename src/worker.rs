@@ -785,8 +785,9 @@ impl Remap {
             if let Err(f) = self.commit_changes(core, sc.changes.as_mut_slice()) {
                 if f.adopted {
                     // The new map may be what the next load finds: it stays, with its
-                    // spare blocks (their data is durable: the copy's preflush covered
-                    // it). The bios still fail: the commit did not complete.
+                    // spare blocks (their data is durable: the commit's flushes of
+                    // every spare came before its first copy write). The bios still
+                    // fail: the commit did not complete.
                     self.stats.remaps.fetch_add(new, Relaxed);
                     return false;
                 }
