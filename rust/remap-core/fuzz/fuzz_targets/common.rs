@@ -1,6 +1,6 @@
 //! Shared by the fuzz targets: the round-trip oracle, and the judge on whatever decodes.
 
-use remap_core::judge::{judge_against, judge_state, Expect};
+use remap_core::judge::{judge_against, judge_state, Expect, SpareDev};
 use remap_core::layout::COPY_MAX_BYTES;
 use remap_core::meta::{decode, encode, Decoded, SpareInfo, State};
 use remap_core::remap_table::Entry;
@@ -17,7 +17,11 @@ pub fn round_trip(d: &Decoded<'_>) {
     let spares: Vec<SpareInfo> = (0..d.spare_count())
         .map(|i| d.spare(i).expect("spare"))
         .map(|s| SpareInfo {
-            logical_block_bytes: if s.logical_block_bytes == 0 { 512 } else { s.logical_block_bytes },
+            logical_block_bytes: if s.logical_block_bytes == 0 {
+                512
+            } else {
+                s.logical_block_bytes
+            },
             ..s
         })
         .collect();
@@ -37,11 +41,14 @@ pub fn round_trip(d: &Decoded<'_>) {
         Err(_) => {
             // decode checks that a copy is ours and intact; the range rules live in the
             // judge, and encode refuses what breaks them: the judge must refuse it too.
-            let sectors = d.spare(0).map_or(0, |s| s.sectors);
-            let words = remap_core::judge::bitmap_words(d, sectors);
+            // Each spare's part sized from its record.
+            let words = remap_core::judge::bitmap_words(d, |_| None);
             if words <= 1 << 20 {
                 let mut bm = vec![0u64; words as usize];
-                assert!(judge_state(d, &mut bm).is_err(), "encode refuses a state the judge accepts");
+                assert!(
+                    judge_state(d, &mut bm).is_err(),
+                    "encode refuses a state the judge accepts"
+                );
             }
             return;
         }
@@ -62,13 +69,21 @@ pub fn round_trip(d: &Decoded<'_>) {
 fn judge(d: &Decoded<'_>) {
     for words in [0usize, 1, 4096] {
         let mut bm = vec![0u64; words];
-        if let Ok(used) = judge_state(d, &mut bm) {
+        if let Ok(per_spare) = judge_state(d, &mut bm) {
+            let used: u64 = per_spare.iter().sum();
             let marked: u64 = bm.iter().map(|w| u64::from(w.count_ones())).sum();
             assert_eq!(used, marked);
             assert_eq!(used as usize, d.counts().0);
         }
     }
     let id = d.fingerprint.identity;
+    let devs: Vec<SpareDev> = (0..d.spare_count())
+        .filter_map(|i| d.spare(i))
+        .map(|s| SpareDev {
+            sectors: s.sectors,
+            lbs: s.logical_block_bytes,
+        })
+        .collect();
     let _ = judge_against(
         d,
         &Expect {
@@ -79,8 +94,7 @@ fn judge(d: &Decoded<'_>) {
             identity: &id,
             block_bytes: d.config.block_bytes,
             target_sectors: d.config.target_sectors,
-            spare_sectors: d.spare(0).map_or(0, |s| s.sectors),
-            spare_lbs: d.spare(0).map_or(512, |s| s.logical_block_bytes),
+            spares: &devs,
         },
     );
 }

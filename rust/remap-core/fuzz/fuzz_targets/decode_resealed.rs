@@ -17,11 +17,17 @@ fn seed() -> &'static [u8] {
     static SEED: OnceLock<Vec<u8>> = OnceLock::new();
     SEED.get_or_init(|| {
         let bs = BlockSize::from_bytes(4096).unwrap();
-        let spares = [spare_info([7; 16], 1 << 20, 512, bs, 0), spare_info([8; 16], 1 << 19, 4096, bs, 1)];
+        let spares = [
+            spare_info([7; 16], 1 << 20, 512, bs, 0),
+            spare_info([8; 16], 1 << 19, 4096, bs, 1),
+        ];
         let mut entries: Vec<Entry> = (0..40u64)
             .map(|i| match i % 4 {
                 0 => Entry::pending(i * 5),
-                1 => Entry { lost: [0b1010, 0], ..Entry::remapped(i * 5, (i % 2) as u8, i) },
+                1 => Entry {
+                    lost: [0b1010, 0],
+                    ..Entry::remapped(i * 5, (i % 2) as u8, i)
+                },
                 _ => Entry::remapped(i * 5, (i % 2) as u8, i),
             })
             .collect();
@@ -50,7 +56,11 @@ fn seed() -> &'static [u8] {
             },
             spares: &spares,
             entries: &entries,
-            scan: ScanCheckpoint { cursor_block: 9, passes: 1, last_pass_end_s: 0 },
+            scan: ScanCheckpoint {
+                cursor_block: 9,
+                passes: 1,
+                last_pass_end_s: 0,
+            },
         };
         let mut buf = vec![0u8; COPY_MAX_BYTES];
         let n = encode(&st, 0, &mut buf).unwrap();
@@ -71,13 +81,15 @@ fn reseal(buf: &mut [u8]) -> Option<()> {
         let len = rd32(buf, off + 4)? as usize;
         let p = off + SECTION_HEADER_LEN;
         let c = crc::salted(section_salt(kind), buf.get(p..p.checked_add(len)?)?);
-        buf.get_mut(off + 8..off + 12)?.copy_from_slice(&c.to_le_bytes());
+        buf.get_mut(off + 8..off + 12)?
+            .copy_from_slice(&c.to_le_bytes());
         off = p.checked_add(len.checked_next_multiple_of(8)?)?;
     }
     let body = crc::salted(SALT_BODY, buf.get(HEADER_LEN..total)?);
     buf.get_mut(56..60)?.copy_from_slice(&body.to_le_bytes());
     let h = crc::salted(SALT_HEADER, buf.get(..HEADER_LEN - 4)?);
-    buf.get_mut(HEADER_LEN - 4..HEADER_LEN)?.copy_from_slice(&h.to_le_bytes());
+    buf.get_mut(HEADER_LEN - 4..HEADER_LEN)?
+        .copy_from_slice(&h.to_le_bytes());
     Some(())
 }
 

@@ -13,7 +13,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let takes = match m {
-        Message::Help | Message::Stats | Message::ClearStats | Message::ClearFailed => 1..=1,
+        Message::Help
+        | Message::Stats
+        | Message::ClearStats
+        | Message::ClearFailed
+        | Message::SpareList
+        | Message::SpareStats => 1..=1,
         Message::Remap(_) | Message::Unremap(_) | Message::Query(_) => 2..=2,
         Message::List(_) => 1..=2,
         Message::Clear | Message::Scan(_) => 2..=2,
