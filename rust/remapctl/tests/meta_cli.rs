@@ -79,13 +79,7 @@ fn make_image(dir: &Scratch, name: &str, version: u64) -> PathBuf {
     let img = blank_image(dir, name);
     let js = dir.path(&format!("{name}.json"));
     std::fs::write(&js, state_json(version, 1000)).unwrap();
-    let o = remapctl(&[
-        "meta",
-        "restore",
-        js.to_str().unwrap(),
-        img.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    restore(&js, &img);
     img
 }
 
