@@ -107,13 +107,7 @@ fn a_format_1_dump_restores_as_format_2() {
     let js = d.path("v1.json");
     std::fs::write(&js, v1).unwrap();
     let img = blank_image(&d, "v1.img");
-    let o = remapctl(&[
-        "meta",
-        "restore",
-        js.to_str().unwrap(),
-        img.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    restore(&js, &img);
     let o = remapctl(&["meta", "dump", img.to_str().unwrap()]);
     let dumped: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(dumped["format_version"], 2);
@@ -428,13 +422,7 @@ fn a_base_written_for_a_4k_spare_zeroes_a_4k_block_after_it() {
     );
     assert!(text.contains("\"logical_block_bytes\": 4096"));
     std::fs::write(&js, text).unwrap();
-    let o = remapctl(&[
-        "meta",
-        "restore",
-        js.to_str().unwrap(),
-        img.to_str().unwrap(),
-    ]);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    restore(&js, &img);
     let bytes = copy_bytes(&img, 0, 512 * 1024);
     let len = remap_core::meta::decode(&bytes, 0).unwrap().total_len;
     let end = len.div_ceil(4096) * 4096 + 4096;
