@@ -36,6 +36,14 @@ pub enum Message {
     SpareList,
     /// `spare_stats`: per spare, its data blocks, used, free and I/O errors.
     SpareStats,
+    /// `health`: the prediction engine's reported state (level, score, forecasts,
+    /// deciding model) and every model's verdict.
+    Health,
+    /// `alerts`: the latest changes of the reported level, oldest first.
+    Alerts,
+    /// `samples [<from>]`: the statistics samples held, as trace rows, from sample
+    /// number `from` on, bounded, with a continuation.
+    Samples(u64),
 }
 
 /// What `scan` asks for.
@@ -77,6 +85,15 @@ pub const VERBS: &[(&str, &str)] = &[
     (
         "scan start|stop|status",
         "start or resume, stop, or report the background scan",
+    ),
+    (
+        "health",
+        "alert level, health score, forecasts, model verdicts",
+    ),
+    ("alerts", "the latest changes of the alert level"),
+    (
+        "samples [<from>]",
+        "statistics samples as trace rows, bounded, with a continuation",
     ),
 ];
 
@@ -124,6 +141,16 @@ impl Message {
                 [c] if c.eq_ignore_ascii_case(b"status") => Ok(Message::Scan(ScanCmd::Status)),
                 _ => Err(CoreError::BadMessageArgs),
             }
+        } else if is("health") {
+            none(Message::Health)
+        } else if is("alerts") {
+            none(Message::Alerts)
+        } else if is("samples") {
+            match rest {
+                [] => Ok(Message::Samples(0)),
+                [n] => Ok(Message::Samples(parse_u64(n)?)),
+                _ => Err(CoreError::BadMessageArgs),
+            }
         } else if is("spare_list") {
             none(Message::SpareList)
         } else if is("spare_stats") {
@@ -169,6 +196,14 @@ mod tests {
         assert_eq!(p("spare_list"), Ok(Message::SpareList));
         assert_eq!(p("Spare_Stats"), Ok(Message::SpareStats));
         assert_eq!(p("spare_stats 0"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("Health"), Ok(Message::Health));
+        assert_eq!(p("alerts"), Ok(Message::Alerts));
+        assert_eq!(p("samples"), Ok(Message::Samples(0)));
+        assert_eq!(p("samples 17"), Ok(Message::Samples(17)));
+        assert_eq!(p("health now"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("alerts 1"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("samples 1 2"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("samples -1"), Err(CoreError::BadNumber));
     }
 
     #[test]

@@ -489,6 +489,18 @@ impl Engine {
         &self.health
     }
 
+    /// Samples taken so far (those refused for going back in time not counted): the
+    /// ring holds numbers `samples() - ring.len() .. samples()`.
+    pub const fn samples(&self) -> u64 {
+        self.seq
+    }
+
+    /// Sample number `n` (0: the first one taken), while the ring still holds it.
+    pub fn sample(&self, n: u64) -> Option<Sample> {
+        let age = self.seq.checked_sub(n)?.checked_sub(1)?;
+        self.health.ring.get(usize::try_from(age).ok()?)
+    }
+
     /// The reported state after the last sample.
     pub const fn current(&self) -> &Alert {
         &self.current

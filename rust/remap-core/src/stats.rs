@@ -22,6 +22,9 @@ pub const DAYS: usize = 64;
 /// Seconds per day.
 pub const DAY_S: u64 = 86_400;
 
+/// The header of a trace (CSV): the [`Sample`] fields in order.
+pub const TRACE_HEADER: &str = "t_s,reads,read_errors,writes,write_errors,lat_p50_us,lat_p99_us,remapped_total,pending_total,spare_free_blocks";
+
 /// One interval's record, as the module produces it and as a trace row holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Sample {
@@ -48,6 +51,31 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// The sample as the ring keeps it (the fields held in 32 bits saturated): what a
+    /// trace dumped from the ring holds, so a replay of the dump sees what the engine
+    /// saw when the sampler feeds it this form.
+    pub const fn saturated(&self) -> Sample {
+        Rec::pack(self).unpack()
+    }
+
+    /// Writes the sample as a trace row (the fields of [`TRACE_HEADER`], no newline).
+    pub fn write_row(&self, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        write!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{}",
+            self.t_s,
+            self.reads,
+            self.read_errors,
+            self.writes,
+            self.write_errors,
+            self.lat_p50_us,
+            self.lat_p99_us,
+            self.remapped_total,
+            self.pending_total,
+            self.spare_free_blocks
+        )
+    }
+
     /// Failed I/Os in the interval.
     pub const fn errors(&self) -> u64 {
         self.read_errors.saturating_add(self.write_errors)

@@ -7,7 +7,7 @@ use remap_core::stats::Sample;
 use std::path::{Path, PathBuf};
 
 /// CSV header of a trace file.
-pub const HEADER: &str = "t_s,reads,read_errors,writes,write_errors,lat_p50_us,lat_p99_us,remapped_total,pending_total,spare_free_blocks";
+pub const HEADER: &str = remap_core::stats::TRACE_HEADER;
 
 /// Errors reading a trace.
 #[derive(Debug)]
