@@ -93,6 +93,20 @@ u64 dmr_now_ms(void);
 /* Microseconds of the monotonic clock; seconds of the real-time clock. */
 u64 dmr_now_us(void);
 u64 dmr_real_seconds(void);
+/* Nanoseconds of the monotonic clock (ktime_get_ns), for I/O latency. */
+u64 dmr_now_ns(void);
+
+/*
+ * A per-CPU latency histogram of DMR_LAT_BUCKETS u64 counters (remap-core's
+ * latency::BUCKETS, checked at compile time in sampler.rs). dmr_lat_add counts one I/O
+ * in bucket b (clamped to the last) with this_cpu_inc: no lock, no atomic, any
+ * context. dmr_lat_sum adds every CPU's counters into out[DMR_LAT_BUCKETS].
+ */
+#define DMR_LAT_BUCKETS 400
+void *dmr_lat_alloc(void);
+void dmr_lat_free(void *h);
+void dmr_lat_add(void *h, unsigned int b);
+void dmr_lat_sum(void *h, u64 *out);
 
 /*
  * The background scan's delayed work item (on system_long_wq). The work runs fn(ctx)
@@ -113,6 +127,9 @@ void dmr_scanner_cancel(struct dmr_scanner *s);
 unsigned int dmr_param_scan_rate_min_kib(void);
 unsigned int dmr_param_scan_rate_max_kib(void);
 unsigned int dmr_param_scan_interval_s(void);
+/* Seconds between statistics samples (1..DMR_SAMPLE_INTERVAL_LONGEST, default 3600). */
+#define DMR_SAMPLE_INTERVAL_LONGEST 86400
+unsigned int dmr_param_sample_interval_s(void);
 
 /* An ordered workqueue with one work item and a bio list, for the remap worker. */
 struct dmr_worker;

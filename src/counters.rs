@@ -34,6 +34,11 @@ pub(crate) struct Stats {
     pub(crate) write_retried_ok: AtomicU64,
     /// Failed I/O of the spare (each one puts the target in mode `failed`).
     pub(crate) spare_errors: AtomicU64,
+    /// Reads the main device failed (each attempt that came back failed to `end_io`,
+    /// whatever became of the bio): the samples' read errors.
+    pub(crate) main_read_errors: AtomicU64,
+    /// Writes the main device failed, likewise.
+    pub(crate) main_write_errors: AtomicU64,
 }
 
 impl Stats {
@@ -52,6 +57,8 @@ impl Stats {
             &self.write_errors_hidden,
             &self.write_retried_ok,
             &self.spare_errors,
+            &self.main_read_errors,
+            &self.main_write_errors,
         ] {
             c.store(0, Relaxed);
         }
@@ -61,7 +68,7 @@ impl Stats {
     pub(crate) fn write(&self, out: &mut dyn Write, sep: &str) -> core::fmt::Result {
         write!(
             out,
-            "reads={r}{sep}writes={w}{sep}flushes={f}{sep}read_sectors={rs}{sep}write_sectors={ws}{sep}read_errors={re}{sep}write_errors={we}{sep}remaps={rm}{sep}read_retried_ok={rr}{sep}write_errors_hidden={wh}{sep}write_retried_ok={wr}{sep}spare_errors={se}",
+            "reads={r}{sep}writes={w}{sep}flushes={f}{sep}read_sectors={rs}{sep}write_sectors={ws}{sep}read_errors={re}{sep}write_errors={we}{sep}remaps={rm}{sep}read_retried_ok={rr}{sep}write_errors_hidden={wh}{sep}write_retried_ok={wr}{sep}spare_errors={se}{sep}main_read_errors={mr}{sep}main_write_errors={mw}",
             r = self.reads.load(Relaxed),
             w = self.writes.load(Relaxed),
             f = self.flushes.load(Relaxed),
@@ -74,6 +81,8 @@ impl Stats {
             wh = self.write_errors_hidden.load(Relaxed),
             wr = self.write_retried_ok.load(Relaxed),
             se = self.spare_errors.load(Relaxed),
+            mr = self.main_read_errors.load(Relaxed),
+            mw = self.main_write_errors.load(Relaxed),
         )
     }
 }
@@ -137,7 +146,8 @@ impl Remap {
         )?;
         out.write_char(' ')?;
         self.write_scan_info(out)?;
-        write!(out, " {fenced}")
+        write!(out, " {fenced} ")?;
+        self.write_health_info(out)
     }
 
     /// The IMA measurement line (the first spare as `spare_dev`, as with one spare).

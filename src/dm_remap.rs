@@ -16,6 +16,7 @@ mod message;
 mod meta_io;
 mod reserve;
 mod resultbuf;
+mod sampler;
 mod scan;
 mod target;
 mod worker;

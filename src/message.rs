@@ -174,6 +174,9 @@ impl Remap {
                 write!(out, "mode=ok")
             }
             Message::Scan(ScanCmd::Status) => self.write_scan_status(out),
+            Message::Health => self.write_health(out),
+            Message::Alerts => self.write_alerts(out),
+            Message::Samples(from) => self.write_samples(out, from),
             Message::SpareList | Message::SpareStats => {
                 let names = self.spare_names();
                 let core = self.core.lock();

@@ -13,6 +13,7 @@
 #include <linux/moduleparam.h>
 #include <linux/workqueue.h>
 #include <linux/timekeeping.h>
+#include <linux/percpu.h>
 
 static_assert(DMR_STS_OK == (__force int)BLK_STS_OK);
 static_assert(DMR_STS_IOERR == (__force int)BLK_STS_IOERR);
@@ -527,6 +528,47 @@ u64 dmr_real_seconds(void)
 	return ktime_get_real_seconds();
 }
 
+u64 dmr_now_ns(void)
+{
+	return ktime_get_ns();
+}
+
+struct dmr_lat {
+	u64 b[DMR_LAT_BUCKETS];
+};
+
+void *dmr_lat_alloc(void)
+{
+	return (void __force *)alloc_percpu(struct dmr_lat);
+}
+
+void dmr_lat_free(void *h)
+{
+	free_percpu((struct dmr_lat __percpu __force *)h);
+}
+
+void dmr_lat_add(void *h, unsigned int b)
+{
+	struct dmr_lat __percpu *l = (struct dmr_lat __percpu __force *)h;
+
+	this_cpu_inc(l->b[min_t(unsigned int, b, DMR_LAT_BUCKETS - 1)]);
+}
+
+void dmr_lat_sum(void *h, u64 *out)
+{
+	struct dmr_lat __percpu *l = (struct dmr_lat __percpu __force *)h;
+	unsigned int i;
+	int cpu;
+
+	memset(out, 0, sizeof(u64) * DMR_LAT_BUCKETS);
+	for_each_possible_cpu(cpu) {
+		const struct dmr_lat *c = per_cpu_ptr(l, cpu);
+
+		for (i = 0; i < DMR_LAT_BUCKETS; i++)
+			out[i] += READ_ONCE(c->b[i]);
+	}
+}
+
 struct dmr_scanner {
 	struct delayed_work dw;
 	void (*fn)(void *ctx);
@@ -580,6 +622,7 @@ void dmr_scanner_cancel(struct dmr_scanner *s)
 static unsigned int scan_rate_min_kib = 1024;
 static unsigned int scan_rate_max_kib = 65536;
 static unsigned int scan_interval_s;
+static unsigned int sample_interval_s = 3600;
 
 static int dmr_param_set(const char *val, const struct kernel_param *kp, unsigned int lo,
 			 unsigned int hi)
@@ -607,6 +650,16 @@ static int dmr_set_interval(const char *val, const struct kernel_param *kp)
 	return dmr_param_set(val, kp, 0, DMR_SCAN_INTERVAL_LONGEST);
 }
 
+static int dmr_set_sample_interval(const char *val, const struct kernel_param *kp)
+{
+	return dmr_param_set(val, kp, 1, DMR_SAMPLE_INTERVAL_LONGEST);
+}
+
+static const struct kernel_param_ops dmr_sample_interval_ops = {
+	.set = dmr_set_sample_interval,
+	.get = param_get_uint,
+};
+
 static const struct kernel_param_ops dmr_rate_ops = {
 	.set = dmr_set_rate,
 	.get = param_get_uint,
@@ -626,6 +679,15 @@ MODULE_PARM_DESC(scan_rate_max_kib,
 module_param_cb(scan_interval_s, &dmr_interval_ops, &scan_interval_s, 0644);
 MODULE_PARM_DESC(scan_interval_s,
 		 "Seconds between background scan passes, unless a table sets scan_interval (0: no periodic passes; default 0)");
+
+module_param_cb(sample_interval_s, &dmr_sample_interval_ops, &sample_interval_s, 0644);
+MODULE_PARM_DESC(sample_interval_s,
+		 "Seconds between statistics samples fed to the failure prediction (1..86400, default 3600); a change applies from the next sample");
+
+unsigned int dmr_param_sample_interval_s(void)
+{
+	return READ_ONCE(sample_interval_s);
+}
 
 unsigned int dmr_param_scan_rate_min_kib(void)
 {

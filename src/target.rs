@@ -150,6 +150,8 @@ pub(crate) struct PerBio {
     pub(crate) spare: u8,
     /// The data iterator as `map` left it.
     pub(crate) rec: b::dmr_bio_rec,
+    /// Reads and writes: when `map` saw the bio (monotonic ns), for its latency.
+    pub(crate) start_ns: u64,
 }
 
 // The per-bio data's size sets the size of every clone dm core allocates for this target
@@ -157,12 +159,14 @@ pub(crate) struct PerBio {
 // instruction counting (4 KiB random reads, QD32, null_blk), 56 and 56 + 64 bytes cost
 // the same, while 56 + 192 costs about 1,500 more guest instructions per I/O (ratio
 // against dm-linear 1.080 -> 0.934) with no other change: changing this size is a
-// performance change, to measure with `make bench` (README, "Benchmark").
-const _: () = assert!(core::mem::size_of::<PerBio>() == 56);
+// performance change, to measure with `make bench` (README, "Benchmark"). (56 bytes
+// until the latency start time was added.)
+const _: () = assert!(core::mem::size_of::<PerBio>() == 64);
 
 impl PerBio {
-    fn new(kind: u32, sector: u64, sectors: u32) -> Self {
+    fn new(kind: u32, sector: u64, sectors: u32, start_ns: u64) -> Self {
         Self {
+            start_ns,
             kind,
             state: ST_MAIN,
             srcu: 0,
@@ -242,6 +246,8 @@ pub(crate) struct Remap {
     resumed: AtomicBool,
     /// The background scan.
     pub(crate) scan: crate::scan::Scanner,
+    /// Statistics samples and the prediction engine.
+    pub(crate) sampler: crate::sampler::Sampler,
     /// Spare I/O errors per spare (`spare_stats`; the pool's total is in `stats`).
     pub(crate) spare_errs: [AtomicU64; MAX_SPARES],
 }
@@ -623,7 +629,9 @@ impl Remap {
 
 impl Drop for Remap {
     fn drop(&mut self) {
-        // The scan first: its steps use the worker, the dm-io client and the devices.
+        // The sampler reads the scan's figures; the scan's steps use the worker, the
+        // dm-io client and the devices.
+        self.sampler.detach();
         self.scan.detach();
         if !self.worker.is_null() {
             // SAFETY: created in `ctr` for this target; destroying it runs and waits
@@ -1045,6 +1053,15 @@ unsafe fn ctr_finish(
             return unsafe { ctr_fail(ti, c"Cannot allocate the scan buffer", ENOMEM) };
         }
     };
+    let sampler = match crate::sampler::Sampler::new() {
+        Ok(s) => s,
+        Err(_) => {
+            // SAFETY: created above and not shared.
+            unsafe { b::dm_io_client_destroy(io_client) };
+            // SAFETY: `ti` is valid per this function's contract.
+            return unsafe { ctr_fail(ti, c"Cannot allocate the prediction engine", ENOMEM) };
+        }
+    };
     let core = match KBox::pin_init(new_mutex!(core), GFP_KERNEL) {
         Ok(c) => c,
         Err(_) => {
@@ -1088,6 +1105,7 @@ unsafe fn ctr_finish(
         geometry,
         resumed: AtomicBool::new(false),
         scan,
+        sampler,
         spare_errs: Default::default(),
     };
     let mut state = match KBox::new(state, GFP_KERNEL) {
@@ -1109,6 +1127,11 @@ unsafe fn ctr_finish(
     if unsafe { state.scan.attach(ctx) }.is_err() {
         // SAFETY: `ti` is valid per this function's contract.
         return unsafe { ctr_fail(ti, c"Cannot create the scan work item", ENOMEM) };
+    }
+    // SAFETY: as for the scan.
+    if unsafe { state.sampler.attach(ctx) }.is_err() {
+        // SAFETY: `ti` is valid per this function's contract.
+        return unsafe { ctr_fail(ti, c"Cannot create the sampler", ENOMEM) };
     }
     // The two table versions and the worker's scratch, reserved now for the completion
     // path (see reserve.rs).
@@ -1180,6 +1203,7 @@ unsafe extern "C" fn remap_resume(ti: *mut b::dm_target) {
     // SAFETY: dm core calls this only for a constructed target.
     let t = unsafe { state(ti) };
     t.scan_resume();
+    t.sampler_start();
 }
 
 /// # Safety
@@ -1239,7 +1263,7 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
         t.stats.flushes.fetch_add(1, Relaxed);
         let pb = Remap::per_bio(bio);
         // SAFETY: dm core reserves `per_io_data_size` bytes, suitably aligned, per bio.
-        unsafe { pb.write(PerBio::new(kind, 0, 0)) };
+        unsafe { pb.write(PerBio::new(kind, 0, 0, 0)) };
         // SAFETY: `bio` is valid; flush bios are numbered 0 (the main device) and 1..
         // (the spares), num_flush_bios = 1 + nspares.
         let nr = unsafe { b::dm_bio_get_target_bio_nr(bio) };
@@ -1302,7 +1326,10 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
         t.stats.writes.fetch_add(1, Relaxed);
         t.stats.write_sectors.fetch_add(n, Relaxed);
     }
-    let mut pbv = PerBio::new(kind, sector, n as u32);
+    let rw = kind == b::dmr_bio_kind_DMR_BIO_READ || write;
+    // SAFETY: reads the monotonic clock.
+    let start_ns = if rw { unsafe { b::dmr_now_ns() } } else { 0 };
+    let mut pbv = PerBio::new(kind, sector, n as u32, start_ns);
     if let Some(idx) = srcu {
         pbv.srcu = idx;
         pbv.has_srcu = 1;
@@ -1369,10 +1396,24 @@ unsafe extern "C" fn remap_end_io(
     }
     // SAFETY: `error` is valid for the call.
     let status = unsafe { *error };
+    let rw = pb.kind == b::dmr_bio_kind_DMR_BIO_READ || pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE;
     if pb.state == ST_HANDLED || u32::from(status) == b::DMR_STS_OK {
+        // The bio's last completion (one handed to the worker comes back here in
+        // state ST_HANDLED, or after a resubmission): its latency from `map`.
+        if rw {
+            t.sampler.record(pb.start_ns);
+        }
         return b::DM_ENDIO_DONE as c_int;
     }
-    let rw = pb.kind == b::dmr_bio_kind_DMR_BIO_READ || pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE;
+    if pb.state == ST_MAIN && rw {
+        // The main device failed this I/O (the worker may still hide it): a sample of
+        // the device's health counts it.
+        if pb.kind == b::dmr_bio_kind_DMR_BIO_READ {
+            t.stats.main_read_errors.fetch_add(1, Relaxed);
+        } else {
+            t.stats.main_write_errors.fetch_add(1, Relaxed);
+        }
+    }
     if pb.state == ST_SPARE && (remappable(status) || u32::from(status) == b::DMR_STS_TRANSPORT) {
         // The only copy of a remapped block failed: the error goes up as it is (no
         // data invented), and the spare is no longer trusted with new remaps.
@@ -1393,6 +1434,9 @@ unsafe extern "C" fn remap_end_io(
         t.stats.read_errors.fetch_add(1, Relaxed);
     } else {
         t.stats.write_errors.fetch_add(1, Relaxed);
+    }
+    if rw {
+        t.sampler.record(pb.start_ns);
     }
     b::DM_ENDIO_DONE as c_int
 }

@@ -220,7 +220,8 @@ info() {
   local names=(block_size spare_blocks reads writes flushes read_sectors write_sectors
                read_errors write_errors remapped pending spare_used spare_free remaps
                meta_version last_commit mode scan_state scan_cursor scan_passes
-               scan_unreadable scan_weak proactive_remaps fenced) i
+               scan_unreadable scan_weak proactive_remaps fenced health_score alert
+               ttf_s samples) i
   for i in "${!names[@]}"; do
     [ "${names[$i]}" = "$2" ] && { status_field "$1" $((i + 1)); return; }
   done

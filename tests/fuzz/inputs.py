@@ -160,7 +160,8 @@ VALUES = {
 }
 VERBS = ["help", "stats", "clear_stats", "remap", "unremap", "query", "list", "clear",
          "clear_failed", "scan", "HELP", "Query", "lis", "remapp", "scan_start", "frob",
-         "status", "unremap\t", "query\n"]
+         "status", "unremap\t", "query\n", "health", "alerts", "samples", "spare_list",
+         "spare_stats"]
 WORDS = ["confirm", "start", "stop", "status", "CONFIRM", "Start", "now", "all", "x",
          "\\", "\\ ", "'", "\"", "\t", "\n", "é", "\xff", "%s%n", "0 0"]
 PARAMS = ["scan_rate_min_kib", "scan_rate_max_kib", "scan_interval_s"]
@@ -321,6 +322,11 @@ class Run:
     def snapshot(self, io_through_live=False):
         a, dm = self.a, self.dm
         status = dm.table_status(a.live, 0)
+        if status is not None:
+            # The prediction fields (25-28: health score, alert, time to failure,
+            # samples) move with the sampling clock, not with inputs.
+            f = status[3].split(b" ")
+            status = status[:3] + (b" ".join(f[:24]),)
         if io_through_live and status is not None:
             # An input that names the live target as a device makes the kernel read
             # through it (the metadata check of a spare, an identity probe): its I/O

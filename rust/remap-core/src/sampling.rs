@@ -4,7 +4,7 @@
 //! print it.
 
 use super::latency;
-use super::predict::{Alert, Level};
+use super::predict::{Alert, Level, Verdict, NO_TTF};
 use super::stats::Sample;
 
 /// Cumulative counters read at a sample's time: I/Os the target mapped and the scan
@@ -42,30 +42,38 @@ pub const fn delta(now: u64, then: u64) -> u64 {
     }
 }
 
-/// The sample of the interval ending at `t_s`: counts are the differences of `now`
-/// and `then`, latency percentiles come from the difference of the histograms, levels
-/// as given. Returned saturated as the ring keeps it ([`Sample::saturated`]).
+/// The sample of the interval ending at `t_s`. Each source of counters (the hot path,
+/// the scan) is a pair (now, then) differenced on its own, so that one source's reset
+/// does not hide the other's counts; latency percentiles come from the difference of
+/// the histograms; levels as given. Returned saturated as the ring keeps it
+/// ([`Sample::saturated`]).
 pub fn sample(
     t_s: u64,
-    now: &Totals,
-    then: &Totals,
+    sources: &[(Totals, Totals)],
     hist_now: &[u64],
     hist_then: &[u64],
     levels: &Levels,
 ) -> Sample {
-    Sample {
+    let mut s = Sample {
         t_s,
-        reads: delta(now.reads, then.reads),
-        read_errors: delta(now.read_errors, then.read_errors),
-        writes: delta(now.writes, then.writes),
-        write_errors: delta(now.write_errors, then.write_errors),
         lat_p50_us: latency::percentile_us(hist_now, hist_then, 500),
         lat_p99_us: latency::percentile_us(hist_now, hist_then, 990),
         remapped_total: levels.remapped,
         pending_total: levels.pending,
         spare_free_blocks: levels.spare_free,
+        ..Sample::default()
+    };
+    for (now, then) in sources {
+        s.reads = s.reads.saturating_add(delta(now.reads, then.reads));
+        s.read_errors = s
+            .read_errors
+            .saturating_add(delta(now.read_errors, then.read_errors));
+        s.writes = s.writes.saturating_add(delta(now.writes, then.writes));
+        s.write_errors = s
+            .write_errors
+            .saturating_add(delta(now.write_errors, then.write_errors));
     }
-    .saturated()
+    s.saturated()
 }
 
 /// Health score, 0 (failing now) to 100 (nothing to report), from the reported alert:
@@ -115,6 +123,20 @@ pub fn write_alert(out: &mut dyn core::fmt::Write, a: &Alert) -> core::fmt::Resu
     )
 }
 
+/// Writes a model's verdict as `model=.. level=.. ttf_s=..|- confidence=.. reason=..
+/// detail=..` (no newline).
+pub fn write_verdict(out: &mut dyn core::fmt::Write, v: &Verdict) -> core::fmt::Result {
+    write!(out, "model={} level={} ttf_s=", v.model.as_str(), v.level.as_str())?;
+    opt(out, (v.ttf_s != NO_TTF).then_some(v.ttf_s))?;
+    write!(
+        out,
+        " confidence={} reason={} detail={}",
+        v.confidence,
+        v.reason.as_str(),
+        v.detail
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +167,17 @@ mod tests {
             pending: 2,
             spare_free: 90,
         };
-        let s = sample(3600, &now, &then, &h1, &h0, &lv);
+        let scan_then = Totals {
+            reads: 1000,
+            read_errors: 10,
+            ..Totals::default()
+        };
+        let scan_now = Totals {
+            reads: 1064,
+            read_errors: 11,
+            ..Totals::default()
+        };
+        let s = sample(3600, &[(now, then)], &h1, &h0, &lv);
         assert_eq!((s.t_s, s.reads, s.writes), (3600, 60, 20));
         assert_eq!((s.read_errors, s.write_errors), (3, 2));
         assert!((195..=205).contains(&s.lat_p50_us), "{}", s.lat_p50_us);
@@ -154,19 +186,29 @@ mod tests {
             (s.remapped_total, s.pending_total, s.spare_free_blocks),
             (7, 2, 90)
         );
-        // clear_stats between two samples: the counters start again from zero.
+        // Two sources add up.
+        let s = sample(3600, &[(now, then), (scan_now, scan_then)], &h1, &h0, &lv);
+        assert_eq!((s.reads, s.read_errors, s.writes), (124, 4, 20));
+        // clear_stats between two samples: the hot path's counters start again from
+        // zero; the scan's, larger than the hot path's, still count only their growth.
         let cleared = Totals {
             reads: 5,
             ..Totals::default()
         };
-        let s = sample(7200, &cleared, &now, &h1, &h1, &lv);
-        assert_eq!((s.reads, s.writes, s.lat_p50_us), (5, 0, 0));
+        let s = sample(
+            7200,
+            &[(cleared, now), (scan_now, scan_then)],
+            &h1,
+            &h1,
+            &lv,
+        );
+        assert_eq!((s.reads, s.writes, s.lat_p50_us), (69, 0, 0));
         // Counts the ring keeps in 32 bits saturate as the ring saturates them.
         let big = Totals {
             read_errors: 1 << 40,
             ..Totals::default()
         };
-        let s = sample(1, &big, &Totals::default(), &h0, &h0, &lv);
+        let s = sample(1, &[(big, Totals::default())], &h0, &h0, &lv);
         assert_eq!(s.read_errors, u64::from(u32::MAX));
     }
 

@@ -483,6 +483,13 @@ fn print_status(t: &Target) {
         s.scan_weak,
         s.proactive_remaps
     );
+    println!(
+        "  health {}/100, alert {}, time to failure {}, samples {}",
+        s.health_score,
+        s.alert,
+        s.ttf_s.map_or("-".to_string(), remapctl::trace::days),
+        s.samples
+    );
 }
 
 /// `remapctl status`.

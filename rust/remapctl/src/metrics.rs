@@ -97,6 +97,14 @@ fn labels(t: &Target) -> Labels {
     ]
 }
 
+/// The alert level's number (unknown names: -1).
+fn alert_level(name: &str) -> i64 {
+    ["info", "notice", "warning", "critical", "emergency"]
+        .iter()
+        .position(|&l| l == name)
+        .map_or(-1, |i| i as i64)
+}
+
 /// The exposition text for `targets`.
 pub fn render(targets: &[Target]) -> Result<String, String> {
     let mut reg = Registry::with_prefix("dmremap");
@@ -144,7 +152,7 @@ pub fn render(targets: &[Target]) -> Result<String, String> {
             |t| t.status.proactive_remaps,
         ),
     ];
-    let gauges: [Def<i64>; 12] = [
+    let gauges: [Def<i64>; 14] = [
         ("size_bytes", "Size of the target", |t| {
             (t.sectors * 512) as i64
         }),
@@ -190,6 +198,16 @@ pub fn render(targets: &[Target]) -> Result<String, String> {
             "scan_cursor_block",
             "The next block the background scan reads",
             |t| t.status.scan_cursor as i64,
+        ),
+        (
+            "health_score",
+            "Health score of the failure prediction, 0 (failing) to 100",
+            |t| t.status.health_score as i64,
+        ),
+        (
+            "alert_level",
+            "Reported alert level: 0 info, 1 notice, 2 warning, 3 critical, 4 emergency",
+            |t| alert_level(&t.status.alert),
         ),
     ];
     for (name, help, get) in counters {
@@ -255,9 +273,10 @@ mod tests {
 
     fn target(name: &str, failed: bool) -> Target {
         let line = format!(
-            "4096 2944 5 3 0 40 24 1 2 7 1 7 2937 7 9 {} {} idle 0 0 0 0 0 0",
+            "4096 2944 5 3 0 40 24 1 2 7 1 7 2937 7 9 {} {} idle 0 0 0 0 0 0 {}",
             if failed { -5 } else { 0 },
-            if failed { "failed" } else { "ok" }
+            if failed { "failed" } else { "ok" },
+            if failed { "0 emergency 0 12" } else { "85 notice - 12" }
         );
         Target {
             name: name.into(),
@@ -282,6 +301,9 @@ mod tests {
             "dmremap_failed{target=\"safe1\",device=\"dm-3\"} 1",
             "dmremap_last_commit_errno{target=\"safe1\",device=\"dm-3\"} 5",
             "dmremap_size_bytes{target=\"safe0\",device=\"dm-3\"} 67108864",
+            "dmremap_health_score{target=\"safe0\",device=\"dm-3\"} 85",
+            "dmremap_alert_level{target=\"safe0\",device=\"dm-3\"} 1",
+            "dmremap_alert_level{target=\"safe1\",device=\"dm-3\"} 4",
             "# EOF",
         ] {
             assert!(

@@ -60,10 +60,18 @@ pub struct Info {
     pub proactive_remaps: u64,
     /// Blocks fenced after a metadata commit whose outcome is unknown.
     pub fenced: u64,
+    /// Health score from the failure prediction, 0 (failing) to 100.
+    pub health_score: u64,
+    /// The reported alert level (`info` .. `emergency`).
+    pub alert: String,
+    /// Forecast seconds to failure; none when no confident model has one.
+    pub ttf_s: Option<u64>,
+    /// Statistics samples taken since the table was loaded.
+    pub samples: u64,
 }
 
 /// The field names of [`Info`], in the order the kernel prints them.
-pub const FIELDS: [&str; 24] = [
+pub const FIELDS: [&str; 28] = [
     "block_size",
     "spare_blocks",
     "reads",
@@ -88,6 +96,10 @@ pub const FIELDS: [&str; 24] = [
     "scan_weak",
     "proactive_remaps",
     "fenced",
+    "health_score",
+    "alert",
+    "ttf_s",
+    "samples",
 ];
 
 impl Info {
@@ -138,6 +150,16 @@ impl Info {
             scan_weak: num(21)?,
             proactive_remaps: num(22)?,
             fenced: num(23)?,
+            health_score: num(24)?,
+            alert: field(25)?.to_string(),
+            ttf_s: match field(26)? {
+                "-" => None,
+                v => Some(
+                    v.parse()
+                        .map_err(|_| format!("status field `ttf_s` is not a number: {v:?}"))?,
+                ),
+            },
+            samples: num(27)?,
         })
     }
 }
@@ -185,7 +207,8 @@ impl Table {
 mod tests {
     use super::*;
 
-    const LINE: &str = "4096 2944 5 3 0 40 24 0 1 2 1 2 2942 2 7 0 ok idle 0 0 0 0 0 0";
+    const LINE: &str =
+        "4096 2944 5 3 0 40 24 0 1 2 1 2 2942 2 7 0 ok idle 0 0 0 0 0 0 100 info - 0";
 
     #[test]
     fn a_status_line_parses_by_position() {
@@ -200,16 +223,27 @@ mod tests {
         assert_eq!((i.meta_version, i.last_commit), (7, 0));
         assert_eq!((i.mode.as_str(), i.scan_state.as_str()), ("ok", "idle"));
         assert_eq!(i.fenced, 0);
+        assert_eq!(
+            (i.health_score, i.alert.as_str(), i.ttf_s, i.samples),
+            (100, "info", None, 0)
+        );
     }
 
     #[test]
     fn a_failed_commit_and_more_fields_parse() {
         let i =
-            Info::parse("512 9 0 0 0 0 0 0 0 0 0 0 9 0 3 -5 failed paused 4 1 0 0 0 2 77").unwrap();
+            Info::parse("512 9 0 0 0 0 0 0 0 0 0 0 9 0 3 -5 failed paused 4 1 0 0 0 2 5 emergency 0 41 77")
+                .unwrap();
         assert_eq!(
             (i.last_commit, i.mode.as_str(), i.fenced),
             (-5, "failed", 2)
         );
+        assert_eq!(
+            (i.health_score, i.alert.as_str(), i.ttf_s, i.samples),
+            (5, "emergency", Some(0), 41)
+        );
+        let e = Info::parse(&LINE.replacen(" - 0", " soon 0", 1)).unwrap_err();
+        assert!(e.contains("`ttf_s` is not a number"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Statistics sampling and failure prediction in the kernel.
+//!
+//! C header: [include/linux/percpu.h](srctree/include/linux/percpu.h)
+//!
+//! The hot path records, per read or write bio, its latency from `map` to its final
+//! `end_io` in a per-CPU log-linear histogram (one `this_cpu_inc`: no lock, no atomic,
+//! no allocation), and counts the I/Os the main device failed beside the other I/O
+//! counters (atomics). Every `sample_interval_s` seconds (module parameter, default
+//! 3600) a delayed work item on `system_long_wq` takes one [`Sample`] of the interval:
+//! the counters' growth (hot path and scan, each differenced on its own), the latency
+//! percentiles of the histogram's growth, the remapped and pending blocks and the free
+//! spare blocks; and feeds it to remap-core's prediction engine. The engine (about
+//! 64 KiB: the last 1000 samples, daily aggregates, the models' state) is allocated
+//! when the target is constructed, never on the stack.
+//!
+//! What the engine reports is published in atomics for the status line (health score,
+//! alert level, time to failure); a change of the reported level is logged, kept in a
+//! log of the last [`ALERT_LOG`] changes (`alerts`), and raises a dm event. The
+//! engine's hysteresis (a raised level must hold 2 h, a lowered one 48 h; only an
+//! emergency is reported at once) bounds those to a few a day.
+//!
+//! Locks: the sampler's own mutex, held by a sample step (no I/O under it) and by the
+//! `health`, `alerts` and `samples` messages. It is never held with the core mutex.
+//! The work item runs from the first resume until the target is destroyed (`Drop`
+//! cancels it first); it does no I/O, so it also runs while the device is suspended
+//! (the samples then show no I/O).
+
+use crate::bindings as b;
+use crate::engine::{FENCED, PENDING, REMAPPED};
+use crate::remap_core::latency::{self, BUCKETS};
+use crate::remap_core::predict::{Alert, Config, Engine, Level};
+use crate::remap_core::sampling::{self, Levels, Totals};
+use crate::remap_core::stats::TRACE_HEADER;
+use crate::target::Remap;
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+
+const _: () = assert!(b::DMR_LAT_BUCKETS as usize == BUCKETS);
+
+/// Level changes `alerts` keeps.
+pub(crate) const ALERT_LOG: usize = 16;
+
+/// Most samples one `samples` answer holds; `next=<n>` continues.
+const SAMPLES_MAX: u64 = 64;
+
+/// A fresh engine, copied into its allocation (never built on the stack).
+const FRESH: Engine = Engine::new(Config::DEFAULT);
+
+macro_rules! dmwarn {
+    ($($arg:tt)*) => { pr_warn!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
+}
+macro_rules! dminfo {
+    ($($arg:tt)*) => { pr_info!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
+}
+
+/// The sample step's state.
+struct State {
+    engine: KVBox<Engine>,
+    /// The counters at the previous sample: hot path, scan.
+    then: [Totals; 2],
+    /// The histogram at the previous sample, and room to read the current one.
+    hist_then: KVVec<u64>,
+    hist_now: KVVec<u64>,
+    /// The last level changes, oldest first once full (`head` is the next slot).
+    log: [Alert; ALERT_LOG],
+    log_len: usize,
+    log_head: usize,
+    /// Level changes since the target was created.
+    changes: u64,
+}
+
+/// What status shows, readable without locks.
+pub(crate) struct Figures {
+    pub(crate) level: AtomicU32,
+    pub(crate) score: AtomicU32,
+    /// Forecast seconds to failure from the last sample; `u64::MAX`: none.
+    pub(crate) ttf_s: AtomicU64,
+    pub(crate) samples: AtomicU64,
+}
+
+/// The sampler of one target.
+pub(crate) struct Sampler {
+    work: *mut b::dmr_scanner,
+    /// The per-CPU latency histogram (C shim).
+    lat: *mut core::ffi::c_void,
+    state: Pin<KBox<Mutex<State>>>,
+    started: AtomicBool,
+    pub(crate) fig: Figures,
+}
+
+// SAFETY: `work` and `lat` are C objects usable from any context (a work item; a
+// per-CPU histogram updated with this_cpu ops and read with READ_ONCE); the rest is
+// atomics and a kernel mutex.
+unsafe impl Send for Sampler {}
+// SAFETY: as above.
+unsafe impl Sync for Sampler {}
+
+/// An alert as its `alerts` line, for the kernel log.
+struct Shown<'a>(&'a Alert);
+
+impl core::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        sampling::write_alert(f, self.0)
+    }
+}
+
+fn level_code(l: Level) -> u32 {
+    l as u32
+}
+
+fn level_name(code: u32) -> &'static str {
+    [
+        Level::Info,
+        Level::Notice,
+        Level::Warning,
+        Level::Critical,
+        Level::Emergency,
+    ]
+    .into_iter()
+    .find(|&l| level_code(l) == code)
+    .map_or("info", Level::as_str)
+}
+
+impl Sampler {
+    /// A sampler with a fresh engine; its work item and histogram come with
+    /// [`Sampler::attach`].
+    pub(crate) fn new() -> Result<Self> {
+        let engine = KVBox::new(FRESH, GFP_KERNEL)?;
+        let state = State {
+            engine,
+            then: [Totals::default(); 2],
+            hist_then: KVVec::from_elem(0u64, BUCKETS, GFP_KERNEL)?,
+            hist_now: KVVec::from_elem(0u64, BUCKETS, GFP_KERNEL)?,
+            log: [*FRESH.current(); ALERT_LOG],
+            log_len: 0,
+            log_head: 0,
+            changes: 0,
+        };
+        Ok(Self {
+            work: core::ptr::null_mut(),
+            lat: core::ptr::null_mut(),
+            state: KBox::pin_init(new_mutex!(state), GFP_KERNEL)?,
+            started: AtomicBool::new(false),
+            fig: Figures {
+                level: AtomicU32::new(level_code(Level::Info)),
+                score: AtomicU32::new(100),
+                ttf_s: AtomicU64::new(u64::MAX),
+                samples: AtomicU64::new(0),
+            },
+        })
+    }
+
+    /// Creates the histogram and the work item; `ctx` is the target, alive until
+    /// [`Sampler::detach`].
+    ///
+    /// # Safety
+    /// `ctx` must be the `Remap` that owns this sampler, at its final address.
+    pub(crate) unsafe fn attach(&mut self, ctx: *mut Remap) -> Result {
+        // SAFETY: allocates a per-CPU histogram; freed in `detach`.
+        let lat = unsafe { b::dmr_lat_alloc() };
+        if lat.is_null() {
+            return Err(ENOMEM);
+        }
+        self.lat = lat;
+        // SAFETY: per the contract `ctx` outlives the work item (`detach` cancels and
+        // frees it before the target goes).
+        let w = unsafe { b::dmr_scanner_create(Some(sample_fn), ctx.cast()) };
+        if w.is_null() {
+            return Err(ENOMEM);
+        }
+        self.work = w;
+        Ok(())
+    }
+
+    /// Cancels and frees the work item (a step in progress finishes first), then the
+    /// histogram. Called from `Drop`, when no bio of the target is in flight.
+    pub(crate) fn detach(&mut self) {
+        if !self.work.is_null() {
+            // SAFETY: created by `attach`; freed once, here.
+            unsafe { b::dmr_scanner_destroy(self.work) };
+            self.work = core::ptr::null_mut();
+        }
+        if !self.lat.is_null() {
+            // SAFETY: allocated by `attach`; dm core destroys a target only after its
+            // last bio completed, so no `end_io` uses it any more.
+            unsafe { b::dmr_lat_free(self.lat) };
+            self.lat = core::ptr::null_mut();
+        }
+    }
+
+    /// Counts one read or write that took from `start_ns` (monotonic ns) until now.
+    /// Any context; no lock.
+    #[inline]
+    pub(crate) fn record(&self, start_ns: u64) {
+        // SAFETY: reads the monotonic clock.
+        let now = unsafe { b::dmr_now_ns() };
+        let bucket = latency::bucket(now.saturating_sub(start_ns)) as u32;
+        // SAFETY: `lat` was allocated by `attach` (the constructor fails without it)
+        // and is freed only when no bio is in flight.
+        unsafe { b::dmr_lat_add(self.lat, bucket) };
+    }
+
+    fn queue(&self, delay_ms: u64) {
+        if !self.work.is_null() {
+            // SAFETY: the work item lives until `detach`.
+            unsafe { b::dmr_scanner_queue(self.work, delay_ms) };
+        }
+    }
+
+    fn interval_ms() -> u64 {
+        // SAFETY: a plain read of a module parameter.
+        u64::from(unsafe { b::dmr_param_sample_interval_s() }.max(1)) * 1000
+    }
+}
+
+/// The work item's entry point.
+///
+/// # Safety
+/// `ctx` is the `Remap` the work item was created for, alive until it is destroyed.
+unsafe extern "C" fn sample_fn(ctx: *mut core::ffi::c_void) {
+    // SAFETY: per the contract.
+    let t = unsafe { &*ctx.cast::<Remap>() };
+    t.sample_step();
+}
+
+impl Remap {
+    /// The counters a sample differences: the hot path's, the scan's.
+    fn totals(&self) -> [Totals; 2] {
+        let s = &self.stats;
+        let f = &self.scan.fig;
+        [
+            Totals {
+                reads: s.reads.load(Relaxed),
+                writes: s.writes.load(Relaxed),
+                read_errors: s.main_read_errors.load(Relaxed),
+                write_errors: s.main_write_errors.load(Relaxed),
+            },
+            Totals {
+                reads: f.scanned.load(Relaxed),
+                writes: 0,
+                read_errors: f.read_errors.load(Relaxed),
+                write_errors: 0,
+            },
+        ]
+    }
+
+    fn levels(&self) -> Levels {
+        let (remapped, pending) = self.published.read(|s| {
+            s.map_or((0, 0), |s| {
+                s.items()
+                    .iter()
+                    .fold((0u64, 0u64), |(r, p), e| match e.state {
+                        REMAPPED | FENCED => (r + 1, p),
+                        PENDING => (r, p + 1),
+                        _ => (r, p),
+                    })
+            })
+        });
+        Levels {
+            remapped,
+            pending,
+            spare_free: self.mirror.free.load(Relaxed),
+        }
+    }
+
+    /// Starts sampling (the first resume): the counters now are the first interval's
+    /// start. Later resumes change nothing.
+    pub(crate) fn sampler_start(&self) {
+        let sp = &self.sampler;
+        if sp.started.swap(true, Relaxed) {
+            return;
+        }
+        {
+            let mut st = sp.state.lock();
+            st.then = self.totals();
+            // SAFETY: `lat` is live; `hist_then` holds `BUCKETS` counters.
+            unsafe { b::dmr_lat_sum(sp.lat, st.hist_then.as_mut_ptr()) };
+        }
+        sp.queue(Sampler::interval_ms());
+    }
+
+    /// One sample: the interval since the previous one, fed to the engine.
+    pub(crate) fn sample_step(&self) {
+        let sp = &self.sampler;
+        // SAFETY: reads the real-time clock.
+        let t_s = unsafe { b::dmr_real_seconds() };
+        let totals = self.totals();
+        let levels = self.levels();
+        let changed = {
+            let mut guard = sp.state.lock();
+            let st = &mut *guard;
+            // SAFETY: `lat` is live; `hist_now` holds `BUCKETS` counters.
+            unsafe { b::dmr_lat_sum(sp.lat, st.hist_now.as_mut_ptr()) };
+            let sources = [(totals[0], st.then[0]), (totals[1], st.then[1])];
+            let s = sampling::sample(t_s, &sources, &st.hist_now, &st.hist_then, &levels);
+            st.then = totals;
+            core::mem::swap(&mut st.hist_now, &mut st.hist_then);
+            let alert = st.engine.push(&s);
+            let cur = *st.engine.current();
+            sp.fig.level.store(level_code(cur.level), Relaxed);
+            sp.fig
+                .score
+                .store(u32::from(sampling::health_score(&cur)), Relaxed);
+            sp.fig.ttf_s.store(cur.ttf_s.unwrap_or(u64::MAX), Relaxed);
+            sp.fig.samples.store(st.engine.samples(), Relaxed);
+            if let Some(a) = alert {
+                if let Some(slot) = st.log.get_mut(st.log_head) {
+                    *slot = a;
+                }
+                st.log_head = (st.log_head + 1) % ALERT_LOG;
+                st.log_len = (st.log_len + 1).min(ALERT_LOG);
+                st.changes += 1;
+            }
+            alert
+        };
+        if let Some(a) = changed {
+            if a.level >= Level::Warning {
+                dmwarn!("{}: health alert: {}", self.main_name(), Shown(&a));
+            } else {
+                dminfo!("{}: health alert: {}", self.main_name(), Shown(&a));
+            }
+            self.raise_event();
+        }
+        sp.queue(Sampler::interval_ms());
+    }
+
+    /// The `health` answer: the reported state, the sampling figures, then one line
+    /// per model.
+    pub(crate) fn write_health(&self, out: &mut dyn Write) -> core::fmt::Result {
+        let st = self.sampler.state.lock();
+        let e = &st.engine;
+        sampling::write_alert(out, e.current())?;
+        // SAFETY: a plain read of a module parameter.
+        let interval = unsafe { b::dmr_param_sample_interval_s() };
+        write!(
+            out,
+            " samples={} interval_s={} alerts={}",
+            e.samples(),
+            interval,
+            st.changes
+        )?;
+        for v in e.verdicts() {
+            out.write_char('\n')?;
+            sampling::write_verdict(out, &v)?;
+        }
+        Ok(())
+    }
+
+    /// The `alerts` answer: the last level changes, oldest first, one per line (none:
+    /// an empty answer).
+    pub(crate) fn write_alerts(&self, out: &mut dyn Write) -> core::fmt::Result {
+        let st = self.sampler.state.lock();
+        let first = (st.log_head + ALERT_LOG - st.log_len) % ALERT_LOG;
+        for i in 0..st.log_len {
+            if let Some(a) = st.log.get((first + i) % ALERT_LOG) {
+                if i > 0 {
+                    out.write_char('\n')?;
+                }
+                sampling::write_alert(out, a)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The `samples [<from>]` answer: the trace header, then the samples held from
+    /// number `from` on (the oldest held, when `from` is older), at most
+    /// [`SAMPLES_MAX`], then `next=<n>` or `end`.
+    pub(crate) fn write_samples(&self, out: &mut dyn Write, from: u64) -> core::fmt::Result {
+        let st = self.sampler.state.lock();
+        let e = &st.engine;
+        let total = e.samples();
+        let held = e.health().ring.len() as u64;
+        let mut n = from.max(total.saturating_sub(held));
+        out.write_str(TRACE_HEADER)?;
+        let stop = n.saturating_add(SAMPLES_MAX).min(total);
+        while n < stop {
+            if let Some(s) = e.sample(n) {
+                out.write_char('\n')?;
+                s.write_row(out)?;
+            }
+            n += 1;
+        }
+        if n < total {
+            write!(out, "\nnext={n}")
+        } else {
+            out.write_str("\nend")
+        }
+    }
+
+    /// The prediction fields of the status line: health score, alert level, time to
+    /// failure (s, or `-`), samples taken.
+    pub(crate) fn write_health_info(&self, out: &mut dyn Write) -> core::fmt::Result {
+        let f = &self.sampler.fig;
+        write!(
+            out,
+            "{} {} ",
+            f.score.load(Relaxed),
+            level_name(f.level.load(Relaxed))
+        )?;
+        match f.ttf_s.load(Relaxed) {
+            u64::MAX => out.write_char('-')?,
+            v => write!(out, "{v}")?,
+        }
+        write!(out, " {}", f.samples.load(Relaxed))
+    }
+}
