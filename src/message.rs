@@ -64,7 +64,7 @@ impl Remap {
             }
             Message::Stats => self.stats.write(out, " "),
             Message::ClearStats => {
-                self.stats.clear();
+                self.clear_stats();
                 Ok(())
             }
             Message::Query(blk) => {

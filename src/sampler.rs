@@ -48,8 +48,10 @@ pub(crate) const ALERT_LOG: usize = 16;
 /// Most samples one `samples` answer holds; `next=<n>` continues.
 const SAMPLES_MAX: u64 = 64;
 
-/// A fresh engine, copied into its allocation (never built on the stack).
-const FRESH: Engine = Engine::new(Config::DEFAULT);
+/// A fresh engine, copied from here into its allocation (never built on the stack).
+static FRESH: Engine = Engine::new(Config::DEFAULT);
+/// What a fresh engine reports (fills the empty slots of the alert log).
+const NO_ALERT: Alert = *Engine::new(Config::DEFAULT).current();
 
 macro_rules! dmwarn {
     ($($arg:tt)*) => { pr_warn!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
@@ -63,6 +65,15 @@ struct State {
     engine: KVBox<Engine>,
     /// The counters at the previous sample: hot path, scan.
     then: [Totals; 2],
+    /// Hot-path counts `clear_stats` zeroed since the previous sample (they belong to
+    /// the next one).
+    carry: Totals,
+    /// When the next sample is due (monotonic ms): samples keep to a fixed grid of
+    /// intervals from the first one, whatever the timer's rounding.
+    due_ms: u64,
+    /// The engine refused a sample (its time went back): logged once until one is
+    /// taken again.
+    refusing: bool,
     /// The histogram at the previous sample, and room to read the current one.
     hist_then: KVVec<u64>,
     hist_now: KVVec<u64>,
@@ -128,15 +139,25 @@ fn level_name(code: u32) -> &'static str {
 
 impl Sampler {
     /// A sampler with a fresh engine; its work item and histogram come with
-    /// [`Sampler::attach`].
+    /// [`Sampler::attach`]. (Not inlined: the constructor's frame stays small.)
+    #[inline(never)]
     pub(crate) fn new() -> Result<Self> {
-        let engine = KVBox::new(FRESH, GFP_KERNEL)?;
+        let mut slot = KVBox::<Engine>::new_uninit(GFP_KERNEL)?;
+        // SAFETY: `slot` is a fresh allocation for one `Engine`, which cannot overlap
+        // the static; the copy initialises it whole (an `Engine` is plain data).
+        let engine = unsafe {
+            core::ptr::copy_nonoverlapping(&FRESH, slot.as_mut_ptr(), 1);
+            slot.assume_init()
+        };
         let state = State {
             engine,
             then: [Totals::default(); 2],
+            carry: Totals::default(),
+            due_ms: 0,
+            refusing: false,
             hist_then: KVVec::from_elem(0u64, BUCKETS, GFP_KERNEL)?,
             hist_now: KVVec::from_elem(0u64, BUCKETS, GFP_KERNEL)?,
-            log: [*FRESH.current(); ALERT_LOG],
+            log: [NO_ALERT; ALERT_LOG],
             log_len: 0,
             log_head: 0,
             changes: 0,
@@ -177,19 +198,13 @@ impl Sampler {
         Ok(())
     }
 
-    /// Cancels and frees the work item (a step in progress finishes first), then the
-    /// histogram. Called from `Drop`, when no bio of the target is in flight.
+    /// Cancels and frees the work item (a step in progress finishes first). The
+    /// histogram stays until the sampler drops.
     pub(crate) fn detach(&mut self) {
         if !self.work.is_null() {
             // SAFETY: created by `attach`; freed once, here.
             unsafe { b::dmr_scanner_destroy(self.work) };
             self.work = core::ptr::null_mut();
-        }
-        if !self.lat.is_null() {
-            // SAFETY: allocated by `attach`; dm core destroys a target only after its
-            // last bio completed, so no `end_io` uses it any more.
-            unsafe { b::dmr_lat_free(self.lat) };
-            self.lat = core::ptr::null_mut();
         }
     }
 
@@ -218,6 +233,25 @@ impl Sampler {
     }
 }
 
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        self.detach();
+        if !self.lat.is_null() {
+            // SAFETY: allocated by `attach`, freed once, here. The sampler drops with
+            // the target, after `Remap::drop` destroyed the worker, and dm core
+            // destroys a target only after its last bio completed: no `end_io` uses
+            // the histogram any more.
+            unsafe { b::dmr_lat_free(self.lat) };
+            self.lat = core::ptr::null_mut();
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    // SAFETY: reads the monotonic clock.
+    unsafe { b::dmr_now_ms() }
+}
+
 /// The work item's entry point.
 ///
 /// # Safety
@@ -243,7 +277,7 @@ impl Remap {
             Totals {
                 reads: f.scanned.load(Relaxed),
                 writes: 0,
-                read_errors: f.read_errors.load(Relaxed),
+                read_errors: f.failed_blocks.load(Relaxed),
                 write_errors: 0,
             },
         ]
@@ -275,32 +309,95 @@ impl Remap {
         if sp.started.swap(true, Relaxed) {
             return;
         }
+        let interval = Sampler::interval_ms();
         {
             let mut st = sp.state.lock();
             st.then = self.totals();
+            st.carry = Totals::default();
+            st.due_ms = now_ms().saturating_add(interval);
             // SAFETY: `lat` is live; `hist_then` holds `BUCKETS` counters.
             unsafe { b::dmr_lat_sum(sp.lat, st.hist_then.as_mut_ptr()) };
         }
-        sp.queue(Sampler::interval_ms());
+        sp.queue(interval);
+    }
+
+    /// `clear_stats`: zeroes the I/O counters. Under the sampler's mutex, so that the
+    /// counts since the previous sample still reach the next one.
+    pub(crate) fn clear_stats(&self) {
+        let mut st = self.sampler.state.lock();
+        let s = &self.stats;
+        let old = Totals {
+            reads: s.reads.swap(0, Relaxed),
+            writes: s.writes.swap(0, Relaxed),
+            read_errors: s.main_read_errors.swap(0, Relaxed),
+            write_errors: s.main_write_errors.swap(0, Relaxed),
+        };
+        let then = st.then[0];
+        let c = &mut st.carry;
+        c.reads = c
+            .reads
+            .saturating_add(sampling::delta(old.reads, then.reads));
+        c.writes = c
+            .writes
+            .saturating_add(sampling::delta(old.writes, then.writes));
+        c.read_errors = c
+            .read_errors
+            .saturating_add(sampling::delta(old.read_errors, then.read_errors));
+        c.write_errors = c
+            .write_errors
+            .saturating_add(sampling::delta(old.write_errors, then.write_errors));
+        st.then[0] = Totals::default();
+        drop(st);
+        s.clear();
     }
 
     /// One sample: the interval since the previous one, fed to the engine.
     pub(crate) fn sample_step(&self) {
         let sp = &self.sampler;
-        // SAFETY: reads the real-time clock.
-        let t_s = unsafe { b::dmr_real_seconds() };
-        let totals = self.totals();
+        let interval = Sampler::interval_ms();
         let levels = self.levels();
-        let changed = {
+        let (changed, refused, next_ms) = {
             let mut guard = sp.state.lock();
             let st = &mut *guard;
+            // The timer wakes at most an hour ahead (dmr_scanner_queue): not due yet,
+            // wait for the rest.
+            let now = now_ms();
+            if now < st.due_ms {
+                let rest = st.due_ms - now;
+                drop(guard);
+                sp.queue(rest);
+                return;
+            }
+            // The next sample one interval after this one was due; after a long
+            // delay (or a shorter interval), one interval from now.
+            st.due_ms = st.due_ms.saturating_add(interval);
+            if st.due_ms <= now {
+                st.due_ms = now.saturating_add(interval);
+            }
+            let next_ms = st.due_ms - now;
+            // SAFETY: reads the real-time clock.
+            let t_s = unsafe { b::dmr_real_seconds() };
+            let totals = self.totals();
             // SAFETY: `lat` is live; `hist_now` holds `BUCKETS` counters.
             unsafe { b::dmr_lat_sum(sp.lat, st.hist_now.as_mut_ptr()) };
-            let sources = [(totals[0], st.then[0]), (totals[1], st.then[1])];
+            let c = st.carry;
+            let hot = Totals {
+                reads: totals[0].reads.saturating_add(c.reads),
+                writes: totals[0].writes.saturating_add(c.writes),
+                read_errors: totals[0].read_errors.saturating_add(c.read_errors),
+                write_errors: totals[0].write_errors.saturating_add(c.write_errors),
+            };
+            let sources = [(hot, st.then[0]), (totals[1], st.then[1])];
             let s = sampling::sample(t_s, &sources, &st.hist_now, &st.hist_then, &levels);
             st.then = totals;
+            st.carry = Totals::default();
             core::mem::swap(&mut st.hist_now, &mut st.hist_then);
+            let before = st.engine.samples();
             let alert = st.engine.push(&s);
+            let taken = st.engine.samples() != before;
+            // Log the first refusal of a run of them (the clock went back).
+            let refused = !taken && !st.refusing;
+            st.refusing = !taken;
             let cur = *st.engine.current();
             sp.fig.level.store(level_code(cur.level), Relaxed);
             sp.fig
@@ -316,8 +413,15 @@ impl Remap {
                 st.log_len = (st.log_len + 1).min(ALERT_LOG);
                 st.changes += 1;
             }
-            alert
+            (alert, refused.then_some(t_s), next_ms)
         };
+        if let Some(t) = refused {
+            dmwarn!(
+                "{}: health sample refused: the real-time clock went back (to {}); samples resume once it passes the last one",
+                self.main_name(),
+                t
+            );
+        }
         if let Some(a) = changed {
             if a.level >= Level::Warning {
                 dmwarn!("{}: health alert: {}", self.main_name(), Shown(&a));
@@ -326,7 +430,7 @@ impl Remap {
             }
             self.raise_event();
         }
-        sp.queue(Sampler::interval_ms());
+        sp.queue(next_ms);
     }
 
     /// The `health` answer: the reported state, the sampling figures, then one line
@@ -339,8 +443,9 @@ impl Remap {
         let interval = unsafe { b::dmr_param_sample_interval_s() };
         write!(
             out,
-            " samples={} interval_s={} alerts={}",
+            " samples={} refused={} interval_s={} alerts={}",
             e.samples(),
+            e.health().rejected,
             interval,
             st.changes
         )?;

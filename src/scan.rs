@@ -110,9 +110,12 @@ pub(crate) struct Figures {
     rate_kibs: AtomicU32,
     last_pass_end_s: AtomicU64,
     /// Blocks read by the scan since the target was created.
-    scanned: AtomicU64,
+    pub(crate) scanned: AtomicU64,
     /// Reads of the scan that failed (each attempt).
-    read_errors: AtomicU64,
+    pub(crate) read_errors: AtomicU64,
+    /// Blocks of which at least one read failed (the samples' scan errors, in the
+    /// unit of `scanned`).
+    pub(crate) failed_blocks: AtomicU64,
     /// Blocks the scan found unreadable and recorded pending.
     unreadable: AtomicU64,
     /// Blocks the scan found weak (readable only after retries, or slow).
@@ -568,6 +571,7 @@ impl Remap {
                 return (first, false);
             }
             *v = UNREADABLE;
+            let mut failed = false;
             for failures in 0..attempts {
                 // SAFETY: reads the monotonic clock.
                 let t0 = unsafe { b::dmr_now_us() };
@@ -585,6 +589,10 @@ impl Remap {
                     break;
                 }
                 self.scan.fig.read_errors.fetch_add(1, Relaxed);
+                failed = true;
+            }
+            if failed {
+                self.scan.fig.failed_blocks.fetch_add(1, Relaxed);
             }
             if *v == UNREADABLE {
                 unreadable += 1;

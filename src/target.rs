@@ -630,7 +630,8 @@ impl Remap {
 impl Drop for Remap {
     fn drop(&mut self) {
         // The sampler reads the scan's figures; the scan's steps use the worker, the
-        // dm-io client and the devices.
+        // dm-io client and the devices. (The sampler's histogram, which `end_io`
+        // uses, is freed after the worker, when the fields drop.)
         self.sampler.detach();
         self.scan.detach();
         if !self.worker.is_null() {
@@ -1327,8 +1328,12 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
         t.stats.write_sectors.fetch_add(n, Relaxed);
     }
     let rw = kind == b::dmr_bio_kind_DMR_BIO_READ || write;
-    // SAFETY: reads the monotonic clock.
-    let start_ns = if rw { unsafe { b::dmr_now_ns() } } else { 0 };
+    let start_ns = if rw {
+        // SAFETY: reads the monotonic clock.
+        unsafe { b::dmr_now_ns() }
+    } else {
+        0
+    };
     let mut pbv = PerBio::new(kind, sector, n as u32, start_ns);
     if let Some(idx) = srcu {
         pbv.srcu = idx;
@@ -1344,6 +1349,10 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
             (t.spare_bdev(i).unwrap_or(core::ptr::null_mut()), s)
         }
         Route::Fail | Route::Spare(..) => {
+            if let Some(idx) = srcu {
+                // SAFETY: taken above for this bio, which ends here without `end_io`.
+                unsafe { b::dmr_io_exit(t.worker, idx) };
+            }
             if write {
                 t.stats.write_errors.fetch_add(1, Relaxed);
             } else {

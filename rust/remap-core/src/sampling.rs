@@ -126,7 +126,12 @@ pub fn write_alert(out: &mut dyn core::fmt::Write, a: &Alert) -> core::fmt::Resu
 /// Writes a model's verdict as `model=.. level=.. ttf_s=..|- confidence=.. reason=..
 /// detail=..` (no newline).
 pub fn write_verdict(out: &mut dyn core::fmt::Write, v: &Verdict) -> core::fmt::Result {
-    write!(out, "model={} level={} ttf_s=", v.model.as_str(), v.level.as_str())?;
+    write!(
+        out,
+        "model={} level={} ttf_s=",
+        v.model.as_str(),
+        v.level.as_str()
+    )?;
     opt(out, (v.ttf_s != NO_TTF).then_some(v.ttf_s))?;
     write!(
         out,

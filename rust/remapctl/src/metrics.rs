@@ -276,7 +276,11 @@ mod tests {
             "4096 2944 5 3 0 40 24 1 2 7 1 7 2937 7 9 {} {} idle 0 0 0 0 0 0 {}",
             if failed { -5 } else { 0 },
             if failed { "failed" } else { "ok" },
-            if failed { "0 emergency 0 12" } else { "85 notice - 12" }
+            if failed {
+                "0 emergency 0 12"
+            } else {
+                "85 notice - 12"
+            }
         );
         Target {
             name: name.into(),

@@ -231,9 +231,10 @@ mod tests {
 
     #[test]
     fn a_failed_commit_and_more_fields_parse() {
-        let i =
-            Info::parse("512 9 0 0 0 0 0 0 0 0 0 0 9 0 3 -5 failed paused 4 1 0 0 0 2 5 emergency 0 41 77")
-                .unwrap();
+        let i = Info::parse(
+            "512 9 0 0 0 0 0 0 0 0 0 0 9 0 3 -5 failed paused 4 1 0 0 0 2 5 emergency 0 41 77",
+        )
+        .unwrap();
         assert_eq!(
             (i.last_commit, i.mode.as_str(), i.fenced),
             (-5, "failed", 2)

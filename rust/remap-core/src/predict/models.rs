@@ -379,7 +379,9 @@ pub(super) fn step(daily: &Daily, cfg: &Config) -> Verdict {
     }
     // A recent day is elevated when its errors, spread over hours, reach the ratio
     // times the baseline's mean per day (at least 2).
-    let day_floor = (ratio * u128::from(be)).div_ceil(u128::from(bdays));
+    // (A u128 division through `fixed`: the kernel has no u128 divide.)
+    let bd = u128::from(bdays);
+    let day_floor = fixed::div_u128(ratio * u128::from(be) + bd - 1, bd).unwrap_or(u128::MAX);
     let (mut re, mut rn, mut act) = (0u64, 0u64, 0usize);
     for age in 0..STEP_RECENT {
         let Some(d) = daily.get(age) else { break };
