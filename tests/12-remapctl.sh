@@ -44,11 +44,13 @@ import json, subprocess, sys
 name, remapctl = sys.argv[1], sys.argv[2]
 fields = """block_size spare_blocks reads writes flushes read_sectors write_sectors read_errors
 write_errors remapped pending spare_used spare_free remaps meta_version last_commit mode
-scan_state scan_cursor scan_passes scan_unreadable scan_weak proactive_remaps fenced""".split()
+scan_state scan_cursor scan_passes scan_unreadable scan_weak proactive_remaps fenced
+health_score alert ttf_s samples""".split()
 line = subprocess.run(["dmsetup", "status", name], capture_output=True, text=True, check=True).stdout.split()[3:]
 st = json.loads(subprocess.run([remapctl, "status", name, "--json"], capture_output=True, text=True, check=True).stdout)
 assert len(line) == len(fields), (line, fields)
-bad = [(f, st["status"][f], v) for f, v in zip(fields, line) if str(st["status"][f]) != v]
+shown = lambda v: "-" if v is None else str(v)  # ttf_s: null when there is none
+bad = [(f, st["status"][f], v) for f, v in zip(fields, line) if shown(st["status"][f]) != v]
 # Counters may move between the two reads only if I/O runs; none does here.
 assert not bad, bad
 assert st["name"] == name and st["sectors"] == 131072 and st["status"]["writes"] >= 16, st

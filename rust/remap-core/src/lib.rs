@@ -23,6 +23,7 @@ pub mod crc;
 pub mod cursor;
 pub mod error;
 pub mod fixed;
+pub mod history;
 pub mod judge;
 pub mod latency;
 pub mod layout;
