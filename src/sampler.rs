@@ -29,11 +29,13 @@
 
 use crate::bindings as b;
 use crate::engine::{FENCED, PENDING, REMAPPED};
+use crate::remap_core::history::{self, SLOT_BYTES, SLOT_SECTORS, SLOT_SECTOR_COUNT};
 use crate::remap_core::latency::{self, BUCKETS};
 use crate::remap_core::predict::{Alert, Config, Engine, Level};
 use crate::remap_core::sampling::{self, Levels, Totals};
 use crate::remap_core::stats::TRACE_HEADER;
 use crate::target::Remap;
+use crate::worker::Dev;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use kernel::new_mutex;
@@ -74,6 +76,17 @@ struct State {
     /// The engine refused a sample (its time went back): logged once until one is
     /// taken again.
     refusing: bool,
+    /// The history slots: both read at the first resume, the first half used to
+    /// encode each write.
+    slots: KVVec<u8>,
+    /// The next history write's generation and slot.
+    generation: u64,
+    next_slot: usize,
+    /// Suspended: no history write (the device must see no new I/O).
+    quiet: bool,
+    /// History writes that failed; the last one failed (logged once per run).
+    history_errors: u64,
+    history_failing: bool,
     /// The histogram at the previous sample, and room to read the current one.
     hist_then: KVVec<u64>,
     hist_now: KVVec<u64>,
@@ -155,6 +168,12 @@ impl Sampler {
             carry: Totals::default(),
             due_ms: 0,
             refusing: false,
+            slots: KVVec::from_elem(0u8, 2 * SLOT_BYTES, GFP_KERNEL)?,
+            generation: 1,
+            next_slot: 0,
+            quiet: true,
+            history_errors: 0,
+            history_failing: false,
             hist_then: KVVec::from_elem(0u64, BUCKETS, GFP_KERNEL)?,
             hist_now: KVVec::from_elem(0u64, BUCKETS, GFP_KERNEL)?,
             log: [NO_ALERT; ALERT_LOG],
@@ -302,16 +321,20 @@ impl Remap {
         }
     }
 
-    /// Starts sampling (the first resume): the counters now are the first interval's
-    /// start. Later resumes change nothing.
+    /// Starts sampling (the first resume): the history on the first spare is replayed
+    /// and the counters now are the first interval's start. Every resume (and a failed
+    /// suspend) allows history writes again.
     pub(crate) fn sampler_start(&self) {
         let sp = &self.sampler;
         if sp.started.swap(true, Relaxed) {
+            sp.state.lock().quiet = false;
             return;
         }
         let interval = Sampler::interval_ms();
         {
             let mut st = sp.state.lock();
+            st.quiet = false;
+            self.restore_history(&mut st);
             st.then = self.totals();
             st.carry = Totals::default();
             st.due_ms = now_ms().saturating_add(interval);
@@ -319,6 +342,146 @@ impl Remap {
             unsafe { b::dmr_lat_sum(sp.lat, st.hist_then.as_mut_ptr()) };
         }
         sp.queue(interval);
+    }
+
+    /// Suspend: no history write from now until the next resume (a write in progress
+    /// finishes first: it holds the mutex).
+    pub(crate) fn sampler_quiet(&self) {
+        self.sampler.state.lock().quiet = true;
+    }
+
+    /// Publishes what the engine reports for status.
+    fn publish_health(&self, e: &Engine) {
+        let f = &self.sampler.fig;
+        let cur = e.current();
+        f.level.store(level_code(cur.level), Relaxed);
+        f.score
+            .store(u32::from(sampling::health_score(cur)), Relaxed);
+        f.ttf_s.store(cur.ttf_s.unwrap_or(u64::MAX), Relaxed);
+        f.samples.store(e.samples(), Relaxed);
+    }
+
+    /// Replays the newer valid history slot of the first spare through the (fresh)
+    /// engine. The level changes it replays go to the alert log, not the kernel log.
+    fn restore_history(&self, st: &mut State) {
+        let State {
+            engine,
+            slots,
+            log,
+            log_len,
+            log_head,
+            changes,
+            generation,
+            next_slot,
+            ..
+        } = st;
+        let (a, b) = slots.split_at_mut(SLOT_BYTES);
+        let mut found = [None, None];
+        for (f, (buf, &sector)) in found
+            .iter_mut()
+            .zip([a, b].into_iter().zip(SLOT_SECTORS.iter()))
+        {
+            let read = self.sync_io(
+                Dev::Spare(0),
+                sector,
+                buf,
+                SLOT_SECTOR_COUNT,
+                b::dmr_io_op_DMR_IO_READ,
+            );
+            if read.is_ok() {
+                *f = history::check(buf, &self.uuid);
+            }
+        }
+        let Some(i) = history::newest(found) else {
+            return;
+        };
+        let Some(Some(slot)) = found.get(i).copied() else {
+            return;
+        };
+        let buf = slots.get(i * SLOT_BYTES..).unwrap_or(&[]);
+        for k in 0..slot.count {
+            let Some(s) = history::sample(buf, k) else {
+                break;
+            };
+            if let Some(a) = engine.push(&s) {
+                if let Some(slot) = log.get_mut(*log_head) {
+                    *slot = a;
+                }
+                *log_head = (*log_head + 1) % ALERT_LOG;
+                *log_len = (*log_len + 1).min(ALERT_LOG);
+                *changes += 1;
+            }
+        }
+        *generation = slot.generation.saturating_add(1);
+        *next_slot = 1 - i;
+        self.publish_health(engine);
+        dminfo!(
+            "{}: health history: {} samples restored from the first spare; alert level {}",
+            self.main_name(),
+            engine.samples(),
+            engine.current().level.as_str()
+        );
+    }
+
+    /// Writes the engine's samples to the next history slot of the first spare
+    /// (unless suspended or read-only). A failed write is counted and logged once
+    /// until one succeeds again; it changes nothing else.
+    fn write_history(&self, st: &mut State) {
+        if st.quiet || !self.writable {
+            return;
+        }
+        let State {
+            engine,
+            slots,
+            generation,
+            next_slot,
+            ..
+        } = st;
+        let total = engine.samples();
+        let first = total.saturating_sub(engine.health().ring.len() as u64);
+        let Some(buf) = slots.get_mut(..SLOT_BYTES) else {
+            return;
+        };
+        let e: &Engine = engine;
+        if history::encode(
+            buf,
+            &self.uuid,
+            *generation,
+            (first..total).filter_map(|n| e.sample(n)),
+        )
+        .is_none()
+        {
+            return;
+        }
+        let sector = SLOT_SECTORS
+            .get(*next_slot)
+            .copied()
+            .unwrap_or(SLOT_SECTORS[0]);
+        let r = self.sync_io(
+            Dev::Spare(0),
+            sector,
+            buf,
+            SLOT_SECTOR_COUNT,
+            b::dmr_io_op_DMR_IO_WRITE_FUA,
+        );
+        match r {
+            Ok(()) => {
+                *generation = generation.saturating_add(1);
+                *next_slot = 1 - (*next_slot & 1);
+                st.history_failing = false;
+            }
+            Err(e) => {
+                st.history_errors += 1;
+                if !st.history_failing {
+                    st.history_failing = true;
+                    dmwarn!(
+                        "{}: health history: write to the first spare failed ({:?}); the samples stay in memory",
+                        self.main_name(),
+                        e
+                    );
+                }
+            }
+        }
     }
 
     /// `clear_stats`: zeroes the I/O counters. Under the sampler's mutex, so that the
@@ -395,16 +558,13 @@ impl Remap {
             let before = st.engine.samples();
             let alert = st.engine.push(&s);
             let taken = st.engine.samples() != before;
+            if taken {
+                self.write_history(st);
+            }
             // Log the first refusal of a run of them (the clock went back).
             let refused = !taken && !st.refusing;
             st.refusing = !taken;
-            let cur = *st.engine.current();
-            sp.fig.level.store(level_code(cur.level), Relaxed);
-            sp.fig
-                .score
-                .store(u32::from(sampling::health_score(&cur)), Relaxed);
-            sp.fig.ttf_s.store(cur.ttf_s.unwrap_or(u64::MAX), Relaxed);
-            sp.fig.samples.store(st.engine.samples(), Relaxed);
+            self.publish_health(&st.engine);
             if let Some(a) = alert {
                 if let Some(slot) = st.log.get_mut(st.log_head) {
                     *slot = a;
@@ -443,11 +603,12 @@ impl Remap {
         let interval = unsafe { b::dmr_param_sample_interval_s() };
         write!(
             out,
-            " samples={} refused={} interval_s={} alerts={}",
+            " samples={} refused={} interval_s={} alerts={} history_errors={}",
             e.samples(),
             e.health().rejected,
             interval,
-            st.changes
+            st.changes,
+            st.history_errors
         )?;
         for v in e.verdicts() {
             out.write_char('\n')?;

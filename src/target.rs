@@ -1185,6 +1185,8 @@ unsafe extern "C" fn remap_presuspend(ti: *mut b::dm_target) {
     let t = unsafe { state(ti) };
     // No scan I/O while suspended; its position is committed now.
     t.scan_suspend();
+    // No history write either.
+    t.sampler_quiet();
 }
 
 /// # Safety
@@ -1194,6 +1196,7 @@ unsafe extern "C" fn remap_presuspend_undo(ti: *mut b::dm_target) {
     let t = unsafe { state(ti) };
     if t.resumed.load(Relaxed) {
         t.scan_resume();
+        t.sampler_start();
     }
 }
 

@@ -13,7 +13,7 @@ grep -qw dust <(dmsetup targets) || modprobe dm-dust 2>/dev/null || true
 grep -qw dust <(dmsetup targets) || skip_all "dm-dust not available"
 grep -qw delay <(dmsetup targets) || modprobe dm-delay 2>/dev/null || true
 grep -qw delay <(dmsetup targets) || skip_all "dm-delay not available"
-ktap_plan 24
+ktap_plan 31
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -170,6 +170,56 @@ sed 's/ score=[0-9]*//' "$WORK/alerts" > "$WORK/kernel"
 sed 's/^/# replayed: /' "$WORK/replayed"
 ktap_check "remapctl predict over the dumped samples raises exactly the kernel's alerts" \
   cmp -s "$WORK/kernel" "$WORK/replayed"
+
+# The history on the spare: written after every sample, not while suspended, replayed
+# by the next table (a reload, or a new create as after a reboot).
+slots() { dd if="$spare" bs=512 skip=5120 count=256 iflag=direct status=none | md5sum; }
+h0=$(slots); sleep 2
+ktap_check "the history slots change with the samples" test "$(slots)" != "$h0"
+n1=$(info p samples)
+dmsetup suspend "$name" || fail "suspend"
+h0=$(slots); sleep 3
+ktap_check "no history write while suspended" test "$(slots)" = "$h0"
+table=$(dmsetup table "$name")
+dmesg_mark
+dmsetup reload "$name" --table "$table" && dmsetup resume "$name" || fail "reload"
+restored_ok() {
+  local n
+  n=$(info p samples)
+  [ "$n" -ge "$1" ] || { diag "$n samples after the reload, $1 before"; return 1; }
+  dmsetup message "$name" 0 alerts | grep -q 'level=emergency .*reason=spare_exhausted'
+}
+ktap_check "a reloaded table restores the samples and the alerts" restored_ok "$n1"
+ktap_check "the kernel log says so" logged "samples restored from the first spare; alert level emergency"
+samples_dump "$WORK/after.csv" || fail "dump the samples"
+ktap_check "the restored samples are the ones taken before" \
+  cmp -s <(head -"$(wc -l < "$WORK/all.csv")" "$WORK/after.csv") "$WORK/all.csv"
+# As after a reboot: the target removed and created again, one slot damaged.
+dmsetup remove "$name" || fail "remove"
+n2=$(python3 - "$spare" <<'EOF2'
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    gens = []
+    for sector in (5120, 5248):
+        f.seek(sector * 512)
+        h = f.read(64)
+        gens.append((struct.unpack_from("<Q", h, 16)[0], struct.unpack_from("<I", h, 12)[0], sector))
+gens.sort()
+# Damage the newer slot; the older one holds one sample fewer.
+with open(sys.argv[1], "r+b") as f:
+    f.seek(gens[1][2] * 512 + 100)
+    f.write(b"\xff" * 8)
+print(gens[0][1])
+EOF2
+) || fail "damage a history slot"
+dm_create p "$table" || fail "create again"
+ktap_check "with the newer slot damaged, the older one is restored" restored_ok "$n2"
+dmsetup remove "$name" || fail "remove"
+dd if=/dev/zero of="$spare" bs=512 seek=5120 count=256 conv=notrunc status=none || fail "zero the slots"
+dmesg_mark
+dm_create p "$table" || fail "create again"
+afresh() { [ "$(info p samples)" -le 1 ] && ! dmesg_since_mark | grep -q "health history:"; }
+ktap_check "without history the engine starts afresh" afresh
 
 # Bad message input.
 ktap_check_fails "samples x is refused" dmsetup message "$name" 0 samples x

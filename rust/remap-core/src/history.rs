@@ -201,11 +201,22 @@ mod tests {
         // What the kernel writes: the ring, oldest first.
         let held = e.health().ring.len() as u64;
         let first = e.samples() - held;
-        let n = encode(&mut buf, &UUID, 9, (first..e.samples()).filter_map(|i| e.sample(i)))
-            .unwrap();
+        let n = encode(
+            &mut buf,
+            &UUID,
+            9,
+            (first..e.samples()).filter_map(|i| e.sample(i)),
+        )
+        .unwrap();
         assert_eq!(n, RING_LEN);
         let slot = check(&buf, &UUID).unwrap();
-        assert_eq!(slot, Slot { generation: 9, count: RING_LEN });
+        assert_eq!(
+            slot,
+            Slot {
+                generation: 9,
+                count: RING_LEN
+            }
+        );
         // Replayed through a fresh engine, then both fed the same new samples: the
         // same alerts (the ring covers the models' history at this interval).
         let mut r = Engine::default();
@@ -241,7 +252,12 @@ mod tests {
 
     #[test]
     fn the_newer_valid_slot_wins() {
-        let s = |g| Some(Slot { generation: g, count: 1 });
+        let s = |g| {
+            Some(Slot {
+                generation: g,
+                count: 1,
+            })
+        };
         assert_eq!(newest([s(4), s(5)]), Some(1));
         assert_eq!(newest([s(6), s(5)]), Some(0));
         assert_eq!(newest([None, s(5)]), Some(1));
