@@ -19,6 +19,7 @@ mod resultbuf;
 mod sampler;
 mod scan;
 mod target;
+mod timer;
 mod worker;
 
 // remap-core is a normal crate on the host and a module of this crate here. Not every

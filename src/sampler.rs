@@ -109,7 +109,7 @@ pub(crate) struct Figures {
 
 /// The sampler of one target.
 pub(crate) struct Sampler {
-    work: *mut b::dmr_scanner,
+    work: crate::timer::Timer,
     /// The per-CPU latency histogram (C shim).
     lat: *mut core::ffi::c_void,
     state: Pin<KBox<Mutex<State>>>,
@@ -117,9 +117,9 @@ pub(crate) struct Sampler {
     pub(crate) fig: Figures,
 }
 
-// SAFETY: `work` and `lat` are C objects usable from any context (a work item; a
-// per-CPU histogram updated with this_cpu ops and read with READ_ONCE); the rest is
-// atomics and a kernel mutex.
+// SAFETY: `lat` is a C per-CPU histogram usable from any context (updated with
+// this_cpu ops, read with READ_ONCE); the rest is a work item, atomics and a kernel
+// mutex.
 unsafe impl Send for Sampler {}
 // SAFETY: as above.
 unsafe impl Sync for Sampler {}
@@ -182,7 +182,7 @@ impl Sampler {
             changes: 0,
         };
         Ok(Self {
-            work: core::ptr::null_mut(),
+            work: crate::timer::Timer::none(),
             lat: core::ptr::null_mut(),
             state: KBox::pin_init(new_mutex!(state), GFP_KERNEL)?,
             started: AtomicBool::new(false),
@@ -209,22 +209,13 @@ impl Sampler {
         self.lat = lat;
         // SAFETY: per the contract `ctx` outlives the work item (`detach` cancels and
         // frees it before the target goes).
-        let w = unsafe { b::dmr_scanner_create(Some(sample_fn), ctx.cast()) };
-        if w.is_null() {
-            return Err(ENOMEM);
-        }
-        self.work = w;
-        Ok(())
+        unsafe { self.work.create(sample_fn, ctx.cast()) }
     }
 
     /// Cancels and frees the work item (a step in progress finishes first). The
     /// histogram stays until the sampler drops.
     pub(crate) fn detach(&mut self) {
-        if !self.work.is_null() {
-            // SAFETY: created by `attach`; freed once, here.
-            unsafe { b::dmr_scanner_destroy(self.work) };
-            self.work = core::ptr::null_mut();
-        }
+        self.work.destroy();
     }
 
     /// Counts one read or write that took from `start_ns` (monotonic ns) until now.
@@ -240,10 +231,7 @@ impl Sampler {
     }
 
     fn queue(&self, delay_ms: u64) {
-        if !self.work.is_null() {
-            // SAFETY: the work item lives until `detach`.
-            unsafe { b::dmr_scanner_queue(self.work, delay_ms) };
-        }
+        self.work.queue(delay_ms);
     }
 
     fn interval_ms() -> u64 {
@@ -361,6 +349,12 @@ impl Remap {
         f.samples.store(e.samples(), Relaxed);
     }
 
+    /// Reads or writes history slot `slot` (0 or 1) of the first spare.
+    fn slot_io(&self, slot: usize, buf: &mut [u8], op: b::dmr_io_op) -> Result {
+        let sector = SLOT_SECTORS.get(slot).copied().ok_or(EINVAL)?;
+        self.sync_io(Dev::Spare(0), sector, buf, SLOT_SECTOR_COUNT, op)
+    }
+
     /// Replays the newer valid history slot of the first spare through the (fresh)
     /// engine. The level changes it replays go to the alert log, not the kernel log.
     fn restore_history(&self, st: &mut State) {
@@ -377,18 +371,8 @@ impl Remap {
         } = st;
         let (a, b) = slots.split_at_mut(SLOT_BYTES);
         let mut found = [None, None];
-        for (f, (buf, &sector)) in found
-            .iter_mut()
-            .zip([a, b].into_iter().zip(SLOT_SECTORS.iter()))
-        {
-            let read = self.sync_io(
-                Dev::Spare(0),
-                sector,
-                buf,
-                SLOT_SECTOR_COUNT,
-                b::dmr_io_op_DMR_IO_READ,
-            );
-            if read.is_ok() {
+        for (i, (f, buf)) in found.iter_mut().zip([a, b]).enumerate() {
+            if self.slot_io(i, buf, b::dmr_io_op_DMR_IO_READ).is_ok() {
                 *f = history::check(buf, &self.uuid);
             }
         }
@@ -453,18 +437,7 @@ impl Remap {
         {
             return;
         }
-        let sector = SLOT_SECTORS
-            .get(*next_slot)
-            .copied()
-            .unwrap_or(SLOT_SECTORS[0]);
-        let r = self.sync_io(
-            Dev::Spare(0),
-            sector,
-            buf,
-            SLOT_SECTOR_COUNT,
-            b::dmr_io_op_DMR_IO_WRITE_FUA,
-        );
-        match r {
+        match self.slot_io(*next_slot, buf, b::dmr_io_op_DMR_IO_WRITE_FUA) {
             Ok(()) => {
                 *generation = generation.saturating_add(1);
                 *next_slot = 1 - (*next_slot & 1);

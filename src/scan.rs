@@ -128,7 +128,7 @@ pub(crate) struct Figures {
 
 /// The scanner of one target.
 pub(crate) struct Scanner {
-    work: *mut b::dmr_scanner,
+    work: crate::timer::Timer,
     gate: Pin<KBox<Mutex<Gate>>>,
     step: Pin<KBox<Mutex<Step>>>,
     /// `scan start` asked for a pass now (not after the periodic wait).
@@ -178,7 +178,7 @@ impl Scanner {
             )?,
         };
         Ok(Self {
-            work: core::ptr::null_mut(),
+            work: crate::timer::Timer::none(),
             gate: KBox::pin_init(
                 new_mutex!(Gate {
                     allowed: false,
@@ -207,48 +207,27 @@ impl Scanner {
     pub(crate) unsafe fn attach(&mut self, ctx: *mut Remap) -> Result {
         // SAFETY: per the contract `ctx` outlives the work item (`detach` cancels and
         // frees it before the target goes).
-        let w = unsafe { b::dmr_scanner_create(Some(scan_fn), ctx.cast()) };
-        if w.is_null() {
-            return Err(ENOMEM);
-        }
-        self.work = w;
-        Ok(())
+        unsafe { self.work.create(scan_fn, ctx.cast()) }
     }
 
     /// Cancels and frees the work item (a step in progress finishes first).
     pub(crate) fn detach(&mut self) {
-        if !self.work.is_null() {
-            // SAFETY: created by `attach`; freed once, here.
-            unsafe { b::dmr_scanner_destroy(self.work) };
-            self.work = core::ptr::null_mut();
-        }
+        self.work.destroy();
     }
 
     fn queue(&self, delay_ms: u64) {
-        if !self.work.is_null() {
-            // SAFETY: the work item lives until `detach`.
-            unsafe { b::dmr_scanner_queue(self.work, delay_ms) };
-        }
+        self.work.queue(delay_ms);
     }
 
     fn cancel(&self) {
         self.stopping.store(true, Relaxed);
-        if !self.work.is_null() {
-            // SAFETY: as above; process context, no lock the step takes is held.
-            unsafe { b::dmr_scanner_cancel(self.work) };
-        }
+        self.work.cancel();
     }
 
     fn set_state(&self, s: u32) {
         self.fig.state.store(s, Relaxed);
     }
 }
-
-// SAFETY: `work` is a C work item usable from any thread; the rest is atomics and
-// kernel mutexes.
-unsafe impl Send for Scanner {}
-// SAFETY: as above.
-unsafe impl Sync for Scanner {}
 
 /// The work item's entry point.
 ///
