@@ -468,20 +468,8 @@ impl Remap {
             read_errors: s.main_read_errors.swap(0, Relaxed),
             write_errors: s.main_write_errors.swap(0, Relaxed),
         };
-        let then = st.then[0];
-        let c = &mut st.carry;
-        c.reads = c
-            .reads
-            .saturating_add(sampling::delta(old.reads, then.reads));
-        c.writes = c
-            .writes
-            .saturating_add(sampling::delta(old.writes, then.writes));
-        c.read_errors = c
-            .read_errors
-            .saturating_add(sampling::delta(old.read_errors, then.read_errors));
-        c.write_errors = c
-            .write_errors
-            .saturating_add(sampling::delta(old.write_errors, then.write_errors));
+        let grown = old.since(&st.then[0]);
+        st.carry = st.carry.plus(&grown);
         st.then[0] = Totals::default();
         drop(st);
         s.clear();
@@ -516,13 +504,7 @@ impl Remap {
             let totals = self.totals();
             // SAFETY: `lat` is live; `hist_now` holds `BUCKETS` counters.
             unsafe { b::dmr_lat_sum(sp.lat, st.hist_now.as_mut_ptr()) };
-            let c = st.carry;
-            let hot = Totals {
-                reads: totals[0].reads.saturating_add(c.reads),
-                writes: totals[0].writes.saturating_add(c.writes),
-                read_errors: totals[0].read_errors.saturating_add(c.read_errors),
-                write_errors: totals[0].write_errors.saturating_add(c.write_errors),
-            };
+            let hot = totals[0].plus(&st.carry);
             let sources = [(hot, st.then[0]), (totals[1], st.then[1])];
             let s = sampling::sample(t_s, &sources, &st.hist_now, &st.hist_then, &levels);
             st.then = totals;

@@ -22,6 +22,28 @@ pub struct Totals {
     pub write_errors: u64,
 }
 
+impl Totals {
+    /// Field by field, `self + o` (saturating).
+    pub const fn plus(&self, o: &Totals) -> Totals {
+        Totals {
+            reads: self.reads.saturating_add(o.reads),
+            writes: self.writes.saturating_add(o.writes),
+            read_errors: self.read_errors.saturating_add(o.read_errors),
+            write_errors: self.write_errors.saturating_add(o.write_errors),
+        }
+    }
+
+    /// Field by field, the growth since `then` ([`delta`]).
+    pub const fn since(&self, then: &Totals) -> Totals {
+        Totals {
+            reads: delta(self.reads, then.reads),
+            writes: delta(self.writes, then.writes),
+            read_errors: delta(self.read_errors, then.read_errors),
+            write_errors: delta(self.write_errors, then.write_errors),
+        }
+    }
+}
+
 /// Levels at a sample's time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Levels {
@@ -63,16 +85,13 @@ pub fn sample(
         spare_free_blocks: levels.spare_free,
         ..Sample::default()
     };
-    for (now, then) in sources {
-        s.reads = s.reads.saturating_add(delta(now.reads, then.reads));
-        s.read_errors = s
-            .read_errors
-            .saturating_add(delta(now.read_errors, then.read_errors));
-        s.writes = s.writes.saturating_add(delta(now.writes, then.writes));
-        s.write_errors = s
-            .write_errors
-            .saturating_add(delta(now.write_errors, then.write_errors));
-    }
+    let sum = sources
+        .iter()
+        .fold(Totals::default(), |a, (now, then)| a.plus(&now.since(then)));
+    s.reads = sum.reads;
+    s.read_errors = sum.read_errors;
+    s.writes = sum.writes;
+    s.write_errors = sum.write_errors;
     s.saturated()
 }
 
