@@ -14,12 +14,16 @@
 #                  module in the VM (FUZZ_INPUTS=10000, FUZZ_SEED=1)
 #   make check-debug  the VM tests on the debug kernel (lockdep, kmemleak, slab/list
 #                  debugging, Rust overflow checks); a second kernel build of its own
+#   make install   the module, remapctl, and the boot-time assembly files (udev rule,
+#                  systemd units, modules-load.d); DESTDIR=<root> to stage them
+#   make boot-test a Debian guest booted with systemd and udev assembles two setups
+#                  by itself (part of make check)
 #
 # KDIR=<tree> builds the module against another CONFIG_RUST kernel tree.
 
 SHELL := /bin/bash
 comma := ,
-.PHONY: all deps kernel module clippy fmt fmt-check host-test vm-test powercut stress check check-debug demo bench fuzz fuzz-inputs clean
+.PHONY: install uninstall boot-test all deps kernel module clippy fmt fmt-check host-test vm-test powercut stress check check-debug demo bench fuzz fuzz-inputs clean
 
 KFILES := $(filter-out src/bindings_generated.rs,$(wildcard src/*.rs))
 CUTS ?= 20
@@ -79,6 +83,7 @@ fuzz-inputs: deps
 check: deps fmt-check host-test
 	touch src/dm_remap.rs && scripts/build-module CLIPPY=1
 	VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run tests/run-all $(TESTS)
+	tests/boot/run
 	tests/powercut/run.py --cuts $(CUTS)
 	scripts/fuzz $(CHECK_FUZZ_SECONDS)
 
@@ -101,6 +106,33 @@ bench: deps
 
 fuzz: deps
 	scripts/fuzz $(FUZZ_SECONDS)
+
+# Installation. The module goes under the kernel release of the tree it was built
+# against (KDIR=/lib/modules/$(uname -r)/build for the running kernel); remapctl is
+# built with REMAPCTL_PROFILE (release; dev reuses the debug build).
+DESTDIR ?=
+PREFIX ?= /usr
+REMAPCTL_PROFILE ?= release
+INSTALL_FILES := \
+  contrib/udev/69-dm-remap.rules:/usr/lib/udev/rules.d/69-dm-remap.rules \
+  contrib/systemd/remapctl-assemble@.service:/usr/lib/systemd/system/remapctl-assemble@.service \
+  contrib/systemd/remapctl-monitor.service:/usr/lib/systemd/system/remapctl-monitor.service \
+  contrib/modules-load.d/dm-remap.conf:/usr/lib/modules-load.d/dm-remap.conf \
+  contrib/modprobe.d/dm-remap.conf:/usr/lib/modprobe.d/dm-remap.conf \
+  Documentation/admin-guide.md:/usr/share/doc/dm-remap/admin-guide.md \
+  Documentation/on-disk-format.md:/usr/share/doc/dm-remap/on-disk-format.md
+install: deps
+	cd rust && cargo build --locked -p remapctl --bin remapctl \
+	  $(if $(filter release,$(REMAPCTL_PROFILE)),--release,--profile $(REMAPCTL_PROFILE))
+	scripts/install "$(DESTDIR)" "$(PREFIX)" \
+	  rust/target/$(if $(filter dev,$(REMAPCTL_PROFILE)),debug,$(REMAPCTL_PROFILE))/remapctl \
+	  $(INSTALL_FILES)
+
+uninstall:
+	scripts/install --uninstall "$(DESTDIR)" "$(PREFIX)" - $(INSTALL_FILES)
+
+boot-test: deps
+	tests/boot/run
 
 clean:
 	-[ -d "$$KDIR" ] && $(MAKE) -C "$$KDIR" M=$(CURDIR) clean

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Exit status: refused or failed.
-const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_FAILED: u8 = 1;
 
 /// `on` or `off`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -89,8 +89,12 @@ pub struct StatusArgs {
 #[derive(Args, Debug)]
 pub struct ListArgs {
     /// Print JSON.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "conf")]
     pub json: bool,
+    /// Print a setups file line (`<name> <setup-uuid>`) for each target, for
+    /// /etc/dm-remap/setups.conf: boot-time assembly then gives each setup its name.
+    #[arg(long)]
+    pub conf: bool,
 }
 
 pub(crate) fn done(r: Result<(), String>, verb: &str) -> ExitCode {
@@ -532,6 +536,14 @@ pub fn list(a: ListArgs) -> ExitCode {
                 "{}",
                 serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
             );
+        } else if a.conf {
+            for t in &ts {
+                let u =
+                    t.table.uuid.as_deref().ok_or_else(|| {
+                        format!("{}: its table line carries no setup UUID", t.name)
+                    })?;
+                println!("{} {u}", t.name);
+            }
         } else {
             for t in &ts {
                 println!(

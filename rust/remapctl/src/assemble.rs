@@ -40,6 +40,13 @@ pub struct AssembleArgs {
     /// Say what would be created; create nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// For the boot units: a setup already active is success, not a refusal.
+    #[arg(long)]
+    pub incremental: bool,
+    /// The setups file giving setups their names (`<name> <setup-uuid>` lines); a setup
+    /// it does not name gets `remap-` and its UUID's first 8 hex digits.
+    #[arg(long, default_value = crate::boot::SETUPS_FILE)]
+    pub conf: PathBuf,
 }
 
 /// A block device that is not in use.
@@ -356,6 +363,10 @@ pub fn run(a: AssembleArgs) -> ExitCode {
                 .iter()
                 .find(|t| t.table.uuid.as_deref() == Some(&w))
             {
+                if a.incremental {
+                    println!("setup {w}: already active as {}", t.name);
+                    return Ok(true);
+                }
                 return Err(format!("setup {w}: already active as {}", t.name));
             }
         }
@@ -389,7 +400,10 @@ pub fn run(a: AssembleArgs) -> ExitCode {
         for (u, f) in &setups {
             let name = match (&a.name, want) {
                 (Some(n), Some(_)) => n.clone(),
-                _ => format!("remap-{}", &UuidText(u).to_string()[..8]),
+                _ => match crate::boot::name_for(&a.conf, u)? {
+                    Some(n) => n,
+                    None => format!("remap-{}", &UuidText(u).to_string()[..8]),
+                },
             };
             match assemble_one(
                 &dm,

@@ -50,6 +50,15 @@ fn name(n: &str) -> Result<&DmName, String> {
     DmName::new(n).map_err(|e| format!("{n:?} is not a valid device-mapper name: {}", describe(&e)))
 }
 
+/// Whether `n` can name a device-mapper device (the kernel also refuses `/`, and
+/// `.`/`..` would be odd nodes under /dev/mapper).
+pub fn check_name(n: &str) -> Result<(), String> {
+    if n.contains('/') || n == "." || n == ".." {
+        return Err(format!("{n:?} is not a valid device-mapper name"));
+    }
+    name(n).map(|_| ())
+}
+
 impl Dm {
     /// Opens `/dev/mapper/control`.
     pub fn open() -> Result<Dm, String> {
@@ -265,11 +274,20 @@ fn udev_running() -> bool {
 }
 
 /// The device's node: `/dev/mapper/NAME`, made here (as libdevmapper does) when no udev
-/// makes it, else `/dev/dm-N`, which devtmpfs always makes.
+/// makes it, else `/dev/dm-N`, which devtmpfs always makes. Under udev, the node is
+/// awaited (the device-mapper rules make it when they see the resume's change event;
+/// libdevmapper waits the same way, on a cookie): what follows the create may open it
+/// at once. When udev has not made it after 10 seconds (no device-mapper rules
+/// installed) it is made here.
 fn node(n: &str, major: u32, minor: u32) -> PathBuf {
     let mapper = Path::new("/dev/mapper").join(n);
     if udev_running() {
-        return mapper;
+        for _ in 0..200 {
+            if mapper.exists() {
+                return mapper;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
     let dev = libc::makedev(major, minor);
     let Ok(c) = std::ffi::CString::new(mapper.as_os_str().as_encoded_bytes()) else {

@@ -6,6 +6,7 @@
 
 mod admin;
 mod assemble;
+mod boot;
 mod dm;
 mod import;
 mod meta;
@@ -50,6 +51,9 @@ enum Cmd {
     /// Find dm-remap setups on the disks (spares by their metadata, main devices by
     /// their recorded fingerprint) and create their targets.
     Assemble(assemble::AssembleArgs),
+    /// Say whether a block device holds a dm-remap setup's metadata (for udev:
+    /// `--export`).
+    Probe(boot::ProbeArgs),
     /// Remap the blocks a `badblocks -o` list or a ddrescue mapfile names, on a live
     /// target, before anything writes them (unreadable sectors recorded lost).
     ImportBadblocks(import::ImportArgs),
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         Cmd::List(a) => admin::list(a),
         Cmd::ImportBadblocks(a) => import::run(a),
         Cmd::Assemble(a) => assemble::run(a),
+        Cmd::Probe(a) => boot::probe(a),
         Cmd::Metrics(a) => metrics::run(a),
         Cmd::Monitor(a) => monitor::run(a),
         Cmd::Meta(c) => meta::run(c),

@@ -608,3 +608,40 @@ fn a_pool_is_checked_as_a_whole() {
         "{out}"
     );
 }
+
+/// `remapctl probe`, what the udev rule runs on every block device: a spare of a pool
+/// exports its setup and place; blank and foreign devices export nothing (exit 0) and,
+/// without `--export`, exit 1 with the reason; an unreadable path is exit 1 either way.
+#[test]
+fn probe_tells_udev_which_setup_a_device_holds() {
+    let d = Scratch::new("probe");
+    let second = pool_image(&d, "p1.img", 4, 1);
+    let o = remapctl(&["probe", "--export", second.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "DM_REMAP_SETUP_UUID=0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0\n\
+             DM_REMAP_SPARE_UUID={SECOND_SPARE}\nDM_REMAP_SPARE_INDEX=1\n\
+             DM_REMAP_SPARES=2\nDM_REMAP_VERSION=4\n"
+        )
+    );
+    let o = remapctl(&["probe", second.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    assert!(
+        stdout(&o).contains("spare 1 of 2 of setup 0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f0"),
+        "{}",
+        stdout(&o)
+    );
+    let blank = blank_image(&d, "blank.img");
+    let o = remapctl(&["probe", "--export", blank.to_str().unwrap()]);
+    assert_eq!((code(&o), stdout(&o)), (0, String::new()));
+    let o = remapctl(&["probe", blank.to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+    assert!(stdout(&o).contains("no dm-remap setup (blank)"), "{}", stdout(&o));
+    poke(&blank, 0, &[0x5a; 8192]);
+    let o = remapctl(&["probe", "--export", blank.to_str().unwrap()]);
+    assert_eq!((code(&o), stdout(&o)), (0, String::new()));
+    let o = remapctl(&["probe", "--export", d.path("missing.img").to_str().unwrap()]);
+    assert_eq!(code(&o), 1);
+}

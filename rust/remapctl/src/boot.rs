@@ -1,0 +1,146 @@
+//! What boot-time assembly needs beyond `remapctl assemble`: `remapctl probe` (udev's
+//! question "is this device a dm-remap spare, and of which setup?") and the setups file
+//! that gives an assembled setup the name the admin chose.
+//!
+//! The pieces installed by `make install` (`contrib/`): udev rule 69-dm-remap.rules
+//! runs `remapctl probe --export` on every block device that appears or changes; a
+//! device holding a setup's metadata gets `DM_REMAP_SETUP_UUID` and pulls in
+//! `remapctl-assemble@<uuid>.service`, which runs `remapctl assemble --uuid <uuid>
+//! --incremental` — as mdadm's incremental assembly does for md members.
+
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The setups file: one `<name> <setup-uuid>` per line, `#` comments.
+pub const SETUPS_FILE: &str = "/etc/dm-remap/setups.conf";
+
+/// `remapctl probe`.
+#[derive(Args, Debug)]
+pub struct ProbeArgs {
+    /// The block device to read.
+    pub device: PathBuf,
+    /// Print `KEY=value` lines for udev's `IMPORT{program}` (nothing for a device that
+    /// holds no dm-remap setup), and exit 0 unless the device cannot be read.
+    #[arg(long)]
+    pub export: bool,
+}
+
+/// `remapctl probe`: whether the device holds a loadable dm-remap setup. Exit 0 with
+/// the setup's figures when it does; 1 when it does not (blank, foreign, refused:
+/// the reason is printed), unless `--export`, which is quiet then.
+pub fn probe(a: ProbeArgs) -> ExitCode {
+    let info = match crate::meta::setup_of(&a.device) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("remapctl probe: {}: {e}", a.device.display());
+            return ExitCode::from(crate::admin::EXIT_FAILED);
+        }
+    };
+    let Some(i) = info else {
+        if a.export {
+            return ExitCode::SUCCESS;
+        }
+        let why = match crate::meta::probe(&a.device, None) {
+            Ok(crate::meta::Probe::Blank) => "blank".to_string(),
+            Ok(crate::meta::Probe::Refused { reason, .. }) => reason.to_string(),
+            Ok(crate::meta::Probe::Setup { .. }) => "changed while read".to_string(),
+            Err(e) => e.to_string(),
+        };
+        println!("{}: no dm-remap setup ({why})", a.device.display());
+        return ExitCode::from(crate::admin::EXIT_FAILED);
+    };
+    let setup = remap_core::uuid::UuidText(&i.uuid).to_string();
+    let spare = remap_core::uuid::UuidText(&i.spare_uuid).to_string();
+    let index = i
+        .spares
+        .iter()
+        .position(|s| *s == i.spare_uuid)
+        .unwrap_or(0);
+    if a.export {
+        // Values are hex and digits only: nothing udev would have to unquote.
+        println!("DM_REMAP_SETUP_UUID={setup}");
+        println!("DM_REMAP_SPARE_UUID={spare}");
+        println!("DM_REMAP_SPARE_INDEX={index}");
+        println!("DM_REMAP_SPARES={}", i.spares.len());
+        println!("DM_REMAP_VERSION={}", i.version);
+    } else {
+        println!(
+            "{}: dm-remap spare {index} of {} of setup {setup} (spare {spare}), metadata version {}, main device {} sectors",
+            a.device.display(),
+            i.spares.len(),
+            i.version,
+            i.main_sectors
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// A setup's name from a setups file's text: the first line naming the UUID (any
+/// case, with or without dashes). Lines are `<name> <uuid>`; text after `#` is a
+/// comment; a line that is not two fields is an error naming its number.
+pub fn name_in(text: &str, uuid: &[u8; 16]) -> Result<Option<String>, String> {
+    let mut found = None;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("");
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            [] => continue,
+            [name, u] => {
+                let u = remap_core::uuid::parse_uuid(u.as_bytes())
+                    .map_err(|_| format!("line {}: bad setup UUID {u:?}", n + 1))?;
+                crate::dm::check_name(name).map_err(|e| format!("line {}: {e}", n + 1))?;
+                if u == *uuid && found.is_none() {
+                    found = Some((*name).to_string());
+                }
+            }
+            _ => return Err(format!("line {}: expected `<name> <setup-uuid>`", n + 1)),
+        }
+    }
+    Ok(found)
+}
+
+/// The name the setups file `path` gives the setup; `None` when the file is absent or
+/// does not name it.
+pub fn name_for(path: &Path, uuid: &[u8; 16]) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => name_in(&t, uuid).map_err(|e| format!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const U: [u8; 16] = [
+        0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd,
+        0xef,
+    ];
+
+    #[test]
+    fn the_setups_file_names_a_setup() {
+        let text = "# name  setup\n\nother fedcba98765432100123456789abcdef\n\
+                    data 01234567-89AB-CDEF-0123-456789abcdef  # the big disk\n\
+                    again 0123456789abcdef0123456789abcdef\n";
+        assert_eq!(name_in(text, &U).unwrap().as_deref(), Some("data"));
+        assert_eq!(
+            name_in("other fedcba98765432100123456789abcdef\n", &U).unwrap(),
+            None
+        );
+        assert_eq!(name_in("", &U).unwrap(), None);
+    }
+
+    #[test]
+    fn a_bad_setups_line_is_an_error_naming_it() {
+        let e = name_in("data 0123456789abcdef0123456789abcdef\nx\n", &U).unwrap_err();
+        assert!(e.starts_with("line 2:"), "{e}");
+        let e = name_in("data not-a-uuid\n", &U).unwrap_err();
+        assert!(e.contains("bad setup UUID"), "{e}");
+        let e = name_in("a/b 0123456789abcdef0123456789abcdef\n", &U).unwrap_err();
+        assert!(e.starts_with("line 1:"), "{e}");
+        let e = name_in("a b c\n", &U).unwrap_err();
+        assert!(e.contains("expected"), "{e}");
+    }
+}
