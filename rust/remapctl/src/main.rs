@@ -8,6 +8,7 @@ mod admin;
 mod assemble;
 mod boot;
 mod dm;
+mod http;
 mod import;
 mod meta;
 mod metrics;

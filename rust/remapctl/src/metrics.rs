@@ -224,6 +224,20 @@ pub fn render(targets: &[Target]) -> Result<String, String> {
         }
         reg.register(name, help, fam);
     }
+    // Only for targets whose engine has an estimate: an absent series, not a made-up
+    // value, when there is none.
+    let ttf = Family::<Labels, Gauge>::default();
+    for t in targets {
+        if let Some(s) = t.status.ttf_s {
+            ttf.get_or_create(&labels(t))
+                .set(i64::try_from(s).unwrap_or(i64::MAX));
+        }
+    }
+    reg.register(
+        "time_to_failure_seconds",
+        "The failure prediction's estimate of the time to failure (absent when it has none)",
+        ttf,
+    );
     let info = Family::<Labels, Gauge>::default();
     for t in targets {
         let mut l = labels(t);
@@ -308,6 +322,7 @@ mod tests {
             "dmremap_health_score{target=\"safe0\",device=\"dm-3\"} 85",
             "dmremap_alert_level{target=\"safe0\",device=\"dm-3\"} 1",
             "dmremap_alert_level{target=\"safe1\",device=\"dm-3\"} 4",
+            "dmremap_time_to_failure_seconds{target=\"safe1\",device=\"dm-3\"} 0",
             "# EOF",
         ] {
             assert!(
@@ -315,6 +330,11 @@ mod tests {
                 "no line {line:?} in\n{text}"
             );
         }
+        // No estimate, no series.
+        assert!(
+            !text.contains("dmremap_time_to_failure_seconds{target=\"safe0\""),
+            "{text}"
+        );
         assert!(text.contains("setup_uuid=\"01234567-89ab-cdef-0123-456789abcdef\""));
     }
 

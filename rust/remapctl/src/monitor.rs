@@ -32,6 +32,10 @@ pub struct MonitorArgs {
     /// Report the current state once and exit instead of waiting for events.
     #[arg(long)]
     pub once: bool,
+    /// Serve the metrics (`GET /metrics`, as `remapctl metrics` prints them) on this
+    /// loopback address, e.g. 127.0.0.1:9577.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http: Option<String>,
 }
 
 /// How long a hook may run.
@@ -182,8 +186,19 @@ fn sweep(
 
 /// `remapctl monitor`.
 pub fn run(a: MonitorArgs) -> ExitCode {
+    let addr = match a.http.as_deref().map(crate::http::parse_addr).transpose() {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("remapctl monitor: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let r = (|| -> Result<(), String> {
         let dm = Dm::open()?;
+        if let Some(addr) = addr {
+            crate::http::start(addr)?;
+            log(&format!("serving metrics on http://{addr}/metrics"));
+        }
         let mut seen = BTreeMap::new();
         loop {
             dm.arm()?;

@@ -638,7 +638,11 @@ fn probe_tells_udev_which_setup_a_device_holds() {
     assert_eq!((code(&o), stdout(&o)), (0, String::new()));
     let o = remapctl(&["probe", blank.to_str().unwrap()]);
     assert_eq!(code(&o), 1);
-    assert!(stdout(&o).contains("no dm-remap setup (blank)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("no dm-remap setup (blank)"),
+        "{}",
+        stdout(&o)
+    );
     poke(&blank, 0, &[0x5a; 8192]);
     let o = remapctl(&["probe", "--export", blank.to_str().unwrap()]);
     assert_eq!((code(&o), stdout(&o)), (0, String::new()));

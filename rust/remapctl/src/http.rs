@@ -1,0 +1,191 @@
+//! `remapctl monitor --http ADDR`: the metrics on a loopback address, for Prometheus to
+//! scrape (`GET /metrics`, the Prometheus text format of `remapctl metrics`, read from
+//! the kernel at each scrape). Loopback only: the figures name the host's devices, and
+//! a scrape from elsewhere goes through whatever proxy the admin trusts.
+//!
+//! One request per connection, served in turn by one thread: a scrape reads every
+//! target's status (a few ioctls). A request line or headers larger than 8 KiB, or not
+//! complete within 5 seconds, close the connection.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /metrics` (or `HEAD`).
+    Metrics,
+    /// `GET /`: a page pointing at /metrics.
+    Index,
+    /// Any other path.
+    NotFound,
+    /// Any other method.
+    BadMethod,
+    /// Not an HTTP request line.
+    BadRequest,
+}
+
+/// The route of a request line such as `GET /metrics HTTP/1.1` (a query string is
+/// ignored, as Prometheus may add one).
+pub fn route(line: &str) -> Route {
+    let mut f = line.split_ascii_whitespace();
+    let (Some(method), Some(target), Some(version), None) =
+        (f.next(), f.next(), f.next(), f.next())
+    else {
+        return Route::BadRequest;
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Route::BadRequest;
+    }
+    if method != "GET" && method != "HEAD" {
+        return Route::BadMethod;
+    }
+    match target.split('?').next() {
+        Some("/metrics") => Route::Metrics,
+        Some("/") => Route::Index,
+        _ => Route::NotFound,
+    }
+}
+
+/// The address to listen on, refused unless it is a loopback address.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let a: SocketAddr = s
+        .parse()
+        .map_err(|_| format!("--http {s:?}: not an address:port (e.g. 127.0.0.1:9577)"))?;
+    if !a.ip().is_loopback() {
+        return Err(format!(
+            "--http {s}: only a loopback address is served (127.0.0.1, [::1]); scrape it through a proxy"
+        ));
+    }
+    Ok(a)
+}
+
+const LIMIT: u64 = 8192;
+
+fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &str, head: bool) {
+    let _ = write!(
+        s,
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if !head {
+        let _ = s.write_all(body.as_bytes());
+    }
+}
+
+fn serve_one(mut s: TcpStream) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+    let Ok(clone) = s.try_clone() else { return };
+    let mut r = BufReader::new(clone.take(LIMIT));
+    let mut line = String::new();
+    if r.read_line(&mut line).is_err() || !line.ends_with('\n') {
+        return;
+    }
+    // The headers, up to the empty line (their content does not matter here).
+    loop {
+        let mut h = String::new();
+        match r.read_line(&mut h) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if h == "\r\n" || h == "\n" => break,
+            Ok(_) => {}
+        }
+    }
+    let head = line.starts_with("HEAD ");
+    let text = "text/plain; charset=utf-8";
+    match route(line.trim_end()) {
+        Route::Metrics => {
+            let r = crate::dm::Dm::open()
+                .and_then(|dm| dm.targets())
+                .and_then(|ts| crate::metrics::render(&ts))
+                .map(|t| crate::metrics::to_prometheus_text(&t));
+            match r {
+                Ok(body) => respond(&mut s, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &body, head),
+                Err(e) => respond(&mut s, "500 Internal Server Error", text, &format!("{e}\n"), head),
+            }
+        }
+        Route::Index => respond(
+            &mut s,
+            "200 OK",
+            "text/html; charset=utf-8",
+            "<!DOCTYPE html><html><head><title>dm-remap</title></head><body><p><a href=\"/metrics\">metrics</a></p></body></html>\n",
+            head,
+        ),
+        Route::NotFound => respond(&mut s, "404 Not Found", text, "not found\n", head),
+        Route::BadMethod => respond(&mut s, "405 Method Not Allowed", text, "GET or HEAD only\n", head),
+        Route::BadRequest => respond(&mut s, "400 Bad Request", text, "bad request\n", false),
+    }
+}
+
+/// Listens on `addr` and serves requests on a thread of its own; the error when the
+/// address cannot be bound.
+pub fn start(addr: SocketAddr) -> Result<(), String> {
+    let l = TcpListener::bind(addr).map_err(|e| format!("--http {addr}: {e}"))?;
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            serve_one(s);
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_routed() {
+        assert_eq!(route("GET /metrics HTTP/1.1"), Route::Metrics);
+        assert_eq!(route("HEAD /metrics?x=1 HTTP/1.0"), Route::Metrics);
+        assert_eq!(route("GET / HTTP/1.1"), Route::Index);
+        assert_eq!(route("GET /etc/passwd HTTP/1.1"), Route::NotFound);
+        assert_eq!(route("POST /metrics HTTP/1.1"), Route::BadMethod);
+        assert_eq!(route("GET /metrics"), Route::BadRequest);
+        assert_eq!(route("GET /metrics SPDY/3"), Route::BadRequest);
+        assert_eq!(route(""), Route::BadRequest);
+    }
+
+    #[test]
+    fn only_loopback_is_served() {
+        assert!(parse_addr("127.0.0.1:9577").is_ok());
+        assert!(parse_addr("[::1]:9577").is_ok());
+        assert!(parse_addr("0.0.0.0:9577").unwrap_err().contains("loopback"));
+        assert!(parse_addr("192.168.1.2:80")
+            .unwrap_err()
+            .contains("loopback"));
+        assert!(parse_addr("localhost")
+            .unwrap_err()
+            .contains("not an address"));
+    }
+
+    /// A real connection: the index, a 404, a 405 and an oversized request.
+    #[test]
+    fn a_connection_gets_an_answer() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                serve_one(s);
+            }
+        });
+        let ask = |req: &[u8]| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(req).unwrap();
+            let mut out = String::new();
+            let _ = c.read_to_string(&mut out);
+            out
+        };
+        let a = ask(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{a}");
+        assert!(a.contains("href=\"/metrics\""), "{a}");
+        assert!(ask(b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert!(ask(b"DELETE /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
+        let head = ask(b"HEAD / HTTP/1.1\r\n\r\n");
+        assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
+        let mut big = b"GET /".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 10_000));
+        big.extend(b" HTTP/1.1\r\n\r\n");
+        assert_eq!(ask(&big), "", "an oversized request line is dropped");
+    }
+}
