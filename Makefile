@@ -54,6 +54,8 @@ fmt-check: deps
 
 host-test: deps
 	cd rust && cargo test --locked && cargo build --locked
+	promtool check rules contrib/prometheus/dmremap-alerts.yml
+	cd contrib/prometheus && promtool test rules dmremap-alerts.test.yml
 
 vm-test: deps
 	cd rust && cargo build --locked

@@ -307,6 +307,54 @@ mod tests {
         }
     }
 
+    /// The alerting rules and the dashboard in contrib/ name only metrics that exist
+    /// (a renamed metric would silence an alert without an error anywhere).
+    #[test]
+    fn contrib_rules_and_dashboard_name_real_metrics() {
+        let text =
+            to_prometheus_text(&render(&[target("safe0", false), target("safe1", true)]).unwrap());
+        let exposed: std::collections::BTreeSet<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|r| r.split(' ').next())
+            .collect();
+        let dashboard = include_str!("../../../contrib/grafana/dmremap-dashboard.json");
+        let d: serde_json::Value = serde_json::from_str(dashboard).unwrap();
+        let panels = d["panels"].as_array().unwrap();
+        assert!(panels.len() >= 8);
+        for p in panels {
+            let t = p["targets"].as_array().unwrap();
+            assert!(
+                !t.is_empty() && t.iter().all(|q| q["expr"].is_string()),
+                "{p}"
+            );
+        }
+        for (file, body) in [
+            (
+                "dmremap-alerts.yml",
+                include_str!("../../../contrib/prometheus/dmremap-alerts.yml"),
+            ),
+            ("dmremap-dashboard.json", dashboard),
+        ] {
+            let mut named = 0;
+            for (i, _) in body.match_indices("dmremap_") {
+                let name: String = body[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if name == "dmremap_" || body[..i].ends_with('-') {
+                    continue; // "dmremap-alerts.yml" and the like
+                }
+                assert!(
+                    exposed.contains(name.as_str()),
+                    "{file} names {name}, which is not exposed"
+                );
+                named += 1;
+            }
+            assert!(named >= 5, "{file}: {named}");
+        }
+    }
+
     #[test]
     fn every_figure_is_exposed_per_target() {
         let text = render(&[target("safe0", false), target("safe1", true)]).unwrap();
