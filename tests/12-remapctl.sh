@@ -7,7 +7,7 @@
 # kernel's own reason is printed).
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp python3 mkfs.ext4 mount sha256sum promtool
-ktap_plan 17
+ktap_plan 18
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -55,6 +55,27 @@ bad = [(f, st["status"][f], v) for f, v in zip(fields, line) if shown(st["status
 assert not bad, bad
 assert st["name"] == name and st["sectors"] == 131072 and st["status"]["writes"] >= 16, st
 assert st["table"]["uuid"], st
+EOF
+# The JSON against its published schema (Debian's python3-jsonschema, so /usr/bin/python3);
+# a copy with a field dropped, one of a wrong type and one with an unknown mode must fail.
+ktap_check "status --json and list --json follow Documentation/remapctl-status.schema.json" \
+  /usr/bin/python3 - "$n" "$REMAPCTL" Documentation/remapctl-status.schema.json <<'EOF'
+import copy, json, subprocess, sys
+import jsonschema
+name, remapctl, path = sys.argv[1:4]
+schema = json.load(open(path))
+v = jsonschema.Draft202012Validator(schema)
+run = lambda *a: json.loads(subprocess.run([remapctl, *a], capture_output=True, text=True, check=True).stdout)
+one, every, rows = run("status", name, "--json"), run("status", "--json"), run("list", "--json")
+for doc in (one, every, rows):
+    errs = [e.message for e in v.iter_errors(doc)]
+    assert not errs, errs
+assert isinstance(every, list) and any(t["name"] == name for t in every), every
+bad = copy.deepcopy(one); del bad["status"]["samples"]
+bad2 = copy.deepcopy(one); bad2["status"]["reads"] = "5"
+bad3 = copy.deepcopy(one); bad3["status"]["mode"] = "degraded"
+for b in (bad, bad2, bad3):
+    assert not v.is_valid(b), b["status"]
 EOF
 ktap_check "list names it with its devices" \
   bash -c "'$REMAPCTL' list | grep -qx '$n dm-[0-9]* 131072 main=$(devno "$main") spare=$(devno "$spare") remapped=0 pending=0 mode=ok'"
