@@ -5,10 +5,11 @@
 # their data and remaps; also when the main device's loop device changed (a renamed
 # device). Refused, with the reason and nothing created: a missing main device, two
 # devices of the main's size (ambiguous without a recorded identifier), two devices
-# holding one setup (a copied spare), a spare in use.
+# holding one setup (a copied spare), a spare in use. A setup is also assembled by the
+# name a setups file gives it.
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp sha256sum
-ktap_plan 12
+ktap_plan 14
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -61,6 +62,17 @@ ktap_check "renamed main: found by its size, data intact" \
   bash -c "'$REMAPCTL' assemble --uuid $uA >/dev/null && dmsetup table $nA | grep -q ' $(devno "$mainA2") ' &&
     test \"\$(sha256sum < /dev/mapper/$nA)\" = '$sumA'"
 dmsetup remove "$nA" || fail "remove A again"
+
+# By the name the setups file gives it; --incremental takes an active setup as success.
+named=${PREFIX}asnamed
+printf '# name setup\n%s %s\n%s %s\n' "${PREFIX}other" "$uB" "$named" "$uA" > "$WORK/setups.conf"
+DMDEVS+=("$named")
+ktap_check "assemble NAME: the setup the setups file names, under that name" \
+  bash -c "'$REMAPCTL' assemble --conf $WORK/setups.conf $named >/dev/null &&
+    dmsetup table $named | grep -q 'uuid $uA\$' && test \"\$(sha256sum < /dev/mapper/$named)\" = '$sumA'"
+ktap_check "--incremental: the setup already active is success, named" \
+  bash -c "'$REMAPCTL' assemble --uuid $uA --incremental | grep -qx 'setup $uA: already active as $named'"
+dmsetup remove "$named" || fail "remove the named setup"
 
 # Ambiguous: another free device of main A's size.
 twin=$(mkloop 48) || fail "a second device of main A's size"

@@ -23,6 +23,9 @@ use std::process::ExitCode;
 /// `remapctl assemble`.
 #[derive(Args, Debug)]
 pub struct AssembleArgs {
+    /// The one setup the setups file (`--conf`) names so (it gets that name).
+    #[arg(conflicts_with_all = ["scan", "uuid", "name"])]
+    pub setup: Option<String>,
     /// Every setup found on the disks.
     #[arg(long, conflicts_with = "uuid")]
     pub scan: bool,
@@ -333,14 +336,30 @@ fn assemble_one(
 }
 
 /// `remapctl assemble`.
-pub fn run(a: AssembleArgs) -> ExitCode {
+pub fn run(mut a: AssembleArgs) -> ExitCode {
     // Bad usage: exit 2, as the argument parser's own errors.
     let usage = |m: String| {
         eprintln!("remapctl assemble: {m}");
         ExitCode::from(2)
     };
+    if let Some(n) = a.setup.take() {
+        let text = match std::fs::read_to_string(&a.conf) {
+            Ok(t) => t,
+            Err(e) => return usage(format!("{n}: cannot read {}: {e}", a.conf.display())),
+        };
+        match crate::boot::uuid_in(&text, &n) {
+            Ok(Some(u)) => {
+                a.uuid = Some(UuidText(&u).to_string());
+                a.name = Some(n);
+            }
+            Ok(None) => return usage(format!("{} names no setup {n:?}", a.conf.display())),
+            Err(e) => return usage(format!("{}: {e}", a.conf.display())),
+        }
+    }
     if !a.scan && a.uuid.is_none() {
-        return usage("say --scan (every setup) or --uuid U (one)".into());
+        return usage(
+            "say --scan (every setup), --uuid U or a name from the setups file (one)".into(),
+        );
     }
     if (a.name.is_some() || a.main.is_some()) && a.uuid.is_none() {
         return usage("--name and --main are for the one setup --uuid gives".into());

@@ -100,6 +100,26 @@ pub fn name_in(text: &str, uuid: &[u8; 16]) -> Result<Option<String>, String> {
     Ok(found)
 }
 
+/// The setup UUID a setups file's text gives `name` (the first line naming it).
+pub fn uuid_in(text: &str, name: &str) -> Result<Option<[u8; 16]>, String> {
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("");
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            [] => continue,
+            [nm, u] => {
+                let u = remap_core::uuid::parse_uuid(u.as_bytes())
+                    .map_err(|_| format!("line {}: bad setup UUID {u:?}", n + 1))?;
+                if *nm == name {
+                    return Ok(Some(u));
+                }
+            }
+            _ => return Err(format!("line {}: expected `<name> <setup-uuid>`", n + 1)),
+        }
+    }
+    Ok(None)
+}
+
 /// The name the setups file `path` gives the setup; `None` when the file is absent or
 /// does not name it.
 pub fn name_for(path: &Path, uuid: &[u8; 16]) -> Result<Option<String>, String> {
@@ -130,6 +150,16 @@ mod tests {
             None
         );
         assert_eq!(name_in("", &U).unwrap(), None);
+    }
+
+    #[test]
+    fn a_name_finds_its_setup() {
+        let text = "# x\ndata 01234567-89ab-cdef-0123-456789abcdef\nother fedcba98765432100123456789abcdef\n";
+        assert_eq!(uuid_in(text, "data").unwrap(), Some(U));
+        assert_eq!(uuid_in(text, "nope").unwrap(), None);
+        assert!(uuid_in("data zz\n", "data")
+            .unwrap_err()
+            .starts_with("line 1:"));
     }
 
     #[test]
