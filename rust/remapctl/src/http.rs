@@ -1,6 +1,6 @@
 //! `remapctl monitor --http ADDR`: the metrics on a loopback address, for Prometheus to
 //! scrape (`GET /metrics`, the Prometheus text format of `remapctl metrics`, read from
-//! the kernel at each scrape). Loopback only: the figures name the host's devices, and
+//! the kernel at each scrape), and the dashboard page (`GET /`, crate::dashboard). Loopback only: the figures name the host's devices, and
 //! a scrape from elsewhere goes through whatever proxy the admin trusts.
 //!
 //! One request per connection, served in turn by one thread: a scrape reads every
@@ -16,7 +16,7 @@ use std::time::Duration;
 pub enum Route {
     /// `GET /metrics` (or `HEAD`).
     Metrics,
-    /// `GET /`: a page pointing at /metrics.
+    /// `GET /`: the dashboard (crate::dashboard).
     Index,
     /// Any other path.
     NotFound,
@@ -101,19 +101,40 @@ fn serve_one(mut s: TcpStream) {
                 .and_then(|ts| crate::metrics::render(&ts))
                 .map(|t| crate::metrics::to_prometheus_text(&t));
             match r {
-                Ok(body) => respond(&mut s, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &body, head),
-                Err(e) => respond(&mut s, "500 Internal Server Error", text, &format!("{e}\n"), head),
+                Ok(body) => respond(
+                    &mut s,
+                    "200 OK",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    &body,
+                    head,
+                ),
+                Err(e) => respond(
+                    &mut s,
+                    "500 Internal Server Error",
+                    text,
+                    &format!("{e}\n"),
+                    head,
+                ),
             }
         }
-        Route::Index => respond(
+        Route::Index => match crate::dm::Dm::open().and_then(|dm| crate::dashboard::page(&dm)) {
+            Ok(body) => respond(&mut s, "200 OK", "text/html; charset=utf-8", &body, head),
+            Err(e) => respond(
+                &mut s,
+                "500 Internal Server Error",
+                text,
+                &format!("{e}\n"),
+                head,
+            ),
+        },
+        Route::NotFound => respond(&mut s, "404 Not Found", text, "not found\n", head),
+        Route::BadMethod => respond(
             &mut s,
-            "200 OK",
-            "text/html; charset=utf-8",
-            "<!DOCTYPE html><html><head><title>dm-remap</title></head><body><p><a href=\"/metrics\">metrics</a></p></body></html>\n",
+            "405 Method Not Allowed",
+            text,
+            "GET or HEAD only\n",
             head,
         ),
-        Route::NotFound => respond(&mut s, "404 Not Found", text, "not found\n", head),
-        Route::BadMethod => respond(&mut s, "405 Method Not Allowed", text, "GET or HEAD only\n", head),
         Route::BadRequest => respond(&mut s, "400 Bad Request", text, "bad request\n", false),
     }
 }
@@ -159,7 +180,8 @@ mod tests {
             .contains("not an address"));
     }
 
-    /// A real connection: the index, a 404, a 405 and an oversized request.
+    /// A real connection: a 404 (also to HEAD, without a body), a 405 and an oversized
+    /// request.
     #[test]
     fn a_connection_gets_an_answer() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -176,13 +198,13 @@ mod tests {
             let _ = c.read_to_string(&mut out);
             out
         };
-        let a = ask(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert!(a.starts_with("HTTP/1.1 200 OK\r\n"), "{a}");
-        assert!(a.contains("href=\"/metrics\""), "{a}");
         assert!(ask(b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(ask(b"DELETE /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
-        let head = ask(b"HEAD / HTTP/1.1\r\n\r\n");
-        assert!(head.ends_with("\r\n\r\n"), "HEAD has no body: {head}");
+        let head = ask(b"HEAD /nope HTTP/1.1\r\n\r\n");
+        assert!(
+            head.starts_with("HTTP/1.1 404") && head.ends_with("\r\n\r\n"),
+            "HEAD has no body: {head}"
+        );
         let mut big = b"GET /".to_vec();
         big.extend(std::iter::repeat_n(b'a', 10_000));
         big.extend(b" HTTP/1.1\r\n\r\n");

@@ -7,6 +7,7 @@
 mod admin;
 mod assemble;
 mod boot;
+mod dashboard;
 mod dm;
 mod http;
 mod import;

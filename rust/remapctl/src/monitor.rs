@@ -47,7 +47,22 @@ struct Seen {
     mode: String,
 }
 
+/// The last [`EVENTS_KEPT`] log lines, with the time they were logged (seconds since
+/// the epoch), for the dashboard's "recent events".
+pub static EVENTS: std::sync::Mutex<std::collections::VecDeque<(u64, String)>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+const EVENTS_KEPT: usize = 50;
+
 fn log(msg: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Ok(mut ev) = EVENTS.lock() {
+        if ev.len() == EVENTS_KEPT {
+            ev.pop_front();
+        }
+        ev.push_back((now, msg.to_string()));
+    }
     println!("{msg}");
     let _ = std::io::stdout().flush();
 }

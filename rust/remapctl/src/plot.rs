@@ -25,6 +25,33 @@ fn level_y(l: Level) -> f64 {
 
 /// Draws `samples` and `alerts` (the level changes) into an SVG file at `path`.
 pub fn svg(path: &Path, title: &str, samples: &[Sample], alerts: &[Alert]) -> Result<(), String> {
+    let text = svg_text(title, samples, alerts, (1200, 900))?;
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The same drawing as SVG text of `size` pixels (the dashboard embeds it).
+pub fn svg_text(
+    title: &str,
+    samples: &[Sample],
+    alerts: &[Alert],
+    size: (u32, u32),
+) -> Result<String, String> {
+    let mut out = String::new();
+    draw(
+        SVGBackend::with_string(&mut out, size).into_drawing_area(),
+        title,
+        samples,
+        alerts,
+    )?;
+    Ok(out)
+}
+
+fn draw(
+    root: DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    title: &str,
+    samples: &[Sample],
+    alerts: &[Alert],
+) -> Result<(), String> {
     let e = |x: &dyn std::fmt::Display| x.to_string();
     let t0 = samples.first().map_or(0, |s| s.t_s);
     let day = |t: u64| t.saturating_sub(t0) as f64 / 86_400.0;
@@ -67,7 +94,6 @@ pub fn svg(path: &Path, title: &str, samples: &[Sample], alerts: &[Alert]) -> Re
     }
     level.push((x_end, cur));
 
-    let root = SVGBackend::new(path, (1200, 900)).into_drawing_area();
     root.fill(&WHITE).map_err(|x| e(&x))?;
     let root = root.titled(title, ("sans-serif", 20)).map_err(|x| e(&x))?;
     let panels = root.split_evenly((4, 1));
