@@ -76,11 +76,12 @@ pub fn probe(a: ProbeArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// A setup's name from a setups file's text: the first line naming the UUID (any
-/// case, with or without dashes). Lines are `<name> <uuid>`; text after `#` is a
-/// comment; a line that is not two fields is an error naming its number.
-pub fn name_in(text: &str, uuid: &[u8; 16]) -> Result<Option<String>, String> {
-    let mut found = None;
+/// A setups file's entries, `(name, setup UUID)` in file order. Lines are
+/// `<name> <uuid>` (the UUID in any case, with or without dashes); text after `#` is a
+/// comment; a line that is not two fields, a bad UUID or a name the kernel would refuse
+/// is an error naming its number.
+pub fn entries(text: &str) -> Result<Vec<(String, [u8; 16])>, String> {
+    let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("");
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -90,34 +91,28 @@ pub fn name_in(text: &str, uuid: &[u8; 16]) -> Result<Option<String>, String> {
                 let u = remap_core::uuid::parse_uuid(u.as_bytes())
                     .map_err(|_| format!("line {}: bad setup UUID {u:?}", n + 1))?;
                 crate::dm::check_name(name).map_err(|e| format!("line {}: {e}", n + 1))?;
-                if u == *uuid && found.is_none() {
-                    found = Some((*name).to_string());
-                }
+                out.push(((*name).to_string(), u));
             }
             _ => return Err(format!("line {}: expected `<name> <setup-uuid>`", n + 1)),
         }
     }
-    Ok(found)
+    Ok(out)
+}
+
+/// A setup's name from a setups file's text: the first line naming the UUID.
+pub fn name_in(text: &str, uuid: &[u8; 16]) -> Result<Option<String>, String> {
+    Ok(entries(text)?
+        .into_iter()
+        .find(|(_, u)| u == uuid)
+        .map(|(n, _)| n))
 }
 
 /// The setup UUID a setups file's text gives `name` (the first line naming it).
 pub fn uuid_in(text: &str, name: &str) -> Result<Option<[u8; 16]>, String> {
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("");
-        let f: Vec<&str> = line.split_whitespace().collect();
-        match f.as_slice() {
-            [] => continue,
-            [nm, u] => {
-                let u = remap_core::uuid::parse_uuid(u.as_bytes())
-                    .map_err(|_| format!("line {}: bad setup UUID {u:?}", n + 1))?;
-                if *nm == name {
-                    return Ok(Some(u));
-                }
-            }
-            _ => return Err(format!("line {}: expected `<name> <setup-uuid>`", n + 1)),
-        }
-    }
-    Ok(None)
+    Ok(entries(text)?
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, u)| u))
 }
 
 /// The name the setups file `path` gives the setup; `None` when the file is absent or

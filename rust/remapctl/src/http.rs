@@ -74,6 +74,20 @@ fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &str, head: bool)
     }
 }
 
+/// 200 with the body, or 500 with the reason it could not be made.
+fn answer(s: &mut TcpStream, ctype: &str, body: Result<String, String>, head: bool) {
+    match body {
+        Ok(b) => respond(s, "200 OK", ctype, &b, head),
+        Err(e) => respond(
+            s,
+            "500 Internal Server Error",
+            "text/plain; charset=utf-8",
+            &format!("{e}\n"),
+            head,
+        ),
+    }
+}
+
 fn serve_one(mut s: TcpStream) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
@@ -95,38 +109,21 @@ fn serve_one(mut s: TcpStream) {
     let head = line.starts_with("HEAD ");
     let text = "text/plain; charset=utf-8";
     match route(line.trim_end()) {
-        Route::Metrics => {
-            let r = crate::dm::Dm::open()
+        Route::Metrics => answer(
+            &mut s,
+            "text/plain; version=0.0.4; charset=utf-8",
+            crate::dm::Dm::open()
                 .and_then(|dm| dm.targets())
                 .and_then(|ts| crate::metrics::render(&ts))
-                .map(|t| crate::metrics::to_prometheus_text(&t));
-            match r {
-                Ok(body) => respond(
-                    &mut s,
-                    "200 OK",
-                    "text/plain; version=0.0.4; charset=utf-8",
-                    &body,
-                    head,
-                ),
-                Err(e) => respond(
-                    &mut s,
-                    "500 Internal Server Error",
-                    text,
-                    &format!("{e}\n"),
-                    head,
-                ),
-            }
-        }
-        Route::Index => match crate::dm::Dm::open().and_then(|dm| crate::dashboard::page(&dm)) {
-            Ok(body) => respond(&mut s, "200 OK", "text/html; charset=utf-8", &body, head),
-            Err(e) => respond(
-                &mut s,
-                "500 Internal Server Error",
-                text,
-                &format!("{e}\n"),
-                head,
-            ),
-        },
+                .map(|t| crate::metrics::to_prometheus_text(&t)),
+            head,
+        ),
+        Route::Index => answer(
+            &mut s,
+            "text/html; charset=utf-8",
+            crate::dm::Dm::open().and_then(|dm| crate::dashboard::page(&dm)),
+            head,
+        ),
         Route::NotFound => respond(&mut s, "404 Not Found", text, "not found\n", head),
         Route::BadMethod => respond(
             &mut s,
