@@ -318,11 +318,32 @@ pub fn page(dm: &Dm) -> Result<String, String> {
     out.push_str("<section id=\"events\"><h2>Recent events</h2><ul>");
     if let Ok(ev) = crate::monitor::EVENTS.lock() {
         for (t, m) in ev.iter().rev() {
-            let _ = write!(out, "<li><time>{t}</time> {}</li>", esc(m));
+            let _ = write!(out, "<li><time>{}</time> {}</li>", utc(*t), esc(m));
         }
     }
     out.push_str("</ul></section></body></html>\n");
     Ok(out)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (the proleptic Gregorian
+/// calendar, H. Hinnant's days-to-civil).
+pub fn utc(t: u64) -> String {
+    let (days, secs) = (t / 86_400, t % 86_400);
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1em 2em;color:#222}h2 small{color:#666;font-weight:normal}table{border-collapse:collapse}th{text-align:left;padding-right:1em;font-weight:normal;color:#555}td{padding:2px 8px}.target{border-top:1px solid #ccc;margin-top:1em}.r{color:#c0392b}.p{color:#e67e22}";
@@ -330,6 +351,14 @@ const STYLE: &str = "body{font-family:sans-serif;margin:1em 2em;color:#222}h2 sm
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(utc(1_796_261_273), "2026-12-03 01:27:53 UTC");
+        assert_eq!(utc(4_102_444_799), "2099-12-31 23:59:59 UTC");
+    }
 
     #[test]
     fn html_is_escaped() {
