@@ -299,7 +299,14 @@ pub struct SpareAddArgs {
 /// table with the device named after the others (the kernel writes the metadata to it
 /// and records it in the spare list at the resume; I/O waits during the swap).
 pub fn spare_add(a: SpareAddArgs) -> ExitCode {
-    let r = (|| {
+    let r = spare_add_to(&a).map(|m| println!("{m}"));
+    done(r, "spare-add")
+}
+
+/// What `remapctl spare-add` does, its outcome in words (the new table line for a dry
+/// run); `remapctl monitor --policy` uses it too.
+pub fn spare_add_to(a: &SpareAddArgs) -> Result<String, String> {
+    {
         let dm = Dm::open()?;
         let Some(t) = dm.target(&a.name)? else {
             return Err(format!("{} is not a dm-remap target", a.name));
@@ -382,8 +389,7 @@ pub fn spare_add(a: SpareAddArgs) -> ExitCode {
         }
         let line = format!("0 {} remap {params}", t.sectors);
         if a.dry_run {
-            println!("{line}");
-            return Ok(());
+            return Ok(line);
         }
         dm.reload(&a.name, t.sectors, &params, &old)?;
         let now = dm
@@ -395,16 +401,14 @@ pub fn spare_add(a: SpareAddArgs) -> ExitCode {
                 a.name
             ));
         }
-        println!(
+        Ok(format!(
             "{}: {} added as spare {} of {}",
             a.name,
             dev.path.display(),
-            now.table.spares.len() - 1,
+            now.table.spares.len().saturating_sub(1),
             now.table.spares.len()
-        );
-        Ok(())
-    })();
-    done(r, "spare-add")
+        ))
+    }
 }
 
 /// `remapctl remove`.

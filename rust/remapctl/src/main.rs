@@ -15,6 +15,7 @@ mod meta;
 mod metrics;
 mod monitor;
 mod plot;
+mod policy;
 mod predict;
 mod status;
 

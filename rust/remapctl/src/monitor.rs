@@ -36,6 +36,10 @@ pub struct MonitorArgs {
     /// loopback address, e.g. 127.0.0.1:9577.
     #[arg(long, value_name = "ADDR:PORT")]
     pub http: Option<String>,
+    /// Rules to apply by themselves (TOML; crate::policy): add a spare, start or stop
+    /// the scan, run a program when a figure crosses a line.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 /// How long a hook may run.
@@ -150,6 +154,7 @@ fn sweep(
     dm: &Dm,
     seen: &mut BTreeMap<String, Seen>,
     program: Option<&PathBuf>,
+    mut policy: Option<&mut crate::policy::Policy>,
 ) -> Result<(), String> {
     let counters: BTreeMap<String, Option<u32>> = dm.event_counters()?.into_iter().collect();
     let mut now = BTreeMap::new();
@@ -179,6 +184,22 @@ fn sweep(
                 hook(p, kind, Some(&t), name, &prev_mode, *nr);
             }
         }
+        if let Some(p) = policy.as_deref_mut() {
+            for r in p.fire(&t) {
+                let run = |prog: &std::path::Path, t: &Target| {
+                    hook(
+                        &prog.to_path_buf(),
+                        "policy",
+                        Some(t),
+                        &t.name,
+                        &t.status.mode,
+                        *nr,
+                    );
+                    format!("ran {}", prog.display())
+                };
+                log(&crate::policy::act(dm, &r, &t, &run));
+            }
+        }
         now.insert(
             name.clone(),
             Seen {
@@ -190,6 +211,9 @@ fn sweep(
     for (name, p) in seen.iter() {
         if !now.contains_key(name) {
             log(&format!("{name}: gone"));
+            if let Some(p) = policy.as_deref_mut() {
+                p.forget(name);
+            }
             if let Some(prog) = program {
                 hook(prog, "gone", None, name, &p.mode, p.event_nr);
             }
@@ -208,8 +232,22 @@ pub fn run(a: MonitorArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut policy = match a.policy.as_deref().map(crate::policy::load).transpose() {
+        Ok(rules) => rules.map(crate::policy::Policy::new),
+        Err(e) => {
+            eprintln!("remapctl monitor: policy {e}");
+            return ExitCode::from(2);
+        }
+    };
     let r = (|| -> Result<(), String> {
         let dm = Dm::open()?;
+        if let (Some(path), Some(p)) = (&a.policy, &policy) {
+            log(&format!(
+                "policy {}: {} rule(s)",
+                path.display(),
+                p.rules().len()
+            ));
+        }
         if let Some(addr) = addr {
             crate::http::start(addr)?;
             log(&format!("serving metrics on http://{addr}/metrics"));
@@ -217,7 +255,7 @@ pub fn run(a: MonitorArgs) -> ExitCode {
         let mut seen = BTreeMap::new();
         loop {
             dm.arm()?;
-            sweep(&dm, &mut seen, a.program.as_ref())?;
+            sweep(&dm, &mut seen, a.program.as_ref(), policy.as_mut())?;
             if a.once {
                 return Ok(());
             }

@@ -1,0 +1,501 @@
+//! `remapctl monitor --policy FILE`: rules the monitor applies by itself when a target's
+//! figures cross a line — add a spare from a list of devices, start or stop the
+//! background scan, run a program — so that a fleet's hosts look after their disks
+//! without an admin at each.
+//!
+//! The file is TOML, one `[[rule]]` table per rule:
+//!
+//! ```toml
+//! [[rule]]
+//! when = "spare_free_percent < 10"      # <figure> <op> <value>
+//! action = "spare-add"                   # spare-add | scan-start | scan-stop | exec
+//! devices = ["/dev/sdx", "/dev/sdy"]     # spare-add: tried in order
+//! target = "data"                        # optional: only this target
+//! ```
+//!
+//! Figures: `spare_free_percent`, `spare_free`, `remapped`, `pending`, `fenced`,
+//! `health_score`, `alert_level` (a number 0..4 or a level name), `failed` (0 or 1),
+//! `ttf_hours` (no estimate: the rule does not hold). Operators `<`, `<=`, `>`, `>=`,
+//! `==`, `!=`. A rule acts when its condition becomes true for a target (and again only
+//! after it was false in between), at the first sweep that sees it: at start, and on
+//! every device-mapper event. A file that does not parse, an unknown key, figure,
+//! operator or action, or an action without what it needs is refused at start with its
+//! line and the reason (exit 2).
+
+use crate::dm::{Dm, Target};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// A comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+}
+
+/// A figure of a target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Figure {
+    /// Free spare blocks, percent of all spare blocks (rounded down).
+    SpareFreePercent,
+    /// Free spare blocks.
+    SpareFree,
+    /// Remapped blocks.
+    Remapped,
+    /// Pending blocks.
+    Pending,
+    /// Fenced blocks.
+    Fenced,
+    /// Health score 0..100.
+    HealthScore,
+    /// Alert level 0 (info) .. 4 (emergency).
+    AlertLevel,
+    /// 1 in mode failed.
+    Failed,
+    /// Time to failure in hours (none: no value).
+    TtfHours,
+}
+
+const FIGURES: [(&str, Figure); 9] = [
+    ("spare_free_percent", Figure::SpareFreePercent),
+    ("spare_free", Figure::SpareFree),
+    ("remapped", Figure::Remapped),
+    ("pending", Figure::Pending),
+    ("fenced", Figure::Fenced),
+    ("health_score", Figure::HealthScore),
+    ("alert_level", Figure::AlertLevel),
+    ("failed", Figure::Failed),
+    ("ttf_hours", Figure::TtfHours),
+];
+
+const LEVELS: [&str; 5] = ["info", "notice", "warning", "critical", "emergency"];
+
+/// A parsed condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cond {
+    /// What is compared.
+    pub figure: Figure,
+    /// How.
+    pub op: Op,
+    /// With what.
+    pub value: u64,
+}
+
+impl Cond {
+    /// Parses `<figure> <op> <value>`.
+    pub fn parse(s: &str) -> Result<Cond, String> {
+        let f: Vec<&str> = s.split_ascii_whitespace().collect();
+        let [fig, op, val] = f.as_slice() else {
+            return Err(format!(
+                "when {s:?}: expected `<figure> <op> <value>`, e.g. \"spare_free_percent < 10\""
+            ));
+        };
+        let figure = FIGURES
+            .iter()
+            .find(|(n, _)| n == fig)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                let names: Vec<&str> = FIGURES.iter().map(|(n, _)| *n).collect();
+                format!(
+                    "when {s:?}: unknown figure {fig:?} (one of {})",
+                    names.join(", ")
+                )
+            })?;
+        let op = match *op {
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            "==" => Op::Eq,
+            "!=" => Op::Ne,
+            o => {
+                return Err(format!(
+                    "when {s:?}: unknown operator {o:?} (<, <=, >, >=, ==, !=)"
+                ))
+            }
+        };
+        let value = match (figure, LEVELS.iter().position(|l| l == val)) {
+            (Figure::AlertLevel, Some(i)) => i as u64,
+            _ => val.parse().map_err(|_| {
+                format!(
+                    "when {s:?}: {val:?} is not a whole number{}",
+                    if figure == Figure::AlertLevel {
+                        " or a level name (info .. emergency)"
+                    } else {
+                        ""
+                    }
+                )
+            })?,
+        };
+        Ok(Cond { figure, op, value })
+    }
+
+    /// The figure's value for a target (`None`: it has none, e.g. no time to failure).
+    pub fn figure_of(&self, t: &Target) -> Option<u64> {
+        let s = &t.status;
+        Some(match self.figure {
+            Figure::SpareFreePercent => (s.spare_free * 100)
+                .checked_div(s.spare_free + s.spare_used)
+                .unwrap_or(0),
+            Figure::SpareFree => s.spare_free,
+            Figure::Remapped => s.remapped,
+            Figure::Pending => s.pending,
+            Figure::Fenced => s.fenced,
+            Figure::HealthScore => s.health_score,
+            Figure::AlertLevel => LEVELS.iter().position(|l| *l == s.alert)? as u64,
+            Figure::Failed => u64::from(s.mode == "failed"),
+            Figure::TtfHours => s.ttf_s? / 3600,
+        })
+    }
+
+    /// Whether it holds for a target.
+    pub fn holds(&self, t: &Target) -> bool {
+        let Some(v) = self.figure_of(t) else {
+            return false;
+        };
+        match self.op {
+            Op::Lt => v < self.value,
+            Op::Le => v <= self.value,
+            Op::Gt => v > self.value,
+            Op::Ge => v >= self.value,
+            Op::Eq => v == self.value,
+            Op::Ne => v != self.value,
+        }
+    }
+}
+
+/// What a rule does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Add the first of these devices that can join (`remapctl spare-add`).
+    SpareAdd(Vec<PathBuf>),
+    /// `scan start`.
+    ScanStart,
+    /// `scan stop`.
+    ScanStop,
+    /// Run the program (the target's status JSON on standard input).
+    Exec(PathBuf),
+}
+
+/// A rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Its place in the file, from 1.
+    pub number: usize,
+    /// The line of its `[[rule]]` header.
+    pub line: usize,
+    /// The condition as written.
+    pub when_text: String,
+    /// The condition.
+    pub when: Cond,
+    /// The action.
+    pub action: Action,
+    /// Only this target, if given.
+    pub target: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rule: Vec<toml::Spanned<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    when: String,
+    action: String,
+    target: Option<String>,
+    devices: Option<Vec<PathBuf>>,
+    program: Option<PathBuf>,
+}
+
+/// The line (from 1) of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.get(..at).map_or(0, |p| p.matches('\n').count()) + 1
+}
+
+/// Parses a policy file's text; the error names the line.
+pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |s| line_of(text, s.start));
+        format!("line {line}: {}", e.message())
+    })?;
+    let mut out = Vec::new();
+    for (i, r) in raw.rule.into_iter().enumerate() {
+        let line = line_of(text, r.span().start);
+        let r = r.into_inner();
+        let err = |m: String| format!("line {line}: rule {}: {m}", i + 1);
+        let when = Cond::parse(&r.when).map_err(err)?;
+        let action = match (r.action.as_str(), r.devices, r.program) {
+            ("spare-add", Some(d), None) if !d.is_empty() => Action::SpareAdd(d),
+            ("spare-add", _, None) => {
+                return Err(err(
+                    "spare-add needs `devices`, a list of block devices".into()
+                ))
+            }
+            ("exec", None, Some(p)) if p.is_absolute() => Action::Exec(p),
+            ("exec", None, Some(p)) => {
+                return Err(err(format!(
+                    "program {:?} must be an absolute path",
+                    p.display().to_string()
+                )))
+            }
+            ("exec", None, None) => return Err(err("exec needs `program`".into())),
+            ("scan-start", None, None) => Action::ScanStart,
+            ("scan-stop", None, None) => Action::ScanStop,
+            ("spare-add" | "exec" | "scan-start" | "scan-stop", _, _) => {
+                return Err(err(format!(
+                    "{}: `devices` is for spare-add, `program` for exec",
+                    r.action
+                )))
+            }
+            (a, _, _) => {
+                return Err(err(format!(
+                    "unknown action {a:?} (spare-add, scan-start, scan-stop, exec)"
+                )))
+            }
+        };
+        if let Some(t) = &r.target {
+            crate::dm::check_name(t).map_err(err)?;
+        }
+        out.push(Rule {
+            number: i + 1,
+            line,
+            when_text: r.when,
+            when,
+            action,
+            target: r.target,
+        });
+    }
+    Ok(out)
+}
+
+/// Reads and parses a policy file; the error is `FILE: line N: reason`.
+pub fn load(path: &Path) -> Result<Vec<Rule>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The rules and which (rule, target) pairs held at the last sweep.
+pub struct Policy {
+    rules: Vec<Rule>,
+    held: BTreeSet<(usize, String)>,
+}
+
+impl Policy {
+    /// A policy of these rules, none holding yet.
+    pub fn new(rules: Vec<Rule>) -> Policy {
+        Policy {
+            rules,
+            held: BTreeSet::new(),
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The rules that start to hold for `t` now (and forgets those that stopped).
+    pub fn fire(&mut self, t: &Target) -> Vec<Rule> {
+        let mut out = Vec::new();
+        for r in &self.rules {
+            if r.target.as_ref().is_some_and(|n| *n != t.name) {
+                continue;
+            }
+            let key = (r.number, t.name.clone());
+            if r.when.holds(t) {
+                if self.held.insert(key) {
+                    out.push(r.clone());
+                }
+            } else {
+                self.held.remove(&key);
+            }
+        }
+        out
+    }
+
+    /// Forgets a target that went (a new one of that name starts afresh).
+    pub fn forget(&mut self, name: &str) {
+        self.held.retain(|(_, n)| n != name);
+    }
+}
+
+/// Carries out a rule's action on `t`; what happened, in words.
+pub fn act(dm: &Dm, r: &Rule, t: &Target, run: &dyn Fn(&Path, &Target) -> String) -> String {
+    let head = format!(
+        "{}: policy rule {} (line {}, {})",
+        t.name, r.number, r.line, r.when_text
+    );
+    match &r.action {
+        Action::SpareAdd(devs) => {
+            let mut why = Vec::new();
+            for d in devs {
+                let a = crate::admin::SpareAddArgs {
+                    name: t.name.clone(),
+                    spare: d.clone(),
+                    format_spare: false,
+                    dry_run: false,
+                };
+                match crate::admin::spare_add_to(&a) {
+                    Ok(m) if why.is_empty() => return format!("{head}: {m}"),
+                    Ok(m) => return format!("{head}: {m} (skipped: {})", why.join("; ")),
+                    Err(e) => why.push(e),
+                }
+            }
+            format!(
+                "{head}: spare-add: no device could join: {}",
+                why.join("; ")
+            )
+        }
+        Action::ScanStart | Action::ScanStop => {
+            let verb = if r.action == Action::ScanStart {
+                "scan start"
+            } else {
+                "scan stop"
+            };
+            match dm.message(&t.name, verb) {
+                Ok(a) => format!("{head}: {verb}: {}", a.trim()),
+                Err((_, e)) => format!("{head}: {verb} refused: {e}"),
+            }
+        }
+        Action::Exec(p) => format!("{head}: {}", run(p, t)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{Info, Table};
+
+    fn target(name: &str, free: u64, used: u64, alert: &str, ttf: &str) -> Target {
+        let line = format!(
+            "4096 {} 5 3 0 40 24 1 2 {used} 0 {used} {free} 7 9 0 ok idle 0 0 0 0 0 0 85 {alert} {ttf} 12",
+            free + used
+        );
+        Target {
+            name: name.into(),
+            device: "dm-3".into(),
+            devno: "253:3".into(),
+            sectors: 131072,
+            suspended: false,
+            table: Table::parse("7:0 7:1 2 uuid 0123456789abcdef0123456789abcdef").unwrap(),
+            status: Info::parse(&line).unwrap(),
+        }
+    }
+
+    const GOOD: &str = r#"
+# Grow the pool before it runs out.
+[[rule]]
+when = "spare_free_percent < 10"
+action = "spare-add"
+devices = ["/dev/sdx", "/dev/sdy"]
+
+[[rule]]
+when = "alert_level >= warning"
+action = "exec"
+program = "/usr/local/bin/page"
+target = "data"
+
+[[rule]]
+when = "pending > 0"
+action = "scan-start"
+"#;
+
+    #[test]
+    fn a_policy_parses() {
+        let r = parse(GOOD).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].line, 3);
+        assert_eq!(
+            r[0].when,
+            Cond {
+                figure: Figure::SpareFreePercent,
+                op: Op::Lt,
+                value: 10
+            }
+        );
+        assert_eq!(
+            r[0].action,
+            Action::SpareAdd(vec!["/dev/sdx".into(), "/dev/sdy".into()])
+        );
+        assert_eq!(r[1].when.value, 2);
+        assert_eq!(r[1].target.as_deref(), Some("data"));
+        assert_eq!(r[2].action, Action::ScanStart);
+        assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_policies_name_the_line_and_reason() {
+        let cases = [
+            ("[[rule]]\nwhen = \"spare_free < 1\"\naction = \"reboot\"\n", "line 1: rule 1: unknown action \"reboot\""),
+            ("\n\n[[rule]]\nwhen = \"spare_fre < 1\"\naction = \"scan-start\"\n", "line 3: rule 1: when \"spare_fre < 1\": unknown figure"),
+            ("[[rule]]\nwhen = \"remapped => 1\"\naction = \"scan-start\"\n", "unknown operator \"=>\""),
+            ("[[rule]]\nwhen = \"remapped > lots\"\naction = \"scan-start\"\n", "\"lots\" is not a whole number"),
+            ("[[rule]]\nwhen = \"remapped>1\"\naction = \"scan-start\"\n", "expected `<figure> <op> <value>`"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"spare-add\"\n", "spare-add needs `devices`"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"exec\"\nprogram = \"page\"\n", "must be an absolute path"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"scan-stop\"\ndevices = [\"/dev/x\"]\n", "`devices` is for spare-add"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"scan-stop\"\nsevrity = 1\n", "line 4: unknown field `sevrity`"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"scan-stop\"\ntarget = \"a/b\"\n", "not a valid device-mapper name"),
+            ("[[rule]\n", "line 1:"),
+            ("[[rule]]\naction = \"scan-stop\"\n", "missing field `when`"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e:?} does not say {want:?}");
+            assert!(e.starts_with("line "), "{e}");
+        }
+    }
+
+    #[test]
+    fn conditions_hold_on_the_figures() {
+        let t = target("data", 5, 95, "warning", "7200");
+        let c = |s: &str| Cond::parse(s).unwrap().holds(&t);
+        assert!(c("spare_free_percent < 10"));
+        assert!(!c("spare_free_percent < 5"));
+        assert!(c("spare_free == 5") && c("remapped >= 95") && c("alert_level >= warning"));
+        assert!(!c("alert_level > warning") && c("ttf_hours <= 2") && c("failed == 0"));
+        let none = target("x", 5, 95, "info", "-");
+        assert!(!Cond::parse("ttf_hours < 1000").unwrap().holds(&none));
+        assert!(
+            !Cond::parse("ttf_hours >= 0").unwrap().holds(&none),
+            "no estimate: never holds"
+        );
+    }
+
+    #[test]
+    fn a_rule_fires_once_until_it_stops_holding() {
+        let mut p = Policy::new(parse(GOOD).unwrap());
+        let low = target("data", 5, 95, "info", "-");
+        let ok = target("data", 50, 50, "info", "-");
+        let other = target("other", 5, 95, "warning", "-");
+        assert_eq!(
+            p.fire(&low).iter().map(|r| r.number).collect::<Vec<_>>(),
+            [1]
+        );
+        assert!(p.fire(&low).is_empty(), "still holding: not again");
+        assert!(p.fire(&ok).is_empty());
+        assert_eq!(p.fire(&low).len(), 1, "held again after a break");
+        // Rule 2 names target "data" only.
+        assert_eq!(
+            p.fire(&other).iter().map(|r| r.number).collect::<Vec<_>>(),
+            [1]
+        );
+        p.forget("other");
+        assert_eq!(p.fire(&other).len(), 1);
+    }
+}
