@@ -112,7 +112,9 @@ fuzz: deps
 
 # Installation. The module goes under the kernel release of the tree it was built
 # against (KDIR=/lib/modules/$(uname -r)/build for the running kernel); remapctl is
-# built with REMAPCTL_PROFILE (release; dev reuses the debug build).
+# built with REMAPCTL_PROFILE (release; dev reuses the debug build). It installs no
+# packages (unlike the test targets, it does not run scripts/setup-deps): the build
+# needs the Rust toolchain, clang/lld and libdevmapper-dev.
 DESTDIR ?=
 PREFIX ?= /usr
 REMAPCTL_PROFILE ?= release
@@ -124,7 +126,7 @@ INSTALL_FILES := \
   contrib/modprobe.d/dm-remap.conf:/usr/lib/modprobe.d/dm-remap.conf \
   Documentation/admin-guide.md:/usr/share/doc/dm-remap/admin-guide.md \
   Documentation/on-disk-format.md:/usr/share/doc/dm-remap/on-disk-format.md
-install: deps
+install:
 	cd rust && cargo build --locked -p remapctl --bin remapctl \
 	  $(if $(filter release,$(REMAPCTL_PROFILE)),--release,--profile $(REMAPCTL_PROFILE))
 	scripts/install "$(DESTDIR)" "$(PREFIX)" \

@@ -73,7 +73,8 @@ ktap_check "--http: once it is gone the scrape has no series of it" \
   bash -c "m=\$(python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9577/metrics\", timeout=10).read().decode())') &&
     ! grep -q 'target=\"$n\"' <<<\"\$m\""
 ktap_check "--http refuses an address that is not loopback (exit 2)" \
-  bash -c "'$REMAPCTL' monitor --http 0.0.0.0:9578 --once >/dev/null 2>&1; test \$? = 2"
+  bash -c "out=\$('$REMAPCTL' monitor --http 0.0.0.0:9578 --once 2>&1); test \$? = 2 &&
+    grep -q 'only a loopback address is served' <<<\"\$out\""
 ktap_check "the monitor's log names each event" \
   bash -c "grep -q '^$n: event, event [0-9]* (mode ok -> failed): mode failed' $WORK/mon.log &&
     grep -q '^$n: gone' $WORK/mon.log"

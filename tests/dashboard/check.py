@@ -7,7 +7,7 @@ target's remapped count and mode, its first spare's use, one red mark per remapp
 block on the remap map, the health chart with at least 2 samples, and the monitor's
 "new" event for the target. Exit 1 naming what is missing.
 """
-import html.parser, sys
+import html.parser, re, sys
 name, want_remapped = sys.argv[1], int(sys.argv[2])
 dom = sys.stdin.read()
 class P(html.parser.HTMLParser):
@@ -37,7 +37,7 @@ p = P(); p.feed(dom)
 checks = {
   "remapped": p.ids.get(f"t-{name}-remapped") == str(want_remapped),
   "mode": p.ids.get(f"t-{name}-mode") == "ok",
-  "spare": f"{want_remapped} of " in p.spare,
+  "spare": re.search(rf"(?<![0-9]){want_remapped} of [0-9]", p.spare) is not None,
   "marks": p.marks == want_remapped,
   "chart": p.chart and int(p.ids.get(f"t-{name}-samples", "0 ").split()[0]) >= 2,
   "events": any(f"{name}: new" in e for e in p.events),

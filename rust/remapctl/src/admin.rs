@@ -541,12 +541,24 @@ pub fn list(a: ListArgs) -> ExitCode {
                 serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
             );
         } else if a.conf {
+            // A name the setups file cannot hold (white space, `#`) is left out, said
+            // on standard error (exit 1): a line with it would be an error in the file.
+            let mut left_out = Vec::new();
             for t in &ts {
                 let u =
                     t.table.uuid.as_deref().ok_or_else(|| {
                         format!("{}: its table line carries no setup UUID", t.name)
                     })?;
+                if t.name.contains(|c: char| c.is_whitespace() || c == '#') {
+                    left_out.push(t.name.clone());
+                    continue;
+                }
                 println!("{} {u}", t.name);
+            }
+            if !left_out.is_empty() {
+                return Err(format!(
+                    "left out (white space or '#' in the name; a setups file cannot hold it): {left_out:?}"
+                ));
             }
         } else {
             for t in &ts {

@@ -419,9 +419,18 @@ pub fn run(mut a: AssembleArgs) -> ExitCode {
         for (u, f) in &setups {
             let name = match (&a.name, want) {
                 (Some(n), Some(_)) => n.clone(),
-                _ => match crate::boot::name_for(&a.conf, u)? {
-                    Some(n) => n,
-                    None => format!("remap-{}", &UuidText(u).to_string()[..8]),
+                // A setups file with an error must not stop assembly (at boot it would
+                // stop every setup): the error is said, and the default name used.
+                _ => match crate::boot::name_for(&a.conf, u) {
+                    Ok(Some(n)) => n,
+                    Ok(None) => format!("remap-{}", &UuidText(u).to_string()[..8]),
+                    Err(e) => {
+                        eprintln!(
+                            "remapctl assemble: {e}: naming setup {} by its UUID",
+                            UuidText(u)
+                        );
+                        format!("remap-{}", &UuidText(u).to_string()[..8])
+                    }
                 },
             };
             match assemble_one(

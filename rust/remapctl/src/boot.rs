@@ -30,6 +30,15 @@ pub struct ProbeArgs {
 /// the setup's figures when it does; 1 when it does not (blank, foreign, refused:
 /// the reason is printed), unless `--export`, which is quiet then.
 pub fn probe(a: ProbeArgs) -> ExitCode {
+    // A device a table holds or a filesystem has mounted is not read: it is no spare
+    // waiting for assembly (a live target's spare is held by it), and reading it would
+    // first flush its page cache (BLKFLSBUF syncs a mounted filesystem).
+    if let Some(why) = in_use(&a.device) {
+        if !a.export {
+            println!("{}: in use ({why}): not read", a.device.display());
+        }
+        return ExitCode::SUCCESS;
+    }
     let info = match crate::meta::setup_of(&a.device) {
         Ok(i) => i,
         Err(e) => {
@@ -74,6 +83,28 @@ pub fn probe(a: ProbeArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Why a block device is in use, from sysfs and the mount table (no open, so nothing
+/// is disturbed): a holder (a device-mapper table, md, ...) or a mount. `None` for a
+/// free device or a path that is not a block device.
+pub fn in_use(path: &Path) -> Option<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let md = std::fs::metadata(path).ok()?;
+    if !md.file_type().is_block_device() {
+        return None;
+    }
+    let (ma, mi) = (libc::major(md.rdev()), libc::minor(md.rdev()));
+    let holders = format!("/sys/dev/block/{ma}:{mi}/holders");
+    if let Some(h) = std::fs::read_dir(holders).ok()?.flatten().next() {
+        return Some(format!("held by {}", h.file_name().to_string_lossy()));
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let dev = format!("{ma}:{mi}");
+    mounts
+        .lines()
+        .find(|l| l.split(' ').nth(2) == Some(dev.as_str()))
+        .map(|l| format!("mounted on {}", l.split(' ').nth(4).unwrap_or("?")))
 }
 
 /// A setups file's entries, `(name, setup UUID)` in file order. Lines are

@@ -278,18 +278,21 @@ fn udev_running() -> bool {
 /// awaited (the device-mapper rules make it when they see the resume's change event;
 /// libdevmapper waits the same way, on a cookie): what follows the create may open it
 /// at once. When udev has not made it after 10 seconds (no device-mapper rules
-/// installed) it is made here.
+/// installed), or an old node of that name points at another device, it is made here.
 fn node(n: &str, major: u32, minor: u32) -> PathBuf {
     let mapper = Path::new("/dev/mapper").join(n);
+    let dev = libc::makedev(major, minor);
     if udev_running() {
+        // The node must be this device's: a stale node of a device that had the name
+        // before (made here, where udev does not replace it) is not.
+        use std::os::unix::fs::MetadataExt;
         for _ in 0..200 {
-            if mapper.exists() {
+            if std::fs::metadata(&mapper).is_ok_and(|m| m.rdev() == dev) {
                 return mapper;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
-    let dev = libc::makedev(major, minor);
     let Ok(c) = std::ffi::CString::new(mapper.as_os_str().as_encoded_bytes()) else {
         return PathBuf::from(format!("/dev/dm-{minor}"));
     };

@@ -3,9 +3,11 @@
 //! the kernel at each scrape), and the dashboard page (`GET /`, crate::dashboard). Loopback only: the figures name the host's devices, and
 //! a scrape from elsewhere goes through whatever proxy the admin trusts.
 //!
-//! One request per connection, served in turn by one thread: a scrape reads every
-//! target's status (a few ioctls). A request line or headers larger than 8 KiB, or not
-//! complete within 5 seconds, close the connection.
+//! One request per connection, each connection on a thread of its own (at most 8 at
+//! once; more are closed): a scrape reads every target's status (a few ioctls). A
+//! request larger than 8 KiB, or not complete within 5 seconds of the connection, is
+//! dropped. A `Host` header that does not name a loopback address or `localhost` gets
+//! 403 (DNS rebinding).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -88,23 +90,87 @@ fn answer(s: &mut TcpStream, ctype: &str, body: Result<String, String>, head: bo
     }
 }
 
-fn serve_one(mut s: TcpStream) {
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
-    let Ok(clone) = s.try_clone() else { return };
-    let mut r = BufReader::new(clone.take(LIMIT));
-    let mut line = String::new();
-    if r.read_line(&mut line).is_err() || !line.ends_with('\n') {
-        return;
+/// Whether a `Host` header value names this loopback server (a page of another site
+/// that resolves its own name to 127.0.0.1 must not read the dashboard: DNS
+/// rebinding).
+pub fn host_ok(host: &str) -> bool {
+    let h = host.trim();
+    if h.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+    {
+        return true;
     }
-    // The headers, up to the empty line (their content does not matter here).
+    let name = if let Some(rest) = h.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        h.rsplit_once(':').map_or(h, |(n, _)| n)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// How long a client has to send its whole request.
+const REQUEST_TIME: Duration = Duration::from_secs(5);
+
+/// Reads one line within the request's deadline (the socket's timeout is what is left
+/// of it before each read); `None` when the time is up, the client stops or the line is
+/// cut by the size limit.
+fn line_by(
+    r: &mut BufReader<std::io::Take<TcpStream>>,
+    deadline: std::time::Instant,
+) -> Option<String> {
+    let mut line = String::new();
     loop {
-        let mut h = String::new();
-        match r.read_line(&mut h) {
-            Ok(0) | Err(_) => return,
-            Ok(_) if h == "\r\n" || h == "\n" => break,
-            Ok(_) => {}
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        if left.is_zero() {
+            return None;
         }
+        r.get_ref().get_ref().set_read_timeout(Some(left)).ok()?;
+        let before = line.len();
+        match r.read_line(&mut line) {
+            Ok(_) if line.ends_with('\n') => return Some(line),
+            Ok(_) if line.len() == before => return None,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+fn serve_one(mut s: TcpStream) {
+    let _ = s.set_write_timeout(Some(REQUEST_TIME));
+    let Ok(clone) = s.try_clone() else { return };
+    let deadline = std::time::Instant::now() + REQUEST_TIME;
+    let mut r = BufReader::new(clone.take(LIMIT));
+    let Some(line) = line_by(&mut r, deadline) else {
+        return;
+    };
+    // The headers, up to the empty line; only Host matters here.
+    let mut host_good = true;
+    loop {
+        let Some(h) = line_by(&mut r, deadline) else {
+            return;
+        };
+        if h == "\r\n" || h == "\n" {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.trim().eq_ignore_ascii_case("host") && !host_ok(v) {
+                host_good = false;
+            }
+        }
+    }
+    if !host_good {
+        respond(
+            &mut s,
+            "403 Forbidden",
+            "text/plain; charset=utf-8",
+            "loopback host names only\n",
+            false,
+        );
+        return;
     }
     let head = line.starts_with("HEAD ");
     let text = "text/plain; charset=utf-8";
@@ -140,12 +206,33 @@ fn serve_one(mut s: TcpStream) {
 /// address cannot be bound.
 pub fn start(addr: SocketAddr) -> Result<(), String> {
     let l = TcpListener::bind(addr).map_err(|e| format!("--http {addr}: {e}"))?;
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            serve_one(s);
-        }
-    });
+    std::thread::spawn(move || serve(l));
     Ok(())
+}
+
+/// At most this many connections are served at once; one more is closed at once.
+const CONNECTIONS: usize = 8;
+
+/// Serves each connection on a thread of its own, so a slow client holds up only
+/// itself (for at most [`REQUEST_TIME`] while it sends its request).
+fn serve(l: TcpListener) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let busy = Arc::new(AtomicUsize::new(0));
+    for s in l.incoming().flatten() {
+        if busy.fetch_add(1, Ordering::AcqRel) >= CONNECTIONS {
+            busy.fetch_sub(1, Ordering::AcqRel);
+            continue; // dropped: closed
+        }
+        let b = Arc::clone(&busy);
+        let spawned = std::thread::Builder::new().spawn(move || {
+            serve_one(s);
+            b.fetch_sub(1, Ordering::AcqRel);
+        });
+        if spawned.is_err() {
+            busy.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +249,29 @@ mod tests {
         assert_eq!(route("GET /metrics"), Route::BadRequest);
         assert_eq!(route("GET /metrics SPDY/3"), Route::BadRequest);
         assert_eq!(route(""), Route::BadRequest);
+    }
+
+    #[test]
+    fn host_names_are_loopback_only() {
+        for h in [
+            "127.0.0.1:9577",
+            " localhost",
+            "LOCALHOST:1",
+            "[::1]:9577",
+            "::1",
+            "127.0.0.2",
+        ] {
+            assert!(host_ok(h), "{h}");
+        }
+        for h in [
+            "evil.example",
+            "evil.example:9577",
+            "10.0.0.1:9577",
+            "[fe80::1]:80",
+            "",
+        ] {
+            assert!(!host_ok(h), "{h}");
+        }
     }
 
     #[test]
@@ -183,11 +293,7 @@ mod tests {
     fn a_connection_gets_an_answer() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        std::thread::spawn(move || {
-            for s in l.incoming().flatten() {
-                serve_one(s);
-            }
-        });
+        std::thread::spawn(move || serve(l));
         let ask = |req: &[u8]| {
             let mut c = TcpStream::connect(addr).unwrap();
             c.write_all(req).unwrap();
@@ -206,5 +312,30 @@ mod tests {
         big.extend(std::iter::repeat_n(b'a', 10_000));
         big.extend(b" HTTP/1.1\r\n\r\n");
         assert_eq!(ask(&big), "", "an oversized request line is dropped");
+        assert!(
+            ask(b"GET /nope HTTP/1.1\r\nHost: evil.example:9577\r\n\r\n")
+                .starts_with("HTTP/1.1 403")
+        );
+        assert!(
+            ask(b"GET /nope HTTP/1.1\r\nHost: 127.0.0.1:9577\r\n\r\n").starts_with("HTTP/1.1 404")
+        );
+        // A client that trickles its request does not hold up another one, and is
+        // dropped once its 5 seconds are up.
+        let mut slow = TcpStream::connect(addr).unwrap();
+        slow.write_all(b"GET /").unwrap();
+        let t = std::time::Instant::now();
+        assert!(ask(b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(1500));
+            let _ = slow.write_all(b"a");
+        }
+        let mut rest = String::new();
+        slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(
+            slow.read_to_string(&mut rest).unwrap_or(0),
+            0,
+            "closed: {rest}"
+        );
     }
 }
