@@ -352,3 +352,19 @@ impl KernelLog {
         found
     }
 }
+
+/// A target as the tests build it: name `name`, device dm-3, 131072 sectors, table
+/// `7:0 7:1` with a fixed setup UUID, and the INFO status `status`.
+#[cfg(test)]
+pub fn test_target(name: &str, status: &str) -> Target {
+    Target {
+        name: name.into(),
+        device: "dm-3".into(),
+        devno: "253:3".into(),
+        sectors: 131072,
+        suspended: false,
+        table: crate::status::Table::parse("7:0 7:1 2 uuid 0123456789abcdef0123456789abcdef")
+            .expect("test table line"),
+        status: crate::status::Info::parse(status).expect("test status line"),
+    }
+}

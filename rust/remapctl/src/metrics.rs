@@ -283,7 +283,6 @@ pub fn run(a: MetricsArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{Info, Table};
 
     fn target(name: &str, failed: bool) -> Target {
         let line = format!(
@@ -296,15 +295,7 @@ mod tests {
                 "85 notice - 12"
             }
         );
-        Target {
-            name: name.into(),
-            device: "dm-3".into(),
-            devno: "253:3".into(),
-            sectors: 131072,
-            suspended: false,
-            table: Table::parse("7:0 7:1 2 uuid 0123456789abcdef0123456789abcdef").unwrap(),
-            status: Info::parse(&line).unwrap(),
-        }
+        crate::dm::test_target(name, &line)
     }
 
     /// The alerting rules and the dashboard in contrib/ name only metrics that exist

@@ -379,22 +379,13 @@ pub fn act(dm: &Dm, r: &Rule, t: &Target, run: &dyn Fn(&Path, &Target) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{Info, Table};
 
     fn target(name: &str, free: u64, used: u64, alert: &str, ttf: &str) -> Target {
         let line = format!(
             "4096 {} 5 3 0 40 24 1 2 {used} 0 {used} {free} 7 9 0 ok idle 0 0 0 0 0 0 85 {alert} {ttf} 12",
             free + used
         );
-        Target {
-            name: name.into(),
-            device: "dm-3".into(),
-            devno: "253:3".into(),
-            sectors: 131072,
-            suspended: false,
-            table: Table::parse("7:0 7:1 2 uuid 0123456789abcdef0123456789abcdef").unwrap(),
-            status: Info::parse(&line).unwrap(),
-        }
+        crate::dm::test_target(name, &line)
     }
 
     const GOOD: &str = r#"
