@@ -91,43 +91,42 @@ pub fn join_samples(pages: &[String]) -> String {
     text
 }
 
-fn special_blocks(dm: &Dm, t: &Target) -> Vec<Special> {
-    let mut all = Vec::new();
+/// The answers of a paged message (`list`, `samples`): `verb 0`, then from each
+/// answer's `next=` on, at most `max` pages; the pages read before an error.
+fn pages(dm: &Dm, t: &Target, verb: &str, max: usize) -> Vec<String> {
+    let mut out = Vec::new();
     let mut from = 0u64;
-    while all.len() < MAP_MAX {
-        let Ok(a) = dm.message(&t.name, &format!("list {from}")) else {
+    while out.len() < max {
+        let Ok(a) = dm.message(&t.name, &format!("{verb} {from}")) else {
             break;
         };
-        let (mut s, next) = parse_list(&a);
-        all.append(&mut s);
+        let next = a
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("next="))
+            .and_then(|n| n.parse::<u64>().ok());
+        out.push(a);
         match next {
             Some(n) if n > from => from = n,
             _ => break,
         }
     }
+    out
+}
+
+fn special_blocks(dm: &Dm, t: &Target) -> Vec<Special> {
+    // 64 blocks per answer.
+    let mut all: Vec<Special> = pages(dm, t, "list", MAP_MAX.div_ceil(64))
+        .iter()
+        .flat_map(|a| parse_list(a).0)
+        .collect();
     all.truncate(MAP_MAX);
     all
 }
 
 fn samples(dm: &Dm, t: &Target) -> Vec<remap_core::stats::Sample> {
-    let mut pages = Vec::new();
-    let mut from = 0u64;
-    for _ in 0..32 {
-        let Ok(a) = dm.message(&t.name, &format!("samples {from}")) else {
-            return Vec::new();
-        };
-        let next = a
-            .lines()
-            .find_map(|l| l.strip_prefix("next="))
-            .and_then(|n| n.parse::<u64>().ok());
-        pages.push(a);
-        match next {
-            Some(n) if n > from => from = n,
-            _ => break,
-        }
-    }
-    remapctl::trace::parse(std::path::Path::new("samples"), &join_samples(&pages))
-        .unwrap_or_default()
+    // 64 samples per answer; the kernel holds 1000.
+    let text = join_samples(&pages(dm, t, "samples", 32));
+    remapctl::trace::parse(std::path::Path::new("samples"), &text).unwrap_or_default()
 }
 
 /// The remap map: the main device as a strip, a mark per special block (red remapped,
