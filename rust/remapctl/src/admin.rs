@@ -349,13 +349,7 @@ pub fn spare_add_to(a: &SpareAddArgs) -> Result<String, String> {
         }
         // The line as the kernel prints it, with the new spare after the others (and
         // `format_spare` when asked: a one-shot option the kernel never prints back).
-        let old = format!(
-            "{} {}{}{}",
-            t.table.main,
-            t.table.spares.join(" "),
-            if t.table.options.is_empty() { "" } else { " " },
-            t.table.options
-        );
+        let old = params_of(&t);
         let mut opts: Vec<String> = t
             .table
             .options
@@ -409,6 +403,51 @@ pub fn spare_add_to(a: &SpareAddArgs) -> Result<String, String> {
             now.table.spares.len()
         ))
     }
+}
+
+/// Target `t`'s table parameters as the kernel prints them (what a reload compares).
+fn params_of(t: &Target) -> String {
+    format!(
+        "{} {}{}{}",
+        t.table.main,
+        t.table.spares.join(" "),
+        if t.table.options.is_empty() { "" } else { " " },
+        t.table.options
+    )
+}
+
+/// Turns proactive remapping of target `name` on or off (the table option
+/// `proactive_remap`, by a reload of the same line with that option changed); the
+/// outcome in words. `remapctl monitor --policy` uses it.
+pub fn set_proactive(name: &str, on: bool) -> Result<String, String> {
+    let word = if on { "on" } else { "off" };
+    let dm = Dm::open()?;
+    let Some(t) = dm.target(name)? else {
+        return Err(format!("{name} is not a dm-remap target"));
+    };
+    let old = params_of(&t);
+    let args: Vec<&[u8]> = old.split(' ').map(str::as_bytes).collect();
+    let mut cfg = TableConfig::parse(&args).map_err(|e| format!("table line {old:?}: {e}"))?;
+    if cfg.proactive_remap.unwrap_or(true) == on {
+        return Ok(format!("{name}: proactive remapping is already {word}"));
+    }
+    cfg.proactive_remap = Some(on);
+    let spares: Vec<&str> = t.table.spares.iter().map(String::as_str).collect();
+    let mut params = String::new();
+    cfg.write_table(&mut params, &t.table.main, &spares, cfg.uuid.as_ref())
+        .map_err(|_| format!("{name}: cannot write the table line"))?;
+    dm.reload(name, t.sectors, &params, &old)?;
+    let now = dm.target(name)?.ok_or_else(|| format!("{name} is gone"))?;
+    if !now
+        .table
+        .options
+        .contains(&format!("proactive_remap {word}"))
+    {
+        return Err(format!(
+            "{name}: the table after the reload does not say proactive_remap {word}"
+        ));
+    }
+    Ok(format!("{name}: proactive remapping turned {word}"))
 }
 
 /// `remapctl remove`.

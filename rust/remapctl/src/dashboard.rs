@@ -9,6 +9,11 @@
 //! health history (the samples the kernel holds, from `samples`, drawn with the alerts
 //! the prediction engine raises over them, as `remapctl predict --plot` draws a trace);
 //! the kernel's last level changes (`alerts`). Then the monitor's recent events.
+//!
+//! With `remapctl monitor --actions` each target also gets forms to start and stop its
+//! scan and to add a spare (crate::actions: each carries the monitor's token), and the
+//! page reloads every 60 seconds instead of 15, so that a device name being typed is not
+//! lost.
 
 use crate::dm::{Dm, Target};
 use std::fmt::Write;
@@ -41,10 +46,6 @@ fn kv(line: &str) -> Vec<(&str, &str)> {
 
 fn get<'a>(f: &[(&str, &'a str)], k: &str) -> Option<&'a str> {
     f.iter().find(|(a, _)| *a == k).map(|(_, v)| *v)
-}
-
-fn num(f: &[(&str, &str)], k: &str) -> u64 {
-    get(f, k).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// A special block: its number and whether it is remapped (else pending).
@@ -177,7 +178,24 @@ fn row(out: &mut String, id: &str, k: &str, v: &str) {
     );
 }
 
-fn target_section(dm: &Dm, t: &Target, out: &mut String) {
+/// A target's action forms (crate::actions), each with the token.
+fn action_forms(t: &Target, token: &str, out: &mut String) {
+    let hidden = format!(
+        "<input type=\"hidden\" name=\"token\" value=\"{}\"><input type=\"hidden\" name=\"target\" value=\"{}\">",
+        esc(token),
+        esc(&t.name)
+    );
+    let id = esc(&format!("t-{}-act", t.name));
+    let _ = write!(
+        out,
+        "<h3>Actions</h3><div class=\"actions\" id=\"{id}\">\
+         <form method=\"post\" action=\"/action\">{hidden}<input type=\"hidden\" name=\"do\" value=\"scan-start\"><button id=\"{id}-scan-start\">Start scan</button></form>\
+         <form method=\"post\" action=\"/action\">{hidden}<input type=\"hidden\" name=\"do\" value=\"scan-stop\"><button id=\"{id}-scan-stop\">Stop scan</button></form>\
+         <form method=\"post\" action=\"/action\">{hidden}<input type=\"hidden\" name=\"do\" value=\"spare-add\"><input id=\"{id}-device\" name=\"device\" placeholder=\"/dev/sdX\" required pattern=\"/dev/.+\"><button id=\"{id}-spare-add\">Add spare</button></form></div>"
+    );
+}
+
+fn target_section(dm: &Dm, t: &Target, token: Option<&str>, out: &mut String) {
     let s = &t.status;
     let id = |k: &str| format!("t-{}-{k}", t.name);
     let _ = write!(
@@ -239,22 +257,24 @@ fn target_section(dm: &Dm, t: &Target, out: &mut String) {
         ),
     );
     out.push_str("</table><h3>Spares</h3><table class=\"spares\"><tr><th>spare</th><th>device</th><th>state</th><th>used</th><th></th><th>errors</th></tr>");
-    let stats = dm.message(&t.name, "spare_stats").unwrap_or_default();
-    for l in stats.lines() {
-        let f = kv(l);
-        let (used, blocks) = (num(&f, "used"), num(&f, "blocks"));
+    for sp in dm.spare_stats(&t.name).unwrap_or_default() {
         let _ = write!(
             out,
-            "<tr id=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{used} of {blocks}</td><td>{}</td><td>{}</td></tr>",
-            esc(&format!("t-{}-spare-{}", t.name, num(&f, "spare"))),
-            num(&f, "spare"),
-            esc(get(&f, "dev").unwrap_or("?")),
-            esc(get(&f, "state").unwrap_or("?")),
-            bar_svg(used, blocks),
-            num(&f, "errors")
+            "<tr id=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{} of {}</td><td>{}</td><td>{}</td></tr>",
+            esc(&format!("t-{}-spare-{}", t.name, sp.index)),
+            sp.index,
+            esc(&sp.dev),
+            esc(&sp.state),
+            sp.used,
+            sp.blocks,
+            bar_svg(sp.used, sp.blocks),
+            sp.errors
         );
     }
     out.push_str("</table>");
+    if let Some(token) = token {
+        action_forms(t, token, out);
+    }
     let blocks = (t.sectors * 512).checked_div(s.block_size).unwrap_or(0);
     let special = special_blocks(dm, t);
     let _ = write!(
@@ -300,19 +320,20 @@ fn target_section(dm: &Dm, t: &Target, out: &mut String) {
     out.push_str("</ul></section>");
 }
 
-/// The whole page.
-pub fn page(dm: &Dm) -> Result<String, String> {
+/// The whole page; with a token, the action forms (crate::actions).
+pub fn page(dm: &Dm, token: Option<&str>) -> Result<String, String> {
     let targets = dm.targets()?;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let mut out = String::new();
     let _ = write!(
         out,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"15\"><title>dm-remap on {0}</title><style>{STYLE}</style></head><body><h1>dm-remap on {0}</h1><p><a href=\"/metrics\">metrics</a> · {1} target(s)</p>",
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"{2}\"><title>dm-remap on {0}</title><style>{STYLE}</style></head><body><h1>dm-remap on {0}</h1><p><a href=\"/metrics\">metrics</a> · {1} target(s)</p>",
         esc(host.trim()),
-        targets.len()
+        targets.len(),
+        if token.is_some() { 60 } else { 15 }
     );
     for t in &targets {
-        target_section(dm, t, &mut out);
+        target_section(dm, t, token, &mut out);
     }
     out.push_str("<section id=\"events\"><h2>Recent events</h2><ul>");
     if let Ok(ev) = crate::monitor::EVENTS.lock() {

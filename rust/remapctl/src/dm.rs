@@ -41,6 +41,54 @@ pub struct Target {
     pub status: Info,
 }
 
+/// One spare of a target's pool, as a line of the `spare_stats` message's answer
+/// (`spare=I dev=MAJ:MIN blocks=.. used=.. free=.. errors=.. state=..`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpareStat {
+    /// Its place in the pool, from 0.
+    pub index: u64,
+    /// `major:minor`.
+    pub dev: String,
+    /// Data blocks.
+    pub blocks: u64,
+    /// Data blocks in use.
+    pub used: u64,
+    /// Data blocks free.
+    pub free: u64,
+    /// I/O errors since the table was loaded.
+    pub errors: u64,
+    /// `active`, `draining` or `failed`.
+    pub state: String,
+}
+
+impl SpareStat {
+    /// The spares of a `spare_stats` answer; a line without `spare=` is skipped, a
+    /// field that is missing or not a number reads as 0.
+    pub fn parse_all(answer: &str) -> Vec<SpareStat> {
+        answer
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<(&str, &str)> = l
+                    .split_ascii_whitespace()
+                    .filter_map(|w| w.split_once('='))
+                    .collect();
+                let get = |k: &str| f.iter().find(|(a, _)| *a == k).map(|(_, v)| *v);
+                let num = |k: &str| get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+                get("spare")?;
+                Some(SpareStat {
+                    index: num("spare"),
+                    dev: get("dev").unwrap_or("?").to_string(),
+                    blocks: num("blocks"),
+                    used: num("used"),
+                    free: num("free"),
+                    errors: num("errors"),
+                    state: get("state").unwrap_or("?").to_string(),
+                })
+            })
+            .collect()
+    }
+}
+
 /// An open DM control handle.
 pub struct Dm {
     dm: DM,
@@ -246,6 +294,13 @@ impl Dm {
             .target_msg(&id, None, msg)
             .map(|(_, out)| out.unwrap_or_default())
             .map_err(|e| (errno(&e), describe(&e)))
+    }
+
+    /// Target `n`'s spares (`spare_stats`).
+    pub fn spare_stats(&self, n: &str) -> Result<Vec<SpareStat>, String> {
+        self.message(n, "spare_stats")
+            .map(|a| SpareStat::parse_all(&a))
+            .map_err(|(_, e)| format!("{n}: spare_stats: {e}"))
     }
 
     /// Removes device `n` (and the node [`Self::create`] made for it).

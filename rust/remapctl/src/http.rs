@@ -20,6 +20,8 @@ pub enum Route {
     Metrics,
     /// `GET /`: the dashboard (crate::dashboard).
     Index,
+    /// `POST /action`: one of the dashboard's actions (crate::actions).
+    Action,
     /// Any other path.
     NotFound,
     /// Any other method.
@@ -39,6 +41,9 @@ pub fn route(line: &str) -> Route {
     };
     if !version.starts_with("HTTP/1.") {
         return Route::BadRequest;
+    }
+    if method == "POST" && target == "/action" {
+        return Route::Action;
     }
     if method != "GET" && method != "HEAD" {
         return Route::BadMethod;
@@ -139,7 +144,86 @@ fn line_by(
     }
 }
 
-fn serve_one(mut s: TcpStream) {
+/// Reads the `n`-byte body within the request's deadline.
+fn body_by(
+    r: &mut BufReader<std::io::Take<TcpStream>>,
+    n: usize,
+    deadline: std::time::Instant,
+) -> Option<String> {
+    let mut body = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        if left.is_zero() {
+            return None;
+        }
+        r.get_ref().get_ref().set_read_timeout(Some(left)).ok()?;
+        match r.read(body.get_mut(got..)?) {
+            Ok(0) => return None,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    String::from_utf8(body).ok()
+}
+
+/// A dashboard action (`POST /action`, crate::actions): checked against the token,
+/// carried out, logged; the browser is sent back to the page.
+fn act(
+    s: &mut TcpStream,
+    r: &mut BufReader<std::io::Take<TcpStream>>,
+    h: &crate::actions::Headers,
+    length: Option<usize>,
+    token: Option<&str>,
+    deadline: std::time::Instant,
+) {
+    let text = "text/plain; charset=utf-8";
+    let Some(token) = token else {
+        respond(
+            s,
+            "405 Method Not Allowed",
+            text,
+            "the dashboard is read-only (remapctl monitor --actions enables its actions)\n",
+            false,
+        );
+        return;
+    };
+    let n = match length {
+        None => {
+            respond(s, "411 Length Required", text, "no Content-Length\n", false);
+            return;
+        }
+        Some(n) if n > crate::actions::BODY_MAX => {
+            respond(s, "413 Content Too Large", text, "at most 4 KiB\n", false);
+            return;
+        }
+        Some(n) => n,
+    };
+    let Some(body) = body_by(r, n, deadline) else {
+        return;
+    };
+    match crate::actions::check(h, &body, token) {
+        Err((status, why)) => {
+            crate::monitor::log(&format!("dashboard: action refused ({status}): {why}"));
+            respond(s, status, text, &format!("{why}\n"), false);
+        }
+        Ok(req) => {
+            let done = crate::dm::Dm::open()
+                .map(|dm| crate::actions::carry_out(&dm, &req))
+                .unwrap_or_else(|e| format!("{}: dashboard: {e}", req.target));
+            crate::monitor::log(&done);
+            let body = format!("{done}\n");
+            let _ = write!(
+                s,
+                "HTTP/1.1 303 See Other\r\nLocation: /\r\nContent-Type: {text}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    }
+}
+
+fn serve_one(mut s: TcpStream, token: Option<&str>) {
     let _ = s.set_write_timeout(Some(REQUEST_TIME));
     let Ok(clone) = s.try_clone() else { return };
     let deadline = std::time::Instant::now() + REQUEST_TIME;
@@ -147,18 +231,31 @@ fn serve_one(mut s: TcpStream) {
     let Some(line) = line_by(&mut r, deadline) else {
         return;
     };
-    // The headers, up to the empty line; only Host matters here.
+    // The headers, up to the empty line: Host for every request, the others for an
+    // action's.
     let mut host_good = true;
+    let mut h = crate::actions::Headers::default();
+    let mut length = None;
     loop {
-        let Some(h) = line_by(&mut r, deadline) else {
+        let Some(hl) = line_by(&mut r, deadline) else {
             return;
         };
-        if h == "\r\n" || h == "\n" {
+        if hl == "\r\n" || hl == "\n" {
             break;
         }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("host") && !host_ok(v) {
+        if let Some((k, v)) = hl.split_once(':') {
+            let (k, v) = (k.trim(), v.trim());
+            if k.eq_ignore_ascii_case("host") && !host_ok(v) {
                 host_good = false;
+            } else if k.eq_ignore_ascii_case("origin") {
+                h.origin = Some(v.to_string());
+            } else if k.eq_ignore_ascii_case("sec-fetch-site") {
+                h.fetch_site = Some(v.to_string());
+            } else if k.eq_ignore_ascii_case("content-type") {
+                h.content_type = Some(v.to_string());
+            } else if k.eq_ignore_ascii_case("content-length") {
+                // Unparsable counts as too large.
+                length = Some(v.parse().unwrap_or(usize::MAX));
             }
         }
     }
@@ -179,17 +276,17 @@ fn serve_one(mut s: TcpStream) {
             &mut s,
             "text/plain; version=0.0.4; charset=utf-8",
             crate::dm::Dm::open()
-                .and_then(|dm| dm.targets())
-                .and_then(|ts| crate::metrics::render(&ts))
+                .and_then(|dm| crate::metrics::gather(&dm))
                 .map(|t| crate::metrics::to_prometheus_text(&t)),
             head,
         ),
         Route::Index => answer(
             &mut s,
             "text/html; charset=utf-8",
-            crate::dm::Dm::open().and_then(|dm| crate::dashboard::page(&dm)),
+            crate::dm::Dm::open().and_then(|dm| crate::dashboard::page(&dm, token)),
             head,
         ),
+        Route::Action => act(&mut s, &mut r, &h, length, token, deadline),
         Route::NotFound => respond(&mut s, "404 Not Found", text, "not found\n", head),
         Route::BadMethod => respond(
             &mut s,
@@ -203,10 +300,11 @@ fn serve_one(mut s: TcpStream) {
 }
 
 /// Listens on `addr` and serves requests on a thread of its own; the error when the
-/// address cannot be bound.
-pub fn start(addr: SocketAddr) -> Result<(), String> {
+/// address cannot be bound. With a token, the dashboard's actions are on
+/// (crate::actions).
+pub fn start(addr: SocketAddr, token: Option<String>) -> Result<(), String> {
     let l = TcpListener::bind(addr).map_err(|e| format!("--http {addr}: {e}"))?;
-    std::thread::spawn(move || serve(l));
+    std::thread::spawn(move || serve(l, token.map(std::sync::Arc::from)));
     Ok(())
 }
 
@@ -215,7 +313,7 @@ const CONNECTIONS: usize = 8;
 
 /// Serves each connection on a thread of its own, so a slow client holds up only
 /// itself (for at most [`REQUEST_TIME`] while it sends its request).
-fn serve(l: TcpListener) {
+fn serve(l: TcpListener, token: Option<std::sync::Arc<str>>) {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     let busy = Arc::new(AtomicUsize::new(0));
@@ -225,8 +323,9 @@ fn serve(l: TcpListener) {
             continue; // dropped: closed
         }
         let b = Arc::clone(&busy);
+        let token = token.clone();
         let spawned = std::thread::Builder::new().spawn(move || {
-            serve_one(s);
+            serve_one(s, token.as_deref());
             b.fetch_sub(1, Ordering::AcqRel);
         });
         if spawned.is_err() {
@@ -246,6 +345,8 @@ mod tests {
         assert_eq!(route("GET / HTTP/1.1"), Route::Index);
         assert_eq!(route("GET /etc/passwd HTTP/1.1"), Route::NotFound);
         assert_eq!(route("POST /metrics HTTP/1.1"), Route::BadMethod);
+        assert_eq!(route("POST /action HTTP/1.1"), Route::Action);
+        assert_eq!(route("GET /action HTTP/1.1"), Route::NotFound);
         assert_eq!(route("GET /metrics"), Route::BadRequest);
         assert_eq!(route("GET /metrics SPDY/3"), Route::BadRequest);
         assert_eq!(route(""), Route::BadRequest);
@@ -287,13 +388,65 @@ mod tests {
             .contains("not an address"));
     }
 
+    /// Actions over a real connection: refused while off (405), and while on without
+    /// the token (403), without a length (411), with too long a body (413); the
+    /// reason is in the answer.
+    #[test]
+    fn actions_need_the_flag_and_the_token() {
+        let serve_on = |token: Option<&str>| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            let token = token.map(std::sync::Arc::from);
+            std::thread::spawn(move || serve(l, token));
+            addr
+        };
+        let ask = |addr: SocketAddr, req: String| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(req.as_bytes()).unwrap();
+            let mut out = String::new();
+            let _ = c.read_to_string(&mut out);
+            out
+        };
+        let post = |body: &str| {
+            format!(
+                "POST /action HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        };
+        let off = serve_on(None);
+        let a = ask(off, post("target=x&do=scan-start"));
+        assert!(
+            a.starts_with("HTTP/1.1 405") && a.contains("--actions"),
+            "{a}"
+        );
+        let on = serve_on(Some("secret"));
+        let a = ask(on, post("target=x&do=scan-start&token=guess"));
+        assert!(
+            a.starts_with("HTTP/1.1 403") && a.ends_with("bad or missing token\n"),
+            "{a}"
+        );
+        let a = ask(
+            on,
+            "POST /action HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n"
+                .into(),
+        );
+        assert!(a.starts_with("HTTP/1.1 411"), "{a}");
+        let a = ask(on, post(&"a".repeat(5000)));
+        assert!(a.starts_with("HTTP/1.1 413"), "{a}");
+        let a = ask(on, post("target=x&do=nothing&token=secret"));
+        assert!(
+            a.starts_with("HTTP/1.1 400") && a.contains("unknown action"),
+            "{a}"
+        );
+    }
+
     /// A real connection: a 404 (also to HEAD, without a body), a 405 and an oversized
     /// request.
     #[test]
     fn a_connection_gets_an_answer() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        std::thread::spawn(move || serve(l));
+        std::thread::spawn(move || serve(l, None));
         let ask = |req: &[u8]| {
             let mut c = TcpStream::connect(addr).unwrap();
             c.write_all(req).unwrap();

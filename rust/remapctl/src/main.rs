@@ -4,6 +4,7 @@
 //! development tools (trace generators, evaluation) are a binary of their own,
 //! `remap-lab`.
 
+mod actions;
 mod admin;
 mod assemble;
 mod boot;

@@ -13,7 +13,7 @@
 //! lines name the sample, `…_total`) and has no `# EOF`: [`to_prometheus_text`]
 //! converts (`--format openmetrics` prints the crate's output as it is).
 
-use crate::dm::{Dm, Target};
+use crate::dm::{Dm, SpareStat, Target};
 use clap::Args;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -82,6 +82,8 @@ pub fn to_prometheus_text(open: &str) -> String {
 type Labels = Vec<(String, String)>;
 /// A metric: name (after the prefix), help, and how to read it off a target.
 type Def<T> = (&'static str, &'static str, fn(&Target) -> T);
+/// A per-spare metric: name, help, and how to read it off a spare.
+type Def2<T> = (&'static str, &'static str, fn(&SpareStat) -> T);
 
 /// A label value as the text format writes it (the crate writes values as given).
 fn esc(v: &str) -> String {
@@ -105,8 +107,30 @@ fn alert_level(name: &str) -> i64 {
         .map_or(-1, |i| i as i64)
 }
 
-/// The exposition text for `targets`.
-pub fn render(targets: &[Target]) -> Result<String, String> {
+/// The states a spare can be in (`spare_stats`), each a series of
+/// `dmremap_spare_device_state` as node_exporter's `node_md_state` has one per state.
+const SPARE_STATES: [&str; 3] = ["active", "draining", "failed"];
+
+/// What a scrape reads: every target, and each one's spares (a target whose
+/// `spare_stats` cannot be read has no spare series, and the reason goes to standard
+/// error), as OpenMetrics text.
+pub fn gather(dm: &Dm) -> Result<String, String> {
+    let targets = dm.targets()?;
+    let spares: Vec<Vec<SpareStat>> = targets
+        .iter()
+        .map(|t| {
+            dm.spare_stats(&t.name).unwrap_or_else(|e| {
+                eprintln!("remapctl: {e}");
+                Vec::new()
+            })
+        })
+        .collect();
+    render(&targets, &spares)
+}
+
+/// The exposition text for `targets`, with the spares of each (`spares[i]` belongs
+/// to `targets[i]`; a missing entry means none reported).
+pub fn render(targets: &[Target], spares: &[Vec<SpareStat>]) -> Result<String, String> {
     let mut reg = Registry::with_prefix("dmremap");
     let counters: [Def<u64>; 12] = [
         ("reads", "Read bios mapped", |t| t.status.reads),
@@ -254,6 +278,60 @@ pub fn render(targets: &[Target]) -> Result<String, String> {
         "The target's devices and setup (value 1)",
         info,
     );
+    // Per spare: node_md's per-disk figures, labelled by the spare's place in the pool
+    // and its device number.
+    let spare_gauges: [Def2<i64>; 3] = [
+        ("spare_device_blocks", "Data blocks on this spare", |s| {
+            s.blocks as i64
+        }),
+        (
+            "spare_device_used_blocks",
+            "Data blocks in use on this spare",
+            |s| s.used as i64,
+        ),
+        (
+            "spare_device_free_blocks",
+            "Data blocks free on this spare",
+            |s| s.free as i64,
+        ),
+    ];
+    let per_spare = || {
+        targets.iter().enumerate().flat_map(|(i, t)| {
+            spares.get(i).into_iter().flatten().map(move |s| {
+                let mut l = labels(t);
+                l.push(("spare".into(), s.index.to_string()));
+                l.push(("spare_device".into(), esc(&s.dev)));
+                (l, s)
+            })
+        })
+    };
+    for (name, help, get) in spare_gauges {
+        let fam = Family::<Labels, Gauge>::default();
+        for (l, s) in per_spare() {
+            fam.get_or_create(&l).set(get(s));
+        }
+        reg.register(name, help, fam);
+    }
+    let errors = Family::<Labels, Counter>::default();
+    let state = Family::<Labels, Gauge>::default();
+    for (l, s) in per_spare() {
+        errors.get_or_create(&l).inc_by(s.errors);
+        for st in SPARE_STATES {
+            let mut l = l.clone();
+            l.push(("state".into(), st.into()));
+            state.get_or_create(&l).set(i64::from(s.state == st));
+        }
+    }
+    reg.register(
+        "spare_device_errors",
+        "I/O errors on this spare since the table was loaded",
+        errors,
+    );
+    reg.register(
+        "spare_device_state",
+        "1 for the spare's state (active, draining, failed), 0 for the others",
+        state,
+    );
     let mut out = String::new();
     encode(&mut out, &reg).map_err(|e| format!("cannot encode the metrics: {e}"))?;
     Ok(out)
@@ -262,8 +340,7 @@ pub fn render(targets: &[Target]) -> Result<String, String> {
 /// `remapctl metrics`.
 pub fn run(a: MetricsArgs) -> ExitCode {
     let r = (|| -> Result<(), String> {
-        let targets = Dm::open()?.targets()?;
-        let mut text = render(&targets)?;
+        let mut text = gather(&Dm::open()?)?;
         if a.format == Format::Prometheus {
             text = to_prometheus_text(&text);
         }
@@ -298,12 +375,48 @@ mod tests {
         crate::dm::test_target(name, &line)
     }
 
+    /// Two spares of one target, as the kernel reports them.
+    fn spares() -> Vec<Vec<SpareStat>> {
+        vec![SpareStat::parse_all(
+            "spare=0 dev=7:1 blocks=2937 used=7 free=2930 errors=0 state=active\n\
+             spare=1 dev=7:2 blocks=1000 used=0 free=1000 errors=3 state=failed\n",
+        )]
+    }
+
+    #[test]
+    fn every_spare_is_exposed_with_its_state() {
+        let text = to_prometheus_text(&render(&[target("safe0", false)], &spares()).unwrap());
+        let l = "target=\"safe0\",device=\"dm-3\"";
+        for line in [
+            format!("dmremap_spare_device_blocks{{{l},spare=\"0\",spare_device=\"7:1\"}} 2937"),
+            format!("dmremap_spare_device_used_blocks{{{l},spare=\"0\",spare_device=\"7:1\"}} 7"),
+            format!("dmremap_spare_device_free_blocks{{{l},spare=\"1\",spare_device=\"7:2\"}} 1000"),
+            format!("dmremap_spare_device_errors_total{{{l},spare=\"1\",spare_device=\"7:2\"}} 3"),
+            format!("dmremap_spare_device_state{{{l},spare=\"0\",spare_device=\"7:1\",state=\"active\"}} 1"),
+            format!("dmremap_spare_device_state{{{l},spare=\"0\",spare_device=\"7:1\",state=\"failed\"}} 0"),
+            format!("dmremap_spare_device_state{{{l},spare=\"1\",spare_device=\"7:2\",state=\"failed\"}} 1"),
+            "# TYPE dmremap_spare_device_errors_total counter".to_string(),
+        ] {
+            assert!(text.lines().any(|x| x == line), "no line {line:?} in\n{text}");
+        }
+        assert_eq!(
+            text.matches("dmremap_spare_device_state{").count(),
+            6,
+            "three states per spare: {text}"
+        );
+        // A line that is not a spare's is skipped; a target without an answer has none.
+        assert_eq!(SpareStat::parse_all("\nnonsense\n").len(), 0);
+        let none = render(&[target("safe0", false)], &[]).unwrap();
+        assert!(!none.contains("dmremap_spare_device_blocks{"), "{none}");
+    }
+
     /// The alerting rules and the dashboard in contrib/ name only metrics that exist
     /// (a renamed metric would silence an alert without an error anywhere).
     #[test]
     fn contrib_rules_and_dashboard_name_real_metrics() {
-        let text =
-            to_prometheus_text(&render(&[target("safe0", false), target("safe1", true)]).unwrap());
+        let text = to_prometheus_text(
+            &render(&[target("safe0", false), target("safe1", true)], &[]).unwrap(),
+        );
         let exposed: std::collections::BTreeSet<&str> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -348,7 +461,7 @@ mod tests {
 
     #[test]
     fn every_figure_is_exposed_per_target() {
-        let text = render(&[target("safe0", false), target("safe1", true)]).unwrap();
+        let text = render(&[target("safe0", false), target("safe1", true)], &[]).unwrap();
         for line in [
             "# TYPE dmremap_reads counter",
             "dmremap_reads_total{target=\"safe0\",device=\"dm-3\"} 5",
@@ -381,7 +494,7 @@ mod tests {
     /// a `# HELP` and a `# TYPE` line of that name, before it.
     #[test]
     fn the_prometheus_text_names_every_sample_in_help_and_type() {
-        let text = to_prometheus_text(&render(&[target("safe0", false)]).unwrap());
+        let text = to_prometheus_text(&render(&[target("safe0", false)], &spares()).unwrap());
         let mut help = std::collections::HashSet::new();
         let mut ty = std::collections::HashSet::new();
         for l in text.lines() {
@@ -406,13 +519,13 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        let text = render(&[target("a\"b\\c\nd", false)]).unwrap();
+        let text = render(&[target("a\"b\\c\nd", false)], &[]).unwrap();
         assert!(text.contains("target=\"a\\\"b\\\\c\\nd\""), "{text}");
     }
 
     #[test]
     fn no_targets_is_an_empty_exposition() {
-        let text = render(&[]).unwrap();
+        let text = render(&[], &[]).unwrap();
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(!text.lines().any(|l| l.starts_with("dmremap_")), "{text}");
     }

@@ -36,6 +36,11 @@ pub struct MonitorArgs {
     /// loopback address, e.g. 127.0.0.1:9577.
     #[arg(long, value_name = "ADDR:PORT")]
     pub http: Option<String>,
+    /// Let the dashboard act: forms to start or stop the scan and add a spare, each
+    /// request checked against a token drawn at start (crate::actions). Off by
+    /// default: the dashboard is read-only.
+    #[arg(long, requires = "http")]
+    pub actions: bool,
     /// Rules to apply by themselves (TOML; crate::policy): add a spare, start or stop
     /// the scan, run a program when a figure crosses a line.
     #[arg(long, value_name = "FILE")]
@@ -57,7 +62,7 @@ pub static EVENTS: std::sync::Mutex<std::collections::VecDeque<(u64, String)>> =
     std::sync::Mutex::new(std::collections::VecDeque::new());
 const EVENTS_KEPT: usize = 50;
 
-fn log(msg: &str) {
+pub(crate) fn log(msg: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -86,8 +91,7 @@ fn hook(
             "DMREMAP_EVENT_NR",
             nr.map_or(String::new(), |n| n.to_string()),
         )
-        .env("DMREMAP_PREV_MODE", prev_mode)
-        .stdin(Stdio::piped());
+        .env("DMREMAP_PREV_MODE", prev_mode);
     let json = match t {
         Some(t) => {
             c.env("DMREMAP_MODE", &t.status.mode)
@@ -98,30 +102,7 @@ fn hook(
         }
         None => "null".to_string(),
     };
-    let r = c.spawn().and_then(|mut child| {
-        if let Some(mut stdin) = child.stdin.take() {
-            // A hook that does not read its input is not an error.
-            let _ = stdin.write_all(json.as_bytes());
-        }
-        // A hook that hangs must not stop the monitor: it is killed after a minute.
-        let start = std::time::Instant::now();
-        loop {
-            if let Some(st) = child.try_wait()? {
-                return Ok(st);
-            }
-            if start.elapsed() > HOOK_TIMEOUT {
-                let _ = child.kill();
-                log(&format!(
-                    "{name}: hook {} killed after {} s",
-                    program.display(),
-                    HOOK_TIMEOUT.as_secs()
-                ));
-                return child.wait();
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    });
-    match r {
+    match run_fed(&mut c, json.as_bytes(), name) {
         Ok(st) if st.success() => {}
         Ok(st) => log(&format!(
             "{name}: hook {} exited with {st}",
@@ -134,7 +115,38 @@ fn hook(
     }
 }
 
-fn describe(t: &Target) -> String {
+/// Runs `c` with `input` on its standard input and waits for it; one that hangs is
+/// killed after [`HOOK_TIMEOUT`] (logged for target `name`), so that it cannot stop the
+/// monitor.
+pub(crate) fn run_fed(
+    c: &mut Command,
+    input: &[u8],
+    name: &str,
+) -> std::io::Result<std::process::ExitStatus> {
+    let mut child = c.stdin(Stdio::piped()).spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A program that does not read its input is not an error.
+        let _ = stdin.write_all(input);
+    }
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(st) = child.try_wait()? {
+            return Ok(st);
+        }
+        if start.elapsed() > HOOK_TIMEOUT {
+            let _ = child.kill();
+            log(&format!(
+                "{name}: {} killed after {} s",
+                c.get_program().to_string_lossy(),
+                HOOK_TIMEOUT.as_secs()
+            ));
+            return child.wait();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+pub(crate) fn describe(t: &Target) -> String {
     let s = &t.status;
     format!(
         "mode {}, remapped {}, pending {}, fenced {}, spare free {} of {}, last commit {}, scan {}",
@@ -249,8 +261,16 @@ pub fn run(a: MonitorArgs) -> ExitCode {
             ));
         }
         if let Some(addr) = addr {
-            crate::http::start(addr)?;
-            log(&format!("serving metrics on http://{addr}/metrics"));
+            let token = if a.actions {
+                Some(crate::actions::new_token()?)
+            } else {
+                None
+            };
+            crate::http::start(addr, token)?;
+            log(&format!(
+                "serving metrics on http://{addr}/metrics and the dashboard on http://{addr}/{}",
+                if a.actions { " (actions on)" } else { "" }
+            ));
         }
         let mut seen = BTreeMap::new();
         loop {

@@ -8,10 +8,23 @@
 //! ```toml
 //! [[rule]]
 //! when = "spare_free_percent < 10"      # <figure> <op> <value>
-//! action = "spare-add"                   # spare-add | scan-start | scan-stop | exec
+//! action = "spare-add"                   # spare-add | scan-start | scan-stop |
+//!                                        # proactive-off | proactive-on | exec | mail
 //! devices = ["/dev/sdx", "/dev/sdy"]     # spare-add: tried in order
 //! target = "data"                        # optional: only this target
+//!
+//! [[rule]]
+//! when = "alert_level >= warning"
+//! action = "mail"
+//! to = ["root", "storage@example.com"]   # mail: the recipients
+//! sendmail = "/usr/sbin/sendmail"        # optional (this is the default)
 //! ```
+//!
+//! `proactive-off` and `proactive-on` reload the target's table with the option
+//! `proactive_remap` changed (as `dmsetup reload` would). `mail` hands a message to
+//! `sendmail -oi -t` (the interface every MTA provides, as mdadm's `MAILADDR` and
+//! smartd's `-m` use it): the subject names the host, target and rule; the body says
+//! what the monitor sees and carries the target's `status --json`.
 //!
 //! Figures: `spare_free_percent`, `spare_free`, `remapped`, `pending`, `fenced`,
 //! `health_score`, `alert_level` (a number 0..4 or a level name), `failed` (0 or 1),
@@ -186,6 +199,20 @@ pub enum Action {
     ScanStop,
     /// Run the program (the target's status JSON on standard input).
     Exec(PathBuf),
+    /// Turn proactive remapping off (false) or on (true).
+    Proactive(bool),
+    /// Mail these recipients through this sendmail.
+    Mail(Vec<String>, PathBuf),
+}
+
+/// Whether `a` can be handed to `sendmail -t` as a recipient: one word of printable
+/// characters with no comma, no header syntax and no leading dash.
+fn address_ok(a: &str) -> bool {
+    !a.is_empty()
+        && a.len() <= 254
+        && !a.starts_with('-')
+        && a.chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, ',' | ';' | '<' | '>' | '"' | '(' | ')'))
 }
 
 /// A rule.
@@ -220,6 +247,8 @@ struct RawRule {
     target: Option<String>,
     devices: Option<Vec<PathBuf>>,
     program: Option<PathBuf>,
+    to: Option<Vec<String>>,
+    sendmail: Option<PathBuf>,
 }
 
 /// The line (from 1) of byte offset `at` in `text`.
@@ -239,6 +268,13 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
         let r = r.into_inner();
         let err = |m: String| format!("line {line}: rule {}: {m}", i + 1);
         let when = Cond::parse(&r.when).map_err(err)?;
+        let mail_keys = r.to.is_some() || r.sendmail.is_some();
+        if mail_keys && r.action != "mail" {
+            return Err(err(format!(
+                "{}: `to` and `sendmail` are for mail",
+                r.action
+            )));
+        }
         let action = match (r.action.as_str(), r.devices, r.program) {
             ("spare-add", Some(d), None) if !d.is_empty() => Action::SpareAdd(d),
             ("spare-add", _, None) => {
@@ -256,7 +292,33 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
             ("exec", None, None) => return Err(err("exec needs `program`".into())),
             ("scan-start", None, None) => Action::ScanStart,
             ("scan-stop", None, None) => Action::ScanStop,
-            ("spare-add" | "exec" | "scan-start" | "scan-stop", _, _) => {
+            ("proactive-off", None, None) => Action::Proactive(false),
+            ("proactive-on", None, None) => Action::Proactive(true),
+            ("mail", None, None) => {
+                let to = r.to.unwrap_or_default();
+                if to.is_empty() {
+                    return Err(err("mail needs `to`, a list of addresses".into()));
+                }
+                if let Some(a) = to.iter().find(|a| !address_ok(a)) {
+                    return Err(err(format!("mail: {a:?} is not an address")));
+                }
+                let sendmail = r
+                    .sendmail
+                    .unwrap_or_else(|| PathBuf::from("/usr/sbin/sendmail"));
+                if !sendmail.is_absolute() {
+                    return Err(err(format!(
+                        "sendmail {:?} must be an absolute path",
+                        sendmail.display().to_string()
+                    )));
+                }
+                Action::Mail(to, sendmail)
+            }
+            (
+                "spare-add" | "exec" | "scan-start" | "scan-stop" | "proactive-off"
+                | "proactive-on" | "mail",
+                _,
+                _,
+            ) => {
                 return Err(err(format!(
                     "{}: `devices` is for spare-add, `program` for exec",
                     r.action
@@ -264,7 +326,7 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
             }
             (a, _, _) => {
                 return Err(err(format!(
-                    "unknown action {a:?} (spare-add, scan-start, scan-stop, exec)"
+                    "unknown action {a:?} (spare-add, scan-start, scan-stop, proactive-off, proactive-on, exec, mail)"
                 )))
             }
         };
@@ -373,7 +435,52 @@ pub fn act(dm: &Dm, r: &Rule, t: &Target, run: &dyn Fn(&Path, &Target) -> String
             }
         }
         Action::Exec(p) => format!("{head}: {}", run(p, t)),
+        Action::Proactive(on) => match crate::admin::set_proactive(&t.name, *on) {
+            Ok(m) => format!("{head}: {m}"),
+            Err(e) => format!(
+                "{head}: proactive-{} refused: {e}",
+                if *on { "on" } else { "off" }
+            ),
+        },
+        Action::Mail(to, sendmail) => {
+            let msg = mail_message(r, t, to);
+            let mut c = std::process::Command::new(sendmail);
+            c.args(["-oi", "-t"]);
+            match crate::monitor::run_fed(&mut c, msg.as_bytes(), &t.name) {
+                Ok(st) if st.success() => format!("{head}: mailed {}", to.join(", ")),
+                Ok(st) => format!("{head}: mail: {} exited with {st}", sendmail.display()),
+                Err(e) => format!("{head}: mail: {} could not run: {e}", sendmail.display()),
+            }
+        }
     }
+}
+
+/// The message a `mail` rule sends about `t`.
+pub fn mail_message(r: &Rule, t: &Target, to: &[String]) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    // Header values come from a name the kernel accepted and a rule the parser
+    // accepted; no line break gets into the header either way.
+    let one_line = |s: &str| s.replace(['\r', '\n'], " ");
+    format!(
+        "To: {}\nSubject: dm-remap on {}: {}: {}\nContent-Type: text/plain; charset=utf-8\n\n\
+         Policy rule {} (line {}) holds for {}: {}.\n\n\
+         {}: {}; alert level {}, health score {}.\n\n\
+         remapctl status {} --json:\n{}\n",
+        to.join(", "),
+        one_line(host.trim()),
+        one_line(&t.name),
+        one_line(&r.when_text),
+        r.number,
+        r.line,
+        t.name,
+        r.when_text,
+        t.name,
+        crate::monitor::describe(t),
+        t.status.alert,
+        t.status.health_score,
+        t.name,
+        serde_json::to_string_pretty(t).unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
@@ -404,12 +511,21 @@ target = "data"
 [[rule]]
 when = "pending > 0"
 action = "scan-start"
+
+[[rule]]
+when = "alert_level >= critical"
+action = "proactive-off"
+
+[[rule]]
+when = "alert_level >= warning"
+action = "mail"
+to = ["root", "storage@example.com"]
 "#;
 
     #[test]
     fn a_policy_parses() {
         let r = parse(GOOD).unwrap();
-        assert_eq!(r.len(), 3);
+        assert_eq!(r.len(), 5);
         assert_eq!(r[0].line, 3);
         assert_eq!(
             r[0].when,
@@ -426,7 +542,44 @@ action = "scan-start"
         assert_eq!(r[1].when.value, 2);
         assert_eq!(r[1].target.as_deref(), Some("data"));
         assert_eq!(r[2].action, Action::ScanStart);
+        assert_eq!(r[3].action, Action::Proactive(false));
+        assert_eq!(
+            r[4].action,
+            Action::Mail(
+                vec!["root".into(), "storage@example.com".into()],
+                "/usr/sbin/sendmail".into()
+            )
+        );
         assert!(parse("").unwrap().is_empty());
+    }
+
+    /// A mail names the host, target and rule in its subject, and carries the status.
+    #[test]
+    fn a_mail_says_what_holds() {
+        let r = parse(GOOD).unwrap();
+        let t = target("safe0", 50, 950, "warning", "-");
+        let m = mail_message(&r[4], &t, &["root".into(), "ops@x".into()]);
+        let (head, body) = m.split_once("\n\n").unwrap();
+        let lines: Vec<&str> = head.lines().collect();
+        assert_eq!(lines[0], "To: root, ops@x");
+        assert!(
+            lines[1].starts_with("Subject: dm-remap on ")
+                && lines[1].ends_with(": safe0: alert_level >= warning"),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(lines.len(), 3, "{head}");
+        assert!(
+            body.starts_with("Policy rule 5 (line 22) holds for safe0: alert_level >= warning."),
+            "{body}"
+        );
+        assert!(
+            body.contains("alert level warning, health score 85"),
+            "{body}"
+        );
+        let json = body.split_once("--json:\n").unwrap().1;
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["name"], "safe0");
     }
 
     #[test]
@@ -444,6 +597,12 @@ action = "scan-start"
             ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"scan-stop\"\ntarget = \"a/b\"\n", "not a valid device-mapper name"),
             ("[[rule]\n", "line 1:"),
             ("[[rule]]\naction = \"scan-stop\"\n", "missing field `when`"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"mail\"\n", "mail needs `to`"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"mail\"\nto = [\"-oQ/tmp\"]\n", "\"-oQ/tmp\" is not an address"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"mail\"\nto = [\"a@b\\nBcc: x@y\"]\n", "is not an address"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"mail\"\nto = [\"root\"]\nsendmail = \"sendmail\"\n", "must be an absolute path"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"exec\"\nprogram = \"/bin/true\"\nto = [\"root\"]\n", "`to` and `sendmail` are for mail"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"proactive-off\"\nprogram = \"/bin/true\"\n", "`program` for exec"),
         ];
         for (text, want) in cases {
             let e = parse(text).unwrap_err();
@@ -481,12 +640,12 @@ action = "scan-start"
         assert!(p.fire(&low).is_empty(), "still holding: not again");
         assert!(p.fire(&ok).is_empty());
         assert_eq!(p.fire(&low).len(), 1, "held again after a break");
-        // Rule 2 names target "data" only.
+        // Rule 2 names target "data" only; rule 5 (any target at warning) holds.
         assert_eq!(
             p.fire(&other).iter().map(|r| r.number).collect::<Vec<_>>(),
-            [1]
+            [1, 5]
         );
         p.forget("other");
-        assert_eq!(p.fire(&other).len(), 1);
+        assert_eq!(p.fire(&other).len(), 2);
     }
 }
