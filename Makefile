@@ -85,7 +85,7 @@ fuzz-inputs: deps
 check: deps fmt-check host-test
 	touch src/dm_remap.rs && scripts/build-module CLIPPY=1
 	VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run tests/run-all $(TESTS)
-	$(if $(TESTS),$(if $(findstring 16-dashboard,$(TESTS)),tests/dashboard/browser),tests/dashboard/browser)
+	$(if $(TESTS),$(if $(findstring 16-dashboard,$(TESTS)),tests/dashboard/live),tests/dashboard/live)
 	tests/boot/run
 	tests/powercut/run.py --cuts $(CUTS)
 	scripts/fuzz $(CHECK_FUZZ_SECONDS)

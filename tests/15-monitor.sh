@@ -7,7 +7,7 @@
 # a scrape passes promtool and follows the target's figures.
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd python3 timeout promtool
-ktap_plan 13
+ktap_plan 14
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -56,6 +56,18 @@ scrape_ok() {
     { diag "scrape: $(grep "^dmremap_remapped_blocks" <<<"$m")"; return 1; }
 }
 ktap_check "--http: /metrics passes promtool and shows the remap (1 block)" scrape_ok
+# Per spare: its used blocks and its state, labelled by place and device number.
+spare_series() {
+  local m l
+  m=$(scrape) || return 1
+  l="target=\"$n\",device=\"dm-$(dmsetup info -c --noheadings -o minor "$n" | tr -d ' ')\",spare=\"0\",spare_device=\"$(lsblk -dno MAJ:MIN "$spare" | tr -d ' ')\""
+  grep -qx "dmremap_spare_device_used_blocks{$l} 1" <<<"$m" &&
+    grep -qx "dmremap_spare_device_state{$l,state=\"active\"} 1" <<<"$m" &&
+    grep -qx "dmremap_spare_device_state{$l,state=\"failed\"} 0" <<<"$m" &&
+    grep -qx "dmremap_spare_device_errors_total{$l} 0" <<<"$m" ||
+    { diag "want {$l}; scrape: $(grep "^dmremap_spare_device" <<<"$m" | tr '\n' ';')"; return 1; }
+}
+ktap_check "--http: per-spare series (1 used block on spare 0, state active, 0 errors)" spare_series
 # Blocks 100-103 in one write: 3 new remaps, more than max_remap_rate 2 leaves.
 dd if="$WORK/d" of="/dev/mapper/$n" bs=16k seek=25 count=1 oflag=direct conv=notrunc status=none 2>/dev/null
 ktap_check "a remap storm: the hook runs with mode failed (was ok)" saw "event $n failed ok 1"

@@ -3,8 +3,8 @@
 # spare pool with a usage bar, the remap map with a mark per remapped block, the health
 # history drawn from the kernel's samples, and the monitor's recent events; after one
 # more remap the page shows it. Names are escaped; the page is read-only.
-# The two pages are kept in out/dashboard/ for tests/dashboard/browser, which renders
-# them in headless Chromium on the host (Chromium does not start in the TCG guest).
+# The two pages are kept in out/dashboard/. tests/dashboard/live drives a real browser
+# against a live page (and the actions of --actions).
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd python3
@@ -49,14 +49,17 @@ fetch "$pages/after.html" || diag "no second page"
 ktap_check "after one more remap the page shows 4 (remapped, spare use, marks)" \
   python3 tests/dashboard/check.py "$n" 4 < "$pages/after.html"
 echo "$n" > "$pages/target"
-ktap_check "the dashboard is read-only: a POST is refused (405)" python3 -c "
+ktap_check "the dashboard is read-only: no forms, a POST to / or /action is refused (405)" python3 -c "
 import urllib.request, urllib.error
-try:
-    urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:$port/', data=b'x', method='POST'), timeout=30)
-except urllib.error.HTTPError as e:
-    assert e.code == 405, e.code
-else:
-    raise SystemExit('POST accepted')"
+for path in ('/', '/action'):
+    try:
+        urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:$port' + path, data=b'x', method='POST'), timeout=30)
+    except urllib.error.HTTPError as e:
+        assert e.code == 405, (path, e.code)
+    else:
+        raise SystemExit('POST accepted')
+p = open('$pages/after.html').read()
+assert '<form' not in p and 'token' not in p, 'forms on a read-only page'"
 # A device-mapper name may hold markup: the page shows it as text.
 base2=$(mkloop 16) && spare2=$(mkloop 8) || fail "loop devices for the second target"
 "$REMAPCTL" create "$odd" --main "$base2" --spare "$spare2" >/dev/null ||

@@ -2,7 +2,7 @@
 """Checks a dm-remap dashboard page (HTML on stdin): python3 check.py NAME REMAPPED.
 
 Used on the page as the monitor serves it (tests/16-dashboard.sh, in the VM) and on
-the DOM headless Chromium builds from it (tests/dashboard/browser, on the host): the
+the DOM headless Chromium builds from the live page (tests/dashboard/live, on the host): the
 target's remapped count and mode, its first spare's use, one red mark per remapped
 block on the remap map, the health chart with at least 2 samples, and the monitor's
 "new" event for the target. Exit 1 naming what is missing.
