@@ -157,4 +157,28 @@ void dmr_io_drain(struct dmr_worker *w);
 #define DMR_STS_TRANSPORT 4
 #define DMR_STS_RESOURCE 9
 
+/*
+ * sysfs: /sys/kernel/dm_remap/dm-N/, one directory per mapped device that has a remap table
+ * (loaded or live), shared by its tables: dmr_sysfs_get in ctr (creates it, or takes
+ * a reference), dmr_sysfs_activate in resume (the files now read the resumed target),
+ * dmr_sysfs_put in dtr (waits for a read or write of the files in progress on this
+ * target, then drops the reference; the last one removes the directory). A file's
+ * read or write calls the show/store callbacks registered at module init with the
+ * active target and the file's id: a value below DMR_SYSFS_KNOB is the field of the
+ * INFO status line the file shows; the others are the knobs.
+ */
+enum dmr_sysfs_knob {
+	DMR_SYSFS_KNOB = 100,
+	DMR_SYSFS_SCAN_ACTION = 100,
+	DMR_SYSFS_SCAN_RATE_MAX_KIBS = 101,
+};
+typedef long (*dmr_sysfs_show_fn)(void *target, unsigned int id, char *buf);
+typedef long (*dmr_sysfs_store_fn)(void *target, unsigned int id, const char *buf,
+				   size_t len);
+int dmr_sysfs_init(dmr_sysfs_show_fn show, dmr_sysfs_store_fn store);
+void dmr_sysfs_exit(void);
+void *dmr_sysfs_get(struct dm_target *ti);
+void dmr_sysfs_activate(void *h, void *target);
+void dmr_sysfs_put(void *h, void *target);
+
 #endif

@@ -6,8 +6,8 @@
 //! device transparently to the filesystem above. Everything that does not need the
 //! kernel (parsing, on-disk format, remap table, allocator, statistics, prediction)
 //! lives in `rust/remap-core`, compiled into this crate below and tested on the host;
-//! the files here are the kernel glue. (The statistics and prediction engine is not
-//! called from the module yet: it runs in `remapctl` over traces.)
+//! the files here are the kernel glue: the target's hooks, the worker, the background
+//! scan, the sampler that feeds the prediction engine, and the sysfs files.
 
 mod bindings;
 mod counters;
@@ -18,6 +18,7 @@ mod reserve;
 mod resultbuf;
 mod sampler;
 mod scan;
+mod sysfs;
 mod target;
 mod timer;
 mod worker;

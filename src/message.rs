@@ -29,7 +29,7 @@ const LIST_MAX: usize = 64;
 
 impl Remap {
     /// Refuses a state-changing verb where it must not write.
-    fn may_write(&self, verb: &str) -> Result {
+    pub(crate) fn may_write(&self, verb: &str) -> Result {
         if !self.writable {
             dmerr!("{}: refused: the table is read-only", verb);
             return Err(EROFS);

@@ -46,6 +46,13 @@ impl ResultBuf {
     }
 }
 
+impl ResultBuf {
+    /// Bytes written so far (the terminating NUL not counted).
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
 impl fmt::Write for ResultBuf {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let room = self.cap - 1 - self.len;

@@ -142,8 +142,9 @@ pub(crate) struct Scanner {
     pub(crate) fig: Figures,
     /// Seconds between passes (0: none).
     interval_s: u32,
-    /// Rate while the target is idle, KiB/s.
-    rate_max_kibs: u32,
+    /// Rate while the target is idle, KiB/s (the table's `scan_rate` or the module
+    /// parameter; sysfs `scan/rate_max_kibs` changes it while the table is live).
+    rate_max_kibs: AtomicU32,
     proactive: bool,
 }
 
@@ -195,7 +196,7 @@ impl Scanner {
                 ..Figures::default()
             },
             interval_s,
-            rate_max_kibs,
+            rate_max_kibs: AtomicU32::new(rate_max_kibs),
             proactive: cfg.proactive_remap.unwrap_or(true),
         })
     }
@@ -308,6 +309,22 @@ impl Remap {
         if st.loaded {
             self.scan_checkpoint(&mut st);
         }
+    }
+
+    /// The idle scan rate in force, KiB/s.
+    pub(crate) fn scan_rate_max(&self) -> u32 {
+        self.scan.rate_max_kibs.load(Relaxed)
+    }
+
+    /// Sets the idle scan rate (sysfs); the next chunk reads at it. The caller checks
+    /// the range.
+    pub(crate) fn set_scan_rate_max(&self, kibs: u32) {
+        self.scan.rate_max_kibs.store(kibs, Relaxed);
+    }
+
+    /// The scan's state, as status shows it.
+    pub(crate) fn scan_state_name(&self) -> &'static str {
+        state_name(self.scan.fig.state.load(Relaxed))
     }
 
     /// The `scan status` answer.
@@ -464,7 +481,7 @@ impl Remap {
         st.fg_seen = fg;
         // SAFETY: plain read of a module parameter.
         let rate_min = unsafe { b::dmr_param_scan_rate_min_kib() };
-        let rate = plan::rate_kibs(rate_min, sc.rate_max_kibs, busy);
+        let rate = plan::rate_kibs(rate_min, sc.rate_max_kibs.load(Relaxed), busy);
         sc.fig.rate_kibs.store(rate, Relaxed);
 
         let spb = bs.sectors();

@@ -14,6 +14,11 @@
 #include <linux/workqueue.h>
 #include <linux/timekeeping.h>
 #include <linux/percpu.h>
+#include <linux/kobject.h>
+#include <linux/sysfs.h>
+#include <linux/rwsem.h>
+#include <linux/blkdev.h>
+#include <linux/dm-ioctl.h>
 
 static_assert(DMR_STS_OK == (__force int)BLK_STS_OK);
 static_assert(DMR_STS_IOERR == (__force int)BLK_STS_IOERR);
@@ -702,4 +707,252 @@ unsigned int dmr_param_scan_rate_max_kib(void)
 unsigned int dmr_param_scan_interval_s(void)
 {
 	return READ_ONCE(scan_interval_s);
+}
+
+/*
+ * sysfs (include/dm_remap.h). One entry per mapped device, found by md on dmr_sysfs_list.
+ *
+ * Lifetimes: the entry is a kobject, child of /sys/kernel/dm_remap; the list
+ * and each entry's refs are under dmr_sysfs_lock (ctr and dtr only; never held while a
+ * file is read). `active` is the target whose figures the files show, under the entry's
+ * rwsem: a read or write of a file holds it for reading while it calls into the target,
+ * and dtr takes it for writing to clear `active`, so a target is never used after its
+ * dtr has started. dtr drops its reference after releasing the rwsem; the last
+ * reference's kobject_put (under dmr_sysfs_lock) removes the directory, which waits for
+ * file operations still inside the show/store functions (they see `active` NULL and
+ * return -ENODEV). The root is the module's (init to exit). No allocation outside
+ * ctr.
+ */
+struct dmr_sysfs {
+	struct kobject kobj;
+	struct mapped_device *md;
+	unsigned int refs;
+	struct list_head node;
+	struct rw_semaphore active_lock;
+	void *active;
+};
+
+struct dmr_sysfs_attr {
+	struct kobj_attribute attr;
+	unsigned int id;
+};
+
+static LIST_HEAD(dmr_sysfs_list);
+static DEFINE_MUTEX(dmr_sysfs_lock);
+static dmr_sysfs_show_fn dmr_sysfs_show_cb;
+static dmr_sysfs_store_fn dmr_sysfs_store_cb;
+/* /sys/kernel/dm_remap: the module's, from init to exit. */
+static struct kobject *dmr_sysfs_root;
+
+int dmr_sysfs_init(dmr_sysfs_show_fn show, dmr_sysfs_store_fn store)
+{
+	dmr_sysfs_show_cb = show;
+	dmr_sysfs_store_cb = store;
+	dmr_sysfs_root = kobject_create_and_add("dm_remap", kernel_kobj);
+	return dmr_sysfs_root ? 0 : -ENOMEM;
+}
+
+void dmr_sysfs_exit(void)
+{
+	/* Every target is gone (dm holds a module reference while one exists). */
+	kobject_put(dmr_sysfs_root);
+	dmr_sysfs_root = NULL;
+}
+
+static ssize_t dmr_sysfs_show(struct kobject *kobj, struct kobj_attribute *attr, char *buf)
+{
+	struct dmr_sysfs *s = container_of(kobj, struct dmr_sysfs, kobj);
+	struct dmr_sysfs_attr *a = container_of(attr, struct dmr_sysfs_attr, attr);
+	ssize_t r = -ENODEV;
+
+	down_read(&s->active_lock);
+	if (s->active && dmr_sysfs_show_cb)
+		r = dmr_sysfs_show_cb(s->active, a->id, buf);
+	up_read(&s->active_lock);
+	return r;
+}
+
+static ssize_t dmr_sysfs_store(struct kobject *kobj, struct kobj_attribute *attr,
+			       const char *buf, size_t len)
+{
+	struct dmr_sysfs *s = container_of(kobj, struct dmr_sysfs, kobj);
+	struct dmr_sysfs_attr *a = container_of(attr, struct dmr_sysfs_attr, attr);
+	ssize_t r = -ENODEV;
+
+	down_read(&s->active_lock);
+	if (s->active && dmr_sysfs_store_cb)
+		r = dmr_sysfs_store_cb(s->active, a->id, buf, len);
+	up_read(&s->active_lock);
+	return r;
+}
+
+#define DMR_RO(var, name, field) \
+	static struct dmr_sysfs_attr var = { __ATTR(name, 0444, dmr_sysfs_show, NULL), field }
+#define DMR_RW(var, name, knob) \
+	static struct dmr_sysfs_attr var = { __ATTR(name, 0644, dmr_sysfs_show, dmr_sysfs_store), knob }
+
+/* The INFO status fields (Documentation/admin-guide.md, "Status"). */
+DMR_RO(dmr_a_block_size, block_size, 0);
+DMR_RO(dmr_a_mode, mode, 16);
+DMR_RO(dmr_a_spare_blocks, blocks, 1);
+DMR_RO(dmr_a_reads, reads, 2);
+DMR_RO(dmr_a_writes, writes, 3);
+DMR_RO(dmr_a_flushes, flushes, 4);
+DMR_RO(dmr_a_read_sectors, read_sectors, 5);
+DMR_RO(dmr_a_write_sectors, write_sectors, 6);
+DMR_RO(dmr_a_read_errors, read_errors, 7);
+DMR_RO(dmr_a_write_errors, write_errors, 8);
+DMR_RO(dmr_a_remapped, remapped, 9);
+DMR_RO(dmr_a_pending, pending, 10);
+DMR_RO(dmr_a_spare_used, used, 11);
+DMR_RO(dmr_a_spare_free, free, 12);
+DMR_RO(dmr_a_remaps, remaps, 13);
+DMR_RO(dmr_a_meta_version, metadata_version, 14);
+DMR_RO(dmr_a_last_commit, last_commit, 15);
+DMR_RO(dmr_a_scan_cursor, cursor, 18);
+DMR_RO(dmr_a_scan_passes, passes, 19);
+DMR_RO(dmr_a_scan_unreadable, unreadable, 20);
+DMR_RO(dmr_a_scan_weak, weak, 21);
+DMR_RO(dmr_a_scan_proactive, proactive_remaps, 22);
+DMR_RO(dmr_a_fenced, fenced, 23);
+DMR_RO(dmr_a_score, score, 24);
+DMR_RO(dmr_a_alert, alert, 25);
+DMR_RO(dmr_a_ttf, ttf_s, 26);
+DMR_RO(dmr_a_samples, samples, 27);
+DMR_RW(dmr_a_scan_action, action, DMR_SYSFS_SCAN_ACTION);
+DMR_RW(dmr_a_scan_rate_max, rate_max_kibs, DMR_SYSFS_SCAN_RATE_MAX_KIBS);
+
+/* The device-mapper name (it can change: dmsetup rename), read when the file is. */
+static ssize_t dmr_sysfs_name_show(struct kobject *kobj, struct kobj_attribute *attr, char *buf)
+{
+	struct dmr_sysfs *s = container_of(kobj, struct dmr_sysfs, kobj);
+	char name[DM_NAME_LEN];
+
+	/*
+	 * The md outlives every table of it, so as long as this entry has a reference;
+	 * dm-ioctl's hash lock is held only briefly and never around a table's dtr.
+	 */
+	if (dm_copy_name_and_uuid(s->md, name, NULL))
+		return -ENODEV;
+	return sysfs_emit(buf, "%s\n", name);
+}
+static struct kobj_attribute dmr_a_name = __ATTR(name, 0444, dmr_sysfs_name_show, NULL);
+
+static struct attribute *dmr_top_attrs[] = {
+	&dmr_a_name.attr, &dmr_a_mode.attr.attr, &dmr_a_block_size.attr.attr, NULL,
+};
+static struct attribute *dmr_health_attrs[] = {
+	&dmr_a_score.attr.attr, &dmr_a_alert.attr.attr, &dmr_a_ttf.attr.attr,
+	&dmr_a_samples.attr.attr, NULL,
+};
+static struct attribute *dmr_scan_attrs[] = {
+	&dmr_a_scan_action.attr.attr, &dmr_a_scan_cursor.attr.attr,
+	&dmr_a_scan_passes.attr.attr, &dmr_a_scan_unreadable.attr.attr,
+	&dmr_a_scan_weak.attr.attr, &dmr_a_scan_proactive.attr.attr,
+	&dmr_a_scan_rate_max.attr.attr, NULL,
+};
+static struct attribute *dmr_stats_attrs[] = {
+	&dmr_a_reads.attr.attr, &dmr_a_writes.attr.attr, &dmr_a_flushes.attr.attr,
+	&dmr_a_read_sectors.attr.attr, &dmr_a_write_sectors.attr.attr,
+	&dmr_a_read_errors.attr.attr, &dmr_a_write_errors.attr.attr,
+	&dmr_a_remaps.attr.attr, NULL,
+};
+static struct attribute *dmr_spares_attrs[] = {
+	&dmr_a_spare_blocks.attr.attr, &dmr_a_spare_used.attr.attr,
+	&dmr_a_spare_free.attr.attr, &dmr_a_remapped.attr.attr, &dmr_a_pending.attr.attr,
+	&dmr_a_fenced.attr.attr, &dmr_a_meta_version.attr.attr,
+	&dmr_a_last_commit.attr.attr, NULL,
+};
+static const struct attribute_group dmr_top_group = { .attrs = dmr_top_attrs };
+static const struct attribute_group dmr_health_group = { .name = "health", .attrs = dmr_health_attrs };
+static const struct attribute_group dmr_scan_group = { .name = "scan", .attrs = dmr_scan_attrs };
+static const struct attribute_group dmr_stats_group = { .name = "stats", .attrs = dmr_stats_attrs };
+static const struct attribute_group dmr_spares_group = { .name = "spares", .attrs = dmr_spares_attrs };
+static const struct attribute_group *dmr_sysfs_groups[] = {
+	&dmr_top_group, &dmr_health_group, &dmr_scan_group, &dmr_stats_group,
+	&dmr_spares_group, NULL,
+};
+
+static void dmr_sysfs_release(struct kobject *kobj)
+{
+	kfree(container_of(kobj, struct dmr_sysfs, kobj));
+}
+
+static const struct kobj_type dmr_sysfs_ktype = {
+	.release = dmr_sysfs_release,
+	.sysfs_ops = &kobj_sysfs_ops,
+	.default_groups = dmr_sysfs_groups,
+};
+
+void *dmr_sysfs_get(struct dm_target *ti)
+{
+	struct mapped_device *md = dm_table_get_md(ti->table);
+	struct dmr_sysfs *s;
+	int r;
+
+	mutex_lock(&dmr_sysfs_lock);
+	list_for_each_entry(s, &dmr_sysfs_list, node) {
+		if (s->md == md) {
+			s->refs++;
+			mutex_unlock(&dmr_sysfs_lock);
+			return s;
+		}
+	}
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	if (!s) {
+		mutex_unlock(&dmr_sysfs_lock);
+		return NULL;
+	}
+	s->md = md;
+	s->refs = 1;
+	init_rwsem(&s->active_lock);
+	/*
+	 * Under /sys/kernel/dm_remap, named as the disk ("dm-N", set when the md is
+	 * allocated): the disk's own sysfs directory does not exist yet when the first
+	 * table's ctr runs (dm adds the disk after that table is built).
+	 */
+	r = kobject_init_and_add(&s->kobj, &dmr_sysfs_ktype, dmr_sysfs_root, "%s",
+				 dm_disk(md)->disk_name);
+	if (r) {
+		/* kobject_init_and_add's documented error path: put (release frees s). */
+		kobject_put(&s->kobj);
+		mutex_unlock(&dmr_sysfs_lock);
+		return NULL;
+	}
+	list_add(&s->node, &dmr_sysfs_list);
+	mutex_unlock(&dmr_sysfs_lock);
+	return s;
+}
+
+void dmr_sysfs_activate(void *h, void *target)
+{
+	struct dmr_sysfs *s = h;
+
+	down_write(&s->active_lock);
+	s->active = target;
+	up_write(&s->active_lock);
+}
+
+void dmr_sysfs_put(void *h, void *target)
+{
+	struct dmr_sysfs *s = h;
+	bool last;
+
+	down_write(&s->active_lock);
+	if (s->active == target)
+		s->active = NULL;
+	up_write(&s->active_lock);
+	/*
+	 * The directory goes under the lock, so that a ctr of a new table of this md (a
+	 * load racing the clear of the last inactive table) cannot find the name still
+	 * taken. kobject_put -> kobject_del drains the files' operations in progress; they
+	 * hold only the rwsem (and find `active` NULL), never dmr_sysfs_lock.
+	 */
+	mutex_lock(&dmr_sysfs_lock);
+	last = --s->refs == 0;
+	if (last) {
+		list_del(&s->node);
+		kobject_put(&s->kobj);
+	}
+	mutex_unlock(&dmr_sysfs_lock);
 }

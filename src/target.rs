@@ -93,9 +93,19 @@ impl kernel::Module for DmRemap {
             ..Default::default()
         };
         let tt = KBox::new(UnsafeCell::new(tt), GFP_KERNEL)?;
+        // /sys/kernel/dm_remap before the target type: a ctr creates a directory in it.
+        // SAFETY: stores the two functions the shim calls from sysfs and creates the
+        // root directory; undone by `dmr_sysfs_exit` in `drop` (or below).
+        kernel::error::to_result(unsafe {
+            b::dmr_sysfs_init(Some(crate::sysfs::show), Some(crate::sysfs::store))
+        })?;
         // SAFETY: `tt` is a fully initialised target_type in a heap allocation that
         // stays at the same address until `drop` unregisters it.
-        kernel::error::to_result(unsafe { b::dm_register_target(tt.get()) })?;
+        if let Err(e) = kernel::error::to_result(unsafe { b::dm_register_target(tt.get()) }) {
+            // SAFETY: no target exists: the type was never registered.
+            unsafe { b::dmr_sysfs_exit() };
+            return Err(e);
+        }
         dminfo!(
             "version {}.{}.{} loaded",
             VERSION[0],
@@ -111,6 +121,8 @@ impl Drop for DmRemap {
         // SAFETY: registered in `init`; dm core holds a module reference while any
         // table uses the target, so no target instance exists any more.
         unsafe { b::dm_unregister_target(self.tt.get()) };
+        // SAFETY: made in `init`; no target (and so no directory in it) is left.
+        unsafe { b::dmr_sysfs_exit() };
     }
 }
 
@@ -250,6 +262,9 @@ pub(crate) struct Remap {
     pub(crate) sampler: crate::sampler::Sampler,
     /// Spare I/O errors per spare (`spare_stats`; the pool's total is in `stats`).
     pub(crate) spare_errs: [AtomicU64; MAX_SPARES],
+    /// This target's reference to its md's sysfs directory (`dmr_sysfs_get`), taken as
+    /// the constructor's last step; null before.
+    sysfs: *mut core::ffi::c_void,
 }
 
 // SAFETY: the raw pointers are dm core and C shim objects that are safe to use from
@@ -629,6 +644,12 @@ impl Remap {
 
 impl Drop for Remap {
     fn drop(&mut self) {
+        if !self.sysfs.is_null() {
+            // First: waits for a read or write of the sysfs files in progress on this
+            // target and makes the files stop using it, before anything they read goes.
+            // SAFETY: taken by this target's constructor, dropped once, here.
+            unsafe { b::dmr_sysfs_put(self.sysfs, (self as *mut Remap).cast()) };
+        }
         // The sampler reads the scan's figures; the scan's steps use the worker, the
         // dm-io client and the devices. (The sampler's histogram, which `end_io`
         // uses, is freed after the worker, when the fields drop.)
@@ -1108,6 +1129,7 @@ unsafe fn ctr_finish(
         scan,
         sampler,
         spare_errs: Default::default(),
+        sysfs: core::ptr::null_mut(),
     };
     let mut state = match KBox::new(state, GFP_KERNEL) {
         Ok(s) => s,
@@ -1156,6 +1178,14 @@ unsafe fn ctr_finish(
         }
         // SAFETY: `ti` is valid per this function's contract.
         Err(_) => return unsafe { ctr_fail(ti, c"Cannot allocate remap table", ENOMEM) },
+    }
+    // The last step that can fail: /sys/block/dm-N/remap/ (shared with the md's other
+    // table, if one is loaded or live; the files show this target from its resume).
+    // SAFETY: `ti` is valid per this function's contract.
+    state.sysfs = unsafe { b::dmr_sysfs_get(ti) };
+    if state.sysfs.is_null() {
+        // SAFETY: `ti` is valid per this function's contract.
+        return unsafe { ctr_fail(ti, c"Cannot create the sysfs directory", ENOMEM) };
     }
     let flush_bios = 1 + state.nspares as c_uint;
     // SAFETY: `ti` is valid; dm core reads these after `ctr` returns.
@@ -1208,6 +1238,10 @@ unsafe extern "C" fn remap_resume(ti: *mut b::dm_target) {
     let t = unsafe { state(ti) };
     t.scan_resume();
     t.sampler_start();
+    // The sysfs files show the resumed table from now on.
+    // SAFETY: `sysfs` was taken by the constructor and is dropped only by `dtr`, which
+    // dm core does not run concurrently with `resume`; `private` is this target.
+    unsafe { b::dmr_sysfs_activate(t.sysfs, (*ti).private) };
 }
 
 /// # Safety

@@ -6,7 +6,7 @@
 # (clear_failed), and goes. With --http it serves the metrics on a loopback address:
 # a scrape passes promtool and follows the target's figures.
 . "$(dirname "$0")/lib.sh"
-need dmsetup losetup dd python3 timeout promtool
+need dmsetup losetup dd python3 timeout promtool lsblk
 ktap_plan 14
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
@@ -60,7 +60,7 @@ ktap_check "--http: /metrics passes promtool and shows the remap (1 block)" scra
 spare_series() {
   local m l
   m=$(scrape) || return 1
-  l="target=\"$n\",device=\"dm-$(dmsetup info -c --noheadings -o minor "$n" | tr -d ' ')\",spare=\"0\",spare_device=\"$(lsblk -dno MAJ:MIN "$spare" | tr -d ' ')\""
+  l="target=\"$n\",device=\"dm-$(dmsetup info -c --noheadings -o minor "$n" | tr -d ' ')\",spare_index=\"0\",spare_device=\"$(lsblk -dno MAJ:MIN "$spare" | tr -d ' ')\""
   grep -qx "dmremap_spare_device_used_blocks{$l} 1" <<<"$m" &&
     grep -qx "dmremap_spare_device_state{$l,state=\"active\"} 1" <<<"$m" &&
     grep -qx "dmremap_spare_device_state{$l,state=\"failed\"} 0" <<<"$m" &&

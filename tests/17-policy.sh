@@ -73,7 +73,7 @@ ktap_check "the program rule ran once, when remapped reached 10 (not at every la
 # More remaps: spare use is under half now, so no second spare-add. The last one
 # makes 75 remapped blocks: the proactive-off and mail rules act.
 for b in $(seq 100 109); do dmsetup message "$n" 0 remap "$b" >/dev/null || fail "remap $b"; done
-for _ in $(seq 40); do [ -s "$WORK/mail.msg" ] && dmsetup table "$n" | grep -q 'proactive_remap off' && break; sleep 0.5; done
+for _ in $(seq 40); do grep -q "mailed root" "$WORK/mon.log" && dmsetup table "$n" | grep -q 'proactive_remap off' && break; sleep 0.5; done
 ktap_check "with the pool grown the rule does not act again (still 2 spares)" test "$(spares)" = 2
 ktap_check "at 75 remapped the proactive-off rule reloaded the table with proactive_remap off" \
   bash -c "dmsetup table $n | grep -q ' proactive_remap off ' &&

@@ -31,7 +31,7 @@ def check(desc, ok, why=""):
 def wait_file(p, secs):
     end = time.monotonic() + secs
     while time.monotonic() < end:
-        if p.exists() and p.stat().st_size >= 0:
+        if p.exists():
             return True
         if (d / "vm-exited").exists():
             return False
@@ -55,7 +55,9 @@ def events(p):
     return p.eval("[...document.querySelectorAll('#events li')].map(e => e.textContent)") or []
 
 
-profile = tempfile.mkdtemp(prefix="dmr-chromium-")
+# The profile (it ends up holding the page and its token) and the forged page live
+# under out/live/, which the wrapper removes at exit.
+profile = tempfile.mkdtemp(prefix="chromium-", dir=d)
 b = Browser(profile)
 try:
     p = b.new_page()

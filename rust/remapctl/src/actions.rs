@@ -10,8 +10,11 @@
 //!   or with another, gets 403 — another site can make the browser send a form, but
 //!   cannot read the page to learn the token (the same-origin policy, and the server's
 //!   refusal of a non-loopback `Host`: DNS rebinding);
-//! - an `Origin` header, when the browser sends one, must name a loopback host, and
-//!   `Sec-Fetch-Site`, when sent, must be `same-origin` or `none`;
+//! - the request names its `Host`; an `Origin` header, when the browser sends one, must
+//!   be this very server (`http://` and the same host and port), and `Sec-Fetch-Site`,
+//!   when sent, must be `same-origin` or `none`;
+//! - the pages carry headers that forbid framing them (`X-Frame-Options: DENY`, CSP
+//!   `frame-ancestors 'none'`): a framed page's forms would carry the token;
 //! - the body is `application/x-www-form-urlencoded`, at most 4 KiB.
 //!
 //! What is done, or refused and why, goes to the monitor's log (the journal) and the
@@ -53,6 +56,9 @@ fn decode(s: &str) -> Option<String> {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = b.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
                 let hex = std::str::from_utf8(hex).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 2;
@@ -101,6 +107,8 @@ pub type Refusal = (&'static str, String);
 /// The headers that matter to an action.
 #[derive(Debug, Default)]
 pub struct Headers {
+    /// `Host`, if sent.
+    pub host: Option<String>,
     /// `Origin`, if sent.
     pub origin: Option<String>,
     /// `Sec-Fetch-Site`, if sent.
@@ -113,11 +121,14 @@ pub struct Headers {
 pub fn check(h: &Headers, body: &str, token: &str) -> Result<Request, Refusal> {
     const FORBIDDEN: &str = "403 Forbidden";
     const BAD: &str = "400 Bad Request";
+    // The request must name this server (a loopback Host is checked before), and a
+    // browser's Origin must be this very server: the same host and port.
+    let Some(host) = h.host.as_deref().filter(|v| crate::http::host_ok(v)) else {
+        return Err(("400 Bad Request", "no Host header".into()));
+    };
     if let Some(o) = &h.origin {
-        let host = o
-            .strip_prefix("http://")
-            .or_else(|| o.strip_prefix("https://"));
-        if !host.is_some_and(crate::http::host_ok) {
+        let from = o.strip_prefix("http://");
+        if !from.is_some_and(|f| f.eq_ignore_ascii_case(host)) {
             return Err((FORBIDDEN, format!("a request from origin {o:?} is refused")));
         }
     }
@@ -216,6 +227,7 @@ mod tests {
 
     fn form() -> Headers {
         Headers {
+            host: Some("127.0.0.1:9577".into()),
             origin: Some("http://127.0.0.1:9577".into()),
             fetch_site: Some("same-origin".into()),
             content_type: Some("application/x-www-form-urlencoded".into()),
@@ -248,6 +260,7 @@ mod tests {
         assert_eq!(parse_form("a=%2"), None);
         assert_eq!(parse_form("a=%zz"), None);
         assert_eq!(parse_form("a=%ff"), None, "not UTF-8");
+        assert_eq!(parse_form("a=%+a"), None, "two hex digits");
     }
 
     #[test]
@@ -262,6 +275,7 @@ mod tests {
         );
         // A browser that sends neither header (an older one) still needs the token.
         let bare = Headers {
+            host: Some("localhost:9577".into()),
             content_type: Some("application/x-www-form-urlencoded; charset=UTF-8".into()),
             ..Headers::default()
         };
@@ -291,6 +305,12 @@ mod tests {
         assert_eq!(refused(&h, &ok).0, "403 Forbidden");
         h.origin = Some("null".into());
         assert_eq!(refused(&h, &ok).0, "403 Forbidden");
+        // Another loopback server (a development server on another port).
+        h.origin = Some("http://127.0.0.1:3000".into());
+        assert_eq!(refused(&h, &ok).0, "403 Forbidden");
+        let mut h = form();
+        h.host = None;
+        assert_eq!(refused(&h, &ok), ("400 Bad Request", "no Host header".into()));
         let mut h = form();
         h.fetch_site = Some("cross-site".into());
         assert!(refused(&h, &ok).1.contains("cross-site"));

@@ -306,6 +306,9 @@ pub fn spare_add(a: SpareAddArgs) -> ExitCode {
 /// What `remapctl spare-add` does, its outcome in words (the new table line for a dry
 /// run); `remapctl monitor --policy` uses it too.
 pub fn spare_add_to(a: &SpareAddArgs) -> Result<String, String> {
+    // One table change at a time in this process: the dashboard's threads and the
+    // policy could otherwise each read a table and load their change over the other's.
+    let _one = RELOAD.lock().unwrap_or_else(|e| e.into_inner());
     {
         let dm = Dm::open()?;
         let Some(t) = dm.target(&a.name)? else {
@@ -405,6 +408,11 @@ pub fn spare_add_to(a: &SpareAddArgs) -> Result<String, String> {
     }
 }
 
+/// Held across the read, the reload and the check of a table change made by this
+/// process (a spare added, proactive remapping switched): the monitor's dashboard and
+/// its policy act from different threads.
+static RELOAD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Target `t`'s table parameters as the kernel prints them (what a reload compares).
 fn params_of(t: &Target) -> String {
     format!(
@@ -420,6 +428,7 @@ fn params_of(t: &Target) -> String {
 /// `proactive_remap`, by a reload of the same line with that option changed); the
 /// outcome in words. `remapctl monitor --policy` uses it.
 pub fn set_proactive(name: &str, on: bool) -> Result<String, String> {
+    let _one = RELOAD.lock().unwrap_or_else(|e| e.into_inner());
     let word = if on { "on" } else { "off" };
     let dm = Dm::open()?;
     let Some(t) = dm.target(name)? else {

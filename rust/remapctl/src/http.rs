@@ -70,10 +70,15 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 
 const LIMIT: u64 = 8192;
 
+/// Headers every answer carries: no page of another site may frame the dashboard
+/// (a framed page's forms would carry the token: clickjacking), its forms post only to
+/// it, and nothing is cached or sniffed.
+pub const SAFE_HEADERS: &str = "X-Frame-Options: DENY\r\nContent-Security-Policy: frame-ancestors 'none'; form-action 'self'\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n";
+
 fn respond(s: &mut TcpStream, status: &str, ctype: &str, body: &str, head: bool) {
     let _ = write!(
         s,
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n{SAFE_HEADERS}Connection: close\r\n\r\n",
         body.len()
     );
     if !head {
@@ -168,6 +173,27 @@ fn body_by(
     String::from_utf8(body).ok()
 }
 
+/// Whether a refused action may be logged now (at most one line per 10 s): `Some` with
+/// the number of refusals not logged since the last line.
+fn refusal_log_due() -> Option<u64> {
+    use std::sync::Mutex;
+    use std::time::Instant;
+    static LAST: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
+    let mut g = LAST.lock().ok()?;
+    let now = Instant::now();
+    match g.0 {
+        Some(t) if now.duration_since(t) < std::time::Duration::from_secs(10) => {
+            g.1 += 1;
+            None
+        }
+        _ => {
+            let more = g.1;
+            *g = (Some(now), 0);
+            Some(more)
+        }
+    }
+}
+
 /// A dashboard action (`POST /action`, crate::actions): checked against the token,
 /// carried out, logged; the browser is sent back to the page.
 fn act(
@@ -200,12 +226,27 @@ fn act(
         }
         Some(n) => n,
     };
+    // The headers had their own 8 KiB; the body gets its length (part of it may be in
+    // the reader's buffer already).
+    let buffered = r.buffer().len();
+    r.get_mut().set_limit(n.saturating_sub(buffered) as u64);
     let Some(body) = body_by(r, n, deadline) else {
         return;
     };
     match crate::actions::check(h, &body, token) {
         Err((status, why)) => {
-            crate::monitor::log(&format!("dashboard: action refused ({status}): {why}"));
+            // Anyone's page can send these: at most one log line per 10 s, so they can
+            // neither fill the journal nor push the real events off the page.
+            if let Some(more) = refusal_log_due() {
+                let more = if more > 0 {
+                    format!(" ({more} more refused before it)")
+                } else {
+                    String::new()
+                };
+                crate::monitor::log(&format!(
+                    "dashboard: action refused ({status}): {why}{more}"
+                ));
+            }
             respond(s, status, text, &format!("{why}\n"), false);
         }
         Ok(req) => {
@@ -216,7 +257,7 @@ fn act(
             let body = format!("{done}\n");
             let _ = write!(
                 s,
-                "HTTP/1.1 303 See Other\r\nLocation: /\r\nContent-Type: {text}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 303 See Other\r\nLocation: /\r\nContent-Type: {text}\r\nContent-Length: {}\r\n{SAFE_HEADERS}Connection: close\r\n\r\n{body}",
                 body.len()
             );
         }
@@ -236,6 +277,9 @@ fn serve_one(mut s: TcpStream, token: Option<&str>) {
     let mut host_good = true;
     let mut h = crate::actions::Headers::default();
     let mut length = None;
+    // Framing this server does not do, or lengths that disagree: refused (a proxy in
+    // front might read them otherwise: request smuggling).
+    let mut bad_framing = false;
     loop {
         let Some(hl) = line_by(&mut r, deadline) else {
             return;
@@ -254,10 +298,28 @@ fn serve_one(mut s: TcpStream, token: Option<&str>) {
             } else if k.eq_ignore_ascii_case("content-type") {
                 h.content_type = Some(v.to_string());
             } else if k.eq_ignore_ascii_case("content-length") {
-                // Unparsable counts as too large.
+                if length.is_some() || v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
+                    bad_framing = true;
+                }
+                // Too many digits counts as too large.
                 length = Some(v.parse().unwrap_or(usize::MAX));
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                bad_framing = true;
+            }
+            if k.eq_ignore_ascii_case("host") {
+                h.host = Some(v.to_string());
             }
         }
+    }
+    if bad_framing {
+        respond(
+            &mut s,
+            "400 Bad Request",
+            "text/plain; charset=utf-8",
+            "no Transfer-Encoding; one Content-Length of digits\n",
+            false,
+        );
+        return;
     }
     if !host_good {
         respond(
@@ -322,15 +384,20 @@ fn serve(l: TcpListener, token: Option<std::sync::Arc<str>>) {
             busy.fetch_sub(1, Ordering::AcqRel);
             continue; // dropped: closed
         }
-        let b = Arc::clone(&busy);
-        let token = token.clone();
-        let spawned = std::thread::Builder::new().spawn(move || {
-            serve_one(s, token.as_deref());
-            b.fetch_sub(1, Ordering::AcqRel);
-        });
-        if spawned.is_err() {
-            busy.fetch_sub(1, Ordering::AcqRel);
+        /// Gives the slot back when the connection's thread ends, even by a panic.
+        struct Slot(Arc<AtomicUsize>);
+        impl Drop for Slot {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
         }
+        let slot = Slot(Arc::clone(&busy));
+        let token = token.clone();
+        // A thread that cannot start drops its closure, and with it the slot.
+        let _ = std::thread::Builder::new().spawn(move || {
+            let _slot = slot;
+            serve_one(s, token.as_deref());
+        });
     }
 }
 
@@ -438,6 +505,33 @@ mod tests {
             a.starts_with("HTTP/1.1 400") && a.contains("unknown action"),
             "{a}"
         );
+        // Every answer forbids framing (clickjacking of the forms).
+        assert!(
+            a.contains("X-Frame-Options: DENY\r\n")
+                && a.contains("frame-ancestors 'none'")
+                && a.contains("Cache-Control: no-store"),
+            "{a}"
+        );
+        // Framing it does not do, or lengths that disagree.
+        let body = "target=x&do=nothing&token=secret";
+        for extra in [
+            "Transfer-Encoding: chunked\r\n".to_string(),
+            format!("Content-Length: {}\r\n", body.len()),
+        ] {
+            let req = post(body).replacen("\r\n\r\n", &format!("\r\n{extra}\r\n"), 1);
+            let a = ask(on, req);
+            assert!(a.starts_with("HTTP/1.1 400"), "{extra}: {a}");
+        }
+        let a = ask(on, post(body).replace(&format!("Length: {}", body.len()), "Length: +32"));
+        assert!(a.starts_with("HTTP/1.1 400"), "{a}");
+        // Large headers (cookies) do not eat into the body's allowance.
+        let req = post(body).replacen(
+            "\r\n\r\n",
+            &format!("\r\nCookie: {}\r\n\r\n", "c".repeat(7000)),
+            1,
+        );
+        let a = ask(on, req);
+        assert!(a.starts_with("HTTP/1.1 400") && a.contains("unknown action"), "{a}");
     }
 
     /// A real connection: a 404 (also to HEAD, without a body), a 405 and an oversized

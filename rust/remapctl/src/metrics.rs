@@ -278,8 +278,7 @@ pub fn render(targets: &[Target], spares: &[Vec<SpareStat>]) -> Result<String, S
         "The target's devices and setup (value 1)",
         info,
     );
-    // Per spare: node_md's per-disk figures, labelled by the spare's place in the pool
-    // and its device number.
+    // Per spare, labelled by the spare's place in the pool and its device number.
     let spare_gauges: [Def2<i64>; 3] = [
         ("spare_device_blocks", "Data blocks on this spare", |s| {
             s.blocks as i64
@@ -299,7 +298,7 @@ pub fn render(targets: &[Target], spares: &[Vec<SpareStat>]) -> Result<String, S
         targets.iter().enumerate().flat_map(|(i, t)| {
             spares.get(i).into_iter().flatten().map(move |s| {
                 let mut l = labels(t);
-                l.push(("spare".into(), s.index.to_string()));
+                l.push(("spare_index".into(), s.index.to_string()));
                 l.push(("spare_device".into(), esc(&s.dev)));
                 (l, s)
             })
@@ -388,13 +387,13 @@ mod tests {
         let text = to_prometheus_text(&render(&[target("safe0", false)], &spares()).unwrap());
         let l = "target=\"safe0\",device=\"dm-3\"";
         for line in [
-            format!("dmremap_spare_device_blocks{{{l},spare=\"0\",spare_device=\"7:1\"}} 2937"),
-            format!("dmremap_spare_device_used_blocks{{{l},spare=\"0\",spare_device=\"7:1\"}} 7"),
-            format!("dmremap_spare_device_free_blocks{{{l},spare=\"1\",spare_device=\"7:2\"}} 1000"),
-            format!("dmremap_spare_device_errors_total{{{l},spare=\"1\",spare_device=\"7:2\"}} 3"),
-            format!("dmremap_spare_device_state{{{l},spare=\"0\",spare_device=\"7:1\",state=\"active\"}} 1"),
-            format!("dmremap_spare_device_state{{{l},spare=\"0\",spare_device=\"7:1\",state=\"failed\"}} 0"),
-            format!("dmremap_spare_device_state{{{l},spare=\"1\",spare_device=\"7:2\",state=\"failed\"}} 1"),
+            format!("dmremap_spare_device_blocks{{{l},spare_index=\"0\",spare_device=\"7:1\"}} 2937"),
+            format!("dmremap_spare_device_used_blocks{{{l},spare_index=\"0\",spare_device=\"7:1\"}} 7"),
+            format!("dmremap_spare_device_free_blocks{{{l},spare_index=\"1\",spare_device=\"7:2\"}} 1000"),
+            format!("dmremap_spare_device_errors_total{{{l},spare_index=\"1\",spare_device=\"7:2\"}} 3"),
+            format!("dmremap_spare_device_state{{{l},spare_index=\"0\",spare_device=\"7:1\",state=\"active\"}} 1"),
+            format!("dmremap_spare_device_state{{{l},spare_index=\"0\",spare_device=\"7:1\",state=\"failed\"}} 0"),
+            format!("dmremap_spare_device_state{{{l},spare_index=\"1\",spare_device=\"7:2\",state=\"failed\"}} 1"),
             "# TYPE dmremap_spare_device_errors_total counter".to_string(),
         ] {
             assert!(text.lines().any(|x| x == line), "no line {line:?} in\n{text}");

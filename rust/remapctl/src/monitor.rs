@@ -123,10 +123,17 @@ pub(crate) fn run_fed(
     input: &[u8],
     name: &str,
 ) -> std::io::Result<std::process::ExitStatus> {
-    let mut child = c.stdin(Stdio::piped()).spawn()?;
+    use std::os::unix::process::CommandExt;
+    // Its own process group, so that a kill reaches what it started too.
+    let mut child = c.stdin(Stdio::piped()).process_group(0).spawn()?;
+    // The input from a thread of its own: a program that does not read it must not hold
+    // the monitor once the pipe is full.
     if let Some(mut stdin) = child.stdin.take() {
-        // A program that does not read its input is not an error.
-        let _ = stdin.write_all(input);
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            // A program that does not read its input is not an error.
+            let _ = stdin.write_all(&input);
+        });
     }
     let start = std::time::Instant::now();
     loop {
@@ -134,6 +141,10 @@ pub(crate) fn run_fed(
             return Ok(st);
         }
         if start.elapsed() > HOOK_TIMEOUT {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                // SAFETY: a plain kill(2) of the group this monitor started.
+                unsafe { libc::kill(-pid, libc::SIGKILL) };
+            }
             let _ = child.kill();
             log(&format!(
                 "{name}: {} killed after {} s",

@@ -459,10 +459,14 @@ pub fn act(dm: &Dm, r: &Rule, t: &Target, run: &dyn Fn(&Path, &Target) -> String
 pub fn mail_message(r: &Rule, t: &Target, to: &[String]) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     // Header values come from a name the kernel accepted and a rule the parser
-    // accepted; no line break gets into the header either way.
-    let one_line = |s: &str| s.replace(['\r', '\n'], " ");
+    // accepted: one line each, and ASCII (the body has the names as they are).
+    let one_line = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+            .collect::<String>()
+    };
     format!(
-        "To: {}\nSubject: dm-remap on {}: {}: {}\nContent-Type: text/plain; charset=utf-8\n\n\
+        "To: {}\nSubject: dm-remap on {}: {}: {}\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nAuto-Submitted: auto-generated\n\n\
          Policy rule {} (line {}) holds for {}: {}.\n\n\
          {}: {}; alert level {}, health score {}.\n\n\
          remapctl status {} --json:\n{}\n",
@@ -568,7 +572,19 @@ to = ["root", "storage@example.com"]
             "{}",
             lines[1]
         );
-        assert_eq!(lines.len(), 3, "{head}");
+        assert_eq!(
+            &lines[2..],
+            [
+                "MIME-Version: 1.0",
+                "Content-Type: text/plain; charset=utf-8",
+                "Auto-Submitted: auto-generated"
+            ],
+            "{head}"
+        );
+        let odd = target("a\u{e9}\nb", 50, 950, "warning", "-");
+        let m = mail_message(&r[4], &odd, &["root".into()]);
+        let subject = m.lines().nth(1).unwrap();
+        assert!(subject.ends_with(": a??b: alert_level >= warning"), "{subject}");
         assert!(
             body.starts_with("Policy rule 5 (line 22) holds for safe0: alert_level >= warning."),
             "{body}"
