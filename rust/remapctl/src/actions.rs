@@ -310,7 +310,10 @@ mod tests {
         assert_eq!(refused(&h, &ok).0, "403 Forbidden");
         let mut h = form();
         h.host = None;
-        assert_eq!(refused(&h, &ok), ("400 Bad Request", "no Host header".into()));
+        assert_eq!(
+            refused(&h, &ok),
+            ("400 Bad Request", "no Host header".into())
+        );
         let mut h = form();
         h.fetch_site = Some("cross-site".into());
         assert!(refused(&h, &ok).1.contains("cross-site"));

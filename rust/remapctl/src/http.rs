@@ -522,7 +522,10 @@ mod tests {
             let a = ask(on, req);
             assert!(a.starts_with("HTTP/1.1 400"), "{extra}: {a}");
         }
-        let a = ask(on, post(body).replace(&format!("Length: {}", body.len()), "Length: +32"));
+        let a = ask(
+            on,
+            post(body).replace(&format!("Length: {}", body.len()), "Length: +32"),
+        );
         assert!(a.starts_with("HTTP/1.1 400"), "{a}");
         // Large headers (cookies) do not eat into the body's allowance.
         let req = post(body).replacen(
@@ -531,7 +534,10 @@ mod tests {
             1,
         );
         let a = ask(on, req);
-        assert!(a.starts_with("HTTP/1.1 400") && a.contains("unknown action"), "{a}");
+        assert!(
+            a.starts_with("HTTP/1.1 400") && a.contains("unknown action"),
+            "{a}"
+        );
     }
 
     /// A real connection: a 404 (also to HEAD, without a body), a 405 and an oversized

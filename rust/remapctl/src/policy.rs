@@ -462,7 +462,13 @@ pub fn mail_message(r: &Rule, t: &Target, to: &[String]) -> String {
     // accepted: one line each, and ASCII (the body has the names as they are).
     let one_line = |s: &str| {
         s.chars()
-            .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+            .map(|c| {
+                if c.is_ascii() && !c.is_ascii_control() {
+                    c
+                } else {
+                    '?'
+                }
+            })
             .collect::<String>()
     };
     format!(
@@ -584,7 +590,10 @@ to = ["root", "storage@example.com"]
         let odd = target("a\u{e9}\nb", 50, 950, "warning", "-");
         let m = mail_message(&r[4], &odd, &["root".into()]);
         let subject = m.lines().nth(1).unwrap();
-        assert!(subject.ends_with(": a??b: alert_level >= warning"), "{subject}");
+        assert!(
+            subject.ends_with(": a??b: alert_level >= warning"),
+            "{subject}"
+        );
         assert!(
             body.starts_with("Policy rule 5 (line 22) holds for safe0: alert_level >= warning."),
             "{body}"
