@@ -713,8 +713,9 @@ unsigned int dmr_param_scan_interval_s(void)
  * sysfs (include/dm_remap.h). One entry per mapped device, found by md on dmr_sysfs_list.
  *
  * Lifetimes: the entry is a kobject, child of /sys/kernel/dm_remap; the list
- * and each entry's refs are under dmr_sysfs_lock (ctr and dtr only; never held while a
- * file is read). `active` is the target whose figures the files show, under the entry's
+ * and each entry's refs are under dmr_sysfs_lock (taken by ctr and dtr only; no file
+ * operation takes it, though removing a directory under it waits for the operations
+ * in progress on that directory). `active` is the target whose figures the files show, under the entry's
  * rwsem: a read or write of a file holds it for reading while it calls into the target,
  * and dtr takes it for writing to clear `active`, so a target is never used after its
  * dtr has started. dtr drops its reference after releasing the rwsem; the last
@@ -754,7 +755,11 @@ int dmr_sysfs_init(dmr_sysfs_show_fn show, dmr_sysfs_store_fn store)
 
 void dmr_sysfs_exit(void)
 {
-	/* Every target is gone (dm holds a module reference while one exists). */
+	/*
+	 * Every target is gone (dm holds a module reference while one exists). With
+	 * CONFIG_DEBUG_KOBJECT_RELEASE a release may still run later, after the module
+	 * is gone: the usual limitation of that debug option.
+	 */
 	kobject_put(dmr_sysfs_root);
 	dmr_sysfs_root = NULL;
 }
@@ -829,8 +834,10 @@ static ssize_t dmr_sysfs_name_show(struct kobject *kobj, struct kobj_attribute *
 	char name[DM_NAME_LEN];
 
 	/*
-	 * The md outlives every table of it, so as long as this entry has a reference;
-	 * dm-ioctl's hash lock is held only briefly and never around a table's dtr.
+	 * The md outlives every table of it, so as long as this entry has a reference
+	 * (the last dtr's kobject_del waits for this read); dm-ioctl's
+	 * dm_hash_cells_mutex, which this takes, is held only briefly and never around a
+	 * table's dtr.
 	 */
 	if (dm_copy_name_and_uuid(s->md, name, NULL))
 		return -ENODEV;
@@ -936,22 +943,34 @@ void dmr_sysfs_activate(void *h, void *target)
 void dmr_sysfs_put(void *h, void *target)
 {
 	struct dmr_sysfs *s = h;
-	bool last;
+	bool mine, last;
 
-	down_write(&s->active_lock);
-	if (s->active == target)
+	/*
+	 * Only a dtr of the active target needs the rwsem for writing (to wait for the
+	 * files' operations on it). `active` becomes this target only in its own resume,
+	 * which dm core never runs concurrently with (or after) its dtr.
+	 */
+	down_read(&s->active_lock);
+	mine = s->active == target;
+	up_read(&s->active_lock);
+	if (mine) {
+		down_write(&s->active_lock);
 		s->active = NULL;
-	up_write(&s->active_lock);
+		up_write(&s->active_lock);
+	}
 	/*
 	 * The directory goes under the lock, so that a ctr of a new table of this md (a
 	 * load racing the clear of the last inactive table) cannot find the name still
-	 * taken. kobject_put -> kobject_del drains the files' operations in progress; they
-	 * hold only the rwsem (and find `active` NULL), never dmr_sysfs_lock.
+	 * taken: kobject_del removes it now (kobject_put alone may delay that, with
+	 * CONFIG_DEBUG_KOBJECT_RELEASE), draining the files' operations in progress; they
+	 * hold only the rwsem (and find `active` NULL), never dmr_sysfs_lock, and the
+	 * `name` file reads the md, which is alive until every table's dtr has returned.
 	 */
 	mutex_lock(&dmr_sysfs_lock);
 	last = --s->refs == 0;
 	if (last) {
 		list_del(&s->node);
+		kobject_del(&s->kobj);
 		kobject_put(&s->kobj);
 	}
 	mutex_unlock(&dmr_sysfs_lock);

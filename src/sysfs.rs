@@ -9,7 +9,8 @@
 //! status` prints, made by the same code, so the two never disagree); the id is the
 //! field's place. The knobs:
 //! - `scan/action`: reads the scan's state; `start` or `stop` as the `scan` message does
-//!   (EROFS on a read-only table, EBUSY while suspended or before the first resume);
+//!   (EROFS on a read-only table, EBUSY while suspended; before the first resume no
+//!   table is active and every file gives ENODEV);
 //! - `scan/rate_max_kibs`: the scan's rate while the target is idle, in KiB/s,
 //!   `MIN_SCAN_RATE_KIBS..=MAX_SCAN_RATE_KIBS`; it lasts while the table is live (the
 //!   table line keeps the rate it was loaded with).

@@ -1179,7 +1179,7 @@ unsafe fn ctr_finish(
         // SAFETY: `ti` is valid per this function's contract.
         Err(_) => return unsafe { ctr_fail(ti, c"Cannot allocate remap table", ENOMEM) },
     }
-    // The last step that can fail: /sys/block/dm-N/remap/ (shared with the md's other
+    // The last step that can fail: /sys/kernel/dm_remap/dm-N/ (shared with the md's other
     // table, if one is loaded or live; the files show this target from its resume).
     // SAFETY: `ti` is valid per this function's contract.
     state.sysfs = unsafe { b::dmr_sysfs_get(ti) };
@@ -1236,12 +1236,15 @@ unsafe extern "C" fn remap_presuspend_undo(ti: *mut b::dm_target) {
 unsafe extern "C" fn remap_resume(ti: *mut b::dm_target) {
     // SAFETY: dm core calls this only for a constructed target.
     let t = unsafe { state(ti) };
-    t.scan_resume();
-    t.sampler_start();
-    // The sysfs files show the resumed table from now on.
+    // The sysfs files show the resumed table from now on. First, while the scan of
+    // this table is not running yet: a write of scan/action in progress (which holds
+    // the directory's rwsem for reading) finishes without waiting for a scan step,
+    // so this wait is short while I/O is still held back.
     // SAFETY: `sysfs` was taken by the constructor and is dropped only by `dtr`, which
     // dm core does not run concurrently with `resume`; `private` is this target.
     unsafe { b::dmr_sysfs_activate(t.sysfs, (*ti).private) };
+    t.scan_resume();
+    t.sampler_start();
 }
 
 /// # Safety
