@@ -3,7 +3,8 @@
 through the DevTools protocol (cdp.py), loads the dashboard the monitor in the VM serves
 (QEMU forwards 127.0.0.1:PORT to it), checks what it shows, has the guest remap one more
 block and sees the page follow, uses the page's forms (start the scan, add a spare), and
-shows that a form on another page cannot act even with the token. KTAP lines; exit 1
+shows that a form on another page (a file, another port) cannot act even with the
+token. KTAP lines; exit 1
 when a check fails."""
 import json, os, pathlib, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(__file__))
@@ -13,7 +14,7 @@ d, port = pathlib.Path(sys.argv[1]), int(sys.argv[2])
 here = pathlib.Path(__file__).resolve().parent
 root = here.parent.parent
 base = f"http://127.0.0.1:{port}/"
-n_checks, failed = 8, 0
+n_checks, failed = 9, 0
 print(f"1..{n_checks}", flush=True)
 k = 0
 
@@ -101,6 +102,21 @@ try:
     body = p.eval("document.body.innerText")
     check("a form on another page is refused (403), the token alone does not act",
           'origin "null" is refused' in body, body)
+    # And a page of another server on this host (another port: what an origin check
+    # by host name alone would let through).
+    import functools, http.server, threading
+    srv = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0),
+        functools.partial(http.server.SimpleHTTPRequestHandler, directory=profile))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    other = f"http://127.0.0.1:{srv.server_address[1]}"
+    p.go(f"{other}/forged.html")
+    if p.eval("location.href").startswith(other):
+        p.b.wait_event("Page.loadEventFired", p.s, 60)
+    body = p.eval("document.body.innerText")
+    srv.shutdown()
+    check("a form served by another port of 127.0.0.1 is refused (403) too",
+          f'origin "{other}" is refused' in body, body)
     p.go(base)
     ev = events(p)
     check("the refusal is in the events, and no scan stop was done",

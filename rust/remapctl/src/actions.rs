@@ -185,6 +185,24 @@ pub fn check(h: &Headers, body: &str, token: &str) -> Result<Request, Refusal> {
     })
 }
 
+/// The device a form names, as its path resolves: a link anyone may make (in
+/// /dev/shm) must not lead elsewhere, and the log names the real device. (That it is a
+/// blank block device nobody uses is `remapctl spare-add`'s check.)
+pub fn resolve(d: &std::path::Path) -> Result<PathBuf, String> {
+    let real = std::fs::canonicalize(d).map_err(|e| format!("{}: {e}", d.display()))?;
+    let shared = ["/dev/shm", "/dev/mqueue", "/dev/fd", "/dev/pts"]
+        .iter()
+        .any(|p| real.starts_with(p));
+    if !real.starts_with("/dev") || real == std::path::Path::new("/dev") || shared {
+        return Err(format!(
+            "{} resolves to {}, not a device node under /dev",
+            d.display(),
+            real.display()
+        ));
+    }
+    Ok(real)
+}
+
 /// Carries out a checked request; what happened, in words (for the log).
 pub fn carry_out(dm: &Dm, r: &Request) -> String {
     let head = format!("{}: dashboard", r.target);
@@ -205,9 +223,13 @@ pub fn carry_out(dm: &Dm, r: &Request) -> String {
             }
         }
         Act::SpareAdd(d) => {
+            let real = match resolve(d) {
+                Ok(p) => p,
+                Err(e) => return format!("{head}: spare-add refused: {e}"),
+            };
             let a = crate::admin::SpareAddArgs {
                 name: r.target.clone(),
-                spare: d.clone(),
+                spare: real,
                 format_spare: false,
                 dry_run: false,
             };
@@ -244,6 +266,23 @@ mod tests {
         assert!(!same(&a, &b));
         assert!(!same(&a, &a[..63]));
         assert!(!same(&a, ""));
+    }
+
+    #[test]
+    fn a_device_path_must_resolve_under_dev() {
+        assert_eq!(resolve("/dev/null".as_ref()), Ok("/dev/null".into()));
+        let dir = std::env::temp_dir().join(format!("dmr-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("sdx");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+        let e = resolve(&link).unwrap_err();
+        assert!(
+            e.contains("resolves to /etc/passwd, not a device node"),
+            "{e}"
+        );
+        assert!(resolve("/dev/nonexistent-dmr".as_ref()).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
