@@ -10,9 +10,13 @@
 //! version, last commit result) is mirrored into atomics by the writers ([`Mirror`]).
 
 use crate::engine::{FENCED, PENDING, REMAPPED};
+use crate::remap_core::meta::MAX_SPARES;
 use crate::target::{Remap, VERSION};
 use core::fmt::Write;
-use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicI32, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 /// I/O counters, updated lock-free from `map` and `end_io`.
 #[derive(Default)]
@@ -95,6 +99,34 @@ pub(crate) struct Mirror {
     pub(crate) free: AtomicU64,
     pub(crate) version: AtomicU64,
     pub(crate) last_commit: AtomicI32,
+    /// What `spare_list` and `spare_stats` show of each spare of the pool.
+    spares: [SpareMirror; MAX_SPARES],
+    /// How many of `spares` hold a spare (stored after them: Release/Acquire).
+    nspares: AtomicUsize,
+}
+
+/// One spare as the spare messages show it.
+#[derive(Default)]
+struct SpareMirror {
+    uuid: [AtomicU64; 2],
+    sectors: AtomicU64,
+    logical_block_bytes: AtomicU32,
+    priority: AtomicU32,
+    state: AtomicU32,
+    blocks: AtomicU64,
+    used: AtomicU64,
+}
+
+/// A spare as [`Remap::spare_view`] gives it.
+pub(crate) struct SpareView {
+    pub(crate) uuid: [u8; 16],
+    pub(crate) sectors: u64,
+    pub(crate) logical_block_bytes: u32,
+    pub(crate) priority: u32,
+    /// 0 active, 1 draining, 2 failed.
+    pub(crate) state: u32,
+    pub(crate) blocks: u64,
+    pub(crate) used: u64,
 }
 
 impl Remap {
@@ -104,6 +136,55 @@ impl Remap {
         self.mirror.free.store(core.free_blocks(), Relaxed);
         self.mirror.version.store(core.version(), Relaxed);
         self.mirror.last_commit.store(core.last_commit, Relaxed);
+        let mut n = 0;
+        for (m, (sp, info)) in self
+            .mirror
+            .spares
+            .iter()
+            .zip(core.spares.iter().zip(core.infos.iter()))
+        {
+            let (a, b) = info.uuid.split_at(8);
+            let word = |h: &[u8]| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(h);
+                u64::from_le_bytes(w)
+            };
+            m.uuid[0].store(word(a), Relaxed);
+            m.uuid[1].store(word(b), Relaxed);
+            m.sectors.store(info.sectors, Relaxed);
+            m.logical_block_bytes
+                .store(info.logical_block_bytes, Relaxed);
+            m.priority.store(u32::from(info.priority), Relaxed);
+            m.state.store(u32::from(info.state), Relaxed);
+            m.blocks.store(sp.nblocks, Relaxed);
+            m.used.store(sp.used, Relaxed);
+            n += 1;
+        }
+        // After the spares' values: a reader that sees the count sees them.
+        self.mirror.nspares.store(n, Release);
+    }
+
+    /// The pool's spares as of the last change the writers mirrored, without the core
+    /// mutex (which the worker holds through slow I/O): the spare messages answer at
+    /// once. Each value is one the writers stored; values of one spare may come from
+    /// two neighbouring changes, as status's may.
+    pub(crate) fn spare_view(&self) -> impl Iterator<Item = SpareView> + '_ {
+        let n = self.mirror.nspares.load(Acquire);
+        self.mirror.spares.iter().take(n).map(|m| {
+            let mut uuid = [0u8; 16];
+            let (a, b) = uuid.split_at_mut(8);
+            a.copy_from_slice(&m.uuid[0].load(Relaxed).to_le_bytes());
+            b.copy_from_slice(&m.uuid[1].load(Relaxed).to_le_bytes());
+            SpareView {
+                uuid,
+                sectors: m.sectors.load(Relaxed),
+                logical_block_bytes: m.logical_block_bytes.load(Relaxed),
+                priority: m.priority.load(Relaxed),
+                state: m.state.load(Relaxed),
+                blocks: m.blocks.load(Relaxed),
+                used: m.used.load(Relaxed),
+            }
+        })
     }
 
     /// The INFO status line (fields documented in the admin guide).

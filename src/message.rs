@@ -178,12 +178,13 @@ impl Remap {
             Message::Alerts => self.write_alerts(out),
             Message::Samples(from) => self.write_samples(out, from),
             Message::SpareList | Message::SpareStats => {
+                // From the mirror, not under the core mutex: monitoring asks for these
+                // and must not wait behind the worker's slow I/O.
                 let names = self.spare_names();
-                let core = self.core.lock();
                 let mut r = Ok(());
-                for (i, (sp, info)) in core.spares.iter().zip(core.infos.iter()).enumerate() {
+                for (i, sp) in self.spare_view().enumerate() {
                     let name = names.get(i).copied().unwrap_or("?");
-                    let state = match info.state {
+                    let state = match sp.state {
                         0 => "active",
                         1 => "draining",
                         _ => "failed",
@@ -193,10 +194,10 @@ impl Remap {
                             writeln!(
                                 out,
                                 "spare={i} dev={name} uuid={} sectors={} logical_block_size={} role=data state={state} priority={}",
-                                UuidText(&info.uuid),
-                                info.sectors,
-                                info.logical_block_bytes,
-                                info.priority
+                                UuidText(&sp.uuid),
+                                sp.sectors,
+                                sp.logical_block_bytes,
+                                sp.priority
                             )
                         } else {
                             let errs = self
@@ -206,9 +207,9 @@ impl Remap {
                             writeln!(
                                 out,
                                 "spare={i} dev={name} blocks={} used={} free={} errors={errs} state={state}",
-                                sp.nblocks,
+                                sp.blocks,
                                 sp.used,
-                                sp.nblocks.saturating_sub(sp.used)
+                                sp.blocks.saturating_sub(sp.used)
                             )
                         }
                     });

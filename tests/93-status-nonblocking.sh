@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# status-nonblocking: `dmsetup status` answers at once while the worker is stuck in
-# slow synchronous retries on a dying disk (it must never wait behind I/O).
+# status-nonblocking: `dmsetup status`, and the `spare_stats` and `spare_list` messages
+# monitoring reads, answer at once while the worker is stuck in slow synchronous
+# retries on a dying disk (they must never wait behind I/O).
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd timeout
 load_module || { ktap_plan 1; fail "the dm-remap module loads"; }
-ktap_plan 3
+ktap_plan 5
 
 base=$(mkloop 64) || exit 1
 spare=$(mkloop 16) || exit 1
@@ -26,6 +27,14 @@ dmsetup status "${PREFIX}t" >/dev/null
 took=$(( ($(date +%s%N) - start) / 1000000 ))
 diag "status took $took ms while the worker was retrying"
 ktap_check "status answers within 1.5 s while the worker retries" test "$took" -lt 1500
+for m in spare_stats spare_list; do
+  start=$(date +%s%N)
+  a=$(dmsetup message "${PREFIX}t" 0 "$m")
+  took=$(( ($(date +%s%N) - start) / 1000000 ))
+  diag "$m took $took ms while the worker was retrying: $a"
+  ktap_check "$m answers within 1.5 s while the worker retries, with spare 0" \
+    bash -c "test $took -lt 1500 && grep -q '^spare=0 dev=' <<<'$a'"
+done
 ktap_check "the write succeeds (remapped)" wait "$writer"
 ktap_check "one block remapped" test "$(info t remapped)" = 1
 ktap_finish

@@ -4,7 +4,7 @@
 Used on the page as the monitor serves it (tests/16-dashboard.sh, in the VM) and on
 the DOM headless Chromium builds from the live page (tests/dashboard/live, on the host): the
 target's remapped count and mode, its first spare's use, one red mark per remapped
-block on the remap map, the health chart with at least 2 samples, and the monitor's
+block on its remap map (other targets on the page have their own), the health chart with at least 2 samples, and the monitor's
 "new" event for the target. Exit 1 naming what is missing.
 """
 import html.parser, re, sys
@@ -14,18 +14,20 @@ class P(html.parser.HTMLParser):
     def __init__(s):
         super().__init__(); s.ids = {}; s.cur = None; s.marks = 0; s.in_map = False
         s.chart = False; s.events = []; s.in_events = False; s.in_li = False; s.spare = ""
-        s.in_spare = False
+        s.in_spare = False; s.in_target = False
     def handle_starttag(s, tag, a):
         a = dict(a)
         if "id" in a: s.cur = a["id"]; s.ids.setdefault(a["id"], "")
         if a.get("id") == f"t-{name}-spare-0": s.in_spare = True
-        if tag == "svg" and a.get("class") == "map": s.in_map = True
+        if tag == "section": s.in_target = a.get("id") == f"t-{name}"
+        if tag == "svg" and a.get("class") == "map" and s.in_target: s.in_map = True
         if s.in_map and tag == "rect" and a.get("fill") == "#c0392b": s.marks += 1
         if tag == "div" and a.get("class") == "chart": s.chart = True
         if a.get("id") == "events": s.in_events = True
         if s.in_events and tag == "li": s.in_li = True; s.events.append("")
     def handle_endtag(s, tag):
         if tag == "svg": s.in_map = False
+        if tag == "section": s.in_target = False
         if tag == "tr": s.in_spare = False
         if tag == "li": s.in_li = False
         s.cur = None

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """live.py DIR PORT: the host half of tests/dashboard/live. Headless Chromium, driven
 through the DevTools protocol (cdp.py), loads the dashboard the monitor in the VM serves
-(QEMU forwards 127.0.0.1:PORT to it), checks what it shows, has the guest remap one more
+(QEMU forwards 127.0.0.1:PORT to it), checks what it shows (figures, remaps, and an
+alert: a second target in emergency), has the guest remap one more
 block and sees the page follow, uses the page's forms (start the scan, add a spare), and
 shows that a form on another page (a file, another port) cannot act even with the
 token. KTAP lines; exit 1
@@ -14,7 +15,7 @@ d, port = pathlib.Path(sys.argv[1]), int(sys.argv[2])
 here = pathlib.Path(__file__).resolve().parent
 root = here.parent.parent
 base = f"http://127.0.0.1:{port}/"
-n_checks, failed = 9, 0
+n_checks, failed = 10, 0
 print(f"1..{n_checks}", flush=True)
 k = 0
 
@@ -43,7 +44,7 @@ def wait_file(p, secs):
 if not wait_file(d / "ready", 900) or not (d / "ready").read_text().strip():
     print("Bail out! the guest never got ready (out/live/vm.log)")
     sys.exit(1)
-n, spare2 = (d / "ready").read_text().split()
+n, spare2, worn = (d / "ready").read_text().split()
 
 
 def page_check(html, remapped):
@@ -65,7 +66,12 @@ try:
     p.go(base)
     ok, why = page_check(p.html(), 3)
     check("Chromium loads the live page: 3 remapped, mode ok, spare use, 3 marks, chart, events", ok, why)
-    forms = p.eval("document.querySelectorAll('form[action=\"/action\"]').length")
+    alert = p.eval(f"(document.getElementById('t-{worn}-alert') || {{}}).textContent")
+    changes = p.eval(f"[...document.querySelectorAll('#t-{worn} .alerts li')].map(e => e.textContent)") or []
+    check("the target whose spare is exhausted shows alert level emergency and the level change",
+          alert == "emergency" and any("level=emergency" in c for c in changes),
+          f"alert={alert!r} changes={changes[:3]}")
+    forms = p.eval(f"document.querySelectorAll('#t-{n} form[action=\"/action\"]').length")
     token = p.eval("(document.querySelector('input[name=token]') || {}).value || ''")
     check("with --actions the target has its 3 forms, each with the 64-digit token",
           forms == 3 and len(token) == 64, f"forms={forms} token={token!r}")
