@@ -17,6 +17,8 @@ use core::sync::atomic::{
     AtomicI32, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
+use kernel::alloc::flags::__GFP_ZERO;
+use kernel::prelude::*;
 
 /// I/O counters, updated lock-free from `map` and `end_io`.
 #[derive(Default)]
@@ -99,14 +101,29 @@ pub(crate) struct Mirror {
     pub(crate) free: AtomicU64,
     pub(crate) version: AtomicU64,
     pub(crate) last_commit: AtomicI32,
-    /// What `spare_list` and `spare_stats` show of each spare of the pool.
+    /// What `spare_list` and `spare_stats` show of the pool (a separate allocation: it
+    /// would double the target's state, which the constructor builds on its stack).
+    pub(crate) pool: Option<KBox<PoolMirror>>,
+}
+
+/// The spares of the pool as the spare messages show them.
+pub(crate) struct PoolMirror {
     spares: [SpareMirror; MAX_SPARES],
     /// How many of `spares` hold a spare (stored after them: Release/Acquire).
     nspares: AtomicUsize,
 }
 
+impl PoolMirror {
+    /// A zeroed one, allocated without a copy on the stack.
+    pub(crate) fn new() -> Result<KBox<PoolMirror>> {
+        let b = KBox::<PoolMirror>::new_uninit(GFP_KERNEL | __GFP_ZERO)?;
+        // SAFETY: the allocation is zeroed, and all-zero bytes are a valid PoolMirror
+        // (atomic integers and arrays of them).
+        Ok(unsafe { b.assume_init() })
+    }
+}
+
 /// One spare as the spare messages show it.
-#[derive(Default)]
 struct SpareMirror {
     uuid: [AtomicU64; 2],
     sectors: AtomicU64,
@@ -136,9 +153,11 @@ impl Remap {
         self.mirror.free.store(core.free_blocks(), Relaxed);
         self.mirror.version.store(core.version(), Relaxed);
         self.mirror.last_commit.store(core.last_commit, Relaxed);
+        let Some(pool) = &self.mirror.pool else {
+            return;
+        };
         let mut n = 0;
-        for (m, (sp, info)) in self
-            .mirror
+        for (m, (sp, info)) in pool
             .spares
             .iter()
             .zip(core.spares.iter().zip(core.infos.iter()))
@@ -160,8 +179,9 @@ impl Remap {
             m.used.store(sp.used, Relaxed);
             n += 1;
         }
-        // After the spares' values: a reader that sees the count sees them.
-        self.mirror.nspares.store(n, Release);
+        // After the spares' values: a reader that sees the count sees them (or the
+        // values of a later mirror).
+        pool.nspares.store(n, Release);
     }
 
     /// The pool's spares as of the last change the writers mirrored, without the core
@@ -169,22 +189,26 @@ impl Remap {
     /// once. Each value is one the writers stored; values of one spare may come from
     /// two neighbouring changes, as status's may.
     pub(crate) fn spare_view(&self) -> impl Iterator<Item = SpareView> + '_ {
-        let n = self.mirror.nspares.load(Acquire);
-        self.mirror.spares.iter().take(n).map(|m| {
-            let mut uuid = [0u8; 16];
-            let (a, b) = uuid.split_at_mut(8);
-            a.copy_from_slice(&m.uuid[0].load(Relaxed).to_le_bytes());
-            b.copy_from_slice(&m.uuid[1].load(Relaxed).to_le_bytes());
-            SpareView {
-                uuid,
-                sectors: m.sectors.load(Relaxed),
-                logical_block_bytes: m.logical_block_bytes.load(Relaxed),
-                priority: m.priority.load(Relaxed),
-                state: m.state.load(Relaxed),
-                blocks: m.blocks.load(Relaxed),
-                used: m.used.load(Relaxed),
-            }
-        })
+        let pool = self.mirror.pool.as_deref();
+        let n = pool.map_or(0, |p| p.nspares.load(Acquire));
+        pool.into_iter()
+            .flat_map(|p| p.spares.iter())
+            .take(n)
+            .map(|m| {
+                let mut uuid = [0u8; 16];
+                let (a, b) = uuid.split_at_mut(8);
+                a.copy_from_slice(&m.uuid[0].load(Relaxed).to_le_bytes());
+                b.copy_from_slice(&m.uuid[1].load(Relaxed).to_le_bytes());
+                SpareView {
+                    uuid,
+                    sectors: m.sectors.load(Relaxed),
+                    logical_block_bytes: m.logical_block_bytes.load(Relaxed),
+                    priority: m.priority.load(Relaxed),
+                    state: m.state.load(Relaxed),
+                    blocks: m.blocks.load(Relaxed),
+                    used: m.used.load(Relaxed),
+                }
+            })
     }
 
     /// The INFO status line (fields documented in the admin guide).

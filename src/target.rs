@@ -542,6 +542,9 @@ impl Remap {
         }
         fresh.adopt_reserves(&mut core);
         *core = fresh;
+        // Status and the spare messages show the loaded pool from now on, even if a
+        // step below fails.
+        self.mirror(&core);
         // What the metadata says now (the old table may have entered or left the mode
         // since the constructor read it).
         self.failed.store(core.failed_flag(), Release);
@@ -1084,6 +1087,15 @@ unsafe fn ctr_finish(
             return unsafe { ctr_fail(ti, c"Cannot allocate the prediction engine", ENOMEM) };
         }
     };
+    let pool_mirror = match crate::counters::PoolMirror::new() {
+        Ok(p) => p,
+        Err(_) => {
+            // SAFETY: created above and not shared.
+            unsafe { b::dm_io_client_destroy(io_client) };
+            // SAFETY: `ti` is valid per this function's contract.
+            return unsafe { ctr_fail(ti, c"Cannot allocate target state", ENOMEM) };
+        }
+    };
     let core = match KBox::pin_init(new_mutex!(core), GFP_KERNEL) {
         Ok(c) => c,
         Err(_) => {
@@ -1115,7 +1127,10 @@ unsafe fn ctr_finish(
         cfg: owned,
         len: Sectors(len),
         stats: Stats::default(),
-        mirror: Mirror::default(),
+        mirror: Mirror {
+            pool: Some(pool_mirror),
+            ..Mirror::default()
+        },
         ti,
         published: Published::new(),
         core,
