@@ -333,7 +333,34 @@ pub fn render(targets: &[Target], spares: &[Vec<SpareStat>]) -> Result<String, S
     );
     let mut out = String::new();
     encode(&mut out, &reg).map_err(|e| format!("cannot encode the metrics: {e}"))?;
-    Ok(out)
+    Ok(in_order(&out))
+}
+
+/// The exposition with each family's samples sorted: the crate keeps a family's label
+/// sets in a hash map, whose order changes from one run to the next, and a textfile
+/// that changes with nothing else changing would be rewritten for nothing (and could
+/// not be compared).
+fn in_order(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut samples: Vec<&str> = Vec::new();
+    let flush = |samples: &mut Vec<&str>, out: &mut String| {
+        samples.sort_unstable();
+        for l in samples.drain(..) {
+            out.push_str(l);
+            out.push('\n');
+        }
+    };
+    for l in text.lines() {
+        if l.starts_with('#') {
+            flush(&mut samples, &mut out);
+            out.push_str(l);
+            out.push('\n');
+        } else {
+            samples.push(l);
+        }
+    }
+    flush(&mut samples, &mut out);
+    out
 }
 
 /// `remapctl metrics`.
@@ -514,6 +541,26 @@ mod tests {
             text.contains("# TYPE dmremap_reads_total counter\n"),
             "{text}"
         );
+    }
+
+    /// The same figures give the same text, in order (the crate's families are hash
+    /// maps): `metrics --textfile` can be compared and is not rewritten for nothing.
+    #[test]
+    fn the_text_is_the_same_at_every_run() {
+        let ts = [target("safe1", true), target("safe0", false)];
+        let sp = [spares()[0].clone(), spares()[0].clone()];
+        let first = render(&ts, &sp).unwrap();
+        for _ in 0..20 {
+            assert_eq!(render(&ts, &sp).unwrap(), first);
+        }
+        let states: Vec<&str> = first
+            .lines()
+            .filter(|l| l.starts_with("dmremap_spare_device_state{"))
+            .collect();
+        let mut sorted = states.clone();
+        sorted.sort_unstable();
+        assert_eq!(states.len(), 12);
+        assert_eq!(states, sorted);
     }
 
     #[test]
