@@ -31,6 +31,7 @@ use crate::bindings as b;
 use crate::engine::{FENCED, PENDING, REMAPPED};
 use crate::remap_core::history::{self, SLOT_BYTES, SLOT_SECTORS, SLOT_SECTOR_COUNT};
 use crate::remap_core::latency::{self, BUCKETS};
+use crate::remap_core::meta::MAX_SPARES;
 use crate::remap_core::predict::{Alert, Config, Engine, Level};
 use crate::remap_core::sampling::{self, Levels, Totals};
 use crate::remap_core::stats::TRACE_HEADER;
@@ -76,7 +77,7 @@ struct State {
     /// The engine refused a sample (its time went back): logged once until one is
     /// taken again.
     refusing: bool,
-    /// The history slots: both read at the first resume, the first half used to
+    /// The history slots: both (of each spare in turn) read at the first resume, the first half used to
     /// encode each write.
     slots: KVVec<u8>,
     /// The next history write's generation and slot.
@@ -309,7 +310,7 @@ impl Remap {
         }
     }
 
-    /// Starts sampling (the first resume): the history on the first spare is replayed
+    /// Starts sampling (the first resume): the newest history on the spares is replayed
     /// and the counters now are the first interval's start. Every resume (and a failed
     /// suspend) allows history writes again.
     pub(crate) fn sampler_start(&self) {
@@ -349,14 +350,20 @@ impl Remap {
         f.samples.store(e.samples(), Relaxed);
     }
 
-    /// Reads or writes history slot `slot` (0 or 1) of the first spare.
-    fn slot_io(&self, slot: usize, buf: &mut [u8], op: b::dmr_io_op) -> Result {
+    /// Reads or writes history slot `slot` (0 or 1) of spare `spare`.
+    fn slot_io(&self, spare: u8, slot: usize, buf: &mut [u8], op: b::dmr_io_op) -> Result {
         let sector = SLOT_SECTORS.get(slot).copied().ok_or(EINVAL)?;
-        self.sync_io(Dev::Spare(0), sector, buf, SLOT_SECTOR_COUNT, op)
+        self.sync_io(Dev::Spare(spare), sector, buf, SLOT_SECTOR_COUNT, op)
     }
 
-    /// Replays the newer valid history slot of the first spare through the (fresh)
-    /// engine. The level changes it replays go to the alert log, not the kernel log.
+    /// The pool's spares, as `slot_io` names them.
+    fn history_spares(&self) -> impl Iterator<Item = u8> {
+        (0..self.nspares.min(MAX_SPARES)).filter_map(|i| u8::try_from(i).ok())
+    }
+
+    /// Replays the newest valid history slot of the pool (both slots of every spare;
+    /// a spare that missed writes holds older generations) through the (fresh) engine.
+    /// The level changes it replays go to the alert log, not the kernel log.
     fn restore_history(&self, st: &mut State) {
         let State {
             engine,
@@ -369,20 +376,44 @@ impl Remap {
             next_slot,
             ..
         } = st;
-        let (a, b) = slots.split_at_mut(SLOT_BYTES);
-        let mut found = [None, None];
-        for (i, (f, buf)) in found.iter_mut().zip([a, b]).enumerate() {
-            if self.slot_io(i, buf, b::dmr_io_op_DMR_IO_READ).is_ok() {
-                *f = history::check(buf, &self.uuid);
+        // The best so far: (spare, slot index, slot).
+        let mut best: Option<(u8, usize, history::Slot)> = None;
+        for spare in self.history_spares() {
+            let (a, b) = slots.split_at_mut(SLOT_BYTES);
+            let mut found = [None, None];
+            for (i, (f, buf)) in found.iter_mut().zip([a, b]).enumerate() {
+                if self
+                    .slot_io(spare, i, buf, b::dmr_io_op_DMR_IO_READ)
+                    .is_ok()
+                {
+                    *f = history::check(buf, &self.uuid);
+                }
+            }
+            let Some(i) = history::newest(found) else {
+                continue;
+            };
+            let Some(Some(slot)) = found.get(i).copied() else {
+                continue;
+            };
+            if best.map_or(true, |(_, _, b)| slot.generation > b.generation) {
+                best = Some((spare, i, slot));
             }
         }
-        let Some(i) = history::newest(found) else {
+        let Some((spare, i, slot)) = best else {
             return;
         };
-        let Some(Some(slot)) = found.get(i).copied() else {
+        // Read again the one chosen (the buffer holds the last spare's slots).
+        let Some(buf) = slots.get_mut(..SLOT_BYTES) else {
             return;
         };
-        let buf = slots.get(i * SLOT_BYTES..).unwrap_or(&[]);
+        if self
+            .slot_io(spare, i, buf, b::dmr_io_op_DMR_IO_READ)
+            .is_err()
+            || history::check(buf, &self.uuid) != Some(slot)
+        {
+            return;
+        }
+        let buf = slots.get(..SLOT_BYTES).unwrap_or(&[]);
         for k in 0..slot.count {
             let Some(s) = history::sample(buf, k) else {
                 break;
@@ -400,16 +431,19 @@ impl Remap {
         *next_slot = 1 - i;
         self.publish_health(engine);
         dminfo!(
-            "{}: health history: {} samples restored from the first spare; alert level {}",
+            "{}: health history: {} samples restored from spare {}; alert level {}",
             self.main_name(),
             engine.samples(),
+            spare,
             engine.current().level.as_str()
         );
     }
 
-    /// Writes the engine's samples to the next history slot of the first spare
-    /// (unless suspended or read-only). A failed write is counted and logged once
-    /// until one succeeds again; it changes nothing else.
+    /// Writes the engine's samples to the next history slot of every spare of the pool
+    /// (unless suspended or read-only), so that the history survives the loss of any
+    /// spare but the last. A failed write is counted and logged once until a write to
+    /// every spare succeeds again; it changes nothing else. The generation moves on
+    /// when at least one spare took the slot.
     fn write_history(&self, st: &mut State) {
         if st.quiet || !self.writable {
             return;
@@ -437,20 +471,35 @@ impl Remap {
         {
             return;
         }
-        match self.slot_io(*next_slot, buf, b::dmr_io_op_DMR_IO_WRITE_FUA) {
-            Ok(()) => {
-                *generation = generation.saturating_add(1);
-                *next_slot = 1 - (*next_slot & 1);
-                st.history_failing = false;
+        let (mut written, mut failed) = (0u32, None);
+        for spare in self.history_spares() {
+            match self.slot_io(spare, *next_slot, buf, b::dmr_io_op_DMR_IO_WRITE_FUA) {
+                Ok(()) => written += 1,
+                Err(e) => {
+                    st.history_errors += 1;
+                    failed.get_or_insert((spare, e));
+                }
             }
-            Err(e) => {
-                st.history_errors += 1;
+        }
+        if written > 0 {
+            *generation = generation.saturating_add(1);
+            *next_slot = 1 - (*next_slot & 1);
+        }
+        match failed {
+            None => st.history_failing = false,
+            Some((spare, e)) => {
                 if !st.history_failing {
                     st.history_failing = true;
                     dmwarn!(
-                        "{}: health history: write to the first spare failed ({:?}); the samples stay in memory",
+                        "{}: health history: write to spare {} failed ({:?}); {}",
                         self.main_name(),
-                        e
+                        spare,
+                        e,
+                        if written > 0 {
+                            "the other spares hold it"
+                        } else {
+                            "the samples stay in memory"
+                        }
                     );
                 }
             }

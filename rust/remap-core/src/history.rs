@@ -167,10 +167,54 @@ pub fn newest(slots: [Option<Slot>; 2]) -> Option<usize> {
     }
 }
 
+/// Which of many slots (both slots of every spare of a pool) to restore from: the
+/// valid one of the highest generation, the first of those on a tie.
+pub fn newest_of(slots: &[Option<Slot>]) -> Option<usize> {
+    let mut best: Option<(usize, u64)> = None;
+    for (i, s) in slots.iter().enumerate() {
+        if let Some(s) = s {
+            if best.map_or(true, |(_, g)| s.generation > g) {
+                best = Some((i, s.generation));
+            }
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::predict::Engine;
+
+    #[test]
+    fn the_newest_slot_of_a_pool_is_the_highest_valid_generation() {
+        let s = |generation| {
+            Some(Slot {
+                generation,
+                count: 1,
+            })
+        };
+        assert_eq!(newest_of(&[]), None);
+        assert_eq!(newest_of(&[None, None, None]), None);
+        assert_eq!(newest_of(&[s(4), s(5), None, s(3)]), Some(1));
+        // A spare that missed writes (an older generation) loses to one that did not.
+        assert_eq!(newest_of(&[None, None, s(7), s(8)]), Some(3));
+        assert_eq!(
+            newest_of(&[s(9), None, s(9), s(8)]),
+            Some(0),
+            "first of a tie"
+        );
+        // Agrees with the two-slot rule.
+        for (a, b) in [
+            (s(1), s(2)),
+            (s(2), s(1)),
+            (s(2), s(2)),
+            (None, s(1)),
+            (s(1), None),
+        ] {
+            assert_eq!(newest_of(&[a, b]), newest([a, b]));
+        }
+    }
     use proptest::prelude::*;
 
     const UUID: [u8; 16] = *b"0123456789abcdef";
