@@ -173,7 +173,11 @@ pub fn newest_of(slots: &[Option<Slot>]) -> Option<usize> {
     let mut best: Option<(usize, u64)> = None;
     for (i, s) in slots.iter().enumerate() {
         if let Some(s) = s {
-            if best.map_or(true, |(_, g)| s.generation > g) {
+            let newer = match best {
+                None => true,
+                Some((_, g)) => s.generation > g,
+            };
+            if newer {
                 best = Some((i, s.generation));
             }
         }
