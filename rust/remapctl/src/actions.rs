@@ -214,10 +214,7 @@ pub fn carry_out(dm: &Dm, r: &Request) -> String {
                 "scan stop"
             };
             match dm.target(&r.target) {
-                Ok(Some(_)) => match dm.message(&r.target, verb) {
-                    Ok(a) => format!("{head}: {verb}: {}", a.trim()),
-                    Err((_, e)) => format!("{head}: {verb} refused: {e}"),
-                },
+                Ok(Some(_)) => crate::policy::scan(dm, &r.target, r.act == Act::ScanStart, &head),
                 Ok(None) => format!("{head}: {verb} refused: not a dm-remap target"),
                 Err(e) => format!("{head}: {verb} refused: {e}"),
             }

@@ -424,15 +424,7 @@ pub fn act(dm: &Dm, r: &Rule, t: &Target, run: &dyn Fn(&Path, &Target) -> String
             )
         }
         Action::ScanStart | Action::ScanStop => {
-            let verb = if r.action == Action::ScanStart {
-                "scan start"
-            } else {
-                "scan stop"
-            };
-            match dm.message(&t.name, verb) {
-                Ok(a) => format!("{head}: {verb}: {}", a.trim()),
-                Err((_, e)) => format!("{head}: {verb} refused: {e}"),
-            }
+            scan(dm, &t.name, r.action == Action::ScanStart, &head)
         }
         Action::Exec(p) => format!("{head}: {}", run(p, t)),
         Action::Proactive(on) => match crate::admin::set_proactive(&t.name, *on) {
@@ -452,6 +444,16 @@ pub fn act(dm: &Dm, r: &Rule, t: &Target, run: &dyn Fn(&Path, &Target) -> String
                 Err(e) => format!("{head}: mail: {} could not run: {e}", sendmail.display()),
             }
         }
+    }
+}
+
+/// Sends `scan start` (or `scan stop`) to target `name`; the answer or the refusal,
+/// after `head`, in words. The dashboard's buttons use it too.
+pub fn scan(dm: &Dm, name: &str, start: bool, head: &str) -> String {
+    let verb = if start { "scan start" } else { "scan stop" };
+    match dm.message(name, verb) {
+        Ok(a) => format!("{head}: {verb}: {}", a.trim()),
+        Err((_, e)) => format!("{head}: {verb} refused: {e}"),
     }
 }
 
