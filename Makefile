@@ -3,10 +3,13 @@
 #
 #   make demo      set up, build, and run the narrated demo in the test VM
 #   make check     set up, host tests, module build (+clippy, rustfmt), VM tests,
-#                  power-cut campaign (CUTS=20), a short fuzz run of the decoder
+#                  the dashboard in a browser, boot-time assembly, a short power-cut
+#                  run (6 cuts), a short fuzz run of the parsers; the campaigns below
+#                  run the same tests longer
 #   make bench     fio benchmark in the VM (dm-remap vs dm-linear), under QEMU
 #                  instruction counting (BENCH_CLOCK=wall: TCG wall clock)
-#   make powercut  the power-cut campaign alone (CUTS=100 for a longer run)
+#   make powercut  the power-cut campaign (CUTS=20; CUTS=100 for a longer run)
+#   make crash-replay  crash images replayed from dm-log-writes (CRASH_TRIALS=60)
 #   make stress    the 10-minute mixed stress in the VM (STRESS_SECONDS=600)
 #   make fuzz      remap-core's parsers under cargo-fuzz (FUZZ_SECONDS=60 per target,
 #                  or FUZZ_RUNS=10000000 executions per target)
@@ -23,7 +26,7 @@
 
 SHELL := /bin/bash
 comma := ,
-.PHONY: install uninstall boot-test all deps kernel module clippy fmt fmt-check host-test vm-test powercut stress check check-debug demo bench fuzz fuzz-inputs clean
+.PHONY: install uninstall boot-test all deps kernel module clippy fmt fmt-check host-test vm-test powercut crash-replay stress check check-debug demo bench fuzz fuzz-inputs clean
 
 KFILES := $(filter-out src/bindings_generated.rs,$(wildcard src/*.rs))
 CUTS ?= 20
@@ -65,6 +68,16 @@ powercut: deps
 	cd rust && cargo build --locked
 	tests/powercut/run.py --cuts $(CUTS)
 
+# The crash-replay campaign: 95-crash-replay with CRASH_TRIALS crash images (make check
+# replays CHECK_CRASH_TRIALS of them).
+CRASH_TRIALS ?= 60
+CRASH_SEED ?= 1
+crash-replay: deps
+	cd rust && cargo build --locked
+	VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run env CRASH_TRIALS=$(CRASH_TRIALS) \
+	  CRASH_SEED=$(CRASH_SEED) TEST_TIMEOUT=$$(( $(CRASH_TRIALS) * 30 + 600 )) \
+	  tests/run-all tests/95-crash-replay.sh
+
 # The mixed stress (not part of make check): STRESS_SECONDS of fio verify with bad
 # blocks appearing, message storms, suspend/reload cycles, the scan and status polling.
 STRESS_SECONDS ?= 600
@@ -82,15 +95,21 @@ fuzz-inputs: deps
 	  FUZZ_SEED=$(FUZZ_SEED) TEST_TIMEOUT=$$(( $(FUZZ_INPUTS) / 2 + 600 )) \
 	  tests/run-all tests/66-input-fuzz.sh
 
-# The whole VM suite's backstop (each case has its own limit in tests/run-all); vm-run's
-# default of an hour is what the suite takes on a busy 2-core machine.
-CHECK_VM_TIMEOUT ?= 5400
+# make check runs the campaigns short: CHECK_CUTS power cuts, CHECK_CRASH_TRIALS crash
+# images, CHECK_FUZZ_INPUTS fuzzed inputs (make powercut, crash-replay and fuzz-inputs
+# run them long). The whole VM suite's backstop is CHECK_VM_TIMEOUT (each case has its
+# own limit in tests/run-all).
+CHECK_CUTS ?= 6
+CHECK_CRASH_TRIALS ?= 12
+CHECK_FUZZ_INPUTS ?= 300
+CHECK_VM_TIMEOUT ?= 3600
 check: deps fmt-check host-test
 	touch src/dm_remap.rs && scripts/build-module CLIPPY=1
-	VM_TIMEOUT=$(CHECK_VM_TIMEOUT) VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run tests/run-all $(TESTS)
+	VM_TIMEOUT=$(CHECK_VM_TIMEOUT) VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run \
+	  env CRASH_TRIALS=$(CHECK_CRASH_TRIALS) FUZZ_INPUTS=$(CHECK_FUZZ_INPUTS) tests/run-all $(TESTS)
 	$(if $(TESTS),$(if $(findstring 16-dashboard,$(TESTS)),tests/dashboard/live),tests/dashboard/live)
 	tests/boot/run
-	tests/powercut/run.py --cuts $(CUTS)
+	tests/powercut/run.py --cuts $(CHECK_CUTS)
 	scripts/fuzz $(CHECK_FUZZ_SECONDS)
 
 check-debug: deps

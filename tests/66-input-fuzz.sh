@@ -5,7 +5,7 @@
 # status, table and event counter, both spares' metadata bytes, the parameters); every
 # accepted table prints a canonical form that loads as itself, and loading writes
 # nothing; no splat; the live target's data reads back as written before the run.
-# FUZZ_INPUTS (1000 here; `make fuzz-inputs` runs 10,000) and FUZZ_SEED (1) choose the run.
+# FUZZ_INPUTS (1000 by default; `make check` runs 300, `make fuzz-inputs` 10,000) and FUZZ_SEED (1) choose the run.
 # timeout: 1200
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd sha256sum python3

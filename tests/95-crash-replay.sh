@@ -3,7 +3,8 @@
 # Main and spare sit on dm-log-writes; the write log of a multi-writer, remap-heavy
 # run is replayed into crash images (every write up to the last flush, FUA writes, a
 # random subset of unflushed ones), each of which must load with no acknowledged
-# write lost. The logic is in tests/crash/replay.py; CRASH_TRIALS sets the count.
+# write lost. The logic is in tests/crash/replay.py; CRASH_TRIALS sets the
+# count (60 by default; `make check` replays 12, `make crash-replay` CRASH_TRIALS).
 # timeout: 1800
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup python3
