@@ -281,6 +281,10 @@ const WINDOW_HOURS: usize = 24;
 /// glitch or a burst of hours (a cable, a controller reset), even with scattered errors
 /// in other hours, does not count, however often the device samples.
 const EMERGENCY_HOT_HOURS: u32 = 12;
+/// New bad blocks (remapped + pending) over the window before an unusable error rate is
+/// an emergency: a device failing now is losing blocks; errors that leave none (link
+/// resets, timeouts, a full thin pool's ENOSPC) are not a failing medium.
+const EMERGENCY_NEW_BAD_BLOCKS: u32 = 3;
 
 /// One clock hour of the threshold model's window.
 #[derive(Debug, Clone, Copy, Default)]
@@ -288,7 +292,10 @@ struct HourSlot {
     /// Hour number (`t_s / 3600`) the sums are for.
     hour: u64,
     ios: u64,
-    errors: u64,
+    /// Failed I/Os of the hour (saturating).
+    errors: u32,
+    /// The lowest bad-block level (remapped + pending, saturating) of the hour's samples.
+    bad_lo: u32,
 }
 
 /// Sums per clock hour over the last [`WINDOW_HOURS`] hours: time-based, so the same
@@ -306,6 +313,8 @@ struct WindowSums {
     errors: u64,
     /// Hours of the window observed.
     hours: u64,
+    /// The lowest bad-block level of the window's hours.
+    bad_lo: u32,
 }
 
 impl Window {
@@ -315,6 +324,7 @@ impl Window {
                 hour: u64::MAX,
                 ios: 0,
                 errors: 0,
+                bad_lo: u32::MAX,
             }; WINDOW_HOURS],
         }
     }
@@ -327,10 +337,13 @@ impl Window {
                     hour: h,
                     ios: 0,
                     errors: 0,
+                    bad_lo: u32::MAX,
                 };
             }
             slot.ios = slot.ios.saturating_add(s.ios());
-            slot.errors = slot.errors.saturating_add(s.errors());
+            let errors = u32::try_from(s.errors()).unwrap_or(u32::MAX);
+            slot.errors = slot.errors.saturating_add(errors);
+            slot.bad_lo = slot.bad_lo.min(bad_level(s));
         }
     }
 
@@ -341,11 +354,15 @@ impl Window {
 
     /// The sums over the hours `now_h - 23 ..= now_h`.
     fn sums(&self, now_h: u64) -> WindowSums {
-        let mut w = WindowSums::default();
+        let mut w = WindowSums {
+            bad_lo: u32::MAX,
+            ..WindowSums::default()
+        };
         for slot in self.slots.iter().filter(|x| Self::live(x, now_h)) {
             w.ios = w.ios.saturating_add(slot.ios);
-            w.errors = w.errors.saturating_add(slot.errors);
+            w.errors = w.errors.saturating_add(u64::from(slot.errors));
             w.hours += 1;
+            w.bad_lo = w.bad_lo.min(slot.bad_lo);
         }
         w
     }
@@ -367,6 +384,11 @@ impl Window {
         }
         hot
     }
+}
+
+/// A sample's bad-block level: remapped plus pending blocks, saturated to `u32`.
+fn bad_level(s: &Sample) -> u32 {
+    u32::try_from(s.remapped_total.saturating_add(s.pending_total)).unwrap_or(u32::MAX)
 }
 
 /// Hysteresis state.
@@ -674,6 +696,7 @@ impl Engine {
             .unwrap_or(0);
             if rate as u64 >= self.cfg.unusable_ppb
                 && self.win.hot_hours(now_h, &w, self.cfg.unusable_ppb) >= EMERGENCY_HOT_HOURS
+                && bad_level(s).saturating_sub(w.bad_lo) >= EMERGENCY_NEW_BAD_BLOCKS
             {
                 set(Level::Emergency, Reason::ErrorRateUnusable, rate, 0);
             } else {

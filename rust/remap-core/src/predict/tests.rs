@@ -222,6 +222,8 @@ fn unusable_error_rate_spread_over_the_day_is_an_emergency() {
     let mut e = Engine::default();
     let alerts = feed(&mut e, 3, |d, h| Sample {
         read_errors: if d == 2 { 200 } else { 0 },
+        // Each hour's errors leave a bad block.
+        remapped_total: if d == 2 { h + 1 } else { 0 },
         ..base(d, h)
     });
     let a = alerts.last().expect("alert");
@@ -230,6 +232,26 @@ fn unusable_error_rate_spread_over_the_day_is_an_emergency() {
         (Level::Emergency, Reason::ErrorRateUnusable)
     );
     assert_eq!(a.ttf_s, Some(0));
+}
+
+#[test]
+fn an_unusable_error_rate_that_leaves_no_bad_block_is_not_an_emergency() {
+    // The same day of errors, but no block goes bad (link resets, timeouts, a full thin
+    // pool): at most a notice. Two new bad blocks are still not enough; three are.
+    for (new_bad, want) in [
+        (0, Level::Notice),
+        (2, Level::Notice),
+        (3, Level::Emergency),
+    ] {
+        let mut e = Engine::default();
+        let alerts = feed(&mut e, 3, |d, h| Sample {
+            read_errors: if d == 2 { 200 } else { 0 },
+            pending_total: if d == 2 { h.min(new_bad) } else { 0 },
+            ..base(d, h)
+        });
+        let top = alerts.iter().map(|a| a.level).max();
+        assert_eq!(top, Some(want), "{new_bad} new bad blocks: {alerts:?}");
+    }
 }
 
 #[test]
@@ -652,6 +674,11 @@ fn a_burst_of_hours_with_scattered_errors_is_not_an_emergency() {
     // The same hours at the unusable rate for 13 hours of the day: an emergency.
     let sustained = |d: u64, h: u64| Sample {
         read_errors: if d == 5 && h < 13 { 2000 } else { 0 },
+        remapped_total: match d {
+            0..=4 => 0,
+            5 => h.min(13),
+            _ => 13,
+        },
         ..base(d, h)
     };
     for every in [60, 300, H] {
