@@ -130,6 +130,20 @@ unsigned int dmr_param_scan_interval_s(void);
 /* Seconds between statistics samples (1..DMR_SAMPLE_INTERVAL_LONGEST, default 3600). */
 #define DMR_SAMPLE_INTERVAL_LONGEST 86400
 unsigned int dmr_param_sample_interval_s(void);
+/* Proactive remapping defaults (table options proactive_reserve, proactive_region). */
+#define DMR_PROACTIVE_REGION_LARGEST 64
+unsigned int dmr_param_proactive_reserve_pct(void);
+unsigned int dmr_param_proactive_region_blocks(void);
+/* Failure prediction tunables, read when a target's engine is made. */
+#define DMR_PREDICT_UNUSABLE_PPM_HIGHEST 1000000
+#define DMR_PREDICT_DAYS_LONGEST 3650
+#define DMR_PREDICT_HOLD_LONGEST 2592000
+unsigned int dmr_param_predict_unusable_ppm(void);
+unsigned int dmr_param_predict_warning_days(void);
+unsigned int dmr_param_predict_critical_days(void);
+unsigned int dmr_param_predict_min_confidence(void);
+unsigned int dmr_param_predict_raise_hold_s(void);
+unsigned int dmr_param_predict_lower_hold_s(void);
 
 /* An ordered workqueue with one work item and a bio list, for the remap worker. */
 struct dmr_worker;

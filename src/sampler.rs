@@ -34,7 +34,7 @@ use crate::remap_core::latency::{self, BUCKETS};
 use crate::remap_core::meta::MAX_SPARES;
 use crate::remap_core::predict::{Alert, Config, Engine, Level};
 use crate::remap_core::sampling::{self, Levels, Totals};
-use crate::remap_core::stats::TRACE_HEADER;
+use crate::remap_core::stats::{DAY_S, TRACE_HEADER};
 use crate::target::Remap;
 use crate::worker::Dev;
 use core::fmt::Write;
@@ -138,6 +138,42 @@ fn level_code(l: Level) -> u32 {
     l as u32
 }
 
+/// The engine's tunables from the module parameters (read when a target is made; their
+/// own checks keep them in range): the unusable error rate, the warning and critical
+/// horizons (a critical horizon beyond the warning one is taken as the warning one), the
+/// confidence a warning needs and the hysteresis holds.
+fn params_config() -> Config {
+    // SAFETY: plain reads of module parameters.
+    let (ppm, warn_d, crit_d, conf, raise, lower) = unsafe {
+        (
+            b::dmr_param_predict_unusable_ppm(),
+            b::dmr_param_predict_warning_days(),
+            b::dmr_param_predict_critical_days(),
+            b::dmr_param_predict_min_confidence(),
+            b::dmr_param_predict_raise_hold_s(),
+            b::dmr_param_predict_lower_hold_s(),
+        )
+    };
+    let day = DAY_S;
+    let warning = u64::from(warn_d.max(1)) * day;
+    Config {
+        unusable_ppb: u64::from(ppm.clamp(1, 1_000_000)) * 1000,
+        warning_horizon_s: warning,
+        critical_horizon_s: (u64::from(crit_d.max(1)) * day).min(warning),
+        min_confidence: conf.clamp(1, 1000) as u16,
+        raise_hold_s: u64::from(raise),
+        lower_hold_s: u64::from(lower),
+        ..Config::DEFAULT
+    }
+}
+
+impl Sampler {
+    /// Whether the reported alert level is `l` or above.
+    pub(crate) fn level_at_least(&self, l: Level) -> bool {
+        self.fig.level.load(Relaxed) >= level_code(l)
+    }
+}
+
 fn level_name(code: u32) -> &'static str {
     [
         Level::Info,
@@ -159,10 +195,11 @@ impl Sampler {
         let mut slot = KVBox::<Engine>::new_uninit(GFP_KERNEL)?;
         // SAFETY: `slot` is a fresh allocation for one `Engine`, which cannot overlap
         // the static; the copy initialises it whole (an `Engine` is plain data).
-        let engine = unsafe {
+        let mut engine = unsafe {
             core::ptr::copy_nonoverlapping(&FRESH, slot.as_mut_ptr(), 1);
             slot.assume_init()
         };
+        engine.set_config(params_config());
         let state = State {
             engine,
             then: [Totals::default(); 2],
@@ -605,14 +642,21 @@ impl Remap {
         sampling::write_alert(out, e.current())?;
         // SAFETY: a plain read of a module parameter.
         let interval = unsafe { b::dmr_param_sample_interval_s() };
+        let c = e.config();
         write!(
             out,
-            " samples={} refused={} interval_s={} alerts={} history_errors={}",
+            " samples={} refused={} interval_s={} alerts={} history_errors={} unusable_ppm={} warning_days={} critical_days={} min_confidence={} raise_hold_s={} lower_hold_s={}",
             e.samples(),
             e.health().rejected,
             interval,
             st.changes,
-            st.history_errors
+            st.history_errors,
+            c.unusable_ppb / 1000,
+            c.warning_horizon_s / DAY_S,
+            c.critical_horizon_s / DAY_S,
+            c.min_confidence,
+            c.raise_hold_s,
+            c.lower_hold_s,
         )?;
         for v in e.verdicts() {
             out.write_char('\n')?;

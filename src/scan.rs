@@ -21,7 +21,9 @@
 
 use crate::bindings as b;
 use crate::engine::{Special, BUSY};
+use crate::meta_io::Core;
 use crate::remap_core::meta::ScanCheckpoint;
+use crate::remap_core::predict::Level;
 use crate::remap_core::remap_table;
 use crate::remap_core::scan::{self as plan, Norm};
 use crate::remap_core::storm::StormGuard;
@@ -146,6 +148,11 @@ pub(crate) struct Scanner {
     /// parameter; sysfs `scan/rate_max_kibs` changes it while the table is live).
     rate_max_kibs: AtomicU32,
     proactive: bool,
+    /// Percent of the pool proactive remaps leave free (`proactive_reserve`).
+    reserve_pct: u8,
+    /// Blocks on either side of a weak block that move with it at alert level warning
+    /// or above (`proactive_region`).
+    region: u8,
 }
 
 impl Scanner {
@@ -153,12 +160,19 @@ impl Scanner {
     /// work item is created by [`Scanner::attach`].
     pub(crate) fn new(cfg: &table_line::TableConfig<'_>) -> Result<Self> {
         // SAFETY: plain reads of module parameters.
-        let (interval, rate_max) = unsafe {
+        let (interval, rate_max, reserve, region) = unsafe {
             (
                 b::dmr_param_scan_interval_s(),
                 b::dmr_param_scan_rate_max_kib(),
+                b::dmr_param_proactive_reserve_pct(),
+                b::dmr_param_proactive_region_blocks(),
             )
         };
+        // The parameters' own checks keep them in range; clamped again all the same.
+        let reserve_pct = cfg.proactive_reserve_pct.unwrap_or(reserve.min(100) as u8);
+        let region = cfg
+            .proactive_region
+            .unwrap_or(region.min(table_line::MAX_PROACTIVE_REGION as u32) as u8);
         let interval_s = cfg.scan_interval_s.unwrap_or(interval);
         let rate_max_kibs = cfg.scan_rate_kibs.unwrap_or(rate_max);
         let step = Step {
@@ -198,6 +212,8 @@ impl Scanner {
             interval_s,
             rate_max_kibs: AtomicU32::new(rate_max_kibs),
             proactive: cfg.proactive_remap.unwrap_or(true),
+            reserve_pct,
+            region,
         })
     }
 
@@ -345,7 +361,7 @@ impl Remap {
         };
         write!(
             out,
-            "state={} cursor={} blocks={} passes={} last_pass_end={} interval_s={} rate_kibs={} eta_s={} scanned={} read_errors={} unreadable={} weak={} slow={} proactive_remaps={} proactive_remap={}",
+            "state={} cursor={} blocks={} passes={} last_pass_end={} interval_s={} rate_kibs={} eta_s={} scanned={} read_errors={} unreadable={} weak={} slow={} proactive_remaps={} proactive_remap={} proactive_reserve={} proactive_region={}",
             state_name(state),
             cursor,
             total,
@@ -361,6 +377,8 @@ impl Remap {
             f.slow.load(Relaxed),
             f.proactive.load(Relaxed),
             if self.scan.proactive { "on" } else { "off" },
+            self.scan.reserve_pct,
+            self.scan.region,
         )
     }
 
@@ -698,41 +716,81 @@ impl Remap {
     }
 
     /// A weak block: copied to the spare and remapped while it still reads, when
-    /// proactive remapping is on, the spare keeps a quarter free for failed writes, the
-    /// map keeps room for a batch of them, and half the remap storm bucket is left (a
-    /// scan never trips it, nor empties it for the failed writes).
+    /// proactive remapping is on, more than `proactive_reserve` percent of the pool is
+    /// free (kept for failed writes), the map keeps room for a batch of them, and half
+    /// the remap storm bucket is left (a scan never trips it, nor empties it for the
+    /// failed writes). While the alert level is warning or above, the readable blocks
+    /// of its region (`proactive_region` on either side, nearest first) follow, one
+    /// remap each under the same conditions; one that does not read whole stays where
+    /// it is (the scan reads it in its turn).
     fn scan_weak(&self, blk: u64) {
         if !self.scan.proactive {
             return;
         }
         let mut core = self.core.lock();
-        let items = self.published.items_locked();
-        if self.is_failed()
-            || !plan::proactive_allowed(core.free_blocks(), self.spare_blocks())
-            || remap_table::find(items, blk).is_some()
-            || !core.fits(items, 1 + crate::worker::MAX_JOBS)
-        {
-            return;
-        }
-        // SAFETY: reads the monotonic clock.
-        let now = unsafe { b::dmr_now_ms() };
-        // Half the remap storm bucket stays for the failed writes' remaps.
-        if !core
-            .storm
-            .has_room(u64::from(self.cfg.max_remap_rate / 2) + 1, now)
-        {
-            return;
-        }
-        // `remap_whole` publishes the block BUSY and drains before it copies (the same
-        // protocol as a failed write's remap): a write racing the copy is never lost.
-        if self.remap_whole(&mut core, blk).is_ok() {
-            self.scan.fig.proactive.fetch_add(1, Relaxed);
+        if self.proactive_one(&mut core, blk) {
             dminfo!(
                 "{}: scan: weak block {} copied to the spare and remapped",
                 self.main_name(),
                 blk
             );
+            let region = self.scan.region;
+            if region > 0 && self.sampler.level_at_least(Level::Warning) {
+                let total = self.cfg.block_size.whole_blocks(self.len).0;
+                let mut moved = 0u32;
+                for b in plan::region_blocks(blk, region, total) {
+                    if self.scan.stopping.load(Relaxed) || !self.proactive_room(&mut core) {
+                        break;
+                    }
+                    moved += u32::from(self.proactive_one(&mut core, b));
+                }
+                if moved > 0 {
+                    dminfo!(
+                        "{}: scan: alert level warning or above: {} blocks around weak block {} moved with it",
+                        self.main_name(),
+                        moved,
+                        blk
+                    );
+                }
+            }
         }
         self.mirror(&core);
+    }
+
+    /// Whether a proactive remap may take a spare block now (see [`Self::scan_weak`]).
+    fn proactive_room(&self, core: &mut Core) -> bool {
+        let items = self.published.items_locked();
+        if self.is_failed()
+            || !plan::proactive_allowed(
+                core.free_blocks(),
+                self.spare_blocks(),
+                self.scan.reserve_pct,
+            )
+            || !core.fits(items, 1 + crate::worker::MAX_JOBS)
+        {
+            return false;
+        }
+        // SAFETY: reads the monotonic clock.
+        let now = unsafe { b::dmr_now_ms() };
+        // Half the remap storm bucket stays for the failed writes' remaps.
+        core.storm
+            .has_room(u64::from(self.cfg.max_remap_rate / 2) + 1, now)
+    }
+
+    /// Copies `blk` to the spare and remaps it, if [`Self::proactive_room`] allows, it
+    /// is not in the map yet, and all of it reads; whether it was moved. `remap_whole`
+    /// publishes the block BUSY and drains before it copies (the same protocol as a
+    /// failed write's remap): a write racing the copy is never lost.
+    fn proactive_one(&self, core: &mut Core, blk: u64) -> bool {
+        if !self.proactive_room(core)
+            || remap_table::find(self.published.items_locked(), blk).is_some()
+        {
+            return false;
+        }
+        let moved = self.remap_whole(core, blk).is_ok();
+        if moved {
+            self.scan.fig.proactive.fetch_add(1, Relaxed);
+        }
+        moved
     }
 }

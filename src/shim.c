@@ -689,6 +689,98 @@ module_param_cb(sample_interval_s, &dmr_sample_interval_ops, &sample_interval_s,
 MODULE_PARM_DESC(sample_interval_s,
 		 "Seconds between statistics samples fed to the failure prediction (1..86400, default 3600); a change applies from the next sample");
 
+static unsigned int proactive_reserve_pct = 25;
+static unsigned int proactive_region_blocks = 4;
+static unsigned int predict_unusable_ppm = 1000;
+static unsigned int predict_warning_days = 90;
+static unsigned int predict_critical_days = 7;
+static unsigned int predict_min_confidence = 500;
+static unsigned int predict_raise_hold_s = 7200;
+static unsigned int predict_lower_hold_s = 172800;
+
+static int dmr_set_reserve(const char *val, const struct kernel_param *kp)
+{
+	return dmr_param_set(val, kp, 0, 100);
+}
+
+static int dmr_set_region(const char *val, const struct kernel_param *kp)
+{
+	return dmr_param_set(val, kp, 0, DMR_PROACTIVE_REGION_LARGEST);
+}
+
+static int dmr_set_ppm(const char *val, const struct kernel_param *kp)
+{
+	return dmr_param_set(val, kp, 1, DMR_PREDICT_UNUSABLE_PPM_HIGHEST);
+}
+
+static int dmr_set_horizon(const char *val, const struct kernel_param *kp)
+{
+	return dmr_param_set(val, kp, 1, DMR_PREDICT_DAYS_LONGEST);
+}
+
+static int dmr_set_confidence(const char *val, const struct kernel_param *kp)
+{
+	return dmr_param_set(val, kp, 1, 1000);
+}
+
+static int dmr_set_hold(const char *val, const struct kernel_param *kp)
+{
+	return dmr_param_set(val, kp, 0, DMR_PREDICT_HOLD_LONGEST);
+}
+
+#define DMR_PARAM_OPS(name, setter)			\
+	static const struct kernel_param_ops name = {	\
+		.set = setter,				\
+		.get = param_get_uint,			\
+	}
+
+DMR_PARAM_OPS(dmr_reserve_ops, dmr_set_reserve);
+DMR_PARAM_OPS(dmr_region_ops, dmr_set_region);
+DMR_PARAM_OPS(dmr_ppm_ops, dmr_set_ppm);
+DMR_PARAM_OPS(dmr_horizon_ops, dmr_set_horizon);
+DMR_PARAM_OPS(dmr_confidence_ops, dmr_set_confidence);
+DMR_PARAM_OPS(dmr_hold_ops, dmr_set_hold);
+
+module_param_cb(proactive_reserve_pct, &dmr_reserve_ops, &proactive_reserve_pct, 0644);
+MODULE_PARM_DESC(proactive_reserve_pct,
+		 "Percent of the spare pool proactive remaps leave free for failed writes, unless a table sets proactive_reserve (0..100, default 25)");
+module_param_cb(proactive_region_blocks, &dmr_region_ops, &proactive_region_blocks, 0644);
+MODULE_PARM_DESC(proactive_region_blocks,
+		 "Blocks on either side of a weak block that move to the spare with it while the alert level is warning or above, unless a table sets proactive_region (0..64, default 4)");
+module_param_cb(predict_unusable_ppm, &dmr_ppm_ops, &predict_unusable_ppm, 0644);
+MODULE_PARM_DESC(predict_unusable_ppm,
+		 "Failed I/Os per million at which a device counts as failed (1..1000000, default 1000); applies to targets loaded afterwards");
+module_param_cb(predict_warning_days, &dmr_horizon_ops, &predict_warning_days, 0644);
+MODULE_PARM_DESC(predict_warning_days,
+		 "A failure forecast within this many days is a warning (1..3650, default 90); applies to targets loaded afterwards");
+module_param_cb(predict_critical_days, &dmr_horizon_ops, &predict_critical_days, 0644);
+MODULE_PARM_DESC(predict_critical_days,
+		 "A failure forecast within this many days is critical (1..3650, default 7; at most predict_warning_days is used); applies to targets loaded afterwards");
+module_param_cb(predict_min_confidence, &dmr_confidence_ops, &predict_min_confidence, 0644);
+MODULE_PARM_DESC(predict_min_confidence,
+		 "Confidence, permille, a forecast needs to raise a warning or critical alert (1..1000, default 500); applies to targets loaded afterwards");
+module_param_cb(predict_raise_hold_s, &dmr_hold_ops, &predict_raise_hold_s, 0644);
+MODULE_PARM_DESC(predict_raise_hold_s,
+		 "Seconds a higher alert level (below emergency) must hold before it is reported (0..2592000, default 7200); applies to targets loaded afterwards");
+module_param_cb(predict_lower_hold_s, &dmr_hold_ops, &predict_lower_hold_s, 0644);
+MODULE_PARM_DESC(predict_lower_hold_s,
+		 "Seconds a lower alert level must hold before the reported level drops (0..2592000, default 172800); applies to targets loaded afterwards");
+
+#define DMR_PARAM_GETTER(name)				\
+	unsigned int dmr_param_##name(void)		\
+	{						\
+		return READ_ONCE(name);			\
+	}
+
+DMR_PARAM_GETTER(proactive_reserve_pct)
+DMR_PARAM_GETTER(proactive_region_blocks)
+DMR_PARAM_GETTER(predict_unusable_ppm)
+DMR_PARAM_GETTER(predict_warning_days)
+DMR_PARAM_GETTER(predict_critical_days)
+DMR_PARAM_GETTER(predict_min_confidence)
+DMR_PARAM_GETTER(predict_raise_hold_s)
+DMR_PARAM_GETTER(predict_lower_hold_s)
+
 unsigned int dmr_param_sample_interval_s(void)
 {
 	return READ_ONCE(sample_interval_s);

@@ -139,7 +139,8 @@ class Kmsg:
 
 # --- the grammar ----------------------------------------------------------------
 OPT_KEYS = ["block_size", "read_retries", "format_spare", "uuid", "max_remap_rate",
-            "scan_interval", "scan_rate", "proactive_remap"]
+            "scan_interval", "scan_rate", "proactive_remap", "proactive_reserve",
+            "proactive_region"]
 NUMBERS = ["0", "1", "2", "7", "16", "17", "64", "63", "512", "4096", "3000", "65536",
            "131072", "1000000", "1000001", "31536000", "31536001", "4194304", "4194305",
            "18446744073709551615", "18446744073709551616", "99999999999999999999999",
@@ -157,6 +158,8 @@ VALUES = {
     "scan_interval": ["0", "60", "31536000"],
     "scan_rate": ["64", "1024", "65536", "4194304"],
     "proactive_remap": ["on", "off", "ON", "Off", "yes", "1", ""],
+    "proactive_reserve": ["0", "25", "100", "101"],
+    "proactive_region": ["0", "4", "64", "65"],
 }
 VERBS = ["help", "stats", "clear_stats", "remap", "unremap", "query", "list", "clear",
          "clear_failed", "scan", "HELP", "Query", "lis", "remapp", "scan_start", "frob",
@@ -164,7 +167,8 @@ VERBS = ["help", "stats", "clear_stats", "remap", "unremap", "query", "list", "c
          "spare_stats"]
 WORDS = ["confirm", "start", "stop", "status", "CONFIRM", "Start", "now", "all", "x",
          "\\", "\\ ", "'", "\"", "\t", "\n", "é", "\xff", "%s%n", "0 0"]
-PARAMS = ["scan_rate_min_kib", "scan_rate_max_kib", "scan_interval_s"]
+PARAMS = ["scan_rate_min_kib", "scan_rate_max_kib", "scan_interval_s",
+          "proactive_reserve_pct", "proactive_region_blocks"]
 BYTES = b" \t\n\\\"'0123456789abcdefxyz-+:,./\x01\x7f\x80\xc3\xa9\xff"
 
 

@@ -40,6 +40,10 @@ pub enum CoreError {
     BadScanRate,
     /// A `proactive_remap` value other than `on` or `off`.
     BadSwitch,
+    /// A `proactive_reserve` above 100 percent.
+    BadProactiveReserve,
+    /// A `proactive_region` above the supported maximum.
+    BadProactiveRegion,
     /// The spare device is the main device.
     SpareIsMain,
     /// More spare devices than a pool holds.
@@ -84,6 +88,8 @@ impl CoreError {
             Self::BadScanInterval => c"Invalid scan_interval (0..31536000 seconds)",
             Self::BadScanRate => c"Invalid scan_rate (64..4194304 KiB/s)",
             Self::BadSwitch => c"Invalid proactive_remap (on or off)",
+            Self::BadProactiveReserve => c"Invalid proactive_reserve (0..100 percent)",
+            Self::BadProactiveRegion => c"Invalid proactive_region (0..64 blocks)",
             Self::SpareIsMain => c"Spare device is the main device",
             Self::TooManySpares => c"Too many spare devices (at most 16)",
             Self::DuplicateSpare => c"Spare device named twice",

@@ -466,6 +466,18 @@ impl Default for Engine {
 }
 
 impl Engine {
+    /// Replaces the tunables: a fresh engine's before its first sample (the kernel
+    /// copies a fresh engine made with [`Config::DEFAULT`] and sets the module
+    /// parameters' values); later, the next verdicts use them.
+    pub fn set_config(&mut self, cfg: Config) {
+        self.cfg = cfg;
+    }
+
+    /// The tunables.
+    pub const fn config(&self) -> &Config {
+        &self.cfg
+    }
+
     /// A fresh engine.
     pub const fn new(cfg: Config) -> Self {
         let info = Verdict::info(Model::Threshold, Reason::Healthy);

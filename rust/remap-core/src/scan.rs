@@ -149,10 +149,31 @@ impl Norm {
     }
 }
 
-/// Whether a proactive remap may take a spare block now: it never takes the last
-/// quarter of the spare, which stays for the blocks whose writes fail.
-pub const fn proactive_allowed(free: u64, total: u64) -> bool {
-    free > total / 4
+/// Default share of the pool, percent, that proactive remaps leave free for the blocks
+/// whose writes fail (`proactive_reserve`).
+pub const DEFAULT_PROACTIVE_RESERVE_PCT: u8 = 25;
+/// Default `proactive_region`: blocks on either side of a weak block that move with it
+/// while the alert level is warning or above.
+pub const DEFAULT_PROACTIVE_REGION: u8 = 4;
+
+/// Whether a proactive remap may take a spare block now: it takes one only while more
+/// than `reserve_pct` percent of the pool's `total` blocks are free, so that share stays
+/// for the blocks whose writes fail (100: never).
+pub const fn proactive_allowed(free: u64, total: u64, reserve_pct: u8) -> bool {
+    let pct = if reserve_pct > 100 { 100 } else { reserve_pct };
+    // free / total > pct / 100, without division or overflow.
+    (free as u128) * 100 > (total as u128) * (pct as u128)
+}
+
+/// The blocks of a weak block's region, nearest first, alternating below and above:
+/// `blk - 1, blk + 1, blk - 2, ...` up to `region` on either side, within
+/// `0..blocks`.
+pub fn region_blocks(blk: u64, region: u8, blocks: u64) -> impl Iterator<Item = u64> {
+    (1..=u64::from(region)).flat_map(move |d| {
+        let below = blk.checked_sub(d);
+        let above = blk.checked_add(d).filter(|&b| b < blocks);
+        below.into_iter().chain(above)
+    })
 }
 
 #[cfg(test)]
@@ -253,11 +274,37 @@ mod tests {
     }
 
     #[test]
-    fn proactive_budget_keeps_a_quarter() {
-        assert!(proactive_allowed(100, 100));
-        assert!(proactive_allowed(26, 100));
-        assert!(!proactive_allowed(25, 100));
-        assert!(!proactive_allowed(0, 0));
-        assert!(proactive_allowed(1, 1));
+    fn proactive_budget_keeps_the_reserve() {
+        let q = DEFAULT_PROACTIVE_RESERVE_PCT;
+        assert!(proactive_allowed(100, 100, q));
+        assert!(proactive_allowed(26, 100, q));
+        assert!(!proactive_allowed(25, 100, q));
+        assert!(!proactive_allowed(0, 0, q));
+        assert!(proactive_allowed(1, 1, q));
+        // No reserve: down to the last block; a full reserve: never.
+        assert!(proactive_allowed(1, 1000, 0));
+        assert!(!proactive_allowed(0, 1000, 0));
+        assert!(!proactive_allowed(1000, 1000, 100));
+        assert!(!proactive_allowed(1000, 1000, 200));
+        assert!(proactive_allowed(11, 100, 10));
+        assert!(!proactive_allowed(10, 100, 10));
+        // No overflow at the extremes.
+        assert!(proactive_allowed(u64::MAX, u64::MAX, 99));
+        assert!(!proactive_allowed(u64::MAX / 2, u64::MAX, 50));
+    }
+
+    #[test]
+    fn region_is_nearest_first_and_within_the_device() {
+        let v: Vec<u64> = region_blocks(10, 3, 100).collect();
+        assert_eq!(v, [9, 11, 8, 12, 7, 13]);
+        let v: Vec<u64> = region_blocks(1, 3, 100).collect();
+        assert_eq!(v, [0, 2, 3, 4]);
+        let v: Vec<u64> = region_blocks(99, 2, 100).collect();
+        assert_eq!(v, [98, 97]);
+        assert_eq!(region_blocks(5, 0, 100).count(), 0);
+        assert_eq!(
+            region_blocks(u64::MAX - 1, 2, u64::MAX).collect::<Vec<_>>(),
+            [u64::MAX - 2, u64::MAX - 3]
+        );
     }
 }

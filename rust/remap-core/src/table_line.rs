@@ -38,6 +38,13 @@
 //! - `proactive_remap <on|off>`: whether blocks the scan finds weak (readable only after
 //!   retries, or far slower than the device's norm) are copied to the spare and
 //!   remapped while still readable (default on).
+//! - `proactive_reserve <percent>`: the share of the pool's spare blocks proactive
+//!   remaps leave free for blocks whose writes fail, 0..=100 (default: the module
+//!   parameter `proactive_reserve_pct`, itself 25 unless set).
+//! - `proactive_region <blocks>`: while the target's alert level is warning or above,
+//!   the readable blocks up to this many on either side of a weak block move to the
+//!   spare with it, 0..=[`MAX_PROACTIVE_REGION`] (default: the module parameter
+//!   `proactive_region_blocks`, itself 4 unless set).
 //! - `uuid <uuid>`: the setup UUID the spare's metadata must carry (32 hex digits or
 //!   the 8-4-4-4-12 form, not all zero); a spare of another setup is refused. The
 //!   printed line always names the loaded setup's UUID, so reloading it only ever
@@ -64,6 +71,8 @@ pub const MAX_SCAN_INTERVAL_S: u64 = 31_536_000;
 pub const MIN_SCAN_RATE_KIBS: u64 = 64;
 /// Largest accepted `scan_rate`, KiB/s (4 GiB/s).
 pub const MAX_SCAN_RATE_KIBS: u64 = 4 * 1024 * 1024;
+/// Largest accepted `proactive_region`, blocks on either side of a weak block.
+pub const MAX_PROACTIVE_REGION: u64 = 64;
 /// Most optional arguments a table line may carry.
 pub const MAX_OPT_ARGS: u64 = 32;
 
@@ -99,6 +108,11 @@ pub struct TableConfig<'a> {
     pub scan_rate_kibs: Option<u32>,
     /// Proactive remapping of weak blocks (`proactive_remap`), if given.
     pub proactive_remap: Option<bool>,
+    /// Percent of the pool proactive remaps leave free (`proactive_reserve`), if given.
+    pub proactive_reserve_pct: Option<u8>,
+    /// Blocks on either side of a weak block moved with it at warning or above
+    /// (`proactive_region`), if given.
+    pub proactive_region: Option<u8>,
 }
 
 /// Parses a decimal `u64`: digits only, no sign, no junk, no overflow.
@@ -169,6 +183,8 @@ impl<'a> TableConfig<'a> {
             scan_interval_s: None,
             scan_rate_kibs: None,
             proactive_remap: None,
+            proactive_reserve_pct: None,
+            proactive_region: None,
         };
         let Some((count, opts)) = rest.split_first() else {
             return Ok(cfg);
@@ -253,6 +269,26 @@ impl<'a> TableConfig<'a> {
                 } else {
                     return Err(CoreError::BadSwitch);
                 });
+            } else if eq_ignore_case(name, "proactive_reserve") {
+                if cfg.proactive_reserve_pct.is_some() {
+                    return Err(CoreError::DuplicateOption);
+                }
+                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
+                let r = parse_u64(v)?;
+                if r > 100 {
+                    return Err(CoreError::BadProactiveReserve);
+                }
+                cfg.proactive_reserve_pct = Some(r as u8);
+            } else if eq_ignore_case(name, "proactive_region") {
+                if cfg.proactive_region.is_some() {
+                    return Err(CoreError::DuplicateOption);
+                }
+                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
+                let r = parse_u64(v)?;
+                if r > MAX_PROACTIVE_REGION {
+                    return Err(CoreError::BadProactiveRegion);
+                }
+                cfg.proactive_region = Some(r as u8);
             } else if eq_ignore_case(name, "uuid") {
                 if cfg.uuid.is_some() {
                     return Err(CoreError::DuplicateOption);
@@ -284,6 +320,8 @@ impl<'a> TableConfig<'a> {
             + 2 * u32::from(self.scan_interval_s.is_some())
             + 2 * u32::from(self.scan_rate_kibs.is_some())
             + 2 * u32::from(self.proactive_remap.is_some())
+            + 2 * u32::from(self.proactive_reserve_pct.is_some())
+            + 2 * u32::from(self.proactive_region.is_some())
             + 2 * u32::from(uuid.is_some())
     }
 
@@ -321,7 +359,8 @@ impl<'a> TableConfig<'a> {
     /// (the kernel passes their `major:minor`, every spare of the pool in its order) and the setup `uuid` (the kernel passes
     /// the loaded setup's, so that the printed line reloads only that setup). Options
     /// come in the order `block_size`, `read_retries`, `max_remap_rate`,
-    /// `scan_interval`, `scan_rate`, `proactive_remap`, `uuid`, each only when given;
+    /// `scan_interval`, `scan_rate`, `proactive_remap`, `proactive_reserve`,
+    /// `proactive_region`, `uuid`, each only when given;
     /// `format_spare` is never printed.
     pub fn write_table(
         &self,
@@ -356,6 +395,12 @@ impl<'a> TableConfig<'a> {
         }
         if let Some(v) = self.proactive_remap {
             write!(out, " proactive_remap {}", if v { "on" } else { "off" })?;
+        }
+        if let Some(v) = self.proactive_reserve_pct {
+            write!(out, " proactive_reserve {v}")?;
+        }
+        if let Some(v) = self.proactive_region {
+            write!(out, " proactive_region {v}")?;
         }
         if let Some(u) = uuid {
             write!(out, " uuid {}", UuidText(u))?;
@@ -487,6 +532,31 @@ mod tests {
     }
 
     #[test]
+    fn proactive_budget_options_round_trip() {
+        let c = parse("a b 6 proactive_region 64 Proactive_Reserve 0 proactive_remap on").unwrap();
+        assert_eq!(c.proactive_reserve_pct, Some(0));
+        assert_eq!(c.proactive_region, Some(64));
+        let mut s = String::new();
+        c.write_table(&mut s, "7:0", &["7:1"], None).unwrap();
+        assert_eq!(
+            s,
+            "7:0 7:1 6 proactive_remap on proactive_reserve 0 proactive_region 64"
+        );
+        let again = TableConfig::parse(&split(&s)).unwrap();
+        assert_eq!(
+            (again.proactive_reserve_pct, again.proactive_region),
+            (Some(0), Some(64))
+        );
+        let c = parse("a b 2 proactive_reserve 100").unwrap();
+        assert_eq!(
+            (c.proactive_reserve_pct, c.proactive_region),
+            (Some(100), None)
+        );
+        let c = parse("a b").unwrap();
+        assert_eq!((c.proactive_reserve_pct, c.proactive_region), (None, None));
+    }
+
+    #[test]
     fn format_spare_is_parsed_but_never_printed() {
         let c = parse("a b 1 format_spare").unwrap();
         assert!(c.format_spare);
@@ -539,6 +609,21 @@ mod tests {
             ("a b 2 scan_rate -5", CoreError::BadNumber),
             ("a b 1 scan_rate", CoreError::OptionMissingValue),
             ("a b 2 proactive_remap yes", CoreError::BadSwitch),
+            (
+                "a b 2 proactive_reserve 101",
+                CoreError::BadProactiveReserve,
+            ),
+            ("a b 2 proactive_reserve -1", CoreError::BadNumber),
+            ("a b 2 proactive_region 65", CoreError::BadProactiveRegion),
+            ("a b 2 proactive_region", CoreError::BadOptCount),
+            (
+                "a b 4 proactive_region 1 proactive_region 2",
+                CoreError::DuplicateOption,
+            ),
+            (
+                "a b 4 proactive_reserve 1 proactive_reserve 2",
+                CoreError::DuplicateOption,
+            ),
             (
                 "a b 4 scan_interval 1 scan_interval 1",
                 CoreError::DuplicateOption,

@@ -64,6 +64,14 @@ pub struct CreateArgs {
     /// Copy weak blocks to the spare before they fail (`proactive_remap`).
     #[arg(long, value_enum)]
     pub proactive_remap: Option<Switch>,
+    /// Percent of the spare pool proactive remaps leave free for failed writes
+    /// (`proactive_reserve`, 0..100).
+    #[arg(long)]
+    pub proactive_reserve: Option<u64>,
+    /// Blocks on either side of a weak block that move with it while the alert level
+    /// is warning or above (`proactive_region`, 0..64).
+    #[arg(long)]
+    pub proactive_region: Option<u64>,
     /// The setup UUID the spare's metadata must carry (`uuid`).
     #[arg(long)]
     pub uuid: Option<String>,
@@ -172,6 +180,14 @@ fn options(a: &CreateArgs) -> Vec<String> {
         "proactive_remap",
         a.proactive_remap
             .map(|s| if matches!(s, Switch::On) { "on" } else { "off" }.to_string()),
+    );
+    opt(
+        "proactive_reserve",
+        a.proactive_reserve.map(|v| v.to_string()),
+    );
+    opt(
+        "proactive_region",
+        a.proactive_region.map(|v| v.to_string()),
     );
     opt("uuid", a.uuid.clone());
     if a.format_spare {

@@ -862,3 +862,27 @@ fn state_size_is_as_documented() {
     // Documentation/prediction.md states this size; change both together.
     assert_eq!(core::mem::size_of::<Engine>(), 65_392);
 }
+
+#[test]
+fn set_config_takes_the_unusable_rate() {
+    // A day of errors at 0.025% of the I/O: a notice at the default unusable rate
+    // (0.1%), an emergency when the unusable rate is set to 0.02%.
+    let day = |e: &mut Engine| {
+        feed(e, 3, |d, h| Sample {
+            read_errors: if d == 2 { IOS / 4000 } else { 0 },
+            remapped_total: if d == 2 { h + 1 } else { 0 },
+            ..base(d, h)
+        })
+    };
+    let mut e = Engine::default();
+    let top = day(&mut e).iter().map(|a| a.level).max();
+    assert_eq!(top, Some(Level::Notice));
+    let mut e = Engine::default();
+    e.set_config(Config {
+        unusable_ppb: 200_000,
+        ..Config::DEFAULT
+    });
+    assert_eq!(e.config().unusable_ppb, 200_000);
+    let top = day(&mut e).iter().map(|a| a.level).max();
+    assert_eq!(top, Some(Level::Emergency));
+}
