@@ -21,7 +21,6 @@
 
 use crate::bindings as b;
 use crate::engine::{Special, BUSY};
-use crate::meta_io::Core;
 use crate::remap_core::meta::ScanCheckpoint;
 use crate::remap_core::predict::Level;
 use crate::remap_core::remap_table;
@@ -38,6 +37,7 @@ use kernel::sync::Mutex;
 
 // The module parameters' ranges (C shim) are the table options' (remap-core).
 const _: () = assert!(b::DMR_SCAN_RATE_LOWEST as u64 == table_line::MIN_SCAN_RATE_KIBS);
+const _: () = assert!(b::DMR_PROACTIVE_REGION_LARGEST as u64 == table_line::MAX_PROACTIVE_REGION);
 const _: () = assert!(b::DMR_SCAN_RATE_HIGHEST as u64 == table_line::MAX_SCAN_RATE_KIBS);
 const _: () = assert!(b::DMR_SCAN_INTERVAL_LONGEST as u64 == table_line::MAX_SCAN_INTERVAL_S);
 
@@ -124,7 +124,8 @@ pub(crate) struct Figures {
     weak: AtomicU64,
     /// Of those, the slow ones.
     slow: AtomicU64,
-    /// Weak blocks copied to the spare and remapped.
+    /// Blocks copied to the spare and remapped proactively (weak blocks and the
+    /// blocks of their regions).
     proactive: AtomicU64,
 }
 
@@ -723,43 +724,58 @@ impl Remap {
     /// of its region (`proactive_region` on either side, nearest first) follow, one
     /// remap each under the same conditions; one that does not read whole stays where
     /// it is (the scan reads it in its turn).
+    ///
+    /// The core mutex is taken for one block at a time: between two region blocks the
+    /// worker (failed reads and writes, bios waiting on a BUSY block) and the messages
+    /// get it, and a stop or suspend (`stopping`) ends the region after the block in
+    /// progress.
     fn scan_weak(&self, blk: u64) {
-        if !self.scan.proactive {
+        if !self.scan.proactive || self.proactive_move(blk) != Proactive::Moved {
             return;
         }
-        let mut core = self.core.lock();
-        if self.proactive_one(&mut core, blk) {
-            dminfo!(
-                "{}: scan: weak block {} copied to the spare and remapped",
-                self.main_name(),
-                blk
-            );
-            let region = self.scan.region;
-            if region > 0 && self.sampler.level_at_least(Level::Warning) {
-                let total = self.cfg.block_size.whole_blocks(self.len).0;
-                let mut moved = 0u32;
-                for b in plan::region_blocks(blk, region, total) {
-                    if self.scan.stopping.load(Relaxed) || !self.proactive_room(&mut core) {
-                        break;
-                    }
-                    moved += u32::from(self.proactive_one(&mut core, b));
-                }
-                if moved > 0 {
-                    dminfo!(
-                        "{}: scan: alert level warning or above: {} blocks around weak block {} moved with it",
-                        self.main_name(),
-                        moved,
-                        blk
-                    );
-                }
+        dminfo!(
+            "{}: scan: weak block {} copied to the spare and remapped",
+            self.main_name(),
+            blk
+        );
+        let region = self.scan.region;
+        if region == 0 || !self.sampler.level_at_least(Level::Warning) {
+            return;
+        }
+        let total = self.cfg.block_size.whole_blocks(self.len).0;
+        let mut moved = 0u32;
+        for b in plan::region_blocks(blk, region, total) {
+            if self.scan.stopping.load(Relaxed) {
+                break;
+            }
+            match self.proactive_move(b) {
+                Proactive::Moved => moved += 1,
+                Proactive::NoRoom => break,
+                Proactive::Stays => {}
             }
         }
-        self.mirror(&core);
+        if moved > 0 {
+            dminfo!(
+                "{}: scan: alert level warning or above: {} blocks around weak block {} moved with it",
+                self.main_name(),
+                moved,
+                blk
+            );
+        }
     }
 
-    /// Whether a proactive remap may take a spare block now (see [`Self::scan_weak`]).
-    fn proactive_room(&self, core: &mut Core) -> bool {
+    /// Copies `blk` to the spare and remaps it, under the core mutex, if there is room
+    /// (see [`Self::scan_weak`]), it is not in the map yet, and all of it reads.
+    /// `remap_whole` publishes the block BUSY and drains before it copies (the same
+    /// protocol as a failed write's remap): a write racing the copy is never lost.
+    fn proactive_move(&self, blk: u64) -> Proactive {
+        let mut core = self.core.lock();
         let items = self.published.items_locked();
+        // SAFETY: reads the monotonic clock.
+        let now = unsafe { b::dmr_now_ms() };
+        // Half the remap storm bucket (rounded up) stays for the failed writes' remaps:
+        // the bucket must hold that half plus this remap.
+        let rate = self.cfg.max_remap_rate;
         if self.is_failed()
             || !plan::proactive_allowed(
                 core.free_blocks(),
@@ -767,30 +783,33 @@ impl Remap {
                 self.scan.reserve_pct,
             )
             || !core.fits(items, 1 + crate::worker::MAX_JOBS)
+            || !core.storm.has_room(u64::from(rate - rate / 2) + 1, now)
         {
-            return false;
+            return Proactive::NoRoom;
         }
-        // SAFETY: reads the monotonic clock.
-        let now = unsafe { b::dmr_now_ms() };
-        // Half the remap storm bucket stays for the failed writes' remaps.
-        core.storm
-            .has_room(u64::from(self.cfg.max_remap_rate / 2) + 1, now)
-    }
-
-    /// Copies `blk` to the spare and remaps it, if [`Self::proactive_room`] allows, it
-    /// is not in the map yet, and all of it reads; whether it was moved. `remap_whole`
-    /// publishes the block BUSY and drains before it copies (the same protocol as a
-    /// failed write's remap): a write racing the copy is never lost.
-    fn proactive_one(&self, core: &mut Core, blk: u64) -> bool {
-        if !self.proactive_room(core)
-            || remap_table::find(self.published.items_locked(), blk).is_some()
-        {
-            return false;
+        if remap_table::find(items, blk).is_some() {
+            return Proactive::Stays;
         }
-        let moved = self.remap_whole(core, blk).is_ok();
+        let moved = self.remap_whole(&mut core, blk).is_ok();
         if moved {
             self.scan.fig.proactive.fetch_add(1, Relaxed);
         }
-        moved
+        self.mirror(&core);
+        if moved {
+            Proactive::Moved
+        } else {
+            Proactive::Stays
+        }
     }
+}
+
+/// What [`Remap::proactive_move`] did with a block.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Proactive {
+    /// Copied to the spare and remapped.
+    Moved,
+    /// Left where it is: already in the map, or it does not read whole.
+    Stays,
+    /// No room for a proactive remap (reserve, map, storm bucket, or mode failed).
+    NoRoom,
 }
