@@ -97,16 +97,18 @@ fuzz-inputs: deps
 
 # make check runs the campaigns short: CHECK_CUTS power cuts, CHECK_CRASH_TRIALS crash
 # images, CHECK_FUZZ_INPUTS fuzzed inputs (make powercut, crash-replay and fuzz-inputs
-# run them long). The whole VM suite's backstop is CHECK_VM_TIMEOUT (each case has its
-# own limit in tests/run-all).
+# run them long). The VM suite runs in two one-vCPU VMs side by side (scripts/vm-suite;
+# VM_SPLIT=1 VM_CPUS=2 runs it in one VM as make vm-test does); CHECK_VM_TIMEOUT is each
+# VM's backstop (each case has its own limit in tests/run-all).
 CHECK_CUTS ?= 6
 CHECK_CRASH_TRIALS ?= 12
 CHECK_FUZZ_INPUTS ?= 300
 CHECK_VM_TIMEOUT ?= 3600
 check: deps fmt-check host-test
 	touch src/dm_remap.rs && scripts/build-module CLIPPY=1
-	VM_TIMEOUT=$(CHECK_VM_TIMEOUT) VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run \
-	  env CRASH_TRIALS=$(CHECK_CRASH_TRIALS) FUZZ_INPUTS=$(CHECK_FUZZ_INPUTS) tests/run-all $(TESTS)
+	VM_TIMEOUT=$(CHECK_VM_TIMEOUT) \
+	  VM_SUITE_ENV="CRASH_TRIALS=$(CHECK_CRASH_TRIALS) FUZZ_INPUTS=$(CHECK_FUZZ_INPUTS)" \
+	  scripts/vm-suite $(TESTS)
 	$(if $(TESTS),$(if $(findstring 16-dashboard,$(TESTS)),tests/dashboard/live),tests/dashboard/live)
 	tests/boot/run
 	tests/powercut/run.py --cuts $(CHECK_CUTS)

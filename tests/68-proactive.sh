@@ -86,7 +86,7 @@ dm_create r "0 65536 remap $main $spare 4 scan_rate 65536 proactive_reserve 0" |
 dev=$(dm_path r)
 uuid=$(dmsetup table "$name" | awk '{ print $NF }')
 ktap_check "the table prints proactive_reserve back" \
-  bash -c "dmsetup table $name | grep -q ' 4 scan_rate 65536 proactive_reserve 0 uuid '"
+  bash -c "dmsetup table $name | grep -q ' 6 scan_rate 65536 proactive_reserve 0 uuid '"
 ktap_check "health shows the tunables the parameters gave (critical capped at warning)" \
   bash -c "dmsetup message $name 0 health | head -1 | grep -q ' unusable_ppm=500 warning_days=30 critical_days=30 min_confidence=600 raise_hold_s=0 lower_hold_s=3600$'"
 scan_field() { dmsetup message "$name" 0 scan status | tr ' ' '\n' | sed -n "s/^$1=//p"; }
@@ -143,7 +143,7 @@ ktap_check "15 spare blocks left" test "$(info r spare_free)" = 15
 
 # The reserve: 15 free of 128 is below 50%: a weak block is found and left in place.
 tbl() { echo "0 65536 remap $main $spare $1 scan_rate 65536 $2 uuid $uuid"; }
-suspend_reload_resume "$name" "$(tbl 6 'proactive_reserve 50 proactive_region 4')" ||
+suspend_reload_resume "$name" "$(tbl 8 'proactive_reserve 50 proactive_region 4')" ||
   fail "reload with proactive_reserve 50"
 slow_at 4000 || fail "move the delay to block 4000"
 ktap_check "with proactive_reserve 50 a pass completes" pass
@@ -152,7 +152,7 @@ ktap_check "block 4000 is found weak but stays on the main device" \
 ktap_check "and still reads as written" same_data 3996 9
 
 # proactive_region 0: at warning, the weak block moves alone.
-suspend_reload_resume "$name" "$(tbl 6 'proactive_reserve 0 proactive_region 0')" ||
+suspend_reload_resume "$name" "$(tbl 8 'proactive_reserve 0 proactive_region 0')" ||
   fail "reload with proactive_region 0"
 ktap_check "the alert level is still warning after the reload" wait_level warning
 slow_at 6000 || fail "move the delay to block 6000"
