@@ -660,20 +660,15 @@ static int dmr_set_sample_interval(const char *val, const struct kernel_param *k
 	return dmr_param_set(val, kp, 1, DMR_SAMPLE_INTERVAL_LONGEST);
 }
 
-static const struct kernel_param_ops dmr_sample_interval_ops = {
-	.set = dmr_set_sample_interval,
-	.get = param_get_uint,
-};
+#define DMR_PARAM_OPS(name, setter)			\
+	static const struct kernel_param_ops name = {	\
+		.set = setter,				\
+		.get = param_get_uint,			\
+	}
 
-static const struct kernel_param_ops dmr_rate_ops = {
-	.set = dmr_set_rate,
-	.get = param_get_uint,
-};
-
-static const struct kernel_param_ops dmr_interval_ops = {
-	.set = dmr_set_interval,
-	.get = param_get_uint,
-};
+DMR_PARAM_OPS(dmr_sample_interval_ops, dmr_set_sample_interval);
+DMR_PARAM_OPS(dmr_rate_ops, dmr_set_rate);
+DMR_PARAM_OPS(dmr_interval_ops, dmr_set_interval);
 
 module_param_cb(scan_rate_min_kib, &dmr_rate_ops, &scan_rate_min_kib, 0644);
 MODULE_PARM_DESC(scan_rate_min_kib,
@@ -728,12 +723,6 @@ static int dmr_set_hold(const char *val, const struct kernel_param *kp)
 	return dmr_param_set(val, kp, 0, DMR_PREDICT_HOLD_LONGEST);
 }
 
-#define DMR_PARAM_OPS(name, setter)			\
-	static const struct kernel_param_ops name = {	\
-		.set = setter,				\
-		.get = param_get_uint,			\
-	}
-
 DMR_PARAM_OPS(dmr_reserve_ops, dmr_set_reserve);
 DMR_PARAM_OPS(dmr_region_ops, dmr_set_region);
 DMR_PARAM_OPS(dmr_ppm_ops, dmr_set_ppm);
@@ -781,25 +770,10 @@ DMR_PARAM_GETTER(predict_min_confidence)
 DMR_PARAM_GETTER(predict_raise_hold_s)
 DMR_PARAM_GETTER(predict_lower_hold_s)
 
-unsigned int dmr_param_sample_interval_s(void)
-{
-	return READ_ONCE(sample_interval_s);
-}
-
-unsigned int dmr_param_scan_rate_min_kib(void)
-{
-	return READ_ONCE(scan_rate_min_kib);
-}
-
-unsigned int dmr_param_scan_rate_max_kib(void)
-{
-	return READ_ONCE(scan_rate_max_kib);
-}
-
-unsigned int dmr_param_scan_interval_s(void)
-{
-	return READ_ONCE(scan_interval_s);
-}
+DMR_PARAM_GETTER(sample_interval_s)
+DMR_PARAM_GETTER(scan_rate_min_kib)
+DMR_PARAM_GETTER(scan_rate_max_kib)
+DMR_PARAM_GETTER(scan_interval_s)
 
 /*
  * sysfs (include/dm_remap.h). One entry per mapped device, found by md on dmr_sysfs_list.

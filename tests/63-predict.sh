@@ -124,16 +124,7 @@ d_remap=$(($(events) - e1))
 ev0=$(events)
 dmsetup message "$name" 0 remap 227 >/dev/null || diag "remap 227 refused"
 ktap_check "the spare is full" test "$(info p spare_free)" = 0
-wait_level() {
-  local i
-  for ((i = 0; i < 20; i++)); do
-    [ "$(info p alert)" = "$1" ] && return 0
-    sleep 1
-  done
-  diag "status: $(dmsetup status "$name")"
-  return 1
-}
-emergency() { wait_level emergency && [ "$(info p health_score)" -le 9 ] && [ "$(info p ttf_s)" = 0 ]; }
+emergency() { wait_alert p emergency && [ "$(info p health_score)" -le 9 ] && [ "$(info p ttf_s)" = 0 ]; }
 ktap_check "status reports emergency, health score 0..9, time to failure 0" emergency
 diag "events: $d_remap per remap; $ev0 before the last remap, $(events) now"
 ktap_check "the level change raised a dm event" test "$(events)" = $((ev0 + d_remap + 1))

@@ -121,16 +121,7 @@ ktap_check "it found block 2000 weak and moved it alone" \
 for ((b = 5000; b < 5103; b++)); do
   dmsetup message "$name" 0 remap "$b" >/dev/null || { diag "remap $b refused"; break; }
 done
-wait_level() {
-  local i
-  for ((i = 0; i < 20; i++)); do
-    [ "$(info r alert)" = "$1" ] && return 0
-    sleep 1
-  done
-  diag "status: $(dmsetup status "$name")"
-  return 1
-}
-ktap_check "81% of the spare used: alert level warning" wait_level warning
+ktap_check "81% of the spare used: alert level warning" wait_alert r warning
 slow_at 3000 || fail "move the delay to block 3000"
 dmesg_mark
 ktap_check "a pass at level warning completes" pass
@@ -154,7 +145,7 @@ ktap_check "and still reads as written" same_data 3996 9
 # proactive_region 0: at warning, the weak block moves alone.
 suspend_reload_resume "$name" "$(tbl 8 'proactive_reserve 0 proactive_region 0')" ||
   fail "reload with proactive_region 0"
-ktap_check "the alert level is still warning after the reload" wait_level warning
+ktap_check "the alert level is still warning after the reload" wait_alert r warning
 slow_at 6000 || fail "move the delay to block 6000"
 ktap_check "with proactive_region 0 a pass completes" pass
 ktap_check "block 6000 moved alone" \

@@ -228,6 +228,17 @@ info() {
   return 1
 }
 
+# wait_alert <name> <level>: until the target's status reports that alert level (20 s).
+wait_alert() {
+  local i
+  for ((i = 0; i < 20; i++)); do
+    [ "$(info "$1" alert)" = "$2" ] && return 0
+    sleep 1
+  done
+  diag "status: $(dmsetup status "$PREFIX$1")"
+  return 1
+}
+
 # blk_write <dev> <block> <file> / blk_read <dev> <block> <out>: 4 KiB direct I/O.
 blk_write() { dd if="$3" of="$1" bs=4096 seek="$2" count=1 oflag=direct conv=notrunc status=none; }
 blk_read() { dd if="$1" of="$3" bs=4096 skip="$2" count=1 iflag=direct status=none; }
