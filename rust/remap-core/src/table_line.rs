@@ -133,6 +133,26 @@ pub fn parse_u64(s: &[u8]) -> Result<u64, CoreError> {
     Ok(v)
 }
 
+/// The value of a numeric option: the next argument, a decimal number in `range`
+/// (`err` otherwise); [`CoreError::DuplicateOption`] when the option was `given`
+/// already.
+fn number_value<'x>(
+    given: bool,
+    it: &mut impl Iterator<Item = &'x &'x [u8]>,
+    range: core::ops::RangeInclusive<u64>,
+    err: CoreError,
+) -> Result<u64, CoreError> {
+    if given {
+        return Err(CoreError::DuplicateOption);
+    }
+    let v = it.next().ok_or(CoreError::OptionMissingValue)?;
+    let r = parse_u64(v)?;
+    if !range.contains(&r) {
+        return Err(err);
+    }
+    Ok(r)
+}
+
 /// The first `n` of `spares`.
 fn spares_named<'s, 'a>(spares: &'s [&'a [u8]; MAX_SPARES], n: usize) -> &'s [&'a [u8]] {
     spares.get(..n).unwrap_or(&[])
@@ -211,14 +231,12 @@ impl<'a> TableConfig<'a> {
                 cfg.block_size = BlockSize::from_bytes(bytes)?;
                 cfg.block_size_given = true;
             } else if eq_ignore_case(name, "read_retries") {
-                if cfg.read_retries_given {
-                    return Err(CoreError::DuplicateOption);
-                }
-                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
-                let r = parse_u64(v)?;
-                if r > u64::from(MAX_READ_RETRIES) {
-                    return Err(CoreError::BadRetries);
-                }
+                let r = number_value(
+                    cfg.read_retries_given,
+                    &mut it,
+                    0..=u64::from(MAX_READ_RETRIES),
+                    CoreError::BadRetries,
+                )?;
                 cfg.read_retries = r as u8;
                 cfg.read_retries_given = true;
             } else if eq_ignore_case(name, "format_spare") {
@@ -227,35 +245,29 @@ impl<'a> TableConfig<'a> {
                 }
                 cfg.format_spare = true;
             } else if eq_ignore_case(name, "max_remap_rate") {
-                if cfg.max_remap_rate_given {
-                    return Err(CoreError::DuplicateOption);
-                }
-                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
-                let r = parse_u64(v)?;
-                if r > MAX_MAX_REMAP_RATE {
-                    return Err(CoreError::BadRemapRate);
-                }
+                let r = number_value(
+                    cfg.max_remap_rate_given,
+                    &mut it,
+                    0..=MAX_MAX_REMAP_RATE,
+                    CoreError::BadRemapRate,
+                )?;
                 cfg.max_remap_rate = r as u32;
                 cfg.max_remap_rate_given = true;
             } else if eq_ignore_case(name, "scan_interval") {
-                if cfg.scan_interval_s.is_some() {
-                    return Err(CoreError::DuplicateOption);
-                }
-                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
-                let r = parse_u64(v)?;
-                if r > MAX_SCAN_INTERVAL_S {
-                    return Err(CoreError::BadScanInterval);
-                }
+                let r = number_value(
+                    cfg.scan_interval_s.is_some(),
+                    &mut it,
+                    0..=MAX_SCAN_INTERVAL_S,
+                    CoreError::BadScanInterval,
+                )?;
                 cfg.scan_interval_s = Some(r as u32);
             } else if eq_ignore_case(name, "scan_rate") {
-                if cfg.scan_rate_kibs.is_some() {
-                    return Err(CoreError::DuplicateOption);
-                }
-                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
-                let r = parse_u64(v)?;
-                if !(MIN_SCAN_RATE_KIBS..=MAX_SCAN_RATE_KIBS).contains(&r) {
-                    return Err(CoreError::BadScanRate);
-                }
+                let r = number_value(
+                    cfg.scan_rate_kibs.is_some(),
+                    &mut it,
+                    MIN_SCAN_RATE_KIBS..=MAX_SCAN_RATE_KIBS,
+                    CoreError::BadScanRate,
+                )?;
                 cfg.scan_rate_kibs = Some(r as u32);
             } else if eq_ignore_case(name, "proactive_remap") {
                 if cfg.proactive_remap.is_some() {
@@ -270,24 +282,20 @@ impl<'a> TableConfig<'a> {
                     return Err(CoreError::BadSwitch);
                 });
             } else if eq_ignore_case(name, "proactive_reserve") {
-                if cfg.proactive_reserve_pct.is_some() {
-                    return Err(CoreError::DuplicateOption);
-                }
-                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
-                let r = parse_u64(v)?;
-                if r > 100 {
-                    return Err(CoreError::BadProactiveReserve);
-                }
+                let r = number_value(
+                    cfg.proactive_reserve_pct.is_some(),
+                    &mut it,
+                    0..=100,
+                    CoreError::BadProactiveReserve,
+                )?;
                 cfg.proactive_reserve_pct = Some(r as u8);
             } else if eq_ignore_case(name, "proactive_region") {
-                if cfg.proactive_region.is_some() {
-                    return Err(CoreError::DuplicateOption);
-                }
-                let v = it.next().ok_or(CoreError::OptionMissingValue)?;
-                let r = parse_u64(v)?;
-                if r > MAX_PROACTIVE_REGION {
-                    return Err(CoreError::BadProactiveRegion);
-                }
+                let r = number_value(
+                    cfg.proactive_region.is_some(),
+                    &mut it,
+                    0..=MAX_PROACTIVE_REGION,
+                    CoreError::BadProactiveRegion,
+                )?;
                 cfg.proactive_region = Some(r as u8);
             } else if eq_ignore_case(name, "uuid") {
                 if cfg.uuid.is_some() {

@@ -269,7 +269,39 @@ fn serve_one(mut s: TcpStream, token: Option<&str>) {
     let Ok(clone) = s.try_clone() else { return };
     let deadline = std::time::Instant::now() + REQUEST_TIME;
     let mut r = BufReader::new(clone.take(LIMIT));
-    let Some(line) = line_by(&mut r, deadline) else {
+    handle(&mut s, &mut r, token, deadline);
+    finish(&s, &mut r);
+}
+
+/// Ends a connection without a reset: the answer is out (the write side is shut), then
+/// what the client still sends (a body the answer did not need, within the request's
+/// LIMIT, for at most a second) is read and dropped. Closing a socket with unread
+/// input makes the kernel send RST, and a client that had not read the answer yet
+/// would see "connection reset" instead of it.
+fn finish(s: &TcpStream, r: &mut BufReader<std::io::Take<TcpStream>>) {
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut sink = [0u8; 4096];
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || r.get_ref().get_ref().set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match r.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// One request: read, checked, answered.
+fn handle(
+    s: &mut TcpStream,
+    r: &mut BufReader<std::io::Take<TcpStream>>,
+    token: Option<&str>,
+    deadline: std::time::Instant,
+) {
+    let Some(line) = line_by(r, deadline) else {
         return;
     };
     // The headers, up to the empty line: Host for every request, the others for an
@@ -281,7 +313,7 @@ fn serve_one(mut s: TcpStream, token: Option<&str>) {
     // front might read them otherwise: request smuggling).
     let mut bad_framing = false;
     loop {
-        let Some(hl) = line_by(&mut r, deadline) else {
+        let Some(hl) = line_by(r, deadline) else {
             return;
         };
         if hl == "\r\n" || hl == "\n" {
@@ -313,7 +345,7 @@ fn serve_one(mut s: TcpStream, token: Option<&str>) {
     }
     if bad_framing {
         respond(
-            &mut s,
+            s,
             "400 Bad Request",
             "text/plain; charset=utf-8",
             "no Transfer-Encoding; one Content-Length of digits\n",
@@ -323,7 +355,7 @@ fn serve_one(mut s: TcpStream, token: Option<&str>) {
     }
     if !host_good {
         respond(
-            &mut s,
+            s,
             "403 Forbidden",
             "text/plain; charset=utf-8",
             "loopback host names only\n",
@@ -335,7 +367,7 @@ fn serve_one(mut s: TcpStream, token: Option<&str>) {
     let text = "text/plain; charset=utf-8";
     match route(line.trim_end()) {
         Route::Metrics => answer(
-            &mut s,
+            s,
             "text/plain; version=0.0.4; charset=utf-8",
             crate::dm::Dm::open()
                 .and_then(|dm| crate::metrics::gather(&dm))
@@ -343,21 +375,21 @@ fn serve_one(mut s: TcpStream, token: Option<&str>) {
             head,
         ),
         Route::Index => answer(
-            &mut s,
+            s,
             "text/html; charset=utf-8",
             crate::dm::Dm::open().and_then(|dm| crate::dashboard::page(&dm, token)),
             head,
         ),
-        Route::Action => act(&mut s, &mut r, &h, length, token, deadline),
-        Route::NotFound => respond(&mut s, "404 Not Found", text, "not found\n", head),
+        Route::Action => act(s, r, &h, length, token, deadline),
+        Route::NotFound => respond(s, "404 Not Found", text, "not found\n", head),
         Route::BadMethod => respond(
-            &mut s,
+            s,
             "405 Method Not Allowed",
             text,
             "GET or HEAD only\n",
             head,
         ),
-        Route::BadRequest => respond(&mut s, "400 Bad Request", text, "bad request\n", false),
+        Route::BadRequest => respond(s, "400 Bad Request", text, "bad request\n", false),
     }
 }
 
@@ -538,6 +570,29 @@ mod tests {
             a.starts_with("HTTP/1.1 400") && a.contains("unknown action"),
             "{a}"
         );
+    }
+
+    #[test]
+    fn an_answer_sent_before_the_body_is_read_is_not_lost_to_a_reset() {
+        // A POST refused on its headers, whose body comes after the answer went out (a
+        // client that sends the two apart). A server that closed at once would meet the
+        // body with RST, and a client that had not read the answer yet would get a
+        // reset instead of it. The server reads the rest for a second before it closes:
+        // the client's later writes still land, and it reads the 405.
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        std::thread::spawn(move || serve(l, None));
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"POST /action HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2000\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        c.write_all(&[b'x'; 1000]).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        c.write_all(&[b'x'; 1000])
+            .expect("the server still reads: no reset");
+        let mut out = String::new();
+        c.read_to_string(&mut out).expect("the answer, not a reset");
+        assert!(out.starts_with("HTTP/1.1 405"), "{out}");
     }
 
     /// A real connection: a 404 (also to HEAD, without a body), a 405 and an oversized
