@@ -723,7 +723,7 @@ impl Remap {
     /// failed writes). While the alert level is warning or above, the readable blocks
     /// of its region (`proactive_region` on either side, nearest first) follow, one
     /// remap each under the same conditions; one that does not read whole stays where
-    /// it is (the scan reads it in its turn).
+    /// it is (this pass reads it if it lies ahead of the cursor, the next pass if not).
     ///
     /// The core mutex is taken for one block at a time: between two region blocks the
     /// worker (failed reads and writes, bios waiting on a BUSY block) and the messages
@@ -770,6 +770,11 @@ impl Remap {
     /// protocol as a failed write's remap): a write racing the copy is never lost.
     fn proactive_move(&self, blk: u64) -> Proactive {
         let mut core = self.core.lock();
+        // A stop or suspend that came while this waited for the mutex is not held up
+        // by one more copy.
+        if self.scan.stopping.load(Relaxed) {
+            return Proactive::NoRoom;
+        }
         let items = self.published.items_locked();
         // SAFETY: reads the monotonic clock.
         let now = unsafe { b::dmr_now_ms() };
@@ -810,6 +815,7 @@ enum Proactive {
     Moved,
     /// Left where it is: already in the map, or it does not read whole.
     Stays,
-    /// No room for a proactive remap (reserve, map, storm bucket, or mode failed).
+    /// No room for a proactive remap (reserve, map, storm bucket, or mode failed), or
+    /// the scan is stopping.
     NoRoom,
 }
