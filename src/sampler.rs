@@ -154,12 +154,11 @@ fn params_config() -> Config {
             b::dmr_param_predict_lower_hold_s(),
         )
     };
-    let day = DAY_S;
-    let warning = u64::from(warn_d.max(1)) * day;
+    let warning = u64::from(warn_d.max(1)) * DAY_S;
     Config {
         unusable_ppb: u64::from(ppm.clamp(1, 1_000_000)) * 1000,
         warning_horizon_s: warning,
-        critical_horizon_s: (u64::from(crit_d.max(1)) * day).min(warning),
+        critical_horizon_s: (u64::from(crit_d.max(1)) * DAY_S).min(warning),
         min_confidence: conf.clamp(1, 1000) as u16,
         raise_hold_s: u64::from(raise),
         lower_hold_s: u64::from(lower),

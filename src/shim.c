@@ -670,19 +670,7 @@ DMR_PARAM_OPS(dmr_sample_interval_ops, dmr_set_sample_interval);
 DMR_PARAM_OPS(dmr_rate_ops, dmr_set_rate);
 DMR_PARAM_OPS(dmr_interval_ops, dmr_set_interval);
 
-module_param_cb(scan_rate_min_kib, &dmr_rate_ops, &scan_rate_min_kib, 0644);
-MODULE_PARM_DESC(scan_rate_min_kib,
-		 "Background scan rate while a target has other I/O, KiB/s (64..4194304, default 1024)");
-module_param_cb(scan_rate_max_kib, &dmr_rate_ops, &scan_rate_max_kib, 0644);
-MODULE_PARM_DESC(scan_rate_max_kib,
-		 "Background scan rate while a target is idle, KiB/s, unless its table sets scan_rate (64..4194304, default 65536)");
-module_param_cb(scan_interval_s, &dmr_interval_ops, &scan_interval_s, 0644);
-MODULE_PARM_DESC(scan_interval_s,
-		 "Seconds between background scan passes, unless a table sets scan_interval (0: no periodic passes; default 0)");
 
-module_param_cb(sample_interval_s, &dmr_sample_interval_ops, &sample_interval_s, 0644);
-MODULE_PARM_DESC(sample_interval_s,
-		 "Seconds between statistics samples fed to the failure prediction (1..86400, default 3600); a change applies from the next sample");
 
 static unsigned int proactive_reserve_pct = 25;
 static unsigned int proactive_region_blocks = 4;
@@ -730,50 +718,43 @@ DMR_PARAM_OPS(dmr_horizon_ops, dmr_set_horizon);
 DMR_PARAM_OPS(dmr_confidence_ops, dmr_set_confidence);
 DMR_PARAM_OPS(dmr_hold_ops, dmr_set_hold);
 
-module_param_cb(proactive_reserve_pct, &dmr_reserve_ops, &proactive_reserve_pct, 0644);
-MODULE_PARM_DESC(proactive_reserve_pct,
-		 "Percent of the spare pool proactive remaps leave free for failed writes, unless a table sets proactive_reserve (0..100, default 25)");
-module_param_cb(proactive_region_blocks, &dmr_region_ops, &proactive_region_blocks, 0644);
-MODULE_PARM_DESC(proactive_region_blocks,
-		 "Blocks on either side of a weak block that move to the spare with it while the alert level is warning or above, unless a table sets proactive_region (0..64, default 4)");
-module_param_cb(predict_unusable_ppm, &dmr_ppm_ops, &predict_unusable_ppm, 0644);
-MODULE_PARM_DESC(predict_unusable_ppm,
-		 "Failed I/Os per million at which a device counts as failed (1..1000000, default 1000); applies to targets loaded afterwards");
-module_param_cb(predict_warning_days, &dmr_horizon_ops, &predict_warning_days, 0644);
-MODULE_PARM_DESC(predict_warning_days,
-		 "A failure forecast within this many days is a warning (1..3650, default 90); applies to targets loaded afterwards");
-module_param_cb(predict_critical_days, &dmr_horizon_ops, &predict_critical_days, 0644);
-MODULE_PARM_DESC(predict_critical_days,
-		 "A failure forecast within this many days is critical (1..3650, default 7; at most predict_warning_days is used); applies to targets loaded afterwards");
-module_param_cb(predict_min_confidence, &dmr_confidence_ops, &predict_min_confidence, 0644);
-MODULE_PARM_DESC(predict_min_confidence,
-		 "Confidence, permille, a forecast needs to raise a warning or critical alert (1..1000, default 500); applies to targets loaded afterwards");
-module_param_cb(predict_raise_hold_s, &dmr_hold_ops, &predict_raise_hold_s, 0644);
-MODULE_PARM_DESC(predict_raise_hold_s,
-		 "Seconds a higher alert level (below emergency) must hold before it is reported (0..2592000, default 7200); applies to targets loaded afterwards");
-module_param_cb(predict_lower_hold_s, &dmr_hold_ops, &predict_lower_hold_s, 0644);
-MODULE_PARM_DESC(predict_lower_hold_s,
-		 "Seconds a lower alert level must hold before the reported level drops (0..2592000, default 172800); applies to targets loaded afterwards");
 
-#define DMR_PARAM_GETTER(name)				\
-	unsigned int dmr_param_##name(void)		\
-	{						\
-		return READ_ONCE(name);			\
+/*
+ * One row per parameter: registered with its validating ops (writable by root), its
+ * description for modinfo, and the getter the Rust side reads it with.
+ */
+#define DMR_PARAM(name, ops, desc)				\
+	module_param_cb(name, &ops, &name, 0644);		\
+	MODULE_PARM_DESC(name, desc);				\
+	unsigned int dmr_param_##name(void)			\
+	{							\
+		return READ_ONCE(name);				\
 	}
 
-DMR_PARAM_GETTER(proactive_reserve_pct)
-DMR_PARAM_GETTER(proactive_region_blocks)
-DMR_PARAM_GETTER(predict_unusable_ppm)
-DMR_PARAM_GETTER(predict_warning_days)
-DMR_PARAM_GETTER(predict_critical_days)
-DMR_PARAM_GETTER(predict_min_confidence)
-DMR_PARAM_GETTER(predict_raise_hold_s)
-DMR_PARAM_GETTER(predict_lower_hold_s)
-
-DMR_PARAM_GETTER(sample_interval_s)
-DMR_PARAM_GETTER(scan_rate_min_kib)
-DMR_PARAM_GETTER(scan_rate_max_kib)
-DMR_PARAM_GETTER(scan_interval_s)
+DMR_PARAM(scan_rate_min_kib, dmr_rate_ops,
+	  "Background scan rate while a target has other I/O, KiB/s (64..4194304, default 1024)")
+DMR_PARAM(scan_rate_max_kib, dmr_rate_ops,
+	  "Background scan rate while a target is idle, KiB/s, unless its table sets scan_rate (64..4194304, default 65536)")
+DMR_PARAM(scan_interval_s, dmr_interval_ops,
+	  "Seconds between background scan passes, unless a table sets scan_interval (0: no periodic passes; default 0)")
+DMR_PARAM(sample_interval_s, dmr_sample_interval_ops,
+	  "Seconds between statistics samples fed to the failure prediction (1..86400, default 3600); a change applies from the next sample")
+DMR_PARAM(proactive_reserve_pct, dmr_reserve_ops,
+	  "Percent of the spare pool proactive remaps leave free for failed writes, unless a table sets proactive_reserve (0..100, default 25)")
+DMR_PARAM(proactive_region_blocks, dmr_region_ops,
+	  "Blocks on either side of a weak block that move to the spare with it while the alert level is warning or above, unless a table sets proactive_region (0..64, default 4)")
+DMR_PARAM(predict_unusable_ppm, dmr_ppm_ops,
+	  "Failed I/Os per million at which a device counts as failed (1..1000000, default 1000); applies to targets loaded afterwards")
+DMR_PARAM(predict_warning_days, dmr_horizon_ops,
+	  "A failure forecast within this many days is a warning (1..3650, default 90); applies to targets loaded afterwards")
+DMR_PARAM(predict_critical_days, dmr_horizon_ops,
+	  "A failure forecast within this many days is critical (1..3650, default 7; at most predict_warning_days is used); applies to targets loaded afterwards")
+DMR_PARAM(predict_min_confidence, dmr_confidence_ops,
+	  "Confidence, permille, a forecast needs to raise a warning or critical alert (1..1000, default 500); applies to targets loaded afterwards")
+DMR_PARAM(predict_raise_hold_s, dmr_hold_ops,
+	  "Seconds a higher alert level (below emergency) must hold before it is reported (0..2592000, default 7200); applies to targets loaded afterwards")
+DMR_PARAM(predict_lower_hold_s, dmr_hold_ops,
+	  "Seconds a lower alert level must hold before the reported level drops (0..2592000, default 172800); applies to targets loaded afterwards")
 
 /*
  * sysfs (include/dm_remap.h). One entry per mapped device, found by md on dmr_sysfs_list.
