@@ -7,7 +7,7 @@
 # kernel's own reason is printed).
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp python3 mkfs.ext4 mount sha256sum promtool
-ktap_plan 18
+ktap_plan 19
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -93,7 +93,25 @@ ktap_check "metrics: promtool check metrics passes; counters and gauges equal st
 ktap_check "metrics --textfile writes the same text to the file" \
   bash -c "'$REMAPCTL' metrics --textfile $WORK/m.prom && test -f $WORK/m.prom &&
     test ! -e $WORK/m.prom.tmp && cmp -s $WORK/m.prom <('$REMAPCTL' metrics)"
-ktap_check "remove" "$REMAPCTL" remove "$n"
+# remove: a mount is a lasting use, refused at once with its reason; an open that ends
+# soon (udev's blkid and probe after every change event) is waited out.
+mkdir -p "$WORK/mnt"
+mounted_refused() {
+  local t0 t1 r=0
+  mkfs.ext4 -q -F "/dev/mapper/$n" && mount "/dev/mapper/$n" "$WORK/mnt" || return 1
+  t0=$(date +%s%N)
+  refused "$n is in use (mounted on $WORK/mnt)" "$REMAPCTL" remove "$n" || r=1
+  t1=$(date +%s%N)
+  umount "$WORK/mnt" || r=1
+  [ $(( (t1 - t0) / 1000000 )) -lt 3000 ] || { diag "the refusal took $(( (t1 - t0) / 1000000 )) ms"; r=1; }
+  return $r
+}
+ktap_check "remove of a mounted target: refused at once, naming the mount" mounted_refused
+(exec 3<"/dev/mapper/$n"; sleep 2) &
+holder=$!
+sleep 0.5
+ktap_check "remove waits out a short open (the holder ends after 2 s)" "$REMAPCTL" remove "$n"
+wait "$holder"
 ktap_check "the device and its node are gone" gone
 ktap_check "remove again: no such device" refused "no device-mapper device named $n" "$REMAPCTL" remove "$n"
 ktap_check "status of a missing target: refused" refused "no device-mapper device named $n" "$REMAPCTL" status "$n"

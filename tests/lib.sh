@@ -10,7 +10,8 @@ WORK=${WORK:-$(mktemp -d /tmp/dmrt.XXXXXX)}
 LOOPS_FILE=$WORK/.loops
 DMDEVS=()
 
-ktap_plan() { echo "KTAP version 1"; echo "1..$1"; }
+KTAP_PLAN=
+ktap_plan() { KTAP_PLAN=$1; echo "KTAP version 1"; echo "1..$1"; }
 ktap_pass() { KTAP_N=$((KTAP_N + 1)); KTAP_PASS=$((KTAP_PASS + 1)); echo "ok $KTAP_N $*"; }
 ktap_fail() { KTAP_N=$((KTAP_N + 1)); KTAP_FAIL=$((KTAP_FAIL + 1)); echo "not ok $KTAP_N $*"; }
 ktap_skip() { KTAP_N=$((KTAP_N + 1)); KTAP_SKIP=$((KTAP_SKIP + 1)); echo "ok $KTAP_N $* # SKIP"; }
@@ -26,6 +27,12 @@ bail() { diag "Bail out! ${1:-the steps after the failed case depend on it}"; ex
 fail() { ktap_fail "$*"; bail; }
 ktap_finish() {
   echo "# Totals: pass:$KTAP_PASS fail:$KTAP_FAIL skip:$KTAP_SKIP"
+  # A case that was planned and never ran (a loop cut short, a branch not taken) is a
+  # failure too.
+  if [ -n "$KTAP_PLAN" ] && [ "$KTAP_N" != "$KTAP_PLAN" ]; then
+    diag "planned $KTAP_PLAN cases, ran $KTAP_N"
+    exit 1
+  fi
   [ "$KTAP_FAIL" = 0 ] || exit 1
   exit 0
 }

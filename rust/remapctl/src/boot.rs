@@ -94,7 +94,11 @@ pub fn in_use(path: &Path) -> Option<String> {
     if !md.file_type().is_block_device() {
         return None;
     }
-    let (ma, mi) = (libc::major(md.rdev()), libc::minor(md.rdev()));
+    devno_in_use(libc::major(md.rdev()), libc::minor(md.rdev()))
+}
+
+/// Why the block device `ma:mi` is in use: a holder or a mount, as [`in_use`] says.
+pub fn devno_in_use(ma: u32, mi: u32) -> Option<String> {
     let holders = format!("/sys/dev/block/{ma}:{mi}/holders");
     if let Some(h) = std::fs::read_dir(holders).ok()?.flatten().next() {
         return Some(format!("held by {}", h.file_name().to_string_lossy()));

@@ -304,23 +304,52 @@ impl Dm {
     }
 
     /// Removes device `n` (and the node [`Self::create`] made for it).
+    ///
+    /// A device that is open but neither mounted nor held is retried for up to 5
+    /// seconds, as `dmsetup remove --retry` and LVM do: udev opens a device after every
+    /// change event (blkid, and the dm-remap rule's probe), so a remove right after an
+    /// umount or a mkfs can meet such a short-lived open.
     pub fn remove(&self, n: &str) -> Result<(), String> {
         let id = DevId::Name(name(n)?);
-        self.dm
-            .device_remove(&id, DmOptions::default())
-            .map_err(|e| match errno(&e) {
+        let mut tries = 0;
+        loop {
+            let Err(e) = self.dm.device_remove(&id, DmOptions::default()) else {
+                break;
+            };
+            return Err(match errno(&e) {
                 Some(libc::EBUSY) => {
-                    format!("{n} is in use (mounted, open, or held by another device)")
+                    let lasting = self
+                        .dm
+                        .device_info(&id)
+                        .ok()
+                        .and_then(|i| {
+                            let d = i.device();
+                            crate::boot::devno_in_use(d.major, d.minor)
+                        });
+                    tries += 1;
+                    if lasting.is_none() && tries < REMOVE_TRIES {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        continue;
+                    }
+                    match lasting {
+                        Some(why) => format!("{n} is in use ({why})"),
+                        None => format!("{n} is in use (open)"),
+                    }
                 }
                 Some(libc::ENXIO) => format!("no device-mapper device named {n}"),
                 _ => format!("cannot remove {n}: {}", describe(&e)),
-            })?;
+            });
+        }
         if !udev_running() {
             let _ = std::fs::remove_file(Path::new("/dev/mapper").join(n));
         }
         Ok(())
     }
 }
+
+/// How often a remove that meets a short-lived open is tried, 200 ms apart
+/// (libdevmapper's figure for `dmsetup remove --retry`).
+const REMOVE_TRIES: u32 = 25;
 
 /// Whether udev runs (it then makes `/dev/mapper/NAME`, through the device-mapper
 /// rules).
