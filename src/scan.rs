@@ -124,9 +124,11 @@ pub(crate) struct Figures {
     weak: AtomicU64,
     /// Of those, the slow ones.
     slow: AtomicU64,
-    /// Blocks copied to the spare and remapped proactively (weak blocks and the
-    /// blocks of their regions).
+    /// Blocks copied to the spare and remapped proactively (weak blocks, the blocks
+    /// of their regions, and recovered pending blocks).
     proactive: AtomicU64,
+    /// Pending blocks that read whole again (remapped, or no longer pending).
+    recovered: AtomicU64,
 }
 
 /// The scanner of one target.
@@ -362,7 +364,7 @@ impl Remap {
         };
         write!(
             out,
-            "state={} cursor={} blocks={} passes={} last_pass_end={} interval_s={} rate_kibs={} eta_s={} scanned={} read_errors={} unreadable={} weak={} slow={} proactive_remaps={} proactive_remap={} proactive_reserve={} proactive_region={}",
+            "state={} cursor={} blocks={} passes={} last_pass_end={} interval_s={} rate_kibs={} eta_s={} scanned={} read_errors={} unreadable={} weak={} slow={} proactive_remaps={} recovered={} proactive_remap={} proactive_reserve={} proactive_region={}",
             state_name(state),
             cursor,
             total,
@@ -377,6 +379,7 @@ impl Remap {
             f.weak.load(Relaxed),
             f.slow.load(Relaxed),
             f.proactive.load(Relaxed),
+            f.recovered.load(Relaxed),
             if self.scan.proactive { "on" } else { "off" },
             self.scan.reserve_pct,
             self.scan.region,
@@ -457,13 +460,53 @@ impl Remap {
             }
         }
         sc.set_state(RUNNING);
-        let bs = self.cfg.block_size;
-        let total = bs.whole_blocks(self.len).0;
-        let chunk = plan::chunk_blocks(bs.bytes());
+        let total = self.cfg.block_size.whole_blocks(self.len).0;
+        let chunk = plan::chunk_blocks(self.cfg.block_size.bytes());
         let range = self.published.read(|s| {
             let items = s.map_or(&[][..], |s| s.items());
             plan::next_range(items, st.cursor, total, chunk)
         });
+        // The rate in force: the lower one while the target has other I/O.
+        let fg = self.stats.reads.load(Relaxed) + self.stats.writes.load(Relaxed);
+        let busy = fg != st.fg_seen;
+        st.fg_seen = fg;
+        // SAFETY: plain read of a module parameter.
+        let rate_min = unsafe { b::dmr_param_scan_rate_min_kib() };
+        let rate = plan::rate_kibs(rate_min, sc.rate_max_kibs.load(Relaxed), busy);
+        sc.fig.rate_kibs.store(rate, Relaxed);
+        let bs = self.cfg.block_size;
+        let spb = bs.sectors();
+
+        // Pending blocks the pass has reached (in the run of special blocks before the
+        // next range) are read again first, a few per step, at the rate in force.
+        let limit = range.map_or(total, |(first, _)| first);
+        let mut pend = [0u64; plan::PENDING_PER_STEP];
+        let n = self.published.read(|s| {
+            let items = s.map_or(&[][..], |s| s.items());
+            plan::pending_between(items, st.cursor, limit, &mut pend)
+        });
+        if n > 0 {
+            let found = sc.fig.recovered.load(Relaxed);
+            // SAFETY: reads the monotonic clock.
+            let t0 = unsafe { b::dmr_now_us() };
+            let mut read = 0u64;
+            for &blk in pend.get(..n).unwrap_or(&[]) {
+                if sc.stopping.load(Relaxed) {
+                    break;
+                }
+                self.scan_pending(blk, &mut st.buf);
+                read += 1;
+                st.cursor = blk + 1;
+            }
+            // SAFETY: as above.
+            let took = unsafe { b::dmr_now_us() }.saturating_sub(t0);
+            if sc.fig.recovered.load(Relaxed) != found {
+                self.raise_event();
+            }
+            self.publish_position(&st);
+            sc.queue(plan::pause_ms(read * spb * 512, took / 1000, rate));
+            return;
+        }
         let Some((first, end)) = range else {
             // The pass is over.
             st.passes = st.passes.saturating_add(1);
@@ -494,16 +537,7 @@ impl Remap {
             }
             return;
         };
-        // The rate in force: the lower one while the target has other I/O.
-        let fg = self.stats.reads.load(Relaxed) + self.stats.writes.load(Relaxed);
-        let busy = fg != st.fg_seen;
-        st.fg_seen = fg;
-        // SAFETY: plain read of a module parameter.
-        let rate_min = unsafe { b::dmr_param_scan_rate_min_kib() };
-        let rate = plan::rate_kibs(rate_min, sc.rate_max_kibs.load(Relaxed), busy);
-        sc.fig.rate_kibs.store(rate, Relaxed);
 
-        let spb = bs.sectors();
         let blocks = end - first;
         let sectors = blocks * spb;
         let bytes = sectors * 512;
@@ -714,6 +748,77 @@ impl Remap {
             }
         }
         self.mirror(&core);
+    }
+
+    /// A pending block the pass reached: read once again (without a lock: the data
+    /// is dropped; one read a pass, since a block that stays bad may take the drive's
+    /// whole error recovery each time); when it reads whole, it is recovered under the
+    /// core mutex (see [`Self::recover_pending`]). One that still fails stays pending.
+    fn scan_pending(&self, blk: u64, buf: &mut [u8]) {
+        let spb = self.cfg.block_size.sectors();
+        if self
+            .sync_io(Dev::Main, blk * spb, buf, spb, b::dmr_io_op_DMR_IO_READ)
+            .is_err()
+        {
+            self.scan.fig.read_errors.fetch_add(1, Relaxed);
+            return;
+        }
+        self.recover_pending(blk);
+    }
+
+    /// A pending block that reads whole again (a device with intermittent errors):
+    /// its data on the main device is its last acknowledged write, since a write to a
+    /// pending block is remapped (or, in mode failed, written in place on the main
+    /// device). With
+    /// `proactive_remap` on and room for a proactive remap (as [`Self::proactive_move`]
+    /// counts it), it is copied to the spare and remapped by `remap_whole` (published
+    /// BUSY and drained first, so a racing write is never lost; a copy whose reads fail
+    /// again leaves it pending). Otherwise its pending record is dropped (as the
+    /// `unremap` message drops one) and its reads go to the main device again.
+    ///
+    /// Ordering: the block's entry is looked up under the core mutex, which every
+    /// change of the map holds: a write that remapped the block after the unlocked
+    /// read above has changed the entry from PENDING, and nothing is done.
+    fn recover_pending(&self, blk: u64) {
+        let mut core = self.core.lock();
+        if self.scan.stopping.load(Relaxed) || self.is_failed() {
+            return;
+        }
+        let items = self.published.items_locked();
+        if !remap_table::find(items, blk).is_some_and(|e| e.state == crate::engine::PENDING) {
+            return;
+        }
+        // SAFETY: reads the monotonic clock.
+        let now = unsafe { b::dmr_now_ms() };
+        let rate = self.cfg.max_remap_rate;
+        let room = self.scan.proactive
+            && plan::proactive_allowed(
+                core.free_blocks(),
+                self.spare_blocks(),
+                self.scan.reserve_pct,
+            )
+            && core.storm.has_room(u64::from(rate - rate / 2) + 1, now);
+        let done = if room {
+            self.remap_whole(&mut core, blk)
+                .map(|()| "copied to the spare and remapped")
+        } else {
+            self.unremap_now(&mut core, blk)
+                .map(|()| "no longer pending (its reads go to the main device again)")
+        };
+        self.mirror(&core);
+        drop(core);
+        if let Ok(what) = done {
+            self.scan.fig.recovered.fetch_add(1, Relaxed);
+            if room {
+                self.scan.fig.proactive.fetch_add(1, Relaxed);
+            }
+            dminfo!(
+                "{}: scan: pending block {} reads again: {}",
+                self.main_name(),
+                blk,
+                what
+            );
+        }
     }
 
     /// A weak block: copied to the spare and remapped while it still reads, when

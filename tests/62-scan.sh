@@ -18,19 +18,6 @@ load_module || fail "the dm-remap module loads"
 
 params=/sys/module/dm_remap/parameters
 jq_num() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-# scan_field <name> <key>: one key of the `scan status` answer.
-scan_field() { dmsetup message "$PREFIX$1" 0 scan status | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-# wait_passes <name> <n> <seconds>: until the scan has completed n passes.
-wait_passes() {
-  local i
-  for ((i = 0; i < $3; i++)); do
-    [ "$(scan_field "$1" passes)" -ge "$2" ] 2>/dev/null && return 0
-    sleep 1
-  done
-  diag "scan status after $3 s: $(dmsetup message "$PREFIX$1" 0 scan status)"
-  return 1
-}
-
 # Module parameters: readable, validated on write.
 ktap_check "module parameters show the defaults" \
   test "$(cat $params/scan_rate_min_kib) $(cat $params/scan_rate_max_kib) $(cat $params/scan_interval_s)" = "1024 65536 0"

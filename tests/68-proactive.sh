@@ -89,17 +89,16 @@ ktap_check "the table prints proactive_reserve back" \
   bash -c "dmsetup table $name | grep -q ' 6 scan_rate 65536 proactive_reserve 0 uuid '"
 ktap_check "health shows the tunables the parameters gave (critical capped at warning)" \
   bash -c "dmsetup message $name 0 health | head -1 | grep -q ' unusable_ppm=500 warning_days=30 critical_days=30 min_confidence=600 raise_hold_s=0 lower_hold_s=3600$'"
-scan_field() { dmsetup message "$name" 0 scan status | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 ktap_check "scan status shows the reserve (table) and the region (parameter)" \
-  test "$(scan_field proactive_reserve) $(scan_field proactive_region)" = "0 4"
+  test "$(scan_field r proactive_reserve) $(scan_field r proactive_region)" = "0 4"
 
 # pass: one scan pass from the start, to its end.
 pass() {
   local n i
-  n=$(scan_field passes)
+  n=$(scan_field r passes)
   dmsetup message "$name" 0 scan start >/dev/null || return 1
   for ((i = 0; i < 120; i++)); do
-    [ "$(scan_field passes)" -gt "$n" ] && return 0
+    [ "$(scan_field r passes)" -gt "$n" ] && return 0
     sleep 1
   done
   diag "scan status: $(dmsetup message "$name" 0 scan status)"
@@ -115,7 +114,7 @@ same_data() {
 # Below warning: the weak block moves alone.
 ktap_check "a pass at level info completes" pass
 ktap_check "it found block 2000 weak and moved it alone" \
-  test "$(scan_field weak) $(scan_field proactive_remaps) $(states 1999 2000 2001)" = "1 1 main remapped main"
+  test "$(scan_field r weak) $(scan_field r proactive_remaps) $(states 1999 2000 2001)" = "1 1 main remapped main"
 
 # Warning: 103 blocks remapped by hand leave 24 of 128 free (81% used).
 for ((b = 5000; b < 5103; b++)); do
@@ -126,7 +125,7 @@ slow_at 3000 || fail "move the delay to block 3000"
 dmesg_mark
 ktap_check "a pass at level warning completes" pass
 ktap_check "block 3000 moved with the 4 blocks on either side (9 proactive remaps)" \
-  test "$(scan_field proactive_remaps) $(states 2995 2996 2999 3000 3001 3004 3005)" = "10 main remapped remapped remapped remapped remapped main"
+  test "$(scan_field r proactive_remaps) $(states 2995 2996 2999 3000 3001 3004 3005)" = "10 main remapped remapped remapped remapped remapped main"
 ktap_check "the kernel log says 8 blocks moved with it" \
   logged "alert level warning or above: 8 blocks around weak block 3000 moved with it"
 ktap_check "the region's data moved intact (blocks 2990..3010)" same_data 2990 21
@@ -139,7 +138,7 @@ suspend_reload_resume "$name" "$(tbl 8 'proactive_reserve 50 proactive_region 4'
 slow_at 4000 || fail "move the delay to block 4000"
 ktap_check "with proactive_reserve 50 a pass completes" pass
 ktap_check "block 4000 is found weak but stays on the main device" \
-  test "$(scan_field weak) $(scan_field proactive_remaps) $(state 4000) $(info r spare_free)" = "1 0 main 15"
+  test "$(scan_field r weak) $(scan_field r proactive_remaps) $(state 4000) $(info r spare_free)" = "1 0 main 15"
 ktap_check "and still reads as written" same_data 3996 9
 
 # proactive_region 0: at warning, the weak block moves alone.
@@ -149,7 +148,7 @@ ktap_check "the alert level is still warning after the reload" wait_alert r warn
 slow_at 6000 || fail "move the delay to block 6000"
 ktap_check "with proactive_region 0 a pass completes" pass
 ktap_check "block 6000 moved alone" \
-  test "$(scan_field proactive_remaps) $(states 5999 6000 6001) $(info r spare_free)" = "1 main remapped main 14"
+  test "$(scan_field r proactive_remaps) $(states 5999 6000 6001) $(info r spare_free)" = "1 main remapped main 14"
 ktap_check "the target is fine: mode ok" test "$(info r mode)" = ok
 ktap_check "and its data reads as written (blocks 5998..6002)" same_data 5998 5
 ktap_finish

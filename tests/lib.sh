@@ -246,6 +246,19 @@ wait_alert() {
   return 1
 }
 
+# scan_field <name> <key>: one key of the target's `scan status` answer.
+scan_field() { dmsetup message "$PREFIX$1" 0 scan status | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# wait_passes <name> <n> <seconds>: until the scan has completed n passes.
+wait_passes() {
+  local i
+  for ((i = 0; i < $3; i++)); do
+    [ "$(scan_field "$1" passes)" -ge "$2" ] 2>/dev/null && return 0
+    sleep 1
+  done
+  diag "scan status after $3 s: $(dmsetup message "$PREFIX$1" 0 scan status)"
+  return 1
+}
+
 # blk_write <dev> <block> <file> / blk_read <dev> <block> <out>: 4 KiB direct I/O.
 blk_write() { dd if="$3" of="$1" bs=4096 seek="$2" count=1 oflag=direct conv=notrunc status=none; }
 blk_read() { dd if="$1" of="$3" bs=4096 skip="$2" count=1 iflag=direct status=none; }

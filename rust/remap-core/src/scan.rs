@@ -68,6 +68,30 @@ pub fn next_range(specials: &[Entry], cursor: u64, total: u64, chunk: u64) -> Op
     Some((start, end))
 }
 
+/// Pending blocks the scan reads again in one step, at most.
+pub const PENDING_PER_STEP: usize = 8;
+
+/// The pending blocks in `from..to` (`specials` sorted by block), in block order, into
+/// `out`; returns how many. A pending block failed every read once; the scan reads it
+/// again as it passes it (the run of special blocks [`next_range`] skips), since a
+/// device with intermittent errors may read it whole again.
+pub fn pending_between(specials: &[Entry], from: u64, to: u64, out: &mut [u64]) -> usize {
+    let mut n = 0;
+    let start = lower_bound(specials, from);
+    for e in specials.get(start..).unwrap_or(&[]) {
+        if e.block >= to || n >= out.len() {
+            break;
+        }
+        if e.state == super::remap_table::PENDING {
+            if let Some(o) = out.get_mut(n) {
+                *o = e.block;
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
 /// The rate in force: `min` while the target has other I/O (`busy`), else `max`;
 /// never above `max`.
 pub const fn rate_kibs(min: u32, max: u32, busy: bool) -> u32 {
@@ -183,6 +207,32 @@ mod tests {
 
     fn specials(blocks: &[u64]) -> Vec<Entry> {
         blocks.iter().map(|&b| Entry::pending(b)).collect()
+    }
+
+    #[test]
+    fn pending_blocks_between_two_blocks() {
+        use crate::remap_table::{BUSY, REMAPPED};
+        let mut t = specials(&[3, 5, 6, 7, 20]);
+        if let Some(e) = t.get_mut(1) {
+            e.state = REMAPPED;
+        }
+        if let Some(e) = t.get_mut(2) {
+            e.state = BUSY;
+        }
+        let mut out = [0u64; 8];
+        assert_eq!(pending_between(&t, 0, 100, &mut out), 3);
+        assert_eq!(out[..3], [3, 7, 20]);
+        assert_eq!(pending_between(&t, 4, 20, &mut out), 1);
+        assert_eq!(out[0], 7);
+        assert_eq!(pending_between(&t, 8, 20, &mut out), 0);
+        assert_eq!(pending_between(&t, 21, 100, &mut out), 0);
+        assert_eq!(pending_between(&[], 0, 100, &mut out), 0);
+        // At most what `out` holds, the first ones.
+        let many = specials(&(0..20).collect::<Vec<_>>());
+        assert_eq!(pending_between(&many, 2, 100, &mut out), 8);
+        assert_eq!(out, [2, 3, 4, 5, 6, 7, 8, 9]);
+        let mut none: [u64; 0] = [];
+        assert_eq!(pending_between(&many, 0, 100, &mut none), 0);
     }
 
     #[test]

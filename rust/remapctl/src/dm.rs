@@ -318,14 +318,10 @@ impl Dm {
             };
             return Err(match errno(&e) {
                 Some(libc::EBUSY) => {
-                    let lasting = self
-                        .dm
-                        .device_info(&id)
-                        .ok()
-                        .and_then(|i| {
-                            let d = i.device();
-                            crate::boot::devno_in_use(d.major, d.minor)
-                        });
+                    let lasting = self.dm.device_info(&id).ok().and_then(|i| {
+                        let d = i.device();
+                        crate::boot::devno_in_use(d.major, d.minor)
+                    });
                     tries += 1;
                     if lasting.is_none() && tries < REMOVE_TRIES {
                         std::thread::sleep(std::time::Duration::from_millis(200));
