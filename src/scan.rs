@@ -490,21 +490,40 @@ impl Remap {
             // SAFETY: reads the monotonic clock.
             let t0 = unsafe { b::dmr_now_us() };
             let mut read = 0u64;
+            let mut failed_read = false;
             for &blk in pend.get(..n).unwrap_or(&[]) {
-                if sc.stopping.load(Relaxed) {
+                if sc.stopping.load(Relaxed) || self.is_failed() {
                     break;
                 }
-                self.scan_pending(blk, &mut st.buf);
+                let r = self.scan_pending(blk, &mut st.buf);
+                if r == Recheck::NotDone {
+                    break;
+                }
                 read += 1;
                 st.cursor = blk + 1;
+                if r == Recheck::StillBad {
+                    // A block that stays bad may have held the drive in its error
+                    // recovery for seconds: the step ends here and pauses at least as
+                    // long (below).
+                    failed_read = true;
+                    break;
+                }
             }
             // SAFETY: as above.
             let took = unsafe { b::dmr_now_us() }.saturating_sub(t0);
+            sc.fig.scanned.fetch_add(read, Relaxed);
             if sc.fig.recovered.load(Relaxed) != found {
                 self.raise_event();
             }
             self.publish_position(&st);
-            sc.queue(plan::pause_ms(read * spb * 512, took / 1000, rate));
+            if now.saturating_sub(st.last_checkpoint_ms) >= plan::CHECKPOINT_MS {
+                self.scan_checkpoint(&mut st);
+            }
+            let mut pause = plan::pause_ms(read * spb * 512, took / 1000, rate);
+            if failed_read {
+                pause = pause.max(took / 1000);
+            }
+            sc.queue(pause);
             return;
         }
         let Some((first, end)) = range else {
@@ -754,16 +773,20 @@ impl Remap {
     /// is dropped; one read a pass, since a block that stays bad may take the drive's
     /// whole error recovery each time); when it reads whole, it is recovered under the
     /// core mutex (see [`Self::recover_pending`]). One that still fails stays pending.
-    fn scan_pending(&self, blk: u64, buf: &mut [u8]) {
+    fn scan_pending(&self, blk: u64, buf: &mut [u8]) -> Recheck {
         let spb = self.cfg.block_size.sectors();
         if self
             .sync_io(Dev::Main, blk * spb, buf, spb, b::dmr_io_op_DMR_IO_READ)
             .is_err()
         {
             self.scan.fig.read_errors.fetch_add(1, Relaxed);
-            return;
+            return Recheck::StillBad;
         }
-        self.recover_pending(blk);
+        if self.recover_pending(blk) {
+            Recheck::Done
+        } else {
+            Recheck::NotDone
+        }
     }
 
     /// A pending block that reads whole again (a device with intermittent errors):
@@ -779,14 +802,17 @@ impl Remap {
     /// Ordering: the block's entry is looked up under the core mutex, which every
     /// change of the map holds: a write that remapped the block after the unlocked
     /// read above has changed the entry from PENDING, and nothing is done.
-    fn recover_pending(&self, blk: u64) {
+    ///
+    /// Returns false when nothing was done because the scan is stopping or the target
+    /// is in mode failed (the block is read again when the pass resumes).
+    fn recover_pending(&self, blk: u64) -> bool {
         let mut core = self.core.lock();
         if self.scan.stopping.load(Relaxed) || self.is_failed() {
-            return;
+            return false;
         }
         let items = self.published.items_locked();
         if !remap_table::find(items, blk).is_some_and(|e| e.state == crate::engine::PENDING) {
-            return;
+            return true;
         }
         // SAFETY: reads the monotonic clock.
         let now = unsafe { b::dmr_now_ms() };
@@ -797,6 +823,7 @@ impl Remap {
                 self.spare_blocks(),
                 self.scan.reserve_pct,
             )
+            && core.fits(items, 1 + crate::worker::MAX_JOBS)
             && core.storm.has_room(u64::from(rate - rate / 2) + 1, now);
         let done = if room {
             self.remap_whole(&mut core, blk)
@@ -805,6 +832,10 @@ impl Remap {
             self.unremap_now(&mut core, blk)
                 .map(|()| "no longer pending (its reads go to the main device again)")
         };
+        if done.is_err() && !room && !self.is_failed() {
+            // The pending record could not be dropped: the metadata write failed.
+            self.enter_failed(c"metadata write failed while dropping a pending block");
+        }
         self.mirror(&core);
         drop(core);
         if let Ok(what) = done {
@@ -819,6 +850,7 @@ impl Remap {
                 what
             );
         }
+        true
     }
 
     /// A weak block: copied to the spare and remapped while it still reads, when
@@ -911,6 +943,17 @@ impl Remap {
             Proactive::Stays
         }
     }
+}
+
+/// What [`Remap::scan_pending`] did with a pending block.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Recheck {
+    /// Read whole, and recovered (or no longer pending by then).
+    Done,
+    /// Its read failed again: it stays pending.
+    StillBad,
+    /// Read whole, but the scan is stopping or the target failed: left for later.
+    NotDone,
 }
 
 /// What [`Remap::proactive_move`] did with a block.
