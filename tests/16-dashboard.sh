@@ -8,7 +8,7 @@
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd python3
-ktap_plan 8
+ktap_plan 7
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 params=/sys/module/dm_remap/parameters
