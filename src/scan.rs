@@ -794,9 +794,10 @@ impl Remap {
     /// pending block is remapped (or, in mode failed, written in place on the main
     /// device). With
     /// `proactive_remap` on and room for a proactive remap (as [`Self::proactive_move`]
-    /// counts it), it is copied to the spare and remapped by `remap_whole` (published
-    /// BUSY and drained first, so a racing write is never lost; a copy whose reads fail
-    /// again leaves it pending). Otherwise its pending record is dropped (as the
+    /// counts it), it is copied to the spare and remapped by `remap_whole_once`
+    /// (published BUSY and drained first, so a racing write is never lost; one read
+    /// attempt under the mutex, since the block just read whole: a copy whose read fails
+    /// leaves it pending). Otherwise its pending record is dropped (as the
     /// `unremap` message drops one) and its reads go to the main device again.
     ///
     /// Ordering: the block's entry is looked up under the core mutex, which every
@@ -826,7 +827,7 @@ impl Remap {
             && core.fits(items, 1 + crate::worker::MAX_JOBS)
             && core.storm.has_room(u64::from(rate - rate / 2) + 1, now);
         let done = if room {
-            self.remap_whole(&mut core, blk)
+            self.remap_whole_once(&mut core, blk)
                 .map(|()| "copied to the spare and remapped")
         } else {
             self.unremap_now(&mut core, blk)

@@ -50,10 +50,10 @@ pub(crate) struct Scratch {
     changes: Fixed<Special>,
     /// One block of data.
     buf: KVVec<u8>,
-    /// The batch's source blocks must be copied whole (a proactive remap of a block
-    /// that still reads): a block that does not read completely is not remapped, rather
-    /// than remapped with lost sectors.
-    copy_whole: bool,
+    /// Nonzero: the batch's source blocks must be copied whole (a proactive remap of
+    /// a block that still reads), in at most this many read attempts: a block that does
+    /// not read completely is not remapped, rather than remapped with lost sectors.
+    copy_whole: u32,
 }
 
 impl Scratch {
@@ -73,7 +73,7 @@ impl Scratch {
             pending: Fixed::new(MAX_PENDING)?,
             changes: Fixed::new(MAX_JOBS + MAX_PENDING)?,
             buf: KVVec::from_elem(0u8, bs.bytes() as usize, GFP_KERNEL)?,
-            copy_whole: false,
+            copy_whole: 0,
         })
     }
 
@@ -86,7 +86,7 @@ impl Scratch {
             pending: Fixed::empty(),
             changes: Fixed::empty(),
             buf: KVVec::new(),
-            copy_whole: false,
+            copy_whole: 0,
         }
     }
 }
@@ -702,9 +702,8 @@ impl Remap {
             } else {
                 (Dev::Main, j.block * spb)
             };
-            if sc.copy_whole {
-                let attempts = 1 + u32::from(self.cfg.read_retries);
-                if !(0..attempts).any(|_| {
+            if sc.copy_whole > 0 {
+                if !(0..sc.copy_whole).any(|_| {
                     self.sync_io(src, src_at, &mut sc.buf, spb, b::dmr_io_op_DMR_IO_READ)
                         .is_ok()
                 }) {
@@ -900,16 +899,24 @@ impl Remap {
 
     /// `remap <block>`: moves a block to the spare now, copying what is readable.
     pub(crate) fn remap_now(&self, core: &mut Core, blk: u64) -> Result {
-        self.remap_block(core, blk, false)
+        self.remap_block(core, blk, 0)
     }
 
     /// Moves a block that still reads to the spare (the scan's proactive remap): only
     /// when all of it reads, within the read retries; else nothing changes (`EIO`).
     pub(crate) fn remap_whole(&self, core: &mut Core, blk: u64) -> Result {
-        self.remap_block(core, blk, true)
+        self.remap_block(core, blk, 1 + u32::from(self.cfg.read_retries))
     }
 
-    fn remap_block(&self, core: &mut Core, blk: u64, whole: bool) -> Result {
+    /// As [`Self::remap_whole`] with one read attempt: for a block that has just read
+    /// whole (the core mutex is held during the copy, and a block with intermittent
+    /// errors may take the drive's error recovery on each attempt).
+    pub(crate) fn remap_whole_once(&self, core: &mut Core, blk: u64) -> Result {
+        self.remap_block(core, blk, 1)
+    }
+
+    /// `whole`: 0, or the read attempts of a whole copy (see `Scratch::copy_whole`).
+    fn remap_block(&self, core: &mut Core, blk: u64, whole: u32) -> Result {
         let prev =
             crate::remap_core::remap_table::find(self.published.items_locked(), blk).copied();
         if prev.is_some_and(|p| p.state == REMAPPED) {
@@ -931,7 +938,7 @@ impl Remap {
         } else {
             Err(EIO)
         };
-        sc.copy_whole = false;
+        sc.copy_whole = 0;
         sc.jobs.clear();
         core.scratch = sc;
         r

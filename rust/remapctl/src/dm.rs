@@ -305,10 +305,11 @@ impl Dm {
 
     /// Removes device `n` (and the node [`Self::create`] made for it).
     ///
-    /// A device that is open but neither mounted nor held is retried for up to 5
-    /// seconds, as `dmsetup remove --retry` and LVM do: udev opens a device after every
-    /// change event (blkid, and the dm-remap rule's probe), so a remove right after an
-    /// umount or a mkfs can meet such a short-lived open.
+    /// A device that is open but neither mounted nor held is retried for about 5
+    /// seconds (see [`REMOVE_TRIES`]), as `dmsetup remove --retry` and LVM do: udev
+    /// opens a device after every change event (blkid, and the dm-remap rule's probe,
+    /// which reads the five metadata copies), so a remove right after an umount or a
+    /// mkfs can meet such an open, and under emulation it can last over a second.
     pub fn remove(&self, n: &str) -> Result<(), String> {
         let id = DevId::Name(name(n)?);
         let mut tries = 0;
@@ -343,9 +344,11 @@ impl Dm {
     }
 }
 
-/// How often a remove that meets a short-lived open is tried, 200 ms apart
-/// (libdevmapper's figure for `dmsetup remove --retry`).
-const REMOVE_TRIES: u32 = 25;
+/// How often a remove that meets a short-lived open is tried, 200 ms apart. Each try
+/// is the `devicemapper` crate's `device_remove`, which itself tries 5 times within
+/// 0.8 s: about 5 seconds in all (libdevmapper's `dmsetup remove --retry` tries 25
+/// times, 200 ms apart).
+const REMOVE_TRIES: u32 = 5;
 
 /// Whether udev runs (it then makes `/dev/mapper/NAME`, through the device-mapper
 /// rules).
