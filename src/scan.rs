@@ -780,13 +780,10 @@ impl Remap {
             .is_err()
         {
             self.scan.fig.read_errors.fetch_add(1, Relaxed);
+            self.scan.fig.failed_blocks.fetch_add(1, Relaxed);
             return Recheck::StillBad;
         }
-        if self.recover_pending(blk) {
-            Recheck::Done
-        } else {
-            Recheck::NotDone
-        }
+        self.recover_pending(blk)
     }
 
     /// A pending block that reads whole again (a device with intermittent errors):
@@ -804,16 +801,17 @@ impl Remap {
     /// change of the map holds: a write that remapped the block after the unlocked
     /// read above has changed the entry from PENDING, and nothing is done.
     ///
-    /// Returns false when nothing was done because the scan is stopping or the target
-    /// is in mode failed (the block is read again when the pass resumes).
-    fn recover_pending(&self, blk: u64) -> bool {
+    /// Returns what became of the block for [`Self::scan_pending`]: `NotDone` when the
+    /// scan is stopping or the target is in mode failed (the block is read again when
+    /// the pass resumes), `StillBad` when the copy's read failed (it stays pending).
+    fn recover_pending(&self, blk: u64) -> Recheck {
         let mut core = self.core.lock();
         if self.scan.stopping.load(Relaxed) || self.is_failed() {
-            return false;
+            return Recheck::NotDone;
         }
         let items = self.published.items_locked();
         if !remap_table::find(items, blk).is_some_and(|e| e.state == crate::engine::PENDING) {
-            return true;
+            return Recheck::Done;
         }
         // SAFETY: reads the monotonic clock.
         let now = unsafe { b::dmr_now_ms() };
@@ -837,6 +835,12 @@ impl Remap {
             // The pending record could not be dropped: the metadata write failed.
             self.enter_failed(c"metadata write failed while dropping a pending block");
         }
+        // A copy whose read failed (the block is still pending, the target fine): as a
+        // failed read for the step's pacing and figures.
+        let still_bad = done.is_err()
+            && !self.is_failed()
+            && remap_table::find(self.published.items_locked(), blk)
+                .is_some_and(|e| e.state == crate::engine::PENDING);
         self.mirror(&core);
         drop(core);
         if let Ok(what) = done {
@@ -851,7 +855,13 @@ impl Remap {
                 what
             );
         }
-        true
+        if still_bad {
+            self.scan.fig.read_errors.fetch_add(1, Relaxed);
+            self.scan.fig.failed_blocks.fetch_add(1, Relaxed);
+            Recheck::StillBad
+        } else {
+            Recheck::Done
+        }
     }
 
     /// A weak block: copied to the spare and remapped while it still reads, when
@@ -951,7 +961,7 @@ impl Remap {
 enum Recheck {
     /// Read whole, and recovered (or no longer pending by then).
     Done,
-    /// Its read failed again: it stays pending.
+    /// Its read (or the copy's) failed again: it stays pending.
     StillBad,
     /// Read whole, but the scan is stopping or the target failed: left for later.
     NotDone,
