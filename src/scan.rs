@@ -8,9 +8,10 @@
 //! C header: [include/linux/workqueue.h](srctree/include/linux/workqueue.h)
 //!
 //! One delayed work item per target (on `system_long_wq`) runs one step at a time: a
-//! chunk of at most 256 KiB that holds no special block, then a pause that keeps the
-//! average at the rate in force (`scan_rate_min_kib` while the target has other I/O,
-//! else the table's `scan_rate` or `scan_rate_max_kib`). The decisions (ranges, pacing,
+//! chunk of at most 256 KiB that holds no special block; the steps are paced to keep
+//! the average at the rate in force (`scan_rate_min_kib` while the target has other
+//! I/O, else the table's `scan_rate` or `scan_rate_max_kib`), pausing once they are
+//! 20 ms ahead of it (remap-core's `Pacer`: a delayed work item sleeps in whole ticks). The decisions (ranges, pacing,
 //! the latency norm, the proactive budget) are remap-core's `scan`.
 //!
 //! Locks, in order: `step` (the step's own state; held by a step for its whole run),
@@ -24,7 +25,7 @@ use crate::engine::{Special, BUSY};
 use crate::remap_core::meta::ScanCheckpoint;
 use crate::remap_core::predict::Level;
 use crate::remap_core::remap_table;
-use crate::remap_core::scan::{self as plan, Norm};
+use crate::remap_core::scan::{self as plan, Norm, Pacer};
 use crate::remap_core::storm::StormGuard;
 use crate::remap_core::table_line;
 use crate::target::Remap;
@@ -88,6 +89,8 @@ struct Step {
     /// One chunk of data (vmalloc'd at construction).
     buf: KVVec<u8>,
     norm: Norm,
+    /// Keeps the reads at the rate in force across steps.
+    pacer: Pacer,
     /// The checkpoint was taken from the metadata (at the first resume).
     loaded: bool,
     cursor: u64,
@@ -181,6 +184,7 @@ impl Scanner {
         let step = Step {
             buf: KVVec::from_elem(0u8, plan::CHUNK_BYTES as usize, GFP_KERNEL)?,
             norm: Norm::new(),
+            pacer: Pacer::new(),
             loaded: false,
             cursor: 0,
             passes: 0,
@@ -519,7 +523,9 @@ impl Remap {
             if now.saturating_sub(st.last_checkpoint_ms) >= plan::CHECKPOINT_MS {
                 self.scan_checkpoint(&mut st);
             }
-            let mut pause = plan::pause_ms(read * spb * 512, took / 1000, rate);
+            let mut pause = st
+                .pacer
+                .after(read * spb * 512, t0, t0.saturating_add(took), rate);
             if failed_read {
                 pause = pause.max(took / 1000);
             }
@@ -606,7 +612,12 @@ impl Remap {
             sc.queue(PAUSED_RETRY_MS);
             return;
         }
-        sc.queue(plan::pause_ms(bytes, took / 1000, rate));
+        // Paced to the step's end: the block-by-block reads and remaps of a slow or
+        // failed chunk count too.
+        // SAFETY: reads the monotonic clock.
+        let t1 = unsafe { b::dmr_now_us() };
+        let wait = st.pacer.after(bytes, t0, t1, rate);
+        sc.queue(wait);
     }
 
     /// Reads `first..end` block by block (the chunk failed, or was slow) and deals with

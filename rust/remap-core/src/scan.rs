@@ -102,14 +102,51 @@ pub const fn rate_kibs(min: u32, max: u32, busy: bool) -> u32 {
     }
 }
 
-/// Milliseconds to pause after a read of `bytes` that took `took_ms`, so that the
-/// scan averages `rate_kibs`.
-pub fn pause_ms(bytes: u64, took_ms: u64, rate_kibs: u32) -> u64 {
-    let per_s = u64::from(rate_kibs.max(1)) * 1024;
-    bytes
-        .saturating_mul(1000)
-        .div_ceil(per_s)
-        .saturating_sub(took_ms)
+/// Shortest pause the scan takes, in microseconds. A delayed work item sleeps in whole
+/// timer ticks (4 ms at HZ=250, and up to a tick more until the timer fires), so a
+/// pause of its own share after every chunk (under a millisecond at high rates) would
+/// hold the scan to about one chunk per 8 ms whatever its rate. The [`Pacer`] lets the
+/// reads run ahead of the rate until they are this far ahead, then pauses the whole
+/// lead at once.
+pub const MIN_PAUSE_US: u64 = 20_000;
+/// Time a read may start after the rate's schedule and still be on it (a pause that
+/// overslept by a tick or two): within it, the schedule is kept, so the reads catch
+/// up; beyond it (the scan waited for something else), the schedule starts again at the
+/// read, and no burst makes up for the wait.
+pub const PACER_SLACK_US: u64 = 20_000;
+
+/// Keeps the scan's average at the rate in force across steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pacer {
+    /// When the reads so far are due to have ended at the rate, µs (monotonic clock).
+    due_us: u64,
+}
+
+impl Pacer {
+    /// A pacer with no reads yet.
+    pub const fn new() -> Self {
+        Pacer { due_us: 0 }
+    }
+
+    /// After a read of `bytes` that started at `start_us` and ended at `end_us`: the
+    /// milliseconds to pause before the next read so that the scan averages
+    /// `rate_kibs` (0 while the reads are less than [`MIN_PAUSE_US`] ahead of it).
+    pub fn after(&mut self, bytes: u64, start_us: u64, end_us: u64, rate_kibs: u32) -> u64 {
+        let per_s = u64::from(rate_kibs.max(1)) * 1024;
+        let need_us = bytes.saturating_mul(1_000_000).div_ceil(per_s);
+        let from = if start_us <= self.due_us.saturating_add(PACER_SLACK_US) {
+            self.due_us
+        } else {
+            start_us
+        };
+        self.due_us = from.saturating_add(need_us);
+        let ahead = self.due_us.saturating_sub(end_us);
+        if ahead >= MIN_PAUSE_US {
+            ahead.div_ceil(1000)
+        } else {
+            0
+        }
+    }
 }
 
 /// Seconds the rest of a pass takes at `rate_kibs`.
@@ -235,6 +272,76 @@ mod tests {
         assert_eq!(pending_between(&many, 0, 100, &mut none), 0);
     }
 
+    /// The scan as the kernel runs it: reads of 256 KiB taking `read_us`, pauses that
+    /// sleep whole 4 ms ticks and then up to one more (the timer fires at the tick
+    /// after its expiry), over `secs` seconds. Returns the average rate in KiB/s.
+    fn simulate(rate_kibs: u32, read_us: u64, secs: u64) -> u64 {
+        let tick = 4_000u64;
+        let mut p = Pacer::new();
+        let mut now = 1_000_000u64;
+        let end = now + secs * 1_000_000;
+        let mut bytes = 0u64;
+        let mut k = 0u64;
+        while now < end {
+            let start = now;
+            now += read_us;
+            bytes += 256 * 1024;
+            let pause_us = p.after(256 * 1024, start, now, rate_kibs) * 1000;
+            if pause_us > 0 {
+                // Rounded up to ticks, plus part of a tick (varying).
+                now += pause_us.div_ceil(tick) * tick + (k * 1_237) % tick;
+                k += 1;
+            }
+        }
+        bytes / 1024 * 1_000_000 / (now - 1_000_000)
+    }
+
+    #[test]
+    fn the_pacer_keeps_the_rate_in_force_with_coarse_sleeps() {
+        // Reads of 256 KiB in 0.5 ms (512 MiB/s): every rate below that is kept within
+        // 10%, above it the reads' own speed is reached.
+        for rate in [1024u32, 4096, 65_536, 262_144] {
+            let got = simulate(rate, 500, 30);
+            assert!(
+                got * 10 >= u64::from(rate) * 9 && got * 10 <= u64::from(rate) * 11,
+                "rate {rate} KiB/s: {got} KiB/s"
+            );
+        }
+        let got = simulate(4_194_304, 500, 5);
+        assert!(got >= 500 * 1024, "{got} KiB/s");
+    }
+
+    #[test]
+    fn a_wait_is_not_made_up_by_a_burst() {
+        let mut p = Pacer::new();
+        // On schedule: 64 KiB at 64 MiB/s is 1 ms a read; 20 reads reach the pause.
+        let mut now = 0;
+        let mut paused = 0;
+        for _ in 0..40 {
+            let ms = p.after(64 * 1024, now, now + 100, 65_536);
+            now += 100 + ms * 1000;
+            paused += ms;
+        }
+        assert!(paused >= 20, "{paused}");
+        // Then the scan waited 10 s (a stopped scan, a busy worker): the schedule
+        // starts again at the next read, as from a standing start (22 reads reach the
+        // pause), rather than letting 10 s of reads catch up.
+        now += 10_000_000;
+        let mut first_pause_after = 0;
+        for i in 1..100 {
+            let ms = p.after(64 * 1024, now, now + 100, 65_536);
+            now += 100 + ms * 1000;
+            if ms > 0 {
+                first_pause_after = i;
+                break;
+            }
+        }
+        assert!(
+            (18..=25).contains(&first_pause_after),
+            "{first_pause_after}"
+        );
+    }
+
     #[test]
     fn chunk_sizes() {
         assert_eq!(chunk_blocks(4096), 64);
@@ -280,11 +387,18 @@ mod tests {
     #[test]
     fn pacing() {
         // 256 KiB at 1024 KiB/s: 250 ms, less the time the read took.
-        assert_eq!(pause_ms(256 * 1024, 0, 1024), 250);
-        assert_eq!(pause_ms(256 * 1024, 40, 1024), 210);
-        assert_eq!(pause_ms(256 * 1024, 400, 1024), 0);
-        assert_eq!(pause_ms(4096, 0, 65_536), 1);
-        assert_eq!(pause_ms(4096, 0, 0), 4000);
+        // 256 KiB at 1 MiB/s: 250 ms a chunk, less the read's own time.
+        let mut p = Pacer::new();
+        assert_eq!(p.after(256 * 1024, 1_000_000, 1_000_000, 1024), 250);
+        let mut p = Pacer::new();
+        assert_eq!(p.after(256 * 1024, 1_000_000, 1_040_000, 1024), 210);
+        let mut p = Pacer::new();
+        assert_eq!(p.after(256 * 1024, 1_000_000, 1_400_000, 1024), 0);
+        // Small shares add up before the first pause.
+        let mut p = Pacer::new();
+        assert_eq!(p.after(4096, 0, 0, 65_536), 0);
+        let mut p = Pacer::new();
+        assert_eq!(p.after(4096, 0, 0, 0), 4000);
         assert_eq!(rate_kibs(1024, 65_536, true), 1024);
         assert_eq!(rate_kibs(1024, 65_536, false), 65_536);
         assert_eq!(rate_kibs(4096, 512, true), 512);
