@@ -7,7 +7,7 @@
 # kernel's own reason is printed).
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp python3 mkfs.ext4 mount sha256sum promtool
-ktap_plan 19
+ktap_plan 20
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -33,6 +33,12 @@ DMDEVS+=("$n")
 ktap_check "the node is /dev/mapper/NAME, a block device" test -b "/dev/mapper/$n"
 ktap_check "the table is the one asked for (whole main, the devices, the option, the setup)" \
   bash -c "dmsetup table $n | grep -qE '^0 131072 remap $(devno "$main") $(devno "$spare") 4 read_retries 2 uuid [0-9a-f-]{36}\$'"
+dm_uuid_is_setup() {
+  local setup
+  setup=$(dmsetup table "$n" | awk '{ print $NF }' | tr -d -)
+  [ "$(dmsetup info -c --noheadings -o uuid "$n")" = "DMREMAP-$setup" ]
+}
+ktap_check "its DM UUID is DMREMAP-<setup UUID> (the udev rule skips such devices)" dm_uuid_is_setup
 
 head -c 1M /dev/urandom > "$WORK/data"
 dd if="$WORK/data" of="/dev/mapper/$n" bs=64k oflag=direct conv=notrunc status=none ||

@@ -3,7 +3,7 @@
 //! status and messages of `remap` targets.
 
 use crate::status::{Info, Table};
-use devicemapper::{errors, DevId, DmError, DmFlags, DmName, DmOptions, DM};
+use devicemapper::{errors, DevId, DmError, DmFlags, DmName, DmOptions, DmUuid, DM};
 use std::path::{Path, PathBuf};
 
 /// A DM failure, in words.
@@ -181,13 +181,28 @@ impl Dm {
     /// Creates device `n` with the one-line table `0 sectors remap params` and resumes
     /// it. On failure nothing is left behind; the error carries the kernel's reason
     /// when its log gives one.
+    ///
+    /// A table with a setup UUID gives the device the DM UUID `DMREMAP-<setup UUID in
+    /// hex>` (as LVM's `LVM-` and cryptsetup's `CRYPT-` prefixes do): the udev rule
+    /// does not probe such a device as a possible spare, and one setup cannot be active
+    /// twice under two names.
     pub fn create(&self, n: &str, sectors: u64, params: &str) -> Result<PathBuf, String> {
         let dn = name(n)?;
         let log = KernelLog::open();
+        let dm_uuid = dm_uuid_of(params);
+        let uuid = match &dm_uuid {
+            Some(u) => Some(DmUuid::new(u).map_err(|e| format!("DM UUID {u}: {e}"))?),
+            None => None,
+        };
         let info = self
             .dm
-            .device_create(dn, None, DmOptions::default())
-            .map_err(|e| format!("cannot create device {n}: {}", describe(&e)))?;
+            .device_create(dn, uuid, DmOptions::default())
+            .map_err(|e| match (errno(&e), &dm_uuid) {
+                (Some(libc::EBUSY), Some(u)) if self.uuid_taken(u) => {
+                    format!("cannot create device {n}: the setup is already active (DM UUID {u})")
+                }
+                _ => format!("cannot create device {n}: {}", describe(&e)),
+            })?;
         let id = DevId::Name(dn);
         let table = [(0, sectors, "remap".to_string(), params.to_string())];
         let loaded = self
@@ -303,6 +318,11 @@ impl Dm {
             .map_err(|(_, e)| format!("{n}: spare_stats: {e}"))
     }
 
+    /// Whether a device-mapper device has DM UUID `u`.
+    fn uuid_taken(&self, u: &str) -> bool {
+        DmUuid::new(u).is_ok_and(|id| self.dm.device_info(&DevId::Uuid(id)).is_ok())
+    }
+
     /// Removes device `n` (and the node [`Self::create`] made for it).
     ///
     /// A device that is open but neither mounted nor held is retried for about 5
@@ -342,6 +362,21 @@ impl Dm {
         }
         Ok(())
     }
+}
+
+/// The DM UUID of a target whose table line `params` names setup UUID `uuid X`:
+/// `DMREMAP-` and the 32 hex digits; `None` without one.
+pub fn dm_uuid_of(params: &str) -> Option<String> {
+    let mut words = params.split_whitespace();
+    words.find(|w| *w == "uuid")?;
+    let hex: String = words
+        .next()?
+        .chars()
+        .filter(|c| *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| format!("DMREMAP-{hex}"))
 }
 
 /// How often a remove that meets a short-lived open is tried, 200 ms apart. Each try
@@ -449,5 +484,26 @@ pub fn test_target(name: &str, status: &str) -> Target {
         table: crate::status::Table::parse("7:0 7:1 2 uuid 0123456789abcdef0123456789abcdef")
             .expect("test table line"),
         status: crate::status::Info::parse(status).expect("test status line"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setup_uuid_gives_the_dm_uuid() {
+        assert_eq!(
+            dm_uuid_of("7:0 7:1 4 read_retries 2 uuid 01234567-89AB-cdef-0123-456789abcdef")
+                .as_deref(),
+            Some("DMREMAP-0123456789abcdef0123456789abcdef")
+        );
+        assert_eq!(dm_uuid_of("7:0 7:1 0"), None);
+        assert_eq!(dm_uuid_of("7:0 7:1 2 uuid"), None);
+        assert_eq!(dm_uuid_of("7:0 7:1 2 uuid 0123"), None);
+        assert_eq!(
+            dm_uuid_of("7:0 7:1 2 uuid 0123456789abcdef0123456789abcdeg"),
+            None
+        );
     }
 }
