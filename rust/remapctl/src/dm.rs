@@ -214,6 +214,26 @@ impl Dm {
             let _ = self.dm.device_remove(&id, DmOptions::default());
             return Err(format!("the kernel refused the table: {why}"));
         }
+        if dm_uuid.is_none() {
+            // A new setup: the kernel chose its UUID when it formatted the spare, and the
+            // live table names it. The DM UUID is set now (once, while it is empty).
+            let set = self
+                .target(n)
+                .ok()
+                .flatten()
+                .and_then(|t| t.table.uuid)
+                .and_then(|u| dm_uuid_of(&format!("uuid {u}")))
+                .ok_or_else(|| "no setup UUID in the live table".to_string())
+                .and_then(|u| {
+                    let id = DmUuid::new(&u).map_err(|e| e.to_string())?;
+                    self.dm
+                        .device_rename(dn, &DevId::Uuid(id))
+                        .map_err(|e| describe(&e))
+                });
+            if let Err(e) = set {
+                eprintln!("remapctl: {n}: the DM UUID was not set: {e}");
+            }
+        }
         let dev = info.device();
         Ok(node(n, dev.major, dev.minor))
     }
