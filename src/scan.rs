@@ -11,8 +11,9 @@
 //! chunk of at most 256 KiB that holds no special block; the steps are paced to keep
 //! the average at the rate in force (`scan_rate_min_kib` while the target has other
 //! I/O, else the table's `scan_rate` or `scan_rate_max_kib`), pausing once they are
-//! 20 ms ahead of it (remap-core's `Pacer`: a delayed work item sleeps in whole ticks). The decisions (ranges, pacing,
-//! the latency norm, the proactive budget) are remap-core's `scan`.
+//! 20 ms ahead of it (remap-core's `Pacer`: a delayed work item sleeps in whole
+//! ticks). The decisions (ranges, pacing, the latency norm, the proactive budget) are
+//! remap-core's `scan`.
 //!
 //! Locks, in order: `step` (the step's own state; held by a step for its whole run),
 //! then the core mutex (taken only to record what the step found and to checkpoint).
@@ -800,9 +801,8 @@ impl Remap {
     /// A pending block that reads whole again (a device with intermittent errors):
     /// its data on the main device is its last acknowledged write, since a write to a
     /// pending block is remapped (or, in mode failed, written in place on the main
-    /// device). With
-    /// `proactive_remap` on and room for a proactive remap (as [`Self::proactive_move`]
-    /// counts it), it is copied to the spare and remapped by `remap_whole_once`
+    /// device). With `proactive_remap` on and room for a proactive remap (as
+    /// [`Self::proactive_move`] counts it), it is copied to the spare and remapped by `remap_whole_once`
     /// (published BUSY and drained first, so a racing write is never lost; one read
     /// attempt under the mutex, since the block just read whole: a copy whose read fails
     /// leaves it pending). Otherwise its pending record is dropped (as the
