@@ -29,7 +29,7 @@ use crate::remap_core::remap_table;
 use crate::remap_core::scan::{self as plan, Norm, Pacer};
 use crate::remap_core::storm::StormGuard;
 use crate::remap_core::table_line;
-use crate::target::Remap;
+use crate::target::{Core, Remap};
 use crate::worker::Dev;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -617,7 +617,8 @@ impl Remap {
         // failed chunk count too.
         // SAFETY: reads the monotonic clock.
         let t1 = unsafe { b::dmr_now_us() };
-        let wait = st.pacer.after(bytes, t0, t1, rate);
+        // A stop that ended the chunk early is charged only the blocks dealt with.
+        let wait = st.pacer.after((next - first) * spb * 512, t0, t1, rate);
         sc.queue(wait);
     }
 
@@ -636,10 +637,6 @@ impl Remap {
         guard: &mut StormGuard,
         slow_chunk: bool,
     ) -> (u64, bool) {
-        const CLEAN: u8 = 0;
-        const WEAK: u8 = 1;
-        const SLOW: u8 = 2;
-        const UNREADABLE: u8 = 3;
         let bs = self.cfg.block_size;
         let spb = bs.sectors();
         let bytes = spb * 512;
@@ -688,6 +685,7 @@ impl Remap {
             );
             return (end, true);
         }
+        let verdicts = &*verdicts;
         for (blk, &v) in (first..end).zip(verdicts.iter()) {
             if self.scan.stopping.load(Relaxed) {
                 return (blk, false);
@@ -699,7 +697,7 @@ impl Remap {
                     if v == SLOW {
                         self.scan.fig.slow.fetch_add(1, Relaxed);
                     }
-                    self.scan_weak(blk);
+                    self.scan_weak(blk, buf, Some((first, verdicts)));
                 }
                 _ => {}
             }
@@ -758,7 +756,7 @@ impl Remap {
             let _ = self.publish_changes(&mut core, &mut [gone]);
             drop(core);
             self.scan.fig.weak.fetch_add(1, Relaxed);
-            self.scan_weak(blk);
+            self.scan_weak(blk, buf, None);
             return;
         }
         match self.commit_changes(&mut core, &mut [Special::pending(blk)]) {
@@ -802,7 +800,7 @@ impl Remap {
     /// its data on the main device is its last acknowledged write, since a write to a
     /// pending block is remapped (or, in mode failed, written in place on the main
     /// device). With `proactive_remap` on and room for a proactive remap (as
-    /// [`Self::proactive_move`] counts it), it is copied to the spare and remapped by `remap_whole_once`
+    /// [`Self::proactive_room`] counts it), it is copied to the spare and remapped by `remap_whole_once`
     /// (published BUSY and drained first, so a racing write is never lost; one read
     /// attempt under the mutex, since the block just read whole: a copy whose read fails
     /// leaves it pending). Otherwise its pending record is dropped (as the
@@ -826,15 +824,7 @@ impl Remap {
         }
         // SAFETY: reads the monotonic clock.
         let now = unsafe { b::dmr_now_ms() };
-        let rate = self.cfg.max_remap_rate;
-        let room = self.scan.proactive
-            && plan::proactive_allowed(
-                core.free_blocks(),
-                self.spare_blocks(),
-                self.scan.reserve_pct,
-            )
-            && core.fits(items, 1 + crate::worker::MAX_JOBS)
-            && core.storm.has_room(u64::from(rate - rate / 2) + 1, now);
+        let room = self.proactive_room(&mut core, items, now);
         let done = if room {
             self.remap_whole_once(&mut core, blk)
                 .map(|()| "copied to the spare and remapped")
@@ -876,20 +866,23 @@ impl Remap {
     }
 
     /// A weak block: copied to the spare and remapped while it still reads, when
-    /// proactive remapping is on, more than `proactive_reserve` percent of the pool is
-    /// free (kept for failed writes), the map keeps room for a batch of them, and half
-    /// the remap storm bucket is left (a scan never trips it, nor empties it for the
-    /// failed writes). While the alert level is warning or above, the readable blocks
-    /// of its region (`proactive_region` on either side, nearest first) follow, one
-    /// remap each under the same conditions; one that does not read whole stays where
-    /// it is (this pass reads it if it lies ahead of the cursor, the next pass if not).
+    /// proactive remapping is on and there is room for it (see [`Self::proactive_room`]).
+    /// While the alert level is warning or above, the readable blocks of its region
+    /// (`proactive_region` on either side, nearest first) follow, one remap each under
+    /// the same conditions; one that does not read whole stays where it is (this pass
+    /// reads it if it lies ahead of the cursor, the next pass if not).
     ///
     /// The core mutex is taken for one block at a time: between two region blocks the
     /// worker (failed reads and writes, bios waiting on a BUSY block) and the messages
     /// get it, and a stop or suspend (`stopping`) ends the region after the block in
-    /// progress.
-    fn scan_weak(&self, blk: u64) {
-        if !self.scan.proactive || self.proactive_move(blk) != Proactive::Moved {
+    /// progress. A region block is read once without the lock before it is moved, and
+    /// one that the step found unreadable (`known`: the verdicts of the chunk the weak
+    /// block is in) or that fails that read is skipped: a bad neighbour's error
+    /// recovery never runs under the core mutex, which the worker and its bios wait
+    /// for, and the copy under the mutex then makes one read attempt, not the retries.
+    fn scan_weak(&self, blk: u64, buf: &mut [u8], known: Option<Verdicts<'_>>) {
+        let attempts = 1 + u32::from(self.cfg.read_retries);
+        if !self.scan.proactive || self.proactive_move(blk, attempts) != Proactive::Moved {
             return;
         }
         dminfo!(
@@ -902,12 +895,34 @@ impl Remap {
             return;
         }
         let total = self.cfg.block_size.whole_blocks(self.len).0;
+        let spb = self.cfg.block_size.sectors();
         let mut moved = 0u32;
         for b in plan::region_blocks(blk, region, total) {
             if self.scan.stopping.load(Relaxed) {
                 break;
             }
-            match self.proactive_move(b) {
+            let found_bad = known.is_some_and(|(first, v)| {
+                b.checked_sub(first)
+                    .and_then(|i| usize::try_from(i).ok())
+                    .and_then(|i| v.get(i))
+                    == Some(&UNREADABLE)
+            });
+            let mapped = self
+                .published
+                .read(|s| s.is_some_and(|s| remap_table::find(s.items(), b).is_some()));
+            if found_bad || mapped {
+                continue;
+            }
+            // The probe (no lock held; its data is dropped: the copy reads again once
+            // the block is BUSY and drained).
+            if self
+                .sync_io(Dev::Main, b * spb, buf, spb, b::dmr_io_op_DMR_IO_READ)
+                .is_err()
+            {
+                self.scan.fig.read_errors.fetch_add(1, Relaxed);
+                continue;
+            }
+            match self.proactive_move(b, 1) {
                 Proactive::Moved => moved += 1,
                 Proactive::NoRoom => break,
                 Proactive::Stays => {}
@@ -923,11 +938,30 @@ impl Remap {
         }
     }
 
+    /// Room for a proactive remap, under the core mutex: proactive remapping is on,
+    /// the target is not in mode failed, more than `proactive_reserve` percent of the
+    /// pool is free (kept for failed writes), the map keeps room for a worker batch,
+    /// and half the remap storm bucket (rounded up) is left besides this remap (a scan
+    /// never trips it, nor empties it for the failed writes' remaps).
+    fn proactive_room(&self, core: &mut Core, items: &[Special], now_ms: u64) -> bool {
+        let rate = self.cfg.max_remap_rate;
+        self.scan.proactive
+            && !self.is_failed()
+            && plan::proactive_allowed(
+                core.free_blocks(),
+                self.spare_blocks(),
+                self.scan.reserve_pct,
+            )
+            && core.fits(items, 1 + crate::worker::MAX_JOBS)
+            && core.storm.has_room(u64::from(rate - rate / 2) + 1, now_ms)
+    }
+
     /// Copies `blk` to the spare and remaps it, under the core mutex, if there is room
-    /// (see [`Self::scan_weak`]), it is not in the map yet, and all of it reads.
-    /// `remap_whole` publishes the block BUSY and drains before it copies (the same
-    /// protocol as a failed write's remap): a write racing the copy is never lost.
-    fn proactive_move(&self, blk: u64) -> Proactive {
+    /// (see [`Self::proactive_room`]), it is not in the map yet, and all of it reads
+    /// within `attempts` reads. `remap_whole` publishes the block BUSY and drains
+    /// before it copies (the same protocol as a failed write's remap): a write racing
+    /// the copy is never lost.
+    fn proactive_move(&self, blk: u64, attempts: u32) -> Proactive {
         let mut core = self.core.lock();
         // A stop or suspend that came while this waited for the mutex is not held up
         // by one more copy.
@@ -937,24 +971,18 @@ impl Remap {
         let items = self.published.items_locked();
         // SAFETY: reads the monotonic clock.
         let now = unsafe { b::dmr_now_ms() };
-        // Half the remap storm bucket (rounded up) stays for the failed writes' remaps:
-        // the bucket must hold that half plus this remap.
-        let rate = self.cfg.max_remap_rate;
-        if self.is_failed()
-            || !plan::proactive_allowed(
-                core.free_blocks(),
-                self.spare_blocks(),
-                self.scan.reserve_pct,
-            )
-            || !core.fits(items, 1 + crate::worker::MAX_JOBS)
-            || !core.storm.has_room(u64::from(rate - rate / 2) + 1, now)
-        {
+        if !self.proactive_room(&mut core, items, now) {
             return Proactive::NoRoom;
         }
         if remap_table::find(items, blk).is_some() {
             return Proactive::Stays;
         }
-        let moved = self.remap_whole(&mut core, blk).is_ok();
+        let moved = if attempts > 1 {
+            self.remap_whole(&mut core, blk)
+        } else {
+            self.remap_whole_once(&mut core, blk)
+        }
+        .is_ok();
         if moved {
             self.scan.fig.proactive.fetch_add(1, Relaxed);
         }
@@ -966,6 +994,19 @@ impl Remap {
         }
     }
 }
+
+/// A block's verdict in [`Remap::scan_blocks`]: read at the first attempt.
+const CLEAN: u8 = 0;
+/// Read only after a failed attempt.
+const WEAK: u8 = 1;
+/// Read, but far slower than the device's norm.
+const SLOW: u8 = 2;
+/// Failed every attempt.
+const UNREADABLE: u8 = 3;
+
+/// The verdicts of the chunk [`Remap::scan_blocks`] read block by block (its first
+/// block, and one verdict per block), for the region of a weak block in it.
+type Verdicts<'a> = (u64, &'a [u8]);
 
 /// What [`Remap::scan_pending`] did with a pending block.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -314,7 +314,8 @@ mod tests {
     #[test]
     fn a_wait_is_not_made_up_by_a_burst() {
         let mut p = Pacer::new();
-        // On schedule: 64 KiB at 64 MiB/s is 1 ms a read; 20 reads reach the pause.
+        // On schedule: 64 KiB at 64 MiB/s is 977 µs a read; reads of 100 µs gain 877 µs
+        // each on the schedule, so the 23rd is the first 20 ms ahead and pauses.
         let mut now = 0;
         let mut paused = 0;
         for _ in 0..40 {
@@ -324,8 +325,8 @@ mod tests {
         }
         assert!(paused >= 20, "{paused}");
         // Then the scan waited 10 s (a stopped scan, a busy worker): the schedule
-        // starts again at the next read, as from a standing start (22 reads reach the
-        // pause), rather than letting 10 s of reads catch up.
+        // starts again at the next read, as from a standing start (the 23rd read
+        // pauses again), rather than letting 10 s of reads catch up.
         now += 10_000_000;
         let mut first_pause_after = 0;
         for i in 1..100 {
@@ -382,6 +383,81 @@ mod tests {
             let special = s.iter().any(|e| e.block == blk as u64);
             assert_eq!(*n, u32::from(!special), "block {blk}");
         }
+    }
+
+    /// Reads of 64 KiB at 64 MiB/s (977 µs each on the schedule) taking `read_us`, with
+    /// pauses slept `early_us` short, from `now`; returns (bytes, end time, pauses).
+    fn run(
+        p: &mut Pacer,
+        mut now: u64,
+        n: u64,
+        read_us: u64,
+        early_us: u64,
+        rate: u32,
+    ) -> (u64, u64, u64) {
+        let mut pauses = 0;
+        for _ in 0..n {
+            let start = now;
+            now += read_us;
+            let ms = p.after(64 * 1024, start, now, rate);
+            if ms > 0 {
+                pauses += 1;
+                now += (ms * 1000).saturating_sub(early_us);
+            }
+        }
+        (n * 64 * 1024, now, pauses)
+    }
+
+    #[test]
+    fn reads_slower_than_the_rate_are_never_paused_and_leave_no_debt() {
+        let mut p = Pacer::new();
+        // 5 ms a read against 977 µs on the schedule: no pause at all.
+        let (_, now, pauses) = run(&mut p, 0, 200, 5_000, 0, 65_536);
+        assert_eq!(pauses, 0);
+        // Fast reads again: the schedule starts at them (the slow reads put every
+        // start past it), so the first pause comes as from a standing start, at the
+        // 23rd read, not after a burst that makes up the slow second.
+        let mut first = 0;
+        let mut t = now;
+        for i in 1..100 {
+            let ms = p.after(64 * 1024, t, t + 100, 65_536);
+            t += 100 + ms * 1000;
+            if ms > 0 {
+                first = i;
+                break;
+            }
+        }
+        assert_eq!(first, 23);
+    }
+
+    #[test]
+    fn a_pause_that_ends_early_is_made_up_by_the_next() {
+        // Every pause wakes 3 ms early (a timer firing on an earlier tick): the reads
+        // start ahead of the schedule, which keeps it, so the next pause is longer and
+        // the average stays at the rate.
+        let mut p = Pacer::new();
+        let (bytes, end, pauses) = run(&mut p, 0, 10_000, 100, 3_000, 65_536);
+        assert!(pauses > 100, "{pauses}");
+        let kibs = bytes / 1024 * 1_000_000 / end;
+        assert!((62_000..=67_000).contains(&kibs), "{kibs} KiB/s");
+    }
+
+    #[test]
+    fn a_rate_switch_applies_from_the_next_read() {
+        // 2 s at 64 MiB/s, then foreground I/O lowers the rate to 1 MiB/s: the reads
+        // after the switch average 1 MiB/s (the lead already paused for stays paid),
+        // and a switch back lets them run at 64 MiB/s again at once.
+        let mut p = Pacer::new();
+        let (_, t1, _) = run(&mut p, 0, 2048, 100, 0, 65_536);
+        let (b2, t2, _) = run(&mut p, t1, 256, 100, 0, 1024);
+        let kibs = b2 / 1024 * 1_000_000 / (t2 - t1);
+        assert!((950..=1050).contains(&kibs), "{kibs} KiB/s at 1 MiB/s");
+        let (b3, t3, _) = run(&mut p, t2, 2048, 100, 0, 65_536);
+        let kibs = b3 / 1024 * 1_000_000 / (t3 - t2);
+        assert!(
+            (60_000..=68_000).contains(&kibs),
+            "{kibs} KiB/s at 64 MiB/s"
+        );
     }
 
     #[test]
