@@ -685,19 +685,24 @@ impl Remap {
             );
             return (end, true);
         }
-        let verdicts = &*verdicts;
+        // This chunk's verdicts only: the buffer's later entries are an earlier chunk's.
+        let all: &[u8] = verdicts;
+        let verdicts = usize::try_from(n)
+            .ok()
+            .and_then(|n| all.get(..n))
+            .unwrap_or(all);
         for (blk, &v) in (first..end).zip(verdicts.iter()) {
             if self.scan.stopping.load(Relaxed) {
                 return (blk, false);
             }
             match v {
-                UNREADABLE => self.scan_unreadable(blk, buf, guard),
+                UNREADABLE => self.scan_unreadable(blk, buf, guard, (first, verdicts)),
                 WEAK | SLOW => {
                     self.scan.fig.weak.fetch_add(1, Relaxed);
                     if v == SLOW {
                         self.scan.fig.slow.fetch_add(1, Relaxed);
                     }
-                    self.scan_weak(blk, buf, Some((first, verdicts)));
+                    self.scan_weak(blk, buf, (first, verdicts));
                 }
                 _ => {}
             }
@@ -716,7 +721,13 @@ impl Remap {
     /// waited for that section). The reads below therefore see the block's last
     /// acknowledged write: a write that landed after the scan's failed reads makes
     /// them succeed (the drive reallocates on write), and the block is then only weak.
-    fn scan_unreadable(&self, blk: u64, buf: &mut [u8], guard: &mut StormGuard) {
+    fn scan_unreadable(
+        &self,
+        blk: u64,
+        buf: &mut [u8],
+        guard: &mut StormGuard,
+        known: Verdicts<'_>,
+    ) {
         let mut core = self.core.lock();
         let items = self.published.items_locked();
         // SAFETY: reads the monotonic clock.
@@ -756,7 +767,7 @@ impl Remap {
             let _ = self.publish_changes(&mut core, &mut [gone]);
             drop(core);
             self.scan.fig.weak.fetch_add(1, Relaxed);
-            self.scan_weak(blk, buf, None);
+            self.scan_weak(blk, buf, known);
             return;
         }
         match self.commit_changes(&mut core, &mut [Special::pending(blk)]) {
@@ -811,8 +822,10 @@ impl Remap {
     /// read above has changed the entry from PENDING, and nothing is done.
     ///
     /// Returns what became of the block for [`Self::scan_pending`]: `NotDone` when the
-    /// scan is stopping or the target is in mode failed (the block is read again when
-    /// the pass resumes), `StillBad` when the copy's read failed (it stays pending).
+    /// scan is stopping or the target is in mode failed as this takes the mutex (the
+    /// block is read again when the pass resumes; mode failed entered later, without
+    /// the mutex, leaves no room for the copy, and the pending record is dropped),
+    /// `StillBad` when the copy's read failed (it stays pending).
     fn recover_pending(&self, blk: u64) -> Recheck {
         let mut core = self.core.lock();
         if self.scan.stopping.load(Relaxed) || self.is_failed() {
@@ -875,14 +888,16 @@ impl Remap {
     /// The core mutex is taken for one block at a time: between two region blocks the
     /// worker (failed reads and writes, bios waiting on a BUSY block) and the messages
     /// get it, and a stop or suspend (`stopping`) ends the region after the block in
-    /// progress. A region block is read once without the lock before it is moved, and
-    /// one that the step found unreadable (`known`: the verdicts of the chunk the weak
-    /// block is in) or that fails that read is skipped: a bad neighbour's error
-    /// recovery never runs under the core mutex, which the worker and its bios wait
-    /// for, and the copy under the mutex then makes one read attempt, not the retries.
-    fn scan_weak(&self, blk: u64, buf: &mut [u8], known: Option<Verdicts<'_>>) {
-        let attempts = 1 + u32::from(self.cfg.read_retries);
-        if !self.scan.proactive || self.proactive_move(blk, attempts) != Proactive::Moved {
+    /// progress. The weak block's own copy makes up to 1 + `read_retries` read attempts
+    /// under the mutex (it read within them in this step). A region block is read once
+    /// without the lock before it is moved, and one that the step found unreadable
+    /// (by the verdicts of the chunk the weak block is in) or that fails that
+    /// read is skipped; one that reads is copied under the mutex with a single read
+    /// attempt. So a region block holds the core mutex, which the worker and its bios
+    /// wait for, for at most one read attempt (a block with intermittent errors may
+    /// fail it: it then stays where it is).
+    fn scan_weak(&self, blk: u64, buf: &mut [u8], (first, v): Verdicts<'_>) {
+        if !self.scan.proactive || self.proactive_move(blk, false) != Proactive::Moved {
             return;
         }
         dminfo!(
@@ -901,12 +916,11 @@ impl Remap {
             if self.scan.stopping.load(Relaxed) {
                 break;
             }
-            let found_bad = known.is_some_and(|(first, v)| {
-                b.checked_sub(first)
-                    .and_then(|i| usize::try_from(i).ok())
-                    .and_then(|i| v.get(i))
-                    == Some(&UNREADABLE)
-            });
+            let found_bad = b
+                .checked_sub(first)
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| v.get(i))
+                == Some(&UNREADABLE);
             let mapped = self
                 .published
                 .read(|s| s.is_some_and(|s| remap_table::find(s.items(), b).is_some()));
@@ -922,7 +936,7 @@ impl Remap {
                 self.scan.fig.read_errors.fetch_add(1, Relaxed);
                 continue;
             }
-            match self.proactive_move(b, 1) {
+            match self.proactive_move(b, true) {
                 Proactive::Moved => moved += 1,
                 Proactive::NoRoom => break,
                 Proactive::Stays => {}
@@ -957,11 +971,12 @@ impl Remap {
     }
 
     /// Copies `blk` to the spare and remaps it, under the core mutex, if there is room
-    /// (see [`Self::proactive_room`]), it is not in the map yet, and all of it reads
-    /// within `attempts` reads. `remap_whole` publishes the block BUSY and drains
-    /// before it copies (the same protocol as a failed write's remap): a write racing
-    /// the copy is never lost.
-    fn proactive_move(&self, blk: u64, attempts: u32) -> Proactive {
+    /// (see [`Self::proactive_room`]), it is not in the map yet, and all of it reads:
+    /// with one read attempt when `once` (`remap_whole_once`), else within the read
+    /// retries (`remap_whole`). Both publish the block BUSY and drain before they copy
+    /// (the same protocol as a failed write's remap): a write racing the copy is never
+    /// lost.
+    fn proactive_move(&self, blk: u64, once: bool) -> Proactive {
         let mut core = self.core.lock();
         // A stop or suspend that came while this waited for the mutex is not held up
         // by one more copy.
@@ -977,10 +992,10 @@ impl Remap {
         if remap_table::find(items, blk).is_some() {
             return Proactive::Stays;
         }
-        let moved = if attempts > 1 {
-            self.remap_whole(&mut core, blk)
-        } else {
+        let moved = if once {
             self.remap_whole_once(&mut core, blk)
+        } else {
+            self.remap_whole(&mut core, blk)
         }
         .is_ok();
         if moved {
@@ -1005,7 +1020,8 @@ const SLOW: u8 = 2;
 const UNREADABLE: u8 = 3;
 
 /// The verdicts of the chunk [`Remap::scan_blocks`] read block by block (its first
-/// block, and one verdict per block), for the region of a weak block in it.
+/// block, and one verdict per block of that chunk), for the region of a weak block in
+/// it.
 type Verdicts<'a> = (u64, &'a [u8]);
 
 /// What [`Remap::scan_pending`] did with a pending block.
