@@ -127,7 +127,10 @@ dmsetup message "${PREFIX}s" 0 scan start >/dev/null || fail "scan start"
 ktap_check "the stopped pass resumes and completes" wait_passes s 2 400
 dust addbadblock 300 && dust addbadblock 301 && dust addbadblock 1500 || fail "more bad blocks"
 dmsetup message "${PREFIX}s" 0 scan start >/dev/null || fail "scan start"
-fio --name=v --filename="$dev" --rw=randwrite --bs=4k --size=8M --direct=1 --ioengine=psync \
+# Four rounds of write-then-verify: a round may take under a second in the VM, as long
+# as one scan step that started before it (a step that records a pending block waits
+# for a commit), and the rate is chosen as a step starts.
+fio --name=v --filename="$dev" --rw=randwrite --bs=4k --size=8M --loops=4 --direct=1 --ioengine=psync \
   --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 --randrepeat=0 --output="$WORK/fio" >/dev/null 2>&1 &
 fio_pid=$!
 # Samples only while the pass runs (on a loaded machine fio may start late), every
