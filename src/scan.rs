@@ -686,11 +686,7 @@ impl Remap {
             return (end, true);
         }
         // This chunk's verdicts only: the buffer's later entries are an earlier chunk's.
-        let all: &[u8] = verdicts;
-        let verdicts = usize::try_from(n)
-            .ok()
-            .and_then(|n| all.get(..n))
-            .unwrap_or(all);
+        let verdicts = plan::chunk_verdicts(verdicts, n);
         for (blk, &v) in (first..end).zip(verdicts.iter()) {
             if self.scan.stopping.load(Relaxed) {
                 return (blk, false);
@@ -702,7 +698,7 @@ impl Remap {
                     if v == SLOW {
                         self.scan.fig.slow.fetch_add(1, Relaxed);
                     }
-                    self.scan_weak(blk, buf, (first, verdicts));
+                    self.scan_weak(blk, false, buf, (first, verdicts));
                 }
                 _ => {}
             }
@@ -767,7 +763,7 @@ impl Remap {
             let _ = self.publish_changes(&mut core, &mut [gone]);
             drop(core);
             self.scan.fig.weak.fetch_add(1, Relaxed);
-            self.scan_weak(blk, buf, known);
+            self.scan_weak(blk, true, buf, known);
             return;
         }
         match self.commit_changes(&mut core, &mut [Special::pending(blk)]) {
@@ -824,7 +820,8 @@ impl Remap {
     /// Returns what became of the block for [`Self::scan_pending`]: `NotDone` when the
     /// scan is stopping or the target is in mode failed as this takes the mutex (the
     /// block is read again when the pass resumes; mode failed entered later, without
-    /// the mutex, leaves no room for the copy, and the pending record is dropped),
+    /// the mutex, leaves no room for the copy, and the pending record is dropped if its
+    /// metadata write succeeds),
     /// `StillBad` when the copy's read failed (it stays pending).
     fn recover_pending(&self, blk: u64) -> Recheck {
         let mut core = self.core.lock();
@@ -889,15 +886,17 @@ impl Remap {
     /// worker (failed reads and writes, bios waiting on a BUSY block) and the messages
     /// get it, and a stop or suspend (`stopping`) ends the region after the block in
     /// progress. The weak block's own copy makes up to 1 + `read_retries` read attempts
-    /// under the mutex (it read within them in this step). A region block is read once
+    /// under the mutex when the step's reads found it weak (it read within them), one
+    /// when `once` (a block [`Self::scan_unreadable`] found readable after all: it failed
+    /// the step's attempts and then read once). A region block is read once
     /// without the lock before it is moved, and one that the step found unreadable
     /// (by the verdicts of the chunk the weak block is in) or that fails that
     /// read is skipped; one that reads is copied under the mutex with a single read
     /// attempt. So a region block holds the core mutex, which the worker and its bios
     /// wait for, for at most one read attempt (a block with intermittent errors may
     /// fail it: it then stays where it is).
-    fn scan_weak(&self, blk: u64, buf: &mut [u8], (first, v): Verdicts<'_>) {
-        if !self.scan.proactive || self.proactive_move(blk, false) != Proactive::Moved {
+    fn scan_weak(&self, blk: u64, once: bool, buf: &mut [u8], (first, v): Verdicts<'_>) {
+        if !self.scan.proactive || self.proactive_move(blk, once) != Proactive::Moved {
             return;
         }
         dminfo!(
@@ -916,11 +915,7 @@ impl Remap {
             if self.scan.stopping.load(Relaxed) {
                 break;
             }
-            let found_bad = b
-                .checked_sub(first)
-                .and_then(|i| usize::try_from(i).ok())
-                .and_then(|i| v.get(i))
-                == Some(&UNREADABLE);
+            let found_bad = plan::verdict_at(first, v, b) == Some(UNREADABLE);
             let mapped = self
                 .published
                 .read(|s| s.is_some_and(|s| remap_table::find(s.items(), b).is_some()));

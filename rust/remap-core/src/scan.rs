@@ -226,6 +226,26 @@ pub const fn proactive_allowed(free: u64, total: u64, reserve_pct: u8) -> bool {
     (free as u128) * 100 > (total as u128) * (pct as u128)
 }
 
+/// The verdicts of a chunk of `n` blocks read block by block, out of the step's buffer
+/// `all` (sized for the longest chunk): its later entries are an earlier chunk's, so
+/// only the first `n` count. (`all` itself if it is shorter: every entry is this
+/// chunk's then.)
+pub fn chunk_verdicts(all: &[u8], n: u64) -> &[u8] {
+    usize::try_from(n)
+        .ok()
+        .and_then(|n| all.get(..n))
+        .unwrap_or(all)
+}
+
+/// The verdict of block `blk` in the chunk that starts at `first` and has the verdicts
+/// `v` (see [`chunk_verdicts`]): `None` for a block outside the chunk.
+pub fn verdict_at(first: u64, v: &[u8], blk: u64) -> Option<u8> {
+    blk.checked_sub(first)
+        .and_then(|i| usize::try_from(i).ok())
+        .and_then(|i| v.get(i))
+        .copied()
+}
+
 /// The blocks of a weak block's region, nearest first, alternating below and above:
 /// `blk - 1, blk + 1, blk - 2, ...` up to `region` on either side, within
 /// `0..blocks`.
@@ -531,6 +551,28 @@ mod tests {
         // No overflow at the extremes.
         assert!(proactive_allowed(u64::MAX, u64::MAX, 99));
         assert!(!proactive_allowed(u64::MAX / 2, u64::MAX, 50));
+    }
+
+    #[test]
+    fn a_short_chunk_has_only_its_own_verdicts() {
+        // The buffer holds an earlier chunk of 64 blocks, all unreadable; this chunk,
+        // blocks 100..110, read its 10 blocks clean.
+        let mut all = [3u8; 64];
+        all[..10].fill(0);
+        let v = chunk_verdicts(&all, 10);
+        assert_eq!(v.len(), 10);
+        assert_eq!(verdict_at(100, v, 100), Some(0));
+        assert_eq!(verdict_at(100, v, 109), Some(0));
+        // Blocks past the chunk's end (the earlier chunk's entries 10..) and before it
+        // have no verdict.
+        assert_eq!(verdict_at(100, v, 110), None);
+        assert_eq!(verdict_at(100, v, 113), None);
+        assert_eq!(verdict_at(100, v, 99), None);
+        assert_eq!(verdict_at(u64::MAX, v, 0), None);
+        assert_eq!(verdict_at(0, v, u64::MAX), None);
+        // A count beyond the buffer: the whole buffer.
+        assert_eq!(chunk_verdicts(&all, 100).len(), 64);
+        assert_eq!(chunk_verdicts(&all, 0).len(), 0);
     }
 
     #[test]
