@@ -143,11 +143,12 @@ impl Published {
     }
 
     /// Publishes `new` and returns the version it replaces once no reader can see it
-    /// any more (after `synchronize_rcu`), for reuse.
+    /// any more (after a grace period: `synchronize_rcu_expedited`, see the shim), for
+    /// reuse.
     ///
     /// Callers hold the core mutex. Ordering: a reader that loaded the old pointer is
-    /// inside an RCU read-side section, and `synchronize_rcu` returns only after every
-    /// such section has ended. Whatever a reader did inside its section (in `map`:
+    /// inside an RCU read-side section, and the grace period ends only after every
+    /// such section has ended (an expedited one gives the same guarantee). Whatever a reader did inside its section (in `map`:
     /// entering the in-flight SRCU for a bio it routes) is therefore complete when this
     /// returns; a reader that starts later loads the new pointer.
     pub(crate) fn publish(&self, new: KBox<Snapshot>) -> Option<KBox<Snapshot>> {

@@ -180,9 +180,19 @@ void dmr_rcu_read_unlock(void)
 	rcu_read_unlock();
 }
 
+/*
+ * Expedited, as dm core's own table swap (dm_sync_table): a map change (a remap, a
+ * block made BUSY) waits for a grace period while the bio that failed waits for it,
+ * and a normal grace period lasts several scheduler ticks (about 40 ms of a QD1 write
+ * that is remapped, with the SRCU drain below; 2 ms expedited: make bench
+ * BENCH_CONFIGS=wremap). Map changes come from failed I/O, the scan and messages,
+ * bounded by max_remap_rate and the scan's rate, not from the I/O path.
+ * rcupdate.rcu_normal=1 turns them into normal grace periods where IPIs are not
+ * wanted (real-time systems). The guarantee is the same as synchronize_rcu()'s.
+ */
 void dmr_synchronize_rcu(void)
 {
-	synchronize_rcu();
+	synchronize_rcu_expedited();
 }
 
 int dmr_io(struct dm_io_client *client, struct block_device *bdev, sector_t sector,
@@ -324,9 +334,11 @@ void dmr_io_exit(struct dmr_worker *w, int idx)
 	srcu_up_read(&w->inflight, idx);
 }
 
+/* Expedited for the same reason as dmr_synchronize_rcu() (SRCU's expedited wait only
+ * polls sooner; it sends no IPIs). The same guarantee as synchronize_srcu(). */
 void dmr_io_drain(struct dmr_worker *w)
 {
-	synchronize_srcu(&w->inflight);
+	synchronize_srcu_expedited(&w->inflight);
 }
 
 void dmr_random_bytes(void *buf, size_t len)
