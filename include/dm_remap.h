@@ -74,6 +74,7 @@ void dmr_bio_submit(struct bio *bio);
 void dmr_rcu_read_lock(void);
 void dmr_rcu_read_unlock(void);
 void dmr_synchronize_rcu(void);
+void dmr_synchronize_rcu_expedited(void);
 
 /* Synchronous I/O of a kernel (vmalloc or kmalloc) buffer through dm-io. FUA writes
  * carry REQ_PREFLUSH too: everything written before (data blocks, earlier copies) is

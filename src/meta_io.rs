@@ -99,6 +99,9 @@ pub(crate) struct Core {
     pub(crate) repaired: u32,
     /// Remap storm bound.
     pub(crate) storm: StormGuard,
+    /// Set by the worker while it handles a batch: its map changes take expedited
+    /// grace periods (see `Published::publish`).
+    pub(crate) expedite: bool,
     /// `FENCED` entries in the published table (see `Remap::settle_fences`).
     pub(crate) fenced: u32,
     /// The pool bitmap: each spare's part at its `word_off`.
@@ -384,6 +387,7 @@ impl Core {
         // nothing; the first resume formats), else a new one.
         let fresh_uuid = cfg.uuid.or(uuid_hint).unwrap_or_else(new_uuid);
         let mut core = Core {
+            expedite: false,
             last_commit: 0,
             repaired: 0,
             // SAFETY: reads the monotonic clock.

@@ -180,17 +180,21 @@ void dmr_rcu_read_unlock(void)
 	rcu_read_unlock();
 }
 
-/*
- * Expedited, as dm core's own table swap (dm_sync_table): a map change (a remap, a
- * block made BUSY) waits for a grace period while the bio that failed waits for it,
- * and a normal grace period lasts several scheduler ticks (about 40 ms of a QD1 write
- * that is remapped, with the SRCU drain below; 2 ms expedited: make bench
- * BENCH_CONFIGS=wremap). Map changes come from failed I/O, the scan and messages,
- * bounded by max_remap_rate and the scan's rate, not from the I/O path.
- * rcupdate.rcu_normal=1 turns them into normal grace periods where IPIs are not
- * wanted (real-time systems). The guarantee is the same as synchronize_rcu()'s.
- */
 void dmr_synchronize_rcu(void)
+{
+	synchronize_rcu();
+}
+
+/*
+ * For the worker's map changes only (see Published::publish): a bio that failed on the
+ * main device waits for them, and a normal grace period lasts several scheduler ticks
+ * (a remapped write at QD1 took about 40 ms, 2 ms expedited: make bench
+ * BENCH_CONFIGS=wremap). dm core's table swap (dm_sync_table) is expedited too. The
+ * guarantee is synchronize_rcu()'s; rcu_normal (boot parameter, or
+ * /sys/kernel/rcu_normal; on by default on PREEMPT_RT after boot) makes it a normal
+ * grace period.
+ */
+void dmr_synchronize_rcu_expedited(void)
 {
 	synchronize_rcu_expedited();
 }
@@ -334,11 +338,11 @@ void dmr_io_exit(struct dmr_worker *w, int idx)
 	srcu_up_read(&w->inflight, idx);
 }
 
-/* Expedited for the same reason as dmr_synchronize_rcu() (SRCU's expedited wait only
- * polls sooner; it sends no IPIs). The same guarantee as synchronize_srcu(). */
+/* Plain synchronize_srcu(): it expedites itself when the SRCU has been idle, as it is
+ * for the drains here (a few tracked bios at most). */
 void dmr_io_drain(struct dmr_worker *w)
 {
-	synchronize_srcu_expedited(&w->inflight);
+	synchronize_srcu(&w->inflight);
 }
 
 void dmr_random_bytes(void *buf, size_t len)

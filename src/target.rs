@@ -456,7 +456,7 @@ impl Remap {
             core.standby = Some(next);
             return Err(e);
         }
-        core.standby = self.published.publish(next);
+        core.standby = self.published.publish(next, core.expedite);
         Ok(())
     }
 
@@ -485,12 +485,12 @@ impl Remap {
         core.last_commit = r.err().map_or(0, |e| e.to_errno());
         match r {
             Ok(()) => {
-                core.standby = self.published.publish(next);
+                core.standby = self.published.publish(next, core.expedite);
                 self.settle_fences(core);
                 Ok(())
             }
             Err(e) if core.commit_landed() => {
-                core.standby = self.published.publish(next);
+                core.standby = self.published.publish(next, core.expedite);
                 self.settle_fences(core);
                 self.enter_failed(c"metadata commit failed after a copy of it was written");
                 Err(CommitFailed {
@@ -553,7 +553,7 @@ impl Remap {
             core.standby = Some(next);
             return Err(e);
         }
-        core.standby = self.published.publish(next);
+        core.standby = self.published.publish(next, false);
         let r = if self.writable {
             core.write_pending(self.published.items_locked())
         } else {
@@ -1188,7 +1188,7 @@ unsafe fn ctr_finish(
             core.standby = Some(standby);
             core.scratch = scratch;
             // Nothing was published before: no old version to wait for.
-            let _ = state.published.publish(first);
+            let _ = state.published.publish(first, false);
             state.mirror(&core);
         }
         // SAFETY: `ti` is valid per this function's contract.

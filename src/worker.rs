@@ -225,7 +225,11 @@ impl Remap {
                     self.complete(cur, STS_IOERR);
                 }
             }
+            // Bios that failed on the main device wait for this batch's map changes:
+            // expedited grace periods (see `Published::publish`).
+            core.expedite = true;
             self.process(&mut core, &mut sc);
+            core.expedite = false;
             core.scratch = sc;
             self.mirror(&core);
             // A batch that remapped blocks raises a dm event (`dmsetup wait`, `remapctl
