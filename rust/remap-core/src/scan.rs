@@ -331,6 +331,19 @@ mod tests {
         assert!(got >= 500 * 1024, "{got} KiB/s");
     }
 
+    /// Reads of 64 KiB at 64 MiB/s taking 100 µs each, from `now`: the number of the
+    /// first read that pauses (0: none of 99).
+    fn first_pause(p: &mut Pacer, mut now: u64) -> u64 {
+        for i in 1..100 {
+            let ms = p.after(64 * 1024, now, now + 100, 65_536);
+            now += 100 + ms * 1000;
+            if ms > 0 {
+                return i;
+            }
+        }
+        0
+    }
+
     #[test]
     fn a_wait_is_not_made_up_by_a_burst() {
         let mut p = Pacer::new();
@@ -347,16 +360,7 @@ mod tests {
         // Then the scan waited 10 s (a stopped scan, a busy worker): the schedule
         // starts again at the next read, as from a standing start (the 23rd read
         // pauses again), rather than letting 10 s of reads catch up.
-        now += 10_000_000;
-        let mut first_pause_after = 0;
-        for i in 1..100 {
-            let ms = p.after(64 * 1024, now, now + 100, 65_536);
-            now += 100 + ms * 1000;
-            if ms > 0 {
-                first_pause_after = i;
-                break;
-            }
-        }
+        let first_pause_after = first_pause(&mut p, now + 10_000_000);
         assert!(
             (18..=25).contains(&first_pause_after),
             "{first_pause_after}"
@@ -437,17 +441,7 @@ mod tests {
         // Fast reads again: the schedule starts at them (the slow reads put every
         // start past it), so the first pause comes as from a standing start, at the
         // 23rd read, not after a burst that makes up the slow second.
-        let mut first = 0;
-        let mut t = now;
-        for i in 1..100 {
-            let ms = p.after(64 * 1024, t, t + 100, 65_536);
-            t += 100 + ms * 1000;
-            if ms > 0 {
-                first = i;
-                break;
-            }
-        }
-        assert_eq!(first, 23);
+        assert_eq!(first_pause(&mut p, now), 23);
     }
 
     #[test]
