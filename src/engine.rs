@@ -146,14 +146,15 @@ impl Published {
     /// any more (after a grace period), for reuse. `expedite`: the worker's changes,
     /// which bios that failed on the main device wait for, take an expedited grace
     /// period (`dmr_synchronize_rcu_expedited`); the others (messages, the scan, table
-    /// loads) a normal one, so that a loop of them (`clear`, a scan region) sends no
-    /// IPIs.
+    /// loads) a normal one, so that a loop of them (`clear`, a scan region) does not
+    /// force one expedited grace period after another on every CPU.
     ///
     /// Callers hold the core mutex. Ordering: a reader that loaded the old pointer is
     /// inside an RCU read-side section, and the grace period ends only after every
-    /// such section has ended (an expedited one gives the same guarantee). Whatever a reader did inside its section (in `map`:
-    /// entering the in-flight SRCU for a bio it routes) is therefore complete when this
-    /// returns; a reader that starts later loads the new pointer.
+    /// such section has ended (an expedited one gives the same guarantee). Whatever a
+    /// reader did inside its section (in `map`: entering the in-flight SRCU for a bio
+    /// it routes) is therefore complete when this returns; a reader that starts later
+    /// loads the new pointer.
     pub(crate) fn publish(&self, new: KBox<Snapshot>, expedite: bool) -> Option<KBox<Snapshot>> {
         // INVARIANT: the new pointer comes from `KBox::into_raw`.
         let old = self.ptr.swap(KBox::into_raw(new), Ordering::AcqRel);

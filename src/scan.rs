@@ -894,7 +894,8 @@ impl Remap {
     /// read is skipped; one that reads is copied under the mutex with a single read
     /// attempt. So a region block holds the core mutex, which the worker and its bios
     /// wait for, for at most one read attempt (a block with intermittent errors may
-    /// fail it: it then stays where it is).
+    /// fail it: it then stays where it is), besides the copy's write, its commit and
+    /// the two grace periods of its map changes (normal ones: several ticks each).
     fn scan_weak(&self, blk: u64, once: bool, buf: &mut [u8], (first, v): Verdicts<'_>) {
         if !self.scan.proactive || self.proactive_move(blk, once) != Proactive::Moved {
             return;

@@ -186,13 +186,13 @@ void dmr_synchronize_rcu(void)
 }
 
 /*
- * For the worker's map changes only (see Published::publish): a bio that failed on the
- * main device waits for them, and a normal grace period lasts several scheduler ticks
- * (a remapped write at QD1 took about 40 ms, 2 ms expedited: make bench
- * BENCH_CONFIGS=wremap). dm core's table swap (dm_sync_table) is expedited too. The
- * guarantee is synchronize_rcu()'s; rcu_normal (boot parameter, or
- * /sys/kernel/rcu_normal; on by default on PREEMPT_RT after boot) makes it a normal
- * grace period.
+ * For the worker's batches only (see Published::publish): the bios that failed on the
+ * main device, or were deferred to the worker, wait for their map changes, and a
+ * normal grace period lasts several scheduler ticks (a remapped write at QD1 took
+ * about 40 ms, 2 ms expedited: make bench BENCH_CONFIGS=wremap). dm core's table swap
+ * (dm_sync_table) is expedited too. The guarantee is synchronize_rcu()'s; rcu_normal
+ * (boot parameter, or /sys/kernel/rcu_normal; on by default on PREEMPT_RT after boot)
+ * makes it a normal grace period.
  */
 void dmr_synchronize_rcu_expedited(void)
 {
@@ -338,8 +338,8 @@ void dmr_io_exit(struct dmr_worker *w, int idx)
 	srcu_up_read(&w->inflight, idx);
 }
 
-/* Plain synchronize_srcu(): it expedites itself when the SRCU has been idle, as it is
- * for the drains here (a few tracked bios at most). */
+/* Plain synchronize_srcu(): it expedites itself when no grace period of this SRCU ran
+ * recently, as for the drains here (each made under the core mutex, between I/O). */
 void dmr_io_drain(struct dmr_worker *w)
 {
 	synchronize_srcu(&w->inflight);
