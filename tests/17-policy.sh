@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # policy: `remapctl monitor --policy FILE` applies an admin's rules by itself: when a
-# target's free spare falls under half it adds the first device of its list that can
-# join (the one before it cannot: skipped, with the reason), and a program rule runs
+# target's free spare falls under half it adds the first device of its pool directory
+# that can join (entries in name order; the one before it cannot: skipped, with the
+# reason; a hidden entry is not tried), and a program rule runs
 # once when its condition starts to hold, not at every event after; a proactive-off rule
 # reloads the table with proactive_remap off, and a mail rule hands sendmail -oi -t a
 # message naming the target and rule with its status. A policy file with an error is
@@ -34,9 +35,12 @@ echo "$*" > %s
 cat > %s
 ' "$WORK/mail.args" "$WORK/mail.msg" > "$WORK/sendmail"
 chmod +x "$WORK/sendmail"
+# The pool directory, filled after the monitor has read the policy: a file that is not
+# a device first, then a link to the spare device, and a hidden entry.
+mkdir -p "$WORK/pool.d"
 printf '%s\n' '# Grow the pool when under half of the spare is free.' '[[rule]]' \
   'when = "spare_free_percent < 50"' 'action = "spare-add"' \
-  "devices = [\"$WORK/not-a-device\", \"$extra\"]" "target = \"$n\"" '' \
+  "pool = \"$WORK/pool.d\"" "target = \"$n\"" '' \
   '[[rule]]' 'when = "remapped >= 10"' 'action = "exec"' "program = \"$WORK/hook.sh\"" '' \
   '[[rule]]' 'when = "remapped >= 75"' 'action = "proactive-off"' '' \
   '[[rule]]' 'when = "remapped >= 75"' 'action = "mail"' 'to = ["root", "ops@example.com"]' \
@@ -48,6 +52,9 @@ mon=$!
 trap 'rc=$?; kill $mon 2>/dev/null; (exit $rc); teardown' EXIT
 for _ in $(seq 40); do grep -q "policy .*4 rule(s)" "$WORK/mon.log" && break; sleep 0.5; done
 ktap_check "the monitor reads the policy (4 rules)" grep -q "policy $WORK/policy.toml: 4 rule(s)" "$WORK/mon.log"
+: > "$WORK/pool.d/a-not-a-device"
+ln -s "$extra" "$WORK/pool.d/b-spare"
+ln -s /dev/null "$WORK/pool.d/.hidden"
 
 dd if=/dev/urandom of="/dev/mapper/$n" bs=1M count=1 oflag=direct status=none || fail "write"
 # 65 remaps, one message (and one dm event) each: 63 of 128 spare blocks stay free
@@ -59,11 +66,11 @@ done
 spares() { dmsetup message "$n" 0 spare_list | grep -c '^spare='; }
 for _ in $(seq 60); do [ "$(spares)" = 2 ] && break; sleep 0.5; done
 devno() { printf '%d:%d' "0x$(stat -c %t "$1")" "0x$(stat -c %T "$1")"; }
-ktap_check "under half free: the policy added the listed device as the second spare" \
+ktap_check "under half free: the policy added the pool's device as the second spare" \
   test "$(dmsetup message "$n" 0 spare_list | sed -n 's/^spare=1 dev=\([0-9:]*\) .*/\1/p')" = "$(devno "$extra")"
 ktap_check "its log names the rule, the device that could not join and the one that did" \
-  bash -c "grep '^$n: policy rule 1 (line 2, spare_free_percent < 50): $n: $extra added as spare 1 of 2 (skipped: ' $WORK/mon.log |
-    grep -q '$WORK/not-a-device'" || diag "monitor log: $(grep policy "$WORK/mon.log")"
+  bash -c "grep '^$n: policy rule 1 (line 2, spare_free_percent < 50): $n: .* added as spare 1 of 2 (skipped: ' $WORK/mon.log |
+    grep '$WORK/pool.d/a-not-a-device' | grep -qv hidden" || diag "monitor log: $(grep policy "$WORK/mon.log")"
 ktap_check "the data reads back through the grown pool" \
   dd if="/dev/mapper/$n" of=/dev/null bs=1M count=1 iflag=direct status=none
 for _ in $(seq 20); do [ -s "$WORK/ran" ] && break; sleep 0.5; done

@@ -14,6 +14,12 @@
 //! target = "data"                        # optional: only this target
 //!
 //! [[rule]]
+//! when = "spare_free_percent < 10"
+//! action = "spare-add"
+//! pool = "/etc/dm-remap/pool.d"          # or: a directory whose entries (links to
+//!                                        # block devices) are tried in name order
+//!
+//! [[rule]]
 //! when = "alert_level >= warning"
 //! action = "mail"
 //! to = ["root", "storage@example.com"]   # mail: the recipients
@@ -191,8 +197,8 @@ impl Cond {
 /// What a rule does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Add the first of these devices that can join (`remapctl spare-add`).
-    SpareAdd(Vec<PathBuf>),
+    /// Add the first device of these that can join (`remapctl spare-add`).
+    SpareAdd(Candidates),
     /// `scan start`.
     ScanStart,
     /// `scan stop`.
@@ -203,6 +209,36 @@ pub enum Action {
     Proactive(bool),
     /// Mail these recipients through this sendmail.
     Mail(Vec<String>, PathBuf),
+}
+
+/// Where a spare-add rule finds its devices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Candidates {
+    /// These, in this order.
+    Devices(Vec<PathBuf>),
+    /// The entries of this directory (a pool of spare devices the admin keeps, e.g.
+    /// links to `/dev/disk/by-id/...`), read when the rule acts, in name order; names
+    /// starting with `.` are skipped.
+    Pool(PathBuf),
+}
+
+impl Candidates {
+    /// The devices to try, in order.
+    pub fn list(&self) -> Result<Vec<PathBuf>, String> {
+        match self {
+            Candidates::Devices(d) => Ok(d.clone()),
+            Candidates::Pool(dir) => {
+                let rd =
+                    std::fs::read_dir(dir).map_err(|e| format!("pool {}: {e}", dir.display()))?;
+                let mut names: Vec<_> = rd
+                    .filter_map(|e| e.ok().map(|e| e.file_name()))
+                    .filter(|n| !n.to_string_lossy().starts_with('.'))
+                    .collect();
+                names.sort();
+                Ok(names.into_iter().map(|n| dir.join(n)).collect())
+            }
+        }
+    }
 }
 
 /// Whether `a` can be handed to `sendmail -t` as a recipient: one word of printable
@@ -246,6 +282,7 @@ struct RawRule {
     action: String,
     target: Option<String>,
     devices: Option<Vec<PathBuf>>,
+    pool: Option<PathBuf>,
     program: Option<PathBuf>,
     to: Option<Vec<String>>,
     sendmail: Option<PathBuf>,
@@ -275,11 +312,28 @@ pub fn parse(text: &str) -> Result<Vec<Rule>, String> {
                 r.action
             )));
         }
+        if r.pool.is_some() && r.action != "spare-add" {
+            return Err(err(format!("{}: `pool` is for spare-add", r.action)));
+        }
         let action = match (r.action.as_str(), r.devices, r.program) {
-            ("spare-add", Some(d), None) if !d.is_empty() => Action::SpareAdd(d),
+            ("spare-add", Some(_), None) if r.pool.is_some() => {
+                return Err(err("spare-add takes `devices` or `pool`, not both".into()))
+            }
+            ("spare-add", Some(d), None) if !d.is_empty() => {
+                Action::SpareAdd(Candidates::Devices(d))
+            }
+            ("spare-add", None, None) if r.pool.as_ref().is_some_and(|p| p.is_absolute()) => {
+                Action::SpareAdd(Candidates::Pool(r.pool.unwrap_or_default()))
+            }
+            ("spare-add", None, None) if r.pool.is_some() => {
+                return Err(err(format!(
+                    "pool {:?} must be an absolute path",
+                    r.pool.unwrap_or_default().display().to_string()
+                )))
+            }
             ("spare-add", _, None) => {
                 return Err(err(
-                    "spare-add needs `devices`, a list of block devices".into()
+                    "spare-add needs `devices`, a list of block devices, or `pool`, a directory of them".into()
                 ))
             }
             ("exec", None, Some(p)) if p.is_absolute() => Action::Exec(p),
@@ -403,9 +457,13 @@ pub fn act(dm: &Dm, r: &Rule, t: &Target, run: &dyn Fn(&Path, &Target) -> String
         t.name, r.number, r.line, r.when_text
     );
     match &r.action {
-        Action::SpareAdd(devs) => {
+        Action::SpareAdd(c) => {
+            let devs = match c.list() {
+                Ok(d) => d,
+                Err(e) => return format!("{head}: spare-add: {e}"),
+            };
             let mut why = Vec::new();
-            for d in devs {
+            for d in &devs {
                 let a = crate::admin::SpareAddArgs {
                     name: t.name.clone(),
                     spare: d.clone(),
@@ -549,7 +607,10 @@ to = ["root", "storage@example.com"]
         );
         assert_eq!(
             r[0].action,
-            Action::SpareAdd(vec!["/dev/sdx".into(), "/dev/sdy".into()])
+            Action::SpareAdd(Candidates::Devices(vec![
+                "/dev/sdx".into(),
+                "/dev/sdy".into()
+            ]))
         );
         assert_eq!(r[1].when.value, 2);
         assert_eq!(r[1].target.as_deref(), Some("data"));
@@ -610,6 +671,37 @@ to = ["root", "storage@example.com"]
     }
 
     #[test]
+    fn a_pool_directory_lists_its_devices_in_name_order_when_the_rule_acts() {
+        let dir = std::env::temp_dir().join(format!("dmremap-pool-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let rules = parse(
+            "[[rule]]\nwhen = \"spare_free < 1\"\naction = \"spare-add\"\npool = \"POOL\"\n"
+                .replace("POOL", dir.to_str().unwrap())
+                .as_str(),
+        )
+        .unwrap();
+        let Action::SpareAdd(c) = &rules[0].action else {
+            panic!("{:?}", rules[0].action)
+        };
+        assert_eq!(c.list().unwrap(), Vec::<PathBuf>::new());
+        // Entries added after the file was read count; hidden ones do not.
+        for n in ["b-disk", "a-disk", ".keep", "c-disk"] {
+            std::fs::write(dir.join(n), b"").unwrap();
+        }
+        let names: Vec<_> = c
+            .list()
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["a-disk", "b-disk", "c-disk"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let e = c.list().unwrap_err();
+        assert!(e.starts_with(&format!("pool {}: ", dir.display())), "{e}");
+    }
+
+    #[test]
     fn bad_policies_name_the_line_and_reason() {
         let cases = [
             ("[[rule]]\nwhen = \"spare_free < 1\"\naction = \"reboot\"\n", "line 1: rule 1: unknown action \"reboot\""),
@@ -630,6 +722,9 @@ to = ["root", "storage@example.com"]
             ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"mail\"\nto = [\"root\"]\nsendmail = \"sendmail\"\n", "must be an absolute path"),
             ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"exec\"\nprogram = \"/bin/true\"\nto = [\"root\"]\n", "`to` and `sendmail` are for mail"),
             ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"proactive-off\"\nprogram = \"/bin/true\"\n", "`program` for exec"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"spare-add\"\npool = \"pool.d\"\n", "pool \"pool.d\" must be an absolute path"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"spare-add\"\npool = \"/p\"\ndevices = [\"/dev/x\"]\n", "`devices` or `pool`, not both"),
+            ("[[rule]]\nwhen = \"remapped > 1\"\naction = \"scan-start\"\npool = \"/p\"\n", "`pool` is for spare-add"),
         ];
         for (text, want) in cases {
             let e = parse(text).unwrap_err();
