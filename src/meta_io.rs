@@ -921,10 +921,12 @@ impl Core {
         // The last written state, decoded once: what a record is made against. Only a
         // copy holding exactly it (same body checksum, not merely the same version:
         // repairs at load may have written the selected version with another
-        // configuration) gets the record.
+        // configuration) gets the record. `prev_buf` holds what the last commit encoded,
+        // or the copy the load selected (which passed `decode`): its checksums are not
+        // checked again.
         let prev_buf = core::mem::replace(&mut self.prev_buf, KVVec::new());
         let mut rec_buf = core::mem::replace(&mut self.rec_buf, KVVec::new());
-        let prev = match meta::decode(&prev_buf, self.prev_sector) {
+        let prev = match meta::decode_own(&prev_buf, self.prev_sector) {
             Ok(p) if self.prev_ok => Some(p),
             _ => None,
         };

@@ -9,10 +9,15 @@
 /// Reflected CRC-32 polynomial.
 const POLY: u32 = 0xEDB8_8320;
 
-// `i < 256` by the loop bound; const fns cannot use `get_mut`.
+/// Slicing-by-8 tables: `TABLES[0]` is the classic byte table; `TABLES[k][b]` is the
+/// CRC contribution of byte `b` followed by `k` zero bytes. Eight bytes are then folded
+/// with eight independent lookups instead of eight dependent ones (the method of
+/// zlib's and the kernel's `crc32_le`), 8 KiB of tables, several times faster than one
+/// byte at a time: a commit checksums the whole state twice, a load every copy.
+// `i < 256` and `k < 8` by the loop bounds; const fns cannot use `get_mut`.
 #[allow(clippy::indexing_slicing)]
-const fn make_table() -> [u32; 256] {
-    let mut t = [0u32; 256];
+const fn make_tables() -> [[u32; 256]; 8] {
+    let mut t = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut c = i as u32;
@@ -21,13 +26,33 @@ const fn make_table() -> [u32; 256] {
             c = if c & 1 != 0 { POLY ^ (c >> 1) } else { c >> 1 };
             k += 1;
         }
-        t[i] = c;
+        t[0][i] = c;
         i += 1;
+    }
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = t[k - 1][i];
+            t[k][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+            i += 1;
+        }
+        k += 1;
     }
     t
 }
 
-static TABLE: [u32; 256] = make_table();
+static TABLES: [[u32; 256]; 8] = make_tables();
+
+/// `TABLES[k][b]`; `k < 8` at every call, so the fallback is never taken.
+#[inline(always)]
+fn lookup(k: usize, b: u8) -> u32 {
+    TABLES
+        .get(k)
+        .and_then(|t| t.get(usize::from(b)))
+        .copied()
+        .unwrap_or(0)
+}
 
 /// Running CRC-32 state.
 #[derive(Debug, Clone, Copy)]
@@ -48,9 +73,22 @@ impl Crc32 {
     /// Feeds `data`.
     pub fn update(&mut self, data: &[u8]) {
         let mut c = self.0;
-        for &b in data {
-            let idx = ((c ^ u32::from(b)) & 0xff) as u8;
-            c = TABLE.get(usize::from(idx)).copied().unwrap_or(0) ^ (c >> 8);
+        let mut words = data.chunks_exact(8);
+        for w in &mut words {
+            let [b0, b1, b2, b3, b4, b5, b6, b7] = <[u8; 8]>::try_from(w).unwrap_or([0; 8]);
+            let lo = c ^ u32::from_le_bytes([b0, b1, b2, b3]);
+            let [l0, l1, l2, l3] = lo.to_le_bytes();
+            c = lookup(7, l0)
+                ^ lookup(6, l1)
+                ^ lookup(5, l2)
+                ^ lookup(4, l3)
+                ^ lookup(3, b4)
+                ^ lookup(2, b5)
+                ^ lookup(1, b6)
+                ^ lookup(0, b7);
+        }
+        for &b in words.remainder() {
+            c = lookup(0, (c as u8) ^ b) ^ (c >> 8);
         }
         self.0 = c;
     }
@@ -139,6 +177,17 @@ mod tests {
             h.update(&s.to_le_bytes());
             h.update(&d);
             proptest::prop_assert_eq!(salted(s, &d), h.finalize());
+        }
+
+        /// Feeding the bytes in two parts split anywhere (unaligned word boundaries)
+        /// gives the checksum of the whole.
+        #[test]
+        fn split_updates_match(d in proptest::collection::vec(proptest::num::u8::ANY, 0..300), at in 0usize..300) {
+            let at = at.min(d.len());
+            let mut c = Crc32::new();
+            c.update(&d[..at]);
+            c.update(&d[at..]);
+            proptest::prop_assert_eq!(c.finish(), crc32fast::hash(&d));
         }
     }
 }

@@ -262,34 +262,20 @@ pub struct RecordHead {
 pub fn encode_record(
     buf: &mut [u8],
     head: &RecordHead,
-    changes: impl Iterator<Item = Entry> + Clone,
+    changes: impl Iterator<Item = Entry>,
     align: usize,
 ) -> Result<usize, EncodeError> {
-    let count = changes.clone().count();
-    if count > MAX_CHANGES {
-        return Err(EncodeError::TooLarge);
-    }
-    let len = RECORD_HEADER_LEN + SCAN_LEN + count * CHANGE_LEN;
-    let padded = len
-        .checked_next_multiple_of(align)
-        .ok_or(EncodeError::TooLarge)?;
-    let out = buf.get_mut(..padded).ok_or(EncodeError::ShortBuffer)?;
+    // The changes first, in one pass over them (a diff against a large map is the
+    // costly part of a commit), then the header that counts them.
+    let start = RECORD_HEADER_LEN + SCAN_LEN;
+    let mut count = 0usize;
     {
-        let mut w = Writer::new(out);
-        w.bytes(&RECORD_MAGIC)?;
-        w.u32(len as u32)?;
-        w.u32(count as u32)?;
-        w.u64(head.version)?;
-        w.u64(head.prev)?;
-        w.u32(head.base_crc)?;
-        w.u32(head.state_crc)?;
-        w.u32(0)?;
-        w.u32(0)?; // checksum, set by `set_record_base`
-        w.u64(head.scan.cursor_block)?;
-        w.u64(head.scan.passes)?;
-        w.u64(head.scan.last_pass_end_s)?;
+        let mut w = Writer::new(buf.get_mut(start..).ok_or(EncodeError::ShortBuffer)?);
         let mut last: Option<u64> = None;
         for e in changes {
+            if count == MAX_CHANGES {
+                return Err(EncodeError::TooLarge);
+            }
             let ok = match e.state {
                 REMAPPED => {
                     e.block <= meta::MAX_ENTRY_BLOCK && e.spare_block <= meta::MAX_SPARE_BLOCK
@@ -310,9 +296,30 @@ pub fn encode_record(
             let lost = if remapped { e.lost } else { [0, 0] };
             w.u64(lost[0])?;
             w.u64(lost[1])?;
+            count += 1;
         }
-        w.zeros(padded - len)?;
     }
+    let len = start + count * CHANGE_LEN;
+    let padded = len
+        .checked_next_multiple_of(align)
+        .ok_or(EncodeError::TooLarge)?;
+    let out = buf.get_mut(..padded).ok_or(EncodeError::ShortBuffer)?;
+    {
+        let mut w = Writer::new(out.get_mut(..start).ok_or(EncodeError::ShortBuffer)?);
+        w.bytes(&RECORD_MAGIC)?;
+        w.u32(len as u32)?;
+        w.u32(count as u32)?;
+        w.u64(head.version)?;
+        w.u64(head.prev)?;
+        w.u32(head.base_crc)?;
+        w.u32(head.state_crc)?;
+        w.u32(0)?;
+        w.u32(0)?; // checksum, set by `set_record_base`
+        w.u64(head.scan.cursor_block)?;
+        w.u64(head.scan.passes)?;
+        w.u64(head.scan.last_pass_end_s)?;
+    }
+    out.get_mut(len..).ok_or(EncodeError::ShortBuffer)?.fill(0);
     set_record_base(out, head.base_crc, head.prev)?;
     Ok(padded)
 }

@@ -34,7 +34,7 @@ mod decode;
 mod encode;
 pub mod identity;
 
-pub use decode::{decode, Decoded};
+pub use decode::{decode, decode_own, Decoded};
 pub use encode::{encode, set_copy_sector, set_copy_spare};
 
 /// Magic bytes at offset 0 of every copy.
