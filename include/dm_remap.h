@@ -110,6 +110,25 @@ void dmr_lat_add(void *h, unsigned int b);
 void dmr_lat_sum(void *h, u64 *out);
 
 /*
+ * The hot path's I/O counters, per CPU (no shared cache line written by every bio):
+ * DMR_IOSTAT_COUNT u64 counters indexed by the values below. dmr_iostat_bio counts
+ * one read or write of `sectors` with this_cpu_inc/this_cpu_add and returns
+ * ktime_get_ns() (the bio's start time, in the same call); dmr_iostat_flush counts a
+ * flush; dmr_iostat_sum adds every CPU's counters into out[DMR_IOSTAT_COUNT].
+ */
+#define DMR_IOSTAT_READS 0
+#define DMR_IOSTAT_WRITES 1
+#define DMR_IOSTAT_READ_SECTORS 2
+#define DMR_IOSTAT_WRITE_SECTORS 3
+#define DMR_IOSTAT_FLUSHES 4
+#define DMR_IOSTAT_COUNT 5
+void *dmr_iostat_alloc(void);
+void dmr_iostat_free(void *h);
+u64 dmr_iostat_bio(void *h, bool write, u64 sectors);
+void dmr_iostat_flush(void *h);
+void dmr_iostat_sum(void *h, u64 *out);
+
+/*
  * The background scan's delayed work item (on system_long_wq). The work runs fn(ctx)
  * with memalloc_noio; fn requeues it with dmr_scanner_queue. Cancel waits for a run in
  * progress and keeps a self-requeue from taking effect.

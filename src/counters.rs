@@ -9,6 +9,7 @@
 //! atomics updated from `map`/`end_io`; what only writers change (spare usage, metadata
 //! version, last commit result) is mirrored into atomics by the writers ([`Mirror`]).
 
+use crate::bindings as b;
 use crate::engine::{FENCED, PENDING, REMAPPED};
 use crate::remap_core::meta::MAX_SPARES;
 use crate::target::{Remap, VERSION};
@@ -20,14 +21,133 @@ use core::sync::atomic::{
 use kernel::alloc::flags::__GFP_ZERO;
 use kernel::prelude::*;
 
-/// I/O counters, updated lock-free from `map` and `end_io`.
-#[derive(Default)]
+/// The hot path's per-bio counts, kept per CPU (`dmr_iostat_*`): `map` adds to its
+/// own CPU's counters with plain `this_cpu` instructions instead of two atomic adds
+/// to cache lines every CPU writes. A read sums every CPU's counters (status,
+/// messages, the sampler and the scanner, a few times a second at most).
+///
+/// Zeroing other CPUs' counters would race with their adds (`this_cpu_add` is not
+/// atomic against a remote store), so [`IoCounters::take`] moves a base instead: a
+/// counter reads as its sum minus its base.
+///
+/// # Invariants
+/// `pcpu` comes from `dmr_iostat_alloc`, is not null, and is freed only by `drop`.
+pub(crate) struct IoCounters {
+    pcpu: *mut core::ffi::c_void,
+    base: [AtomicU64; IO_COUNT],
+}
+
+/// How many counters [`IoCounters`] has (`DMR_IOSTAT_COUNT`).
+const IO_COUNT: usize = b::DMR_IOSTAT_COUNT as usize;
+
+// SAFETY: the per-CPU area is written only through `this_cpu` operations on the
+// running CPU and read with `READ_ONCE`; the pointer itself never changes.
+unsafe impl Send for IoCounters {}
+// SAFETY: as above: every access through `&self` is a per-CPU add or a summing read.
+unsafe impl Sync for IoCounters {}
+
+/// Indices of the counters (`DMR_IOSTAT_*`).
+const READS: usize = b::DMR_IOSTAT_READS as usize;
+const WRITES: usize = b::DMR_IOSTAT_WRITES as usize;
+const READ_SECTORS: usize = b::DMR_IOSTAT_READ_SECTORS as usize;
+const WRITE_SECTORS: usize = b::DMR_IOSTAT_WRITE_SECTORS as usize;
+const FLUSHES: usize = b::DMR_IOSTAT_FLUSHES as usize;
+
+impl IoCounters {
+    /// Zeroed counters.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: allocates; no precondition.
+        let pcpu = unsafe { b::dmr_iostat_alloc() };
+        if pcpu.is_null() {
+            return Err(ENOMEM);
+        }
+        // INVARIANT: allocated above, not null.
+        Ok(Self {
+            pcpu,
+            base: Default::default(),
+        })
+    }
+
+    /// Counts one read or write of `sectors`; returns the monotonic clock in ns (the
+    /// bio's start, taken in the same call).
+    #[inline]
+    pub(crate) fn bio(&self, write: bool, sectors: u64) -> u64 {
+        // SAFETY: `pcpu` is a live area from `dmr_iostat_alloc` (type invariant); the
+        // call only adds to the running CPU's counters, in any context.
+        unsafe { b::dmr_iostat_bio(self.pcpu, write, sectors) }
+    }
+
+    /// Counts one flush.
+    #[inline]
+    pub(crate) fn flush(&self) {
+        // SAFETY: as in `bio`.
+        unsafe { b::dmr_iostat_flush(self.pcpu) }
+    }
+
+    fn raw(&self) -> [u64; IO_COUNT] {
+        let mut out = [0u64; IO_COUNT];
+        // SAFETY: `pcpu` is live (type invariant); `out` has DMR_IOSTAT_COUNT u64s.
+        unsafe { b::dmr_iostat_sum(self.pcpu, out.as_mut_ptr()) };
+        out
+    }
+
+    /// Every counter since the last [`take`](Self::take).
+    pub(crate) fn get(&self) -> IoTotals {
+        let mut v = self.raw();
+        for (x, b) in v.iter_mut().zip(self.base.iter()) {
+            *x = x.wrapping_sub(b.load(Relaxed));
+        }
+        IoTotals::from(v)
+    }
+
+    /// Every counter since the last `take`, and zeroes them. Callers serialise
+    /// (`clear_stats` holds the sampler's mutex): an add that lands after the sum is
+    /// read counts after the zeroing, none is lost.
+    pub(crate) fn take(&self) -> IoTotals {
+        let raw = self.raw();
+        let mut v = [0u64; IO_COUNT];
+        for ((x, r), b) in v.iter_mut().zip(raw).zip(self.base.iter()) {
+            *x = r.wrapping_sub(b.swap(r, Relaxed));
+        }
+        IoTotals::from(v)
+    }
+}
+
+/// The values of [`IoCounters`].
+#[derive(Clone, Copy)]
+pub(crate) struct IoTotals {
+    pub(crate) reads: u64,
+    pub(crate) writes: u64,
+    pub(crate) read_sectors: u64,
+    pub(crate) write_sectors: u64,
+    pub(crate) flushes: u64,
+}
+
+impl From<[u64; IO_COUNT]> for IoTotals {
+    fn from(v: [u64; IO_COUNT]) -> Self {
+        let at = |i: usize| v.get(i).copied().unwrap_or(0);
+        IoTotals {
+            reads: at(READS),
+            writes: at(WRITES),
+            read_sectors: at(READ_SECTORS),
+            write_sectors: at(WRITE_SECTORS),
+            flushes: at(FLUSHES),
+        }
+    }
+}
+
+impl Drop for IoCounters {
+    fn drop(&mut self) {
+        // SAFETY: allocated by `dmr_iostat_alloc` (type invariant), freed once; the
+        // target is being destroyed, so no `map` adds to it any more.
+        unsafe { b::dmr_iostat_free(self.pcpu) };
+    }
+}
+
+/// I/O counters: the per-bio counts per CPU ([`IoCounters`]), the rarer events as
+/// atomics, updated lock-free from `map`, `end_io` and the worker.
 pub(crate) struct Stats {
-    pub(crate) reads: AtomicU64,
-    pub(crate) writes: AtomicU64,
-    pub(crate) flushes: AtomicU64,
-    pub(crate) read_sectors: AtomicU64,
-    pub(crate) write_sectors: AtomicU64,
+    pub(crate) io: IoCounters,
     pub(crate) read_errors: AtomicU64,
     pub(crate) write_errors: AtomicU64,
     /// Blocks remapped since the target was created.
@@ -48,14 +168,26 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    /// Zeroes every counter.
+    /// Zeroed counters.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            io: IoCounters::new()?,
+            read_errors: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            remaps: AtomicU64::new(0),
+            read_retried_ok: AtomicU64::new(0),
+            write_errors_hidden: AtomicU64::new(0),
+            write_retried_ok: AtomicU64::new(0),
+            spare_errors: AtomicU64::new(0),
+            main_read_errors: AtomicU64::new(0),
+            main_write_errors: AtomicU64::new(0),
+        })
+    }
+
+    /// Zeroes every counter but the per-bio counts (which `clear_stats` takes with
+    /// [`IoCounters::take`]).
     pub(crate) fn clear(&self) {
         for c in [
-            &self.reads,
-            &self.writes,
-            &self.flushes,
-            &self.read_sectors,
-            &self.write_sectors,
             &self.read_errors,
             &self.write_errors,
             &self.remaps,
@@ -72,14 +204,15 @@ impl Stats {
 
     /// The `stats` message answer.
     pub(crate) fn write(&self, out: &mut dyn Write, sep: &str) -> core::fmt::Result {
+        let io = self.io.get();
         write!(
             out,
             "reads={r}{sep}writes={w}{sep}flushes={f}{sep}read_sectors={rs}{sep}write_sectors={ws}{sep}read_errors={re}{sep}write_errors={we}{sep}remaps={rm}{sep}read_retried_ok={rr}{sep}write_errors_hidden={wh}{sep}write_retried_ok={wr}{sep}spare_errors={se}{sep}main_read_errors={mr}{sep}main_write_errors={mw}",
-            r = self.reads.load(Relaxed),
-            w = self.writes.load(Relaxed),
-            f = self.flushes.load(Relaxed),
-            rs = self.read_sectors.load(Relaxed),
-            ws = self.write_sectors.load(Relaxed),
+            r = io.reads,
+            w = io.writes,
+            f = io.flushes,
+            rs = io.read_sectors,
+            ws = io.write_sectors,
             re = self.read_errors.load(Relaxed),
             we = self.write_errors.load(Relaxed),
             rm = self.remaps.load(Relaxed),
@@ -228,16 +361,17 @@ impl Remap {
         });
         let m = &self.mirror;
         let s = &self.stats;
+        let io = s.io.get();
         write!(
             out,
             "{} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {} {}",
             self.cfg.block_size.bytes(),
             self.spare_blocks(),
-            s.reads.load(Relaxed),
-            s.writes.load(Relaxed),
-            s.flushes.load(Relaxed),
-            s.read_sectors.load(Relaxed),
-            s.write_sectors.load(Relaxed),
+            io.reads,
+            io.writes,
+            io.flushes,
+            io.read_sectors,
+            io.write_sectors,
             s.read_errors.load(Relaxed),
             s.write_errors.load(Relaxed),
             remapped,

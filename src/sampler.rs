@@ -311,10 +311,11 @@ impl Remap {
     fn totals(&self) -> [Totals; 2] {
         let s = &self.stats;
         let f = &self.scan.fig;
+        let io = s.io.get();
         [
             Totals {
-                reads: s.reads.load(Relaxed),
-                writes: s.writes.load(Relaxed),
+                reads: io.reads,
+                writes: io.writes,
                 read_errors: s.main_read_errors.load(Relaxed),
                 write_errors: s.main_write_errors.load(Relaxed),
             },
@@ -547,9 +548,10 @@ impl Remap {
     pub(crate) fn clear_stats(&self) {
         let mut st = self.sampler.state.lock();
         let s = &self.stats;
+        let io = s.io.take();
         let old = Totals {
-            reads: s.reads.swap(0, Relaxed),
-            writes: s.writes.swap(0, Relaxed),
+            reads: io.reads,
+            writes: io.writes,
             read_errors: s.main_read_errors.swap(0, Relaxed),
             write_errors: s.main_write_errors.swap(0, Relaxed),
         };

@@ -472,7 +472,8 @@ impl Remap {
             plan::next_range(items, st.cursor, total, chunk)
         });
         // The rate in force: the lower one while the target has other I/O.
-        let fg = self.stats.reads.load(Relaxed) + self.stats.writes.load(Relaxed);
+        let io = self.stats.io.get();
+        let fg = io.reads.wrapping_add(io.writes);
         let busy = fg != st.fg_seen;
         st.fg_seen = fg;
         // SAFETY: plain read of a module parameter.

@@ -590,6 +590,56 @@ void dmr_lat_sum(void *h, u64 *out)
 	}
 }
 
+struct dmr_iostat {
+	u64 v[DMR_IOSTAT_COUNT];
+};
+
+void *dmr_iostat_alloc(void)
+{
+	return (void __force *)alloc_percpu(struct dmr_iostat);
+}
+
+void dmr_iostat_free(void *h)
+{
+	free_percpu((struct dmr_iostat __percpu __force *)h);
+}
+
+u64 dmr_iostat_bio(void *h, bool write, u64 sectors)
+{
+	struct dmr_iostat __percpu *s = (struct dmr_iostat __percpu __force *)h;
+
+	if (write) {
+		this_cpu_inc(s->v[DMR_IOSTAT_WRITES]);
+		this_cpu_add(s->v[DMR_IOSTAT_WRITE_SECTORS], sectors);
+	} else {
+		this_cpu_inc(s->v[DMR_IOSTAT_READS]);
+		this_cpu_add(s->v[DMR_IOSTAT_READ_SECTORS], sectors);
+	}
+	return ktime_get_ns();
+}
+
+void dmr_iostat_flush(void *h)
+{
+	struct dmr_iostat __percpu *s = (struct dmr_iostat __percpu __force *)h;
+
+	this_cpu_inc(s->v[DMR_IOSTAT_FLUSHES]);
+}
+
+void dmr_iostat_sum(void *h, u64 *out)
+{
+	struct dmr_iostat __percpu *s = (struct dmr_iostat __percpu __force *)h;
+	unsigned int i;
+	int cpu;
+
+	memset(out, 0, sizeof(u64) * DMR_IOSTAT_COUNT);
+	for_each_possible_cpu(cpu) {
+		const struct dmr_iostat *c = per_cpu_ptr(s, cpu);
+
+		for (i = 0; i < DMR_IOSTAT_COUNT; i++)
+			out[i] += READ_ONCE(c->v[i]);
+	}
+}
+
 struct dmr_scanner {
 	struct delayed_work dw;
 	void (*fn)(void *ctx);

@@ -1087,9 +1087,9 @@ unsafe fn ctr_finish(
             return unsafe { ctr_fail(ti, c"Cannot allocate the prediction engine", ENOMEM) };
         }
     };
-    let pool_mirror = match crate::counters::PoolMirror::new() {
-        Ok(p) => p,
-        Err(_) => {
+    let (pool_mirror, stats) = match (crate::counters::PoolMirror::new(), Stats::new()) {
+        (Ok(p), Ok(s)) => (p, s),
+        _ => {
             // SAFETY: created above and not shared.
             unsafe { b::dm_io_client_destroy(io_client) };
             // SAFETY: `ti` is valid per this function's contract.
@@ -1126,7 +1126,7 @@ unsafe fn ctr_finish(
         claims: claim_ptrs,
         cfg: owned,
         len: Sectors(len),
-        stats: Stats::default(),
+        stats,
         mirror: Mirror {
             pool: Some(pool_mirror),
             ..Mirror::default()
@@ -1316,7 +1316,7 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
     // SAFETY: `bio` is valid.
     let sector = unsafe { b::dmr_bio_sector(bio) }.saturating_sub(begin);
     if kind == b::dmr_bio_kind_DMR_BIO_FLUSH {
-        t.stats.flushes.fetch_add(1, Relaxed);
+        t.stats.io.flush();
         let pb = Remap::per_bio(bio);
         // SAFETY: dm core reserves `per_io_data_size` bytes, suitably aligned, per bio.
         unsafe { pb.write(PerBio::new(kind, 0, 0, 0)) };
@@ -1375,17 +1375,10 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
         unsafe { b::dm_accept_partial_bio(bio, keep as c_uint) };
         n = keep;
     }
-    if kind == b::dmr_bio_kind_DMR_BIO_READ {
-        t.stats.reads.fetch_add(1, Relaxed);
-        t.stats.read_sectors.fetch_add(n, Relaxed);
-    } else if write {
-        t.stats.writes.fetch_add(1, Relaxed);
-        t.stats.write_sectors.fetch_add(n, Relaxed);
-    }
     let rw = kind == b::dmr_bio_kind_DMR_BIO_READ || write;
     let start_ns = if rw {
-        // SAFETY: reads the monotonic clock.
-        unsafe { b::dmr_now_ns() }
+        // Counted on this CPU; the clock read in the same call.
+        t.stats.io.bio(write, n)
     } else {
         0
     };
