@@ -395,24 +395,29 @@ fn spare_record(rec: &[u8]) -> Result<SpareInfo, OutOfBounds> {
 /// A single (12 bytes) or a run (16 bytes) record; a run is at least two blocks long,
 /// and its last block and last spare block are within what a record addresses.
 fn range_record(rec: &[u8]) -> Result<Range, OutOfBounds> {
-    let mut r = Reader::new(rec);
-    let block = r.uint(6)?;
-    let spare = r.u8()?;
-    if rec.len() == REMAP_ENTRY_LEN {
-        let spare_block = r.uint(5)?;
+    // Fixed-size arrays, not a cursor: this runs for every record of every copy read
+    // and of the state each commit diffs against.
+    let le = |b: [u8; 8]| u64::from_le_bytes(b);
+    if let Ok([b0, b1, b2, b3, b4, b5, spare, s0, s1, s2, s3, s4]) =
+        <[u8; REMAP_ENTRY_LEN]>::try_from(rec)
+    {
         return Ok(Range {
-            block,
+            block: le([b0, b1, b2, b3, b4, b5, 0, 0]),
             len: 1,
             spare,
-            spare_block,
+            spare_block: le([s0, s1, s2, s3, s4, 0, 0, 0]),
         });
     }
-    if r.u8()? != 0 {
-        return Err(OutOfBounds);
-    }
-    let spare_block = r.uint(5)?;
-    let len = r.uint(3)?;
-    if len < 2 || block + (len - 1) > MAX_ENTRY_BLOCK || spare_block + (len - 1) > MAX_SPARE_BLOCK {
+    let [b0, b1, b2, b3, b4, b5, spare, zero, s0, s1, s2, s3, s4, l0, l1, l2] =
+        <[u8; RUN_ENTRY_LEN]>::try_from(rec).map_err(|_| OutOfBounds)?;
+    let block = le([b0, b1, b2, b3, b4, b5, 0, 0]);
+    let spare_block = le([s0, s1, s2, s3, s4, 0, 0, 0]);
+    let len = le([l0, l1, l2, 0, 0, 0, 0, 0]);
+    if zero != 0
+        || len < 2
+        || block + (len - 1) > MAX_ENTRY_BLOCK
+        || spare_block + (len - 1) > MAX_SPARE_BLOCK
+    {
         return Err(OutOfBounds);
     }
     Ok(Range {
@@ -526,26 +531,20 @@ impl Iterator for Ranges<'_> {
 }
 
 impl Entries<'_> {
-    /// The next remapped block, without its lost sectors, not consumed.
-    fn peek_remapped(&self) -> Option<Entry> {
-        let (r, i) = match self.cur {
-            Some(c) => c,
-            None => (self.ranges.clone().next()?, 0),
-        };
+    /// The next remapped block, without its lost sectors, not consumed. The range it
+    /// belongs to is decoded once, when its first block is asked for.
+    fn peek_remapped(&mut self) -> Option<Entry> {
+        if self.cur.is_none() {
+            self.cur = self.ranges.next().map(|r| (r, 0));
+        }
+        let (r, i) = self.cur?;
         Some(Entry::remapped(r.block + i, r.spare, r.spare_block + i))
     }
 
     /// Consumes the block [`Self::peek_remapped`] returned.
     fn advance_remapped(&mut self) {
-        let (r, i) = match self.cur {
-            Some(c) => c,
-            None => match self.ranges.next() {
-                Some(r) => (r, 0),
-                None => return,
-            },
-        };
         // `cur` is the range being expanded and its next block, while one remains.
-        self.cur = Some((r, i + 1)).filter(|&(r, n)| n < r.len);
+        self.cur = self.cur.map(|(r, i)| (r, i + 1)).filter(|&(r, n)| n < r.len);
     }
 }
 
