@@ -5,9 +5,10 @@
 //! C header: [include/linux/device-mapper.h](srctree/include/linux/device-mapper.h)
 //!
 //! `dmsetup status` must answer while the worker is busy with a dying disk (synchronous
-//! retries can take minutes): nothing here takes the core mutex. The I/O counters are
-//! atomics updated from `map`/`end_io`; what only writers change (spare usage, metadata
-//! version, last commit result) is mirrored into atomics by the writers ([`Mirror`]).
+//! retries can take minutes): nothing here takes the core mutex. The per-bio counts are
+//! per-CPU counters ([`IoCounters`]) and the rarer events atomics, updated from
+//! `map`/`end_io`; what only writers change (spare usage, metadata version, last commit
+//! result) is mirrored into atomics by the writers ([`Mirror`]).
 
 use crate::bindings as b;
 use crate::engine::{FENCED, PENDING, REMAPPED};
@@ -16,7 +17,7 @@ use crate::target::{Remap, VERSION};
 use core::fmt::Write;
 use core::sync::atomic::{
     AtomicI32, AtomicU32, AtomicU64, AtomicUsize,
-    Ordering::{Acquire, Relaxed, Release},
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 use kernel::alloc::flags::__GFP_ZERO;
 use kernel::prelude::*;
@@ -43,7 +44,9 @@ const IO_COUNT: usize = b::DMR_IOSTAT_COUNT as usize;
 // SAFETY: the per-CPU area is written only through `this_cpu` operations on the
 // running CPU and read with `READ_ONCE`; the pointer itself never changes.
 unsafe impl Send for IoCounters {}
-// SAFETY: as above: every access through `&self` is a per-CPU add or a summing read.
+// SAFETY: as above: every access through `&self` is a per-CPU add or a summing read,
+// both safe from any number of threads at once (lock-free `get`s may run during a
+// `take`, see there); the bases are atomics.
 unsafe impl Sync for IoCounters {}
 
 /// Indices of the counters (`DMR_IOSTAT_*`).
@@ -91,23 +94,40 @@ impl IoCounters {
         out
     }
 
-    /// Every counter since the last [`take`](Self::take).
+    /// Every counter since the last [`take`](Self::take). Lock-free (status, sysfs,
+    /// the `stats` message), so a `take` may run meanwhile: the bases are loaded
+    /// first (Acquire, pairing with `take`'s Release), so a base this sees was stored
+    /// after `take` read the sums, and the sums read next are at least those (the
+    /// counters only grow): a racing read shows the counts since the previous
+    /// `take`, never a negative (wrapped) difference.
     pub(crate) fn get(&self) -> IoTotals {
+        let base: [u64; IO_COUNT] =
+            core::array::from_fn(|i| self.base.get(i).map_or(0, |b| b.load(Acquire)));
         let mut v = self.raw();
-        for (x, b) in v.iter_mut().zip(self.base.iter()) {
-            *x = x.wrapping_sub(b.load(Relaxed));
+        for (x, b) in v.iter_mut().zip(base) {
+            *x = x.saturating_sub(b);
         }
         IoTotals::from(v)
     }
 
+    /// Reads plus writes since the target was created (never reset): whether the
+    /// target had I/O between two calls.
+    pub(crate) fn activity(&self) -> u64 {
+        let v = self.raw();
+        v.get(READS)
+            .zip(v.get(WRITES))
+            .map_or(0, |(r, w)| r.wrapping_add(*w))
+    }
+
     /// Every counter since the last `take`, and zeroes them. Callers serialise
-    /// (`clear_stats` holds the sampler's mutex): an add that lands after the sum is
-    /// read counts after the zeroing, none is lost.
+    /// (`clear_stats` holds the sampler's mutex); lock-free `get`s may run meanwhile
+    /// (see there). An add that lands after the sums are read counts after the
+    /// zeroing: none is lost.
     pub(crate) fn take(&self) -> IoTotals {
         let raw = self.raw();
         let mut v = [0u64; IO_COUNT];
         for ((x, r), b) in v.iter_mut().zip(raw).zip(self.base.iter()) {
-            *x = r.wrapping_sub(b.swap(r, Relaxed));
+            *x = r.saturating_sub(b.swap(r, AcqRel));
         }
         IoTotals::from(v)
     }
@@ -138,8 +158,11 @@ impl From<[u64; IO_COUNT]> for IoTotals {
 
 impl Drop for IoCounters {
     fn drop(&mut self) {
-        // SAFETY: allocated by `dmr_iostat_alloc` (type invariant), freed once; the
-        // target is being destroyed, so no `map` adds to it any more.
+        // SAFETY: allocated by `dmr_iostat_alloc` (type invariant), freed once. This
+        // runs when the target's state is dropped in `dtr`: dm core calls `dtr` only
+        // after the table is unbound from the device and its I/O is done, so no
+        // `map`/`end_io` adds any more, and `Remap::drop` has stopped sysfs, the
+        // sampler and the scanner, the readers, before its fields are dropped.
         unsafe { b::dmr_iostat_free(self.pcpu) };
     }
 }

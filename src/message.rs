@@ -139,24 +139,32 @@ impl Remap {
             }
             Message::Clear => {
                 self.may_write("clear")?;
-                let mut core = self.core.lock();
                 let mut n = 0u64;
+                // A step at a time (up to CLEAR_BATCH entries, see `clear_step`), the
+                // core mutex let go between steps so the worker keeps serving bios.
                 let r = loop {
-                    let Some(s) = self.published.items_locked().first().copied() else {
-                        break Ok(());
-                    };
-                    if let Err(e) = self.unremap_now(&mut core, s.block) {
-                        dmerr!(
-                            "clear: block {} cannot move back ({}); {} cleared",
-                            s.block,
-                            e.to_errno(),
-                            n
-                        );
-                        break Err(e);
+                    let mut core = self.core.lock();
+                    let step = self.clear_step(&mut core);
+                    self.mirror(&core);
+                    drop(core);
+                    match step {
+                        Ok(0) => break Ok(()),
+                        Ok(k) => n += k as u64,
+                        Err((blk, e)) => {
+                            dmerr!(
+                                "clear: block {} cannot move back ({}); {} cleared",
+                                blk,
+                                e.to_errno(),
+                                n
+                            );
+                            break Err(e);
+                        }
                     }
-                    n += 1;
+                    if self.is_failed() {
+                        dmerr!("clear: the target failed; {} cleared", n);
+                        break Err(EIO);
+                    }
                 };
-                self.mirror(&core);
                 r?;
                 write!(out, "cleared={n}")
             }

@@ -7,7 +7,7 @@
 //! The hot path records, per read or write bio, its latency from `map` to its final
 //! `end_io` in a per-CPU log-linear histogram (one `this_cpu_inc`: no lock, no atomic,
 //! no allocation), and counts the I/Os the main device failed beside the other I/O
-//! counters (atomics). Every `sample_interval_s` seconds (module parameter, default
+//! counters (per-CPU counters and atomics, `counters.rs`). Every `sample_interval_s` seconds (module parameter, default
 //! 3600) a delayed work item on `system_long_wq` takes one [`Sample`] of the interval:
 //! the counters' growth (hot path and scan, each differenced on its own), the latency
 //! percentiles of the histogram's growth, the remapped and pending blocks and the free

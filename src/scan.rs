@@ -472,8 +472,7 @@ impl Remap {
             plan::next_range(items, st.cursor, total, chunk)
         });
         // The rate in force: the lower one while the target has other I/O.
-        let io = self.stats.io.get();
-        let fg = io.reads.wrapping_add(io.writes);
+        let fg = self.stats.io.activity();
         let busy = fg != st.fg_seen;
         st.fg_seen = fg;
         // SAFETY: plain read of a module parameter.

@@ -593,6 +593,8 @@ void dmr_lat_sum(void *h, u64 *out)
 struct dmr_iostat {
 	u64 v[DMR_IOSTAT_COUNT];
 };
+/* dmr_iostat_sum's READ_ONCE of a u64 is one load (no torn read) on 64-bit only. */
+static_assert(BITS_PER_LONG == 64);
 
 void *dmr_iostat_alloc(void)
 {

@@ -544,7 +544,10 @@ impl Entries<'_> {
     /// Consumes the block [`Self::peek_remapped`] returned.
     fn advance_remapped(&mut self) {
         // `cur` is the range being expanded and its next block, while one remains.
-        self.cur = self.cur.map(|(r, i)| (r, i + 1)).filter(|&(r, n)| n < r.len);
+        self.cur = self
+            .cur
+            .map(|(r, i)| (r, i + 1))
+            .filter(|&(r, n)| n < r.len);
     }
 }
 
