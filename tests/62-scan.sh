@@ -126,15 +126,21 @@ dm_create s "0 65536 remap $main $spare 4 scan_rate 2048 uuid $uuid" || fail "cr
 dmsetup message "${PREFIX}s" 0 scan start >/dev/null || fail "scan start"
 ktap_check "the stopped pass resumes and completes" wait_passes s 2 400
 dust addbadblock 300 && dust addbadblock 301 && dust addbadblock 1500 || fail "more bad blocks"
-dmsetup message "${PREFIX}s" 0 scan start >/dev/null || fail "scan start"
-# Four rounds of write-then-verify: a round may take under a second in the VM, as long
-# as one scan step that started before it (a step that records a pending block waits
-# for a commit), and the rate is chosen as a step starts.
+# Four rounds of write-then-verify: a round may take under a second in the VM.
 fio --name=v --filename="$dev" --rw=randwrite --bs=4k --size=8M --loops=4 --direct=1 --ioengine=psync \
   --verify=crc32c --do_verify=1 --verify_fatal=1 --verify_state_save=0 --randrepeat=0 --output="$WORK/fio" >/dev/null 2>&1 &
 fio_pid=$!
-# Samples only while the pass runs (on a loaded machine fio may start late), every
-# 0.1 s: fio's I/O may last only a second or two after its start-up.
+# The pass starts once fio's writes reach the target. The rate is chosen as each scan
+# step starts, from whether the target had I/O since the previous step, so the first
+# step already sees fio's; started before fio, the pass could run its course while fio
+# starts up, which takes seconds on a loaded machine (seen: every sample at 2048).
+w0=$(status_field s 4)
+for _ in $(seq 600); do
+  [ "$(status_field s 4)" != "$w0" ] || ! kill -0 "$fio_pid" 2>/dev/null && break
+  sleep 0.1
+done
+dmsetup message "${PREFIX}s" 0 scan start >/dev/null || fail "scan start"
+# Samples while the pass runs, every 0.1 s.
 rates=""
 while kill -0 "$fio_pid" 2>/dev/null; do
   [ "$(scan_field s state)" = running ] && rates+="$(scan_field s rate_kibs) "

@@ -82,43 +82,51 @@ class Ktap:
 
 
 class Stack:
-    """Loop devices and dm devices of one assembly; removed in reverse order."""
+    """Loop devices and dm devices of one assembly; removed in reverse order of creation
+    (a loop device may sit on a dm device and the other way round)."""
 
     def __init__(self, prefix):
-        self.prefix, self.dms, self.loops = prefix, [], []
+        self.prefix, self.items = prefix, []
 
-    def loop(self, path):
-        dev = run("losetup", "-f", "--show", path).stdout.strip()
-        self.loops.append(dev)
+    def loop(self, path, offset=None, size=None):
+        extent = ([f"--offset={offset}", f"--sizelimit={size}", "--direct-io=on"]
+                  if size is not None else [])
+        dev = run("losetup", "-f", "--show", *extent, path).stdout.strip()
+        self.items.append(("loop", dev))
         return dev
 
     def dm(self, name, table):
         name = self.prefix + name
         run("dmsetup", "create", name, stdin=table)
-        self.dms.append(name)
+        self.items.append(("dm", name))
         return "/dev/mapper/" + name
 
     def remove(self, name):
         name = self.prefix + name
         run("dmsetup", "remove", "--retry", name, check=False)
-        if name in self.dms:
-            self.dms.remove(name)
+        if ("dm", name) in self.items:
+            self.items.remove(("dm", name))
 
     def close(self):
-        for name in reversed(self.dms):
-            run("dmsetup", "remove", "--retry", name, check=False)
-        for dev in reversed(self.loops):
-            run("losetup", "-d", dev, check=False)
-        self.dms, self.loops = [], []
+        for kind, name in reversed(self.items):
+            if kind == "dm":
+                run("dmsetup", "remove", "--retry", name, check=False)
+            else:
+                run("losetup", "-d", name, check=False)
+        self.items = []
 
 
 def assemble(st, devs, layout):
-    """(main, spare) over the per-device disks ("split") or one shared disk."""
+    """(main, spare) over the per-device disks ("split") or one shared disk. On the
+    shared disk they are two loop devices over its two halves, not dm-linear devices:
+    dm-remap refuses a spare on a device stacked (as dm stacks, through holder links)
+    on the main device's disk, whatever the sectors, and a loop device is no holder."""
     if layout == "split":
         return devs["main"], devs["spare"]
     disk = devs["disk"]
-    main = st.dm("base_main", f"0 {MAIN_BLOCKS * 8} linear {disk} 0\n")
-    spare = st.dm("base_spare", f"0 {SPARE_SECTORS} linear {disk} {MAIN_BLOCKS * 8}\n")
+    main_bytes = MAIN_BLOCKS * BS
+    main = st.loop(disk, 0, main_bytes)
+    spare = st.loop(disk, main_bytes, SPARE_SECTORS * 512)
     return main, spare
 
 
