@@ -141,30 +141,32 @@ impl Remap {
                 self.may_write("clear")?;
                 let mut n = 0u64;
                 // A step at a time (up to CLEAR_BATCH entries, see `clear_step`), the
-                // core mutex let go between steps so the worker keeps serving bios.
+                // core mutex let go between steps so the worker keeps serving bios. At
+                // most as many entries as the table held when clear began: remaps made
+                // meanwhile (a dying disk) do not keep it going.
+                let total = self.published.read(|s| s.map_or(0, |s| s.items().len())) as u64;
                 let r = loop {
                     let mut core = self.core.lock();
-                    let step = self.clear_step(&mut core);
+                    let (k, stop) = self.clear_step(&mut core);
                     self.mirror(&core);
                     drop(core);
-                    match step {
-                        Ok(0) => break Ok(()),
-                        Ok(k) => n += k as u64,
-                        Err((blk, e)) => {
-                            dmerr!(
-                                "clear: block {} cannot move back ({}); {} cleared",
-                                blk,
-                                e.to_errno(),
-                                n
-                            );
-                            break Err(e);
-                        }
+                    n += k as u64;
+                    if let Some((blk, e)) = stop {
+                        dmerr!(
+                            "clear: block {} cannot move back ({}); {} cleared",
+                            blk,
+                            e.to_errno(),
+                            n
+                        );
+                        break Err(e);
                     }
-                    if self.is_failed() {
-                        dmerr!("clear: the target failed; {} cleared", n);
-                        break Err(EIO);
+                    if k == 0 || n >= total {
+                        break Ok(());
                     }
                 };
+                if n > 0 {
+                    self.raise_event();
+                }
                 r?;
                 write!(out, "cleared={n}")
             }

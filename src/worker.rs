@@ -1041,188 +1041,205 @@ impl Remap {
 /// Most entries one step of `clear` takes off the table ([`Remap::clear_step`]).
 pub(crate) const CLEAR_BATCH: usize = MAX_JOBS;
 
+/// What one step of `clear` did: how many entries left the table, and the block that
+/// could not move (and why), where the step stopped.
+pub(crate) type ClearStep = (usize, Option<(u64, kernel::error::Error)>);
+
 impl Remap {
     /// One step of `clear`: the table's first entries, up to [`CLEAR_BATCH`], leave it
-    /// — pending ones by one commit, remapped ones moved back to main together (one
-    /// busy publication, one drain, the copies, one commit) — instead of one entry at
-    /// a time with two grace periods and a commit each. Returns how many left; `Ok(0)`
-    /// when the table is empty. Stops before the first entry that cannot move (lost
-    /// sectors, fenced, or busy): when that is the first entry, `Err((block, EBUSY))`.
-    /// On a failure the block named and the ones after it stay as they were (see
-    /// below for a commit whose outcome is unknown).
+    /// together — the remapped ones copied back to main (one busy publication, one
+    /// drain, a FUA write each), then one commit that also forgets
+    /// the pending ones — instead of one entry at a time with two grace periods and a
+    /// commit each. `(0, None)` when the table is empty. The step stops at the first
+    /// entry that cannot move (lost sectors, fenced or busy: `EBUSY`; its copy
+    /// failed): that entry and every one after it, pending ones included, stay as
+    /// they were (see below for a commit whose outcome is unknown).
     ///
     /// Ordering, as for one block in `unremap_with`: once the movers are published
     /// busy (`publish_changes` waits a grace period), every `map` hands their bios to
     /// the worker, which waits for the core mutex held here; the drain then waits for
     /// the bios routed before (to their spare copies, in the in-flight SRCU). The
-    /// copies read each block's last data; the commit's publication (another grace
-    /// period) makes `map` send the blocks to main before their spare blocks are freed.
-    pub(crate) fn clear_step(
-        &self,
-        core: &mut Core,
-    ) -> core::result::Result<usize, (u64, kernel::error::Error)> {
+    /// copies read each block's last data and are durable on main (FUA) before the
+    /// commit names main again; the commit's publication (another grace period)
+    /// makes `map` send the blocks to main before their spare blocks are freed.
+    pub(crate) fn clear_step(&self, core: &mut Core) -> ClearStep {
         let mut sc = core::mem::replace(&mut core.scratch, Scratch::empty());
         let r = self.clear_with(core, &mut sc);
         core.scratch = sc;
         r
     }
 
-    fn clear_with(
-        &self,
-        core: &mut Core,
-        sc: &mut Scratch,
-    ) -> core::result::Result<usize, (u64, kernel::error::Error)> {
+    fn clear_with(&self, core: &mut Core, sc: &mut Scratch) -> ClearStep {
         let movable = |e: &Special| {
             e.state == PENDING || (e.state == REMAPPED && crate::engine::mask_count(&e.lost) == 0)
         };
-        let items = self.published.items_locked();
-        let prefix = items
-            .iter()
-            .take(CLEAR_BATCH)
-            .take_while(|e| movable(e))
-            .count();
-        let Some(first) = items.first() else {
-            return Ok(0);
-        };
-        if prefix == 0 {
-            return Err((first.block, EBUSY));
-        }
-        // The pending ones first: they only leave the map.
+        // The step's entries: movers in `changes`, pending blocks in `pending`.
         sc.changes.clear();
-        for e in items.iter().take(prefix).filter(|e| e.state == PENDING) {
-            // Cannot fail: the storage holds more than CLEAR_BATCH entries.
-            let _ = sc.changes.push(Special { state: 0, ..*e });
-        }
-        let pending = sc.changes.as_slice().len();
-        if let Some(&e) = sc.changes.as_slice().first() {
-            self.commit_changes(core, sc.changes.as_mut_slice())
-                .map_err(|f| (e.block, f.err))?;
-        }
-        // Then the remapped ones (the table after that commit starts with them).
-        sc.changes.clear();
-        for e in self
-            .published
-            .items_locked()
-            .iter()
-            .take(prefix - pending)
-            .filter(|e| e.state == REMAPPED)
+        sc.pending.clear();
+        let mut stop: Option<(u64, kernel::error::Error)> = None;
         {
-            let _ = sc.changes.push(Special { state: BUSY, ..*e });
-        }
-        let movers = sc.changes.as_mut_slice();
-        let Some(&first_mover) = movers.first() else {
-            return Ok(pending);
-        };
-        if let Err(e) = self.publish_changes(core, movers) {
-            // Nothing moved; what left already counts.
-            return if pending > 0 {
-                Ok(pending)
-            } else {
-                Err((first_mover.block, e))
-            };
-        }
-        // SAFETY: the worker is live.
-        unsafe { b::dmr_io_drain(self.worker) };
-        let bs = self.cfg.block_size;
-        let spb = bs.sectors();
-        let mut failed: Option<(u64, kernel::error::Error)> = None;
-        let mut spare_failed = false;
-        for e in movers.iter_mut() {
-            if failed.is_some() {
-                // Not copied: stays remapped.
-                e.state = REMAPPED;
-                continue;
+            let items = self.published.items_locked();
+            for e in items.iter().take(CLEAR_BATCH) {
+                if !movable(e) {
+                    stop = Some((e.block, EBUSY));
+                    break;
+                }
+                // Cannot fail: each holds CLEAR_BATCH entries.
+                let _ = if e.state == PENDING {
+                    sc.pending.push(e.block).map_err(|_| ())
+                } else {
+                    sc.changes
+                        .push(Special { state: BUSY, ..*e })
+                        .map_err(|_| ())
+                };
             }
-            let Some(spare_at) = layout::data_block_sector(bs, Blocks(e.spare_block)) else {
-                e.state = REMAPPED;
-                failed = Some((e.block, EINVAL));
-                continue;
-            };
-            let read = self.sync_io(
-                Dev::Spare(e.spare),
-                spare_at.0,
-                &mut sc.buf,
-                spb,
-                b::dmr_io_op_DMR_IO_READ,
-            );
-            if read.is_err() {
-                // As on any other path: counted, and mode failed (the event is raised
-                // by the worker, outside the core mutex held here).
-                self.count_spare_error(e.spare);
-                self.enter_failed(c"spare read error while moving a block back to main");
-                spare_failed = true;
+        }
+        if let Some(&first) = sc.changes.as_slice().first() {
+            if let Err(e) = self.publish_changes(core, sc.changes.as_mut_slice()) {
+                return (0, Some((first.block, e)));
             }
-            let copied = read.and_then(|()| {
-                self.sync_io(
-                    Dev::Main,
-                    e.block * spb,
-                    &mut sc.buf,
-                    spb,
-                    b::dmr_io_op_DMR_IO_WRITE_FUA,
-                )
-            });
-            match copied {
-                Ok(()) => e.state = 0,
-                Err(err) => {
+            // SAFETY: the worker is live.
+            unsafe { b::dmr_io_drain(self.worker) };
+            let bs = self.cfg.block_size;
+            let spb = bs.sectors();
+            // `publish_changes` sorted the movers by block.
+            let mut spare_failed = false;
+            for e in sc.changes.as_mut_slice().iter_mut() {
+                if stop.is_some_and(|(b, _)| b < e.block) || spare_failed {
+                    // After the first failure: not copied, stays remapped.
                     e.state = REMAPPED;
-                    failed = Some((e.block, err));
+                    continue;
+                }
+                let copied = layout::data_block_sector(bs, Blocks(e.spare_block))
+                    .ok_or(EINVAL)
+                    .and_then(|at| {
+                        let r = self.sync_io(
+                            Dev::Spare(e.spare),
+                            at.0,
+                            &mut sc.buf,
+                            spb,
+                            b::dmr_io_op_DMR_IO_READ,
+                        );
+                        if r.is_err() {
+                            // As on any other path: counted, and mode failed (the
+                            // event is raised by the worker, outside the mutex).
+                            self.count_spare_error(e.spare);
+                            self.enter_failed(
+                                c"spare read error while moving a block back to main",
+                            );
+                            spare_failed = true;
+                        }
+                        r
+                    })
+                    .and_then(|()| {
+                        self.sync_io(
+                            Dev::Main,
+                            e.block * spb,
+                            &mut sc.buf,
+                            spb,
+                            b::dmr_io_op_DMR_IO_WRITE_FUA,
+                        )
+                    });
+                match copied {
+                    Ok(()) => e.state = 0,
+                    Err(err) => {
+                        e.state = REMAPPED;
+                        stop = Some((e.block, err));
+                    }
                 }
             }
-        }
-        if spare_failed {
-            // No commit once a spare failed (as `unremap_with`): every mover stays
-            // remapped; what was copied to main is a harmless second copy.
-            for e in movers.iter_mut() {
-                e.state = REMAPPED;
+            if spare_failed {
+                // No commit once a spare failed (as `unremap_with`): every mover stays
+                // remapped (what reached main is a harmless second copy).
+                for e in sc.changes.as_mut_slice().iter_mut() {
+                    e.state = REMAPPED;
+                }
+                let _ = self.publish_changes(core, sc.changes.as_mut_slice());
+                return (0, stop);
             }
         }
-        let copied = movers.iter().filter(|e| e.state == 0).count();
-        if copied == 0 {
-            // Nothing to commit: every mover goes back to remapped.
-            let _ = self.publish_changes(core, movers);
-            return match failed {
-                Some(f) if pending == 0 => Err(f),
-                _ => Ok(pending),
-            };
+        // The pending blocks before the stop leave in the same commit.
+        for &blk in sc.pending.as_slice() {
+            if stop.is_some_and(|(b, _)| b < blk) {
+                break;
+            }
+            let _ = sc.changes.push(Special {
+                state: 0,
+                ..Special::pending(blk)
+            });
         }
-        // `commit_changes` sorts the slice by block: the copied ones are those whose
-        // state is 0, wherever they are.
-        match self.commit_changes(core, movers) {
+        let left = sc
+            .changes
+            .as_slice()
+            .iter()
+            .filter(|e| e.state == 0)
+            .count();
+        let Some(&first) = sc.changes.as_slice().first() else {
+            return (0, stop);
+        };
+        if left == 0 {
+            // Nothing moved: the movers go back to remapped.
+            let _ = self.publish_changes(core, sc.changes.as_mut_slice());
+            return (0, stop);
+        }
+        // `commit_changes` sorts the slice by block. A mover whose state is 0 was
+        // copied; a pending block is one `pending` lists (sorted: the table's order).
+        let is_mover = |pending: &Fixed<u64>, e: &Special| {
+            e.state == 0 && pending.as_slice().binary_search(&e.block).is_err()
+        };
+        match self.commit_changes(core, sc.changes.as_mut_slice()) {
             Ok(()) => {
-                for e in movers.iter().filter(|e| e.state == 0) {
-                    core.free_block(e.spare, e.spare_block);
+                for e in sc.changes.as_slice() {
+                    if is_mover(&sc.pending, e) {
+                        core.free_block(e.spare, e.spare_block);
+                    }
                 }
+                (left, stop)
             }
             Err(f) if f.adopted => {
-                // Back on main in memory as possibly on disk (written with FUA); their
-                // spare blocks are free again.
-                for e in movers.iter().filter(|e| e.state == 0) {
-                    core.free_block(e.spare, e.spare_block);
+                // Back on main in memory as possibly on disk (copied and flushed);
+                // their spare blocks are free again.
+                for e in sc.changes.as_slice() {
+                    if is_mover(&sc.pending, e) {
+                        core.free_block(e.spare, e.spare_block);
+                    }
                 }
-                return Err((first_mover.block, f.err));
+                (left, Some((first.block, f.err)))
             }
             Err(f) => {
-                movers.sort_unstable_by_key(|e| (e.state != 0, e.block));
-                let (moved, rest) = movers.split_at_mut(copied);
-                for e in moved.iter_mut() {
+                // Not published: the pending blocks stay pending, the movers busy
+                // until they are put back here. Sorted into copied movers, movers
+                // not copied (remapped), pending blocks.
+                let pending = &sc.pending;
+                let changes = sc.changes.as_mut_slice();
+                let class = |e: &Special| match e.state {
+                    0 if is_mover(pending, e) => 0u8,
+                    REMAPPED => 1,
+                    _ => 2,
+                };
+                changes.sort_unstable_by_key(|e| (class(e), e.block));
+                let copied = changes.iter().take_while(|e| class(e) == 0).count();
+                let movers = changes.iter().take_while(|e| class(e) < 2).count();
+                for e in changes.iter_mut().take(copied) {
                     e.state = REMAPPED;
                 }
                 if f.uncertain {
                     // Main and the spare blocks both hold their data, but the next load
                     // may map them to either: fenced, their spare blocks kept (see
-                    // `unremap_with`).
+                    // `unremap_with`); the others back to remapped.
+                    let (moved, rest) = changes.split_at_mut(copied);
                     self.fence(core, moved);
                     self.enter_failed(c"metadata write failed while moving a block back to main");
-                    let _ = self.publish_changes(core, rest);
-                } else {
+                    if let Some(r) = rest.get_mut(..movers - copied) {
+                        let _ = self.publish_changes(core, r);
+                    }
+                } else if let Some(m) = changes.get_mut(..movers) {
                     // The blocks stay remapped.
-                    let _ = self.publish_changes(core, movers);
+                    let _ = self.publish_changes(core, m);
                 }
-                return Err((first_mover.block, f.err));
+                (0, Some((first.block, f.err)))
             }
         }
-        // What moved counts; a failure after it stops at the next step.
-        Ok(pending + copied)
     }
 }
 
