@@ -575,19 +575,26 @@ void dmr_lat_add(void *h, unsigned int b)
 	this_cpu_inc(l->b[min_t(unsigned int, b, DMR_LAT_BUCKETS - 1)]);
 }
 
-void dmr_lat_sum(void *h, u64 *out)
+/* Adds every CPU's n u64 counters of the per-CPU array p into out[n]. */
+static void dmr_pcpu_sum(u64 __percpu *p, unsigned int n, u64 *out)
 {
-	struct dmr_lat __percpu *l = (struct dmr_lat __percpu __force *)h;
 	unsigned int i;
 	int cpu;
 
-	memset(out, 0, sizeof(u64) * DMR_LAT_BUCKETS);
+	memset(out, 0, sizeof(u64) * n);
 	for_each_possible_cpu(cpu) {
-		const struct dmr_lat *c = per_cpu_ptr(l, cpu);
+		const u64 *c = per_cpu_ptr(p, cpu);
 
-		for (i = 0; i < DMR_LAT_BUCKETS; i++)
-			out[i] += READ_ONCE(c->b[i]);
+		for (i = 0; i < n; i++)
+			out[i] += READ_ONCE(c[i]);
 	}
+}
+
+void dmr_lat_sum(void *h, u64 *out)
+{
+	struct dmr_lat __percpu *l = (struct dmr_lat __percpu __force *)h;
+
+	dmr_pcpu_sum(l->b, DMR_LAT_BUCKETS, out);
 }
 
 struct dmr_iostat {
@@ -630,16 +637,8 @@ void dmr_iostat_flush(void *h)
 void dmr_iostat_sum(void *h, u64 *out)
 {
 	struct dmr_iostat __percpu *s = (struct dmr_iostat __percpu __force *)h;
-	unsigned int i;
-	int cpu;
 
-	memset(out, 0, sizeof(u64) * DMR_IOSTAT_COUNT);
-	for_each_possible_cpu(cpu) {
-		const struct dmr_iostat *c = per_cpu_ptr(s, cpu);
-
-		for (i = 0; i < DMR_IOSTAT_COUNT; i++)
-			out[i] += READ_ONCE(c->v[i]);
-	}
+	dmr_pcpu_sum(s->v, DMR_IOSTAT_COUNT, out);
 }
 
 struct dmr_scanner {

@@ -20,10 +20,7 @@ spare=$(mkloop 16) || fail "loop device for the spare"
 # and flushes pass). `mkmain_table mid` fails writes of block 3000 only, `mkmain_table
 # clean` of none.
 dust=${PREFIX}dust
-dmsetup create "$dust" --table "0 131072 dust $base 0 4096" || fail "create the dm-dust device"
-DMDEVS+=("$dust")
-dmsetup message "$dust" 0 addbadblock 500 && dmsetup message "$dust" 0 addbadblock 3100 &&
-  dmsetup message "$dust" 0 enable || fail "dm-dust bad blocks"
+dust_create dust "$base" 131072 500 3100 || fail "dm-dust device with bad blocks 500 and 3100"
 mkmain_table() {
   local d=/dev/mapper/$dust
   case ${1:-} in

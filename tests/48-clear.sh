@@ -16,10 +16,7 @@ ktap_plan 7
 base=$(mkloop 64) || fail "loop"
 spare=$(mkloop 16) || fail "loop"
 dust=${PREFIX}dust
-dmsetup create "$dust" --table "0 131072 dust $base 0 4096" || fail "dust"
-DMDEVS+=("$dust")
-for b in 3100 3101 3102; do dmsetup message "$dust" 0 addbadblock $b || fail "addbadblock"; done
-dmsetup message "$dust" 0 enable || fail "dust enable"
+dust_create dust "$base" 131072 3100 3101 3102 || fail "dm-dust device with bad blocks 3100-3102"
 d=/dev/mapper/$dust
 printf '0 24000 linear %s 0\n24000 8 flakey %s 24000 0 3600 1 error_writes\n24008 107064 linear %s 24008\n' "$d" "$d" "$d" |
   dmsetup create "${PREFIX}main" || fail "main"

@@ -200,6 +200,16 @@ faulty_create() {
   DMDEVS+=("$n")
 }
 
+# dust_create <name> <base> <sectors> <block>...: dm-dust (4 KiB blocks) over base, its
+# reads of the given blocks failing until a write reaches them; removed on exit.
+dust_create() {
+  local n=$PREFIX$1 base=$2 len=$3 b; shift 3
+  dmsetup create "$n" --table "0 $len dust $base 0 4096" || return 1
+  DMDEVS+=("$n")
+  for b in "$@"; do dmsetup message "$n" 0 addbadblock "$b" || return 1; done
+  dmsetup message "$n" 0 enable
+}
+
 # faulty_table <kind> <base> <len> <block>...: linear over base, except at the given
 # 4 KiB blocks: kind "wfail" fails their writes (dm-flakey error_writes; reads pass, as
 # on a disk whose bad sectors still read their old data; it fails cache flushes too, so
