@@ -1051,9 +1051,11 @@ impl Remap {
     /// drain, a FUA write each), then one commit that also forgets
     /// the pending ones — instead of one entry at a time with two grace periods and a
     /// commit each. `(0, None)` when the table is empty. The step stops at the first
-    /// entry that cannot move (lost sectors, fenced or busy: `EBUSY`; its copy
-    /// failed): that entry and every one after it, pending ones included, stay as
-    /// they were (see below for a commit whose outcome is unknown).
+    /// entry that cannot move (lost sectors, fenced or busy; or its copy failed):
+    /// that entry and every one after it, pending ones included, stay as they were
+    /// (see below for a commit whose outcome is unknown). A failed copy is reported
+    /// with the step's count; an entry that could not be taken (`EBUSY`) only when the
+    /// step moved nothing, since the step's commit may have released its fence.
     ///
     /// Ordering, as for one block in `unremap_with`: once the movers are published
     /// busy (`publish_changes` waits a grace period), every `map` hands their bios to
@@ -1076,12 +1078,16 @@ impl Remap {
         // The step's entries: movers in `changes`, pending blocks in `pending`.
         sc.changes.clear();
         sc.pending.clear();
+        // `busy`: the first entry that cannot move, where gathering stopped (reported
+        // only when the step moves nothing: the step's commit may release a fence);
+        // `stop`: the first copy that failed.
+        let mut busy: Option<(u64, kernel::error::Error)> = None;
         let mut stop: Option<(u64, kernel::error::Error)> = None;
         {
             let items = self.published.items_locked();
             for e in items.iter().take(CLEAR_BATCH) {
                 if !movable(e) {
-                    stop = Some((e.block, EBUSY));
+                    busy = Some((e.block, EBUSY));
                     break;
                 }
                 // Cannot fail: each holds CLEAR_BATCH entries.
@@ -1155,7 +1161,7 @@ impl Remap {
                     e.state = REMAPPED;
                 }
                 let _ = self.publish_changes(core, sc.changes.as_mut_slice());
-                return (0, stop);
+                return (0, stop.or(busy));
             }
         }
         // The pending blocks before the stop leave in the same commit.
@@ -1175,12 +1181,12 @@ impl Remap {
             .filter(|e| e.state == 0)
             .count();
         let Some(&first) = sc.changes.as_slice().first() else {
-            return (0, stop);
+            return (0, stop.or(busy));
         };
         if left == 0 {
             // Nothing moved: the movers go back to remapped.
             let _ = self.publish_changes(core, sc.changes.as_mut_slice());
-            return (0, stop);
+            return (0, stop.or(busy));
         }
         // `commit_changes` sorts the slice by block. A mover whose state is 0 was
         // copied; a pending block is one `pending` lists (sorted: the table's order).
@@ -1230,10 +1236,10 @@ impl Remap {
                     let (moved, rest) = changes.split_at_mut(copied);
                     self.fence(core, moved);
                     self.enter_failed(c"metadata write failed while moving a block back to main");
-                    if let Some(r) = rest.get_mut(..movers - copied) {
+                    if let Some(r) = rest.get_mut(..movers - copied).filter(|r| !r.is_empty()) {
                         let _ = self.publish_changes(core, r);
                     }
-                } else if let Some(m) = changes.get_mut(..movers) {
+                } else if let Some(m) = changes.get_mut(..movers).filter(|m| !m.is_empty()) {
                     // The blocks stay remapped.
                     let _ = self.publish_changes(core, m);
                 }
