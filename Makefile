@@ -64,9 +64,12 @@ vm-test: deps
 	cd rust && cargo build --locked
 	VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run tests/run-all $(TESTS)
 
+# CUT_SPARES > 1: the target has a pool of that many spares, the first cut boot adding
+# all but the first (tests/powercut/run.py --spares N --add-spare).
+CUT_SPARES ?= 1
 powercut: deps
 	cd rust && cargo build --locked
-	tests/powercut/run.py --cuts $(CUTS)
+	tests/powercut/run.py --cuts $(CUTS) $(if $(filter-out 1,$(CUT_SPARES)),--spares $(CUT_SPARES) --add-spare)
 
 # The crash-replay campaign: 95-crash-replay with CRASH_TRIALS crash images (make check
 # replays CHECK_CRASH_TRIALS of them).
@@ -95,12 +98,14 @@ fuzz-inputs: deps
 	  FUZZ_SEED=$(FUZZ_SEED) TEST_TIMEOUT=$$(( $(FUZZ_INPUTS) / 2 + 600 )) \
 	  tests/run-all tests/66-input-fuzz.sh
 
-# make check runs the campaigns short: CHECK_CUTS power cuts, CHECK_CRASH_TRIALS crash
+# make check runs the campaigns short: CHECK_CUTS power cuts (and CHECK_POOL_CUTS with a
+# pool of two spares, the second added in the first cut boot), CHECK_CRASH_TRIALS crash
 # images, CHECK_FUZZ_INPUTS fuzzed inputs (make powercut, crash-replay and fuzz-inputs
 # run them long). The VM suite runs in two one-vCPU VMs side by side (scripts/vm-suite;
 # VM_SPLIT=1 VM_CPUS=2 runs it in one VM as make vm-test does); CHECK_VM_TIMEOUT is each
 # VM's backstop (each case has its own limit in tests/run-all).
 CHECK_CUTS ?= 6
+CHECK_POOL_CUTS ?= 4
 CHECK_CRASH_TRIALS ?= 12
 CHECK_FUZZ_INPUTS ?= 300
 CHECK_VM_TIMEOUT ?= 3600
@@ -112,6 +117,7 @@ check: deps fmt-check host-test
 	$(if $(TESTS),$(if $(findstring 16-dashboard,$(TESTS)),tests/dashboard/live),tests/dashboard/live)
 	tests/boot/run
 	tests/powercut/run.py --cuts $(CHECK_CUTS)
+	tests/powercut/run.py --cuts $(CHECK_POOL_CUTS) --spares 2 --add-spare
 	scripts/fuzz $(CHECK_FUZZ_SECONDS)
 
 check-debug: deps
@@ -129,7 +135,7 @@ bench: deps
 	cd rust && cargo build --locked
 	VM_QEMU_OPTS="$(if $(filter icount,$(BENCH_CLOCK)),-icount shift=0$(comma)sleep=off)" \
 	  scripts/vm-run env BENCH_CLOCK=$(BENCH_CLOCK) \
-	  $$(env | grep -E '^BENCH_(PAIRS|RUNTIME|CONFIGS|WORKLOADS|SPARE|JOBS)=' | tr '\n' ' ') scripts/bench
+	  $$(env | grep -E '^BENCH_(PAIRS|RUNTIME|CONFIGS|WORKLOADS|SPARE|JOBS|PERF)=' | tr '\n' ' ') scripts/bench
 
 fuzz: deps
 	scripts/fuzz $(FUZZ_SECONDS)

@@ -1,10 +1,15 @@
 #!/usr/bin/python3
 """Power-cut trial, guest side (run by tests/powercut/run.py through scripts/vm-run).
 
-Disks: /dev/vda = main (with injected bad blocks), /dev/vdb = spare; both are host
-image files, so killing QEMU is a power cut.
+Disks: /dev/vda = main (with injected bad blocks), /dev/vdb (and /dev/vdc, ... with a
+pool) = the spares; all are host image files, so killing QEMU is a power cut.
 
-    guest.py <expect-file> <seed> [<limit>]
+    guest.py <expect-file> <seed> [<limit> [<spares> [<add-at>]]]
+
+With <spares> > 1 the table names a pool of that many spares; with <add-at> > 0 it
+starts with the first spare only and, before write number <add-at>, adds the others by
+reloading the table with all of them (a spare_add as `remapctl spare-add` makes it:
+"ADDING", reload, resume, "ADDED"), the writes going on after it.
 
 1. Assembles main and dm-remap (the metadata must load), checks every block in the
    expect file ("<block> <sha> [<sha>...]": the content must be one of them), prints
@@ -100,6 +105,9 @@ def dmsetup(*args, table=None):
 def main():
     expect, seed = sys.argv[1], int(sys.argv[2])
     limit = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    nspares = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    add_at = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+    spares = [f"/dev/vd{chr(ord('b') + i)}" for i in range(nspares)]
     os.environ["DM_DISABLE_UDEV"] = "1"
     threading.Thread(target=follow_kmsg, daemon=True).start()
     if subprocess.run(["modprobe", "dm-remap"]).returncode != 0:
@@ -116,7 +124,8 @@ def main():
     if r.returncode != 0:
         say(f"VERIFY FAIL pc_main: {r.stderr.strip()}")
         return 1
-    r = dmsetup("create", "pc", "--table", f"0 {NSECT} remap /dev/mapper/pc_main /dev/vdb")
+    first = spares[:1] if add_at else spares
+    r = dmsetup("create", "pc", "--table", f"0 {NSECT} remap /dev/mapper/pc_main {' '.join(first)}")
     if r.returncode != 0:
         say(f"VERIFY FAIL create: {r.stderr.strip()}")
         say(subprocess.run(["dmesg"], capture_output=True, text=True).stdout[-2000:])
@@ -147,6 +156,15 @@ def main():
     for i, (blk, data) in enumerate(plan(seed)):
         if limit and i >= limit:
             break
+        if add_at and i == add_at:
+            say("ADDING")
+            table = f"0 {NSECT} remap /dev/mapper/pc_main {' '.join(spares)}"
+            r = dmsetup("reload", "pc", "--table", table)
+            r2 = dmsetup("resume", "pc")
+            if r.returncode != 0 or r2.returncode != 0:
+                say(f"ADD-FAILED {r.stderr.strip()} {r2.stderr.strip()}")
+            else:
+                say("ADDED " + dmsetup("status", "pc").stdout.strip())
         buf[:] = data
         h = sha(data)
         say(f"INTENT {i} {blk} {h}")

@@ -6,7 +6,7 @@ Each boot first verifies what the previous boot acknowledged, then writes until 
 host kills QEMU at a random moment (a power cut). An acknowledged (O_DSYNC) write must
 survive every cut; a write that was in flight may or may not.
 
-    tests/powercut/run.py [--cuts N] [--seed S]
+    tests/powercut/run.py [--cuts N] [--seed S] [--spares N [--add-spare]]
 
 The first boot ends cleanly (remove, then exit: a clean reboot); then come N cut boots
 and a final verifying boot. After every boot the host runs `remapctl meta check` on
@@ -31,6 +31,14 @@ newer version than copy 4: the commit has written copies 0..k and not yet the la
   - the metadata does not load after it.
 The campaign fails too when no cut landed inside a commit (meta check exit 1: copies of
 different versions), with at least 4 cuts.
+
+With --spares N the target has a pool of N spares (one image each; a commit writes the
+five copies of every spare, spare after spare): aimed cuts fall between any two of the
+5N copy writes, and `meta check` judges the pool. With --add-spare as well, the clean
+first boot runs with the first spare only and the first cut boot adds the others after
+MIN_ACKS writes (a table reload naming them, as `remapctl spare-add` does), the cut
+falling up to ADD_CUT seconds after the guest starts the reload: inside the add's
+commits or the writes after them. Every later boot names the whole pool.
 
 Exit status 0 when every boot passed.
 """
@@ -68,9 +76,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from guest import BAD, plan, sha  # noqa: E402  (the guest's write plan, recomputed here)
 
 
-def meta_check():
-    """`remapctl meta check` of the spare image: (exit code, first line)."""
-    p = subprocess.run([REMAPCTL, "meta", "check", os.path.join(OUT, "spare.img")],
+def spare_images(n):
+    """The spare images of a pool of n, in the table's order."""
+    return [os.path.join(OUT, "spare.img" if i == 0 else f"spare{i}.img") for i in range(n)]
+
+
+def meta_check(n):
+    """`remapctl meta check` of the spare images (a pool's check for several): (exit
+    code, first line)."""
+    p = subprocess.run([REMAPCTL, "meta", "check", *spare_images(n)],
                        capture_output=True, text=True)
     return p.returncode, (p.stdout.splitlines() or ["?"])[0]
 
@@ -81,6 +95,8 @@ COPY_SECTORS = (0, 1024, 2048, 4096, 8192)
 VERSION_AT = 48
 # Seconds after arming an aimed cut waits for a commit before it cuts anyway.
 AIM_GIVE_UP = 20.0
+# A spare-adding boot's cut falls up to this many seconds after "ADDING".
+ADD_CUT = 4.0
 
 
 # A copy's log (Documentation/on-disk-format.md §8): records after the base, each
@@ -150,23 +166,25 @@ def kill(pids):
     return hit
 
 
-def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None):
+def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None, nspares=1,
+         add_at=0):
     """Runs one VM boot; returns its output lines, whether it was cut, and the seconds
     of console silence before the cut (None without a cut).
 
     The cut is armed once MIN_ACKS writes were acknowledged, one of them to a block of
     `fresh` (bad blocks never written before: the write remaps). Then it falls
-    `kill_after` seconds later, or, when `aim` is a copy number k, as soon as copy k
-    holds a newer version than copy 4 (inside a commit), or AIM_GIVE_UP seconds after
-    arming if no commit was seen."""
+    `kill_after` seconds later, or, when `aim` is a copy number k (of the 5 x nspares
+    copies in commit order), as soon as copy k holds a newer version than the last
+    copy (inside a commit), or AIM_GIVE_UP seconds after arming if no commit was seen.
+    With `add_at` the guest adds the pool's other spares before that write: the cut is
+    armed by its "ADDING" line instead, `kill_after` seconds later."""
     env = dict(os.environ)
-    env["VM_QEMU_OPTS"] = (
-        f"-drive file={OUT}/main.img,format=raw,if=virtio,cache=writeback "
-        f"-drive file={OUT}/spare.img,format=raw,if=virtio,cache=writeback"
-    )
+    env["VM_QEMU_OPTS"] = " ".join(
+        f"-drive file={img},format=raw,if=virtio,cache=writeback"
+        for img in [os.path.join(OUT, "main.img"), *spare_images(nspares)])
     env["VM_TIMEOUT"] = "300"
     cmd = [os.path.join(ROOT, "scripts", "vm-run"), "/usr/bin/python3", "tests/powercut/guest.py",
-           os.path.relpath(expect_path, ROOT), str(seed), str(limit)]
+           os.path.relpath(expect_path, ROOT), str(seed), str(limit), str(nspares), str(add_at)]
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, start_new_session=True)
     lines = []
@@ -178,7 +196,7 @@ def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None):
     eof = False
     acks, remapped, armed = 0, 0, False
     qemu = []
-    spare = open(os.path.join(OUT, "spare.img"), "rb")
+    spares = [open(img, "rb") for img in spare_images(nspares)]
     fresh = set(fresh)
     need_remap = bool(fresh)
     last_line = time.time()
@@ -195,8 +213,12 @@ def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None):
                 last_line = time.time()
                 if limit or deadline is not None:
                     continue
+                if add_at and line.startswith("ADDING") and not armed:
+                    armed = True
+                    deadline = time.time() + kill_after
+                    qemu = qemu_under(p.pid)
                 m = re.match(r"(ACK|INTENT) \d+ (\d+) ", line)
-                if not m:
+                if not m or add_at:
                     continue
                 blk = int(m.group(2))
                 if m.group(1) == "ACK":
@@ -214,22 +236,26 @@ def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None):
                         qemu = qemu_under(p.pid)
         in_commit = False
         if armed and aim is not None and deadline != float("inf"):
-            v = copy_versions(spare)
-            in_commit = v[aim] > v[4]
+            v = [x for f in spares for x in copy_versions(f)]
+            in_commit = v[aim] > v[-1]
             if in_commit:
                 lines.append(f"HOST cut inside a commit: copy versions {v}")
         # The cut waits for a console line less than a second old (or for the image
         # to show a commit in progress): a guest that is silent for STALL seconds
         # instead is hung (the report says so), and cut then.
+        # (While the guest adds spares it prints nothing until the reload is done: the
+        # cut does not wait for a line then.)
+        fresh_line = STALL if add_at else 1.0
         if in_commit or deadline is not None and time.time() >= deadline and (
-                time.time() - last_line < 1.0 or time.time() - last_line >= STALL):
+                time.time() - last_line < fresh_line or time.time() - last_line >= STALL):
             # The power cut: SIGKILL this boot's QEMU (only this one: other VMs may be
             # running on the machine), nothing gets flushed.
             silent = time.time() - last_line
             cut = kill(qemu or qemu_under(p.pid))
             deadline = float("inf")
     p.wait()
-    spare.close()
+    for f in spares:
+        f.close()
     lines.extend(buf.split("\n"))
     return lines, cut, silent
 
@@ -238,12 +264,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cuts", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--spares", type=int, default=1)
+    ap.add_argument("--add-spare", action="store_true")
     args = ap.parse_args()
+    if args.add_spare and args.spares < 2:
+        ap.error("--add-spare needs --spares 2 or more")
     rng = random.Random(args.seed)
     os.makedirs(OUT, exist_ok=True)
-    for name, mib in (("main.img", 64), ("spare.img", 16)):
-        with open(os.path.join(OUT, name), "wb") as f:
+    for path, mib in ((os.path.join(OUT, "main.img"), 64),
+                      *((img, 16) for img in spare_images(args.spares))):
+        with open(path, "wb") as f:
             f.truncate(mib << 20)
+    for stale in spare_images(16)[args.spares:]:
+        if os.path.exists(stale):
+            os.unlink(stale)
     zero = sha(bytes(4096))
     unreadable = sha(b"")  # what the guest sees for a bad block nobody has written
     allowed = {}  # block -> set of contents acceptable after the next cut
@@ -268,9 +302,15 @@ def main():
         last = trial == args.cuts + 1
         kill_after = rng.uniform(0.0, 4.0) if not last else 0.0
         seed = rng.randrange(1 << 15)
-        aim = rng.randrange(4) if not clean and not last and trial % 2 == 0 else None
+        aim = (rng.randrange(5 * args.spares - 1)
+               if not clean and not last and trial % 2 == 0 else None)
+        # --add-spare: boot 0 has the first spare only, boot 1 adds the others.
+        adding = args.add_spare and trial == 1 and not last
+        nspares = 1 if args.add_spare and clean else args.spares
+        if adding:
+            aim, kill_after = None, rng.uniform(0.0, ADD_CUT)
         lines, cut, silent = boot(expect_path, seed, kill_after, 150 if clean else 0,
-                                  frozenset(fresh), aim)
+                                  frozenset(fresh), aim, nspares, MIN_ACKS if adding else 0)
         if not clean and not cut:
             failures += 1
             print(f"# boot {trial}: the power cut did not happen (no QEMU found to kill, or the "
@@ -278,8 +318,10 @@ def main():
         if silent is not None and silent >= STALL:
             failures += 1
             print(f"# boot {trial}: the guest was silent for {silent:.1f} s before the cut (hung)")
-        code, verdict = meta_check()
-        if code == 1:
+        code, verdict = meta_check(nspares)
+        # (After a boot cut while adding spares, a spare that never got its copies
+        # needs them too: exit 1 as well, not counted as a torn commit.)
+        if code == 1 and not adding:
             torn += 1
             aimed_torn += aim is not None
         aimed += aim is not None
@@ -295,6 +337,9 @@ def main():
         for l in lines:
             if l.startswith("HOST "):
                 print(f"# boot {trial}: {l[5:]}")
+            if l.startswith("ADD-FAILED"):
+                failures += 1
+                print(f"# boot {trial}: adding the spares failed: {l}")
         # "STATUS <start> <len> remap <field 1> ...": 10 remapped, 17 mode.
         fields = status.split()
         if len(fields) < 21 or fields[3] != "remap" or fields[20] != "ok":
@@ -356,13 +401,16 @@ def main():
             print(f"# boot {trial}: clean shutdown after {acks} acknowledged writes; meta check: {verdict}")
         elif not last:
             when = (f"aimed after copy {aim} of a commit" if aim is not None
-                    else f"{kill_after:.1f} s after arming")
+                    else f"{kill_after:.1f} s after starting to add spares ("
+                    f"{'added' if any(l.startswith('ADDED') for l in lines) else 'not added'})"
+                    if adding else f"{kill_after:.1f} s after arming")
             print(f"# boot {trial}: power cut {when}, {acks} acknowledged writes; "
                   f"meta check: {verdict}")
     if args.cuts >= 4 and torn == 0:
         failures += 1
         print("# no cut landed inside a commit: the campaign did not test torn commits")
-    print(f"# {args.cuts} power cuts ({aimed} aimed at a commit), {acked_total} acknowledged "
+    print(f"# {args.cuts} power cuts ({aimed} aimed at a commit), {args.spares} spare(s)"
+          f"{' (added in boot 1)' if args.add_spare else ''}, {acked_total} acknowledged "
           f"writes, {remaps_total} remaps, {torn} cuts inside a commit ({aimed_torn} of them "
           f"aimed), {failures} failures")
     return 1 if failures else 0
