@@ -135,7 +135,7 @@ bench: deps
 	cd rust && cargo build --locked
 	VM_QEMU_OPTS="$(if $(filter icount,$(BENCH_CLOCK)),-icount shift=0$(comma)sleep=off)" \
 	  scripts/vm-run env BENCH_CLOCK=$(BENCH_CLOCK) \
-	  $$(env | grep -E '^BENCH_(PAIRS|RUNTIME|CONFIGS|WORKLOADS|SPARE|JOBS|PERF)=' | tr '\n' ' ') scripts/bench
+	  $$(env | grep -E '^BENCH_(PAIRS|RUNTIME|CONFIGS|WORKLOADS|SPARE|JOBS|PERF|POOL)=' | tr '\n' ' ') scripts/bench
 
 fuzz: deps
 	scripts/fuzz $(FUZZ_SECONDS)

@@ -8,7 +8,7 @@
 //! remap-core's; this file only moves their bytes to and from the spare.
 
 use crate::bindings as b;
-use crate::engine::{Snapshot, Special, BUSY};
+use crate::engine::{Snapshot, Special};
 use crate::remap_core::alloc::{words_for, Bitmap};
 use crate::remap_core::judge;
 use crate::remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
@@ -1172,10 +1172,7 @@ impl Core {
     /// one metadata copy and the in-memory table. Blocks being moved (`BUSY`) and the
     /// new ones count as singles: where they land decides whether they join a run.
     pub(crate) fn fits(&self, items: &[Special], extra: usize) -> bool {
-        let mut c = meta::count(items);
-        let busy = items.iter().filter(|e| e.state == BUSY).count();
-        c.singles = c.singles.saturating_add(busy).saturating_add(extra);
-        items.len().saturating_add(extra) <= meta::MAX_BLOCKS && meta::fits(self.spares.len(), &c)
+        meta::fits_entries(self.spares.len(), items, extra)
     }
 }
 

@@ -150,6 +150,9 @@ def main():
                     fails += 1
     say(f"VERIFY ok {n}" if fails == 0 else f"VERIFY FAIL {fails}")
     say("STATUS " + dmsetup("status", "pc").stdout.strip())
+    if nspares > 1:
+        stats = dmsetup("message", "pc", "0", "spare_stats").stdout.split("\n")
+        say("POOL " + " | ".join(l.strip() for l in stats if l.strip()))
     os.close(fd)
 
     fd = os.open(DEV, os.O_RDWR | os.O_DIRECT | os.O_DSYNC)

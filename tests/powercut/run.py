@@ -34,7 +34,9 @@ different versions), with at least 4 cuts.
 
 With --spares N the target has a pool of N spares (one image each; a commit writes the
 five copies of every spare, spare after spare): aimed cuts fall between any two of the
-5N copy writes, and `meta check` judges the pool. With --add-spare as well, the clean
+5N copy writes, and `meta check` judges the pool. The first spare is small (48 data
+blocks) and the clean boot writes 60 blocks, not 150, so remapped blocks spill onto the
+next spare (the campaign fails when none did). With --add-spare as well, the clean
 first boot runs with the first spare only and the first cut boot adds the others after
 MIN_ACKS writes (a table reload naming them, as `remapctl spare-add` does), the cut
 falling up to ADD_CUT seconds after the guest starts the reload: inside the add's
@@ -271,10 +273,18 @@ def main():
         ap.error("--add-spare needs --spares 2 or more")
     rng = random.Random(args.seed)
     os.makedirs(OUT, exist_ok=True)
-    for path, mib in ((os.path.join(OUT, "main.img"), 64),
-                      *((img, 16) for img in spare_images(args.spares))):
+    # In a pool the first spare is small (48 data blocks after the 4.5 MiB of metadata)
+    # and the clean first boot writes 60 blocks (about 30 remaps, on the first spare
+    # alone with --add-spare), so that remaps spill onto the next spare within a few
+    # boots.
+    pool = args.spares > 1
+    clean_writes = 60 if pool else 150
+    sizes = [(os.path.join(OUT, "main.img"), 64 << 10)]
+    for i, img in enumerate(spare_images(args.spares)):
+        sizes.append((img, 4608 + 192 if i == 0 and pool else 16 << 10))
+    for path, kib in sizes:
         with open(path, "wb") as f:
-            f.truncate(mib << 20)
+            f.truncate(kib << 10)
     for stale in spare_images(16)[args.spares:]:
         if os.path.exists(stale):
             os.unlink(stale)
@@ -287,6 +297,7 @@ def main():
     torn = 0
     aimed = aimed_torn = 0
     remaps_total = 0
+    pool_used = []  # blocks in use per spare, as the last boot's spare_stats said
     # Bad blocks that no write of an earlier boot may have touched: a write to one
     # remaps (and commits). A write that may have landed (INTENT) counts as touched.
     fresh = set(BAD)
@@ -309,7 +320,7 @@ def main():
         nspares = 1 if args.add_spare and clean else args.spares
         if adding:
             aim, kill_after = None, rng.uniform(0.0, ADD_CUT)
-        lines, cut, silent = boot(expect_path, seed, kill_after, 150 if clean else 0,
+        lines, cut, silent = boot(expect_path, seed, kill_after, clean_writes if clean else 0,
                                   frozenset(fresh), aim, nspares, MIN_ACKS if adding else 0)
         if not clean and not cut:
             failures += 1
@@ -337,6 +348,9 @@ def main():
         for l in lines:
             if l.startswith("HOST "):
                 print(f"# boot {trial}: {l[5:]}")
+            if l.startswith("POOL "):
+                print(f"# boot {trial}: {l}")
+                pool_used = [int(u) for u in re.findall(r"used=(\d+)", l)]
             if l.startswith("ADD-FAILED"):
                 failures += 1
                 print(f"# boot {trial}: adding the spares failed: {l}")
@@ -384,7 +398,7 @@ def main():
         last_ack = max(acked, default=-1)
         end = last_ack + 1 + HORIZON
         if clean:
-            end = min(end, 150)
+            end = min(end, clean_writes)
         writes = [(b, sha(d)) for b, d in itertools.islice(plan(seed), end)]
         for i, (blk, h) in enumerate(writes):
             fresh.discard(blk)
@@ -406,6 +420,9 @@ def main():
                     if adding else f"{kill_after:.1f} s after arming")
             print(f"# boot {trial}: power cut {when}, {acks} acknowledged writes; "
                   f"meta check: {verdict}")
+    if args.spares > 1 and not any(pool_used[1:]):
+        failures += 1
+        print(f"# no remapped block landed on a spare after the first: {pool_used}")
     if args.cuts >= 4 and torn == 0:
         failures += 1
         print("# no cut landed inside a commit: the campaign did not test torn commits")

@@ -26,7 +26,7 @@
 use super::crc;
 use super::cursor::{OutOfBounds, Reader, Writer};
 use super::layout;
-use super::remap_table::{Entry, PENDING, REMAPPED};
+use super::remap_table::{Entry, BUSY, PENDING, REMAPPED};
 use super::table_line::MAX_READ_RETRIES;
 use super::units::{BlockSize, Sectors};
 
@@ -460,6 +460,37 @@ pub const fn fits(spares: usize, c: &Counts) -> bool {
     }
 }
 
+/// Whether `entries` (sorted by block; in-memory states included) plus `extra` new
+/// remaps fit one copy of a pool of `spares` and the in-memory table. Blocks being
+/// moved (`BUSY`) and the new ones count as singles: where they land decides whether
+/// they join a run.
+///
+/// No entry encodes to more than a single remap with lost sectors (12 + 24 bytes; a
+/// block of a run takes at most 8 bytes of its run's entry, a pending block 8): when
+/// the table fits with every entry at that size (and a run section), it fits, and the
+/// table is not counted. That holds up to about 14,500 entries with one spare; the
+/// worker asks before every batch, and counting walks the whole table.
+pub fn fits_entries(spares: usize, entries: &[Entry], extra: usize) -> bool {
+    let n = entries.len().saturating_add(extra);
+    if n > MAX_BLOCKS {
+        return false;
+    }
+    let largest = Counts {
+        singles: n,
+        runs: 1,
+        lost: n,
+        pending: 0,
+        remapped: n,
+    };
+    if fits(spares, &largest) {
+        return true;
+    }
+    let mut c = count(entries);
+    let busy = entries.iter().filter(|e| e.state == BUSY).count();
+    c.singles = c.singles.saturating_add(busy).saturating_add(extra);
+    fits(spares, &c)
+}
+
 /// Length of an encoded copy of `len` bytes rounded up to the logical block size
 /// `logical_block_bytes` of the device it is written to, so that every metadata I/O
 /// is a whole number of logical blocks (a 4 KiB-sector disk fails smaller or
@@ -561,6 +592,93 @@ pub fn spare_info(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remap_table::FENCED;
+    use proptest::prelude::*;
+
+    /// `fits_entries` as it was before its shortcut: every table counted.
+    fn fits_counted(spares: usize, entries: &[Entry], extra: usize) -> bool {
+        let mut c = count(entries);
+        let busy = entries.iter().filter(|e| e.state == BUSY).count();
+        c.singles = c.singles.saturating_add(busy).saturating_add(extra);
+        entries.len().saturating_add(extra) <= MAX_BLOCKS && fits(spares, &c)
+    }
+
+    /// A table of `n` entries whose kinds follow `kinds` (cycled): 0 a single, 1 a
+    /// block continuing a run, 2 a single with lost sectors, 3 pending, 4 busy, 5 fenced.
+    fn table(n: usize, kinds: &[u8]) -> Vec<Entry> {
+        let mut v: Vec<Entry> = Vec::with_capacity(n);
+        let mut spare_block = 0u64;
+        for i in 0..n {
+            let kind = kinds.get(i % kinds.len().max(1)).copied().unwrap_or(0);
+            // Blocks two apart (no run) unless the entry continues one.
+            let block = match v.last() {
+                Some(p) if kind == 1 => p.block + 1,
+                Some(p) => p.block + 2,
+                None => 0,
+            };
+            spare_block += if kind == 1 { 1 } else { 2 };
+            let mut e = Entry::remapped(block, 0, spare_block);
+            match kind {
+                2 => e.lost = [1, 0],
+                3 => e = Entry::pending(block),
+                4 => e.state = BUSY,
+                5 => e.state = FENCED,
+                _ => {}
+            }
+            v.push(e);
+        }
+        v
+    }
+
+    #[test]
+    fn fits_entries_at_the_edge_of_its_shortcut() {
+        for spares in [1, 16] {
+            // The largest table the shortcut admits, every entry at its largest.
+            let largest = |n: usize| Counts {
+                singles: n,
+                runs: 1,
+                lost: n,
+                pending: 0,
+                remapped: n,
+            };
+            let edge = (0..MAX_BLOCKS)
+                .take_while(|&n| fits(spares, &largest(n)))
+                .last()
+                .unwrap_or(0);
+            assert!(edge > 14_000, "{edge}");
+            for n in [edge, edge + 1] {
+                for kinds in [&[2u8][..], &[0], &[1, 1, 1, 2], &[3], &[4, 2]] {
+                    let t = table(n, kinds);
+                    assert_eq!(
+                        fits_entries(spares, &t, 0),
+                        fits_counted(spares, &t, 0),
+                        "{spares} spares, {n} entries, kinds {kinds:?}"
+                    );
+                    assert!(fits_entries(spares, &t, 0), "{n} entries fit a copy");
+                }
+            }
+            // Beyond the shortcut the count decides: singles with lost sectors stop
+            // fitting well before the table is full, pending blocks do not.
+            let many_lost = table(edge * 2, &[2]);
+            assert!(!fits_entries(spares, &many_lost, 0));
+            let many_pending = table(edge * 2, &[3]);
+            assert!(fits_entries(spares, &many_pending, 0));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn fits_entries_agrees_with_counting(
+            n in 0usize..70_000,
+            kinds in proptest::collection::vec(0u8..6, 1..12),
+            extra in 0usize..300,
+            spares in 1usize..=16,
+        ) {
+            let t = table(n, &kinds);
+            prop_assert_eq!(fits_entries(spares, &t, extra), fits_counted(spares, &t, extra));
+        }
+    }
 
     #[test]
     fn padded_len_rounds_to_the_logical_block() {
