@@ -26,6 +26,10 @@ const PERIODIC_DAYS: u64 = 14;
 const PEAK_HOURS_MAX: usize = 8;
 /// Share of the folded errors (permille) the peak window must hold.
 const PEAK_SHARE: u32 = 600;
+/// Days (with I/O in the peak window) the periodic fit needs: a week, so that a
+/// pattern is seen recurring on its days, and a fit of a few points on a new device
+/// (a spell of errors in its first days) is not taken for a trend.
+const PERIODIC_MIN_DAYS: usize = 7;
 /// Growth of the peak window's errors from the older to the newer week of the folded
 /// days, times, with the newer week's largest day left out.
 const PERIODIC_GROWTH: u128 = 2;
@@ -916,7 +920,8 @@ impl PeriodicWindow {
         })
     }
 
-    /// The peak window's daily error rate, fitted log-linearly.
+    /// The peak window's daily error rate, fitted log-linearly, over at least
+    /// [`PERIODIC_MIN_DAYS`] days with I/O in the window.
     fn fit_rate(&self, cfg: &Config) -> Verdict {
         let none = Verdict::info(Model::Periodic, Reason::Healthy);
         let mut series = Series::new();
@@ -929,7 +934,7 @@ impl PeriodicWindow {
                 recur += 1;
             }
         }
-        if recur < 3 {
+        if recur < 3 || series.len() < PERIODIC_MIN_DAYS {
             return none;
         }
         let Some(f) = least_squares(&series, series.len()) else {

@@ -109,6 +109,32 @@ fn periodic_errors_at_the_same_hours() {
 }
 
 #[test]
+fn periodic_fit_needs_a_week_of_days() {
+    // A new device (its first sample on day 100) with errors at the same hours from
+    // its first day, growing 40% a day: a fit over its first few days could be
+    // confident by chance; the periodic model waits for 7 days with I/O in the
+    // window, and then speaks.
+    const FIRST: u64 = 100;
+    let grow = |d: u64, h: u64| Sample {
+        read_errors: if (14..17).contains(&h) {
+            (3.0 * 1.4f64.powi(d as i32)).round() as u64
+        } else {
+            0
+        },
+        ..base(FIRST + d, h)
+    };
+    let mut e = Engine::default();
+    for s in sampled(H, 12, grow) {
+        e.push(&s);
+        let v = e.verdicts()[3];
+        if s.t_s < (FIRST + 7) * DAY_S {
+            assert_eq!(v.level, Level::Info, "day {}: {v:?}", s.t_s / DAY_S - FIRST);
+        }
+    }
+    assert!(verdict(&e, Reason::PeriodicWorsening).is_some());
+}
+
+#[test]
 fn errors_at_random_hours_are_not_periodic() {
     let mut e = Engine::default();
     feed(&mut e, 20, |d, h| Sample {
