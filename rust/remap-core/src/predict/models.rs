@@ -827,8 +827,7 @@ impl PeriodicWindow {
     /// fit to be confident, and a failure may stay far below the unusable rate, so this
     /// is a warning without a forecast. The peak window's errors of the newer week of
     /// the folded days, *without its largest day* (one bad day is not growth), at least
-    /// [`PERIODIC_GROWTH`] times those of the older week (one added; the older week
-    /// must have some: an onset after quiet weeks is a step) in count and in
+    /// [`PERIODIC_GROWTH`] times those of the older week (one added) in count and in
     /// rate per I/O (a load change either way does not make growth); at least
     /// [`PERIODIC_GROWTH_MIN`] errors in the newer week's window, on at least
     /// [`PERIODIC_GROWTH_DAYS`] of its days; a pattern in time, not only in counts (the
@@ -838,6 +837,11 @@ impl PeriodicWindow {
     /// of daily history before the folded days, none of whose weeks held half the
     /// newer week's window errors (a device whose spells of errors recur had such
     /// weeks). Bounded: 14 days of window sums, the daily history (≤ 64 days).
+    ///
+    /// The older week may have had no error: errors that set in at the same hours
+    /// every day after quiet weeks are a step onto a plateau that the baseline
+    /// model's step rule does not see (it wants each day's errors spread over 2 clock
+    /// hours or more, against bursts; a daily pattern confined to one hour is none).
     pub(super) fn growth(&self, daily: &Daily) -> Option<Verdict> {
         const FOLD: usize = PERIODIC_DAYS as usize;
         const WEEK: usize = FOLD / 2;
@@ -855,8 +859,6 @@ impl PeriodicWindow {
         let newer = || self.errs.iter().skip(WEEK);
         let top = newer().copied().max().unwrap_or(0);
         let days = newer().filter(|&&e| e > 0).count();
-        // Growth needs errors before it: their onset after quiet weeks is a step (the
-        // baseline model's).
         // The window's hours with errors at least twice as dense as the rest of the
         // day's (one added outside): a peak made by a few hours of many errors, errors
         // spread over the day otherwise, is not a pattern.
@@ -865,12 +867,7 @@ impl PeriodicWindow {
             24u32.saturating_sub(u32::from(self.width)),
         );
         let dense = u32::from(self.hours_in) * out >= 2 * (u32::from(self.hours_out) + 1) * w;
-        if !dense
-            || old == 0
-            || new < PERIODIC_GROWTH_MIN
-            || days < PERIODIC_GROWTH_DAYS
-            || on == 0
-            || nn == 0
+        if !dense || new < PERIODIC_GROWTH_MIN || days < PERIODIC_GROWTH_DAYS || on == 0 || nn == 0
         {
             return None;
         }
