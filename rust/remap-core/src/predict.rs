@@ -123,6 +123,9 @@ pub enum Reason {
     RecurringErrors,
     /// Errors recur at the same hours and grow (detail: first hour of the window).
     PeriodicWorsening,
+    /// Errors recur at the same hours and grew from one week to the next, leaving bad
+    /// blocks (detail: how many times the rate of the week before, permille).
+    PeriodicGrowing,
     /// p99 latency rises at steady load (detail: percent per day).
     LatencyRising,
     /// Errors on most recent days, several times the device's own past rate (detail:
@@ -149,6 +152,7 @@ impl Reason {
             Reason::SpareTrend => "spare_trend",
             Reason::RecurringErrors => "recurring_errors",
             Reason::PeriodicWorsening => "periodic_worsening",
+            Reason::PeriodicGrowing => "periodic_growing",
             Reason::LatencyRising => "latency_rising",
             Reason::ErrorRateStep => "error_rate_step",
             Reason::ErrorsGrowingWeekly => "errors_growing_weekly",
@@ -645,7 +649,7 @@ impl Engine {
                     }
                 },
                 Some(win) => {
-                    w.periodic = win.fit(cfg);
+                    w.periodic = win.fit(&h.daily, cfg);
                     w.next = Phase::Latency;
                 }
             },

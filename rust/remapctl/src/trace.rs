@@ -114,6 +114,10 @@ pub fn reason_text(a: &Alert) -> String {
         Reason::SpareTrend => format!("remaps consume the spare at {d} blocks per day"),
         Reason::RecurringErrors => format!("errors recur daily from {d:02}:00"),
         Reason::PeriodicWorsening => format!("errors recur daily from {d:02}:00 and grow"),
+        Reason::PeriodicGrowing => format!(
+            "errors at the same hours every day, {:.1}x the rate of the week before",
+            d as f64 / 1000.0
+        ),
         Reason::LatencyRising => format!("p99 latency rising {d}% per day at steady load"),
         Reason::ErrorRateStep => format!(
             "errors on most days, {:.1}x the device's own rate of the weeks before",

@@ -26,6 +26,17 @@ const PERIODIC_DAYS: u64 = 14;
 const PEAK_HOURS_MAX: usize = 8;
 /// Share of the folded errors (permille) the peak window must hold.
 const PEAK_SHARE: u32 = 600;
+/// Days (with I/O in the peak window) the periodic fit needs: a week, so that a
+/// pattern is seen recurring on its days, and a fit of a few points on a new device
+/// (a spell of errors in its first days) is not taken for a trend.
+const PERIODIC_MIN_DAYS: usize = 7;
+/// Growth of the peak window's errors from the older to the newer week of the folded
+/// days, times, with the newer week's largest day left out.
+const PERIODIC_GROWTH: u128 = 2;
+/// Errors the peak window must hold in the newer week for the growth rule.
+const PERIODIC_GROWTH_MIN: u64 = 20;
+/// Days of the newer week with errors in the peak window, for the growth rule.
+const PERIODIC_GROWTH_DAYS: usize = 4;
 /// Days the latency model looks back over.
 const LATENCY_DAYS: usize = 21;
 /// Steady days the latency model needs.
@@ -706,13 +717,17 @@ pub(super) fn periodic_window(hours: &HourDays, daily: &Daily) -> Result<Periodi
         return none;
     }
     let mut bins = [0u64; 24];
+    // Hours with errors (of the 14 days) at each clock hour: recurrence counted in
+    // time, which one hour of many errors cannot make.
+    let mut err_hours = [0u16; 24];
     let mut total = 0u64;
     for day in from..=to {
         let Some((e, _)) = hours.get(day) else {
             continue;
         };
-        for (b, &x) in bins.iter_mut().zip(e.iter()) {
+        for ((b, c), &x) in bins.iter_mut().zip(err_hours.iter_mut()).zip(e.iter()) {
             *b = b.saturating_add(u64::from(x));
+            *c += u16::from(x > 0);
             total = total.saturating_add(u64::from(x));
         }
     }
@@ -744,9 +759,16 @@ pub(super) fn periodic_window(hours: &HourDays, daily: &Daily) -> Result<Periodi
         return none;
     };
     // The peak window's errors and I/Os of each folded day.
+    let hours_in = (0..width).fold(0u16, |a, k| {
+        a.saturating_add(err_hours.get((h0 + k) % 24).copied().unwrap_or(0))
+    });
+    let hours_all = err_hours.iter().fold(0u16, |a, &c| a.saturating_add(c));
     let mut w = PeriodicWindow {
-        h0,
+        h0: h0 as u8,
+        width: width as u8,
         share,
+        hours_in,
+        hours_out: hours_all.saturating_sub(hours_in),
         errs: [0; PERIODIC_DAYS as usize],
         ios: [0; PERIODIC_DAYS as usize],
     };
@@ -776,8 +798,12 @@ pub(super) fn periodic_observed(daily: &Daily) -> bool {
 /// The periodic model's peak window over the folded days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct PeriodicWindow {
-    /// First hour and share (permille) of the window.
-    h0: usize,
+    /// First hour (0..24), width (hours, 1..=8) and share (permille) of the window.
+    h0: u8,
+    width: u8,
+    /// Hours with errors of the folded days inside and outside the window (≤ 336).
+    hours_in: u16,
+    hours_out: u16,
     share: u32,
     /// Errors and I/Os in the window, per folded day (oldest first).
     errs: [u64; PERIODIC_DAYS as usize],
@@ -785,8 +811,115 @@ pub(super) struct PeriodicWindow {
 }
 
 impl PeriodicWindow {
-    /// The peak window's daily error rate, fitted log-linearly.
-    pub(super) fn fit(&self, cfg: &Config) -> Verdict {
+    /// The peak window's daily error rate, fitted log-linearly; or, when that is below
+    /// warning, the growth rule ([`PeriodicWindow::growth`]).
+    pub(super) fn fit(&self, daily: &Daily, cfg: &Config) -> Verdict {
+        let v = self.fit_rate(cfg);
+        if v.level >= super::Level::Warning {
+            return v;
+        }
+        self.growth(daily).unwrap_or(v)
+    }
+
+    /// Errors at the same hours that grew from one week to the next, the device
+    /// measured against itself: per-day counts in a window of a few hours are too
+    /// overdispersed (a day of dozens of errors between days of none) for a day-by-day
+    /// fit to be confident, and a failure may stay far below the unusable rate, so this
+    /// is a warning without a forecast. The peak window's errors of the newer week of
+    /// the folded days, *without its largest day* (one bad day is not growth), at least
+    /// [`PERIODIC_GROWTH`] times those of the older week (one added) in count and in
+    /// rate per I/O (a load change either way does not make growth); at least
+    /// [`PERIODIC_GROWTH_MIN`] errors in the newer week's window, on at least
+    /// [`PERIODIC_GROWTH_DAYS`] of its days; a pattern in time, not only in counts (the
+    /// window's hours with errors, over the folded days, at least twice as dense as
+    /// the other hours'); new bad blocks (the remapped count grew by
+    /// at least 3 over the newer week); and a history to compare with: at least a week
+    /// of daily history before the folded days, none of whose weeks held half the
+    /// newer week's window errors (a device whose spells of errors recur had such
+    /// weeks). Bounded: 14 days of window sums, the daily history (≤ 64 days).
+    ///
+    /// The older week may have had no error: errors that set in at the same hours
+    /// every day after quiet weeks are a step onto a plateau that the baseline
+    /// model's step rule does not see (it wants each day's errors spread over 2 clock
+    /// hours or more, against bursts; a daily pattern confined to one hour is none).
+    pub(super) fn growth(&self, daily: &Daily) -> Option<Verdict> {
+        const FOLD: usize = PERIODIC_DAYS as usize;
+        const WEEK: usize = FOLD / 2;
+        if daily.len() < FOLD + 7 {
+            return None;
+        }
+        let sum = |x: &[u64; FOLD], from: usize, to: usize| {
+            x.iter()
+                .skip(from)
+                .take(to - from)
+                .fold(0u64, |a, &b| a.saturating_add(b))
+        };
+        let (old, new) = (sum(&self.errs, 0, WEEK), sum(&self.errs, WEEK, FOLD));
+        let (on, nn) = (sum(&self.ios, 0, WEEK), sum(&self.ios, WEEK, FOLD));
+        let newer = || self.errs.iter().skip(WEEK);
+        let top = newer().copied().max().unwrap_or(0);
+        let days = newer().filter(|&&e| e > 0).count();
+        // The window's hours with errors at least twice as dense as the rest of the
+        // day's (one added outside): a peak made by a few hours of many errors, errors
+        // spread over the day otherwise, is not a pattern.
+        let (w, out) = (
+            u32::from(self.width),
+            24u32.saturating_sub(u32::from(self.width)),
+        );
+        let dense = u32::from(self.hours_in) * out >= 2 * (u32::from(self.hours_out) + 1) * w;
+        if !dense || new < PERIODIC_GROWTH_MIN || days < PERIODIC_GROWTH_DAYS || on == 0 || nn == 0
+        {
+            return None;
+        }
+        // The newer week without its largest day against the older week (one error
+        // added, so a week of few errors is not taken for a precise rate), in count and
+        // in rate.
+        let rest = u128::from(new.saturating_sub(top));
+        let base = u128::from(old) + 1;
+        let times = |a: u128, b: u128| a.saturating_mul(b);
+        if rest < times(PERIODIC_GROWTH, base)
+            || times(rest, u128::from(on)) < times(times(PERIODIC_GROWTH, base), u128::from(nn))
+        {
+            return None;
+        }
+        // New bad blocks over the newer week.
+        let rem = |age: usize| daily.get(age).map_or(0, |d| u64::from(d.remapped_end));
+        if rem(0).saturating_sub(rem(WEEK)) < 3 {
+            return None;
+        }
+        // The worst week of the daily history before the folded days.
+        let mut worst = 0u64;
+        let mut week = 0u64;
+        for age in FOLD..daily.len() {
+            let Some(d) = daily.get(age) else { break };
+            week = week.saturating_add(d.errors);
+            if (age - FOLD) % 7 == 6 {
+                worst = worst.max(week);
+                week = 0;
+            }
+        }
+        worst = worst.max(week);
+        if new <= worst.saturating_mul(2) {
+            return None;
+        }
+        let ratio = fixed::div_u128(
+            times(times(u128::from(new), u128::from(on)), 1000),
+            times(base, u128::from(nn)),
+        )
+        .map_or(i64::MAX, |t| t.min(i64::MAX as u128) as i64);
+        Some(Verdict {
+            level: super::Level::Warning,
+            ttf_s: NO_TTF,
+            confidence: 800,
+            model: Model::Periodic,
+            reason: Reason::PeriodicGrowing,
+            detail: ratio,
+        })
+    }
+
+    /// The peak window's daily error rate, fitted log-linearly, over at least
+    /// [`PERIODIC_MIN_DAYS`] days with I/O in the window.
+    fn fit_rate(&self, cfg: &Config) -> Verdict {
         let none = Verdict::info(Model::Periodic, Reason::Healthy);
         let mut series = Series::new();
         let mut recur = 0usize;
@@ -798,7 +931,7 @@ impl PeriodicWindow {
                 recur += 1;
             }
         }
-        if recur < 3 {
+        if recur < 3 || series.len() < PERIODIC_MIN_DAYS {
             return none;
         }
         let Some(f) = least_squares(&series, series.len()) else {
@@ -819,7 +952,7 @@ impl PeriodicWindow {
             } else {
                 Reason::RecurringErrors
             },
-            detail: self.h0 as i64,
+            detail: i64::from(self.h0),
         }
     }
 }

@@ -613,7 +613,7 @@ mod tests {
         let rep = evaluate(Family::B, 42, 60, 0);
         println!("{}", rep.table());
         let [e, first, thr] = &rep.figures;
-        assert_eq!(key(e), (18, 20, 527, 0, 36, 0), "engine");
+        assert_eq!(key(e), (19, 20, 527, 0, 36, 0), "engine");
         assert_eq!(key(first), (6, 20, 845, 23, 36, 14), "first error");
         assert_eq!(key(thr), (16, 20, 428, 12, 36, 0), "threshold");
         assert_eq!(e.sudden, (4, 0));
