@@ -666,11 +666,45 @@ mod tests {
         }
     }
 
+    #[test]
+    fn fits_entries_agrees_with_counting_near_the_largest_tables() {
+        // Tables of the largest entries (singles with lost sectors; with new remaps
+        // on top) around the size where they stop fitting: a shortcut that admitted
+        // them with too small a bound, or without the new remaps, answers yes where
+        // counting says no.
+        for spares in [1, 16] {
+            // The count of such a table, without building it.
+            let all_lost = |n: usize| Counts {
+                singles: n,
+                runs: 0,
+                lost: n,
+                pending: 0,
+                remapped: n,
+            };
+            let edge = (0..MAX_BLOCKS)
+                .take_while(|&n| fits(spares, &all_lost(n)))
+                .last()
+                .unwrap_or(0);
+            assert!(fits_counted(spares, &table(edge, &[2]), 0));
+            assert!(!fits_counted(spares, &table(edge + 1, &[2]), 0));
+            for n in (edge.saturating_sub(400)..edge + 800).step_by(5) {
+                let t = table(n, &[2]);
+                for extra in [0, 1, 7, 150] {
+                    assert_eq!(
+                        fits_entries(spares, &t, extra),
+                        fits_counted(spares, &t, extra),
+                        "{spares} spares, {n} entries, {extra} new"
+                    );
+                }
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
         fn fits_entries_agrees_with_counting(
-            n in 0usize..70_000,
+            n in prop_oneof![0usize..70_000, 14_000usize..15_200, 43_000usize..66_000],
             kinds in proptest::collection::vec(0u8..6, 1..12),
             extra in 0usize..300,
             spares in 1usize..=16,
