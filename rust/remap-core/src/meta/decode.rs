@@ -301,17 +301,7 @@ fn decode_with(buf: &[u8], at_sector: u64, sums: bool) -> Result<Decoded<'_>, Di
     // next spare block) while that one is shorter than a record allows would have
     // been part of it. Two encodings of one state would differ, and a copy repaired
     // from the decoded state would then disagree with its siblings.
-    //
-    // One walk over the ranges in block order checks them, the lost-sector records
-    // (strictly increasing, non-empty, each for a remapped block) and the pending
-    // blocks (strictly increasing, not remapped) together: the records are taken in
-    // step with the ranges, each at the first range that ends after its block. (Three
-    // walks over the ranges did this before, and they were most of a commit's decode
-    // of the state it diffs against.) A problem with the ranges is reported before one
-    // with the lost records, and that before one with the pending blocks, wherever
-    // the walk meets them.
     let mut prev: Option<Range> = None;
-    let mut walk = LostPendingWalk::new(lost, pending);
     for r in d.ranges() {
         if let Some(p) = prev {
             let end = p.block + p.len;
@@ -329,111 +319,37 @@ fn decode_with(buf: &[u8], at_sector: u64, sums: bool) -> Result<Decoded<'_>, Di
             .ok()
             .and_then(|n| remapped.checked_add(n))
             .ok_or(malformed(Malformed::Remaps))?;
-        walk.up_to(Some(r));
     }
     d.remapped = remapped;
-    walk.up_to(None);
-    walk.verdict()?;
-    Ok(d)
-}
-
-/// The lost-sector and pending records, checked in step with the ranges (see
-/// `decode_with`). `up_to(Some(r))` takes the records whose block is before the end
-/// of range `r` (the ranges come in block order, each after the last); `up_to(None)`
-/// the rest, after every range.
-struct LostPendingWalk<'a> {
-    lost: core::slice::ChunksExact<'a, u8>,
-    pending: core::slice::ChunksExact<'a, u8>,
-    lost_prev: Option<u64>,
-    pending_prev: Option<u64>,
-    /// The next record not yet taken (decoded ahead), for each.
-    lost_next: Option<(u64, [u64; 2])>,
-    pending_next: Option<u64>,
-    lost_bad: bool,
-    pending_bad: bool,
-}
-
-impl<'a> LostPendingWalk<'a> {
-    fn new(lost: &'a [u8], pending: &'a [u8]) -> Self {
-        let mut w = Self {
-            lost: lost.chunks_exact(LOST_ENTRY_LEN),
-            pending: pending.chunks_exact(PENDING_ENTRY_LEN),
-            lost_prev: None,
-            pending_prev: None,
-            lost_next: None,
-            pending_next: None,
-            lost_bad: false,
-            pending_bad: false,
-        };
-        w.advance_lost();
-        w.advance_pending();
-        w
-    }
-
-    fn advance_lost(&mut self) {
-        self.lost_next = match self.lost.next().map(lost_record) {
-            Some(Ok(l)) => Some(l),
-            Some(Err(_)) => {
-                self.lost_bad = true;
-                None
-            }
-            None => None,
-        };
-    }
-
-    fn advance_pending(&mut self) {
-        self.pending_next = match self.pending.next().map(|rec| Reader::new(rec).u64()) {
-            Some(Ok(b)) => Some(b),
-            Some(Err(_)) => {
-                self.pending_bad = true;
-                None
-            }
-            None => None,
-        };
-    }
-
-    fn up_to(&mut self, r: Option<Range>) {
-        let end = r.map_or(u64::MAX, |r| r.block + r.len);
-        while let Some((b, m)) = self.lost_next.filter(|_| !self.lost_bad) {
-            if r.is_some() && b >= end {
-                break;
-            }
-            // Each lost record is for a block of the range it is taken at: after the
-            // last range, none is.
-            if self.lost_prev.is_some_and(|p| p >= b)
-                || m == [0, 0]
-                || r.is_none_or(|r| r.block > b)
-            {
-                self.lost_bad = true;
-                break;
-            }
-            self.lost_prev = Some(b);
-            self.advance_lost();
-        }
-        while let Some(b) = self.pending_next.filter(|_| !self.pending_bad) {
-            if r.is_some() && b >= end {
-                break;
-            }
-            // A pending block taken at a range lies before its end: it must lie before
-            // its start too.
-            if self.pending_prev.is_some_and(|p| p >= b) || r.is_some_and(|r| r.block <= b) {
-                self.pending_bad = true;
-                break;
-            }
-            self.pending_prev = Some(b);
-            self.advance_pending();
-        }
-    }
-
-    fn verdict(&self) -> Result<(), Diagnosis> {
-        if self.lost_bad || self.lost_next.is_some() {
+    // Lost records: strictly increasing, non-empty, each for a remapped block.
+    let mut prev: Option<u64> = None;
+    let mut ranges = d.ranges().peekable();
+    for rec in lost.chunks_exact(LOST_ENTRY_LEN) {
+        let (b, m) = lost_record(rec).map_err(|_| malformed(Malformed::Lost))?;
+        if prev.is_some_and(|p| p >= b) || m == [0, 0] {
             return Err(malformed(Malformed::Lost));
         }
-        if self.pending_bad || self.pending_next.is_some() {
+        while ranges.next_if(|r| r.block + r.len <= b).is_some() {}
+        if ranges.peek().is_none_or(|r| r.block > b) {
+            return Err(malformed(Malformed::Lost));
+        }
+        prev = Some(b);
+    }
+    // Pending: strictly increasing, not remapped.
+    let mut prev: Option<u64> = None;
+    let mut ranges = d.ranges().peekable();
+    for rec in pending.chunks_exact(PENDING_ENTRY_LEN) {
+        let b = Reader::new(rec).u64().map_err(oob(Malformed::Pending))?;
+        if prev.is_some_and(|p| p >= b) {
             return Err(malformed(Malformed::Pending));
         }
-        Ok(())
+        while ranges.next_if(|r| r.block + r.len <= b).is_some() {}
+        if ranges.peek().is_some_and(|r| r.block <= b) {
+            return Err(malformed(Malformed::Pending));
+        }
+        prev = Some(b);
     }
+    Ok(d)
 }
 
 /// The entries of an array section (after its count), checking the length.
@@ -665,139 +581,6 @@ impl Iterator for Entries<'_> {
             }
             (None, None) => None,
             (Some(_), None) => None,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// The lost and pending checks as three separate walks made them before
-    /// `LostPendingWalk`: the reference it must agree with.
-    fn separate_walks(ranges: &[Range], lost: &[u8], pending: &[u8]) -> Result<(), Diagnosis> {
-        let mut prev: Option<u64> = None;
-        let mut it = ranges.iter().peekable();
-        for rec in lost.chunks_exact(LOST_ENTRY_LEN) {
-            let (b, m) = lost_record(rec).map_err(|_| malformed(Malformed::Lost))?;
-            if prev.is_some_and(|p| p >= b) || m == [0, 0] {
-                return Err(malformed(Malformed::Lost));
-            }
-            while it.next_if(|r| r.block + r.len <= b).is_some() {}
-            if it.peek().is_none_or(|r| r.block > b) {
-                return Err(malformed(Malformed::Lost));
-            }
-            prev = Some(b);
-        }
-        let mut prev: Option<u64> = None;
-        let mut it = ranges.iter().peekable();
-        for rec in pending.chunks_exact(PENDING_ENTRY_LEN) {
-            let b = Reader::new(rec).u64().map_err(oob(Malformed::Pending))?;
-            if prev.is_some_and(|p| p >= b) {
-                return Err(malformed(Malformed::Pending));
-            }
-            while it.next_if(|r| r.block + r.len <= b).is_some() {}
-            if it.peek().is_some_and(|r| r.block <= b) {
-                return Err(malformed(Malformed::Pending));
-            }
-            prev = Some(b);
-        }
-        Ok(())
-    }
-
-    fn walk(ranges: &[Range], lost: &[u8], pending: &[u8]) -> Result<(), Diagnosis> {
-        let mut w = LostPendingWalk::new(lost, pending);
-        for r in ranges {
-            w.up_to(Some(*r));
-        }
-        w.up_to(None);
-        w.verdict()
-    }
-
-    /// Sorted, non-touching ranges from (gap, len) pairs; lost and pending records
-    /// for blocks near them (inside, at the edges, between, beyond), in order or not.
-    fn case(
-        shape: &[(u64, u64)],
-        lost_at: &[(u16, u64)],
-        pending_at: &[u16],
-    ) -> (Vec<Range>, Vec<u8>, Vec<u8>) {
-        let mut ranges = Vec::new();
-        let mut at = 0u64;
-        for &(gap, len) in shape {
-            at += gap;
-            ranges.push(Range {
-                block: at,
-                len,
-                spare: 0,
-                spare_block: at,
-            });
-            at += len;
-        }
-        let end = at + 3;
-        let mut lost = Vec::new();
-        for &(b, m) in lost_at {
-            lost.extend_from_slice(&(u64::from(b) % end).to_le_bytes());
-            lost.extend_from_slice(&(m % 3).to_le_bytes());
-            lost.extend_from_slice(&0u64.to_le_bytes());
-        }
-        let mut pending = Vec::new();
-        for &b in pending_at {
-            pending.extend_from_slice(&(u64::from(b) % end).to_le_bytes());
-        }
-        (ranges, lost, pending)
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(3000))]
-        #[test]
-        fn one_walk_agrees_with_three(
-            shape in proptest::collection::vec((0u64..4, 1u64..4), 0..8),
-            mut lost_at in proptest::collection::vec((any::<u16>(), any::<u64>()), 0..6),
-            mut pending_at in proptest::collection::vec(any::<u16>(), 0..6),
-            sort in any::<bool>(),
-        ) {
-            if sort {
-                // Mostly valid inputs: sorted (duplicates and blocks in the wrong
-                // place still occur).
-                lost_at.sort_by_key(|&(b, _)| b);
-                pending_at.sort_unstable();
-            }
-            let (ranges, lost, pending) = case(&shape, &lost_at, &pending_at);
-            prop_assert_eq!(walk(&ranges, &lost, &pending), separate_walks(&ranges, &lost, &pending));
-        }
-    }
-
-    #[test]
-    fn one_walk_cases() {
-        let r = |block, len| Range {
-            block,
-            len,
-            spare: 0,
-            spare_block: block,
-        };
-        let l = |bs: &[u64]| -> Vec<u8> {
-            bs.iter()
-                .flat_map(|b| [*b, 1, 0].into_iter().flat_map(u64::to_le_bytes))
-                .collect()
-        };
-        let p = |bs: &[u64]| -> Vec<u8> { bs.iter().flat_map(|b| b.to_le_bytes()).collect() };
-        let ranges = [r(2, 2), r(7, 1), r(9, 3)];
-        let lost_e = Err(malformed(Malformed::Lost));
-        let pend_e = Err(malformed(Malformed::Pending));
-        for (lost, pending, want) in [
-            (l(&[2, 3, 7, 11]), p(&[0, 4, 6, 8, 12, 100]), Ok(())),
-            (l(&[4]), p(&[]), lost_e),
-            (l(&[12]), p(&[]), lost_e),
-            (l(&[3, 3]), p(&[]), lost_e),
-            (l(&[]), p(&[9]), pend_e),
-            (l(&[]), p(&[5, 5]), pend_e),
-            (l(&[4]), p(&[9]), lost_e),
-            (l(&[]), p(&[u64::MAX - 1, u64::MAX]), Ok(())),
-            (l(&[u64::MAX]), p(&[]), lost_e),
-        ] {
-            assert_eq!(walk(&ranges, &lost, &pending), want);
-            assert_eq!(separate_walks(&ranges, &lost, &pending), want);
         }
     }
 }
