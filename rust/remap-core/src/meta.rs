@@ -630,21 +630,26 @@ mod tests {
         v
     }
 
+    /// The most singles with lost sectors (and `runs` runs) whose counts fit a copy.
+    fn most_lost_singles(spares: usize, runs: usize) -> usize {
+        let counts = |n: usize| Counts {
+            singles: n,
+            runs,
+            lost: n,
+            pending: 0,
+            remapped: n,
+        };
+        (0..MAX_BLOCKS)
+            .take_while(|&n| fits(spares, &counts(n)))
+            .last()
+            .unwrap_or(0)
+    }
+
     #[test]
     fn fits_entries_at_the_edge_of_its_shortcut() {
         for spares in [1, 16] {
             // The largest table the shortcut admits, every entry at its largest.
-            let largest = |n: usize| Counts {
-                singles: n,
-                runs: 1,
-                lost: n,
-                pending: 0,
-                remapped: n,
-            };
-            let edge = (0..MAX_BLOCKS)
-                .take_while(|&n| fits(spares, &largest(n)))
-                .last()
-                .unwrap_or(0);
+            let edge = most_lost_singles(spares, 1);
             assert!(edge > 14_000, "{edge}");
             for n in [edge, edge + 1] {
                 for kinds in [&[2u8][..], &[0], &[1, 1, 1, 2], &[3], &[4, 2]] {
@@ -673,18 +678,8 @@ mod tests {
         // them with too small a bound, or without the new remaps, answers yes where
         // counting says no.
         for spares in [1, 16] {
-            // The count of such a table, without building it.
-            let all_lost = |n: usize| Counts {
-                singles: n,
-                runs: 0,
-                lost: n,
-                pending: 0,
-                remapped: n,
-            };
-            let edge = (0..MAX_BLOCKS)
-                .take_while(|&n| fits(spares, &all_lost(n)))
-                .last()
-                .unwrap_or(0);
+            // Counted, without building the tables.
+            let edge = most_lost_singles(spares, 0);
             assert!(fits_counted(spares, &table(edge, &[2]), 0));
             assert!(!fits_counted(spares, &table(edge + 1, &[2]), 0));
             for n in (edge.saturating_sub(400)..edge + 800).step_by(5) {
