@@ -11,7 +11,7 @@
 //! result) is mirrored into atomics by the writers ([`Mirror`]).
 
 use crate::bindings as b;
-use crate::engine::{FENCED, PENDING, REMAPPED};
+use crate::engine::{FENCED, FENCED_MOVED, PENDING, REMAPPED};
 use crate::remap_core::meta::MAX_SPARES;
 use crate::target::{Remap, VERSION};
 use core::fmt::Write;
@@ -377,7 +377,7 @@ impl Remap {
                     .fold((0u64, 0u64, 0u64), |(r, p, f), e| match e.state {
                         REMAPPED => (r + 1, p, f),
                         PENDING => (r, p + 1, f),
-                        FENCED => (r, p, f + 1),
+                        FENCED | FENCED_MOVED => (r, p, f + 1),
                         _ => (r, p, f),
                     })
             })

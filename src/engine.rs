@@ -25,8 +25,8 @@ use kernel::prelude::*;
 
 use crate::remap_core::remap_table;
 pub(crate) use crate::remap_core::remap_table::{
-    mask_any, mask_clear, mask_count, mask_set, Entry as Special, SectorMask, BUSY, FENCED,
-    PENDING, REMAPPED,
+    is_fenced, mask_any, mask_clear, mask_count, mask_set, Entry as Special, SectorMask, BUSY,
+    FENCED, FENCED_MOVED, PENDING, REMAPPED,
 };
 use crate::reserve::Fixed;
 

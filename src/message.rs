@@ -9,8 +9,8 @@
 //! device is suspended (a suspended device must not see new I/O); they take the core
 //! mutex, like the worker.
 
-use crate::engine::{mask_count, Special, FENCED, PENDING, REMAPPED};
-use crate::remap_core::message::{Message, ScanCmd, VERBS};
+use crate::engine::{mask_count, Special, FENCED, FENCED_MOVED, PENDING, REMAPPED};
+use crate::remap_core::message::{Message, ScanCmd, SpareRef, VERBS};
 use crate::remap_core::units::Blocks;
 use crate::remap_core::uuid::UuidText;
 use crate::resultbuf::ResultBuf;
@@ -22,6 +22,10 @@ use kernel::prelude::*;
 
 macro_rules! dmerr {
     ($($arg:tt)*) => { pr_err!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
+}
+
+macro_rules! dminfo {
+    ($($arg:tt)*) => { pr_info!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
 }
 
 /// Most entries one `list` answer holds; `next=<block>` continues.
@@ -226,6 +230,15 @@ impl Remap {
                 }
                 r
             }
+            Message::SpareRemove(which) => {
+                self.may_write("spare_remove")?;
+                let k = self.spare_index(which)?;
+                let moved = self.spare_remove(k)?;
+                write!(
+                    out,
+                    "spare={k} moved={moved} state=draining: reload the table without it"
+                )
+            }
             Message::Scan(ScanCmd::Start) => {
                 self.may_write("scan start")?;
                 self.scan_start()?;
@@ -237,6 +250,107 @@ impl Remap {
             }
         };
         Ok(())
+    }
+
+    /// The pool position of the spare a message names (`spare=` or `dev=` of
+    /// `spare_list`).
+    fn spare_index(&self, which: SpareRef) -> Result<u8> {
+        let names = self.spare_names();
+        let found = match which {
+            SpareRef::Index(i) => usize::try_from(i).ok().filter(|&i| i < self.nspares),
+            SpareRef::Dev(..) => names
+                .iter()
+                .take(self.nspares)
+                .position(|n| SpareRef::parse(n.as_bytes()).ok() == Some(which)),
+        };
+        match found.and_then(|i| u8::try_from(i).ok()) {
+            Some(i) => Ok(i),
+            None => {
+                dmerr!("spare_remove: refused: no such spare in the pool (see spare_list)");
+                Err(EINVAL)
+            }
+        }
+    }
+
+    /// `spare_remove`: marks spare `k` draining (committed) once the other spares are
+    /// known to hold its blocks, then moves them there a step at a time (the core
+    /// mutex let go between steps, as `clear`). Again on a draining spare: carries on
+    /// moving. Returns how many blocks moved.
+    fn spare_remove(&self, k: u8) -> Result<u64> {
+        if self.nspares < 2 {
+            dmerr!("spare_remove: refused: the pool's last spare cannot be removed");
+            return Err(EINVAL);
+        }
+        {
+            let mut core = self.core.lock();
+            if !core.is_draining(k) {
+                let on_k = self
+                    .published
+                    .items_locked()
+                    .iter()
+                    .filter(|e| e.spare == k && e.state != PENDING)
+                    .count() as u64;
+                let room = core.free_blocks().saturating_sub(core.spare_free(k));
+                if on_k > room {
+                    dmerr!(
+                        "spare_remove {}: refused: its {} block(s) do not fit the {} free block(s) of the other spares",
+                        k,
+                        on_k,
+                        room
+                    );
+                    return Err(ENOSPC);
+                }
+                core.set_draining(k, true);
+                if let Err(e) = self.commit_current(&mut core) {
+                    // Drained on disk only if a copy landed (then it stays so).
+                    if !core.commit_landed() {
+                        core.set_draining(k, false);
+                    }
+                    self.mirror(&core);
+                    dmerr!(
+                        "spare_remove {}: failed ({}): the commit marking it draining failed",
+                        k,
+                        e.to_errno()
+                    );
+                    return Err(e);
+                }
+                self.mirror(&core);
+                dminfo!(
+                    "{}: spare {} draining: moving its blocks to the other spares",
+                    self.main_name(),
+                    k
+                );
+            }
+        }
+        let mut n = 0u64;
+        let r = loop {
+            let mut core = self.core.lock();
+            let (moved, stop) = self.move_step(&mut core, k);
+            self.mirror(&core);
+            drop(core);
+            n += moved as u64;
+            if let Some(e) = stop {
+                dmerr!(
+                    "spare_remove {}: stopped ({}) after moving {} block(s); it stays draining (send spare_remove again)",
+                    k,
+                    e.to_errno(),
+                    n
+                );
+                break Err(e);
+            }
+            if moved == 0 {
+                // Done: the spare's bitmap from the table (blocks a settled fence kept
+                // are free now).
+                let mut core = self.core.lock();
+                core.recount_spare(k, self.published.items_locked());
+                self.mirror(&core);
+                break Ok(n);
+            }
+        };
+        if n > 0 {
+            self.raise_event();
+        }
+        r
     }
 
     fn write_special(out: &mut dyn Write, s: &Special) -> core::fmt::Result {
@@ -251,6 +365,11 @@ impl Remap {
             ),
             PENDING => write!(out, "block={} state=pending", s.block),
             FENCED => write!(out, "block={} state=fenced", s.block),
+            FENCED_MOVED => write!(
+                out,
+                "block={} state=fenced spare={} spare_block={}",
+                s.block, s.spare, s.spare_block
+            ),
             _ => write!(out, "block={} state=busy", s.block),
         }
     }

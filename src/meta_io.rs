@@ -8,7 +8,7 @@
 //! remap-core's; this file only moves their bytes to and from the spare.
 
 use crate::bindings as b;
-use crate::engine::{Snapshot, Special};
+use crate::engine::{Snapshot, Special, PENDING};
 use crate::remap_core::alloc::{words_for, Bitmap};
 use crate::remap_core::judge;
 use crate::remap_core::layout::{COPY_COUNT, COPY_MAX_BYTES, COPY_SECTORS};
@@ -22,6 +22,7 @@ use crate::remap_core::repair::{self, CopyRead, CopyStatus, Refusal, Selection, 
 use crate::remap_core::storm::StormGuard;
 use crate::remap_core::table_line::TableConfig;
 use crate::remap_core::units::Sectors;
+use crate::remap_core::uuid::UuidText;
 use crate::worker::Scratch;
 use core::ffi::CStr;
 use kernel::bindings::block_device;
@@ -177,12 +178,59 @@ impl Core {
         self.spares.iter().map(|s| s.used).sum()
     }
 
-    /// Spare data blocks free, over the pool.
+    /// Spare data blocks free for new remaps, over the pool (a draining spare's are not).
     pub(crate) fn free_blocks(&self) -> u64 {
         self.spares
             .iter()
-            .map(|s| s.nblocks.saturating_sub(s.used))
+            .zip(self.infos.iter())
+            .filter(|(_, i)| i.state != meta::SPARE_DRAINING)
+            .map(|(s, _)| s.nblocks.saturating_sub(s.used))
             .sum()
+    }
+
+    /// Free data blocks of spare `i`.
+    pub(crate) fn spare_free(&self, i: u8) -> u64 {
+        self.spares
+            .get(usize::from(i))
+            .map_or(0, |s| s.nblocks.saturating_sub(s.used))
+    }
+
+    /// Whether spare `i` is draining (`spare_remove`).
+    pub(crate) fn is_draining(&self, i: u8) -> bool {
+        self.infos
+            .get(usize::from(i))
+            .is_some_and(|s| s.state == meta::SPARE_DRAINING)
+    }
+
+    /// Marks spare `i`'s data blocks in use exactly where `items` (the published
+    /// table) put blocks, freeing the rest: for a draining spare once `spare_remove`
+    /// has moved its blocks, whose fences (`FENCED_MOVED`) kept the blocks they came
+    /// from allocated.
+    pub(crate) fn recount_spare(&mut self, i: u8, items: &[Special]) {
+        let Some(sp) = self.spares.get_mut(usize::from(i)) else {
+            return;
+        };
+        let Some(words) = self.bitmap.get_mut(sp.word_off..sp.word_off + sp.words) else {
+            return;
+        };
+        words.fill(0);
+        if let Ok(mut bm) = Bitmap::new(words, sp.nblocks) {
+            for e in items.iter().filter(|e| e.spare == i && e.state != PENDING) {
+                let _ = bm.mark_used(e.spare_block);
+            }
+            sp.used = bm.used();
+        }
+    }
+
+    /// Marks spare `i` draining (or active again) for the next commit.
+    pub(crate) fn set_draining(&mut self, i: u8, on: bool) {
+        if let Some(s) = self.infos.get_mut(usize::from(i)) {
+            s.state = if on {
+                meta::SPARE_DRAINING
+            } else {
+                meta::SPARE_ACTIVE
+            };
+        }
     }
 
     /// The setup UUID.
@@ -226,12 +274,16 @@ impl Core {
     }
 
     /// Allocates a data block on the first spare, in pool order, that has one free
-    /// (first fit within it): `(spare, block)`. Blocks allocated one after another
-    /// land next to each other while a spare has room, so neighbouring bad blocks
-    /// form runs on one spare.
+    /// (first fit within it) and is not draining: `(spare, block)`. Blocks allocated
+    /// one after another land next to each other while a spare has room, so
+    /// neighbouring bad blocks form runs on one spare.
     pub(crate) fn alloc_block(&mut self) -> Option<(u8, u64)> {
         for (i, sp) in self.spares.iter_mut().enumerate() {
-            if sp.used >= sp.nblocks {
+            let draining = self
+                .infos
+                .get(i)
+                .is_some_and(|s| s.state == meta::SPARE_DRAINING);
+            if sp.used >= sp.nblocks || draining {
                 continue;
             }
             let words = self.bitmap.get_mut(sp.word_off..sp.word_off + sp.words)?;
@@ -571,6 +623,42 @@ impl Core {
                     }
                 };
                 check_block_count(&state)?;
+                // Records `spare_remove` drained whose spares the table no longer names
+                // leave the list: the state without them (their successors renumbered)
+                // is encoded into `prev_buf` and loaded as a replayed one is; the first
+                // resume commits it (a new base on every copy: its checksum matches no
+                // copy's log).
+                let gone = pool::removable(finds, &state);
+                let state = if gone == 0 {
+                    state
+                } else {
+                    for r in (0..state.spare_count()).filter(|r| gone & (1 << r) != 0) {
+                        if report {
+                            dminfo!(
+                                "dropping drained spare {} from the pool (record {})",
+                                UuidText(&state.spare(r).unwrap_or_default().uuid),
+                                r
+                            );
+                        }
+                    }
+                    let mut tmp =
+                        KVVec::from_elem(0u8, COPY_MAX_BYTES, GFP_KERNEL).map_err(nomem)?;
+                    let n = without_records(&state, gone, &mut tmp)?;
+                    core.prev_buf
+                        .get_mut(..n)
+                        .zip(tmp.get(..n))
+                        .map(|(d, s)| d.copy_from_slice(s))
+                        .ok_or((c"Spare metadata too long", EINVAL))?;
+                    drop(tmp);
+                    core.prev_sector = 0;
+                    core.config_changed = true;
+                    meta::decode(core.prev_buf.get(..n).unwrap_or(&[]), 0).map_err(|_| {
+                        (
+                            c"Spare metadata without the drained spares is invalid",
+                            EINVAL,
+                        )
+                    })?
+                };
                 core.prev_ok = true;
                 // The judge's first rules (a list of 1 to 16 distinct spares, each record
                 // consistent) before the list is used to match the spares.
@@ -1245,6 +1333,48 @@ fn check_block_count(
 
 /// The state of a copy whose log holds records: its base `base` (read from `extent`)
 /// with the records applied, encoded as a base into `out`; returns the length.
+/// `state` without the records of `drop` (`pool::removable`: drained, no block maps
+/// to them), the other records' blocks renumbered, encoded into `out`; its length.
+fn without_records(
+    state: &meta::Decoded<'_>,
+    drop: u32,
+    out: &mut [u8],
+) -> core::result::Result<usize, LoadError> {
+    let nomem = |_| (c"Cannot allocate metadata buffers", ENOMEM);
+    let mut items: KVVec<Special> = KVVec::new();
+    for e in state.entries() {
+        let spare = pool::renumbered(e.spare, drop);
+        items
+            .push(Special { spare, ..e }, GFP_KERNEL)
+            .map_err(nomem)?;
+    }
+    let mut spares = [SpareInfo::default(); meta::MAX_SPARES];
+    let mut n = 0usize;
+    for r in (0..state.spare_count().min(meta::MAX_SPARES)).filter(|r| drop & (1 << r) == 0) {
+        if let Some(slot) = spares.get_mut(n) {
+            *slot = state.spare(r).unwrap_or_default();
+            // The priority follows the position.
+            slot.priority = n as u8;
+            n += 1;
+        }
+    }
+    let st = State {
+        uuid: state.uuid,
+        version: state.version,
+        fingerprint: state.fingerprint,
+        config: state.config,
+        spares: spares.get(..n).unwrap_or(&[]),
+        entries: &items,
+        scan: state.scan,
+    };
+    meta::encode(&st, 0, out).map_err(|_| {
+        (
+            c"Spare metadata without the drained spares does not fit a copy",
+            EINVAL,
+        )
+    })
+}
+
 fn replay(
     base: &meta::Decoded<'_>,
     extent: &[u8],

@@ -28,7 +28,7 @@
 //! (the samples then show no I/O).
 
 use crate::bindings as b;
-use crate::engine::{FENCED, PENDING, REMAPPED};
+use crate::engine::{FENCED, FENCED_MOVED, PENDING, REMAPPED};
 use crate::remap_core::history::{self, SLOT_BYTES, SLOT_SECTORS, SLOT_SECTOR_COUNT};
 use crate::remap_core::latency::{self, BUCKETS};
 use crate::remap_core::meta::MAX_SPARES;
@@ -334,7 +334,7 @@ impl Remap {
                 s.items()
                     .iter()
                     .fold((0u64, 0u64), |(r, p), e| match e.state {
-                        REMAPPED | FENCED => (r + 1, p),
+                        REMAPPED | FENCED | FENCED_MOVED => (r + 1, p),
                         PENDING => (r, p + 1),
                         _ => (r, p),
                     })

@@ -10,7 +10,9 @@
 
 use crate::bindings as b;
 use crate::counters::{Mirror, Stats};
-use crate::engine::{Published, Route, Snapshot, Special, FENCED};
+use crate::engine::{
+    is_fenced, Published, Route, Snapshot, Special, FENCED, FENCED_MOVED, REMAPPED,
+};
 use crate::message::remap_message;
 use crate::remap_core::error::CoreError;
 use crate::remap_core::layout;
@@ -382,11 +384,19 @@ impl Remap {
     /// the blocks are `BUSY` (drained) when this is called, so no bio is on its way to
     /// either place: bios deferred meanwhile are routed again by the worker and fail.
     pub(crate) fn fence(&self, core: &mut Core, blocks: &mut [Special]) {
+        self.fence_as(core, blocks, FENCED);
+    }
+
+    /// [`Self::fence`] with the fence's kind: [`FENCED`] (the block settles to the main
+    /// device) or [`FENCED_MOVED`] (a block moved between spares, `spare_remove`: it
+    /// settles remapped at the entry's spare block, its new place; the block it came
+    /// from stays allocated until the next load).
+    pub(crate) fn fence_as(&self, core: &mut Core, blocks: &mut [Special], state: u8) {
         if blocks.is_empty() {
             return;
         }
         for e in blocks.iter_mut() {
-            e.state = FENCED;
+            e.state = state;
         }
         // Cannot fail in practice: the standby version is always there between
         // operations, and FENCED replaces BUSY entries (the table does not grow).
@@ -407,10 +417,13 @@ impl Remap {
     }
 
     /// Lifts the fences once a commit is known written (at least one copy): that
-    /// version stores every fenced block as not remapped, and the next load selects it
-    /// or a later one, so the blocks live on the main device from now on (which holds
-    /// the data they were last acknowledged with: no I/O to them completed since they
-    /// were fenced) and their spare blocks are free. Callers hold `core`.
+    /// version stores every [`FENCED`] block as not remapped, and the next load selects
+    /// it or a later one, so the blocks live on the main device from now on (which
+    /// holds the data they were last acknowledged with: no I/O to them completed since
+    /// they were fenced) and their spare blocks are free. It stores every
+    /// [`FENCED_MOVED`] block remapped at its new spare block, which holds the block's
+    /// data (copied with FUA before the move's commit): the block lives there. Callers
+    /// hold `core`.
     pub(crate) fn settle_fences(&self, core: &mut Core) {
         let mut lifted = 0u32;
         while core.fenced > 0 {
@@ -420,10 +433,18 @@ impl Remap {
                 .published
                 .items_locked()
                 .iter()
-                .filter(|e| e.state == FENCED);
+                .filter(|e| is_fenced(e.state));
             for (slot, e) in batch.iter_mut().zip(fenced) {
-                // State 0 in a change list: remove the block (it is on main).
-                *slot = Special { state: 0, ..*e };
+                *slot = if e.state == FENCED_MOVED {
+                    // Stored remapped at its new place by that commit: it lives there.
+                    Special {
+                        state: REMAPPED,
+                        ..*e
+                    }
+                } else {
+                    // State 0 in a change list: remove the block (it is on main).
+                    Special { state: 0, ..*e }
+                };
                 n += 1;
             }
             let Some(changes) = batch.get_mut(..n).filter(|c| !c.is_empty()) else {
@@ -433,7 +454,7 @@ impl Remap {
             if self.publish_changes(core, changes).is_err() {
                 break;
             }
-            for c in changes.iter() {
+            for c in changes.iter().filter(|c| c.state == 0) {
                 core.free_block(c.spare, c.spare_block);
             }
             core.fenced = core.fenced.saturating_sub(n as u32);
@@ -441,7 +462,7 @@ impl Remap {
         }
         if lifted > 0 {
             dminfo!(
-                "{}: {} fenced block(s) released to the main device (a later commit succeeded)",
+                "{}: {} fenced block(s) released (a later commit succeeded)",
                 self.main_name(),
                 lifted
             );

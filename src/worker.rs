@@ -12,7 +12,8 @@
 
 use crate::bindings as b;
 use crate::engine::{
-    mask_any, mask_clear, mask_set, Route, Special, BUSY, FENCED, PENDING, REMAPPED,
+    is_fenced, mask_any, mask_clear, mask_set, Route, Special, BUSY, FENCED, FENCED_MOVED, PENDING,
+    REMAPPED,
 };
 use crate::remap_core::layout;
 use crate::remap_core::units::{BlockSize, Blocks, Sectors};
@@ -397,7 +398,7 @@ impl Remap {
                         // does; written in place in mode failed), or this batch already
                         // moves it (a write acknowledged from main could be overwritten
                         // by that move's copy).
-                        if cur.is_some_and(|c| c.state == FENCED) {
+                        if cur.is_some_and(|c| is_fenced(c.state)) {
                             // A bio that failed on main before the block was fenced:
                             // nothing completes there until the fence is lifted.
                             pb.result = STS_IOERR;
@@ -435,7 +436,7 @@ impl Remap {
                         )
                         .copied();
                         let ok = match cur {
-                            Some(c) if c.state == FENCED => false,
+                            Some(c) if is_fenced(c.state) => false,
                             // Remapped since the read was sent: its data is on the spare.
                             Some(c) if c.state == REMAPPED => {
                                 all_main = false;
@@ -542,7 +543,7 @@ impl Remap {
                     .copied()
                     .filter(|p| p.state != BUSY);
                 // A flush of the batch just above may have fenced the block.
-                if prev.is_some_and(|p| p.state == FENCED) {
+                if prev.is_some_and(|p| is_fenced(p.state)) {
                     self.fail_bio(sc, i);
                     return;
                 }
@@ -926,7 +927,7 @@ impl Remap {
         if prev.is_some_and(|p| p.state == REMAPPED) {
             return Err(EEXIST);
         }
-        if prev.is_some_and(|p| p.state == FENCED || p.state == BUSY) {
+        if prev.is_some_and(|p| is_fenced(p.state) || p.state == BUSY) {
             return Err(EBUSY);
         }
         if self.is_failed() {
@@ -1244,6 +1245,201 @@ impl Remap {
                     let _ = self.publish_changes(core, m);
                 }
                 (0, Some((first.block, f.err)))
+            }
+        }
+    }
+}
+
+/// What one step of `spare_remove` did ([`Remap::move_step`]): how many blocks moved
+/// off the spare, and the error that stopped it.
+pub(crate) type MoveStep = (usize, Option<kernel::error::Error>);
+
+impl Remap {
+    /// One step of `spare_remove`: up to [`MAX_JOBS`] of the blocks remapped to spare
+    /// `from` (which is draining, so the allocator skips it) move to blocks allocated
+    /// on the other spares -- one busy publication, one drain, a copy each (read from
+    /// `from`, written with FUA), then one commit naming the new places. `(0, None)`
+    /// when no block is left on `from`; `EBUSY` when only blocks that cannot move now
+    /// are (fenced or busy); `ENOSPC` when the other spares have no free block.
+    ///
+    /// Ordering, as `clear_with`: once the movers are published busy
+    /// (`publish_changes` waits a grace period), every `map` hands their bios to the
+    /// worker, which waits for the core mutex held here; the drain then waits for the
+    /// bios routed before (to `from`, in the in-flight SRCU). The copies read each
+    /// block's last data and are durable at the new places (FUA) before the commit
+    /// names them; the commit's publication (another grace period) makes `map` send
+    /// the blocks there before the old blocks are freed. A commit whose outcome is
+    /// unknown leaves both places holding the data and the next load free to pick
+    /// either: the moved blocks are fenced with [`FENCED_MOVED`] (all their I/O fails)
+    /// until a later commit, which stores them at the new places, is known written.
+    pub(crate) fn move_step(&self, core: &mut Core, from: u8) -> MoveStep {
+        let mut sc = core::mem::replace(&mut core.scratch, Scratch::empty());
+        let r = self.move_with(core, &mut sc, from);
+        core.scratch = sc;
+        r
+    }
+
+    fn move_with(&self, core: &mut Core, sc: &mut Scratch, from: u8) -> MoveStep {
+        sc.jobs.clear();
+        sc.changes.clear();
+        let mut stuck = false;
+        let mut nospace = false;
+        {
+            let items = self.published.items_locked();
+            for e in items
+                .iter()
+                .filter(|e| e.spare == from && e.state != PENDING)
+            {
+                if e.state != REMAPPED {
+                    // Fenced or busy on `from`: it moves on a later step.
+                    stuck = true;
+                    continue;
+                }
+                if sc.jobs.as_slice().len() >= MAX_JOBS {
+                    break;
+                }
+                let Some((spare, spare_block)) = core.alloc_block() else {
+                    nospace = true;
+                    break;
+                };
+                let mut j = Job::new(e.block, Some(*e));
+                j.spare = spare;
+                j.spare_block = spare_block;
+                // Cannot fail: both hold MAX_JOBS.
+                let _ = sc.jobs.push(j);
+                let _ = sc.changes.push(Special { state: BUSY, ..*e });
+            }
+        }
+        if sc.jobs.as_slice().is_empty() {
+            let err = if nospace {
+                Some(ENOSPC)
+            } else if stuck {
+                Some(EBUSY)
+            } else {
+                None
+            };
+            return (0, err);
+        }
+        if let Err(e) = self.publish_changes(core, sc.changes.as_mut_slice()) {
+            for j in sc.jobs.as_slice() {
+                core.free_block(j.spare, j.spare_block);
+            }
+            return (0, Some(e));
+        }
+        // SAFETY: the worker is live.
+        unsafe { b::dmr_io_drain(self.worker) };
+        let bs = self.cfg.block_size;
+        let spb = bs.sectors();
+        let mut stop: Option<kernel::error::Error> = None;
+        let mut copied = 0usize;
+        for j in sc.jobs.as_slice() {
+            let Some(src) = j.prev else {
+                break;
+            };
+            let at = |blk: u64| layout::data_block_sector(bs, Blocks(blk)).ok_or(EINVAL);
+            let read = at(src.spare_block).and_then(|a| {
+                self.sync_io(
+                    Dev::Spare(from),
+                    a.0,
+                    &mut sc.buf,
+                    spb,
+                    b::dmr_io_op_DMR_IO_READ,
+                )
+            });
+            if let Err(e) = read {
+                // As on any other path: counted, and mode failed (the event is raised
+                // by the worker, outside the mutex).
+                self.count_spare_error(from);
+                self.enter_failed(c"spare read error while moving a block off a draining spare");
+                stop = Some(e);
+                break;
+            }
+            let write = at(j.spare_block).and_then(|a| {
+                self.sync_io(
+                    Dev::Spare(j.spare),
+                    a.0,
+                    &mut sc.buf,
+                    spb,
+                    b::dmr_io_op_DMR_IO_WRITE_FUA,
+                )
+            });
+            if let Err(e) = write {
+                // As a failed remap write: counted; the block stays where it is.
+                self.count_spare_error(j.spare);
+                stop = Some(e);
+                break;
+            }
+            copied += 1;
+        }
+        // The change list: the copied blocks at their new places, the others as they
+        // were (their new blocks freed).
+        sc.changes.clear();
+        for (k, j) in sc.jobs.as_slice().iter().enumerate() {
+            let Some(src) = j.prev else {
+                continue;
+            };
+            let e = if k < copied {
+                Special {
+                    spare: j.spare,
+                    spare_block: j.spare_block,
+                    ..src
+                }
+            } else {
+                core.free_block(j.spare, j.spare_block);
+                src
+            };
+            let _ = sc.changes.push(e);
+        }
+        if copied == 0 {
+            let _ = self.publish_changes(core, sc.changes.as_mut_slice());
+            return (0, stop);
+        }
+        // `commit_changes` sorts the list by block; the jobs are in block order too
+        // (gathered from the sorted table), so `copied` keeps naming the movers.
+        match self.commit_changes(core, sc.changes.as_mut_slice()) {
+            Ok(()) => {
+                for j in sc.jobs.as_slice().iter().take(copied) {
+                    if let Some(src) = j.prev {
+                        core.free_block(src.spare, src.spare_block);
+                    }
+                }
+                (copied, stop)
+            }
+            Err(f) if f.adopted => {
+                // At the new places in memory as possibly on disk (copied with FUA);
+                // the old blocks are free again.
+                for j in sc.jobs.as_slice().iter().take(copied) {
+                    if let Some(src) = j.prev {
+                        core.free_block(src.spare, src.spare_block);
+                    }
+                }
+                (copied, Some(f.err))
+            }
+            Err(f) => {
+                let changes = sc.changes.as_mut_slice();
+                if f.uncertain {
+                    // Both places hold the data; the next load may pick either: the
+                    // movers fenced at their new places (both blocks kept), the rest
+                    // back as they were.
+                    let (moved, rest) = changes.split_at_mut(copied);
+                    self.fence_as(core, moved, FENCED_MOVED);
+                    self.enter_failed(
+                        c"metadata write failed while moving blocks off a draining spare",
+                    );
+                    if !rest.is_empty() {
+                        let _ = self.publish_changes(core, rest);
+                    }
+                } else {
+                    // Nothing written: every block stays where it was.
+                    for (e, j) in changes.iter_mut().zip(sc.jobs.as_slice()).take(copied) {
+                        if let Some(src) = j.prev {
+                            core.free_block(j.spare, j.spare_block);
+                            *e = src;
+                        }
+                    }
+                    let _ = self.publish_changes(core, changes);
+                }
+                (0, Some(f.err))
             }
         }
     }

@@ -23,7 +23,7 @@
 use super::crc;
 use super::cursor::{Reader, Writer};
 use super::meta::{self, Decoded, EncodeError, ScanCheckpoint};
-use super::remap_table::{Entry, PENDING, REMAPPED, REMOVE};
+use super::remap_table::{stores_remapped, Entry, FENCED_MOVED, PENDING, REMAPPED, REMOVE};
 
 /// Magic bytes at the start of every record.
 pub const RECORD_MAGIC: [u8; 8] = *b"DMRLOG02";
@@ -354,9 +354,21 @@ pub fn set_record_base(rec: &mut [u8], base_crc: u32, prev: u64) -> Result<(), E
 }
 
 /// Whether an entry is part of the stored state (`BUSY` and `FENCED` entries are in
-/// memory only).
+/// memory only; a `FENCED_MOVED` entry is stored as remapped, see [`as_stored`]).
 fn stored(e: &&Entry) -> bool {
-    e.state == REMAPPED || e.state == PENDING
+    stores_remapped(e.state) || e.state == PENDING
+}
+
+/// A stored entry as the state stores it (`FENCED_MOVED` as [`REMAPPED`]).
+fn as_stored(e: Entry) -> Entry {
+    if e.state == FENCED_MOVED {
+        Entry {
+            state: REMAPPED,
+            ..e
+        }
+    } else {
+        e
+    }
 }
 
 /// The changes from the stored state `old` to `new` (both sorted by block; `BUSY` and
@@ -387,7 +399,7 @@ impl<I: Iterator<Item = Entry> + Clone> Iterator for Diff<'_, I> {
     fn next(&mut self) -> Option<Entry> {
         loop {
             let o = self.old.peek().copied();
-            let n = self.new.peek().map(|e| **e);
+            let n = self.new.peek().map(|e| as_stored(**e));
             match (o, n) {
                 (None, None) => return None,
                 (Some(o), n) if n.is_none_or(|n| o.block < n.block) => {

@@ -36,6 +36,9 @@ pub enum Message {
     SpareList,
     /// `spare_stats`: per spare, its data blocks, used, free and I/O errors.
     SpareStats,
+    /// `spare_remove <spare>`: move the spare's blocks to the other spares and mark it
+    /// draining, so that a table without it loads.
+    SpareRemove(SpareRef),
     /// `health`: the prediction engine's reported state (level, score, forecasts,
     /// deciding model) and every model's verdict.
     Health,
@@ -44,6 +47,31 @@ pub enum Message {
     /// `samples [<from>]`: the statistics samples held, as trace rows, from sample
     /// number `from` on, bounded, with a continuation.
     Samples(u64),
+}
+
+/// A spare of the pool, as a message names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpareRef {
+    /// Its position in the table (`spare=` in `spare_list`).
+    Index(u64),
+    /// Its device number `major:minor` (`dev=` in `spare_list`, as the table prints it).
+    Dev(u32, u32),
+}
+
+impl SpareRef {
+    /// Parses `<index>` or `<major>:<minor>` (strict decimals).
+    pub fn parse(s: &[u8]) -> Result<Self, CoreError> {
+        let num = |b: &[u8]| -> Result<u32, CoreError> {
+            u32::try_from(parse_u64(b)?).map_err(|_| CoreError::NumberOverflow)
+        };
+        match s.iter().position(|&c| c == b':') {
+            Some(i) => {
+                let (maj, min) = (s.get(..i).unwrap_or(&[]), s.get(i + 1..).unwrap_or(&[]));
+                Ok(SpareRef::Dev(num(maj)?, num(min)?))
+            }
+            None => Ok(SpareRef::Index(parse_u64(s)?)),
+        }
+    }
 }
 
 /// What `scan` asks for.
@@ -67,6 +95,10 @@ pub const VERBS: &[(&str, &str)] = &[
     (
         "spare_stats",
         "per spare: data blocks, used, free, I/O errors",
+    ),
+    (
+        "spare_remove <spare>",
+        "move a spare's blocks to the others (spare index or major:minor), then drain it",
     ),
     ("stats", "I/O, error and remap counters"),
     ("clear_stats", "zero the I/O and error counters"),
@@ -155,6 +187,11 @@ impl Message {
             none(Message::SpareList)
         } else if is("spare_stats") {
             none(Message::SpareStats)
+        } else if is("spare_remove") {
+            match rest {
+                [d] => SpareRef::parse(d).map(Message::SpareRemove),
+                _ => Err(CoreError::BadMessageArgs),
+            }
         } else if is("clear_failed") {
             none(Message::ClearFailed)
         } else if is("clear") {
@@ -196,6 +233,27 @@ mod tests {
         assert_eq!(p("spare_list"), Ok(Message::SpareList));
         assert_eq!(p("Spare_Stats"), Ok(Message::SpareStats));
         assert_eq!(p("spare_stats 0"), Err(CoreError::BadMessageArgs));
+        assert_eq!(
+            p("spare_remove 2"),
+            Ok(Message::SpareRemove(SpareRef::Index(2)))
+        );
+        assert_eq!(
+            p("SPARE_REMOVE 7:16"),
+            Ok(Message::SpareRemove(SpareRef::Dev(7, 16)))
+        );
+        assert_eq!(p("spare_remove"), Err(CoreError::BadMessageArgs));
+        assert_eq!(p("spare_remove 1 2"), Err(CoreError::BadMessageArgs));
+        for bad in ["7:", ":3", "7:3:1", "-1", "/dev/loop1", "7:x"] {
+            assert_eq!(
+                p(&format!("spare_remove {bad}")),
+                Err(CoreError::BadNumber),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            p("spare_remove 4294967296:0"),
+            Err(CoreError::NumberOverflow)
+        );
         assert_eq!(p("Health"), Ok(Message::Health));
         assert_eq!(p("alerts"), Ok(Message::Alerts));
         assert_eq!(p("samples"), Ok(Message::Samples(0)));

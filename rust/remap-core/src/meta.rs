@@ -26,7 +26,7 @@
 use super::crc;
 use super::cursor::{OutOfBounds, Reader, Writer};
 use super::layout;
-use super::remap_table::{Entry, BUSY, PENDING, REMAPPED};
+use super::remap_table::{stores_remapped, Entry, BUSY, FENCED_MOVED, PENDING, REMAPPED};
 use super::table_line::MAX_READ_RETRIES;
 use super::units::{BlockSize, Sectors};
 
@@ -183,6 +183,12 @@ pub struct SpareInfo {
 pub const MAX_SPARE_ROLE: u8 = 0;
 /// Largest spare state value v1 knows.
 pub const MAX_SPARE_STATE: u8 = 2;
+/// [`SpareInfo::state`] of a spare in use.
+pub const SPARE_ACTIVE: u8 = 0;
+/// [`SpareInfo::state`] of a spare being removed (`spare_remove`): nothing new is
+/// allocated on it, its blocks move to the other spares, and once it holds none a load
+/// whose table no longer names it drops it from the list ([`super::pool::removable`]).
+pub const SPARE_DRAINING: u8 = 1;
 
 /// Where the background scan stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -374,8 +380,8 @@ pub struct Counts {
 /// Whether `b` continues the run ending with `a`: the next block, on the next block of
 /// the same spare, and the run not yet at [`MAX_RUN_LEN`] blocks (`len` so far).
 pub fn continues(a: &Entry, b: &Entry, len: u64) -> bool {
-    a.state == REMAPPED
-        && b.state == REMAPPED
+    stores_remapped(a.state)
+        && stores_remapped(b.state)
         && a.block.checked_add(1) == Some(b.block)
         && a.spare == b.spare
         && a.spare_block.checked_add(1) == Some(b.spare_block)
@@ -394,7 +400,7 @@ pub fn count(entries: &[Entry]) -> Counts {
     };
     for e in entries {
         match e.state {
-            REMAPPED => {
+            REMAPPED | FENCED_MOVED => {
                 c.remapped += 1;
                 c.lost += usize::from(e.has_lost());
                 run = match run {
@@ -604,7 +610,8 @@ mod tests {
     }
 
     /// A table of `n` entries whose kinds follow `kinds` (cycled): 0 a single, 1 a
-    /// block continuing a run, 2 a single with lost sectors, 3 pending, 4 busy, 5 fenced.
+    /// block continuing a run, 2 a single with lost sectors, 3 pending, 4 busy, 5 fenced,
+    /// 6 fenced while moving between spares (stored as remapped).
     fn table(n: usize, kinds: &[u8]) -> Vec<Entry> {
         let mut v: Vec<Entry> = Vec::with_capacity(n);
         let mut spare_block = 0u64;
@@ -623,6 +630,7 @@ mod tests {
                 3 => e = Entry::pending(block),
                 4 => e.state = BUSY,
                 5 => e.state = FENCED,
+                6 => e.state = crate::remap_table::FENCED_MOVED,
                 _ => {}
             }
             v.push(e);
@@ -700,7 +708,7 @@ mod tests {
         #[test]
         fn fits_entries_agrees_with_counting(
             n in prop_oneof![0usize..70_000, 14_000usize..15_200, 43_000usize..66_000],
-            kinds in proptest::collection::vec(0u8..6, 1..12),
+            kinds in proptest::collection::vec(0u8..7, 1..12),
             extra in 0usize..300,
             spares in 1usize..=16,
         ) {

@@ -11,7 +11,7 @@
 //! holding different states under one version number are refused, and nothing is
 //! written.
 
-use super::meta::{Decoded, MAX_SPARES};
+use super::meta::{Decoded, MAX_SPARES, SPARE_DRAINING};
 use super::repair::{Refusal, Selection};
 
 /// What one spare's own copy selection found.
@@ -257,10 +257,45 @@ pub fn members(
     Ok(out)
 }
 
+/// The records of `state`'s spare list a load drops, as a bit mask (bit `r`: record
+/// `r`): each draining record ([`SPARE_DRAINING`]: `spare_remove` moved its blocks
+/// away) that maps no block and that no spare of the table carries (`finds`). A
+/// record that still maps a block, or that is not draining, stays and [`members`]
+/// refuses the load without it. The dropped records' successors move down
+/// ([`renumbered`]); the first commit after the load writes the shorter list.
+pub fn removable(finds: &[SpareFind], state: &Decoded<'_>) -> u32 {
+    let mut drop = 0u32;
+    for r in 0..state.spare_count().min(MAX_SPARES) {
+        let Some(rec) = state.spare(r) else {
+            continue;
+        };
+        let carried = finds
+            .iter()
+            .any(|f| matches!(f, SpareFind::State { spare, .. } if *spare == rec.uuid));
+        let holds_blocks = state.ranges().any(|x| usize::from(x.spare) == r);
+        if rec.state == SPARE_DRAINING && !carried && !holds_blocks {
+            drop |= 1 << r;
+        }
+    }
+    drop
+}
+
+/// The index record `r` takes once the records of `drop` ([`removable`]) are gone.
+pub const fn renumbered(r: u8, drop: u32) -> u8 {
+    let below = if r >= 32 {
+        drop
+    } else {
+        drop & ((1u32 << r) - 1)
+    };
+    r.saturating_sub(below.count_ones() as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::meta::{self, encode, spare_info, Config, Fingerprint, ScanCheckpoint, State};
+    use crate::meta::{
+        self, encode, spare_info, Config, Fingerprint, ScanCheckpoint, SpareInfo, State,
+    };
     use crate::units::BlockSize;
     use proptest::prelude::*;
 
@@ -343,10 +378,27 @@ mod tests {
     }
 
     fn state_with(spares: &[[u8; 16]], entries: &[crate::remap_table::Entry]) -> Vec<u8> {
+        state_draining(spares, 0, entries)
+    }
+
+    /// A state listing `spares`, those of mask `draining` draining.
+    fn state_draining(
+        spares: &[[u8; 16]],
+        draining: u32,
+        entries: &[crate::remap_table::Entry],
+    ) -> Vec<u8> {
         let bs = BlockSize::DEFAULT;
         let list: Vec<_> = spares
             .iter()
-            .map(|u| spare_info(*u, 9216 + 8 * 100, 512, bs, 0))
+            .enumerate()
+            .map(|(i, u)| SpareInfo {
+                state: if draining & (1 << i) != 0 {
+                    meta::SPARE_DRAINING
+                } else {
+                    meta::SPARE_ACTIVE
+                },
+                ..spare_info(*u, 9216 + 8 * 100, 512, bs, i as u8)
+            })
             .collect();
         let s = State {
             uuid: [1; 16],
@@ -417,6 +469,37 @@ mod tests {
         let one = state_bytes(&[[5; 16]]);
         let d1 = meta::decode(&one, 0).unwrap();
         assert_eq!(members(&[st(0, 3, 0)], &d1).unwrap()[0], Some(0));
+    }
+
+    #[test]
+    fn drained_records_missing_from_the_table_are_dropped() {
+        use crate::remap_table::Entry;
+        let uuids = [[5; 16], [6; 16], [7; 16]];
+        // Record 1 draining and empty, not in the table: dropped; record 2 moves down.
+        let b = state_draining(&uuids, 0b010, &[Entry::remapped(3, 2, 0)]);
+        let d = meta::decode(&b, 0).unwrap();
+        let finds = [st(5, 3, 0), st(7, 3, 0)];
+        assert_eq!(removable(&finds, &d), 0b010);
+        assert_eq!([0, 2].map(|r| renumbered(r, 0b010)), [0, 1]);
+        // Still in the table: kept (the spare is still there).
+        assert_eq!(removable(&[st(5, 3, 0), st(6, 3, 0), st(7, 3, 0)], &d), 0);
+        // Not draining, or still mapping a block: kept, and `members` refuses.
+        let b = state_draining(&uuids, 0, &[]);
+        let active = meta::decode(&b, 0).unwrap();
+        assert_eq!(removable(&finds, &active), 0);
+        let busy = state_draining(&uuids, 0b010, &[Entry::remapped(3, 1, 0)]);
+        let busy = meta::decode(&busy, 0).unwrap();
+        assert_eq!(removable(&finds, &busy), 0);
+        assert_eq!(
+            members(&finds, &busy),
+            Err(PoolRefusal::Missing { record: 1 })
+        );
+        // Several, first and last.
+        let b = state_draining(&uuids, 0b101, &[Entry::remapped(3, 1, 0)]);
+        let d = meta::decode(&b, 0).unwrap();
+        assert_eq!(removable(&[st(6, 3, 0)], &d), 0b101);
+        assert_eq!(renumbered(1, 0b101), 0);
+        assert_eq!(renumbered(15, u32::MAX), 0);
     }
 
     proptest! {

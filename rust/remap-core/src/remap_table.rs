@@ -19,8 +19,25 @@ pub const BUSY: u8 = 3;
 /// main device holds the data it was last acknowledged with); the spare block stays
 /// allocated until then. Not stored, like [`BUSY`].
 pub const FENCED: u8 = 4;
+/// In memory only, never on disk: a commit that moved the block from one spare block
+/// to another (`spare_remove`) failed after a copy write was issued and before any copy
+/// was known written. Both spare blocks hold its data and the next load may find
+/// either. All I/O to the block fails, as for [`FENCED`], until a later commit is known
+/// written; unlike [`FENCED`], the state stores the block as remapped at the entry's
+/// (new) spare block, so that commit makes it [`REMAPPED`] there.
+pub const FENCED_MOVED: u8 = 5;
 /// In a change list: remove the block from the table.
 pub const REMOVE: u8 = 0;
+
+/// Whether `state` fences its block: all I/O to it fails ([`FENCED`], [`FENCED_MOVED`]).
+pub const fn is_fenced(state: u8) -> bool {
+    state == FENCED || state == FENCED_MOVED
+}
+
+/// Whether an entry in `state` is stored as remapped ([`REMAPPED`], [`FENCED_MOVED`]).
+pub const fn stores_remapped(state: u8) -> bool {
+    state == REMAPPED || state == FENCED_MOVED
+}
 
 /// Per-sector bitmap of one block (a block has at most 128 sectors).
 pub type SectorMask = [u64; 2];
@@ -30,7 +47,8 @@ pub type SectorMask = [u64; 2];
 pub struct Entry {
     /// Block number, counted from the start of the target.
     pub block: u64,
-    /// [`REMAPPED`], [`PENDING`], [`BUSY`], [`FENCED`] (or [`REMOVE`] in a change list).
+    /// [`REMAPPED`], [`PENDING`], [`BUSY`], [`FENCED`], [`FENCED_MOVED`] (or [`REMOVE`]
+    /// in a change list).
     pub state: u8,
     /// Index of the spare in the spare list (for [`REMAPPED`]).
     pub spare: u8,

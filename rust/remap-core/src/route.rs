@@ -21,7 +21,9 @@
 //! once, not once per block.
 
 use super::layout;
-use super::remap_table::{first_in, lower_bound, mask_any, Entry, BUSY, FENCED, PENDING};
+use super::remap_table::{
+    first_in, lower_bound, mask_any, Entry, BUSY, FENCED, FENCED_MOVED, PENDING,
+};
 use super::units::{BlockSize, Blocks, Sectors};
 
 /// Where a bio (or its first part) goes.
@@ -69,7 +71,7 @@ pub fn route(
         BUSY => Route::Defer,
         // Where the block lives is unknown until a later commit lands: no I/O to it
         // may complete (see `FENCED`).
-        FENCED => Route::Fail,
+        FENCED | FENCED_MOVED => Route::Fail,
         PENDING if write => Route::Defer,
         // A read of a pending block goes to main on its own: when it fails, the worker
         // retries it alone and records no neighbour of it pending.
@@ -237,7 +239,7 @@ mod tests {
 
     fn arb_table() -> impl Strategy<Value = Vec<Entry>> {
         // Blocks 0..40, most of them remapped in runs, some of every other kind.
-        proptest::collection::vec((0u8..8, 0u64..3, any::<u8>()), 40).prop_map(|v| {
+        proptest::collection::vec((0u8..9, 0u64..3, any::<u8>()), 40).prop_map(|v| {
             let mut items = Vec::new();
             let mut next_spare = 0u64;
             for (i, (kind, jump, lost)) in v.into_iter().enumerate() {
@@ -254,6 +256,10 @@ mod tests {
                         ..Entry::pending(block)
                     },
                     4 => Entry::pending(block),
+                    8 => Entry {
+                        state: FENCED_MOVED,
+                        ..Entry::remapped(block, 1, next_spare)
+                    },
                     _ => Entry::remapped(block, (kind == 5) as u8, next_spare),
                 };
                 if e.state == REMAPPED && lost < 40 {

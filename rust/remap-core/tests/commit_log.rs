@@ -478,6 +478,62 @@ fn a_fenced_block_is_recorded_as_removed() {
 }
 
 #[test]
+fn a_block_fenced_while_moving_between_spares_is_stored_at_its_new_place() {
+    use remap_core::remap_table::FENCED_MOVED;
+    let sp = [
+        spare_info(
+            *b"commit-log-spar0",
+            SPARE_SECTORS,
+            512,
+            BlockSize::from_bytes(4096).unwrap(),
+            0,
+        ),
+        spare_info(
+            *b"commit-log-spar1",
+            SPARE_SECTORS,
+            512,
+            BlockSize::from_bytes(4096).unwrap(),
+            1,
+        ),
+    ];
+    // Blocks 5..8 a run on spare 0; block 6 moved to spare 1, its commit uncertain.
+    let old = [
+        Entry::remapped(5, 0, 10),
+        Entry::remapped(6, 0, 11),
+        Entry::remapped(7, 0, 12),
+    ];
+    let mut new = old;
+    new[1] = Entry {
+        state: FENCED_MOVED,
+        ..Entry::remapped(6, 1, 3)
+    };
+    new[1].lost = [4, 0];
+    let changes: Vec<Entry> = log::diff(old.iter().copied(), &new).collect();
+    let mut want = Entry::remapped(6, 1, 3);
+    want.lost = [4, 0];
+    assert_eq!(changes, [want]);
+    // The same state as the block remapped there: same bytes, same counts.
+    let mut stored = new;
+    stored[1].state = REMAPPED;
+    let enc = |entries: &[Entry]| {
+        let mut b = vec![0u8; COPY_MAX_BYTES];
+        let n = encode(
+            &common::state(UUID, &sp, entries, 3, ScanCheckpoint::default()),
+            0,
+            &mut b,
+        )
+        .unwrap();
+        b.truncate(n);
+        b
+    };
+    assert_eq!(enc(&new), enc(&stored));
+    assert_eq!(count(&new), count(&stored));
+    let bytes = enc(&new);
+    let d = decode(&bytes, 0).unwrap();
+    assert_eq!(d.entries().collect::<Vec<_>>(), stored);
+}
+
+#[test]
 fn load_order_tries_the_chosen_copy_then_the_other_current_ones() {
     let end = LogEnd {
         tail: 0,

@@ -1,6 +1,7 @@
 //! Encoding one copy of a state ([`encode`]) and moving it to another copy slot
 //! ([`set_copy_sector`]).
 
+use super::super::remap_table::stores_remapped;
 use super::{
     continues, count, crc, fits, layout, section, section_salt, EncodeError, State, Writer,
     ARRAY_HEAD_LEN, CONFIG_LEN, FINGERPRINT_LEN, FORMAT_VERSION, HEADER_LEN, LOST_ENTRY_LEN, MAGIC,
@@ -8,7 +9,7 @@ use super::{
     RUN_ENTRY_LEN, SALT_BODY, SALT_HEADER, SCAN_LEN, SECTION_CRITICAL, SECTION_HEADER_LEN,
     SPARE_ENTRY_LEN,
 };
-use super::{Entry, Reader, PENDING, REMAPPED};
+use super::{Entry, Reader, PENDING};
 
 /// Sections a format 2 copy holds: seven, and the runs when there are any (without
 /// runs a copy holds what format 1 held, in the same space).
@@ -26,7 +27,10 @@ fn is_copy_sector(s: u64) -> bool {
 
 /// The remapped blocks of `entries` as runs `(first entry, length)`, in block order.
 fn runs(entries: &[Entry]) -> impl Iterator<Item = (Entry, u64)> + '_ {
-    let mut it = entries.iter().filter(|e| e.state == REMAPPED).peekable();
+    let mut it = entries
+        .iter()
+        .filter(|e| stores_remapped(e.state))
+        .peekable();
     core::iter::from_fn(move || {
         let first = *it.next()?;
         let (mut last, mut n) = (first, 1u64);
@@ -87,7 +91,7 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
         if prev.is_some_and(|p| p >= e.block) || e.block > MAX_ENTRY_BLOCK {
             return Err(EncodeError::BadEntry);
         }
-        if e.state == REMAPPED && e.spare_block > MAX_SPARE_BLOCK {
+        if stores_remapped(e.state) && e.spare_block > MAX_SPARE_BLOCK {
             return Err(EncodeError::BadEntry);
         }
         prev = Some(e.block);
@@ -177,7 +181,7 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
                 for e in st
                     .entries
                     .iter()
-                    .filter(|e| e.state == REMAPPED && e.has_lost())
+                    .filter(|e| stores_remapped(e.state) && e.has_lost())
                 {
                     w.u64(e.block)?;
                     w.u64(e.lost[0])?;
