@@ -284,6 +284,17 @@ impl Remap {
         {
             let mut core = self.core.lock();
             if !core.is_draining(k) {
+                let active = (0..self.nspares)
+                    .filter_map(|i| u8::try_from(i).ok())
+                    .filter(|&i| i != k && !core.is_draining(i))
+                    .count();
+                if active == 0 {
+                    dmerr!(
+                        "spare_remove {}: refused: every other spare of the pool is draining",
+                        k
+                    );
+                    return Err(EINVAL);
+                }
                 let on_k = self
                     .published
                     .items_locked()

@@ -424,6 +424,109 @@ pub fn spare_add_to(a: &SpareAddArgs) -> Result<String, String> {
     }
 }
 
+/// `remapctl spare-remove`.
+#[derive(Args, Debug)]
+pub struct SpareRemoveArgs {
+    /// Name of the dm-remap device.
+    pub name: String,
+    /// The spare to take out of its pool.
+    pub spare: PathBuf,
+    /// Leave the removed spare's metadata on it (by default its metadata area is
+    /// zeroed, so the device reads as blank).
+    #[arg(long)]
+    pub keep_metadata: bool,
+}
+
+/// `remapctl spare-remove`: moves the spare's blocks to the other spares of the pool
+/// (the `spare_remove` message: I/O goes on, the spare is marked draining), reloads the
+/// table without it (the kernel drops the drained record and commits the shorter
+/// list), then zeroes its metadata area.
+pub fn spare_remove(a: SpareRemoveArgs) -> ExitCode {
+    let r = spare_remove_from(&a).map(|m| println!("{m}"));
+    done(r, "spare-remove")
+}
+
+/// What `remapctl spare-remove` does; its outcome in words.
+pub fn spare_remove_from(a: &SpareRemoveArgs) -> Result<String, String> {
+    let _one = RELOAD.lock().unwrap_or_else(|e| e.into_inner());
+    let dm = Dm::open()?;
+    let Some(t) = dm.target(&a.name)? else {
+        return Err(format!("{} is not a dm-remap target", a.name));
+    };
+    let md = std::fs::metadata(&a.spare).map_err(|e| format!("{}: {e}", a.spare.display()))?;
+    if !md.file_type().is_block_device() {
+        return Err(format!("{}: not a block device", a.spare.display()));
+    }
+    let devno = format!("{}:{}", libc::major(md.rdev()), libc::minor(md.rdev()));
+    if !t.table.spares.contains(&devno) {
+        return Err(format!(
+            "{} ({devno}) is not a spare of {}",
+            a.spare.display(),
+            a.name
+        ));
+    }
+    if t.table.spares.len() < 2 {
+        return Err(format!("{devno} is the last spare of {}", a.name));
+    }
+    let moved = dm
+        .message(&a.name, &format!("spare_remove {devno}"))
+        .map_err(|(_, e)| format!("spare_remove {devno}: {e} (the kernel log says why)"))?;
+    let old = params_of(&t);
+    let rest: Vec<&str> = t
+        .table
+        .spares
+        .iter()
+        .filter(|s| **s != devno)
+        .map(String::as_str)
+        .collect();
+    let mut params = format!("{} {}", t.table.main, rest.join(" "));
+    if !t.table.options.is_empty() {
+        params += &format!(" {}", t.table.options);
+    }
+    dm.reload(&a.name, t.sectors, &params, &old)?;
+    let now = dm
+        .target(&a.name)?
+        .ok_or_else(|| format!("{} is gone", a.name))?;
+    if now.table.spares.contains(&devno) {
+        return Err(format!(
+            "{}: the table after the reload still names {devno}",
+            a.name
+        ));
+    }
+    let mut out = format!(
+        "{}: {} removed ({}), {} spare(s) left",
+        a.name,
+        a.spare.display(),
+        moved.trim(),
+        now.table.spares.len()
+    );
+    if !a.keep_metadata {
+        wipe_metadata(&a.spare)?;
+        out += "; its metadata area zeroed";
+    }
+    Ok(out)
+}
+
+/// Zeroes the metadata area (the five copies) of a spare no table holds (opened
+/// exclusively), and makes it durable.
+fn wipe_metadata(path: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_EXCL)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let zeros = vec![0u8; remap_core::layout::COPY_MAX_BYTES];
+    for &at in remap_core::layout::COPY_SECTORS.iter() {
+        use std::io::Seek;
+        f.seek(std::io::SeekFrom::Start(at * 512))
+            .and_then(|_| f.write_all(&zeros))
+            .map_err(|e| format!("{}: zeroing its metadata: {e}", path.display()))?;
+    }
+    f.sync_all()
+        .map_err(|e| format!("{}: zeroing its metadata: {e}", path.display()))
+}
+
 /// Held across the read, the reload and the check of a table change made by this
 /// process (a spare added, proactive remapping switched): the monitor's dashboard and
 /// its policy act from different threads.

@@ -43,6 +43,9 @@ enum Cmd {
     /// Add a blank spare to a live target's pool (a table reload; I/O waits during the
     /// swap).
     SpareAdd(admin::SpareAddArgs),
+    /// Take a spare out of a live target's pool: its blocks move to the other spares
+    /// (I/O goes on), the table is reloaded without it, its metadata zeroed.
+    SpareRemove(admin::SpareRemoveArgs),
     /// Show the figures of one dm-remap target, or of every one.
     Status(admin::StatusArgs),
     /// List the dm-remap targets, one line each.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Cmd::Create(a) => admin::create(a),
         Cmd::Remove { name } => admin::remove(&name),
         Cmd::SpareAdd(a) => admin::spare_add(a),
+        Cmd::SpareRemove(a) => admin::spare_remove(a),
         Cmd::Status(a) => admin::status(a),
         Cmd::List(a) => admin::list(a),
         Cmd::ImportBadblocks(a) => import::run(a),

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# spare_remove: a spare's blocks move to the other spares and the spare is marked
+# draining; a table without it then loads (the record is dropped) and the data reads
+# back. Refused with a reason, changing nothing, for a spare that is not in the pool
+# and for blocks that do not fit the other spares. A write error on the destination
+# stops the move (the spare stays draining; sending the message again carries on). A
+# metadata write failure during the move's commit fences the moved blocks (their I/O
+# fails, mode failed) until a later commit lands (clear_failed): they then read from
+# their new places. A second removal runs while fio writes and verifies the blocks
+# being moved.
+# timeout: 600
+. "$(dirname "$0")/lib.sh"
+need dmsetup losetup dd cmp fio
+ktap_plan 33
+load_module || fail "the dm-remap module loads"
+[ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
+
+# Blocks 4096..4395 (300 blocks) fail writes on main; reads pass.
+base=$(mkloop 64) || fail "loop device for the main device"
+la=$(mkloop 5) || fail "loop device for spare A"   # 128 data blocks
+lb=$(mkloop 16) || fail "loop device for spare B"  # 2944 data blocks
+lc=$(mkloop 8) || fail "loop device for spare C"   # 896 data blocks
+main=$(mkfaulty faulty "$base" 131072 wfail:32768:2400) || fail "faulty main device"
+# Spares A and B are dm devices over their loops, so parts of them can fail later.
+sa=10240 sb=32768
+dmsetup create "${PREFIX}spa" --table "0 $sa linear $la 0" || fail "spare A"
+DMDEVS+=("${PREFIX}spa")
+dmsetup create "${PREFIX}spb" --table "0 $sb linear $lb 0" || fail "spare B"
+DMDEVS+=("${PREFIX}spb")
+spa=/dev/mapper/${PREFIX}spa spb=/dev/mapper/${PREFIX}spb
+swap() { # swap <dm name> <table>
+  dmsetup suspend "$1" && dmsetup reload "$1" --table "$2" && dmsetup resume "$1"
+}
+devno() { printf '%d:%d' $((0x$(stat -L -c %t "$1"))) $((0x$(stat -L -c %T "$1"))); }
+na=$(devno "$spa") nb=$(devno "$spb") nc=$(devno "$lc")
+
+dm_create x "0 131072 remap $main $spa $spb 2 max_remap_rate 0" ||
+  fail "create a target with spares A and B"
+dev=$(dm_path x)
+head -c $((300 * 4096)) /dev/urandom > "$WORK/data" || fail "random data"
+dd if="$WORK/data" of="$dev" bs=4096 seek=4096 oflag=direct conv=notrunc status=none ||
+  fail "write 300 blocks over the write-failing blocks"
+readback() {
+  dd if="$dev" of="$WORK/back" bs=4096 skip=4096 count=300 iflag=direct status=none &&
+    cmp -s "$WORK/data" "$WORK/back"
+}
+sstats() { dmsetup message "${PREFIX}x" 0 spare_stats | awk '{ print $3, $4, $7 }' | tr '\n' ' '; }
+ktap_check "300 blocks remapped: A full (128), 172 on B" \
+  test "$(info x remapped) $(sstats)" = \
+  "300 blocks=128 used=128 state=active blocks=2944 used=172 state=active "
+
+# Refusals change nothing.
+dmesg_mark
+before=$(dmsetup status "${PREFIX}x")
+ktap_check "spare_remove of a spare that is not in the pool is refused" \
+  fails_with "Invalid argument" dmsetup message "${PREFIX}x" 0 spare_remove 2
+ktap_check "... saying so" logged "spare_remove: refused: no such spare in the pool"
+ktap_check "spare_remove of a device that is not in the pool is refused" \
+  fails_with "Invalid argument" dmsetup message "${PREFIX}x" 0 spare_remove "$nc"
+ktap_check "spare_remove with a malformed spare is refused" \
+  fails_with "Invalid argument" dmsetup message "${PREFIX}x" 0 spare_remove 7:x
+dmesg_mark
+ktap_check "removing B (172 blocks) when A has no free block is refused" \
+  fails_with "No space left on device" dmsetup message "${PREFIX}x" 0 spare_remove "$nb"
+ktap_check "... saying why" logged "its 172 block(s) do not fit the 0 free block(s) of the other spares"
+ktap_check "the refusals changed nothing (status, both spares active)" \
+  eval 'test "$(dmsetup status "${PREFIX}x")" = "$before" && test "$(sstats)" = "blocks=128 used=128 state=active blocks=2944 used=172 state=active "'
+
+# B's data area fails: the first move's copies cannot be written. The spare is
+# draining (committed before the move), its blocks where they were.
+swap "${PREFIX}spb" "0 9216 linear $lb 0
+9216 $((sb - 9216)) error" || fail "fail B's data area"
+ktap_check "spare_remove of A fails when B's data area fails writes" \
+  fails_with "Input/output error" dmsetup message "${PREFIX}x" 0 spare_remove 0
+ktap_check "A is draining, every block where it was, mode ok" \
+  test "$(sstats)$(info x remapped) $(info x mode)" = \
+  "blocks=128 used=128 state=draining blocks=2944 used=172 state=active 300 ok"
+swap "${PREFIX}spb" "0 $sb linear $lb 0" || fail "B whole again"
+ktap_check "the data reads back" readback
+
+# A's metadata area fails writes: the move's copies land on B, its commit fails on
+# A's first copy (outcome unknown): the moved blocks are fenced at their new places.
+swap "${PREFIX}spa" "0 9216 error
+9216 $((sa - 9216)) linear $la 9216" || fail "fail A's metadata area"
+dmesg_mark
+ktap_check "spare_remove of A fails when its commit cannot be written" \
+  fails_with "Input/output error" dmsetup message "${PREFIX}x" 0 spare_remove "$na"
+ktap_check "128 blocks fenced, mode failed" \
+  test "$(info x fenced) $(info x mode)" = "128 failed"
+ktap_check "a fenced block's reads fail" \
+  fails_with "Input/output error" dd if="$dev" of=/dev/null bs=4096 skip=4096 count=1 iflag=direct status=none
+ktap_check "query names its new place" \
+  eval 'dmsetup message "${PREFIX}x" 0 query 4096 | grep -q "^block=4096 state=fenced spare=1 "'
+swap "${PREFIX}spa" "0 $sa linear $la 0" || fail "A whole again"
+ktap_check "clear_failed commits and lifts the fences" \
+  eval 'dmsetup message "${PREFIX}x" 0 clear_failed && test "$(info x fenced) $(info x mode)" = "0 ok"'
+ktap_check "the moved block lives on B" \
+  eval 'dmsetup message "${PREFIX}x" 0 query 4096 | grep -q "^block=4096 state=remapped spare=1 "'
+ktap_check "the data reads back" readback
+ktap_check "spare_remove of A again: nothing left to move" \
+  eval 'dmsetup message "${PREFIX}x" 0 spare_remove 0 | grep -q "^spare=0 moved=0 state=draining"'
+ktap_check "A holds no block (its fenced blocks freed), B all 300" \
+  test "$(sstats)" = "blocks=128 used=0 state=draining blocks=2944 used=300 state=active "
+
+ktap_check "removing B while every other spare drains is refused" \
+  fails_with "Invalid argument" dmsetup message "${PREFIX}x" 0 spare_remove 1
+
+# A table without A loads: the drained record is dropped and committed.
+table=$(dmsetup table "${PREFIX}x")
+dmesg_mark
+suspend_reload_resume "${PREFIX}x" "${table/ $na / }" || fail "reload without A"
+ktap_check "the load drops the drained spare" logged "dropping drained spare"
+ktap_check "the pool is B alone, 300 remapped, mode ok" \
+  test "$(sstats)$(info x remapped) $(info x mode)" = "blocks=2944 used=300 state=active 300 ok"
+ktap_check "the data reads back" readback
+ktap_check "the table names B alone" \
+  eval 'dmsetup table "${PREFIX}x" | grep -q " remap [0-9]*:[0-9]* $nb [0-9]"'
+
+# Spare C joins (a reload); then `remapctl spare-remove` takes B out (the message, a
+# reload without it, its metadata zeroed) while fio writes and verifies 150 of its
+# blocks (those fio does not touch hold the first data).
+table=$(dmsetup table "${PREFIX}x")
+suspend_reload_resume "${PREFIX}x" "${table/ $nb / $nb $lc }" || fail "reload with C"
+ktap_check "C joined the pool" \
+  test "$(sstats)" = "blocks=2944 used=300 state=active blocks=896 used=0 state=active "
+fio --name=verify --filename="$dev" --direct=1 --ioengine=libaio --iodepth=4 \
+  --rw=randwrite --bs=4k --offset=$((4160 * 4096)) --size=$((150 * 4096)) --loops=40 \
+  --verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=1 --verify_state_save=0 \
+  --rate_iops=400 --output="$WORK/fio.log" >/dev/null 2>&1 &
+fio_pid=$!
+sleep 3
+out=$("$REMAPCTL" spare-remove "${PREFIX}x" "$spb" 2>&1)
+diag "remapctl spare-remove: $out"
+ktap_check "remapctl spare-remove takes B out during the writes, moving its 300 blocks" \
+  grep -q "moved=300 state=draining" <<<"$out"
+wait "$fio_pid"
+rc=$?
+[ "$rc" = 0 ] || tail -20 "$WORK/fio.log" | sed 's/^/# /'
+ktap_check "fio's writes before, during and after the move verify (crc32c)" test "$rc" = 0
+ktap_check "the pool is C alone, all 300 blocks on it" \
+  test "$(sstats)$(info x remapped)" = "blocks=896 used=300 state=active 300"
+cmp -s <(head -c $((64 * 4096)) "$WORK/data") \
+  <(dd if="$dev" bs=4096 skip=4096 count=64 iflag=direct status=none) &&
+  cmp -s <(tail -c $((86 * 4096)) "$WORK/data") \
+    <(dd if="$dev" bs=4096 skip=4310 count=86 iflag=direct status=none)
+ktap_check "the blocks fio did not write read back" test $? = 0
+ktap_check "B's metadata area is zeroed" \
+  test "$(head -c $((9216 * 512)) "$spb" | tr -d '\0' | wc -c)" = 0
+ktap_check "removing the last spare is refused" \
+  fails_with "Invalid argument" dmsetup message "${PREFIX}x" 0 spare_remove 0
+dmsetup remove "${PREFIX}x" || fail "remove the target"
+DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
+ktap_check "C's metadata checks clean alone" "$REMAPCTL" meta check "$lc"
+ktap_finish
