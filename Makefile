@@ -65,11 +65,12 @@ vm-test: deps
 	VM_QEMU_OPTS="$$(scripts/test-disks)" scripts/vm-run tests/run-all $(TESTS)
 
 # CUT_SPARES > 1: the target has a pool of that many spares, the first cut boot adding
-# all but the first (tests/powercut/run.py --spares N --add-spare).
+# all but the first and the next one removing the first (tests/powercut/run.py
+# --spares N --add-spare --remove-spare).
 CUT_SPARES ?= 1
 powercut: deps
 	cd rust && cargo build --locked
-	tests/powercut/run.py --cuts $(CUTS) $(if $(filter-out 1,$(CUT_SPARES)),--spares $(CUT_SPARES) --add-spare)
+	tests/powercut/run.py --cuts $(CUTS) $(if $(filter-out 1,$(CUT_SPARES)),--spares $(CUT_SPARES) --add-spare --remove-spare)
 
 # The crash-replay campaign: 95-crash-replay with CRASH_TRIALS crash images (make check
 # replays CHECK_CRASH_TRIALS of them).
@@ -117,7 +118,7 @@ check: deps fmt-check host-test
 	$(if $(TESTS),$(if $(findstring 16-dashboard,$(TESTS)),tests/dashboard/live),tests/dashboard/live)
 	tests/boot/run
 	tests/powercut/run.py --cuts $(CHECK_CUTS)
-	tests/powercut/run.py --cuts $(CHECK_POOL_CUTS) --spares 2 --add-spare
+	tests/powercut/run.py --cuts $(CHECK_POOL_CUTS) --spares 2 --add-spare --remove-spare
 	scripts/fuzz $(CHECK_FUZZ_SECONDS)
 
 check-debug: deps

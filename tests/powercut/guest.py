@@ -4,12 +4,20 @@
 Disks: /dev/vda = main (with injected bad blocks), /dev/vdb (and /dev/vdc, ... with a
 pool) = the spares; all are host image files, so killing QEMU is a power cut.
 
-    guest.py <expect-file> <seed> [<limit> [<spares> [<add-at>]]]
+    guest.py <expect-file> <seed> [<limit> [<spares> [<add-at> [<remove>]]]]
 
 With <spares> > 1 the table names a pool of that many spares; with <add-at> > 0 it
 starts with the first spare only and, before write number <add-at>, adds the others by
 reloading the table with all of them (a spare_add as `remapctl spare-add` makes it:
 "ADDING", reload, resume, "ADDED"), the writes going on after it.
+
+With <remove> 1 the first spare leaves the pool as `remapctl spare-remove` takes it
+out, beside the writes: after MIN_ACKS writes a thread prints "REMOVING", sends
+`spare_remove 0` (its blocks move to the other spares), reloads the table without it
+and resumes, then prints "REMOVED". With <remove> 2 a removal may have been cut
+before: the table without the first spare is tried first ("REMOVED-AT-LOAD" when it
+loads); when it is refused (the spare still holds blocks, or the drained list was not
+committed), the table with it loads and the removal runs again as with 1.
 
 1. Assembles main and dm-remap (the metadata must load), checks every block in the
    expect file ("<block> <sha> [<sha>...]": the content must be one of them), prints
@@ -42,6 +50,8 @@ NSECT = BLOCKS * 8
 # happening in every boot, so cuts can land inside commits.
 BAD = list(range(100, 16001, 13))
 DEV = "/dev/mapper/pc"
+# Writes acknowledged before a removal starts (as the host's MIN_ACKS).
+REMOVE_AT = 4
 
 
 def plan(seed):
@@ -102,11 +112,29 @@ def dmsetup(*args, table=None):
     return subprocess.run(["dmsetup", *args], input=table, capture_output=True, text=True)
 
 
+def remove_first(spares):
+    """Takes the first spare out of the pool, as `remapctl spare-remove` does."""
+    say("REMOVING")
+    r = dmsetup("message", "pc", "0", "spare_remove", "0")
+    if r.returncode != 0:
+        say(f"REMOVE-FAILED {r.stderr.strip()}")
+        return
+    say(f"REMOVE-MOVED {r.stdout.strip()}")
+    r = dmsetup("reload", "pc", "--table",
+                f"0 {NSECT} remap /dev/mapper/pc_main {' '.join(spares[1:])}")
+    r2 = dmsetup("resume", "pc")
+    if r.returncode != 0 or r2.returncode != 0:
+        say(f"REMOVE-FAILED {r.stderr.strip()} {r2.stderr.strip()}")
+    else:
+        say("REMOVED " + dmsetup("status", "pc").stdout.strip())
+
+
 def main():
     expect, seed = sys.argv[1], int(sys.argv[2])
     limit = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     nspares = int(sys.argv[4]) if len(sys.argv) > 4 else 1
     add_at = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+    remove = int(sys.argv[6]) if len(sys.argv) > 6 else 0
     spares = [f"/dev/vd{chr(ord('b') + i)}" for i in range(nspares)]
     os.environ["DM_DISABLE_UDEV"] = "1"
     threading.Thread(target=follow_kmsg, daemon=True).start()
@@ -125,7 +153,17 @@ def main():
         say(f"VERIFY FAIL pc_main: {r.stderr.strip()}")
         return 1
     first = spares[:1] if add_at else spares
-    r = dmsetup("create", "pc", "--table", f"0 {NSECT} remap /dev/mapper/pc_main {' '.join(first)}")
+    remove_at = REMOVE_AT if remove else -1
+    r = None
+    if remove == 2:
+        r = dmsetup("create", "pc", "--table",
+                    f"0 {NSECT} remap /dev/mapper/pc_main {' '.join(spares[1:])}")
+        if r.returncode == 0:
+            say("REMOVED-AT-LOAD")
+            remove_at = -1
+    if r is None or r.returncode != 0:
+        r = dmsetup("create", "pc", "--table",
+                    f"0 {NSECT} remap /dev/mapper/pc_main {' '.join(first)}")
     if r.returncode != 0:
         say(f"VERIFY FAIL create: {r.stderr.strip()}")
         say(subprocess.run(["dmesg"], capture_output=True, text=True).stdout[-2000:])
@@ -159,6 +197,8 @@ def main():
     for i, (blk, data) in enumerate(plan(seed)):
         if limit and i >= limit:
             break
+        if i == remove_at:
+            threading.Thread(target=remove_first, args=(spares,), daemon=True).start()
         if add_at and i == add_at:
             say("ADDING")
             table = f"0 {NSECT} remap /dev/mapper/pc_main {' '.join(spares)}"

@@ -6,7 +6,7 @@ Each boot first verifies what the previous boot acknowledged, then writes until 
 host kills QEMU at a random moment (a power cut). An acknowledged (O_DSYNC) write must
 survive every cut; a write that was in flight may or may not.
 
-    tests/powercut/run.py [--cuts N] [--seed S] [--spares N [--add-spare]]
+    tests/powercut/run.py [--cuts N] [--seed S] [--spares N [--add-spare] [--remove-spare]]
 
 The first boot ends cleanly (remove, then exit: a clean reboot); then come N cut boots
 and a final verifying boot. After every boot the host runs `remapctl meta check` on
@@ -41,6 +41,16 @@ first boot runs with the first spare only and the first cut boot adds the others
 MIN_ACKS writes (a table reload naming them, as `remapctl spare-add` does), the cut
 falling up to ADD_CUT seconds after the guest starts the reload: inside the add's
 commits or the writes after them. Every later boot names the whole pool.
+
+With --remove-spare (and --spares 2 or more) the first spare leaves the pool in the
+boot after the add (or in the first cut boot): after MIN_ACKS writes the guest sends
+`spare_remove 0` (its blocks move to the others, beside the writes) and reloads the
+table without it, the cut falling up to REMOVE_CUT seconds after it starts: inside the
+moves, their commits, the reload and its commit, or after. Every later boot tries the
+table without the first spare and, when that is refused, loads it with it and removes
+it again. From the removing boot on, the metadata must check as the whole pool or as
+the pool without the first spare (once a boot has removed it: without it), and the
+campaign fails unless the removal completed.
 
 Exit status 0 when every boot passed.
 """
@@ -83,10 +93,10 @@ def spare_images(n):
     return [os.path.join(OUT, "spare.img" if i == 0 else f"spare{i}.img") for i in range(n)]
 
 
-def meta_check(n):
-    """`remapctl meta check` of the spare images (a pool's check for several): (exit
-    code, first line)."""
-    p = subprocess.run([REMAPCTL, "meta", "check", *spare_images(n)],
+def meta_check(n, skip_first=False):
+    """`remapctl meta check` of the spare images (a pool's check for several), without
+    the first with `skip_first`: (exit code, first line)."""
+    p = subprocess.run([REMAPCTL, "meta", "check", *spare_images(n)[int(skip_first):]],
                        capture_output=True, text=True)
     return p.returncode, (p.stdout.splitlines() or ["?"])[0]
 
@@ -99,6 +109,8 @@ VERSION_AT = 48
 AIM_GIVE_UP = 20.0
 # A spare-adding boot's cut falls up to this many seconds after "ADDING".
 ADD_CUT = 4.0
+# A spare-removing boot's cut falls up to this many seconds after "REMOVING".
+REMOVE_CUT = 6.0
 
 
 # A copy's log (Documentation/on-disk-format.md §8): records after the base, each
@@ -169,7 +181,7 @@ def kill(pids):
 
 
 def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None, nspares=1,
-         add_at=0):
+         add_at=0, remove=0, watch_first=True):
     """Runs one VM boot; returns its output lines, whether it was cut, and the seconds
     of console silence before the cut (None without a cut).
 
@@ -177,16 +189,19 @@ def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None, ns
     `fresh` (bad blocks never written before: the write remaps). Then it falls
     `kill_after` seconds later, or, when `aim` is a copy number k (of the 5 x nspares
     copies in commit order), as soon as copy k holds a newer version than the last
-    copy (inside a commit), or AIM_GIVE_UP seconds after arming if no commit was seen.
+    copy (inside a commit), or AIM_GIVE_UP seconds after arming if no commit was seen
+    (the first spare's copies are not watched without `watch_first`).
     With `add_at` the guest adds the pool's other spares before that write: the cut is
-    armed by its "ADDING" line instead, `kill_after` seconds later."""
+    armed by its "ADDING" line instead, `kill_after` seconds later; with `remove` 1 (the
+    guest removes the first spare) by its "REMOVING" line."""
     env = dict(os.environ)
     env["VM_QEMU_OPTS"] = " ".join(
         f"-drive file={img},format=raw,if=virtio,cache=writeback"
         for img in [os.path.join(OUT, "main.img"), *spare_images(nspares)])
     env["VM_TIMEOUT"] = "300"
     cmd = [os.path.join(ROOT, "scripts", "vm-run"), "/usr/bin/python3", "tests/powercut/guest.py",
-           os.path.relpath(expect_path, ROOT), str(seed), str(limit), str(nspares), str(add_at)]
+           os.path.relpath(expect_path, ROOT), str(seed), str(limit), str(nspares), str(add_at),
+           str(remove)]
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, start_new_session=True)
     lines = []
@@ -198,7 +213,9 @@ def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None, ns
     eof = False
     acks, remapped, armed = 0, 0, False
     qemu = []
-    spares = [open(img, "rb") for img in spare_images(nspares)]
+    # The images whose copies an aimed cut watches: the pool's (not a removed first
+    # spare's, whose copies no longer change).
+    spares = [open(img, "rb") for img in spare_images(nspares)[int(not watch_first):]]
     fresh = set(fresh)
     need_remap = bool(fresh)
     last_line = time.time()
@@ -215,12 +232,14 @@ def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None, ns
                 last_line = time.time()
                 if limit or deadline is not None:
                     continue
-                if add_at and line.startswith("ADDING") and not armed:
+                by_line = add_at or remove == 1
+                if by_line and line.startswith("ADDING" if add_at else "REMOVING") \
+                        and not armed:
                     armed = True
                     deadline = time.time() + kill_after
                     qemu = qemu_under(p.pid)
                 m = re.match(r"(ACK|INTENT) \d+ (\d+) ", line)
-                if not m or add_at:
+                if not m or by_line:
                     continue
                 blk = int(m.group(2))
                 if m.group(1) == "ACK":
@@ -247,7 +266,7 @@ def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None, ns
         # instead is hung (the report says so), and cut then.
         # (While the guest adds spares it prints nothing until the reload is done: the
         # cut does not wait for a line then.)
-        fresh_line = STALL if add_at else 1.0
+        fresh_line = STALL if add_at or remove == 1 else 1.0
         if in_commit or deadline is not None and time.time() >= deadline and (
                 time.time() - last_line < fresh_line or time.time() - last_line >= STALL):
             # The power cut: SIGKILL this boot's QEMU (only this one: other VMs may be
@@ -268,9 +287,14 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--spares", type=int, default=1)
     ap.add_argument("--add-spare", action="store_true")
+    ap.add_argument("--remove-spare", action="store_true")
     args = ap.parse_args()
-    if args.add_spare and args.spares < 2:
-        ap.error("--add-spare needs --spares 2 or more")
+    if (args.add_spare or args.remove_spare) and args.spares < 2:
+        ap.error("--add-spare and --remove-spare need --spares 2 or more")
+    remove_trial = (2 if args.add_spare else 1) if args.remove_spare else None
+    if remove_trial is not None and args.cuts < remove_trial:
+        ap.error(f"--remove-spare needs --cuts {remove_trial} or more")
+    removed = False  # a boot took the first spare out of the pool
     rng = random.Random(args.seed)
     os.makedirs(OUT, exist_ok=True)
     # In a pool the first spare is small (48 data blocks after the 4.5 MiB of metadata)
@@ -298,6 +322,7 @@ def main():
     aimed = aimed_torn = 0
     remaps_total = 0
     pool_used = []  # blocks in use per spare, as the last boot's spare_stats said
+    spilled = False  # some boot saw blocks on a spare after the first
     # Bad blocks that no write of an earlier boot may have touched: a write to one
     # remaps (and commits). A write that may have landed (INTENT) counts as touched.
     fresh = set(BAD)
@@ -313,15 +338,24 @@ def main():
         last = trial == args.cuts + 1
         kill_after = rng.uniform(0.0, 4.0) if not last else 0.0
         seed = rng.randrange(1 << 15)
-        aim = (rng.randrange(5 * args.spares - 1)
+        aim = (rng.randrange(5 * (args.spares - removed) - 1)
                if not clean and not last and trial % 2 == 0 else None)
         # --add-spare: boot 0 has the first spare only, boot 1 adds the others.
         adding = args.add_spare and trial == 1 and not last
         nspares = 1 if args.add_spare and clean else args.spares
         if adding:
             aim, kill_after = None, rng.uniform(0.0, ADD_CUT)
+        remove = 0
+        if remove_trial is not None and trial >= remove_trial:
+            remove = 1 if trial == remove_trial else 2
+        if remove == 1:
+            aim, kill_after = None, rng.uniform(0.0, REMOVE_CUT)
+        was_removed = removed
         lines, cut, silent = boot(expect_path, seed, kill_after, clean_writes if clean else 0,
-                                  frozenset(fresh), aim, nspares, MIN_ACKS if adding else 0)
+                                  frozenset(fresh), aim, nspares, MIN_ACKS if adding else 0,
+                                  remove, watch_first=not removed)
+        if any(l.startswith(("REMOVED", "REMOVED-AT-LOAD")) for l in lines):
+            removed = True
         if not clean and not cut:
             failures += 1
             print(f"# boot {trial}: the power cut did not happen (no QEMU found to kill, or the "
@@ -329,7 +363,12 @@ def main():
         if silent is not None and silent >= STALL:
             failures += 1
             print(f"# boot {trial}: the guest was silent for {silent:.1f} s before the cut (hung)")
-        code, verdict = meta_check(nspares)
+        code, verdict = meta_check(nspares, skip_first=removed)
+        if remove and not removed and code not in (0, 1):
+            # Cut during the removal: the drained list may be committed already (then
+            # the pool loads without the first spare, which its list no longer names).
+            code, verdict = meta_check(nspares, skip_first=True)
+            verdict += " (without the first spare)"
         # (After a boot cut while adding spares, a spare that never got its copies
         # needs them too: exit 1 as well, not counted as a torn commit.)
         if code == 1 and not adding:
@@ -351,9 +390,17 @@ def main():
             if l.startswith("POOL "):
                 print(f"# boot {trial}: {l}")
                 pool_used = [int(u) for u in re.findall(r"used=(\d+)", l)]
+                # Blocks on a spare after the first: spilled there, or (once the
+                # first spare is out of the pool) moved there by its removal.
+                spilled |= any(pool_used[1:]) or (was_removed and any(pool_used))
             if l.startswith("ADD-FAILED"):
                 failures += 1
                 print(f"# boot {trial}: adding the spares failed: {l}")
+            if l.startswith("REMOVE-FAILED"):
+                failures += 1
+                print(f"# boot {trial}: removing the first spare failed: {l}")
+            if l.startswith(("REMOVE-MOVED", "REMOVED-AT-LOAD")):
+                print(f"# boot {trial}: {l}")
         # "STATUS <start> <len> remap <field 1> ...": 10 remapped, 17 mode.
         fields = status.split()
         if len(fields) < 21 or fields[3] != "remap" or fields[20] != "ok":
@@ -417,17 +464,24 @@ def main():
             when = (f"aimed after copy {aim} of a commit" if aim is not None
                     else f"{kill_after:.1f} s after starting to add spares ("
                     f"{'added' if any(l.startswith('ADDED') for l in lines) else 'not added'})"
-                    if adding else f"{kill_after:.1f} s after arming")
+                    if adding else f"{kill_after:.1f} s after starting to remove the first "
+                    f"spare ({'removed' if removed else 'not removed'})"
+                    if remove == 1 else f"{kill_after:.1f} s after arming")
             print(f"# boot {trial}: power cut {when}, {acks} acknowledged writes; "
                   f"meta check: {verdict}")
-    if args.spares > 1 and not any(pool_used[1:]):
+    if args.spares > 1 and not spilled:
         failures += 1
         print(f"# no remapped block landed on a spare after the first: {pool_used}")
+    if args.remove_spare and not removed:
+        failures += 1
+        print("# the first spare was never removed from the pool")
     if args.cuts >= 4 and torn == 0:
         failures += 1
         print("# no cut landed inside a commit: the campaign did not test torn commits")
     print(f"# {args.cuts} power cuts ({aimed} aimed at a commit), {args.spares} spare(s)"
-          f"{' (added in boot 1)' if args.add_spare else ''}, {acked_total} acknowledged "
+          f"{' (added in boot 1)' if args.add_spare else ''}"
+          f"{f' (the first removed from boot {remove_trial} on)' if args.remove_spare else ''}"
+          f", {acked_total} acknowledged "
           f"writes, {remaps_total} remaps, {torn} cuts inside a commit ({aimed_torn} of them "
           f"aimed), {failures} failures")
     return 1 if failures else 0
