@@ -335,18 +335,36 @@ impl Remap {
         }
         let mut n = 0u64;
         let r = loop {
+            // A suspend waits for this message (it holds the live table) with new I/O
+            // already held back: stop between steps.
+            if self.suspending.load(core::sync::atomic::Ordering::Relaxed) {
+                dmerr!(
+                    "spare_remove {}: stopped after moving {} block(s): the device is being suspended; it stays draining (send spare_remove again after the resume)",
+                    k,
+                    n
+                );
+                break Err(EBUSY);
+            }
             let mut core = self.core.lock();
             let (moved, stop) = self.move_step(&mut core, k);
             self.mirror(&core);
             drop(core);
             n += moved as u64;
             if let Some(e) = stop {
-                dmerr!(
-                    "spare_remove {}: stopped ({}) after moving {} block(s); it stays draining (send spare_remove again)",
-                    k,
-                    e.to_errno(),
-                    n
-                );
+                if e == EBUSY {
+                    dmerr!(
+                        "spare_remove {}: {} block(s) moved; blocks on it are busy or fenced, or blocks moved off it are fenced until a commit lands (clear_failed): send spare_remove again",
+                        k,
+                        n
+                    );
+                } else {
+                    dmerr!(
+                        "spare_remove {}: stopped ({}) after moving {} block(s); it stays draining (send spare_remove again)",
+                        k,
+                        e.to_errno(),
+                        n
+                    );
+                }
                 break Err(e);
             }
             if moved == 0 {

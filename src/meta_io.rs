@@ -205,7 +205,9 @@ impl Core {
     /// Marks spare `i`'s data blocks in use exactly where `items` (the published
     /// table) put blocks, freeing the rest: for a draining spare once `spare_remove`
     /// has moved its blocks, whose fences (`FENCED_MOVED`) kept the blocks they came
-    /// from allocated.
+    /// from allocated. Only for a draining spare: the blocks it frees may still be
+    /// named by the last version on disk until a commit lands, and nothing allocates
+    /// on a draining spare (it never becomes active again while the table lives).
     pub(crate) fn recount_spare(&mut self, i: u8, items: &[Special]) {
         let Some(sp) = self.spares.get_mut(usize::from(i)) else {
             return;
@@ -1033,18 +1035,25 @@ impl Core {
         // write while it is written leaves the others with the previous version,
         // loadable without it.
         let nsp = self.spares.len();
-        let rank = |i: &usize| match self.spares.get(*i) {
-            Some(s) if s.damaged.iter().all(|&d| d) => 0,
-            Some(s) if s.damaged.iter().any(|&d| d) => 1,
-            _ => 2,
+        //
+        // Draining spares (`spare_remove`) come last, whatever their copies hold: a load
+        // without such a spare, once it holds no block, drops it from the list
+        // (`pool::removable`), so no version may reach it before every other spare holds
+        // it whole (the writes stop at the first failure; a commit writes all five
+        // copies of each spare).
+        let rank = |i: &usize| {
+            let draining = self
+                .infos
+                .get(*i)
+                .is_some_and(|s| s.state == meta::SPARE_DRAINING);
+            match self.spares.get(*i) {
+                _ if draining => 3,
+                Some(s) if s.damaged.iter().all(|&d| d) => 0,
+                Some(s) if s.damaged.iter().any(|&d| d) => 1,
+                _ => 2,
+            }
         };
-        let order_iter = Iterator::chain(
-            (0..nsp).filter(|i| rank(i) == 0),
-            Iterator::chain(
-                (0..nsp).filter(|i| rank(i) == 1),
-                (0..nsp).filter(|i| rank(i) == 2),
-            ),
-        );
+        let order_iter = (0..4u8).flat_map(|r| (0..nsp).filter(move |i| rank(i) == r));
         let mut order = [0usize; MAX_SPARES];
         for (o, i) in order.iter_mut().zip(order_iter) {
             *o = i;

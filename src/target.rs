@@ -258,6 +258,10 @@ pub(crate) struct Remap {
     geometry: crate::meta_io::Geometry,
     /// Set by the first resume, which reloads the metadata.
     resumed: AtomicBool,
+    /// Set from `presuspend` until the suspend is undone or the target resumes: a
+    /// running `spare_remove` stops between steps (dm core's suspend waits for the
+    /// message, which holds the live table, while new I/O is held back).
+    pub(crate) suspending: AtomicBool,
     /// The background scan.
     pub(crate) scan: crate::scan::Scanner,
     /// Statistics samples and the prediction engine.
@@ -390,7 +394,9 @@ impl Remap {
     /// [`Self::fence`] with the fence's kind: [`FENCED`] (the block settles to the main
     /// device) or [`FENCED_MOVED`] (a block moved between spares, `spare_remove`: it
     /// settles remapped at the entry's spare block, its new place; the block it came
-    /// from stays allocated until the next load).
+    /// from, on the draining spare, stays allocated until `spare_remove` finds the
+    /// spare empty and recounts it, which is safe since nothing ever allocates on a
+    /// draining spare).
     pub(crate) fn fence_as(&self, core: &mut Core, blocks: &mut [Special], state: u8) {
         if blocks.is_empty() {
             return;
@@ -1162,6 +1168,7 @@ unsafe fn ctr_finish(
         worker: core::ptr::null_mut(),
         geometry,
         resumed: AtomicBool::new(false),
+        suspending: AtomicBool::new(false),
         scan,
         sampler,
         spare_errs: Default::default(),
@@ -1249,6 +1256,7 @@ unsafe extern "C" fn worker_fn(ctx: *mut core::ffi::c_void) {
 unsafe extern "C" fn remap_presuspend(ti: *mut b::dm_target) {
     // SAFETY: dm core calls this only for a constructed target.
     let t = unsafe { state(ti) };
+    t.suspending.store(true, Relaxed);
     // No scan I/O while suspended; its position is committed now.
     t.scan_suspend();
     // No history write either.
@@ -1260,6 +1268,7 @@ unsafe extern "C" fn remap_presuspend(ti: *mut b::dm_target) {
 unsafe extern "C" fn remap_presuspend_undo(ti: *mut b::dm_target) {
     // SAFETY: dm core calls this only for a constructed target.
     let t = unsafe { state(ti) };
+    t.suspending.store(false, Relaxed);
     if t.resumed.load(Relaxed) {
         t.scan_resume();
         t.sampler_start();
@@ -1279,6 +1288,7 @@ unsafe extern "C" fn remap_resume(ti: *mut b::dm_target) {
     // SAFETY: `sysfs` was taken by the constructor and is dropped only by `dtr`, which
     // dm core does not run concurrently with `resume`; `private` is this target.
     unsafe { b::dmr_sysfs_activate(t.sysfs, (*ti).private) };
+    t.suspending.store(false, Relaxed);
     t.scan_resume();
     t.sampler_start();
 }

@@ -1260,7 +1260,10 @@ impl Remap {
     /// on the other spares -- one busy publication, one drain, a copy each (read from
     /// `from`, written with FUA), then one commit naming the new places. `(0, None)`
     /// when no block is left on `from`; `EBUSY` when only blocks that cannot move now
-    /// are (fenced or busy); `ENOSPC` when the other spares have no free block.
+    /// are (fenced or busy), or blocks moved off it are fenced until a commit lands;
+    /// `ENOSPC` when the other spares have no free block. A move can turn runs into
+    /// single entries: a commit that would not fit a copy fails with nothing written
+    /// and the blocks stay where they were.
     ///
     /// Ordering, as `clear_with`: once the movers are published busy
     /// (`publish_changes` waits a grace period), every `map` hands their bios to the
@@ -1311,9 +1314,17 @@ impl Remap {
             }
         }
         if sc.jobs.as_slice().is_empty() {
+            // Blocks fenced during a move (`FENCED_MOVED`) are on other spares in
+            // memory, but until a commit lands the disk's last version may still map
+            // them to `from`: the spare is not empty until then.
+            let unsettled = self
+                .published
+                .items_locked()
+                .iter()
+                .any(|e| e.state == FENCED_MOVED);
             let err = if nospace {
                 Some(ENOSPC)
-            } else if stuck {
+            } else if stuck || unsettled {
                 Some(EBUSY)
             } else {
                 None
@@ -1364,8 +1375,11 @@ impl Remap {
                 )
             });
             if let Err(e) = write {
-                // As a failed remap write: counted; the block stays where it is.
+                // A spare write error, as on the worker's remap path: counted, and mode
+                // failed (which stops remaps; `clear_failed` once the spare is dealt
+                // with). The block stays where it is.
                 self.count_spare_error(j.spare);
+                self.enter_failed(c"spare write error while moving a block off a draining spare");
                 stop = Some(e);
                 break;
             }

@@ -3,7 +3,8 @@
 # draining; a table without it then loads (the record is dropped) and the data reads
 # back. Refused with a reason, changing nothing, for a spare that is not in the pool
 # and for blocks that do not fit the other spares. A write error on the destination
-# stops the move (the spare stays draining; sending the message again carries on). A
+# stops the move (mode failed; the spare stays draining, and sending the message again
+# carries on). A
 # metadata write failure during the move's commit fences the moved blocks (their I/O
 # fails, mode failed) until a later commit lands (clear_failed): they then read from
 # their new places. A second removal runs while fio writes and verifies the blocks
@@ -11,7 +12,7 @@
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp fio
-ktap_plan 33
+ktap_plan 34
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -72,16 +73,18 @@ swap "${PREFIX}spb" "0 9216 linear $lb 0
 9216 $((sb - 9216)) error" || fail "fail B's data area"
 ktap_check "spare_remove of A fails when B's data area fails writes" \
   fails_with "Input/output error" dmsetup message "${PREFIX}x" 0 spare_remove 0
-ktap_check "A is draining, every block where it was, mode ok" \
+ktap_check "A is draining, every block where it was, mode failed (a spare write error)" \
   test "$(sstats)$(info x remapped) $(info x mode)" = \
-  "blocks=128 used=128 state=draining blocks=2944 used=172 state=active 300 ok"
+  "blocks=128 used=128 state=draining blocks=2944 used=172 state=active 300 failed"
 swap "${PREFIX}spb" "0 $sb linear $lb 0" || fail "B whole again"
-ktap_check "the data reads back" readback
+ktap_check "the data reads back; clear_failed" \
+  eval 'readback && dmsetup message "${PREFIX}x" 0 clear_failed'
 
-# A's metadata area fails writes: the move's copies land on B, its commit fails on
-# A's first copy (outcome unknown): the moved blocks are fenced at their new places.
-swap "${PREFIX}spa" "0 9216 error
-9216 $((sa - 9216)) linear $la 9216" || fail "fail A's metadata area"
+# B's metadata area fails writes: the move's copies land on B's data area, its commit
+# fails on B's first copy (a draining spare is written last; outcome unknown): the
+# moved blocks are fenced at their new places.
+swap "${PREFIX}spb" "0 9216 error
+9216 $((sb - 9216)) linear $lb 9216" || fail "fail B's metadata area"
 dmesg_mark
 ktap_check "spare_remove of A fails when its commit cannot be written" \
   fails_with "Input/output error" dmsetup message "${PREFIX}x" 0 spare_remove "$na"
@@ -91,7 +94,9 @@ ktap_check "a fenced block's reads fail" \
   fails_with "Input/output error" dd if="$dev" of=/dev/null bs=4096 skip=4096 count=1 iflag=direct status=none
 ktap_check "query names its new place" \
   eval 'dmsetup message "${PREFIX}x" 0 query 4096 | grep -q "^block=4096 state=fenced spare=1 "'
-swap "${PREFIX}spa" "0 $sa linear $la 0" || fail "A whole again"
+ktap_check "spare_remove of A is refused while the moved blocks are fenced" \
+  fails_with "Device or resource busy" dmsetup message "${PREFIX}x" 0 spare_remove 0
+swap "${PREFIX}spb" "0 $sb linear $lb 0" || fail "B whole again"
 ktap_check "clear_failed commits and lifts the fences" \
   eval 'dmsetup message "${PREFIX}x" 0 clear_failed && test "$(info x fenced) $(info x mode)" = "0 ok"'
 ktap_check "the moved block lives on B" \

@@ -17,7 +17,8 @@ out, beside the writes: after MIN_ACKS writes a thread prints "REMOVING", sends
 and resumes, then prints "REMOVED". With <remove> 2 a removal may have been cut
 before: the table without the first spare is tried first ("REMOVED-AT-LOAD" when it
 loads); when it is refused (the spare still holds blocks, or the drained list was not
-committed), the table with it loads and the removal runs again as with 1.
+committed), the table with it loads and the removal runs again, before the
+verification and the writes.
 
 1. Assembles main and dm-remap (the metadata must load), checks every block in the
    expect file ("<block> <sha> [<sha>...]": the content must be one of them), prints
@@ -168,6 +169,11 @@ def main():
         say(f"VERIFY FAIL create: {r.stderr.strip()}")
         say(subprocess.run(["dmesg"], capture_output=True, text=True).stdout[-2000:])
         return 1
+    if remove == 2 and remove_at >= 0:
+        # The table without the first spare was refused: finish its removal now, before
+        # the verification reads through the table without it.
+        remove_first(spares)
+        remove_at = -1
 
     buf = mmap.mmap(-1, 4096)  # page aligned, as O_DIRECT wants
     fd = os.open(DEV, os.O_RDWR | os.O_DIRECT)

@@ -50,7 +50,8 @@ moves, their commits, the reload and its commit, or after. Every later boot trie
 table without the first spare and, when that is refused, loads it with it and removes
 it again. From the removing boot on, the metadata must check as the whole pool or as
 the pool without the first spare (once a boot has removed it: without it), and the
-campaign fails unless the removal completed.
+campaign fails unless the removal completed. (A later boot that finds the removal
+unfinished finishes it before it verifies and writes, so it is not cut during it.)
 
 Exit status 0 when every boot passed.
 """
