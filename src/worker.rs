@@ -26,6 +26,10 @@ use core::sync::atomic::Ordering::Relaxed;
 use kernel::bindings::bio;
 use kernel::prelude::*;
 
+macro_rules! dmwarn {
+    ($($arg:tt)*) => { pr_warn!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
+}
+
 /// Bios one batch takes from the queue (the rest wait for the next batch).
 pub(crate) const MAX_BIOS: usize = 64;
 /// Blocks one commit remaps; a batch that needs more commits more than once.
@@ -1261,7 +1265,9 @@ impl Remap {
     /// `from`, written with FUA), then one commit naming the new places. `(0, None)`
     /// when no block is left on `from`; `EBUSY` when only blocks that cannot move now
     /// are (fenced or busy), or blocks moved off it are fenced until a commit lands;
-    /// `ENOSPC` when the other spares have no free block. A move can turn runs into
+    /// `ENOSPC` when the other spares have no free block. Sectors of a block that do
+    /// not read on `from` are recorded lost at its new place (counted as spare errors
+    /// and logged; no mode failed: the spare is leaving). A move can turn runs into
     /// single entries: a commit that would not fit a copy fails with nothing written
     /// and the blocks stay where they were.
     ///
@@ -1343,27 +1349,34 @@ impl Remap {
         let spb = bs.sectors();
         let mut stop: Option<kernel::error::Error> = None;
         let mut copied = 0usize;
-        for j in sc.jobs.as_slice() {
+        for j in sc.jobs.as_mut_slice() {
             let Some(src) = j.prev else {
                 break;
             };
             let at = |blk: u64| layout::data_block_sector(bs, Blocks(blk)).ok_or(EINVAL);
-            let read = at(src.spare_block).and_then(|a| {
-                self.sync_io(
-                    Dev::Spare(from),
-                    a.0,
-                    &mut sc.buf,
-                    spb,
-                    b::dmr_io_op_DMR_IO_READ,
-                )
-            });
-            if let Err(e) = read {
-                // As on any other path: counted, and mode failed (the event is raised
-                // by the worker, outside the mutex).
-                self.count_spare_error(from);
-                self.enter_failed(c"spare read error while moving a block off a draining spare");
-                stop = Some(e);
+            let Ok(src_at) = at(src.spare_block) else {
+                stop = Some(EINVAL);
                 break;
+            };
+            // What reads of the block, a logical block at a time after a failed whole
+            // read; the rest is zeroed and recorded lost (with what was lost before).
+            // The spare is leaving the pool (a failing spare is the likeliest reason),
+            // so its read errors are counted and logged without mode failed, which
+            // would stop the remaps of the main device's new bad blocks.
+            j.covered = [0; 2];
+            j.lost = src.lost;
+            self.read_salvage(Dev::Spare(from), src_at.0, j, &mut sc.buf);
+            let newly = crate::engine::mask_count(&j.lost)
+                .saturating_sub(crate::engine::mask_count(&src.lost));
+            if newly > 0 {
+                self.count_spare_error(from);
+                dmwarn!(
+                    "{}: spare_remove: block {}: {} sector(s) unreadable on spare {}, recorded lost",
+                    self.main_name(),
+                    j.block,
+                    newly,
+                    from
+                );
             }
             let write = at(j.spare_block).and_then(|a| {
                 self.sync_io(
@@ -1396,6 +1409,7 @@ impl Remap {
                 Special {
                     spare: j.spare,
                     spare_block: j.spare_block,
+                    lost: j.lost,
                     ..src
                 }
             } else {

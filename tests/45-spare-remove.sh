@@ -12,7 +12,7 @@
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp fio
-ktap_plan 34
+ktap_plan 36
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -123,11 +123,20 @@ ktap_check "the table names B alone" \
 
 # Spare C joins (a reload); then `remapctl spare-remove` takes B out (the message, a
 # reload without it, its metadata zeroed) while fio writes and verifies 150 of its
-# blocks (those fio does not touch hold the first data).
+# blocks (those fio does not touch hold the first data; one of them does not read on
+# B).
 table=$(dmsetup table "${PREFIX}x")
 suspend_reload_resume "${PREFIX}x" "${table/ $nb / $nb $lc }" || fail "reload with C"
 ktap_check "C joined the pool" \
   test "$(sstats)" = "blocks=2944 used=300 state=active blocks=896 used=0 state=active "
+# Block 4100's copy on B becomes unreadable (dm-error over its 8 sectors): the move
+# records those sectors lost at the new place instead of stopping.
+sb4100=$(dmsetup message "${PREFIX}x" 0 query 4100 | sed -n 's/.* spare_block=\([0-9]*\).*/\1/p')
+s4100=$((9216 + sb4100 * 8))
+swap "${PREFIX}spb" "0 $s4100 linear $lb 0
+$s4100 8 error
+$((s4100 + 8)) $((sb - s4100 - 8)) linear $lb $((s4100 + 8))" ||
+  fail "make block 4100's copy on B unreadable"
 fio --name=verify --filename="$dev" --direct=1 --ioengine=libaio --iodepth=4 \
   --rw=randwrite --bs=4k --offset=$((4160 * 4096)) --size=$((150 * 4096)) --loops=40 \
   --verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=1 --verify_state_save=0 \
@@ -144,11 +153,19 @@ rc=$?
 ktap_check "fio's writes before, during and after the move verify (crc32c)" test "$rc" = 0
 ktap_check "the pool is C alone, all 300 blocks on it" \
   test "$(sstats)$(info x remapped)" = "blocks=896 used=300 state=active 300"
-cmp -s <(head -c $((64 * 4096)) "$WORK/data") \
-  <(dd if="$dev" bs=4096 skip=4096 count=64 iflag=direct status=none) &&
+cmp -s <(head -c $((4 * 4096)) "$WORK/data") \
+  <(dd if="$dev" bs=4096 skip=4096 count=4 iflag=direct status=none) &&
+  cmp -s <(tail -c +$((5 * 4096 + 1)) "$WORK/data" | head -c $((59 * 4096))) \
+    <(dd if="$dev" bs=4096 skip=4101 count=59 iflag=direct status=none) &&
   cmp -s <(tail -c $((86 * 4096)) "$WORK/data") \
     <(dd if="$dev" bs=4096 skip=4310 count=86 iflag=direct status=none)
-ktap_check "the blocks fio did not write read back" test $? = 0
+ktap_check "the blocks fio did not write read back (but block 4100)" test $? = 0
+ktap_check "block 4100 moved with its 8 sectors recorded lost; its reads fail" \
+  eval 'dmsetup message "${PREFIX}x" 0 query 4100 | grep -q "state=remapped spare=0 .* lost_sectors=8" &&
+    fails_with "Input/output error" dd if="$dev" of=/dev/null bs=4096 skip=4100 count=1 iflag=direct status=none'
+tail -c +$((4 * 4096 + 1)) "$WORK/data" | head -c 4096 > "$WORK/b4100"
+ktap_check "once written, block 4100 reads back" \
+  eval 'blk_write "$dev" 4100 "$WORK/b4100" && blk_read "$dev" 4100 "$WORK/r4100" && cmp -s "$WORK/b4100" "$WORK/r4100"'
 ktap_check "B's metadata area is zeroed" \
   test "$(head -c $((9216 * 512)) "$spb" | tr -d '\0' | wc -c)" = 0
 ktap_check "removing the last spare is refused" \
