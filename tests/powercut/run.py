@@ -237,7 +237,7 @@ def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None, ns
                 if by_line and line.startswith("ADDING" if add_at else "REMOVING") \
                         and not armed:
                     armed = True
-                    deadline = time.time() + kill_after
+                    deadline = time.time() + (kill_after if aim is None else AIM_GIVE_UP)
                     qemu = qemu_under(p.pid)
                 m = re.match(r"(ACK|INTENT) \d+ (\d+) ", line)
                 if not m or by_line:
@@ -258,10 +258,24 @@ def boot(expect_path, seed, kill_after, limit=0, fresh=frozenset(), aim=None, ns
                         qemu = qemu_under(p.pid)
         in_commit = False
         if armed and aim is not None and deadline != float("inf"):
-            v = [x for f in spares for x in copy_versions(f)]
-            in_commit = v[aim] > v[-1]
-            if in_commit:
-                lines.append(f"HOST cut inside a commit: copy versions {v}")
+            if add_at:
+                # The add's commit writes the joining spares first (in list order),
+                # then the first spare: copy `aim` of that order is written and the
+                # next one is not yet.
+                order = spares[1:] + spares[:1]
+                v = [x for f in order for x in copy_versions(f)]
+                # Only that commit writes a joining spare before the first spare: while
+                # it runs, some joining copy is newer than the first spare's last one.
+                joining = v[:-5]
+                in_commit = v[aim] > v[aim + 1] and max(joining) > v[-1]
+                if in_commit:
+                    lines.append(f"HOST cut inside the add's commit: copy versions {v} "
+                                 f"(joining spares first)")
+            else:
+                v = [x for f in spares for x in copy_versions(f)]
+                in_commit = v[aim] > v[-1]
+                if in_commit:
+                    lines.append(f"HOST cut inside a commit: copy versions {v}")
         # The cut waits for a console line less than a second old (or for the image
         # to show a commit in progress): a guest that is silent for STALL seconds
         # instead is hung (the report says so), and cut then.
@@ -320,6 +334,7 @@ def main():
     failures = 0
     acked_total = 0
     torn = 0
+    add_torn = 0  # cuts inside the add's commit
     aimed = aimed_torn = 0
     remaps_total = 0
     pool_used = []  # blocks in use per spare, as the last boot's spare_stats said
@@ -345,7 +360,8 @@ def main():
         adding = args.add_spare and trial == 1 and not last
         nspares = 1 if args.add_spare and clean else args.spares
         if adding:
-            aim, kill_after = None, rng.uniform(0.0, ADD_CUT)
+            # Aimed at the add's own commit (the joining spares are written first).
+            aim, kill_after = rng.randrange(5 * args.spares - 1), rng.uniform(0.0, ADD_CUT)
         remove = 0
         if remove_trial is not None and trial >= remove_trial:
             remove = 1 if trial == remove_trial else 2
@@ -375,7 +391,9 @@ def main():
         if code == 1 and not adding:
             torn += 1
             aimed_torn += aim is not None
-        aimed += aim is not None
+        add_torn += adding and any(l.startswith("HOST cut inside the add's commit")
+                                   for l in lines)
+        aimed += aim is not None and not adding
         if code not in (0, 1) or (clean and code != 0):
             failures += 1
             print(f"# boot {trial}: remapctl meta check FAILED ({code}): {verdict}")
@@ -462,10 +480,10 @@ def main():
         if clean:
             print(f"# boot {trial}: clean shutdown after {acks} acknowledged writes; meta check: {verdict}")
         elif not last:
-            when = (f"aimed after copy {aim} of a commit" if aim is not None
-                    else f"{kill_after:.1f} s after starting to add spares ("
+            when = (f"aimed after copy {aim} of the add's commit (joining spares first; "
                     f"{'added' if any(l.startswith('ADDED') for l in lines) else 'not added'})"
-                    if adding else f"{kill_after:.1f} s after starting to remove the first "
+                    if adding else f"aimed after copy {aim} of a commit" if aim is not None
+                    else f"{kill_after:.1f} s after starting to remove the first "
                     f"spare ({'removed' if removed else 'not removed'})"
                     if remove == 1 else f"{kill_after:.1f} s after arming")
             print(f"# boot {trial}: power cut {when}, {acks} acknowledged writes; "
@@ -480,7 +498,7 @@ def main():
         failures += 1
         print("# no cut landed inside a commit: the campaign did not test torn commits")
     print(f"# {args.cuts} power cuts ({aimed} aimed at a commit), {args.spares} spare(s)"
-          f"{' (added in boot 1)' if args.add_spare else ''}"
+          f"{f' (added in boot 1, {add_torn} cut inside the add commit)' if args.add_spare else ''}"
           f"{f' (the first removed from boot {remove_trial} on)' if args.remove_spare else ''}"
           f", {acked_total} acknowledged "
           f"writes, {remaps_total} remaps, {torn} cuts inside a commit ({aimed_torn} of them "
