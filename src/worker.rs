@@ -1349,6 +1349,7 @@ impl Remap {
         let spb = bs.sectors();
         let mut stop: Option<kernel::error::Error> = None;
         let mut copied = 0usize;
+        let mut write_failed: Option<usize> = None;
         for j in sc.jobs.as_mut_slice() {
             let Some(src) = j.prev else {
                 break;
@@ -1358,18 +1359,44 @@ impl Remap {
                 stop = Some(EINVAL);
                 break;
             };
-            // What reads of the block, a logical block at a time after a failed whole
-            // read; the rest is zeroed and recorded lost (with what was lost before).
-            // The spare is leaving the pool (a failing spare is the likeliest reason),
-            // so its read errors are counted and logged without mode failed, which
-            // would stop the remaps of the main device's new bad blocks.
+            // The block, read whole (1 + read_retries attempts); after that, what reads
+            // of it a logical block at a time, the rest zeroed and recorded lost (with
+            // what was lost before). A block of which nothing reads stops the step: a
+            // spare that went away for a moment (a link reset) must not have its blocks
+            // recorded lost wholesale; the spare stays draining and `spare_remove` sent
+            // again retries. The spare is leaving the pool (a failing spare is the
+            // likeliest reason), so its read errors are counted and logged without mode
+            // failed, which would stop the remaps of the main device's new bad blocks.
             j.covered = [0; 2];
             j.lost = src.lost;
-            self.read_salvage(Dev::Spare(from), src_at.0, j, &mut sc.buf);
+            let whole = (0..=self.cfg.read_retries).any(|_| {
+                self.sync_io(
+                    Dev::Spare(from),
+                    src_at.0,
+                    &mut sc.buf,
+                    spb,
+                    b::dmr_io_op_DMR_IO_READ,
+                )
+                .is_ok()
+            });
+            if !whole {
+                self.count_spare_error(from);
+                self.read_salvage(Dev::Spare(from), src_at.0, j, &mut sc.buf);
+                if mask_count_full(&j.lost, spb) {
+                    dmwarn!(
+                        "{}: spare_remove: block {}: nothing reads on spare {}; stopping (send spare_remove again)",
+                        self.main_name(),
+                        j.block,
+                        from
+                    );
+                    j.lost = src.lost;
+                    stop = Some(EIO);
+                    break;
+                }
+            }
             let newly = crate::engine::mask_count(&j.lost)
                 .saturating_sub(crate::engine::mask_count(&src.lost));
             if newly > 0 {
-                self.count_spare_error(from);
                 dmwarn!(
                     "{}: spare_remove: block {}: {} sector(s) unreadable on spare {}, recorded lost",
                     self.main_name(),
@@ -1390,16 +1417,18 @@ impl Remap {
             if let Err(e) = write {
                 // A spare write error, as on the worker's remap path: counted, and mode
                 // failed (which stops remaps; `clear_failed` once the spare is dealt
-                // with). The block stays where it is.
+                // with). The block stays where it is; the block that failed the write
+                // stays allocated (until the next load), so a retry takes another.
                 self.count_spare_error(j.spare);
                 self.enter_failed(c"spare write error while moving a block off a draining spare");
+                write_failed = Some(copied);
                 stop = Some(e);
                 break;
             }
             copied += 1;
         }
         // The change list: the copied blocks at their new places, the others as they
-        // were (their new blocks freed).
+        // were (their new blocks freed, but one whose write failed).
         sc.changes.clear();
         for (k, j) in sc.jobs.as_slice().iter().enumerate() {
             let Some(src) = j.prev else {
@@ -1413,7 +1442,9 @@ impl Remap {
                     ..src
                 }
             } else {
-                core.free_block(j.spare, j.spare_block);
+                if write_failed != Some(k) {
+                    core.free_block(j.spare, j.spare_block);
+                }
                 src
             };
             let _ = sc.changes.push(e);
