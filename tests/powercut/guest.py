@@ -44,6 +44,7 @@ import subprocess
 import sys
 import termios
 import threading
+import time
 
 BLOCKS = 16384          # 64 MiB main
 NSECT = BLOCKS * 8
@@ -207,6 +208,9 @@ def main():
             threading.Thread(target=remove_first, args=(spares,), daemon=True).start()
         if add_at and i == add_at:
             say("ADDING")
+            # The host arms an aimed cut on this line: give the console a moment to
+            # carry it there before the add's commit starts.
+            time.sleep(1.0)
             table = f"0 {NSECT} remap /dev/mapper/pc_main {' '.join(spares)}"
             r = dmsetup("reload", "pc", "--table", table)
             r2 = dmsetup("resume", "pc")
