@@ -1359,12 +1359,14 @@ impl Remap {
                 stop = Some(EINVAL);
                 break;
             };
-            // The block, read whole (1 + read_retries attempts); after that, what reads
-            // of it a logical block at a time, the rest zeroed and recorded lost (with
-            // what was lost before). A block of which nothing reads stops the step: a
-            // spare that went away for a moment (a link reset) must not have its blocks
-            // recorded lost wholesale; the spare stays draining and `spare_remove` sent
-            // again retries. The spare is leaving the pool (a failing spare is the
+            // The block, read whole (1 + read_retries attempts, and once more by the
+            // salvage); after that, what reads of it a logical block at a time (once
+            // each), the rest zeroed and recorded lost (with what was lost before). A
+            // block of which nothing reads on a spare that does not read its first
+            // metadata sector either stops the step: a spare that went away for a
+            // moment (a link reset) must not have its blocks recorded lost wholesale;
+            // the spare stays draining and `spare_remove` sent again retries. The
+            // spare is leaving the pool (a failing spare is the
             // likeliest reason), so its read errors are counted and logged without mode
             // failed, which would stop the remaps of the main device's new bad blocks.
             j.covered = [0; 2];
@@ -1382,14 +1384,28 @@ impl Remap {
             if !whole {
                 self.count_spare_error(from);
                 self.read_salvage(Dev::Spare(from), src_at.0, j, &mut sc.buf);
-                if mask_count_full(&j.lost, spb) {
+                // Nothing of the block reads: a bad spot (recorded lost like any
+                // other unreadable sectors) if the spare still reads its first
+                // metadata sector, else a spare that is not there (stop).
+                let unit = self.lbs_sectors(Dev::Spare(from)).max(1);
+                let gone = mask_count_full(&j.lost, spb)
+                    && sc
+                        .buf
+                        .get_mut(..(unit * 512) as usize)
+                        .map_or(true, |probe| {
+                            let r = self
+                                .sync_io(Dev::Spare(from), 0, probe, unit, b::dmr_io_op_DMR_IO_READ)
+                                .is_err();
+                            probe.fill(0);
+                            r
+                        });
+                if gone {
                     dmwarn!(
-                        "{}: spare_remove: block {}: nothing reads on spare {}; stopping (send spare_remove again)",
+                        "{}: spare_remove: block {}: nothing reads on spare {}, nor its metadata; stopping (send spare_remove again)",
                         self.main_name(),
                         j.block,
                         from
                     );
-                    j.lost = src.lost;
                     stop = Some(EIO);
                     break;
                 }

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # spare_remove: a spare's blocks move to the other spares and the spare is marked
 # draining; a table without it then loads (the record is dropped) and the data reads
-# back. Refused with a reason, changing nothing, for a spare that is not in the pool
-# and for blocks that do not fit the other spares. A write error on the destination
-# stops the move (mode failed; the spare stays draining, and sending the message again
-# carries on). A
-# metadata write failure during the move's commit fences the moved blocks (their I/O
+# back. Refused with a reason, changing nothing, for a spare that is not in the pool,
+# the last active one, and blocks that do not fit the other spares. A write error on
+# the destination stops the move (mode failed; the spare stays draining, and sending
+# the message again carries on); so does a spare that does not read at all (mode ok).
+# A metadata write failure during the move's commit fences the moved blocks (their I/O
 # fails, mode failed) until a later commit lands (clear_failed): they then read from
-# their new places. A second removal runs while fio writes and verifies the blocks
-# being moved.
+# their new places. Blocks that do not read whole on the spare being removed move with
+# the unreadable sectors recorded lost. A second removal (`remapctl spare-remove`) runs
+# while fio writes and verifies the blocks being moved.
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp fio
-ktap_plan 38
+ktap_plan 40
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -22,18 +23,21 @@ la=$(mkloop 5) || fail "loop device for spare A"   # 128 data blocks
 lb=$(mkloop 16) || fail "loop device for spare B"  # 2944 data blocks
 lc=$(mkloop 8) || fail "loop device for spare C"   # 896 data blocks
 main=$(mkfaulty faulty "$base" 131072 wfail:32768:2400) || fail "faulty main device"
-# Spares A and B are dm devices over their loops, so parts of them can fail later.
+# The spares are dm devices over their loops, so parts of them can fail later.
 sa=10240 sb=32768
 dmsetup create "${PREFIX}spa" --table "0 $sa linear $la 0" || fail "spare A"
 DMDEVS+=("${PREFIX}spa")
 dmsetup create "${PREFIX}spb" --table "0 $sb linear $lb 0" || fail "spare B"
 DMDEVS+=("${PREFIX}spb")
-spa=/dev/mapper/${PREFIX}spa spb=/dev/mapper/${PREFIX}spb
+sc=16384
+dmsetup create "${PREFIX}spc" --table "0 $sc linear $lc 0" || fail "spare C"
+DMDEVS+=("${PREFIX}spc")
+spa=/dev/mapper/${PREFIX}spa spb=/dev/mapper/${PREFIX}spb spc=/dev/mapper/${PREFIX}spc
 swap() { # swap <dm name> <table>
   dmsetup suspend "$1" && dmsetup reload "$1" --table "$2" && dmsetup resume "$1"
 }
 devno() { printf '%d:%d' $((0x$(stat -L -c %t "$1"))) $((0x$(stat -L -c %T "$1"))); }
-na=$(devno "$spa") nb=$(devno "$spb") nc=$(devno "$lc")
+na=$(devno "$spa") nb=$(devno "$spb") nc=$(devno "$spc")
 
 dm_create x "0 131072 remap $main $spa $spb 2 max_remap_rate 0" ||
   fail "create a target with spares A and B"
@@ -125,16 +129,30 @@ ktap_check "the table names B alone" \
 
 # Spare C joins (a reload); then `remapctl spare-remove` takes B out (the message, a
 # reload without it, its metadata zeroed) while fio writes and verifies 150 of its
-# blocks (those fio does not touch hold the first data; one of them does not read on
-# B).
+# blocks (those fio does not touch hold the first data; two of them do not read
+# whole on B).
 table=$(dmsetup table "${PREFIX}x")
-suspend_reload_resume "${PREFIX}x" "${table/ $nb / $nb $lc }" || fail "reload with C"
+suspend_reload_resume "${PREFIX}x" "${table/ $nb / $nb $spc }" || fail "reload with C"
 ktap_check "C joined the pool" \
   test "$(sstats)" = "blocks=2944 used=300 state=active blocks=896 used=0 state=active "
-# Half of block 4100's copy on B stops reading (dm-error over its last 4 sectors), and
-# all of block 4101's: a block of which nothing reads stops the removal (a spare gone
-# for a moment must not lose its blocks wholesale); one that partly reads moves with
-# the rest recorded lost.
+# B marked draining, its blocks still on it: the first move's copies cannot be written
+# on C (its data area fails; mode failed, cleared once C is whole).
+swap "${PREFIX}spc" "0 9216 linear $lc 0
+9216 $((sc - 9216)) error" || fail "fail C's data area"
+ktap_check "spare_remove of B stops (EIO) when C's data area fails writes" \
+  fails_with "Input/output error" dmsetup message "${PREFIX}x" 0 spare_remove 0
+swap "${PREFIX}spc" "0 $sc linear $lc 0" || fail "C whole again"
+ktap_check "B draining with its 300 blocks; clear_failed" \
+  eval 'test "$(sstats)" = "blocks=2944 used=300 state=draining blocks=896 used=1 state=active " &&
+    dmsetup message "${PREFIX}x" 0 clear_failed'
+# B does not read at all (gone for a moment): the move stops rather than record its
+# blocks lost.
+swap "${PREFIX}spb" "0 $sb error" || fail "fail B whole"
+ktap_check "spare_remove of B stops (EIO) while B does not read at all, mode ok" \
+  eval 'fails_with "Input/output error" dmsetup message "${PREFIX}x" 0 spare_remove 0 &&
+    test "$(info x mode) $(sstats)" = "ok blocks=2944 used=300 state=draining blocks=896 used=1 state=active "'
+# B back, but half of block 4100's copy (its last 4 sectors) and all of block 4101's
+# do not read: they move with those sectors recorded lost.
 spare_sector() {
   echo $((9216 + $(dmsetup message "${PREFIX}x" 0 query "$1" | sed -n 's/.* spare_block=\([0-9]*\).*/\1/p') * 8))
 }
@@ -144,14 +162,6 @@ swap "${PREFIX}spb" "0 $((s4100 + 4)) linear $lb 0
 $((s4100 + 4)) 12 error
 $((s4100 + 16)) $((sb - s4100 - 16)) linear $lb $((s4100 + 16))" ||
   fail "make blocks 4100 (half) and 4101 unreadable on B"
-ktap_check "spare_remove of B stops (EIO) at block 4101, of which nothing reads" \
-  fails_with "Input/output error" dmsetup message "${PREFIX}x" 0 spare_remove 0
-ktap_check "... having moved the blocks before it (5), mode ok" \
-  test "$(sstats)$(info x mode)" = "blocks=2944 used=295 state=draining blocks=896 used=5 state=active ok"
-swap "${PREFIX}spb" "0 $((s4100 + 4)) linear $lb 0
-$((s4100 + 4)) 4 error
-$((s4100 + 8)) $((sb - s4100 - 8)) linear $lb $((s4100 + 8))" ||
-  fail "block 4101 reads again"
 fio --name=verify --filename="$dev" --direct=1 --ioengine=libaio --iodepth=4 \
   --rw=randwrite --bs=4k --offset=$((4160 * 4096)) --size=$((150 * 4096)) --loops=40 \
   --verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=1 --verify_state_save=0 \
@@ -160,21 +170,23 @@ fio_pid=$!
 sleep 3
 out=$("$REMAPCTL" spare-remove "${PREFIX}x" "$spb" 2>&1)
 diag "remapctl spare-remove: $out"
-ktap_check "remapctl spare-remove takes B out during the writes, moving its other 295 blocks" \
-  grep -q "moved=295 state=draining" <<<"$out"
+ktap_check "remapctl spare-remove takes B out during the writes, moving its 300 blocks" \
+  grep -q "moved=300 state=draining" <<<"$out"
 wait "$fio_pid"
 rc=$?
 [ "$rc" = 0 ] || tail -20 "$WORK/fio.log" | sed 's/^/# /'
 ktap_check "fio's writes before, during and after the move verify (crc32c)" test "$rc" = 0
-ktap_check "the pool is C alone, all 300 blocks on it" \
+ktap_check "the pool is C alone, all 300 blocks on it (the next load recounts)" \
   test "$(sstats)$(info x remapped)" = "blocks=896 used=300 state=active 300"
 cmp -s <(head -c $((4 * 4096)) "$WORK/data") \
   <(dd if="$dev" bs=4096 skip=4096 count=4 iflag=direct status=none) &&
-  cmp -s <(tail -c +$((5 * 4096 + 1)) "$WORK/data" | head -c $((59 * 4096))) \
-    <(dd if="$dev" bs=4096 skip=4101 count=59 iflag=direct status=none) &&
+  cmp -s <(tail -c +$((6 * 4096 + 1)) "$WORK/data" | head -c $((58 * 4096))) \
+    <(dd if="$dev" bs=4096 skip=4102 count=58 iflag=direct status=none) &&
   cmp -s <(tail -c $((86 * 4096)) "$WORK/data") \
     <(dd if="$dev" bs=4096 skip=4310 count=86 iflag=direct status=none)
-ktap_check "the blocks fio did not write read back (but block 4100)" test $? = 0
+ktap_check "the blocks fio did not write read back (but blocks 4100 and 4101)" test $? = 0
+ktap_check "block 4101, of which nothing read on B (B read otherwise), moved with 8 sectors lost" \
+  eval 'dmsetup message "${PREFIX}x" 0 query 4101 | grep -q "state=remapped spare=0 .* lost_sectors=8"'
 ktap_check "block 4100 moved with its 4 unreadable sectors recorded lost; its reads fail" \
   eval 'dmsetup message "${PREFIX}x" 0 query 4100 | grep -q "state=remapped spare=0 .* lost_sectors=4" &&
     fails_with "Input/output error" dd if="$dev" of=/dev/null bs=4096 skip=4100 count=1 iflag=direct status=none'
@@ -187,5 +199,5 @@ ktap_check "removing the last spare is refused" \
   fails_with "Invalid argument" dmsetup message "${PREFIX}x" 0 spare_remove 0
 dmsetup remove "${PREFIX}x" || fail "remove the target"
 DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
-ktap_check "C's metadata checks clean alone" "$REMAPCTL" meta check "$lc"
+ktap_check "C's metadata checks clean alone" "$REMAPCTL" meta check "$spc"
 ktap_finish
