@@ -1267,7 +1267,11 @@ impl Remap {
     /// are (fenced or busy), or blocks moved off it are fenced until a commit lands;
     /// `ENOSPC` when the other spares have no free block. Sectors of a block that do
     /// not read on `from` are recorded lost at its new place (counted as spare errors
-    /// and logged; no mode failed: the spare is leaving). A move can turn runs into
+    /// and logged; no mode failed: the spare is leaving), unless nothing of the block
+    /// reads and `from` does not read its first metadata sector either: then the step
+    /// stops with `EIO` (a spare gone for a moment). A spare only partly gone (one disk
+    /// of a striped volume) reads that sector: its blocks there are recorded lost. A
+    /// move can turn runs into
     /// single entries: a commit that would not fit a copy fails with nothing written
     /// and the blocks stay where they were.
     ///
@@ -1399,6 +1403,24 @@ impl Remap {
                             probe.fill(0);
                             r
                         });
+                // The spare reads: one more whole read of the block, in case an outage
+                // ended between the salvage and the probe.
+                if !gone
+                    && mask_count_full(&j.lost, spb)
+                    && self
+                        .sync_io(
+                            Dev::Spare(from),
+                            src_at.0,
+                            &mut sc.buf,
+                            spb,
+                            b::dmr_io_op_DMR_IO_READ,
+                        )
+                        .is_ok()
+                {
+                    j.lost = src.lost;
+                } else if !gone && mask_count_full(&j.lost, spb) {
+                    sc.buf.fill(0);
+                }
                 if gone {
                     dmwarn!(
                         "{}: spare_remove: block {}: nothing reads on spare {}, nor its metadata; stopping (send spare_remove again)",
