@@ -1375,16 +1375,17 @@ impl Remap {
             // failed, which would stop the remaps of the main device's new bad blocks.
             j.covered = [0; 2];
             j.lost = src.lost;
-            let whole = (0..=self.cfg.read_retries).any(|_| {
+            let read_whole = |buf: &mut [u8]| {
                 self.sync_io(
                     Dev::Spare(from),
                     src_at.0,
-                    &mut sc.buf,
+                    buf,
                     spb,
                     b::dmr_io_op_DMR_IO_READ,
                 )
                 .is_ok()
-            });
+            };
+            let whole = (0..=self.cfg.read_retries).any(|_| read_whole(&mut sc.buf));
             if !whole {
                 self.count_spare_error(from);
                 self.read_salvage(Dev::Spare(from), src_at.0, j, &mut sc.buf);
@@ -1405,21 +1406,12 @@ impl Remap {
                         });
                 // The spare reads: one more whole read of the block, in case an outage
                 // ended between the salvage and the probe.
-                if !gone
-                    && mask_count_full(&j.lost, spb)
-                    && self
-                        .sync_io(
-                            Dev::Spare(from),
-                            src_at.0,
-                            &mut sc.buf,
-                            spb,
-                            b::dmr_io_op_DMR_IO_READ,
-                        )
-                        .is_ok()
-                {
-                    j.lost = src.lost;
-                } else if !gone && mask_count_full(&j.lost, spb) {
-                    sc.buf.fill(0);
+                if !gone && mask_count_full(&j.lost, spb) {
+                    if read_whole(&mut sc.buf) {
+                        j.lost = src.lost;
+                    } else {
+                        sc.buf.fill(0);
+                    }
                 }
                 if gone {
                     dmwarn!(
