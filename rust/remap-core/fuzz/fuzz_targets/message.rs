@@ -21,7 +21,10 @@ fuzz_target!(|data: &[u8]| {
         | Message::SpareStats
         | Message::Health
         | Message::Alerts => 1..=1,
-        Message::Remap(_) | Message::Unremap(_) | Message::Query(_) => 2..=2,
+        Message::Remap(_)
+        | Message::Unremap(_)
+        | Message::Query(_)
+        | Message::SpareRemove(_) => 2..=2,
         Message::List(_) | Message::Samples(_) => 1..=2,
         Message::Clear | Message::Scan(_) => 2..=2,
     };
