@@ -181,8 +181,12 @@ pub(crate) struct Stats {
     pub(crate) write_errors_hidden: AtomicU64,
     /// Failed writes that the main device took when they were written again.
     pub(crate) write_retried_ok: AtomicU64,
-    /// Failed I/O of the spare (each one puts the target in mode `failed`).
+    /// Failed I/O of a spare (the spare is then recorded lost when its device no
+    /// longer answers and another spare is active; else the target enters mode
+    /// `failed`).
     pub(crate) spare_errors: AtomicU64,
+    /// Spares recorded lost (`meta::SPARE_FAILED`).
+    pub(crate) spares_lost: AtomicU64,
     /// Reads the main device failed (each attempt that came back failed to `end_io`,
     /// whatever became of the bio): the samples' read errors.
     pub(crate) main_read_errors: AtomicU64,
@@ -202,6 +206,7 @@ impl Stats {
             write_errors_hidden: AtomicU64::new(0),
             write_retried_ok: AtomicU64::new(0),
             spare_errors: AtomicU64::new(0),
+            spares_lost: AtomicU64::new(0),
             main_read_errors: AtomicU64::new(0),
             main_write_errors: AtomicU64::new(0),
         })
@@ -218,6 +223,7 @@ impl Stats {
             &self.write_errors_hidden,
             &self.write_retried_ok,
             &self.spare_errors,
+            &self.spares_lost,
             &self.main_read_errors,
             &self.main_write_errors,
         ] {
@@ -230,7 +236,7 @@ impl Stats {
         let io = self.io.get();
         write!(
             out,
-            "reads={r}{sep}writes={w}{sep}flushes={f}{sep}read_sectors={rs}{sep}write_sectors={ws}{sep}read_errors={re}{sep}write_errors={we}{sep}remaps={rm}{sep}read_retried_ok={rr}{sep}write_errors_hidden={wh}{sep}write_retried_ok={wr}{sep}spare_errors={se}{sep}main_read_errors={mr}{sep}main_write_errors={mw}",
+            "reads={r}{sep}writes={w}{sep}flushes={f}{sep}read_sectors={rs}{sep}write_sectors={ws}{sep}read_errors={re}{sep}write_errors={we}{sep}remaps={rm}{sep}read_retried_ok={rr}{sep}write_errors_hidden={wh}{sep}write_retried_ok={wr}{sep}spare_errors={se}{sep}main_read_errors={mr}{sep}main_write_errors={mw}{sep}spares_lost={sl}",
             r = io.reads,
             w = io.writes,
             f = io.flushes,
@@ -245,6 +251,7 @@ impl Stats {
             se = self.spare_errors.load(Relaxed),
             mr = self.main_read_errors.load(Relaxed),
             mw = self.main_write_errors.load(Relaxed),
+            sl = self.spares_lost.load(Relaxed),
         )
     }
 }

@@ -12,6 +12,7 @@
 mod bindings;
 mod counters;
 mod engine;
+mod loss;
 mod message;
 mod meta_io;
 mod reserve;

@@ -233,10 +233,11 @@ impl Remap {
             Message::SpareRemove(which) => {
                 self.may_write("spare_remove")?;
                 let k = self.spare_index(which)?;
-                let moved = self.spare_remove(k)?;
+                let (moved, lost) = self.spare_remove(k)?;
+                let state = if lost { "failed" } else { "draining" };
                 write!(
                     out,
-                    "spare={k} moved={moved} state=draining: reload the table without it"
+                    "spare={k} moved={moved} state={state}: reload the table without it"
                 )
             }
             Message::Scan(ScanCmd::Start) => {
@@ -276,21 +277,25 @@ impl Remap {
     /// known to hold its blocks, then moves them there a step at a time (the core
     /// mutex let go between steps, as `clear`). Again on a draining spare: carries on
     /// moving. Returns how many blocks moved.
-    fn spare_remove(&self, k: u8) -> Result<u64> {
+    fn spare_remove(&self, k: u8) -> Result<(u64, bool)> {
         if self.nspares < 2 {
             dmerr!("spare_remove: refused: the pool's last spare cannot be removed");
             return Err(EINVAL);
         }
+        // A lost spare (`meta::SPARE_FAILED`) is not marked draining: it already takes
+        // no blocks and no commit writes it. Its entries move off it without a read
+        // (every sector of them is recorded lost).
         {
             let mut core = self.core.lock();
+            let lost = core.is_lost(k);
             if !core.is_draining(k) {
                 let active = (0..self.nspares)
                     .filter_map(|i| u8::try_from(i).ok())
-                    .filter(|&i| i != k && !core.is_draining(i))
+                    .filter(|&i| i != k && core.is_active(i))
                     .count();
                 if active == 0 {
                     dmerr!(
-                        "spare_remove {}: refused: every other spare of the pool is draining",
+                        "spare_remove {}: refused: every other spare of the pool is draining or lost",
                         k
                     );
                     return Err(EINVAL);
@@ -301,7 +306,13 @@ impl Remap {
                     .iter()
                     .filter(|e| e.spare == k && e.state != PENDING)
                     .count() as u64;
-                let room = core.free_blocks().saturating_sub(core.spare_free(k));
+                // The other spares' free blocks (`free_blocks` counts active spares').
+                let own = if core.is_active(k) {
+                    core.spare_free(k)
+                } else {
+                    0
+                };
+                let room = core.free_blocks().saturating_sub(own);
                 if on_k > room {
                     dmerr!(
                         "spare_remove {}: refused: its {} block(s) do not fit the {} free block(s) of the other spares",
@@ -311,6 +322,8 @@ impl Remap {
                     );
                     return Err(ENOSPC);
                 }
+            }
+            if !core.is_draining(k) && !lost {
                 core.set_draining(k, true);
                 if let Err(e) = self.commit_current(&mut core) {
                     // Drained on disk only if a copy landed (then it stays so).
@@ -373,7 +386,8 @@ impl Remap {
                 let mut core = self.core.lock();
                 core.recount_spare(k, self.published.items_locked());
                 self.mirror(&core);
-                break Ok(n);
+                // Lost meanwhile, perhaps (a draining spare can be lost too).
+                break Ok((n, core.is_lost(k)));
             }
         };
         if n > 0 {

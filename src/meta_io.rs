@@ -178,12 +178,13 @@ impl Core {
         self.spares.iter().map(|s| s.used).sum()
     }
 
-    /// Spare data blocks free for new remaps, over the pool (a draining spare's are not).
+    /// Spare data blocks free for new remaps, over the pool (only active spares': a
+    /// draining or lost spare's are not).
     pub(crate) fn free_blocks(&self) -> u64 {
         self.spares
             .iter()
             .zip(self.infos.iter())
-            .filter(|(_, i)| i.state != meta::SPARE_DRAINING)
+            .filter(|(_, i)| i.state == meta::SPARE_ACTIVE)
             .map(|(s, _)| s.nblocks.saturating_sub(s.used))
             .sum()
     }
@@ -197,17 +198,38 @@ impl Core {
 
     /// Whether spare `i` is draining (`spare_remove`).
     pub(crate) fn is_draining(&self, i: u8) -> bool {
-        self.infos
-            .get(usize::from(i))
-            .is_some_and(|s| s.state == meta::SPARE_DRAINING)
+        self.spare_state(i) == Some(meta::SPARE_DRAINING)
+    }
+
+    /// Whether spare `i` was lost (`meta::SPARE_FAILED`).
+    pub(crate) fn is_lost(&self, i: u8) -> bool {
+        self.spare_state(i) == Some(meta::SPARE_FAILED)
+    }
+
+    /// Whether spare `i` takes new blocks (neither draining nor lost).
+    pub(crate) fn is_active(&self, i: u8) -> bool {
+        self.spare_state(i) == Some(meta::SPARE_ACTIVE)
+    }
+
+    /// Spare `i`'s state in the spare list (`None` beyond the pool).
+    fn spare_state(&self, i: u8) -> Option<u8> {
+        self.infos.get(usize::from(i)).map(|s| s.state)
+    }
+
+    /// Records spare `i` lost for the next commit (`meta::SPARE_FAILED`): nothing is
+    /// allocated on it and no commit writes it from now on.
+    pub(crate) fn set_lost(&mut self, i: u8) {
+        if let Some(s) = self.infos.get_mut(usize::from(i)) {
+            s.state = meta::SPARE_FAILED;
+        }
     }
 
     /// Marks spare `i`'s data blocks in use exactly where `items` (the published
     /// table) put blocks, freeing the rest: for a draining spare once `spare_remove`
     /// has moved its blocks, whose fences (`FENCED_MOVED`) kept the blocks they came
-    /// from allocated. Only for a draining spare: the blocks it frees may still be
-    /// named by the last version on disk until a commit lands, and nothing allocates
-    /// on a draining spare (it never becomes active again while the table lives).
+    /// from allocated. Only for a draining or lost spare: the blocks it frees may still
+    /// be named by the last version on disk until a commit lands, and nothing allocates
+    /// on such a spare (it never becomes active again while the table lives).
     pub(crate) fn recount_spare(&mut self, i: u8, items: &[Special]) {
         let Some(sp) = self.spares.get_mut(usize::from(i)) else {
             return;
@@ -276,16 +298,16 @@ impl Core {
     }
 
     /// Allocates a data block on the first spare, in pool order, that has one free
-    /// (first fit within it) and is not draining: `(spare, block)`. Blocks allocated
-    /// one after another land next to each other while a spare has room, so
-    /// neighbouring bad blocks form runs on one spare.
+    /// (first fit within it) and is active (not draining, not lost): `(spare, block)`.
+    /// Blocks allocated one after another land next to each other while a spare has
+    /// room, so neighbouring bad blocks form runs on one spare.
     pub(crate) fn alloc_block(&mut self) -> Option<(u8, u64)> {
         for (i, sp) in self.spares.iter_mut().enumerate() {
-            let draining = self
+            let active = self
                 .infos
                 .get(i)
-                .is_some_and(|s| s.state == meta::SPARE_DRAINING);
-            if sp.used >= sp.nblocks || draining {
+                .is_some_and(|s| s.state == meta::SPARE_ACTIVE);
+            if sp.used >= sp.nblocks || !active {
                 continue;
             }
             let words = self.bitmap.get_mut(sp.word_off..sp.word_off + sp.words)?;
@@ -1041,22 +1063,33 @@ impl Core {
         // (`pool::removable`), so no version may reach it before every other spare holds
         // it whole (the writes stop at the first failure; a commit writes all five
         // copies of each spare).
-        let rank = |i: &usize| {
-            let draining = self
-                .infos
-                .get(*i)
-                .is_some_and(|s| s.state == meta::SPARE_DRAINING);
-            match self.spares.get(*i) {
-                _ if draining => 3,
-                Some(s) if s.damaged.iter().all(|&d| d) => 0,
-                Some(s) if s.damaged.iter().any(|&d| d) => 1,
-                _ => 2,
-            }
+        //
+        // Lost spares (`meta::SPARE_FAILED`) are not written at all: their device stopped
+        // answering, and the state they hold is older than any the others hold from the
+        // commit that recorded the loss on, so a load never picks it.
+        let state_of = |i: usize| self.infos.get(i).map_or(meta::SPARE_ACTIVE, |s| s.state);
+        let rank = |i: &usize| match self.spares.get(*i) {
+            _ if state_of(*i) == meta::SPARE_FAILED => 4,
+            _ if state_of(*i) == meta::SPARE_DRAINING => 3,
+            Some(s) if s.damaged.iter().all(|&d| d) => 0,
+            Some(s) if s.damaged.iter().any(|&d| d) => 1,
+            _ => 2,
         };
         let order_iter = (0..4u8).flat_map(|r| (0..nsp).filter(move |i| rank(i) == r));
         let mut order = [0usize; MAX_SPARES];
+        // The spares this commit writes: `order[..nw]`.
+        let mut nw = 0;
         for (o, i) in order.iter_mut().zip(order_iter) {
             *o = i;
+            nw += 1;
+        }
+        if nw == 0 {
+            // Every spare lost: no copy can be written (the loss path never records
+            // the last active spare lost, so this is a safety net).
+            dmerr!("metadata commit: no spare of the pool is left to write");
+            self.prev_buf = prev_buf;
+            self.rec_buf = rec_buf;
+            return Err(EIO);
         }
         // Remapped data goes to the spares with plain writes; a commit makes it durable
         // before any copy refers to it. The first copy write on each spare carries a
@@ -1064,7 +1097,7 @@ impl Core {
         // one: every other spare is flushed now, before any copy is written, so that no
         // cut can leave a new copy (on one spare) naming data another spare has not
         // made durable. A failed flush fails the commit before anything is written.
-        for &si in order.iter().take(nsp).skip(1) {
+        for &si in order.iter().take(nw).skip(1) {
             if let Some(sp) = self.spares.get(si) {
                 if let Err(e) = io(client, sp.bdev, 0, &mut [], b::dmr_io_op_DMR_IO_FLUSH) {
                     dmerr!(
@@ -1076,7 +1109,7 @@ impl Core {
                 }
             }
         }
-        'spares: for &si in order.iter().take(nsp) {
+        'spares: for &si in order.iter().take(nw) {
             if result.is_err() {
                 break;
             }

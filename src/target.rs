@@ -24,7 +24,7 @@ use crate::resultbuf::ResultBuf;
 use core::cell::UnsafeCell;
 use core::ffi::CStr;
 use core::sync::atomic::{
-    AtomicBool, AtomicU64,
+    AtomicBool, AtomicU32, AtomicU64,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 use kernel::ffi::{c_char, c_int, c_uint};
@@ -262,6 +262,9 @@ pub(crate) struct Remap {
     /// running `spare_remove` stops between steps (dm core's suspend waits for the
     /// message, which holds the live table, while new I/O is held back).
     pub(crate) suspending: AtomicBool,
+    /// Spares (bit `i`: spare `i`) with a failed I/O the worker has not yet checked for
+    /// loss (`loss::handle_spare_errors`).
+    pub(crate) spare_suspects: AtomicU32,
     /// The background scan.
     pub(crate) scan: crate::scan::Scanner,
     /// Statistics samples and the prediction engine.
@@ -1169,6 +1172,7 @@ unsafe fn ctr_finish(
         geometry,
         resumed: AtomicBool::new(false),
         suspending: AtomicBool::new(false),
+        spare_suspects: AtomicU32::new(0),
         scan,
         sampler,
         spare_errs: Default::default(),
@@ -1503,10 +1507,18 @@ unsafe extern "C" fn remap_end_io(
         }
     }
     if pb.state == ST_SPARE && (remappable(status) || u32::from(status) == b::DMR_STS_TRANSPORT) {
-        // The only copy of a remapped block failed: the error goes up as it is (no
-        // data invented), and the spare is no longer trusted with new remaps.
-        t.count_spare_error(pb.spare);
-        t.enter_failed(c"spare I/O error");
+        // The only copy of a remapped block failed: a read's error goes up as it is
+        // (no data invented). With one spare the target enters mode failed; in a pool
+        // the worker checks whether the spare is lost (`loss`), and a failed write
+        // goes to the worker, which writes it to another spare if so (it runs the
+        // loss check before the batch that takes this bio), else fails it.
+        t.spare_io_error(pb.spare, c"spare I/O error");
+        if pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE && t.pool_handles_spare_errors() {
+            pb.state = ST_WRITE_FAILED;
+            // SAFETY: the bio is ours until we complete it; hand it to the worker.
+            unsafe { b::dmr_worker_add_bio(t.worker, bio) };
+            return b::DM_ENDIO_INCOMPLETE as c_int;
+        }
     }
     if pb.state == ST_MAIN && rw && remappable(status) {
         pb.state = if pb.kind == b::dmr_bio_kind_DMR_BIO_READ {

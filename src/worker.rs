@@ -82,6 +82,11 @@ impl Scratch {
         })
     }
 
+    /// The one-block data buffer (empty while the worker holds the storage).
+    pub(crate) fn block_buf(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
     /// No storage: the placeholder left in `Core` while the worker holds the real one.
     pub(crate) const fn empty() -> Self {
         Self {
@@ -130,6 +135,15 @@ impl Job {
     /// Whether the block was already remapped before this job.
     fn was_remapped(&self) -> bool {
         self.prev.is_some_and(|p| p.state == REMAPPED)
+    }
+
+    /// Whether the block was remapped to a spare that was lost and this job gave it a
+    /// block on another spare (`apply`).
+    fn relocated(&self) -> bool {
+        self.spare_block != u64::MAX
+            && self.prev.is_some_and(|p| {
+                p.state == REMAPPED && (p.spare, p.spare_block) != (self.spare, self.spare_block)
+            })
     }
 
     /// The job's block in `state`, at its spare block.
@@ -205,7 +219,10 @@ impl Remap {
     pub(crate) fn work(&self) {
         loop {
             let mut core = self.core.lock();
-            let mut event = self.record_failed(&mut core);
+            // Spares with failed I/O first (lost, or mode failed): the batch below then
+            // places writes to a lost spare's blocks on the others.
+            let mut event = self.handle_spare_errors(&mut core);
+            event |= self.record_failed(&mut core);
             // Read under the core mutex: remaps by messages and the scan (also under
             // it) before this point are not this batch's.
             let remaps = self.stats.remaps.load(Relaxed);
@@ -517,8 +534,7 @@ impl Remap {
         {
             return true;
         }
-        self.count_spare_error(c.spare);
-        self.enter_failed(c"spare read error");
+        self.spare_io_error(c.spare, c"spare read error");
         false
     }
 
@@ -654,6 +670,22 @@ impl Remap {
                 break;
             };
             match j.prev {
+                Some(p) if p.state == REMAPPED && core.is_lost(p.spare) => {
+                    // Its spare was lost (every sector of it recorded lost): what the
+                    // bios write goes to a block on another spare, the rest stays lost.
+                    match core.alloc_block() {
+                        Some((sp, blk)) => {
+                            j.spare = sp;
+                            j.spare_block = blk;
+                            j.lost = p.lost;
+                        }
+                        None => {
+                            self.enter_failed(c"spare full: no free spare block");
+                            Self::free_jobs(core, sc);
+                            return false;
+                        }
+                    }
+                }
                 Some(p) if p.state == REMAPPED => {
                     j.spare = p.spare;
                     j.spare_block = p.spare_block;
@@ -692,6 +724,7 @@ impl Remap {
         // 3. Build each block's data and write it to the spare.
         let mut ok = true;
         let mut unreadable = false;
+        let mut spare_err = false;
         for ji in 0..sc.jobs.as_slice().len() {
             let Some(mut j) = sc.jobs.as_slice().get(ji).copied() else {
                 break;
@@ -711,7 +744,11 @@ impl Remap {
             } else {
                 (Dev::Main, j.block * spb)
             };
-            if sc.copy_whole > 0 {
+            if j.relocated() {
+                // Nothing to read: the lost spare held the block's only data. The
+                // block holds what the bios write; its other sectors stay lost.
+                sc.buf.fill(0);
+            } else if sc.copy_whole > 0 {
                 if !(0..sc.copy_whole).any(|_| {
                     self.sync_io(src, src_at, &mut sc.buf, spb, b::dmr_io_op_DMR_IO_READ)
                         .is_ok()
@@ -735,8 +772,11 @@ impl Remap {
                     // whose lost sectors are being written): a spare I/O error. Its
                     // sectors are not rewritten as zeros and recorded lost -- the error
                     // may pass and the data is still there -- the write fails instead.
-                    self.count_spare_error(j.spare);
-                    self.enter_failed(c"spare read error while rewriting a remapped block");
+                    self.spare_io_error(
+                        j.spare,
+                        c"spare read error while rewriting a remapped block",
+                    );
+                    spare_err = true;
                     ok = false;
                     break;
                 }
@@ -768,7 +808,10 @@ impl Remap {
                 )
                 .is_err()
             {
-                self.count_spare_error(j.spare);
+                // In a pool the worker then checks whether the spare is lost
+                // (`handle_spare_errors`); the batch's bios fail either way.
+                self.spare_io_error(j.spare, c"spare write error");
+                spare_err = true;
                 ok = false;
                 break;
             }
@@ -810,7 +853,9 @@ impl Remap {
             }
         }
         if !ok {
-            if !self.is_failed() {
+            // A spare I/O error was handled by `spare_io_error` (mode failed with one
+            // spare; in a pool, the worker's loss check).
+            if !self.is_failed() && !spare_err {
                 self.enter_failed(c"spare or metadata write failed");
             }
             self.undo_jobs(core, sc);
@@ -899,7 +944,7 @@ impl Remap {
 
     fn free_jobs(core: &mut Core, sc: &mut Scratch) {
         for j in sc.jobs.as_mut_slice() {
-            if !j.was_remapped() && j.spare_block != u64::MAX {
+            if (!j.was_remapped() || j.relocated()) && j.spare_block != u64::MAX {
                 core.free_block(j.spare, j.spare_block);
             }
             j.spare_block = u64::MAX;
@@ -1003,8 +1048,10 @@ impl Remap {
         if read.is_err() {
             // A spare I/O error, as on any other path: counted, and mode failed (the
             // event is raised by the worker, outside the core mutex held here).
-            self.count_spare_error(cur.spare);
-            self.enter_failed(c"spare read error while moving a block back to main");
+            self.spare_io_error(
+                cur.spare,
+                c"spare read error while moving a block back to main",
+            );
         }
         let copied = read.and_then(|()| {
             self.sync_io(Dev::Main, main_at, buf, spb, b::dmr_io_op_DMR_IO_WRITE_FUA)
@@ -1134,8 +1181,8 @@ impl Remap {
                         if r.is_err() {
                             // As on any other path: counted, and mode failed (the
                             // event is raised by the worker, outside the mutex).
-                            self.count_spare_error(e.spare);
-                            self.enter_failed(
+                            self.spare_io_error(
+                                e.spare,
                                 c"spare read error while moving a block back to main",
                             );
                             spare_failed = true;
@@ -1354,6 +1401,9 @@ impl Remap {
         let mut stop: Option<kernel::error::Error> = None;
         let mut copied = 0usize;
         let mut write_failed: Option<usize> = None;
+        // A lost spare (`meta::SPARE_FAILED`) is not read: its entries hold every
+        // sector lost already, and move as they are (nothing to write either).
+        let from_lost = core.is_lost(from);
         for j in sc.jobs.as_mut_slice() {
             let Some(src) = j.prev else {
                 break;
@@ -1375,6 +1425,11 @@ impl Remap {
             // failed, which would stop the remaps of the main device's new bad blocks.
             j.covered = [0; 2];
             j.lost = src.lost;
+            if from_lost {
+                mask_set(&mut j.lost, 0, spb);
+                copied += 1;
+                continue;
+            }
             let read_whole = |buf: &mut [u8]| {
                 self.sync_io(
                     Dev::Spare(from),
@@ -1449,8 +1504,10 @@ impl Remap {
                 // failed (which stops remaps; `clear_failed` once the spare is dealt
                 // with). The block stays where it is; the block that failed the write
                 // stays allocated (until the next load), so a retry takes another.
-                self.count_spare_error(j.spare);
-                self.enter_failed(c"spare write error while moving a block off a draining spare");
+                self.spare_io_error(
+                    j.spare,
+                    c"spare write error while moving a block off a draining spare",
+                );
                 write_failed = Some(copied);
                 stop = Some(e);
                 break;

@@ -11,7 +11,7 @@
 //! holding different states under one version number are refused, and nothing is
 //! written.
 
-use super::meta::{Decoded, MAX_SPARES, SPARE_DRAINING};
+use super::meta::{Decoded, MAX_SPARES, SPARE_DRAINING, SPARE_FAILED};
 use super::repair::{Refusal, Selection};
 
 /// What one spare's own copy selection found.
@@ -273,7 +273,8 @@ pub fn removable(finds: &[SpareFind], state: &Decoded<'_>) -> u32 {
             .iter()
             .any(|f| matches!(f, SpareFind::State { spare, .. } if *spare == rec.uuid));
         let holds_blocks = state.ranges().any(|x| usize::from(x.spare) == r);
-        if rec.state == SPARE_DRAINING && !carried && !holds_blocks {
+        let leaving = rec.state == SPARE_DRAINING || rec.state == SPARE_FAILED;
+        if leaving && !carried && !holds_blocks {
             drop |= 1 << r;
         }
     }
@@ -387,13 +388,23 @@ mod tests {
         draining: u32,
         entries: &[crate::remap_table::Entry],
     ) -> Vec<u8> {
+        state_marked(spares, draining, meta::SPARE_DRAINING, entries)
+    }
+
+    /// A state whose records in `marked` are in state `mark`, the others active.
+    fn state_marked(
+        spares: &[[u8; 16]],
+        marked: u32,
+        mark: u8,
+        entries: &[crate::remap_table::Entry],
+    ) -> Vec<u8> {
         let bs = BlockSize::DEFAULT;
         let list: Vec<_> = spares
             .iter()
             .enumerate()
             .map(|(i, u)| SpareInfo {
-                state: if draining & (1 << i) != 0 {
-                    meta::SPARE_DRAINING
+                state: if marked & (1 << i) != 0 {
+                    mark
                 } else {
                     meta::SPARE_ACTIVE
                 },
@@ -500,6 +511,29 @@ mod tests {
         assert_eq!(removable(&[st(6, 3, 0)], &d), 0b101);
         assert_eq!(renumbered(1, 0b101), 0);
         assert_eq!(renumbered(15, u32::MAX), 0);
+    }
+
+    #[test]
+    fn failed_records_missing_from_the_table_are_dropped_once_empty() {
+        use crate::remap_table::Entry;
+        let uuids = [[5; 16], [6; 16], [7; 16]];
+        let finds = [st(5, 3, 0), st(7, 3, 0)];
+        // A lost spare whose entries `spare_remove` moved off it: dropped.
+        let b = state_marked(
+            &uuids,
+            0b010,
+            meta::SPARE_FAILED,
+            &[Entry::remapped(3, 2, 0)],
+        );
+        let d = meta::decode(&b, 0).unwrap();
+        assert_eq!(removable(&finds, &d), 0b010);
+        // Still in the table, or still holding entries (lost sectors and all): kept.
+        assert_eq!(removable(&[st(5, 3, 0), st(6, 3, 0), st(7, 3, 0)], &d), 0);
+        let mut lost = Entry::remapped(3, 1, 0);
+        lost.lost = [u64::MAX, 0];
+        let b = state_marked(&uuids, 0b010, meta::SPARE_FAILED, &[lost]);
+        let d = meta::decode(&b, 0).unwrap();
+        assert_eq!(removable(&finds, &d), 0);
     }
 
     proptest! {

@@ -440,7 +440,7 @@ pub struct SpareRemoveArgs {
 /// `remapctl spare-remove`: moves the spare's blocks to the other spares of the pool
 /// (the `spare_remove` message: I/O goes on, the spare is marked draining), reloads the
 /// table without it (the kernel drops the drained record and commits the shorter
-/// list), then zeroes its metadata area.
+/// list), then zeroes its metadata area (not a lost spare's: it no longer answers).
 pub fn spare_remove(a: SpareRemoveArgs) -> ExitCode {
     let r = spare_remove_from(&a).map(|m| println!("{m}"));
     done(r, "spare-remove")
@@ -500,7 +500,10 @@ pub fn spare_remove_from(a: &SpareRemoveArgs) -> Result<String, String> {
         moved.trim(),
         now.table.spares.len()
     );
-    if !a.keep_metadata {
+    if moved.contains("state=failed") {
+        // A lost spare: its device no longer answers, nothing to zero.
+        out += "; it was lost, its metadata area is left as it is";
+    } else if !a.keep_metadata {
         wipe_metadata(&a.spare)?;
         out += "; its metadata area zeroed";
     }

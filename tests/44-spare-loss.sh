@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# spare-loss: a pool of three spares loses the second one (its table swapped to
+# dm-error live). The target stays in mode ok; the spare is recorded failed
+# (spare_list, spare_stats), the loss is counted (`spares_lost`), logged and raised as a
+# dm event; the blocks that lived on it return read errors (no data invented) until
+# they are written again, and then live on the third spare; a write already sent to
+# the lost spare when it died completes on another one; a partial write leaves the rest
+# of its block lost. The blocks on the first spare and on the main device read back.
+# `remapctl spare-remove` moves the lost spare's entries off it without reading it and
+# reloads without it; the other spares' metadata then checks clean and the lost blocks
+# stay lost across the reload. A spare with one bad spot (it still answers) is no lost
+# spare: mode failed, as with one spare.
+# timeout: 600
+. "$(dirname "$0")/lib.sh"
+need dmsetup losetup dd cmp mknod
+ktap_plan 27
+load_module || fail "the dm-remap module loads"
+[ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
+
+# Blocks 0..199 (sectors 0..1599) fail writes: written once, they are remapped.
+base=$(mkloop 64) || fail "loop device for the main device"
+main=$(mkfaulty faulty "$base" 131072 wfail:0:1600) || fail "faulty main device"
+# 5 MiB: 128 data blocks after the 9216 metadata sectors; 16 MiB: 2944.
+spa=$(mkloop 5) || fail "loop device for the first spare"
+bbase=$(mkloop 16) || fail "loop device under the second spare"
+spc=$(mkloop 16) || fail "loop device for the third spare"
+bname=${PREFIX}spb
+dmsetup create "$bname" --table "0 32768 linear $bbase 0" || fail "the second spare (linear)"
+DMDEVS+=("$bname")
+spb=/dev/mapper/$bname
+devno() { printf '%d:%d' $((0x$(stat -L -c %t "$1"))) $((0x$(stat -L -c %T "$1"))); }
+na=$(devno "$spa") nb=$(devno "$spb") nc=$(devno "$spc")
+dm_create x "0 131072 remap $main $spa $spb $spc 2 max_remap_rate 0" ||
+  fail "create a target with three spares"
+dev=$(dm_path x)
+
+head -c $((300 * 4096)) /dev/urandom > "$WORK/data" || fail "random data"
+dd if="$WORK/data" of="$dev" bs=4096 oflag=direct conv=notrunc status=none ||
+  fail "write 300 blocks (the first 200 over write-failing blocks)"
+stats=$(dmsetup message "${PREFIX}x" 0 spare_stats)
+printf '%s\n' "$stats" | sed 's/^/# spare_stats: /'
+ktap_check "200 blocks remapped: 128 on the first spare, 72 on the second" \
+  test "$(info x remapped) $(awk '{ print $4 }' <<<"$stats" | tr '\n' ' ')" = \
+  "200 used=128 used=72 used=0 "
+query() { dmsetup message "${PREFIX}x" 0 query "$1"; }
+diag "block 150: $(query 150)"
+ktap_check "block 150 lives on the second spare" grep -q ' spare=1 ' <<<"$(query 150) "
+
+# The second spare dies. The first I/O that meets it is a write of block 150: it
+# fails there and goes to the worker, which finds the spare gone, records the loss
+# and writes the block to the third spare.
+dmesg_mark
+arm_wait x || fail "dmsetup wait armed"
+dmsetup suspend "$bname" && dmsetup reload "$bname" --table "0 32768 error" &&
+  dmsetup resume "$bname" || fail "swap the second spare to dm-error"
+head -c 4096 /dev/urandom > "$WORK/new150" || fail "random block"
+ktap_check "a write of a block on the lost spare succeeds" blk_write "$dev" 150 "$WORK/new150"
+ktap_check "and reads back what was written" \
+  eval 'blk_read "$dev" 150 "$WORK/b150" && cmp -s "$WORK/new150" "$WORK/b150"'
+diag "block 150: $(query 150)"
+ktap_check "block 150 now lives on the third spare, nothing lost" \
+  grep -q ' spare=2 .*lost_sectors=0' <<<"$(query 150)"
+ktap_check "mode stays ok" test "$(info x mode)" = ok
+list=$(dmsetup message "${PREFIX}x" 0 spare_list)
+printf '%s\n' "$list" | sed 's/^/# spare_list: /'
+ktap_check "spare_list: the second spare is failed, the others active" \
+  test "$(sed -n 's/.* state=\([a-z]*\).*/\1/p' <<<"$list" | tr '\n' ' ')" = "active failed active "
+ktap_check "the loss is counted" test "$(counter x spares_lost)" = 1
+ktap_check "the spare's errors are counted" \
+  test "$(dmsetup message "${PREFIX}x" 0 spare_stats | sed -n 2p | sed 's/.* errors=\([0-9]*\).*/\1/')" -ge 1
+ktap_check "the kernel log names the lost spare" logged "spare 1 lost"
+ktap_check "dmsetup wait woke up on the dm event" woke
+
+# The other blocks of the lost spare: read errors, not data.
+ktap_check_fails "a read of another block of the lost spare fails" blk_read "$dev" 151 "$WORK/x"
+diag "block 151: $(query 151)"
+ktap_check "block 151 is recorded with all 8 sectors lost" \
+  grep -q ' spare=1 .*lost_sectors=8' <<<"$(query 151)"
+ktap_check "the first spare's blocks and the main device's read back" eval \
+  'dd if="$dev" of="$WORK/back" bs=4096 count=128 iflag=direct status=none &&
+   cmp -s "$WORK/back" <(head -c $((128 * 4096)) "$WORK/data") &&
+   dd if="$dev" of="$WORK/back2" bs=4096 skip=200 count=100 iflag=direct status=none &&
+   cmp -s "$WORK/back2" <(tail -c $((100 * 4096)) "$WORK/data")'
+# A partial write of a lost block: the sector written reads back, the rest is lost.
+head -c 512 /dev/urandom > "$WORK/s160" || fail "random sector"
+ktap_check "a one-sector write into a lost block succeeds" \
+  dd if="$WORK/s160" of="$dev" bs=512 seek=$((160 * 8 + 3)) count=1 oflag=direct conv=notrunc status=none
+ktap_check "that sector reads back" eval \
+  'dd if="$dev" of="$WORK/r160" bs=512 skip=$((160 * 8 + 3)) count=1 iflag=direct status=none &&
+   cmp -s "$WORK/s160" "$WORK/r160"'
+ktap_check_fails "the block's other sectors still fail" blk_read "$dev" 160 "$WORK/x"
+ktap_check "block 160 is on the third spare with 7 sectors lost" \
+  grep -q ' spare=2 .*lost_sectors=7' <<<"$(query 160)"
+ktap_check "new remaps go to the third spare" \
+  eval 'dmsetup message "${PREFIX}x" 0 remap 5000 && grep -q " spare=2 " <<<"$(query 5000) "'
+
+# The admin removes the lost spare: its entries move without a read, the table is
+# reloaded without it.
+out=$("$REMAPCTL" spare-remove "${PREFIX}x" "$spb" 2>&1)
+diag "remapctl spare-remove: $(tail -1 <<<"$out")"
+ktap_check "remapctl spare-remove takes the lost spare out" \
+  eval 'grep -q "state=failed" <<<"$out" && test "$(dmsetup message "${PREFIX}x" 0 spare_list | wc -l)" = 2'
+ktap_check "dmsetup table names the two other spares" \
+  grep -q " remap [0-9]*:[0-9]* $na $nc " <<<"$(dmsetup table "${PREFIX}x")"
+ktap_check_fails "after the reload a lost block still fails its reads" blk_read "$dev" 151 "$WORK/x"
+ktap_check "and the written ones read back" eval \
+  'blk_read "$dev" 150 "$WORK/b150" && cmp -s "$WORK/new150" "$WORK/b150" &&
+   dd if="$dev" of="$WORK/r160" bs=512 skip=$((160 * 8 + 3)) count=1 iflag=direct status=none &&
+   cmp -s "$WORK/s160" "$WORK/r160"'
+nodes() {
+  local n out=()
+  for n in "$@"; do
+    [ -b "$WORK/n$n" ] || mknod "$WORK/n$n" b "${n%%:*}" "${n##*:}" || return 1
+    out+=("$WORK/n$n")
+  done
+  echo "${out[@]}"
+}
+# shellcheck disable=SC2046
+"$REMAPCTL" meta check $(nodes "$na" "$nc") | sed 's/^/# /'
+# shellcheck disable=SC2046
+ktap_check "the two spares' metadata checks clean" "$REMAPCTL" meta check $(nodes "$na" "$nc")
+dmsetup remove "${PREFIX}x" || fail "remove the target"
+DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
+
+# A spare with one bad spot still answers: that is no lost spare. Target y's first
+# spare (allocated first) is a linear device; block 7 goes to its first data block
+# (sectors 9216..9223), which then fails.
+ya=$(mkloop 16) || fail "loop device for y's second spare"
+ybase=$(mkloop 16) || fail "loop device under y's first spare"
+yname=${PREFIX}ysp
+dmsetup create "$yname" --table "0 32768 linear $ybase 0" || fail "y's first spare"
+DMDEVS+=("$yname")
+ymain=$(mkloop 64) || fail "loop device for y's main device"
+dm_create y "0 131072 remap $ymain /dev/mapper/$yname $ya" || fail "create y with two spares"
+ydev=$(dm_path y)
+blk_write "$ydev" 7 "$WORK/new150" && dmsetup message "${PREFIX}y" 0 remap 7 ||
+  fail "remap block 7 of y"
+diag "y block 7: $(dmsetup message "${PREFIX}y" 0 query 7)"
+dmesg_mark
+printf '0 9216 linear %s 0\n9216 8 error\n9224 23544 linear %s 9224\n' "$ybase" "$ybase" |
+  { dmsetup suspend "$yname" && dmsetup reload "$yname" && dmsetup resume "$yname"; } ||
+  fail "one bad spot on y's first spare"
+ktap_check_fails "a read of the block on the bad spot fails" blk_read "$ydev" 7 "$WORK/x"
+# The worker checks the spare after the read has failed: wait for its verdict.
+for _ in $(seq 40); do [ "$(info y mode)" = failed ] && break; sleep 0.5; done
+ktap_check "the spare still answers: mode failed, no spare lost" eval \
+  'test "$(info y mode) $(counter y spares_lost)" = "failed 0" &&
+   test "$(dmsetup message "${PREFIX}y" 0 spare_list | sed -n "s/.* state=\([a-z]*\).*/\1/p" | tr "\n" " ")" = "active active "'
+ktap_check "the kernel log says why" logged "the spare still answers"
