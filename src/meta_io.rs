@@ -371,6 +371,19 @@ impl Core {
             KVVec::with_capacity(n, GFP_KERNEL).map_err(nomem)?;
         for (i, &bdev) in bdevs.iter().enumerate() {
             let ok = read_area(client, bdev, &mut area);
+            if n > 1 && !ok.iter().any(|&o| o) {
+                // A pool spare none of whose copies reads: acceptable only as a spare
+                // the metadata records lost (`pool::members`). Nothing is planned for
+                // it: no commit writes a lost spare.
+                dmwarn!("spare {}: no metadata copy reads", i);
+                plans
+                    .push(([false; COPY_COUNT], [None; COPY_COUNT]), GFP_KERNEL)
+                    .map_err(nomem)?;
+                finds
+                    .push(SpareFind::Unreadable, GFP_KERNEL)
+                    .map_err(nomem)?;
+                continue;
+            }
             let reads = area_reads(&area, &ok);
             let find = match repair::select(&reads, None) {
                 Selection::Blank
@@ -878,6 +891,15 @@ impl Core {
         for i in 0..n {
             let (rw, logs) = match best {
                 Some(b) if i == b => (best_rw, best_logs),
+                // A lost spare: no commit writes it (`write_copies`), whatever it holds.
+                Some(_)
+                    if i < nrec && recs.get(i).is_some_and(|r| r.state == meta::SPARE_FAILED) =>
+                {
+                    if report {
+                        dmwarn!("spare {} is recorded lost: it is not written", i);
+                    }
+                    ([false; COPY_COUNT], [None; COPY_COUNT])
+                }
                 Some(_) if i < nrec && current.get(i).copied().unwrap_or(false) => plans
                     .get(i)
                     .copied()
@@ -1349,6 +1371,9 @@ fn pool_refusal_text(r: PoolRefusal) -> &'static CStr {
             c"A spare of this setup is not in its spare list (removed from the pool)"
         }
         PoolRefusal::Missing { .. } => c"A spare of the pool is missing from the table",
+        PoolRefusal::Unreadable { .. } => {
+            c"A spare does not read at all and the metadata does not record it lost"
+        }
     }
 }
 

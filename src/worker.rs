@@ -810,7 +810,7 @@ impl Remap {
             {
                 // In a pool the worker then checks whether the spare is lost
                 // (`handle_spare_errors`); the batch's bios fail either way.
-                self.spare_io_error(j.spare, c"spare write error");
+                self.spare_io_error(j.spare, c"spare or metadata write failed");
                 spare_err = true;
                 ok = false;
                 break;

@@ -147,3 +147,4 @@ ktap_check "the spare still answers: mode failed, no spare lost" eval \
   'test "$(info y mode) $(counter y spares_lost)" = "failed 0" &&
    test "$(dmsetup message "${PREFIX}y" 0 spare_list | sed -n "s/.* state=\([a-z]*\).*/\1/p" | tr "\n" " ")" = "active active "'
 ktap_check "the kernel log says why" logged "the spare still answers"
+ktap_finish

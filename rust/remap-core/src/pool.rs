@@ -33,6 +33,10 @@ pub enum SpareFind {
     },
     /// The spare's own selection refused.
     Refused(Refusal),
+    /// No read of any of the spare's copies succeeded (a pool spare whose device does
+    /// not answer). Only a record already recorded lost ([`SPARE_FAILED`]) may be such a
+    /// spare ([`members`]); [`choose`] never loads from it.
+    Unreadable,
 }
 
 impl SpareFind {
@@ -94,6 +98,11 @@ pub enum PoolRefusal {
         /// The spare.
         index: usize,
     },
+    /// A spare does not read at all and is not a record the chosen state recorded lost.
+    Unreadable {
+        /// The spare.
+        index: usize,
+    },
     /// A record of the chosen state's list has no device among those given.
     Missing {
         /// The record's position in the list.
@@ -112,6 +121,9 @@ impl PoolRefusal {
             Self::TooMany => "more than 16 spares",
             Self::NotAMember { .. } => "a spare of this setup is not in its spare list",
             Self::Missing { .. } => "a spare of the spare list is not among the devices",
+            Self::Unreadable { .. } => {
+                "a spare does not read at all and the metadata does not record it lost"
+            }
         }
     }
 }
@@ -150,7 +162,7 @@ pub fn choose(finds: &[SpareFind]) -> PoolChoice {
     let mut best: Option<(usize, u64, u32)> = None;
     for (i, f) in finds.iter().enumerate() {
         match *f {
-            SpareFind::Blank => {}
+            SpareFind::Blank | SpareFind::Unreadable => {}
             SpareFind::Refused(reason) => {
                 return PoolChoice::Refuse(PoolRefusal::Spare { index: i, reason })
             }
@@ -179,6 +191,11 @@ pub fn choose(finds: &[SpareFind]) -> PoolChoice {
         }
     }
     let Some((best, version, crc)) = best else {
+        // Nothing to load: a fresh pool, unless a spare does not read (which could
+        // hold the state: nothing is formatted over it).
+        if let Some(index) = finds.iter().position(|f| *f == SpareFind::Unreadable) {
+            return PoolChoice::Refuse(PoolRefusal::Unreadable { index });
+        }
         return PoolChoice::Blank;
     };
     // Every spare at the selected version must hold the same state.
@@ -211,8 +228,11 @@ pub fn choose(finds: &[SpareFind]) -> PoolChoice {
 /// A record no spare carries is matched to the spare at its own position when that
 /// spare is blank and the state maps no block to the record: a spare whose first
 /// copies a cut (or an I/O error) kept from landing while the others took the state
-/// that lists it. Refuses a spare of the setup that is not in the list, and any other
-/// record left without a spare.
+/// that lists it. A spare that does not read at all ([`SpareFind::Unreadable`]) is
+/// matched to the record at its position when the state records that spare lost
+/// ([`SPARE_FAILED`]; its blocks are all recorded lost, so nothing needs its data).
+/// Refuses a spare of the setup that is not in the list, an unreadable spare in any
+/// other place, and any other record left without a spare.
 pub fn members(
     finds: &[SpareFind],
     state: &Decoded<'_>,
@@ -245,13 +265,23 @@ pub fn members(
         if seen.get(record).copied().unwrap_or(true) {
             continue;
         }
-        let blank_here = matches!(finds.get(record), Some(SpareFind::Blank));
+        let here = finds.get(record);
+        let lost_here = here == Some(&SpareFind::Unreadable)
+            && state.spare(record).is_some_and(|s| s.state == SPARE_FAILED);
+        let blank_here = here == Some(&SpareFind::Blank);
         let holds_blocks = state.ranges().any(|r| usize::from(r.spare) == record);
-        if !blank_here || holds_blocks {
+        if !lost_here && (!blank_here || holds_blocks) {
             return Err(PoolRefusal::Missing { record });
         }
         if let Some(o) = out.get_mut(record) {
             *o = Some(record);
+        }
+    }
+    // An unreadable spare left unmatched (not a lost record's) would be taken for a
+    // spare being added and formatted.
+    for (index, f) in finds.iter().enumerate() {
+        if *f == SpareFind::Unreadable && out.get(index).copied().flatten().is_none() {
+            return Err(PoolRefusal::Unreadable { index });
         }
     }
     Ok(out)
@@ -265,6 +295,11 @@ pub fn members(
 /// ([`renumbered`]); the first commit after the load writes the shorter list.
 pub fn removable(finds: &[SpareFind], state: &Decoded<'_>) -> u32 {
     let mut drop = 0u32;
+    // An unreadable spare carries no UUID to tell which record it is: drop nothing
+    // (a lost record it may be stays, and `members` matches it by position).
+    if finds.contains(&SpareFind::Unreadable) {
+        return 0;
+    }
     for r in 0..state.spare_count().min(MAX_SPARES) {
         let Some(rec) = state.spare(r) else {
             continue;
@@ -511,6 +546,53 @@ mod tests {
         assert_eq!(removable(&[st(6, 3, 0)], &d), 0b101);
         assert_eq!(renumbered(1, 0b101), 0);
         assert_eq!(renumbered(15, u32::MAX), 0);
+    }
+
+    #[test]
+    fn an_unreadable_spare_is_only_a_lost_record() {
+        use crate::remap_table::Entry;
+        let uuids = [[5; 16], [6; 16], [7; 16]];
+        let mut lost = Entry::remapped(3, 1, 0);
+        lost.lost = [0xff, 0];
+        let b = state_marked(&uuids, 0b010, meta::SPARE_FAILED, &[lost]);
+        let d = meta::decode(&b, 0).unwrap();
+        let finds = [st(5, 3, 0), SpareFind::Unreadable, st(7, 3, 0)];
+        // Never loaded from; matched to the lost record at its place (blocks and all).
+        assert!(matches!(choose(&finds), PoolChoice::Load { best: 0, .. }));
+        assert_eq!(
+            members(&finds, &d).unwrap()[..3],
+            [Some(0), Some(1), Some(2)]
+        );
+        assert_eq!(removable(&finds, &d), 0);
+        // A record not recorded lost: refused, whatever it maps.
+        let b = state_marked(&uuids, 0, meta::SPARE_FAILED, &[]);
+        let active = meta::decode(&b, 0).unwrap();
+        assert_eq!(
+            members(&finds, &active),
+            Err(PoolRefusal::Missing { record: 1 })
+        );
+        let b = state_marked(&uuids, 0b010, meta::SPARE_DRAINING, &[]);
+        let draining = meta::decode(&b, 0).unwrap();
+        assert_eq!(
+            members(&finds, &draining),
+            Err(PoolRefusal::Missing { record: 1 })
+        );
+        // Beyond the list it would be a spare being added: refused, not formatted.
+        let more = [
+            st(5, 3, 0),
+            SpareFind::Unreadable,
+            st(7, 3, 0),
+            SpareFind::Unreadable,
+        ];
+        assert_eq!(
+            members(&more, &d),
+            Err(PoolRefusal::Unreadable { index: 3 })
+        );
+        // Nothing else to load from: refused, not a fresh pool.
+        assert_eq!(
+            choose(&[SpareFind::Blank, SpareFind::Unreadable]),
+            PoolChoice::Refuse(PoolRefusal::Unreadable { index: 1 })
+        );
     }
 
     #[test]
