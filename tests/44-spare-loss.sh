@@ -13,7 +13,7 @@
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp mknod
-ktap_plan 27
+ktap_plan 31
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -93,6 +93,24 @@ ktap_check "block 160 is on the third spare with 7 sectors lost" \
   grep -q ' spare=2 .*lost_sectors=7' <<<"$(query 160)"
 ktap_check "new remaps go to the third spare" \
   eval 'dmsetup message "${PREFIX}x" 0 remap 5000 && grep -q " spare=2 " <<<"$(query 5000) "'
+
+# A reload that still names the lost spare (which does not read at all) loads: the
+# metadata records it lost. A spare that does not read and is not recorded lost is
+# refused (a new pool with one: nothing is formatted over it).
+table=$(dmsetup table "${PREFIX}x")
+dmesg_mark
+ktap_check "a reload still naming the lost spare loads" suspend_reload_resume "${PREFIX}x" "$table"
+ktap_check "after it the spare is failed, block 151 lost, block 150 reads back" eval \
+  'dmsetup message "${PREFIX}x" 0 spare_list | grep -q "^spare=1 .* state=failed" &&
+   ! blk_read "$dev" 151 "$WORK/x" 2>/dev/null &&
+   blk_read "$dev" 150 "$WORK/b150" && cmp -s "$WORK/new150" "$WORK/b150" &&
+   logged "spare 1 is recorded lost: it is not written"'
+zs=$(mkloop 16) || fail "loop device for z's spare"
+zm=$(mkloop 64) || fail "loop device for z's main device"
+dmesg_mark
+ktap_check_fails "a new pool naming a spare that does not read is refused" \
+  dm_create z "0 131072 remap $zm $zs $spb"
+ktap_check "the log says why" logged "does not read at all"
 
 # The admin removes the lost spare: its entries move without a read, the table is
 # reloaded without it.
