@@ -85,17 +85,21 @@ impl Snapshot {
 pub(crate) use crate::remap_core::route::Route;
 
 /// Routes the I/O `sector..sector+n` (target-relative) over the published version
-/// `snap` (see [`crate::remap_core::route::route`]). Returns the route and, when the
-/// bio must be cut, the number of sectors the first part keeps.
+/// `snap`, spares of `lost_spares` (bit `i`: spare `i`) lost (see
+/// [`crate::remap_core::route::route_with`]). Returns the route and, when the bio must
+/// be cut, the number of sectors the first part keeps.
 pub(crate) fn route(
     snap: Option<&Snapshot>,
     bs: BlockSize,
     sector: u64,
     n: u64,
     write: bool,
+    lost_spares: u32,
 ) -> (Route, Option<u64>) {
     match snap {
-        Some(snap) => crate::remap_core::route::route(snap.items(), bs, sector, n, write),
+        Some(snap) => {
+            crate::remap_core::route::route_with(snap.items(), bs, sector, n, write, lost_spares)
+        }
         None => (Route::Main, None),
     }
 }

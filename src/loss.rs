@@ -3,25 +3,26 @@
 //! Losing a spare of a pool.
 //!
 //! A failed I/O of a spare is counted where it happens ([`Remap::spare_io_error`], any
-//! context). With one spare, or when no other spare of the pool is active, the target
-//! enters mode `failed` as it always has. Otherwise the worker decides, under the core
-//! mutex, whether the spare is *lost* ([`Remap::handle_spare_errors`]): a spare that
-//! no longer reads any of its five metadata copy sectors is recorded lost
-//! (`meta::SPARE_FAILED`), every block that lived on it is recorded with all its
-//! sectors lost (reads fail honestly; the next write of a block puts it on another
-//! spare, `worker::apply`), and one commit to the other spares records it. A spare that
-//! still answers has a bad spot, not a lost device: mode `failed`, as before.
+//! context). With one spare the target enters mode `failed` as it always has. In a pool
+//! the worker decides, under the core mutex, whether the spare is *lost*
+//! ([`Remap::handle_spare_errors`]): a spare that no longer reads any of its five
+//! metadata copy sectors, while another spare of the pool is active, is recorded lost
+//! (`meta::SPARE_FAILED`, committed to the other spares). From then on every block that
+//! lived on it counts as having all its sectors lost: `map` (and the worker's routing)
+//! fails its reads and hands its writes to the worker, which puts the block on another
+//! spare (`worker::apply`). The entries themselves do not change: the spare's state in
+//! the metadata says it, so recording a loss takes one commit whatever the spare held,
+//! and `spare_remove` later moves the entries off it with their sectors lost. A spare
+//! that still answers has a bad spot, not a lost device: mode `failed`, as before.
 //!
-//! Ordering: the entries are republished with their sectors lost before the commit
-//! (each publish waits for a grace period, `Published::publish`). From then on `map`
-//! fails reads of them and hands writes to the worker, which is the caller here and
-//! processes them after this returns: no write to a block of the lost spare completes
-//! before the commit recording the loss. Bios already sent to the spare fail there
-//! (reads complete with the error; writes come back to the worker as failed writes,
-//! `remap_end_io`, and are placed on another spare by the batch after this). Should the
-//! commit fail, the target enters mode `failed`: the lost blocks stay lost in memory
-//! (their reads fail, as they would on the dead spare) and their writes fail, as in
-//! mode `failed` a write to lost sectors does.
+//! Ordering: `lost_spares` (read by `map` with the table, inside its RCU section) gets
+//! the spare's bit before the commit. A bio routed before that goes to the spare and
+//! fails there: a read completes with the error, a write comes back to the worker
+//! (`remap_end_io`) and is placed on another spare by a later batch, after this commit.
+//! A bio routed after it is failed (read) or deferred to the worker (write). Either way
+//! no write to a block of the lost spare completes before the commit recording the loss,
+//! and no read returns data from it. Should the commit fail, the target enters mode
+//! `failed` (writes to the lost blocks then fail, as writes to lost sectors do there).
 
 use crate::bindings as b;
 use crate::engine::{mask_set, SectorMask, Special};
@@ -30,15 +31,12 @@ use crate::remap_core::remap_table::stores_remapped;
 use crate::target::{Core, Remap};
 use crate::worker::Dev;
 use core::ffi::CStr;
-use core::sync::atomic::Ordering::{AcqRel, Relaxed};
+use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use kernel::prelude::*;
 
 macro_rules! dmerr {
     ($($arg:tt)*) => { pr_err!("device-mapper: remap: {}\n", format_args!($($arg)*)) };
 }
-
-/// Entries republished per grace period while a lost spare's blocks are marked.
-const MARK_BATCH: usize = 32;
 
 impl Remap {
     /// A failed I/O of spare `i`, from any context (`end_io` included): counted. In a
@@ -64,9 +62,39 @@ impl Remap {
         self.nspares > 1
     }
 
+    /// Marks spare `i` for the worker's loss check without counting an error (the
+    /// caller counted it, or it is no I/O error of a remapped block: a metadata copy
+    /// write, a spare that reads nothing during `spare_remove`).
+    pub(crate) fn suspect_spare(&self, i: u8) {
+        if self.nspares > 1 && usize::from(i) < self.nspares && i < 32 {
+            self.spare_suspects.fetch_or(1u32 << i, AcqRel);
+            // SAFETY: the worker is live while the target exists.
+            unsafe { b::dmr_worker_kick(self.worker) };
+        }
+    }
+
+    /// Whether spare `i` was recorded lost (lock-free: `map`, the sampler).
+    pub(crate) fn spare_is_lost(&self, i: u8) -> bool {
+        i < 32 && self.lost_spares.load(Acquire) & (1u32 << i) != 0
+    }
+
+    /// The sectors of remapped block `e` that hold no data: its recorded lost sectors,
+    /// or all of them when its spare was lost.
+    pub(crate) fn lost_of(&self, e: &Special) -> SectorMask {
+        if self.spare_is_lost(e.spare) {
+            let mut all: SectorMask = [0; 2];
+            mask_set(&mut all, 0, self.cfg.block_size.sectors());
+            all
+        } else {
+            e.lost
+        }
+    }
+
     /// The worker, under the core mutex: the spares with failed I/O since the last
     /// call, each recorded lost, or mode `failed` entered (see the module comment).
-    /// Returns whether a dm event is due (a spare was recorded lost).
+    /// Called after the worker took its batch of bios: a write that failed on a spare
+    /// set the spare's bit before it was queued, so the batch that carries it sees the
+    /// loss recorded. Returns whether a dm event is due (a spare was recorded lost).
     pub(crate) fn handle_spare_errors(&self, core: &mut Core) -> bool {
         let bits = self.spare_suspects.swap(0, AcqRel);
         let mut event = false;
@@ -77,15 +105,17 @@ impl Remap {
             if core.is_lost(i) {
                 continue;
             }
-            if self.spare_answers(core, i) {
-                self.enter_failed(c"spare I/O error (the spare still answers: a bad spot on it)");
-                continue;
-            }
+            // Without another active spare there is nothing to carry on with: mode
+            // failed, without probing a device that may take its timeouts to answer.
             let others = (0..self.nspares)
                 .filter_map(|k| u8::try_from(k).ok())
                 .any(|k| k != i && core.is_active(k));
             if !others || !self.writable {
-                self.enter_failed(c"spare I/O error: the spare no longer answers");
+                self.enter_failed(c"spare I/O error");
+                continue;
+            }
+            if self.spare_answers(core, i) {
+                self.enter_failed(c"spare I/O error (the spare still answers: a bad spot on it)");
                 continue;
             }
             event |= self.lose_spare(core, i);
@@ -94,11 +124,12 @@ impl Remap {
     }
 
     /// Whether spare `i` still reads one logical block at any of its metadata copy
-    /// sectors.
+    /// sectors. Without a buffer to probe with (cannot happen: the worker's storage is
+    /// in `core` between batches) it is taken to answer: the safe side.
     fn spare_answers(&self, core: &mut Core, i: u8) -> bool {
         let unit = self.lbs_sectors(Dev::Spare(i)).max(1);
         let Some(buf) = core.scratch.block_buf().get_mut(..(unit * 512) as usize) else {
-            return false;
+            return true;
         };
         COPY_SECTORS.iter().any(|&at| {
             self.sync_io(Dev::Spare(i), at, buf, unit, b::dmr_io_op_DMR_IO_READ)
@@ -106,48 +137,24 @@ impl Remap {
         })
     }
 
-    /// Records spare `i` lost: its blocks' sectors all lost, republished, then
-    /// committed to the other spares. Blocks fenced on their way to it
-    /// (`FENCED_MOVED`) keep their fence, with every sector lost for when it settles.
+    /// Records spare `i` lost (`lost_spares`, then one commit to the other spares).
     /// Returns true (a dm event is due).
     fn lose_spare(&self, core: &mut Core, i: u8) -> bool {
-        let spb = self.cfg.block_size.sectors();
-        let mut all: SectorMask = [0; 2];
-        mask_set(&mut all, 0, spb);
         core.set_lost(i);
-        let expedite = core.expedite;
-        core.expedite = true;
-        let mut marked = 0u64;
-        loop {
-            let mut batch = [Special::default(); MARK_BATCH];
-            let mut n = 0;
-            let on_it = self
-                .published
-                .items_locked()
-                .iter()
-                .filter(|e| e.spare == i && stores_remapped(e.state) && e.lost != all);
-            for (slot, e) in batch.iter_mut().zip(on_it) {
-                *slot = Special { lost: all, ..*e };
-                n += 1;
-            }
-            let Some(changes) = batch.get_mut(..n).filter(|c| !c.is_empty()) else {
-                break;
-            };
-            if self.publish_changes(core, changes).is_err() {
-                // Cannot happen (the standby version is there between operations and
-                // the table does not grow). The spare stays recorded lost in memory.
-                break;
-            }
-            marked += n as u64;
-        }
-        core.expedite = expedite;
+        self.lost_spares.fetch_or(1u32 << i, AcqRel);
+        let blocks = self
+            .published
+            .items_locked()
+            .iter()
+            .filter(|e| e.spare == i && stores_remapped(e.state))
+            .count();
         self.stats.spares_lost.fetch_add(1, Relaxed);
         let r = self.commit_current(core);
         dmerr!(
             "{}: spare {} lost (its device no longer answers): {} block(s) on it now read as errors until written again, on the other spares; {}",
             self.main_name(),
             i,
-            marked,
+            blocks,
             if r.is_ok() {
                 "the other spares recorded the loss"
             } else {

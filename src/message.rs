@@ -76,7 +76,7 @@ impl Remap {
                 let s = self.published.read(|s| s.and_then(|s| s.get(blk)).copied());
                 match s {
                     None => write!(out, "block={blk} state=main"),
-                    Some(s) => Self::write_special(out, &s),
+                    Some(s) => self.write_special(out, &s),
                 }
             }
             Message::List(from) => self.published.read(|snap| {
@@ -86,7 +86,7 @@ impl Remap {
                 let rest = items.get(start..).unwrap_or(&[]);
                 for s in rest.iter().take(LIST_MAX) {
                     r = r
-                        .and_then(|()| Self::write_special(out, s))
+                        .and_then(|()| self.write_special(out, s))
                         .and_then(|()| writeln!(out));
                 }
                 match rest.get(LIST_MAX) {
@@ -396,7 +396,7 @@ impl Remap {
         r
     }
 
-    fn write_special(out: &mut dyn Write, s: &Special) -> core::fmt::Result {
+    fn write_special(&self, out: &mut dyn Write, s: &Special) -> core::fmt::Result {
         match s.state {
             REMAPPED => write!(
                 out,
@@ -404,7 +404,8 @@ impl Remap {
                 s.block,
                 s.spare,
                 s.spare_block,
-                mask_count(&s.lost)
+                // All of them on a lost spare.
+                mask_count(&self.lost_of(s))
             ),
             PENDING => write!(out, "block={} state=pending", s.block),
             FENCED => write!(out, "block={} state=fenced", s.block),

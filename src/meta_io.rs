@@ -135,6 +135,9 @@ pub(crate) struct Core {
     /// Whether the last `write_copies` issued a write (a failed write may still have
     /// reached the disk whole).
     issued: bool,
+    /// The spare whose write or flush failed the last `write_copies`, if one did (the
+    /// target then checks whether it was lost: `loss`).
+    pub(crate) failed_spare: Option<u8>,
     client: *mut b::dm_io_client,
     /// The unpublished table version writers rebuild (see `engine`).
     pub(crate) standby: Option<KBox<Snapshot>>,
@@ -204,6 +207,16 @@ impl Core {
     /// Whether spare `i` was lost (`meta::SPARE_FAILED`).
     pub(crate) fn is_lost(&self, i: u8) -> bool {
         self.spare_state(i) == Some(meta::SPARE_FAILED)
+    }
+
+    /// The lost spares as a bit mask (bit `i`: spare `i`).
+    pub(crate) fn lost_mask(&self) -> u32 {
+        self.infos
+            .iter()
+            .take(32)
+            .enumerate()
+            .filter(|(_, s)| s.state == meta::SPARE_FAILED)
+            .fold(0, |m, (i, _)| m | 1u32 << i)
     }
 
     /// Whether spare `i` takes new blocks (neither draining nor lost).
@@ -507,6 +520,7 @@ impl Core {
             config_changed: false,
             landed: 0,
             issued: false,
+            failed_spare: None,
             client,
             standby: None,
             scratch: Scratch::empty(),
@@ -1011,6 +1025,7 @@ impl Core {
         // Nothing landed yet, whatever makes this call fail (also before any write).
         self.landed = 0;
         self.issued = false;
+        self.failed_spare = None;
         let st = State {
             uuid: self.uuid,
             version: self.version,
@@ -1127,6 +1142,7 @@ impl Core {
                         si,
                         e
                     );
+                    self.failed_spare = u8::try_from(si).ok();
                     result = Err(e);
                 }
             }
@@ -1233,6 +1249,7 @@ impl Core {
                         self.version,
                         e
                     );
+                    self.failed_spare = u8::try_from(si).ok();
                     result = Err(e);
                     break 'spares;
                 }

@@ -393,9 +393,12 @@ impl Remap {
         self.sync_io(Dev::Spare(spare), sector, buf, SLOT_SECTOR_COUNT, op)
     }
 
-    /// The pool's spares, as `slot_io` names them.
-    fn history_spares(&self) -> impl Iterator<Item = u8> {
-        (0..self.nspares.min(MAX_SPARES)).filter_map(|i| u8::try_from(i).ok())
+    /// The pool's spares, as `slot_io` names them, but lost ones (`loss`): their device
+    /// no longer answers.
+    fn history_spares(&self) -> impl Iterator<Item = u8> + '_ {
+        (0..self.nspares.min(MAX_SPARES))
+            .filter_map(|i| u8::try_from(i).ok())
+            .filter(|&i| !self.spare_is_lost(i))
     }
 
     /// Replays the newest valid history slot of the pool (both slots of every spare;

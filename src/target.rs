@@ -265,6 +265,10 @@ pub(crate) struct Remap {
     /// Spares (bit `i`: spare `i`) with a failed I/O the worker has not yet checked for
     /// loss (`loss::handle_spare_errors`).
     pub(crate) spare_suspects: AtomicU32,
+    /// Spares (bit `i`: spare `i`) recorded lost (`meta::SPARE_FAILED`), for `map`: every
+    /// sector of their blocks counts as lost, and their flushes complete at once. Set
+    /// by the writers under the core mutex (`loss::lose_spare`, the first resume).
+    pub(crate) lost_spares: AtomicU32,
     /// The background scan.
     pub(crate) scan: crate::scan::Scanner,
     /// Statistics samples and the prediction engine.
@@ -376,6 +380,7 @@ impl Remap {
     /// position), lifting the fences when the commit lands. Callers hold `core`.
     pub(crate) fn commit_current(&self, core: &mut Core) -> Result {
         let r = core.commit(self.published.items_locked());
+        self.check_failed_spare(core);
         core.last_commit = r.err().map_or(0, |e| e.to_errno());
         if core.commit_landed() {
             self.settle_fences(core);
@@ -423,6 +428,15 @@ impl Remap {
             self.main_name(),
             blocks.len()
         );
+    }
+
+    /// After a commit: a spare whose metadata write or flush failed it is checked for
+    /// loss by the worker (`loss`); the commit's own failure is the caller's to handle
+    /// (mode failed, fences).
+    fn check_failed_spare(&self, core: &mut Core) {
+        if let Some(si) = core.failed_spare.take() {
+            self.suspect_spare(si);
+        }
     }
 
     /// Lifts the fences once a commit is known written (at least one copy): that
@@ -512,6 +526,7 @@ impl Remap {
             return Err(CommitFailed::rolled_back(e));
         }
         let r = core.commit(next.items());
+        self.check_failed_spare(core);
         core.last_commit = r.err().map_or(0, |e| e.to_errno());
         match r {
             Ok(()) => {
@@ -572,6 +587,7 @@ impl Remap {
         }
         fresh.adopt_reserves(&mut core);
         *core = fresh;
+        self.lost_spares.store(core.lost_mask(), Release);
         // Status and the spare messages show the loaded pool from now on, even if a
         // step below fails.
         self.mirror(&core);
@@ -1173,6 +1189,7 @@ unsafe fn ctr_finish(
         resumed: AtomicBool::new(false),
         suspending: AtomicBool::new(false),
         spare_suspects: AtomicU32::new(0),
+        lost_spares: AtomicU32::new(0),
         scan,
         sampler,
         spare_errs: Default::default(),
@@ -1361,6 +1378,15 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
         let bdev = match nr.checked_sub(1) {
             None => t.main_bdev(),
             Some(i) => match u8::try_from(i).ok().and_then(|i| t.spare_bdev(i)) {
+                // A lost spare's device no longer answers and holds nothing a flush
+                // could make durable (no commit writes it, no block lives on it): its
+                // part of the flush completes at once.
+                Some(_) if i < 32 && t.lost_spares.load(Acquire) & (1u32 << i) != 0 => {
+                    // SAFETY: dm core owns `bio` for this call; completing it hands it
+                    // back (`end_io` sees a successful flush).
+                    unsafe { b::dmr_bio_endio(bio, b::DMR_STS_OK as u8) };
+                    return b::DM_MAPIO_SUBMITTED as c_int;
+                }
                 Some(d) => d,
                 None => return b::DM_MAPIO_KILL as c_int,
             },
@@ -1393,7 +1419,10 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
         (Route::Main, None, None)
     } else {
         t.published.read(|snap| {
-            let (r, cut) = crate::engine::route(snap, t.cfg.block_size, sector, n, write);
+            // The lost spares as of now: a spare recorded lost after this load still
+            // gets this bio, which fails there (a write comes back to the worker).
+            let lost = t.lost_spares.load(Acquire);
+            let (r, cut) = crate::engine::route(snap, t.cfg.block_size, sector, n, write, lost);
             let track = match r {
                 Route::Main => write,
                 Route::Spare(..) => true,

@@ -219,15 +219,16 @@ impl Remap {
     pub(crate) fn work(&self) {
         loop {
             let mut core = self.core.lock();
-            // Spares with failed I/O first (lost, or mode failed): the batch below then
-            // places writes to a lost spare's blocks on the others.
-            let mut event = self.handle_spare_errors(&mut core);
-            event |= self.record_failed(&mut core);
             // Read under the core mutex: remaps by messages and the scan (also under
             // it) before this point are not this batch's.
             let remaps = self.stats.remaps.load(Relaxed);
             // SAFETY: the worker is live while the target exists.
             let mut head = unsafe { b::dmr_worker_take_bios(self.worker, MAX_BIOS as u32) };
+            // Spares with failed I/O (lost, or mode failed), after taking the batch: a
+            // write that failed on a spare set the spare's bit before it was queued,
+            // so its loss is recorded before the batch places the write elsewhere.
+            let mut event = self.handle_spare_errors(&mut core);
+            event |= self.record_failed(&mut core);
             if head.is_null() {
                 drop(core);
                 if event {
@@ -357,8 +358,15 @@ impl Remap {
                     let cur = self.published.items_locked();
                     let cur = crate::remap_core::remap_table::find(cur, first).copied();
                     let snap = self.published.current_locked();
-                    let (mut r, cut) =
-                        crate::engine::route(snap, bs, pb.sector, u64::from(pb.sectors), write);
+                    let lost = self.lost_spares.load(core::sync::atomic::Ordering::Acquire);
+                    let (mut r, cut) = crate::engine::route(
+                        snap,
+                        bs,
+                        pb.sector,
+                        u64::from(pb.sectors),
+                        write,
+                        lost,
+                    );
                     if cut.is_some() {
                         // Cannot happen: `map` defers a bio only up to the end of its
                         // block, and a bio within one block is never cut. Were it cut,
@@ -515,7 +523,7 @@ impl Remap {
     /// Reads `n` sectors at `off` of remapped block `c` from the spare into `buf`.
     /// False when a lost sector is asked for or the spare fails (mode failed then).
     fn read_spare_part(&self, c: &Special, off: u64, n: u64, buf: &mut [u8]) -> bool {
-        if mask_any(&c.lost, off, off + n) {
+        if mask_any(&self.lost_of(c), off, off + n) {
             return false;
         }
         let Some(base) = layout::data_block_sector(self.cfg.block_size, Blocks(c.spare_block))
@@ -671,13 +679,15 @@ impl Remap {
             };
             match j.prev {
                 Some(p) if p.state == REMAPPED && core.is_lost(p.spare) => {
-                    // Its spare was lost (every sector of it recorded lost): what the
-                    // bios write goes to a block on another spare, the rest stays lost.
+                    // Its spare was lost (every sector of it counts as lost): what the
+                    // bios write goes to a block on another spare, the rest stays lost
+                    // (whatever the entry's own mask says).
                     match core.alloc_block() {
                         Some((sp, blk)) => {
                             j.spare = sp;
                             j.spare_block = blk;
-                            j.lost = p.lost;
+                            j.lost = [0; 2];
+                            mask_set(&mut j.lost, 0, spb);
                         }
                         None => {
                             self.enter_failed(c"spare full: no free spare block");
@@ -1010,7 +1020,7 @@ impl Remap {
             let mut gone = [Special { state: 0, ..cur }];
             return self.commit_changes(core, &mut gone).map_err(|f| f.err);
         }
-        if cur.state != REMAPPED || crate::engine::mask_count(&cur.lost) != 0 {
+        if cur.state != REMAPPED || crate::engine::mask_count(&self.lost_of(&cur)) != 0 {
             return Err(EBUSY);
         }
         let bs = self.cfg.block_size;
@@ -1125,7 +1135,8 @@ impl Remap {
 
     fn clear_with(&self, core: &mut Core, sc: &mut Scratch) -> ClearStep {
         let movable = |e: &Special| {
-            e.state == PENDING || (e.state == REMAPPED && crate::engine::mask_count(&e.lost) == 0)
+            e.state == PENDING
+                || (e.state == REMAPPED && crate::engine::mask_count(&self.lost_of(e)) == 0)
         };
         // The step's entries: movers in `changes`, pending blocks in `pending`.
         sc.changes.clear();
@@ -1469,6 +1480,10 @@ impl Remap {
                     }
                 }
                 if gone {
+                    // Perhaps lost: the worker checks (`loss`), and records it lost if
+                    // it still does not answer; `spare_remove` sent again then moves
+                    // its blocks without reading them.
+                    self.suspect_spare(from);
                     dmwarn!(
                         "{}: spare_remove: block {}: nothing reads on spare {}, nor its metadata; stopping (send spare_remove again)",
                         self.main_name(),

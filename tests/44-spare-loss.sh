@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# spare-loss: a pool of three spares loses the second one (its table swapped to
-# dm-error live). The target stays in mode ok; the spare is recorded failed
+# spare-loss: a pool of three spares loses the second one (its table swapped live to
+# dm-flakey failing every read, write and flush). The target stays in mode ok; the spare is recorded failed
 # (spare_list, spare_stats), the loss is counted (`spares_lost`), logged and raised as a
 # dm event; the blocks that lived on it return read errors (no data invented) until
 # they are written again, and then live on the third spare; a write already sent to
@@ -12,8 +12,8 @@
 # spare: mode failed, as with one spare.
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
-need dmsetup losetup dd cmp mknod
-ktap_plan 31
+need dmsetup losetup dd cmp mknod python3
+ktap_plan 32
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -51,8 +51,9 @@ ktap_check "block 150 lives on the second spare" grep -q ' spare=1 ' <<<"$(query
 # and writes the block to the third spare.
 dmesg_mark
 arm_wait x || fail "dmsetup wait armed"
-dmsetup suspend "$bname" && dmsetup reload "$bname" --table "0 32768 error" &&
-  dmsetup resume "$bname" || fail "swap the second spare to dm-error"
+dmsetup suspend "$bname" &&
+  dmsetup reload "$bname" --table "0 32768 flakey $bbase 0 0 3600 2 error_reads error_writes" &&
+  dmsetup resume "$bname" || fail "swap the second spare to a dm-flakey that fails everything"
 head -c 4096 /dev/urandom > "$WORK/new150" || fail "random block"
 ktap_check "a write of a block on the lost spare succeeds" blk_write "$dev" 150 "$WORK/new150"
 ktap_check "and reads back what was written" \
@@ -61,6 +62,8 @@ diag "block 150: $(query 150)"
 ktap_check "block 150 now lives on the third spare, nothing lost" \
   grep -q ' spare=2 .*lost_sectors=0' <<<"$(query 150)"
 ktap_check "mode stays ok" test "$(info x mode)" = ok
+ktap_check "an fsync of the device succeeds (its flush leaves the lost spare out)" \
+  python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_WRONLY); os.fsync(fd)' "$dev"
 list=$(dmsetup message "${PREFIX}x" 0 spare_list)
 printf '%s\n' "$list" | sed 's/^/# spare_list: /'
 ktap_check "spare_list: the second spare is failed, the others active" \
@@ -107,9 +110,11 @@ ktap_check "after it the spare is failed, block 151 lost, block 150 reads back" 
    logged "spare 1 is recorded lost: it is not written"'
 zs=$(mkloop 16) || fail "loop device for z's spare"
 zm=$(mkloop 64) || fail "loop device for z's main device"
+dmsetup create "${PREFIX}zerr" --table "0 32768 error" || fail "a spare that does not read"
+DMDEVS+=("${PREFIX}zerr")
 dmesg_mark
 ktap_check_fails "a new pool naming a spare that does not read is refused" \
-  dm_create z "0 131072 remap $zm $zs $spb"
+  dm_create z "0 131072 remap $zm $zs /dev/mapper/${PREFIX}zerr"
 ktap_check "the log says why" logged "does not read at all"
 
 # The admin removes the lost spare: its entries move without a read, the table is

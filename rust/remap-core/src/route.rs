@@ -49,6 +49,21 @@ pub fn route(
     n: u64,
     write: bool,
 ) -> (Route, Option<u64>) {
+    route_with(items, bs, sector, n, write, 0)
+}
+
+/// [`route`] in a pool with lost spares: bit `i` of `lost_spares` set means spare `i`
+/// was lost (`meta::SPARE_FAILED`), and every sector of a block remapped to it counts
+/// as lost whatever its entry records: a read of it fails, a write of it goes to the
+/// worker (which puts the block on another spare), block by block.
+pub fn route_with(
+    items: &[Entry],
+    bs: BlockSize,
+    sector: u64,
+    n: u64,
+    write: bool,
+    lost_spares: u32,
+) -> (Route, Option<u64>) {
     if items.is_empty() || n == 0 {
         return (Route::Main, None);
     }
@@ -77,7 +92,8 @@ pub fn route(
         // retries it alone and records no neighbour of it pending.
         PENDING => Route::Main,
         _ => {
-            if mask_any(&s.lost, off, off + len) {
+            let spare_lost = s.spare < 32 && lost_spares & (1u32 << s.spare) != 0;
+            if spare_lost || mask_any(&s.lost, off, off + len) {
                 if write {
                     Route::Defer
                 } else {
@@ -234,7 +250,44 @@ mod tests {
 
     /// The per-sector meaning of a table version: where one sector goes.
     fn sector_route(items: &[Entry], b: BlockSize, s: u64, write: bool) -> Route {
-        route(items, b, s, 1, write).0
+        sector_route_with(items, b, s, write, 0)
+    }
+
+    fn sector_route_with(items: &[Entry], b: BlockSize, s: u64, write: bool, lost: u32) -> Route {
+        route_with(items, b, s, 1, write, lost).0
+    }
+
+    #[test]
+    fn a_lost_spare_s_blocks_fail_reads_and_defer_writes_block_by_block() {
+        let b = bs(4096);
+        // Blocks 10..14 a run on spare 1, block 14 on spare 0.
+        let mut items: Vec<Entry> = (10..14).map(|k| Entry::remapped(k, 1, k - 10)).collect();
+        items.push(Entry::remapped(14, 0, 0));
+        let base = layout::data_block_sector(b, Blocks(0)).unwrap().0;
+        // Spare 1 fine: the run goes whole.
+        assert_eq!(
+            route_with(&items, b, 80, 40, false, 0b01),
+            (Route::Spare(1, base), Some(32))
+        );
+        // Spare 1 lost: reads fail, writes are deferred, one block at a time.
+        assert_eq!(
+            route_with(&items, b, 80, 40, false, 0b10),
+            (Route::Fail, Some(8))
+        );
+        assert_eq!(
+            route_with(&items, b, 84, 8, true, 0b10),
+            (Route::Defer, Some(4))
+        );
+        assert_eq!(
+            route_with(&items, b, 112, 8, false, 0b10),
+            (Route::Spare(0, base), None)
+        );
+        // Spare numbers beyond the mask's 32 bits are never lost.
+        let far = [Entry::remapped(3, 40, 0)];
+        assert!(matches!(
+            route_with(&far, b, 24, 8, false, u32::MAX).0,
+            Route::Spare(40, _)
+        ));
     }
 
     fn arb_table() -> impl Strategy<Value = Vec<Entry>> {
@@ -282,8 +335,11 @@ mod tests {
         #[test]
         fn a_first_part_routes_every_sector_as_alone(
             items in arb_table(), start in 0u64..330, n in 1u64..200, write: bool,
+            lost in 0u32..4,
         ) {
             let b = bs(4096);
+            let route = |items: &[Entry], b, start, n, write| route_with(items, b, start, n, write, lost);
+            let sector_route = |items: &[Entry], b, s, write| sector_route_with(items, b, s, write, lost);
             let (r, cut) = route(&items, b, start, n, write);
             let keep = cut.unwrap_or(n);
             prop_assert!(keep >= 1 && keep <= n);
