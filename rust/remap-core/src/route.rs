@@ -249,10 +249,6 @@ mod tests {
     }
 
     /// The per-sector meaning of a table version: where one sector goes.
-    fn sector_route(items: &[Entry], b: BlockSize, s: u64, write: bool) -> Route {
-        sector_route_with(items, b, s, write, 0)
-    }
-
     fn sector_route_with(items: &[Entry], b: BlockSize, s: u64, write: bool, lost: u32) -> Route {
         route_with(items, b, s, 1, write, lost).0
     }
