@@ -1480,10 +1480,9 @@ impl Remap {
                     }
                 }
                 if gone {
-                    // Perhaps lost: the worker checks (`loss`), and records it lost if
-                    // it still does not answer; `spare_remove` sent again then moves
-                    // its blocks without reading them.
-                    self.suspect_spare(from);
+                    // Not marked suspect (`loss`): a spare that is away for a moment
+                    // keeps its blocks, and `spare_remove` sent again carries on. I/O
+                    // of its blocks meanwhile does mark it.
                     dmwarn!(
                         "{}: spare_remove: block {}: nothing reads on spare {}, nor its metadata; stopping (send spare_remove again)",
                         self.main_name(),

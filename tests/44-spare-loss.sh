@@ -17,9 +17,10 @@ ktap_plan 32
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
-# Blocks 0..199 (sectors 0..1599) fail writes: written once, they are remapped.
+# Blocks 0..199 (sectors 0..1599) fail all I/O (dm-error, which passes flushes):
+# written once, they are remapped.
 base=$(mkloop 64) || fail "loop device for the main device"
-main=$(mkfaulty faulty "$base" 131072 wfail:0:1600) || fail "faulty main device"
+main=$(mkfaulty faulty "$base" 131072 error:0:1600) || fail "faulty main device"
 # 5 MiB: 128 data blocks after the 9216 metadata sectors; 16 MiB: 2944.
 spa=$(mkloop 5) || fail "loop device for the first spare"
 bbase=$(mkloop 16) || fail "loop device under the second spare"
