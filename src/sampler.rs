@@ -517,6 +517,8 @@ impl Remap {
                 Ok(()) => written += 1,
                 Err(e) => {
                     st.history_errors += 1;
+                    // The worker checks whether the spare was lost (`loss`).
+                    self.suspect_spare(spare);
                     failed.get_or_insert((spare, e));
                 }
             }

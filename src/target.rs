@@ -140,6 +140,10 @@ pub(crate) const ST_WRITE_FAILED: u32 = 3;
 pub(crate) const ST_READ_FAILED: u32 = 4;
 /// Bio the worker completed.
 pub(crate) const ST_HANDLED: u32 = 5;
+/// A flush that failed on a pool spare, handed to the worker by `end_io`: it completes
+/// once the worker has checked the spare (`loss`), successfully if the spare was
+/// recorded lost.
+pub(crate) const ST_FLUSH_FAILED: u32 = 6;
 
 /// What `map` leaves for `end_io` and the worker, in the per-bio data.
 #[repr(C)]
@@ -1375,24 +1379,36 @@ unsafe extern "C" fn remap_map(ti: *mut b::dm_target, bio: *mut kernel::bindings
         // SAFETY: `bio` is valid; flush bios are numbered 0 (the main device) and 1..
         // (the spares), num_flush_bios = 1 + nspares.
         let nr = unsafe { b::dm_bio_get_target_bio_nr(bio) };
+        let mut pbv = PerBio::new(kind, 0, 0, 0);
         let bdev = match nr.checked_sub(1) {
             None => t.main_bdev(),
             Some(i) => match u8::try_from(i).ok().and_then(|i| t.spare_bdev(i)) {
                 // A lost spare's device no longer answers and holds nothing a flush
-                // could make durable (no commit writes it, no block lives on it): its
-                // part of the flush completes at once.
+                // could make durable (no commit writes it; the blocks mapped to it count
+                // as lost): its part of the flush completes at once.
                 Some(_) if i < 32 && t.lost_spares.load(Acquire) & (1u32 << i) != 0 => {
                     // SAFETY: dm core owns `bio` for this call; completing it hands it
                     // back (`end_io` sees a successful flush).
                     unsafe { b::dmr_bio_endio(bio, b::DMR_STS_OK as u8) };
                     return b::DM_MAPIO_SUBMITTED as c_int;
                 }
-                Some(d) => d,
+                Some(d) => {
+                    // A spare's flush: its failure is a spare I/O error (`end_io`).
+                    pbv.state = ST_SPARE;
+                    pbv.spare = u8::try_from(i).unwrap_or(u8::MAX);
+                    d
+                }
                 None => return b::DM_MAPIO_KILL as c_int,
             },
         };
-        // SAFETY: `bio` is valid and `bdev` is held open by this target.
-        unsafe { b::dmr_bio_remap(bio, bdev, 0) };
+        // SAFETY: `bio` is valid and `bdev` is held open by this target; the per-bio
+        // data (its iterator saved, should the worker complete it) is written before
+        // the bio is sent.
+        unsafe {
+            b::dmr_bio_remap(bio, bdev, 0);
+            b::dmr_bio_save(bio, &mut pbv.rec);
+            pb.write(pbv);
+        }
         return b::DM_MAPIO_REMAPPED as c_int;
     }
     // SAFETY: `bio` is valid.
@@ -1541,10 +1557,22 @@ unsafe extern "C" fn remap_end_io(
         // the worker checks whether the spare is lost (`loss`), and a failed write
         // goes to the worker, which writes it to another spare if so (it runs the
         // loss check before the batch that takes this bio), else fails it.
-        t.spare_io_error(pb.spare, c"spare I/O error");
+        // (A lone spare's failed flush goes up as it is, as it always has.)
+        if pb.kind != b::dmr_bio_kind_DMR_BIO_FLUSH || t.pool_handles_spare_errors() {
+            t.spare_io_error(pb.spare, c"spare I/O error");
+        }
         if pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE && t.pool_handles_spare_errors() {
             pb.state = ST_WRITE_FAILED;
             // SAFETY: the bio is ours until we complete it; hand it to the worker.
+            unsafe { b::dmr_worker_add_bio(t.worker, bio) };
+            return b::DM_ENDIO_INCOMPLETE as c_int;
+        }
+        // A pool spare's flush: the worker completes it once it has checked the spare
+        // (successfully if it was lost: it holds nothing a flush could make durable),
+        // so a spare that dies does not fail every fsync until its loss is recorded.
+        if pb.kind == b::dmr_bio_kind_DMR_BIO_FLUSH && t.pool_handles_spare_errors() {
+            pb.state = ST_FLUSH_FAILED;
+            // SAFETY: as above.
             unsafe { b::dmr_worker_add_bio(t.worker, bio) };
             return b::DM_ENDIO_INCOMPLETE as c_int;
         }

@@ -19,8 +19,8 @@ use crate::remap_core::layout;
 use crate::remap_core::units::{BlockSize, Blocks, Sectors};
 use crate::reserve::Fixed;
 use crate::target::{
-    Core, PerBio, Remap, ST_DEFERRED, ST_HANDLED, ST_MAIN, ST_READ_FAILED, ST_SPARE,
-    ST_WRITE_FAILED,
+    Core, PerBio, Remap, ST_DEFERRED, ST_FLUSH_FAILED, ST_HANDLED, ST_MAIN, ST_READ_FAILED,
+    ST_SPARE, ST_WRITE_FAILED,
 };
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::bindings::bio;
@@ -500,6 +500,15 @@ impl Remap {
                         self.stats.read_retried_ok.fetch_add(1, Relaxed);
                     }
                 }
+                ST_FLUSH_FAILED => {
+                    // A flush that failed on spare `pb.spare` (`remap_end_io`); the loss
+                    // check ran after this batch was taken, so it has decided.
+                    pb.result = if self.spare_is_lost(pb.spare) {
+                        STS_OK
+                    } else {
+                        STS_IOERR
+                    };
+                }
                 _ => pb.result = STS_IOERR,
             }
         }
@@ -664,7 +673,19 @@ impl Remap {
             // new remaps.
             return false;
         }
-        if new > 0 && !core.fits(self.published.items_locked(), new as usize) {
+        // Blocks of a lost spare placed on another one (below) may each take a
+        // single entry and a lost-sectors record (36 bytes: three singles' room).
+        let relocating = sc
+            .jobs
+            .as_slice()
+            .iter()
+            .filter(|j| {
+                j.prev
+                    .is_some_and(|p| p.state == REMAPPED && core.is_lost(p.spare))
+            })
+            .count();
+        let extra = (new as usize).saturating_add(relocating.saturating_mul(3));
+        if extra > 0 && !core.fits(self.published.items_locked(), extra) {
             self.enter_failed(c"metadata full: the remap table cannot hold more entries");
             return false;
         }

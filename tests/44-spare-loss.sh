@@ -13,7 +13,7 @@
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp mknod python3
-ktap_plan 32
+ktap_plan 34
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -145,6 +145,27 @@ nodes() {
 ktap_check "the two spares' metadata checks clean" "$REMAPCTL" meta check $(nodes "$na" "$nc")
 dmsetup remove "${PREFIX}x" || fail "remove the target"
 DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
+
+# A spare that holds no block dies (the allocator fills the first spare first): the
+# first I/O to meet it is a flush. The fsync succeeds and the loss is recorded.
+w0=$(mkloop 16) || fail "loop device for w's first spare"
+wbase=$(mkloop 16) || fail "loop device under w's second spare"
+wname=${PREFIX}wsp
+dmsetup create "$wname" --table "0 32768 linear $wbase 0" || fail "w's second spare"
+DMDEVS+=("$wname")
+wmain=$(mkloop 64) || fail "loop device for w's main device"
+dm_create w "0 131072 remap $wmain $w0 /dev/mapper/$wname" || fail "create w with two spares"
+wdev=$(dm_path w)
+blk_write "$wdev" 3 "$WORK/new150" && dmsetup message "${PREFIX}w" 0 remap 3 ||
+  fail "remap block 3 of w (to its first spare)"
+dmsetup suspend "$wname" &&
+  dmsetup reload "$wname" --table "0 32768 flakey $wbase 0 0 3600 2 error_reads error_writes" &&
+  dmsetup resume "$wname" || fail "w's second spare fails everything"
+ktap_check "an fsync meeting a spare that just died succeeds" \
+  python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_WRONLY); os.fsync(fd)' "$wdev"
+ktap_check "that flush had the spare recorded lost, mode ok" eval \
+  'test "$(info w mode) $(counter w spares_lost)" = "ok 1" &&
+   dmsetup message "${PREFIX}w" 0 spare_list | grep -q "^spare=1 .* state=failed"'
 
 # A spare with one bad spot still answers: that is no lost spare. Target y's first
 # spare (allocated first) is a linear device; block 7 goes to its first data block

@@ -190,11 +190,12 @@ pub const SPARE_ACTIVE: u8 = 0;
 /// whose table no longer names it drops it from the list ([`super::pool::removable`]).
 pub const SPARE_DRAINING: u8 = 1;
 /// [`SpareInfo::state`] of a spare that was lost (its device stopped answering while
-/// other spares were active): nothing is allocated on it, no commit writes it, and the
-/// blocks that lived on it are recorded with every sector lost (their reads fail until
-/// they are written again, on another spare). `spare_remove` moves its entries off it
-/// without reading it; a load whose table no longer names it then drops it from the
-/// list ([`super::pool::removable`]).
+/// other spares were active): nothing is allocated on it, no commit writes it, and every
+/// sector of the blocks mapped to it counts as lost, whatever their lost-sector records
+/// say (their reads fail until they are written again, on another spare).
+/// `spare_remove` moves its entries off it without reading it, recording them lost
+/// whole; a load whose table no longer names it then drops it from the list
+/// ([`super::pool::removable`]).
 pub const SPARE_FAILED: u8 = 2;
 
 /// Where the background scan stands.

@@ -266,8 +266,11 @@ pub fn members(
             continue;
         }
         let here = finds.get(record);
-        let lost_here = here == Some(&SpareFind::Unreadable)
-            && state.spare(record).is_some_and(|s| s.state == SPARE_FAILED);
+        let unreadable = here == Some(&SpareFind::Unreadable);
+        let lost_here = unreadable && state.spare(record).is_some_and(|s| s.state == SPARE_FAILED);
+        if unreadable && !lost_here {
+            return Err(PoolRefusal::Unreadable { index: record });
+        }
         let blank_here = here == Some(&SpareFind::Blank);
         let holds_blocks = state.ranges().any(|r| usize::from(r.spare) == record);
         if !lost_here && (!blank_here || holds_blocks) {
@@ -569,13 +572,13 @@ mod tests {
         let active = meta::decode(&b, 0).unwrap();
         assert_eq!(
             members(&finds, &active),
-            Err(PoolRefusal::Missing { record: 1 })
+            Err(PoolRefusal::Unreadable { index: 1 })
         );
         let b = state_marked(&uuids, 0b010, meta::SPARE_DRAINING, &[]);
         let draining = meta::decode(&b, 0).unwrap();
         assert_eq!(
             members(&finds, &draining),
-            Err(PoolRefusal::Missing { record: 1 })
+            Err(PoolRefusal::Unreadable { index: 1 })
         );
         // Beyond the list it would be a spare being added: refused, not formatted.
         let more = [
