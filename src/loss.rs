@@ -62,12 +62,14 @@ impl Remap {
         self.nspares > 1
     }
 
-    /// Marks spare `i` for the worker's loss check without counting an error (the
-    /// caller counted it, or it is no I/O error of a remapped block: a metadata copy
-    /// write, a spare that reads nothing during `spare_remove`).
+    /// Marks pool spare `i` for the worker's loss check only, without counting an
+    /// error: a failure that is no I/O error of a remapped block (a metadata copy write
+    /// or flush of a commit, whose failure the commit handles; a flush; a history slot
+    /// write). A spare that still answers is then left as it is, not a cause for mode
+    /// `failed`; one that does not is recorded lost when another spare is active.
     pub(crate) fn suspect_spare(&self, i: u8) {
         if self.nspares > 1 && usize::from(i) < self.nspares && i < 32 {
-            self.spare_suspects.fetch_or(1u32 << i, AcqRel);
+            self.spare_checks.fetch_or(1u32 << i, AcqRel);
             // SAFETY: the worker is live while the target exists.
             unsafe { b::dmr_worker_kick(self.worker) };
         }
@@ -96,26 +98,37 @@ impl Remap {
     /// set the spare's bit before it was queued, so the batch that carries it sees the
     /// loss recorded. Returns whether a dm event is due (a spare was recorded lost).
     pub(crate) fn handle_spare_errors(&self, core: &mut Core) -> bool {
-        let bits = self.spare_suspects.swap(0, AcqRel);
+        let errors = self.spare_suspects.swap(0, AcqRel);
+        let checks = self.spare_checks.swap(0, AcqRel);
         let mut event = false;
-        for i in (0..self.nspares.min(32)).filter(|&i| bits & (1u32 << i) != 0) {
+        for i in (0..self.nspares.min(32)).filter(|&i| (errors | checks) & (1u32 << i) != 0) {
             let Ok(i) = u8::try_from(i) else {
                 continue;
             };
             if core.is_lost(i) {
                 continue;
             }
-            // Without another active spare there is nothing to carry on with: mode
-            // failed, without probing a device that may take its timeouts to answer.
+            // An I/O error of a remapped block (not a check only): a spare that still
+            // answers, or one that cannot be recorded lost, puts the target in mode
+            // failed, as with one spare.
+            let error = errors & (1u32 << i) != 0;
+            // Without another active spare there is nothing to carry on with, and no
+            // need to probe a device that may take its timeouts to answer.
             let others = (0..self.nspares)
                 .filter_map(|k| u8::try_from(k).ok())
                 .any(|k| k != i && core.is_active(k));
             if !others || !self.writable {
-                self.enter_failed(c"spare I/O error");
+                if error {
+                    self.enter_failed(c"spare I/O error");
+                }
                 continue;
             }
             if self.spare_answers(core, i) {
-                self.enter_failed(c"spare I/O error (the spare still answers: a bad spot on it)");
+                if error {
+                    self.enter_failed(
+                        c"spare I/O error (the spare still answers: a bad spot on it)",
+                    );
+                }
                 continue;
             }
             event |= self.lose_spare(core, i);

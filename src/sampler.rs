@@ -481,9 +481,11 @@ impl Remap {
 
     /// Writes the engine's samples to the next history slot of every spare of the pool
     /// (unless suspended or read-only), so that the history survives the loss of any
-    /// spare but the last. A failed write is counted and logged once until a write to
-    /// every spare succeeds again; it changes nothing else. The generation moves on
-    /// when at least one spare took the slot.
+    /// spare but the last (lost spares are left out). A failed write is counted and
+    /// logged once until a write to every spare succeeds again, and in a pool has the
+    /// worker check the spare for loss (`loss::suspect_spare`: a spare that still
+    /// answers stays as it is). The generation moves on when at least one spare took
+    /// the slot.
     fn write_history(&self, st: &mut State) {
         if st.quiet || !self.writable {
             return;

@@ -269,6 +269,9 @@ pub(crate) struct Remap {
     /// Spares (bit `i`: spare `i`) with a failed I/O the worker has not yet checked for
     /// loss (`loss::handle_spare_errors`).
     pub(crate) spare_suspects: AtomicU32,
+    /// Spares (bit `i`) to check for loss only (`loss::suspect_spare`): a spare that
+    /// still answers is no cause for mode failed.
+    pub(crate) spare_checks: AtomicU32,
     /// Spares (bit `i`: spare `i`) recorded lost (`meta::SPARE_FAILED`), for `map`: every
     /// sector of their blocks counts as lost, and their flushes complete at once. Set
     /// by the writers under the core mutex (`loss::lose_spare`, the first resume).
@@ -1193,6 +1196,7 @@ unsafe fn ctr_finish(
         resumed: AtomicBool::new(false),
         suspending: AtomicBool::new(false),
         spare_suspects: AtomicU32::new(0),
+        spare_checks: AtomicU32::new(0),
         lost_spares: AtomicU32::new(0),
         scan,
         sampler,
@@ -1551,28 +1555,36 @@ unsafe extern "C" fn remap_end_io(
             t.stats.main_write_errors.fetch_add(1, Relaxed);
         }
     }
-    if pb.state == ST_SPARE && (remappable(status) || u32::from(status) == b::DMR_STS_TRANSPORT) {
+    // A pool spare's failed flush, whatever the error (a device being unplugged fails
+    // with OFFLINE, nbd with TIMEOUT): the worker completes it once it has checked the
+    // spare for loss -- successfully if the spare was recorded lost (it holds nothing
+    // a flush could make durable), else with an error -- so a spare that dies does
+    // not fail every fsync until its loss is recorded. A lone spare's failed flush goes
+    // up as it is, as it always has.
+    if pb.state == ST_SPARE
+        && pb.kind == b::dmr_bio_kind_DMR_BIO_FLUSH
+        && t.pool_handles_spare_errors()
+    {
+        t.count_spare_error(pb.spare);
+        t.suspect_spare(pb.spare);
+        pb.state = ST_FLUSH_FAILED;
+        // SAFETY: the bio is ours until we complete it; hand it to the worker.
+        unsafe { b::dmr_worker_add_bio(t.worker, bio) };
+        return b::DM_ENDIO_INCOMPLETE as c_int;
+    }
+    if pb.state == ST_SPARE
+        && pb.kind != b::dmr_bio_kind_DMR_BIO_FLUSH
+        && (remappable(status) || u32::from(status) == b::DMR_STS_TRANSPORT)
+    {
         // The only copy of a remapped block failed: a read's error goes up as it is
         // (no data invented). With one spare the target enters mode failed; in a pool
         // the worker checks whether the spare is lost (`loss`), and a failed write
         // goes to the worker, which writes it to another spare if so (it runs the
         // loss check before the batch that takes this bio), else fails it.
-        // (A lone spare's failed flush goes up as it is, as it always has.)
-        if pb.kind != b::dmr_bio_kind_DMR_BIO_FLUSH || t.pool_handles_spare_errors() {
-            t.spare_io_error(pb.spare, c"spare I/O error");
-        }
+        t.spare_io_error(pb.spare, c"spare I/O error");
         if pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE && t.pool_handles_spare_errors() {
             pb.state = ST_WRITE_FAILED;
             // SAFETY: the bio is ours until we complete it; hand it to the worker.
-            unsafe { b::dmr_worker_add_bio(t.worker, bio) };
-            return b::DM_ENDIO_INCOMPLETE as c_int;
-        }
-        // A pool spare's flush: the worker completes it once it has checked the spare
-        // (successfully if it was lost: it holds nothing a flush could make durable),
-        // so a spare that dies does not fail every fsync until its loss is recorded.
-        if pb.kind == b::dmr_bio_kind_DMR_BIO_FLUSH && t.pool_handles_spare_errors() {
-            pb.state = ST_FLUSH_FAILED;
-            // SAFETY: as above.
             unsafe { b::dmr_worker_add_bio(t.worker, bio) };
             return b::DM_ENDIO_INCOMPLETE as c_int;
         }

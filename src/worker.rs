@@ -659,8 +659,21 @@ impl Remap {
         // new remaps: without the record their reads still fail (from the main device)
         // and their next write goes to the main device first; only that shortcut is
         // lost.
+        // Blocks of a lost spare placed on another one (below) may each take a single
+        // entry and a lost-sectors record, and split the run they were in (52 bytes at
+        // most: five singles' room).
+        let relocating = sc
+            .jobs
+            .as_slice()
+            .iter()
+            .filter(|j| {
+                j.prev
+                    .is_some_and(|p| p.state == REMAPPED && core.is_lost(p.spare))
+            })
+            .count();
         let pend = sc.pending.as_slice().len();
-        if pend > 0 && !core.fits(self.published.items_locked(), new as usize + pend) {
+        let room = (new as usize).saturating_add(relocating.saturating_mul(5));
+        if pend > 0 && !core.fits(self.published.items_locked(), room.saturating_add(pend)) {
             sc.pending.clear();
             if sc.jobs.as_slice().is_empty() {
                 return true;
@@ -673,19 +686,7 @@ impl Remap {
             // new remaps.
             return false;
         }
-        // Blocks of a lost spare placed on another one (below) may each take a
-        // single entry and a lost-sectors record (36 bytes: three singles' room).
-        let relocating = sc
-            .jobs
-            .as_slice()
-            .iter()
-            .filter(|j| {
-                j.prev
-                    .is_some_and(|p| p.state == REMAPPED && core.is_lost(p.spare))
-            })
-            .count();
-        let extra = (new as usize).saturating_add(relocating.saturating_mul(3));
-        if extra > 0 && !core.fits(self.published.items_locked(), extra) {
+        if room > 0 && !core.fits(self.published.items_locked(), room) {
             self.enter_failed(c"metadata full: the remap table cannot hold more entries");
             return false;
         }
