@@ -25,11 +25,35 @@ main=$(mkfaulty faulty "$base" 131072 error:0:1600) || fail "faulty main device"
 spa=$(mkloop 5) || fail "loop device for the first spare"
 bbase=$(mkloop 16) || fail "loop device under the second spare"
 spc=$(mkloop 16) || fail "loop device for the third spare"
+# linear_spare <name> <base>: a 16 MiB dm-linear spare over <base> that can be killed
+# (kill_spare: swapped live to a dm-flakey failing every read, write and flush).
+linear_spare() {
+  dmsetup create "$PREFIX$1" --table "0 32768 linear $2 0" || return 1
+  DMDEVS+=("$PREFIX$1")
+}
+kill_spare() {
+  dmsetup suspend "$PREFIX$1" &&
+    dmsetup reload "$PREFIX$1" --table "0 32768 flakey $2 0 0 3600 2 error_reads error_writes" &&
+    dmsetup resume "$PREFIX$1"
+}
+# pool2 <t> <order> <block>: target <t> over a fresh main device with two 16 MiB
+# spares, a loop device and the linear spare <t>sp (over a loop device, left in
+# ${t}base), the linear one second (order plain-first) or first (linear-first); block
+# <block> written and remapped (to the first spare).
+pool2() {
+  local t=$1 order=$2 blk=$3 plain base m spares
+  plain=$(mkloop 16) && base=$(mkloop 16) && m=$(mkloop 64) || return 1
+  linear_spare "${t}sp" "$base" || return 1
+  printf -v "${t}base" '%s' "$base"
+  spares="$plain /dev/mapper/$PREFIX${t}sp"
+  [ "$order" = linear-first ] && spares="/dev/mapper/$PREFIX${t}sp $plain"
+  dm_create "$t" "0 131072 remap $m $spares" || return 1
+  blk_write "$(dm_path "$t")" "$blk" "$WORK/new150" &&
+    dmsetup message "$PREFIX$t" 0 remap "$blk" >/dev/null
+}
 bname=${PREFIX}spb
-dmsetup create "$bname" --table "0 32768 linear $bbase 0" || fail "the second spare (linear)"
-DMDEVS+=("$bname")
+linear_spare spb "$bbase" || fail "the second spare (linear)"
 spb=/dev/mapper/$bname
-devno() { printf '%d:%d' $((0x$(stat -L -c %t "$1"))) $((0x$(stat -L -c %T "$1"))); }
 na=$(devno "$spa") nb=$(devno "$spb") nc=$(devno "$spc")
 dm_create x "0 131072 remap $main $spa $spb $spc 2 max_remap_rate 0" ||
   fail "create a target with three spares"
@@ -52,9 +76,7 @@ ktap_check "block 150 lives on the second spare" grep -q ' spare=1 ' <<<"$(query
 # and writes the block to the third spare.
 dmesg_mark
 arm_wait x || fail "dmsetup wait armed"
-dmsetup suspend "$bname" &&
-  dmsetup reload "$bname" --table "0 32768 flakey $bbase 0 0 3600 2 error_reads error_writes" &&
-  dmsetup resume "$bname" || fail "swap the second spare to a dm-flakey that fails everything"
+kill_spare spb "$bbase" || fail "swap the second spare to a dm-flakey that fails everything"
 head -c 4096 /dev/urandom > "$WORK/new150" || fail "random block"
 ktap_check "a write of a block on the lost spare succeeds" blk_write "$dev" 150 "$WORK/new150"
 ktap_check "and reads back what was written" \
@@ -131,14 +153,6 @@ ktap_check "and the written ones read back" eval \
   'blk_read "$dev" 150 "$WORK/b150" && cmp -s "$WORK/new150" "$WORK/b150" &&
    dd if="$dev" of="$WORK/r160" bs=512 skip=$((160 * 8 + 3)) count=1 iflag=direct status=none &&
    cmp -s "$WORK/s160" "$WORK/r160"'
-nodes() {
-  local n out=()
-  for n in "$@"; do
-    [ -b "$WORK/n$n" ] || mknod "$WORK/n$n" b "${n%%:*}" "${n##*:}" || return 1
-    out+=("$WORK/n$n")
-  done
-  echo "${out[@]}"
-}
 # shellcheck disable=SC2046
 "$REMAPCTL" meta check $(nodes "$na" "$nc") | sed 's/^/# /'
 # shellcheck disable=SC2046
@@ -148,19 +162,9 @@ DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
 
 # A spare that holds no block dies (the allocator fills the first spare first): the
 # first I/O to meet it is a flush. The fsync succeeds and the loss is recorded.
-w0=$(mkloop 16) || fail "loop device for w's first spare"
-wbase=$(mkloop 16) || fail "loop device under w's second spare"
-wname=${PREFIX}wsp
-dmsetup create "$wname" --table "0 32768 linear $wbase 0" || fail "w's second spare"
-DMDEVS+=("$wname")
-wmain=$(mkloop 64) || fail "loop device for w's main device"
-dm_create w "0 131072 remap $wmain $w0 /dev/mapper/$wname" || fail "create w with two spares"
+pool2 w plain-first 3 || fail "target w with two spares, block 3 on the first"
 wdev=$(dm_path w)
-blk_write "$wdev" 3 "$WORK/new150" && dmsetup message "${PREFIX}w" 0 remap 3 ||
-  fail "remap block 3 of w (to its first spare)"
-dmsetup suspend "$wname" &&
-  dmsetup reload "$wname" --table "0 32768 flakey $wbase 0 0 3600 2 error_reads error_writes" &&
-  dmsetup resume "$wname" || fail "w's second spare fails everything"
+kill_spare wsp "$wbase" || fail "w's second spare fails everything"
 ktap_check "an fsync meeting a spare that just died succeeds" \
   python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_WRONLY); os.fsync(fd)' "$wdev"
 ktap_check "that flush had the spare recorded lost, mode ok" eval \
@@ -170,16 +174,9 @@ ktap_check "that flush had the spare recorded lost, mode ok" eval \
 # A spare with one bad spot still answers: that is no lost spare. Target y's first
 # spare (allocated first) is a linear device; block 7 goes to its first data block
 # (sectors 9216..9223), which then fails.
-ya=$(mkloop 16) || fail "loop device for y's second spare"
-ybase=$(mkloop 16) || fail "loop device under y's first spare"
-yname=${PREFIX}ysp
-dmsetup create "$yname" --table "0 32768 linear $ybase 0" || fail "y's first spare"
-DMDEVS+=("$yname")
-ymain=$(mkloop 64) || fail "loop device for y's main device"
-dm_create y "0 131072 remap $ymain /dev/mapper/$yname $ya" || fail "create y with two spares"
+pool2 y linear-first 7 || fail "target y with two spares, block 7 on the first"
 ydev=$(dm_path y)
-blk_write "$ydev" 7 "$WORK/new150" && dmsetup message "${PREFIX}y" 0 remap 7 ||
-  fail "remap block 7 of y"
+yname=${PREFIX}ysp
 diag "y block 7: $(dmsetup message "${PREFIX}y" 0 query 7)"
 dmesg_mark
 printf '0 9216 linear %s 0\n9216 8 error\n9224 23544 linear %s 9224\n' "$ybase" "$ybase" |

@@ -36,7 +36,6 @@ spa=/dev/mapper/${PREFIX}spa spb=/dev/mapper/${PREFIX}spb spc=/dev/mapper/${PREF
 swap() { # swap <dm name> <table>
   dmsetup suspend "$1" && dmsetup reload "$1" --table "$2" && dmsetup resume "$1"
 }
-devno() { printf '%d:%d' $((0x$(stat -L -c %t "$1"))) $((0x$(stat -L -c %T "$1"))); }
 na=$(devno "$spa") nb=$(devno "$spb") nc=$(devno "$spc")
 
 dm_create x "0 131072 remap $main $spa $spb 2 max_remap_rate 0" ||

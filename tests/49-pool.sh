@@ -22,7 +22,6 @@ spa=$(mkloop 5) || fail "loop device for the first spare"
 spb=$(mkloop 16) || fail "loop device for the second spare"
 spc=$(mkloop 8) || fail "loop device for the third spare"
 main=$(mkfaulty faulty "$base" 131072 wfail:32768:2400) || fail "faulty main device"
-devno() { printf '%d:%d' $((0x$(stat -L -c %t "$1"))) $((0x$(stat -L -c %T "$1"))); }
 na=$(devno "$spa") nb=$(devno "$spb") nc=$(devno "$spc")
 dry=$("$REMAPCTL" create x --main "$main" --spare "$spa" --spare "$spb" --dry-run 2>&1)
 diag "remapctl create --dry-run: $(tail -1 <<<"$dry")"
@@ -75,14 +74,6 @@ ktap_check "after a reload: 301 remapped, data the same" \
 
 dmsetup remove "${PREFIX}x" || fail "remove the target"
 DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
-nodes() {
-  local n out=()
-  for n in "$@"; do
-    [ -b "$WORK/n$n" ] || mknod "$WORK/n$n" b "${n%%:*}" "${n##*:}" || return 1
-    out+=("$WORK/n$n")
-  done
-  echo "${out[@]}"
-}
 # shellcheck disable=SC2046
 "$REMAPCTL" meta check $(nodes "$na" "$nb") | sed 's/^/# /'
 # shellcheck disable=SC2046

@@ -134,6 +134,20 @@ teardown() {
 }
 trap teardown EXIT
 
+# devno <path>: the block device's MAJ:MIN (following a symlink such as /dev/mapper/x).
+devno() { printf '%d:%d' $((0x$(stat -L -c %t "$1"))) $((0x$(stat -L -c %T "$1"))); }
+
+# nodes <maj:min>...: device nodes in $WORK for the given numbers (for tools that want
+# paths, such as `remapctl meta check` of a pool after its target is gone).
+nodes() {
+  local n out=()
+  for n in "$@"; do
+    [ -b "$WORK/n$n" ] || mknod "$WORK/n$n" b "${n%%:*}" "${n##*:}" || return 1
+    out+=("$WORK/n$n")
+  done
+  echo "${out[@]}"
+}
+
 load_module() {
   modprobe dm-remap 2>/dev/null || insmod "${DM_REMAP_KO:?}" 2>/dev/null || \
     grep -q '^dm_remap ' /proc/modules
