@@ -176,11 +176,14 @@ logged() {
 }
 
 # arm_wait <name>: a background `dmsetup wait` for the target's next event, as a
-# monitor would run it; woke: it returned because the event came (not the 30 s timeout).
+# monitor would run it; woke: it returned because the event came (not the timeout).
 arm_wait() {
   local ev
   ev=$(dmsetup info -c --noheadings -o events "$PREFIX$1") || return 1
-  timeout 30 dmsetup wait "$PREFIX$1" "$ev" >/dev/null 2>&1 &
+  # 30 s; on a debug kernel (lockdep), which runs several times slower, 90 s.
+  local limit=30
+  [ -e /proc/lockdep ] && limit=90
+  timeout "$limit" dmsetup wait "$PREFIX$1" "$ev" >/dev/null 2>&1 &
   waiter=$!
 }
 woke() { wait "$waiter"; }
