@@ -31,7 +31,10 @@ use crate::remap_core::remap_table::stores_remapped;
 use crate::target::{Core, Remap};
 use crate::worker::Dev;
 use core::ffi::CStr;
-use core::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use core::sync::atomic::{
+    AtomicU32,
+    Ordering::{AcqRel, Acquire, Relaxed},
+};
 use kernel::prelude::*;
 
 macro_rules! dmerr {
@@ -45,14 +48,22 @@ impl Remap {
     /// at once (`why`).
     pub(crate) fn spare_io_error(&self, i: u8, why: &CStr) {
         self.count_spare_error(i);
-        if self.nspares > 1 && usize::from(i) < self.nspares && i < 32 {
-            self.spare_suspects.fetch_or(1u32 << i, AcqRel);
-            // SAFETY: the worker is live while the target exists; kicking it is
-            // allowed from any context.
-            unsafe { b::dmr_worker_kick(self.worker) };
-        } else {
+        if !self.mark_spare(&self.spare_suspects, i) {
             self.enter_failed(why);
         }
+    }
+
+    /// Sets spare `i`'s bit in `bits` (`spare_suspects` or `spare_checks`) and kicks
+    /// the worker, for a pool spare; false (nothing done) otherwise.
+    fn mark_spare(&self, bits: &AtomicU32, i: u8) -> bool {
+        if !self.pool_handles_spare_errors() || usize::from(i) >= self.nspares || i >= 32 {
+            return false;
+        }
+        bits.fetch_or(1u32 << i, AcqRel);
+        // SAFETY: the worker is live while the target exists; kicking it is allowed
+        // from any context.
+        unsafe { b::dmr_worker_kick(self.worker) };
+        true
     }
 
     /// Whether a spare with a failed I/O is a pool spare whose error the worker
@@ -68,11 +79,7 @@ impl Remap {
     /// write). A spare that still answers is then left as it is, not a cause for mode
     /// `failed`; one that does not is recorded lost when another spare is active.
     pub(crate) fn suspect_spare(&self, i: u8) {
-        if self.nspares > 1 && usize::from(i) < self.nspares && i < 32 {
-            self.spare_checks.fetch_or(1u32 << i, AcqRel);
-            // SAFETY: the worker is live while the target exists.
-            unsafe { b::dmr_worker_kick(self.worker) };
-        }
+        self.mark_spare(&self.spare_checks, i);
     }
 
     /// Whether spare `i` was recorded lost (lock-free: `map`, the sampler).
