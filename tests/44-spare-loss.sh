@@ -8,12 +8,14 @@
 # of its block lost. The blocks on the first spare and on the main device read back.
 # `remapctl spare-remove` moves the lost spare's entries off it without reading it and
 # reloads without it; the other spares' metadata then checks clean and the lost blocks
-# stay lost across the reload. A spare with one bad spot (it still answers) is no lost
+# stay lost across the reload. Before that the machine "restarts" without the dead
+# spare's device: `remapctl assemble` brings the pool back with an error device standing
+# in for the lost spare, and `remapctl spare-remove` of it removes that device too. A spare with one bad spot (it still answers) is no lost
 # spare: mode failed, as with one spare.
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp mknod python3
-ktap_plan 34
+ktap_plan 37
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -140,12 +142,34 @@ ktap_check_fails "a new pool naming a spare that does not read is refused" \
   dm_create z "0 131072 remap $zm $zs /dev/mapper/${PREFIX}zerr"
 ktap_check "the log says why" logged "does not read at all"
 
+# A restart without the dead disk: the target goes, and so does the lost spare's
+# device. `remapctl assemble` finds the pool on the two other spares; the record the
+# metadata holds lost has no device, so an error device of its size stands in for it.
+u=$(dmsetup table "${PREFIX}x" | sed -n 's/.* uuid \([0-9a-f-]*\).*/\1/p')
+dmsetup remove "${PREFIX}x" || fail "remove the target"
+dmsetup remove "$bname" || fail "the dead spare's device goes"
+out=$("$REMAPCTL" assemble --uuid "$u" --name "${PREFIX}x" --main "$main" 2>&1)
+printf '%s\n' "$out" | sed 's/^/# remapctl assemble: /'
+standin=/dev/mapper/${PREFIX}x-lost1
+ktap_check "remapctl assemble brings the pool back, an error device standing in for the lost spare" \
+  eval 'grep -q "error device $standin stands in" <<<"$out" &&
+   test "$(dmsetup table "${PREFIX}x-lost1")" = "0 32768 error" &&
+   grep -q " remap [0-9]*:[0-9]* $na $(devno "$standin") $nc " <<<"$(dmsetup table "${PREFIX}x")"'
+ktap_check "the spare is still failed, block 151 lost, the written blocks read back" eval \
+  'dmsetup message "${PREFIX}x" 0 spare_list | grep -q "^spare=1 .* state=failed" &&
+   ! blk_read "$dev" 151 "$WORK/x" 2>/dev/null &&
+   blk_read "$dev" 150 "$WORK/b150" && cmp -s "$WORK/new150" "$WORK/b150" &&
+   dd if="$dev" of="$WORK/r160" bs=512 skip=$((160 * 8 + 3)) count=1 iflag=direct status=none &&
+   cmp -s "$WORK/s160" "$WORK/r160"'
+
 # The admin removes the lost spare: its entries move without a read, the table is
-# reloaded without it.
-out=$("$REMAPCTL" spare-remove "${PREFIX}x" "$spb" 2>&1)
+# reloaded without it, and the error device standing in for it goes.
+out=$("$REMAPCTL" spare-remove "${PREFIX}x" "$standin" 2>&1)
 diag "remapctl spare-remove: $(tail -1 <<<"$out")"
 ktap_check "remapctl spare-remove takes the lost spare out" \
   eval 'grep -q "state=failed" <<<"$out" && test "$(dmsetup message "${PREFIX}x" 0 spare_list | wc -l)" = 2'
+ktap_check "and removes the error device that stood in for it" \
+  eval '! dmsetup info "${PREFIX}x-lost1" >/dev/null 2>&1'
 ktap_check "dmsetup table names the two other spares" \
   grep -q " remap [0-9]*:[0-9]* $na $nc " <<<"$(dmsetup table "${PREFIX}x")"
 ktap_check_fails "after the reload a lost block still fails its reads" blk_read "$dev" 151 "$WORK/x"

@@ -25,7 +25,7 @@
 use super::alloc::{words_for, AllocError, Bitmap};
 use super::layout;
 use super::meta::identity::{identity_parts, IdentityKind};
-use super::meta::{self, Decoded, IDENTITY_LEN};
+use super::meta::{self, Decoded, IDENTITY_LEN, SPARE_FAILED};
 use super::remap_table::SectorMask;
 use super::units::{BlockSize, Sectors};
 use core::ffi::CStr;
@@ -420,6 +420,10 @@ pub fn judge_against(st: &Decoded<'_>, e: &Expect<'_>) -> Result<(), Verdict> {
     }
     for (i, d) in e.spares.iter().enumerate() {
         match st.spare(i) {
+            // A lost spare is never read or written again: whatever device stands in
+            // for it (`remapctl assemble` makes an error device when it is missing)
+            // need not have its size or block size.
+            Some(s) if s.state == SPARE_FAILED => {}
             Some(s) if s.sectors != d.sectors => return Err(Verdict::SpareSize),
             Some(s) if s.logical_block_bytes != 0 && s.logical_block_bytes != d.lbs => {
                 return Err(Verdict::SpareBlockSize)

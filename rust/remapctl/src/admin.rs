@@ -440,7 +440,9 @@ pub struct SpareRemoveArgs {
 /// `remapctl spare-remove`: moves the spare's blocks to the other spares of the pool
 /// (the `spare_remove` message: I/O goes on, the spare is marked draining), reloads the
 /// table without it (the kernel drops the drained record and commits the shorter
-/// list), then zeroes its metadata area (not a lost spare's: it no longer answers).
+/// list), then zeroes its metadata area (not a lost spare's: it no longer answers; the
+/// error device `remapctl assemble` made to stand in for a missing lost spare is
+/// removed).
 pub fn spare_remove(a: SpareRemoveArgs) -> ExitCode {
     let r = spare_remove_from(&a).map(|m| println!("{m}"));
     done(r, "spare-remove")
@@ -500,7 +502,11 @@ pub fn spare_remove_from(a: &SpareRemoveArgs) -> Result<String, String> {
         moved.trim(),
         now.table.spares.len()
     );
-    if moved.contains("state=failed") {
+    if let Some(n) = dm.name_with_uuid_prefix(&devno, crate::assemble::STANDIN_UUID_PREFIX) {
+        // The error device `remapctl assemble` made for a lost spare that was missing.
+        dm.remove(&n)?;
+        out += &format!("; it was lost, and the error device {n} standing in for it is removed");
+    } else if moved.contains("state=failed") {
         // A lost spare: its device no longer answers, nothing to zero.
         out += "; it was lost, its metadata area is left as it is";
     } else if !a.keep_metadata {

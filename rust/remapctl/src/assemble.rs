@@ -10,6 +10,11 @@
 //! tried). Without a recorded identifier, a size shared by several candidates is
 //! ambiguous and refused. The table gets the configuration the metadata records, and
 //! the setup UUID, so that it loads only that setup.
+//!
+//! A spare the newest metadata records lost (`meta::SPARE_FAILED`) may be missing, or
+//! no longer read: an error device of its recorded size (`<name>-lost<N>`) stands in
+//! for it in the table, and the kernel, whose copy reads of it all fail, takes it for
+//! the lost record. `remapctl spare-remove` of that device removes it.
 
 use crate::dm::Dm;
 use crate::meta::{self, SetupInfo};
@@ -135,11 +140,31 @@ struct Found {
     spares: Vec<(PathBuf, SetupInfo)>,
 }
 
+/// A record of a setup's spare list, as assembly found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PoolDev {
+    /// The free device that holds it.
+    Device(PathBuf),
+    /// A spare the metadata records lost, with no readable device: the record's
+    /// position and recorded size. An error device stands in for it.
+    Lost(usize, u64),
+}
+
+impl PoolDev {
+    fn path(&self) -> Option<&Path> {
+        match self {
+            PoolDev::Device(p) => Some(p),
+            PoolDev::Lost(..) => None,
+        }
+    }
+}
+
 /// The devices of a setup's pool, in the order its newest spare list records them:
 /// each record's device found by the spare UUID its copies carry. Refused when two
 /// devices claim one record (one is a copy of the other), when spares of one version
-/// disagree, or when a record has no device.
-fn pool_devices(u: &str, f: &Found) -> Result<Vec<PathBuf>, String> {
+/// disagree, or when a record has no device — unless the metadata records that spare
+/// lost (its device died and may be gone, or no longer reads).
+fn pool_devices(u: &str, f: &Found) -> Result<Vec<PoolDev>, String> {
     let finds: Vec<remap_core::pool::SpareFind> = f
         .spares
         .iter()
@@ -168,9 +193,11 @@ fn pool_devices(u: &str, f: &Found) -> Result<Vec<PathBuf>, String> {
         let dev = f.spares.iter().find(|(_, i)| {
             &i.spare_uuid == rec || (i.spare_uuid == [0; 16] && f.info.spares.len() == 1)
         });
-        match dev {
-            Some((p, _)) => out.push(p.clone()),
-            None => {
+        let lost = f.info.lost.iter().find(|(l, _)| *l == r);
+        match (dev, lost) {
+            (Some((p, _)), _) => out.push(PoolDev::Device(p.clone())),
+            (None, Some(&(_, sectors))) => out.push(PoolDev::Lost(r, sectors)),
+            (None, None) => {
                 return Err(format!(
                     "setup {u}: spare {r} of its pool ({}) is not among the free devices",
                     UuidText(rec)
@@ -230,9 +257,13 @@ fn assemble_one(
     dry_run: bool,
 ) -> Result<String, String> {
     let u = UuidText(&f.info.uuid).to_string();
-    let pool = pool_devices(&u, f)?;
+    let pool_list = pool_devices(&u, f)?;
+    let pool: Vec<PathBuf> = pool_list
+        .iter()
+        .filter_map(|d| d.path().map(Path::to_path_buf))
+        .collect();
     let Some(spare) = pool.first() else {
-        return Err(format!("setup {u}: its spare list is empty"));
+        return Err(format!("setup {u}: no device of its pool is present"));
     };
     if let Ok(ts) = dm.targets() {
         if let Some(t) = ts.iter().find(|t| t.table.uuid.as_deref() == Some(&u)) {
@@ -297,18 +328,52 @@ fn assemble_one(
     }
     let opts = options(&f.info);
     let sectors = f.info.config.target_sectors;
+    // A lost spare with no device: an error device of its recorded size stands in
+    // (made once, before the candidates are tried; removed again when none is taken).
+    let hex: String = u.chars().filter(|c| *c != '-').collect();
+    let mut standins: Vec<(usize, String, PathBuf)> = Vec::new();
+    let mut spares: Vec<(String, String)> = Vec::new();
+    for d in &pool_list {
+        match d {
+            PoolDev::Device(p) => spares.push((devno(p)?, p.display().to_string())),
+            PoolDev::Lost(r, lost_sectors) => {
+                let n = standin_name(name, *r);
+                if dry_run {
+                    spares.push((n.clone(), format!("an error device {n} for lost spare {r}")));
+                    continue;
+                }
+                let made = dm
+                    .create_error(
+                        &n,
+                        &format!("{STANDIN_UUID_PREFIX}{hex}-{r}"),
+                        *lost_sectors,
+                    )
+                    .and_then(|node| Ok((devno(&node)?, node)));
+                match made {
+                    Ok((no, node)) => {
+                        spares.push((no, node.display().to_string()));
+                        standins.push((*r, n, node));
+                    }
+                    Err(e) => {
+                        remove_standins(dm, &standins);
+                        return Err(format!(
+                            "setup {u}: spare {r} is recorded lost and missing, and no error device could stand in for it: {e}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    let spares_text = spares
+        .iter()
+        .map(|(_, t)| t.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut refused = Vec::new();
     for c in &cands {
         let mut devs = vec![devno(&c.path)?];
-        for p in &pool {
-            devs.push(devno(p)?);
-        }
+        devs.extend(spares.iter().map(|(no, _)| no.clone()));
         let params = format!("{} {} {}", devs.join(" "), opts.len(), opts.join(" "));
-        let spares_text = pool
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" ");
         if dry_run {
             return Ok(format!(
                 "setup {u}: would create {name}: 0 {sectors} remap {params} (main {}, spare {spares_text})",
@@ -319,20 +384,47 @@ fn assemble_one(
             Ok(node) => {
                 used.push(c.path.clone());
                 used.extend(pool.iter().cloned());
-                return Ok(format!(
+                let mut out = format!(
                     "setup {u}: created {name} ({}): main {}, spare {spares_text}, metadata version {}",
                     node.display(),
                     c.path.display(),
                     f.info.version
-                ));
+                );
+                for (r, _, node) in &standins {
+                    out += &format!(
+                        "; spare {r} is recorded lost and its device is missing: the error device {} stands in for it (remapctl spare-remove {name} {} takes it out of the pool)",
+                        node.display(),
+                        node.display()
+                    );
+                }
+                return Ok(out);
             }
             Err(e) => refused.push(format!("{}: {e}", c.path.display())),
         }
     }
+    remove_standins(dm, &standins);
     Err(format!(
         "setup {u}: no candidate main device was accepted: {}",
         refused.join("; ")
     ))
+}
+
+/// The DM UUID prefix of an error device standing in for a lost spare (then the setup
+/// UUID's 32 hex digits, `-` and the record's position). `DMREMAP-`: the udev rule
+/// does not probe it.
+pub const STANDIN_UUID_PREFIX: &str = "DMREMAP-LOST-";
+
+/// The name of the error device standing in for lost spare `record` of target `name`.
+fn standin_name(name: &str, record: usize) -> String {
+    format!("{name}-lost{record}")
+}
+
+fn remove_standins(dm: &Dm, standins: &[(usize, String, PathBuf)]) {
+    for (_, n, _) in standins {
+        if let Err(e) = dm.remove(n) {
+            eprintln!("remapctl assemble: {e}");
+        }
+    }
 }
 
 /// `remapctl assemble`.
@@ -486,6 +578,7 @@ mod tests {
             config,
             spare_uuid: [0x22; 16],
             spares: vec![[0x22; 16]],
+            lost: Vec::new(),
             state_crc: 0,
         };
         assert_eq!(
@@ -500,5 +593,53 @@ mod tests {
             options(&info(config)).join(" "),
             "block_size 512 read_retries 3 scan_interval 60 scan_rate 2048 uuid 11111111-1111-1111-1111-111111111111"
         );
+    }
+
+    /// A pool of three whose second spare is recorded lost: found without a device, it
+    /// is a `Lost` record (an error device stands in); any other record missing is
+    /// refused.
+    #[test]
+    fn a_lost_spare_may_be_missing() {
+        let info = |spare: [u8; 16], lost: Vec<(usize, u64)>| SetupInfo {
+            uuid: [0x11; 16],
+            version: 9,
+            main_sectors: 8,
+            main_lbs: 512,
+            identity: false,
+            config: remap_core::meta::Config {
+                block_bytes: 4096,
+                read_retries: 1,
+                target_sectors: 8,
+                flags: 0,
+                scan_interval_s: 0,
+                scan_rate_kibs: 0,
+                predict_interval_s: 0,
+                alert_min_level: 0,
+            },
+            spare_uuid: spare,
+            spares: vec![[0xa0; 16], [0xa1; 16], [0xa2; 16]],
+            lost,
+            state_crc: 7,
+        };
+        let found = |lost: Vec<(usize, u64)>| Found {
+            info: info([0xa0; 16], lost.clone()),
+            spares: vec![
+                (PathBuf::from("/dev/a"), info([0xa0; 16], lost.clone())),
+                (PathBuf::from("/dev/c"), info([0xa2; 16], lost)),
+            ],
+        };
+        assert_eq!(
+            pool_devices("u", &found(vec![(1, 32768)])),
+            Ok(vec![
+                PoolDev::Device("/dev/a".into()),
+                PoolDev::Lost(1, 32768),
+                PoolDev::Device("/dev/c".into()),
+            ])
+        );
+        let e = pool_devices("u", &found(Vec::new())).unwrap_err();
+        assert!(e.contains("spare 1 of its pool"), "{e}");
+        // Recorded lost, but the third record is the one missing: refused.
+        let e = pool_devices("u", &found(vec![(2, 32768)])).unwrap_err();
+        assert!(e.contains("spare 1 of its pool"), "{e}");
     }
 }

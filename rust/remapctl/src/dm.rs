@@ -238,6 +238,63 @@ impl Dm {
         Ok(node(n, dev.major, dev.minor))
     }
 
+    /// Creates device `n` with the table `0 sectors error` and DM UUID `dm_uuid`, and
+    /// resumes it: a device every read and write of which fails at once. `remapctl
+    /// assemble` names one in the table in place of a spare the metadata records lost
+    /// whose device is missing (the kernel reads its copies, all fail, and it takes
+    /// the device for the lost record). On failure nothing is left behind.
+    pub fn create_error(&self, n: &str, dm_uuid: &str, sectors: u64) -> Result<PathBuf, String> {
+        let dn = name(n)?;
+        let uuid = DmUuid::new(dm_uuid).map_err(|e| format!("DM UUID {dm_uuid}: {e}"))?;
+        let id = DevId::Name(dn);
+        let info = match self.dm.device_create(dn, Some(uuid), DmOptions::default()) {
+            Ok(info) => info,
+            // One an earlier attempt left (its DM UUID says so): taken as it is.
+            Err(e) if errno(&e) == Some(libc::EBUSY) => {
+                let info = self
+                    .dm
+                    .device_info(&id)
+                    .map_err(|_| format!("cannot create device {n}: {}", describe(&e)))?;
+                if info.uuid().map(|u| u.to_string()).as_deref() != Some(dm_uuid) {
+                    return Err(format!(
+                        "cannot create device {n}: another device has the name"
+                    ));
+                }
+                let dev = info.device();
+                return Ok(node(n, dev.major, dev.minor));
+            }
+            Err(e) => return Err(format!("cannot create device {n}: {}", describe(&e))),
+        };
+        let table = [(0, sectors, "error".to_string(), String::new())];
+        let loaded = self
+            .dm
+            .table_load(&id, &table, DmOptions::default())
+            .and_then(|_| self.dm.device_suspend(&id, DmOptions::default()));
+        if let Err(e) = loaded {
+            let _ = self.dm.device_remove(&id, DmOptions::default());
+            return Err(format!(
+                "cannot load device {n}'s error table: {}",
+                describe(&e)
+            ));
+        }
+        let dev = info.device();
+        Ok(node(n, dev.major, dev.minor))
+    }
+
+    /// The name of the device-mapper device with device number `devno`
+    /// (`major:minor`) when its DM UUID starts with `prefix`.
+    pub fn name_with_uuid_prefix(&self, devno: &str, prefix: &str) -> Option<String> {
+        let devs = self.dm.list_devices().ok()?;
+        devs.iter().find_map(|(n, d, _)| {
+            if format!("{}:{}", d.major, d.minor) != devno {
+                return None;
+            }
+            let info = self.dm.device_info(&DevId::Name(n)).ok()?;
+            let u = info.uuid()?.to_string();
+            u.starts_with(prefix).then(|| n.to_string())
+        })
+    }
+
     /// Replaces device `n`'s table with the one-line table `0 sectors remap params`:
     /// the new table is loaded (the kernel's constructor checks it), the device
     /// suspended (in-flight I/O completes, new I/O waits) and resumed with it. When the

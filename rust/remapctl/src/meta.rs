@@ -159,6 +159,8 @@ pub struct SetupInfo {
     pub spare_uuid: [u8; 16],
     /// The spare list's UUIDs, in pool order.
     pub spares: Vec<[u8; 16]>,
+    /// The spare list's records lost (`meta::SPARE_FAILED`): record, size in sectors.
+    pub lost: Vec<(usize, u64)>,
     /// The selected state's body checksum.
     pub state_crc: u32,
 }
@@ -178,6 +180,11 @@ pub fn setup_of(path: &std::path::Path) -> Result<Option<SetupInfo>, MetaError> 
             spare_uuid: state.spare_uuid,
             spares: (0..state.spare_count())
                 .filter_map(|i| state.spare(i).map(|s| s.uuid))
+                .collect(),
+            lost: (0..state.spare_count())
+                .filter_map(|i| state.spare(i).map(|s| (i, s)))
+                .filter(|(_, s)| s.state == remap_core::meta::SPARE_FAILED)
+                .map(|(i, s)| (i, s.sectors))
                 .collect(),
             state_crc,
             uuid: state.uuid,

@@ -252,6 +252,24 @@ fn a_pool_of_spares() {
     assert_eq!(s.against(&e(&leak[..2])), Err(Verdict::SpareCount));
     let swapped: &'static [SpareDev] = Box::leak(Box::new([devs[1], devs[0], devs[2]]));
     assert_eq!(s.against(&e(swapped)), Err(Verdict::SpareSize));
+    // A record the state holds lost: any device stands in for it (here one of another
+    // size and block size); the other records are still checked.
+    let s = with(|s| {
+        pool(s);
+        s.fingerprint.identity = IDENTITY_NONE;
+        s.spares[1].state = SPARE_FAILED;
+    });
+    let standin: &'static [SpareDev] = Box::leak(Box::new([
+        devs[0],
+        SpareDev {
+            sectors: 8,
+            lbs: 512,
+        },
+        devs[2],
+    ]));
+    assert_eq!(s.against(&e(standin)), Ok(()));
+    let wrong: &'static [SpareDev] = Box::leak(Box::new([devs[2], devs[1], devs[0]]));
+    assert_eq!(s.against(&e(wrong)), Err(Verdict::SpareSize));
 }
 
 #[test]
