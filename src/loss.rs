@@ -33,7 +33,7 @@ use crate::worker::Dev;
 use core::ffi::CStr;
 use core::sync::atomic::{
     AtomicU32,
-    Ordering::{AcqRel, Acquire, Relaxed},
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 use kernel::prelude::*;
 
@@ -144,11 +144,11 @@ impl Remap {
     }
 
     /// Whether spare `i` still reads one logical block at any of its metadata copy
-    /// sectors. Without a buffer to probe with (cannot happen: the worker's storage is
-    /// in `core` between batches) it is taken to answer: the safe side.
+    /// sectors. Without a buffer to probe with (cannot happen: `Core::probe_buf` is
+    /// allocated at load) it is taken to answer: the safe side.
     fn spare_answers(&self, core: &mut Core, i: u8) -> bool {
         let unit = self.lbs_sectors(Dev::Spare(i)).max(1);
-        let Some(buf) = core.scratch.block_buf().get_mut(..(unit * 512) as usize) else {
+        let Some(buf) = core.probe_buf((unit * 512) as usize) else {
             return true;
         };
         COPY_SECTORS.iter().any(|&at| {
@@ -157,18 +157,23 @@ impl Remap {
         })
     }
 
-    /// Records spare `i` lost (`lost_spares`, then one commit to the other spares).
-    /// Returns true (a dm event is due).
-    fn lose_spare(&self, core: &mut Core, i: u8) -> bool {
+    /// Records spare `i` lost in memory: the spare list (the next commit writes it),
+    /// `lost_spares` (for `map`), the count. Returns how many blocks live on it.
+    fn mark_lost(&self, core: &mut Core, i: u8) -> usize {
         core.set_lost(i);
         self.lost_spares.fetch_or(1u32 << i, AcqRel);
-        let blocks = self
-            .published
+        self.stats.spares_lost.fetch_add(1, Relaxed);
+        self.published
             .items_locked()
             .iter()
             .filter(|e| e.spare == i && stores_remapped(e.state))
-            .count();
-        self.stats.spares_lost.fetch_add(1, Relaxed);
+            .count()
+    }
+
+    /// Records spare `i` lost (`lost_spares`, then one commit to the other spares).
+    /// Returns true (a dm event is due).
+    fn lose_spare(&self, core: &mut Core, i: u8) -> bool {
+        let blocks = self.mark_lost(core, i);
         let r = self.commit_current(core);
         dmerr!(
             "{}: spare {} lost (its device no longer answers): {} block(s) on it now read as errors until written again, on the other spares; {}",
@@ -186,5 +191,72 @@ impl Remap {
         }
         self.mirror(core);
         true
+    }
+
+    /// `core.commit(items)` for the commits the worker, the messages and the scan
+    /// make (`commit_current`, `commit_changes`). When it fails because a copy write or
+    /// flush of a pool spare failed (`Core::failed_spare`), and that spare no longer
+    /// answers while another spare is active, the spare is recorded lost (as
+    /// [`Self::handle_spare_errors`] would record it a moment later) and the commit is
+    /// made again, to the other spares, under the next version number (the failed
+    /// attempt's is consumed): a spare that dies while idle does not put the target in
+    /// mode `failed` at the next remap, which commits to every spare.
+    ///
+    /// Not made again when this commit places data on the dead spare (`placed`, bit
+    /// `i`: a remap or move to spare `i` whose data went there before the commit): that
+    /// data would be lost with the spare, so the commit fails as before and the bios
+    /// waiting for it fail; the worker records the loss afterwards.
+    ///
+    /// Both attempts write the same map (`items`); only the spare's state differs. So
+    /// what the callers learn from `commit_landed`/`commit_uncertain` — whether the map
+    /// may be what the next load finds — counts both attempts (`Core::commit_again`).
+    /// A cut between them leaves the failed attempt's copies (the spare active) or the
+    /// previous version: the load then meets the unreadable spare unrecorded and
+    /// refuses, as after a cut before any loss check.
+    ///
+    /// Ordering: the spare's `lost_spares` bit is set before the second attempt, as in
+    /// [`Self::lose_spare`]. Callers hold `core`; sync I/O (the probe) is allowed where
+    /// they commit.
+    pub(crate) fn commit_surviving(
+        &self,
+        core: &mut Core,
+        items: &[crate::engine::Special],
+        placed: u32,
+    ) -> Result {
+        let r = core.commit(items);
+        let (Err(_), Some(si)) = (r, core.failed_spare) else {
+            return r;
+        };
+        if si >= 32
+            || placed & (1u32 << si) != 0
+            || !self.pool_handles_spare_errors()
+            || !self.writable
+            || core.is_lost(si)
+            || !(0..self.nspares)
+                .filter_map(|k| u8::try_from(k).ok())
+                .any(|k| k != si && core.is_active(k))
+            || self.spare_answers(core, si)
+        {
+            return r;
+        }
+        let blocks = self.mark_lost(core, si);
+        core.failed_spare = None;
+        let r2 = core.commit_again(items);
+        dmerr!(
+            "{}: spare {} lost (its device no longer answers; a metadata commit met it): {} block(s) on it now read as errors until written again, on the other spares; {}",
+            self.main_name(),
+            si,
+            blocks,
+            if r2.is_ok() {
+                "the commit was made again on the other spares"
+            } else {
+                "the commit made again on the other spares failed too"
+            }
+        );
+        self.loss_event.store(true, Release);
+        // SAFETY: the worker is live while the target exists; it raises the dm event
+        // once it holds no lock (`raise_event`).
+        unsafe { b::dmr_worker_kick(self.worker) };
+        r2
     }
 }

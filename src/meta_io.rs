@@ -1324,6 +1324,25 @@ impl Core {
         r.map(|_| ())
     }
 
+    /// [`Self::commit`] again after a commit failed (`loss::commit_surviving`: a spare
+    /// recorded lost since). What the failed attempt wrote or issued still counts for
+    /// [`Self::commit_landed`] and [`Self::commit_uncertain`]: both attempts hold the
+    /// same map, so if either may be on the disk, the map may be what loads.
+    pub(crate) fn commit_again(&mut self, items: &[Special]) -> Result {
+        let (landed, issued) = (self.landed, self.issued);
+        let r = self.commit(items);
+        self.landed = self.landed.saturating_add(landed);
+        self.issued |= issued;
+        r
+    }
+
+    /// A buffer of `n` bytes to read into for the loss check (`loss::spare_answers`):
+    /// the encoding buffer, which holds nothing to keep outside `write_copies` (a
+    /// commit encodes into it first; a successful one swaps it with `prev_buf`).
+    pub(crate) fn probe_buf(&mut self, n: usize) -> Option<&mut [u8]> {
+        self.buf.get_mut(..n)
+    }
+
     /// Whether the last commit, failed or not, wrote at least one copy.
     pub(crate) fn commit_landed(&self) -> bool {
         self.landed > 0

@@ -17,6 +17,7 @@ use crate::message::remap_message;
 use crate::remap_core::error::CoreError;
 use crate::remap_core::layout;
 use crate::remap_core::meta::MAX_SPARES;
+use crate::remap_core::remap_table::stores_remapped;
 use crate::remap_core::storm::StormGuard;
 use crate::remap_core::table_line::TableConfig;
 use crate::remap_core::units::Sectors;
@@ -276,6 +277,9 @@ pub(crate) struct Remap {
     /// sector of their blocks counts as lost, and their flushes complete at once. Set
     /// by the writers under the core mutex (`loss::lose_spare`, the first resume).
     pub(crate) lost_spares: AtomicU32,
+    /// A spare was recorded lost by a commit that met it (`loss::commit_surviving`):
+    /// the worker raises the dm event, outside the core mutex.
+    pub(crate) loss_event: AtomicBool,
     /// The background scan.
     pub(crate) scan: crate::scan::Scanner,
     /// Statistics samples and the prediction engine.
@@ -386,7 +390,9 @@ impl Remap {
     /// Commits the published table as it is (a change of mode, configuration or scan
     /// position), lifting the fences when the commit lands. Callers hold `core`.
     pub(crate) fn commit_current(&self, core: &mut Core) -> Result {
-        let r = core.commit(self.published.items_locked());
+        // A spare found dead by this commit is recorded lost and the commit made
+        // again (`loss::commit_surviving`); this commit places no data.
+        let r = self.commit_surviving(core, self.published.items_locked(), 0);
         self.check_failed_spare(core);
         core.last_commit = r.err().map_or(0, |e| e.to_errno());
         if core.commit_landed() {
@@ -532,7 +538,14 @@ impl Remap {
             core.last_commit = e.to_errno();
             return Err(CommitFailed::rolled_back(e));
         }
-        let r = core.commit(next.items());
+        // The spares this commit puts data on (a remap, a move, a write into a
+        // block's lost sectors): it is not made again without one of them
+        // (`loss::commit_surviving`).
+        let placed = changes
+            .iter()
+            .filter(|c| stores_remapped(c.state) && c.spare < 32)
+            .fold(0u32, |m, c| m | 1u32 << c.spare);
+        let r = self.commit_surviving(core, next.items(), placed);
         self.check_failed_spare(core);
         core.last_commit = r.err().map_or(0, |e| e.to_errno());
         match r {
@@ -1198,6 +1211,7 @@ unsafe fn ctr_finish(
         spare_suspects: AtomicU32::new(0),
         spare_checks: AtomicU32::new(0),
         lost_spares: AtomicU32::new(0),
+        loss_event: AtomicBool::new(false),
         scan,
         sampler,
         spare_errs: Default::default(),

@@ -22,7 +22,7 @@ use crate::target::{
     Core, PerBio, Remap, ST_DEFERRED, ST_FLUSH_FAILED, ST_HANDLED, ST_MAIN, ST_READ_FAILED,
     ST_SPARE, ST_WRITE_FAILED,
 };
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{AcqRel, Relaxed};
 use kernel::bindings::bio;
 use kernel::prelude::*;
 
@@ -80,11 +80,6 @@ impl Scratch {
             buf: KVVec::from_elem(0u8, bs.bytes() as usize, GFP_KERNEL)?,
             copy_whole: 0,
         })
-    }
-
-    /// The one-block data buffer (empty while the worker holds the storage).
-    pub(crate) fn block_buf(&mut self) -> &mut [u8] {
-        &mut self.buf
     }
 
     /// No storage: the placeholder left in `Core` while the worker holds the real one.
@@ -229,6 +224,7 @@ impl Remap {
             // so its loss is recorded before the batch places the write elsewhere.
             let mut event = self.handle_spare_errors(&mut core);
             event |= self.record_failed(&mut core);
+            event |= self.loss_event.swap(false, AcqRel);
             if head.is_null() {
                 drop(core);
                 if event {
@@ -260,6 +256,7 @@ impl Remap {
             // `raise_event`). `clear_stats` may zero `remaps` meanwhile: at worst one
             // event too many.
             event |= self.stats.remaps.load(Relaxed) != remaps;
+            event |= self.loss_event.swap(false, AcqRel);
             drop(core);
             if event {
                 self.raise_event();

@@ -10,12 +10,14 @@
 # reloads without it; the other spares' metadata then checks clean and the lost blocks
 # stay lost across the reload. Before that the machine "restarts" without the dead
 # spare's device: `remapctl assemble` brings the pool back with an error device standing
-# in for the lost spare, and `remapctl spare-remove` of it removes that device too. A spare with one bad spot (it still answers) is no lost
-# spare: mode failed, as with one spare.
+# in for the lost spare, and `remapctl spare-remove` of it removes that device too. A
+# spare that dies idle and is first met by a commit (a remap to another spare) is
+# recorded lost the same way, and the commit made again without it. A spare with one
+# bad spot (it still answers) is no lost spare: mode failed, as with one spare.
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp mknod python3
-ktap_plan 37
+ktap_plan 40
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -196,6 +198,22 @@ ktap_check "an fsync meeting a spare that just died succeeds" \
 ktap_check "that flush had the spare recorded lost, mode ok" eval \
   'test "$(info w mode) $(counter w spares_lost)" = "ok 1" &&
    dmsetup message "${PREFIX}w" 0 spare_list | grep -q "^spare=1 .* state=failed"'
+
+# The same, but the first thing to meet the dead spare is a commit: a remap to the
+# first spare commits to both. The commit fails on the dead spare, which is found lost
+# and recorded so, and the commit is made again on the first spare alone.
+pool2 v plain-first 3 || fail "target v with two spares, block 3 on the first"
+kill_spare vsp "$vbase" || fail "v's second spare fails everything"
+dmesg_mark
+ktap_check "a remap whose commit meets a spare that just died succeeds" \
+  dmsetup message "${PREFIX}v" 0 remap 9
+diag "v: mode $(info v mode), spares_lost $(counter v spares_lost); $(dmsetup message "${PREFIX}v" 0 query 9)"
+ktap_check "the spare is recorded lost, mode ok, block 9 on the first spare" eval \
+  'test "$(info v mode) $(counter v spares_lost)" = "ok 1" &&
+   dmsetup message "${PREFIX}v" 0 spare_list | grep -q "^spare=1 .* state=failed" &&
+   grep -q " spare=0 " <<<"$(dmsetup message "${PREFIX}v" 0 query 9) "'
+ktap_check "the log says a commit met it and was made again" \
+  logged "a metadata commit met it): 0 block(s) on it now read as errors until written again, on the other spares; the commit was made again on the other spares"
 
 # A spare with one bad spot still answers: that is no lost spare. Target y's first
 # spare (allocated first) is a linear device; block 7 goes to its first data block
