@@ -227,8 +227,37 @@ impl Remap {
         let (Err(_), Some(si)) = (r, core.failed_spare) else {
             return r;
         };
+        if placed & (1u32 << si.min(31)) != 0
+            || !self.lose_now(core, si, "a metadata commit met it")
+        {
+            return r;
+        }
+        core.failed_spare = None;
+        let r2 = core.commit_again(items);
+        dmerr!(
+            "{}: {}",
+            self.main_name(),
+            if r2.is_ok() {
+                "the commit was made again on the other spares"
+            } else {
+                "the commit made again on the other spares failed too"
+            }
+        );
+        r2
+    }
+
+    /// In the worker's batch or a commit, under the core mutex: pool spare `si` just
+    /// failed an I/O (`during` says which); if it no longer answers while another
+    /// spare is active, it is recorded lost in memory now (the spare list, which the
+    /// caller's commit writes; `lost_spares`, the count, the log, the dm event) and
+    /// true is returned. False when it still answers, is the only active spare, is
+    /// already lost, or the table is read-only: the caller fails as before.
+    ///
+    /// Ordering: as [`Self::lose_spare`], the `lost_spares` bit is set before the
+    /// commit that records the loss; the caller's own blocks are busy (drained) or
+    /// placed by that commit.
+    pub(crate) fn lose_now(&self, core: &mut Core, si: u8, during: &str) -> bool {
         if si >= 32
-            || placed & (1u32 << si) != 0
             || !self.pool_handles_spare_errors()
             || !self.writable
             || core.is_lost(si)
@@ -237,26 +266,20 @@ impl Remap {
                 .any(|k| k != si && core.is_active(k))
             || self.spare_answers(core, si)
         {
-            return r;
+            return false;
         }
         let blocks = self.mark_lost(core, si);
-        core.failed_spare = None;
-        let r2 = core.commit_again(items);
         dmerr!(
-            "{}: spare {} lost (its device no longer answers; a metadata commit met it): {} block(s) on it now read as errors until written again, on the other spares; {}",
+            "{}: spare {} lost (its device no longer answers; {}): {} block(s) on it now read as errors until written again, on the other spares",
             self.main_name(),
             si,
-            blocks,
-            if r2.is_ok() {
-                "the commit was made again on the other spares"
-            } else {
-                "the commit made again on the other spares failed too"
-            }
+            during,
+            blocks
         );
         self.loss_event.store(true, Release);
         // SAFETY: the worker is live while the target exists; it raises the dm event
         // once it holds no lock (`raise_event`).
         unsafe { b::dmr_worker_kick(self.worker) };
-        r2
+        true
     }
 }

@@ -16,6 +16,7 @@ use crate::engine::{
     REMAPPED,
 };
 use crate::remap_core::layout;
+use crate::remap_core::meta::MAX_SPARES;
 use crate::remap_core::units::{BlockSize, Blocks, Sectors};
 use crate::reserve::Fixed;
 use crate::target::{
@@ -691,159 +692,204 @@ impl Remap {
             self.enter_failed(c"remap storm: more than max_remap_rate remaps per minute, the main device looks failed");
             return false;
         }
-        // 1. Spare blocks for new remaps.
-        for k in 0..sc.jobs.as_slice().len() {
-            let Some(j) = sc.jobs.as_mut_slice().get_mut(k) else {
-                break;
-            };
-            match j.prev {
-                Some(p) if p.state == REMAPPED && core.is_lost(p.spare) => {
-                    // Its spare was lost (every sector of it counts as lost): what the
-                    // bios write goes to a block on another spare, the rest stays lost
-                    // (whatever the entry's own mask says).
-                    match core.alloc_block() {
+        // Steps 1-3 run again when a spare of the pool turns out dead under them (a
+        // read or write of a block's data failed there and `lose_now` recorded it lost):
+        // the batch's blocks are placed afresh on the spares left, so the bios do not
+        // fail while another spare is active. Once per spare lost, so at most
+        // MAX_SPARES times. Ordering: the blocks stay busy (published and drained once,
+        // in step 2) across the retries, so no bio reaches any of them meanwhile; the
+        // lost spare's `lost_spares` bit is set (`lose_now`) before the commit (step 4)
+        // that records the loss, as in `lose_spare`.
+        let mut ok;
+        let mut unreadable;
+        let mut spare_err;
+        let mut busy = false;
+        let mut tries = 0usize;
+        loop {
+            // 1. Spare blocks for new remaps.
+            for k in 0..sc.jobs.as_slice().len() {
+                let Some(j) = sc.jobs.as_mut_slice().get_mut(k) else {
+                    break;
+                };
+                match j.prev {
+                    Some(p) if p.state == REMAPPED && core.is_lost(p.spare) => {
+                        // Its spare was lost (every sector of it counts as lost): what the
+                        // bios write goes to a block on another spare, the rest stays lost
+                        // (whatever the entry's own mask says).
+                        match core.alloc_block() {
+                            Some((sp, blk)) => {
+                                j.spare = sp;
+                                j.spare_block = blk;
+                                j.lost = [0; 2];
+                                mask_set(&mut j.lost, 0, spb);
+                            }
+                            None => {
+                                self.enter_failed(c"spare full: no free spare block");
+                                self.drop_jobs(core, sc, busy);
+                                return false;
+                            }
+                        }
+                    }
+                    Some(p) if p.state == REMAPPED => {
+                        j.spare = p.spare;
+                        j.spare_block = p.spare_block;
+                        j.lost = p.lost;
+                    }
+                    _ => match core.alloc_block() {
                         Some((sp, blk)) => {
                             j.spare = sp;
                             j.spare_block = blk;
-                            j.lost = [0; 2];
-                            mask_set(&mut j.lost, 0, spb);
                         }
                         None => {
                             self.enter_failed(c"spare full: no free spare block");
-                            Self::free_jobs(core, sc);
+                            self.drop_jobs(core, sc, busy);
                             return false;
                         }
-                    }
+                    },
                 }
-                Some(p) if p.state == REMAPPED => {
-                    j.spare = p.spare;
-                    j.spare_block = p.spare_block;
-                    j.lost = p.lost;
+            }
+            // 2. Make the blocks busy and wait for the bios already on their way to them
+            //    (see `remap_map` for why the drain sees every one of them).
+            sc.changes.clear();
+            for j in sc.jobs.as_slice() {
+                let _ = sc.changes.push(j.special(BUSY));
+            }
+            if !busy && !sc.changes.as_slice().is_empty() {
+                if self
+                    .publish_changes(core, sc.changes.as_mut_slice())
+                    .is_err()
+                {
+                    Self::free_jobs(core, sc);
+                    return false;
                 }
-                _ => match core.alloc_block() {
-                    Some((sp, blk)) => {
-                        j.spare = sp;
-                        j.spare_block = blk;
-                    }
-                    None => {
-                        self.enter_failed(c"spare full: no free spare block");
-                        Self::free_jobs(core, sc);
-                        return false;
-                    }
-                },
+                // SAFETY: the worker is live; waits for in-flight tracked bios.
+                unsafe { b::dmr_io_drain(self.worker) };
+                busy = true;
             }
-        }
-        // 2. Make the blocks busy and wait for the bios already on their way to them
-        //    (see `remap_map` for why the drain sees every one of them).
-        sc.changes.clear();
-        for j in sc.jobs.as_slice() {
-            let _ = sc.changes.push(j.special(BUSY));
-        }
-        if !sc.changes.as_slice().is_empty() {
-            if self
-                .publish_changes(core, sc.changes.as_mut_slice())
-                .is_err()
-            {
-                Self::free_jobs(core, sc);
-                return false;
-            }
-            // SAFETY: the worker is live; waits for in-flight tracked bios.
-            unsafe { b::dmr_io_drain(self.worker) };
-        }
-        // 3. Build each block's data and write it to the spare.
-        let mut ok = true;
-        let mut unreadable = false;
-        let mut spare_err = false;
-        for ji in 0..sc.jobs.as_slice().len() {
-            let Some(mut j) = sc.jobs.as_slice().get(ji).copied() else {
-                break;
-            };
-            for s in sc.slices.as_slice().iter().filter(|s| s.job == ji) {
-                mask_set(&mut j.covered, s.in_block, s.in_block + s.sectors);
-            }
-            let Some(base) = layout::data_block_sector(bs, Blocks(j.spare_block)) else {
-                ok = false;
-                break;
-            };
-            // Current contents: from the spare if already remapped, else from main
-            // (unit by unit of the device's logical block where the block does not
-            // read as a whole).
-            let (src, src_at) = if j.was_remapped() {
-                (Dev::Spare(j.spare), base.0)
-            } else {
-                (Dev::Main, j.block * spb)
-            };
-            if j.relocated() {
-                // Nothing to read: the lost spare held the block's only data. The
-                // block holds what the bios write; its other sectors stay lost.
-                sc.buf.fill(0);
-            } else if sc.copy_whole > 0 {
-                if !(0..sc.copy_whole).any(|_| {
-                    self.sync_io(src, src_at, &mut sc.buf, spb, b::dmr_io_op_DMR_IO_READ)
-                        .is_ok()
-                }) {
-                    unreadable = true;
+            // 3. Build each block's data and write it to the spare.
+            ok = true;
+            unreadable = false;
+            spare_err = false;
+            let mut lost_now = false;
+            for ji in 0..sc.jobs.as_slice().len() {
+                let Some(mut j) = sc.jobs.as_slice().get(ji).copied() else {
                     break;
+                };
+                for s in sc.slices.as_slice().iter().filter(|s| s.job == ji) {
+                    mask_set(&mut j.covered, s.in_block, s.in_block + s.sectors);
                 }
-            } else if !mask_count_full(&j.covered, spb) {
-                let lost_before = j.lost;
-                self.read_salvage(src, src_at, &mut j, &mut sc.buf);
-                // Only sectors the bio does not cover count: a unit of a 4Kn spare
-                // that failed sets the bits of covered sectors too (cleared below).
-                let newly_lost = j
-                    .lost
-                    .iter()
-                    .zip(lost_before.iter())
-                    .zip(j.covered.iter())
-                    .any(|((now, was), cov)| now & !cov != was & !cov);
-                if matches!(src, Dev::Spare(_)) && newly_lost {
-                    // The spare failed to read the block's own data (a remapped block
-                    // whose lost sectors are being written): a spare I/O error. Its
-                    // sectors are not rewritten as zeros and recorded lost -- the error
-                    // may pass and the data is still there -- the write fails instead.
-                    self.spare_io_error(
-                        j.spare,
-                        c"spare read error while rewriting a remapped block",
-                    );
+                let Some(base) = layout::data_block_sector(bs, Blocks(j.spare_block)) else {
+                    ok = false;
+                    break;
+                };
+                // Current contents: from the spare if already remapped, else from main
+                // (unit by unit of the device's logical block where the block does not
+                // read as a whole).
+                let (src, src_at) = if j.was_remapped() {
+                    (Dev::Spare(j.spare), base.0)
+                } else {
+                    (Dev::Main, j.block * spb)
+                };
+                if j.relocated() {
+                    // Nothing to read: the lost spare held the block's only data. The
+                    // block holds what the bios write; its other sectors stay lost.
+                    sc.buf.fill(0);
+                } else if sc.copy_whole > 0 {
+                    if !(0..sc.copy_whole).any(|_| {
+                        self.sync_io(src, src_at, &mut sc.buf, spb, b::dmr_io_op_DMR_IO_READ)
+                            .is_ok()
+                    }) {
+                        unreadable = true;
+                        break;
+                    }
+                } else if !mask_count_full(&j.covered, spb) {
+                    let lost_before = j.lost;
+                    self.read_salvage(src, src_at, &mut j, &mut sc.buf);
+                    // Only sectors the bio does not cover count: a unit of a 4Kn spare
+                    // that failed sets the bits of covered sectors too (cleared below).
+                    let newly_lost = j
+                        .lost
+                        .iter()
+                        .zip(lost_before.iter())
+                        .zip(j.covered.iter())
+                        .any(|((now, was), cov)| now & !cov != was & !cov);
+                    if matches!(src, Dev::Spare(_)) && newly_lost {
+                        // The spare failed to read the block's own data (a remapped block
+                        // whose lost sectors are being written): a spare I/O error. Its
+                        // sectors are not rewritten as zeros and recorded lost -- the error
+                        // may pass and the data is still there -- the write fails instead.
+                        self.spare_io_error(
+                            j.spare,
+                            c"spare read error while rewriting a remapped block",
+                        );
+                        lost_now = self.lose_now(core, j.spare, "a remap read a block from it");
+                        spare_err = true;
+                        ok = false;
+                        break;
+                    }
+                }
+                for s in sc.slices.as_slice().iter().filter(|s| s.job == ji) {
+                    let Some(&BioPtr(bio)) = sc.bios.as_slice().get(s.bio) else {
+                        continue;
+                    };
+                    let off = (s.in_block * 512) as usize;
+                    if let Some(dst) = sc.buf.get_mut(off..) {
+                        Self::bio_copy(bio, s.bio_off, dst, s.sectors * 512, false);
+                    }
+                }
+                for k in 0..spb {
+                    if mask_any(&j.covered, k, k + 1) {
+                        mask_clear(&mut j.lost, k, k + 1);
+                    }
+                }
+                if let Some(slot) = sc.jobs.as_mut_slice().get_mut(ji) {
+                    *slot = j;
+                }
+                if self
+                    .sync_io(
+                        Dev::Spare(j.spare),
+                        base.0,
+                        &mut sc.buf,
+                        spb,
+                        b::dmr_io_op_DMR_IO_WRITE,
+                    )
+                    .is_err()
+                {
+                    // In a pool the worker then checks whether the spare is lost
+                    // (`handle_spare_errors`); the batch's bios fail either way.
+                    self.spare_io_error(j.spare, c"spare or metadata write failed");
+                    lost_now = self.lose_now(core, j.spare, "a remap wrote a block to it");
                     spare_err = true;
                     ok = false;
                     break;
                 }
             }
-            for s in sc.slices.as_slice().iter().filter(|s| s.job == ji) {
-                let Some(&BioPtr(bio)) = sc.bios.as_slice().get(s.bio) else {
-                    continue;
-                };
-                let off = (s.in_block * 512) as usize;
-                if let Some(dst) = sc.buf.get_mut(off..) {
-                    Self::bio_copy(bio, s.bio_off, dst, s.sectors * 512, false);
+            if lost_now && tries < MAX_SPARES {
+                tries += 1;
+                Self::free_jobs(core, sc);
+                for j in sc.jobs.as_mut_slice() {
+                    *j = Job::new(j.block, j.prev);
                 }
-            }
-            for k in 0..spb {
-                if mask_any(&j.covered, k, k + 1) {
-                    mask_clear(&mut j.lost, k, k + 1);
+                // The blocks of the spare just lost become relocations (five singles'
+                // room each, as above).
+                let relocating = sc
+                    .jobs
+                    .as_slice()
+                    .iter()
+                    .filter(|j| {
+                        j.prev
+                            .is_some_and(|p| p.state == REMAPPED && core.is_lost(p.spare))
+                    })
+                    .count();
+                let room = (new as usize).saturating_add(relocating.saturating_mul(5));
+                if room > 0 && !core.fits(self.published.items_locked(), room) {
+                    self.enter_failed(c"metadata full: the remap table cannot hold more entries");
+                    self.undo_jobs(core, sc);
+                    return false;
                 }
+                continue;
             }
-            if let Some(slot) = sc.jobs.as_mut_slice().get_mut(ji) {
-                *slot = j;
-            }
-            if self
-                .sync_io(
-                    Dev::Spare(j.spare),
-                    base.0,
-                    &mut sc.buf,
-                    spb,
-                    b::dmr_io_op_DMR_IO_WRITE,
-                )
-                .is_err()
-            {
-                // In a pool the worker then checks whether the spare is lost
-                // (`handle_spare_errors`); the batch's bios fail either way.
-                self.spare_io_error(j.spare, c"spare or metadata write failed");
-                spare_err = true;
-                ok = false;
-                break;
-            }
+            break;
         }
         // 4. Data durable on the spare, then the mapping (one commit for the batch).
         sc.changes.clear();
@@ -968,6 +1014,17 @@ impl Remap {
                 }
             }
             k += u;
+        }
+    }
+
+    /// Gives up the batch's jobs before their commit: their new spare blocks freed,
+    /// and, once they were published busy (`busy`, a retry of `apply`'s steps 1-3),
+    /// their previous entries published again.
+    fn drop_jobs(&self, core: &mut Core, sc: &mut Scratch, busy: bool) {
+        if busy {
+            self.undo_jobs(core, sc);
+        } else {
+            Self::free_jobs(core, sc);
         }
     }
 

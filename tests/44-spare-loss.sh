@@ -12,12 +12,13 @@
 # spare's device: `remapctl assemble` brings the pool back with an error device standing
 # in for the lost spare, and `remapctl spare-remove` of it removes that device too. A
 # spare that dies idle and is first met by a commit (a remap to another spare) is
-# recorded lost the same way, and the commit made again without it. A spare with one
+# recorded lost the same way, and the commit made again without it; one first met by a
+# remap's data write: recorded lost, the block placed on another spare. A spare with one
 # bad spot (it still answers) is no lost spare: mode failed, as with one spare.
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp mknod python3
-ktap_plan 40
+ktap_plan 43
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -212,8 +213,30 @@ ktap_check "the spare is recorded lost, mode ok, block 9 on the first spare" eva
   'test "$(info v mode) $(counter v spares_lost)" = "ok 1" &&
    dmsetup message "${PREFIX}v" 0 spare_list | grep -q "^spare=1 .* state=failed" &&
    grep -q " spare=0 " <<<"$(dmsetup message "${PREFIX}v" 0 query 9) "'
-ktap_check "the log says a commit met it and was made again" \
-  logged "a metadata commit met it): 0 block(s) on it now read as errors until written again, on the other spares; the commit was made again on the other spares"
+ktap_check "the log says a commit met it and was made again" eval \
+  'logged "spare 1 lost (its device no longer answers; a metadata commit met it): 0 block(s)" &&
+   logged "the commit was made again on the other spares"'
+
+# A remap whose data write is the first to meet the dead spare (the first spare, where
+# the allocator puts new blocks): the spare is found lost there, and the block is
+# placed on the second spare instead; the remap succeeds.
+pool2 u linear-first 3 || fail "target u with two spares, block 3 on the first"
+kill_spare usp "$ubase" || fail "u's first spare fails everything"
+dmesg_mark
+ktap_check "a remap whose data write meets a spare that just died succeeds" \
+  dmsetup message "${PREFIX}u" 0 remap 9
+diag "u: mode $(info u mode), spares_lost $(counter u spares_lost); $(dmsetup message "${PREFIX}u" 0 query 9)"
+ktap_check "the block is on the second spare, the first recorded lost, mode ok" eval \
+  'test "$(info u mode) $(counter u spares_lost)" = "ok 1" &&
+   dmsetup message "${PREFIX}u" 0 spare_list | grep -q "^spare=0 .* state=failed" &&
+   grep -q " spare=1 .*lost_sectors=0" <<<"$(dmsetup message "${PREFIX}u" 0 query 9)" &&
+   logged "spare 0 lost (its device no longer answers; a remap wrote a block to it)"'
+ktap_check_fails "block 3, on the lost spare, fails its reads" blk_read "$(dm_path u)" 3 "$WORK/x"
+# Its first spare is the dead one, whose metadata the teardown's check cannot read.
+dmsetup remove "${PREFIX}u" || fail "remove target u"
+keep=()
+for d in "${DMDEVS[@]}"; do [ "$d" = "${PREFIX}u" ] || keep+=("$d"); done
+DMDEVS=("${keep[@]}")
 
 # A spare with one bad spot still answers: that is no lost spare. Target y's first
 # spare (allocated first) is a linear device; block 7 goes to its first data block
