@@ -15,6 +15,12 @@
 //! and `spare_remove` later moves the entries off it with their sectors lost. A spare
 //! that still answers has a bad spot, not a lost device: mode `failed`, as before.
 //!
+//! A commit or a remap that meets the dead spare first does not wait for the worker's
+//! check: [`Remap::lose_now`] probes and records the spare lost on the spot, and the
+//! commit is made again without it ([`Remap::commit_surviving`]) or the remap's blocks
+//! placed again on the other spares (`worker::apply`), so the bios waiting for them
+//! complete.
+//!
 //! Ordering: `lost_spares` (read by `map` with the table, inside its RCU section) gets
 //! the spare's bit before the commit. A bio routed before that goes to the spare and
 //! fails there: a read completes with the error, a write comes back to the worker
