@@ -249,6 +249,11 @@ impl Remap {
                 "the commit made again on the other spares failed too"
             }
         );
+        if r2.is_err() {
+            // The loss is in memory only: as in `lose_spare`, mode failed (the next
+            // commit, `clear_failed`'s or the mode's own, records it).
+            self.enter_failed(c"metadata write failed while recording a lost spare");
+        }
         r2
     }
 

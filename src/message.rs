@@ -326,8 +326,10 @@ impl Remap {
             if !core.is_draining(k) && !lost {
                 core.set_draining(k, true);
                 if let Err(e) = self.commit_current(&mut core) {
-                    // Drained on disk only if a copy landed (then it stays so).
-                    if !core.commit_landed() {
+                    // Drained on disk only if a copy landed (then it stays so). Not
+                    // when the commit found the spare dead and recorded it lost
+                    // (`loss::commit_surviving`): that stays.
+                    if !core.commit_landed() && core.is_draining(k) {
                         core.set_draining(k, false);
                     }
                     self.mirror(&core);
@@ -340,9 +342,14 @@ impl Remap {
                 }
                 self.mirror(&core);
                 dminfo!(
-                    "{}: spare {} draining: moving its blocks to the other spares",
+                    "{}: spare {} {}",
                     self.main_name(),
-                    k
+                    k,
+                    if core.is_lost(k) {
+                        "found lost by that commit: moving its entries without reading it"
+                    } else {
+                        "draining: moving its blocks to the other spares"
+                    }
                 );
             }
         }

@@ -766,7 +766,7 @@ impl Remap {
             self.scan_weak(blk, true, buf, known);
             return;
         }
-        match self.commit_changes(&mut core, &mut [Special::pending(blk)]) {
+        match self.commit_changes(&mut core, &mut [Special::pending(blk)], 0) {
             Ok(()) => {
                 self.scan.fig.unreadable.fetch_add(1, Relaxed);
                 dmwarn!(

@@ -17,7 +17,6 @@ use crate::message::remap_message;
 use crate::remap_core::error::CoreError;
 use crate::remap_core::layout;
 use crate::remap_core::meta::MAX_SPARES;
-use crate::remap_core::remap_table::stores_remapped;
 use crate::remap_core::storm::StormGuard;
 use crate::remap_core::table_line::TableConfig;
 use crate::remap_core::units::Sectors;
@@ -524,10 +523,15 @@ impl Remap {
     /// order), the next load may select it, so rolling the table back in memory would
     /// let later I/O follow a map the disk no longer holds. Then the new table is
     /// published, mode failed entered, and the caller must not undo.
+    ///
+    /// `placed`: bit `i` set when the caller wrote data for these changes to spare `i`
+    /// (a remap, a write into a remapped block, a move to it): a commit that meets a
+    /// dead spare is not made again without it (`loss::commit_surviving`).
     pub(crate) fn commit_changes(
         &self,
         core: &mut Core,
         changes: &mut [Special],
+        placed: u32,
     ) -> core::result::Result<(), CommitFailed> {
         let Some(mut next) = core.standby.take() else {
             return Err(CommitFailed::rolled_back(ENOMEM));
@@ -538,13 +542,6 @@ impl Remap {
             core.last_commit = e.to_errno();
             return Err(CommitFailed::rolled_back(e));
         }
-        // The spares this commit puts data on (a remap, a move, a write into a
-        // block's lost sectors): it is not made again without one of them
-        // (`loss::commit_surviving`).
-        let placed = changes
-            .iter()
-            .filter(|c| stores_remapped(c.state) && c.spare < 32)
-            .fold(0u32, |m, c| m | 1u32 << c.spare);
         let r = self.commit_surviving(core, next.items(), placed);
         self.check_failed_spare(core);
         core.last_commit = r.err().map_or(0, |e| e.to_errno());

@@ -908,7 +908,14 @@ impl Remap {
             }
         }
         if ok {
-            if let Err(f) = self.commit_changes(core, sc.changes.as_mut_slice()) {
+            // Every job's block was written to its spare (step 3).
+            let placed = sc
+                .jobs
+                .as_slice()
+                .iter()
+                .filter(|j| j.spare < 32)
+                .fold(0u32, |m, j| m | 1u32 << j.spare);
+            if let Err(f) = self.commit_changes(core, sc.changes.as_mut_slice(), placed) {
                 if f.adopted {
                     // The new map may be what the next load finds: it stays, with its
                     // spare blocks (their data is durable: the commit's flushes of
@@ -1094,7 +1101,7 @@ impl Remap {
         };
         if cur.state == PENDING {
             let mut gone = [Special { state: 0, ..cur }];
-            return self.commit_changes(core, &mut gone).map_err(|f| f.err);
+            return self.commit_changes(core, &mut gone, 0).map_err(|f| f.err);
         }
         if cur.state != REMAPPED || crate::engine::mask_count(&self.lost_of(&cur)) != 0 {
             return Err(EBUSY);
@@ -1147,7 +1154,7 @@ impl Remap {
             let _ = self.publish_changes(core, &mut [cur]);
             return Err(e);
         }
-        match self.commit_changes(core, &mut [Special { state: 0, ..cur }]) {
+        match self.commit_changes(core, &mut [Special { state: 0, ..cur }], 0) {
             Ok(()) => {
                 core.free_block(cur.spare, cur.spare_block);
                 Ok(())
@@ -1332,7 +1339,7 @@ impl Remap {
         let is_mover = |pending: &Fixed<u64>, e: &Special| {
             e.state == 0 && pending.as_slice().binary_search(&e.block).is_err()
         };
-        match self.commit_changes(core, sc.changes.as_mut_slice()) {
+        match self.commit_changes(core, sc.changes.as_mut_slice(), 0) {
             Ok(()) => {
                 for e in sc.changes.as_slice() {
                     if is_mover(&sc.pending, e) {
@@ -1631,8 +1638,16 @@ impl Remap {
             return (0, stop);
         }
         // `commit_changes` sorts the list by block; the jobs are in block order too
-        // (gathered from the sorted table), so `copied` keeps naming the movers.
-        match self.commit_changes(core, sc.changes.as_mut_slice()) {
+        // (gathered from the sorted table), so `copied` keeps naming the movers, whose
+        // data went to their new spares (`placed`).
+        let placed = sc
+            .jobs
+            .as_slice()
+            .iter()
+            .take(copied)
+            .filter(|j| j.spare < 32)
+            .fold(0u32, |m, j| m | 1u32 << j.spare);
+        match self.commit_changes(core, sc.changes.as_mut_slice(), placed) {
             Ok(()) => {
                 for j in sc.jobs.as_slice().iter().take(copied) {
                     if let Some(src) = j.prev {

@@ -18,7 +18,7 @@
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp mknod python3
-ktap_plan 43
+ktap_plan 45
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -236,6 +236,25 @@ ktap_check_fails "block 3, on the lost spare, fails its reads" blk_read "$(dm_pa
 dmsetup remove "${PREFIX}u" || fail "remove target u"
 keep=()
 for d in "${DMDEVS[@]}"; do [ "$d" = "${PREFIX}u" ] || keep+=("$d"); done
+DMDEVS=("${keep[@]}")
+
+# A remap whose data went to a spare whose metadata area then fails (its data area
+# still works): the commit meets that spare, which does not answer at its copies, but
+# the block's data is there, so the commit is not made again without it: the remap
+# fails (nothing acknowledged lives on a spare recorded lost).
+pool2 t linear-first 3 || fail "target t with two spares, block 3 on the first"
+printf '0 9216 error\n9216 23552 linear %s 9216\n' "$tbase" |
+  { dmsetup suspend "${PREFIX}tsp" && dmsetup reload "${PREFIX}tsp" && dmsetup resume "${PREFIX}tsp"; } ||
+  fail "t's first spare loses its metadata area"
+dmesg_mark
+ktap_check_fails "a remap whose commit meets the spare its data went to fails" \
+  dmsetup message "${PREFIX}t" 0 remap 9
+diag "t: mode $(info t mode), spares_lost $(counter t spares_lost); $(dmsetup message "${PREFIX}t" 0 query 9)"
+ktap_check_fails "that commit was not made again without the spare" \
+  logged "the commit was made again on the other spares"
+dmsetup remove "${PREFIX}t" || fail "remove target t"
+keep=()
+for d in "${DMDEVS[@]}"; do [ "$d" = "${PREFIX}t" ] || keep+=("$d"); done
 DMDEVS=("${keep[@]}")
 
 # A spare with one bad spot still answers: that is no lost spare. Target y's first
