@@ -1549,6 +1549,26 @@ unsafe extern "C" fn remap_end_io(
     // SAFETY: `error` is valid for the call.
     let status = unsafe { *error };
     let rw = pb.kind == b::dmr_bio_kind_DMR_BIO_READ || pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE;
+    // A write that reached a pool spare recorded lost since `map` routed it (a spare
+    // that still takes some writes: a failing region, a path half gone, found lost by
+    // another block's I/O): every sector of its block now counts as lost
+    // (`route_with`), so acknowledging it would lose it. The worker places it on
+    // another spare, as a write that failed there (`ST_WRITE_FAILED`). Ordering:
+    // `lost_spares` is set before the commit recording the loss, under the core
+    // mutex the worker takes for its next batch; a write that completes after the
+    // bit is visible here is placed again after that commit, one that completed
+    // before it belonged to the spare as any data it held.
+    if pb.state == ST_SPARE
+        && pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE
+        && u32::from(status) == b::DMR_STS_OK
+        && t.pool_handles_spare_errors()
+        && t.spare_is_lost(pb.spare)
+    {
+        pb.state = ST_WRITE_FAILED;
+        // SAFETY: the bio is ours until we complete it; hand it to the worker.
+        unsafe { b::dmr_worker_add_bio(t.worker, bio) };
+        return b::DM_ENDIO_INCOMPLETE as c_int;
+    }
     if pb.state == ST_HANDLED || u32::from(status) == b::DMR_STS_OK {
         // The bio's last completion (one handed to the worker comes back here in
         // state ST_HANDLED, or after a resubmission): its latency from `map`.

@@ -114,6 +114,9 @@ struct Job {
     spare_block: u64,
     covered: crate::engine::SectorMask,
     lost: crate::engine::SectorMask,
+    /// Its data is on its spare block (`apply`'s step 3 done for it): a retry of the
+    /// batch after a spare was lost keeps it unless that spare is the lost one.
+    written: bool,
 }
 
 impl Job {
@@ -125,6 +128,7 @@ impl Job {
             spare_block: u64::MAX,
             covered: [0; 2],
             lost: [0; 2],
+            written: false,
         }
     }
 
@@ -711,6 +715,10 @@ impl Remap {
                 let Some(j) = sc.jobs.as_mut_slice().get_mut(k) else {
                     break;
                 };
+                if j.written {
+                    // Placed and written by an earlier pass, on a spare still active.
+                    continue;
+                }
                 match j.prev {
                     Some(p) if p.state == REMAPPED && core.is_lost(p.spare) => {
                         // Its spare was lost (every sector of it counts as lost): what the
@@ -775,6 +783,9 @@ impl Remap {
                 let Some(mut j) = sc.jobs.as_slice().get(ji).copied() else {
                     break;
                 };
+                if j.written {
+                    continue;
+                }
                 for s in sc.slices.as_slice().iter().filter(|s| s.job == ji) {
                     mask_set(&mut j.covered, s.in_block, s.in_block + s.sectors);
                 }
@@ -863,15 +874,28 @@ impl Remap {
                     ok = false;
                     break;
                 }
+                if let Some(slot) = sc.jobs.as_mut_slice().get_mut(ji) {
+                    slot.written = true;
+                }
             }
             if lost_now && tries < MAX_SPARES {
                 tries += 1;
-                Self::free_jobs(core, sc);
+                // Jobs written to a spare still active keep their blocks; the others
+                // (on the spare just lost, or not reached yet) give theirs up and are
+                // placed again: the main device, which is failing, is read again only
+                // for blocks not yet copied.
                 for j in sc.jobs.as_mut_slice() {
+                    if j.written && !core.is_lost(j.spare) {
+                        continue;
+                    }
+                    if (!j.was_remapped() || j.relocated()) && j.spare_block != u64::MAX {
+                        core.free_block(j.spare, j.spare_block);
+                    }
                     *j = Job::new(j.block, j.prev);
                 }
                 // The blocks of the spare just lost become relocations (five singles'
-                // room each, as above).
+                // room each, as above); the jobs' own entries are in the table already,
+                // as busy singles.
                 let relocating = sc
                     .jobs
                     .as_slice()
@@ -881,7 +905,12 @@ impl Remap {
                             .is_some_and(|p| p.state == REMAPPED && core.is_lost(p.spare))
                     })
                     .count();
-                let room = (new as usize).saturating_add(relocating.saturating_mul(5));
+                let room = relocating.saturating_mul(5);
+                let pend = sc.pending.as_slice().len();
+                if pend > 0 && !core.fits(self.published.items_locked(), room.saturating_add(pend))
+                {
+                    sc.pending.clear();
+                }
                 if room > 0 && !core.fits(self.published.items_locked(), room) {
                     self.enter_failed(c"metadata full: the remap table cannot hold more entries");
                     self.undo_jobs(core, sc);
@@ -895,8 +924,12 @@ impl Remap {
         sc.changes.clear();
         if unreadable {
             // A whole copy was asked for and the source no longer reads: nothing
-            // changes, and this is no failure of the spare.
+            // changes, and this is no failure of the spare. A spare lost by an earlier
+            // pass is recorded now (as `lose_spare` does), else mode failed.
             self.undo_jobs(core, sc);
+            if tries > 0 && self.commit_current(core).is_err() {
+                self.enter_failed(c"metadata write failed while recording a lost spare");
+            }
             return false;
         }
         if ok {
@@ -1640,11 +1673,12 @@ impl Remap {
         // `commit_changes` sorts the list by block; the jobs are in block order too
         // (gathered from the sorted table), so `copied` keeps naming the movers, whose
         // data went to their new spares (`placed`).
+        // (None when `from` was lost: nothing was written then.)
         let placed = sc
             .jobs
             .as_slice()
             .iter()
-            .take(copied)
+            .take(if from_lost { 0 } else { copied })
             .filter(|j| j.spare < 32)
             .fold(0u32, |m, j| m | 1u32 << j.spare);
         match self.commit_changes(core, sc.changes.as_mut_slice(), placed) {
