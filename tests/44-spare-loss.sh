@@ -18,7 +18,7 @@
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp mknod python3
-ktap_plan 45
+ktap_plan 47
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -236,6 +236,27 @@ ktap_check_fails "block 3, on the lost spare, fails its reads" blk_read "$(dm_pa
 dmsetup remove "${PREFIX}u" || fail "remove target u"
 keep=()
 for d in "${DMDEVS[@]}"; do [ "$d" = "${PREFIX}u" ] || keep+=("$d"); done
+DMDEVS=("${keep[@]}")
+
+# The same through a bio: a write to a main block that fails writes is remapped, and
+# the remap's data write is the first to meet the dead first spare.
+sbase=$(mkloop 16) && splain=$(mkloop 16) && smb=$(mkloop 64) || fail "loop devices for s"
+smain=$(mkfaulty sfault "$smb" 131072 wfail:80:8) || fail "s's main device, block 10 failing writes"
+linear_spare ssp "$sbase" || fail "s's first spare"
+dm_create s "0 131072 remap $smain /dev/mapper/${PREFIX}ssp $splain 2 max_remap_rate 0" ||
+  fail "target s with two spares"
+kill_spare ssp "$sbase" || fail "s's first spare fails everything"
+head -c 4096 /dev/urandom > "$WORK/new10" || fail "random block"
+ktap_check "a write whose remap meets a spare that just died succeeds" \
+  blk_write "$(dm_path s)" 10 "$WORK/new10"
+diag "s: mode $(info s mode), spares_lost $(counter s spares_lost); $(dmsetup message "${PREFIX}s" 0 query 10)"
+ktap_check "it reads back, from the second spare, the first recorded lost" eval \
+  'blk_read "$(dm_path s)" 10 "$WORK/b10" && cmp -s "$WORK/new10" "$WORK/b10" &&
+   grep -q " spare=1 .*lost_sectors=0" <<<"$(dmsetup message "${PREFIX}s" 0 query 10)" &&
+   test "$(info s mode) $(counter s spares_lost)" = "ok 1"'
+dmsetup remove "${PREFIX}s" || fail "remove target s"
+keep=()
+for d in "${DMDEVS[@]}"; do [ "$d" = "${PREFIX}s" ] || keep+=("$d"); done
 DMDEVS=("${keep[@]}")
 
 # A remap whose data went to a spare whose metadata area then fails (its data area
