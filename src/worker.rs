@@ -664,15 +664,7 @@ impl Remap {
         // Blocks of a lost spare placed on another one (below) may each take a single
         // entry and a lost-sectors record, and split the run they were in (52 bytes at
         // most: five singles' room).
-        let relocating = sc
-            .jobs
-            .as_slice()
-            .iter()
-            .filter(|j| {
-                j.prev
-                    .is_some_and(|p| p.state == REMAPPED && core.is_lost(p.spare))
-            })
-            .count();
+        let relocating = Self::relocations(core, sc);
         let pend = sc.pending.as_slice().len();
         let room = (new as usize).saturating_add(relocating.saturating_mul(5));
         if pend > 0 && !core.fits(self.published.items_locked(), room.saturating_add(pend)) {
@@ -896,15 +888,7 @@ impl Remap {
                 // The blocks of the spare just lost become relocations (five singles'
                 // room each, as above); the jobs' own entries are in the table already,
                 // as busy singles.
-                let relocating = sc
-                    .jobs
-                    .as_slice()
-                    .iter()
-                    .filter(|j| {
-                        j.prev
-                            .is_some_and(|p| p.state == REMAPPED && core.is_lost(p.spare))
-                    })
-                    .count();
+                let relocating = Self::relocations(core, sc);
                 let room = relocating.saturating_mul(5);
                 let pend = sc.pending.as_slice().len();
                 if pend > 0 && !core.fits(self.published.items_locked(), room.saturating_add(pend))
@@ -1055,6 +1039,19 @@ impl Remap {
             }
             k += u;
         }
+    }
+
+    /// How many of the batch's jobs are blocks of a lost spare, to be placed on
+    /// another one.
+    fn relocations(core: &Core, sc: &Scratch) -> usize {
+        sc.jobs
+            .as_slice()
+            .iter()
+            .filter(|j| {
+                j.prev
+                    .is_some_and(|p| p.state == REMAPPED && core.is_lost(p.spare))
+            })
+            .count()
     }
 
     /// Gives up the batch's jobs before their commit: their new spare blocks freed,

@@ -56,6 +56,14 @@ pool2() {
   blk_write "$(dm_path "$t")" "$blk" "$WORK/new150" &&
     dmsetup message "$PREFIX$t" 0 remap "$blk" >/dev/null
 }
+# drop_target <t>: removes target <t> before the teardown, whose metadata check of its
+# first spare cannot read a dead one.
+drop_target() {
+  local d keep=()
+  dmsetup remove "$PREFIX$1" || fail "remove target $1"
+  for d in "${DMDEVS[@]}"; do [ "$d" = "$PREFIX$1" ] || keep+=("$d"); done
+  DMDEVS=("${keep[@]}")
+}
 bname=${PREFIX}spb
 linear_spare spb "$bbase" || fail "the second spare (linear)"
 spb=/dev/mapper/$bname
@@ -232,11 +240,7 @@ ktap_check "the block is on the second spare, the first recorded lost, mode ok" 
    grep -q " spare=1 .*lost_sectors=0" <<<"$(dmsetup message "${PREFIX}u" 0 query 9)" &&
    logged "spare 0 lost (its device no longer answers; a remap wrote a block to it)"'
 ktap_check_fails "block 3, on the lost spare, fails its reads" blk_read "$(dm_path u)" 3 "$WORK/x"
-# Its first spare is the dead one, whose metadata the teardown's check cannot read.
-dmsetup remove "${PREFIX}u" || fail "remove target u"
-keep=()
-for d in "${DMDEVS[@]}"; do [ "$d" = "${PREFIX}u" ] || keep+=("$d"); done
-DMDEVS=("${keep[@]}")
+drop_target u
 
 # The same through a bio: a write to a main block that fails writes is remapped, and
 # the remap's data write is the first to meet the dead first spare.
@@ -254,10 +258,7 @@ ktap_check "it reads back, from the second spare, the first recorded lost" eval 
   'blk_read "$(dm_path s)" 10 "$WORK/b10" && cmp -s "$WORK/new10" "$WORK/b10" &&
    grep -q " spare=1 .*lost_sectors=0" <<<"$(dmsetup message "${PREFIX}s" 0 query 10)" &&
    test "$(info s mode) $(counter s spares_lost)" = "ok 1"'
-dmsetup remove "${PREFIX}s" || fail "remove target s"
-keep=()
-for d in "${DMDEVS[@]}"; do [ "$d" = "${PREFIX}s" ] || keep+=("$d"); done
-DMDEVS=("${keep[@]}")
+drop_target s
 
 # A remap whose data went to a spare whose metadata area then fails (its data area
 # still works): the commit meets that spare, which does not answer at its copies, but
@@ -273,10 +274,7 @@ ktap_check_fails "a remap whose commit meets the spare its data went to fails" \
 diag "t: mode $(info t mode), spares_lost $(counter t spares_lost); $(dmsetup message "${PREFIX}t" 0 query 9)"
 ktap_check_fails "that commit was not made again without the spare" \
   logged "the commit was made again on the other spares"
-dmsetup remove "${PREFIX}t" || fail "remove target t"
-keep=()
-for d in "${DMDEVS[@]}"; do [ "$d" = "${PREFIX}t" ] || keep+=("$d"); done
-DMDEVS=("${keep[@]}")
+drop_target t
 
 # A spare with one bad spot still answers: that is no lost spare. Target y's first
 # spare (allocated first) is a linear device; block 7 goes to its first data block

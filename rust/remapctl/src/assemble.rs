@@ -557,9 +557,9 @@ pub fn run(mut a: AssembleArgs) -> ExitCode {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_options_carry_the_recorded_configuration() {
-        let mut config = remap_core::meta::Config {
+    /// A configuration with every option at its default.
+    fn config() -> remap_core::meta::Config {
+        remap_core::meta::Config {
             block_bytes: 4096,
             read_retries: 1,
             target_sectors: 8,
@@ -568,7 +568,12 @@ mod tests {
             scan_rate_kibs: 0,
             predict_interval_s: 0,
             alert_min_level: 0,
-        };
+        }
+    }
+
+    #[test]
+    fn the_options_carry_the_recorded_configuration() {
+        let mut config = config();
         let info = |config| SetupInfo {
             uuid: [0x11; 16],
             version: 3,
@@ -606,16 +611,7 @@ mod tests {
             main_sectors: 8,
             main_lbs: 512,
             identity: false,
-            config: remap_core::meta::Config {
-                block_bytes: 4096,
-                read_retries: 1,
-                target_sectors: 8,
-                flags: 0,
-                scan_interval_s: 0,
-                scan_rate_kibs: 0,
-                predict_interval_s: 0,
-                alert_min_level: 0,
-            },
+            config: config(),
             spare_uuid: spare,
             spares: vec![[0xa0; 16], [0xa1; 16], [0xa2; 16]],
             lost,
