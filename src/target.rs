@@ -1553,14 +1553,16 @@ unsafe extern "C" fn remap_end_io(
     // that still takes some writes: a failing region, a path half gone, found lost by
     // another block's I/O): every sector of its block now counts as lost
     // (`route_with`), so acknowledging it would lose it. The worker places it on
-    // another spare, as a write that failed there (`ST_WRITE_FAILED`). Ordering:
+    // another spare, as a write that failed there (`ST_WRITE_FAILED`); so too one that
+    // failed there with any error (a vanishing device fails with OFFLINE or TIMEOUT,
+    // which the branch below does not take), but a nowait write's AGAIN. Ordering:
     // `lost_spares` is set before the commit recording the loss, under the core
     // mutex the worker takes for its next batch; a write that completes after the
     // bit is visible here is placed again after that commit, one that completed
     // before it belonged to the spare as any data it held.
     if pb.state == ST_SPARE
         && pb.kind == b::dmr_bio_kind_DMR_BIO_WRITE
-        && u32::from(status) == b::DMR_STS_OK
+        && u32::from(status) != b::DMR_STS_AGAIN
         && t.pool_handles_spare_errors()
         && t.spare_is_lost(pb.spare)
     {
