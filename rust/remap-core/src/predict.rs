@@ -7,8 +7,8 @@
 //! blocks). When a sample opens a new day the day-level models run over the closed days
 //! and those hourly sums (see `models`): the error-rate trend (linear and exponential
 //! fits, weighted by how well each predicted the last days: a backtest on the history)
-//! and the baseline model (the device against its own past: a sustained step, or growth
-//! week over week), spare exhaustion, the daily periodic pattern and load-normalised
+//! and the baseline model (the device against its own past: new bad blocks coming
+//! several times as fast as they used to), spare exhaustion, the daily periodic pattern and load-normalised
 //! latency. Rules about duration and spread count clock time, not samples, so any
 //! sampling interval gives the same verdicts. Each model returns a [`Verdict`]; the
 //! ensemble takes the most severe one whose confidence supports its level, and
@@ -76,8 +76,7 @@ pub enum Model {
     Periodic,
     /// Load-normalised latency trend.
     Latency,
-    /// The error rate against the device's own past: a sustained step, or growth
-    /// week over week.
+    /// New bad blocks against the device's own past.
     Baseline,
 }
 
@@ -128,12 +127,9 @@ pub enum Reason {
     PeriodicGrowing,
     /// p99 latency rises at steady load (detail: percent per day).
     LatencyRising,
-    /// Errors on most recent days, several times the device's own past rate (detail:
-    /// how many times, permille).
-    ErrorRateStep,
-    /// Errors grew week over week, leaving bad blocks (detail: how many times the
-    /// rate of three weeks before, permille).
-    ErrorsGrowingWeekly,
+    /// New bad blocks over the last two weeks, several times the device's own past
+    /// rate and still coming (detail: how many times, permille).
+    BadBlocksGrowing,
 }
 
 impl Reason {
@@ -154,8 +150,7 @@ impl Reason {
             Reason::PeriodicWorsening => "periodic_worsening",
             Reason::PeriodicGrowing => "periodic_growing",
             Reason::LatencyRising => "latency_rising",
-            Reason::ErrorRateStep => "error_rate_step",
-            Reason::ErrorsGrowingWeekly => "errors_growing_weekly",
+            Reason::BadBlocksGrowing => "bad_blocks_growing",
         }
     }
 }
@@ -210,15 +205,15 @@ pub struct Config {
     pub raise_hold_s: u64,
     /// A lower level must hold this long before the reported level drops.
     pub lower_hold_s: u64,
-    /// How many times its own baseline a device's recent errors must be for the
-    /// baseline model's step rule (per I/O, per day, and on each elevated day).
+    /// How many times its own past rate of new bad blocks a device's recent rate must
+    /// be for the baseline model.
     pub baseline_ratio: u16,
 }
 
 impl Config {
     /// Defaults: unusable at 0.1% failed I/O; warning within 90 days, critical within 7,
-    /// emergency within 1; confidence 500‰; raise after 2 h, lower after 48 h; a step
-    /// is 4 times the device's own baseline.
+    /// emergency within 1; confidence 500‰; raise after 2 h, lower after 48 h; bad
+    /// blocks coming 6 times as fast as in the device's own past.
     pub const DEFAULT: Config = Config {
         unusable_ppb: 1_000_000,
         warning_horizon_s: 90 * DAY_S,
@@ -228,7 +223,7 @@ impl Config {
         min_confidence: 500,
         raise_hold_s: 2 * 3600,
         lower_hold_s: 2 * DAY_S,
-        baseline_ratio: 4,
+        baseline_ratio: 6,
     };
 }
 

@@ -119,12 +119,8 @@ pub fn reason_text(a: &Alert) -> String {
             d as f64 / 1000.0
         ),
         Reason::LatencyRising => format!("p99 latency rising {d}% per day at steady load"),
-        Reason::ErrorRateStep => format!(
-            "errors on most days, {:.1}x the device's own rate of the weeks before",
-            d as f64 / 1000.0
-        ),
-        Reason::ErrorsGrowingWeekly => format!(
-            "errors growing week after week, {:.1}x the rate of three weeks before",
+        Reason::BadBlocksGrowing => format!(
+            "new bad blocks over two weeks at {:.1}x the device's own past rate, still coming",
             d as f64 / 1000.0
         ),
     }

@@ -1,5 +1,5 @@
 //! The day-level models: error-rate trend (linear and exponential, chosen by
-//! backtest; or the baseline model's step and weekly growth), spare exhaustion,
+//! backtest; or the baseline model's new bad blocks), spare exhaustion,
 //! periodic pattern, and latency degradation. They run after a day closes, one per
 //! sample, over the daily history, the per-day figures cached when each day closed
 //! ([`DayCache`]) or the hourly sums of the last days ([`HourDays`]), and each returns
@@ -311,10 +311,7 @@ pub(super) fn trend(daily: &Daily, cache: &DayCache, cfg: &Config) -> Trend {
             _ => best = Some((conf, v, dbl)),
         }
     }
-    let mut st = step(daily, cfg);
-    if st.level == super::Level::Info {
-        st = weekly_growth(daily);
-    }
+    let st = bad_blocks(daily, cfg);
     match best {
         Some((_, mut v, dbl)) => {
             if v.level == super::Level::Info {
@@ -336,213 +333,88 @@ pub(super) fn trend(daily: &Daily, cache: &DayCache, cfg: &Config) -> Trend {
     }
 }
 
-/// Days the step model compares: the newest [`STEP_RECENT`] closed days against the
-/// [`STEP_BASE`] days before them (at least [`STEP_BASE_MIN`]).
-const STEP_RECENT: usize = 7;
-const STEP_BASE: usize = 21;
-const STEP_BASE_MIN: usize = 7;
-/// Active days of the recent ones the step model needs.
-const STEP_ACTIVE: usize = 5;
+/// Days whose new bad blocks the baseline model counts as recent.
+const BB_RECENT: usize = 14;
+/// Days of history before the recent ones the baseline model needs (the device's own
+/// past), and the most it uses: the rest of the daily history.
+const BB_PAST_MIN: usize = 7;
+/// New bad blocks the recent days must hold.
+const BB_MIN: u64 = 20;
+/// Recent days with new bad blocks the baseline model needs.
+const BB_DAYS: usize = 4;
 
-/// A sustained step in the error rate, the device measured against itself: on most of
-/// the last [`STEP_RECENT`] days, errors spread over hours at [`Config::baseline_ratio`] times the
-/// baseline's mean per day (the baseline: the [`STEP_BASE`] days before); over those
-/// days, [`Config::baseline_ratio`] times the baseline's rate per I/O *and* per day, and more than
-/// twice the errors of any earlier week of the daily history; while in the baseline, errors came on
-/// at most a third of the days. And the errors leave bad blocks: the recent days
-/// remapped at least 3 blocks, twice the baseline's mean per week.
-/// Catches what the trend fits miss: a failure that steps up and stays on a plateau,
-/// or grows while still far below the unusable rate. A device that always had errors
-/// (steadily, or in spells of days: its past has them too), a burst of hours or a spell
-/// of a day or two (not enough active days) does not count. The verdict is a warning
-/// without a forecast.
-pub(super) fn step(daily: &Daily, cfg: &Config) -> Verdict {
-    // Both per I/O and per day: a load drop alone raises the first, a load rise the
-    // second.
+/// New bad blocks over the recent days, the device measured against itself, as the
+/// daily history stands `skip` days ago: the remapped count's growth over the
+/// [`BB_RECENT`] days at least [`BB_MIN`] blocks, on at least [`BB_DAYS`] of them (one
+/// bad day is not growth), at a rate per day at least
+/// [`Config::baseline_ratio`] times that of all the days before them (one block a week
+/// added, so that a past without any is not a zero rate), and still coming: the newer
+/// half of the recent days added at least as many as the older half. `None` when the
+/// rule does not hold; else the recent rate over the past one, permille.
+fn bad_blocks_at(daily: &Daily, cfg: &Config, skip: usize) -> Option<i64> {
+    // New bad blocks of the day of age `age`: the growth of the remapped count from the
+    // end of the day before (a drop, blocks given back by `unremap` or `clear`, is none).
+    let rem = |age: usize| daily.get(age).map(|d| u64::from(d.remapped_end));
+    let new = |age: usize| match (rem(age), rem(age + 1)) {
+        (Some(a), Some(b)) => a.saturating_sub(b),
+        _ => 0,
+    };
+    // Days with a day before them: the oldest day's own growth is unknown.
+    let days = daily.len().checked_sub(1 + skip)?;
+    let past_days = days.checked_sub(BB_RECENT)?;
+    if past_days < BB_PAST_MIN {
+        return None;
+    }
+    let (mut newer, mut older, mut days_with) = (0u64, 0u64, 0usize);
+    for age in skip..skip + BB_RECENT {
+        let n = new(age);
+        days_with += usize::from(n > 0);
+        if age < skip + BB_RECENT / 2 {
+            newer = newer.saturating_add(n);
+        } else {
+            older = older.saturating_add(n);
+        }
+    }
+    let past = (skip + BB_RECENT..skip + BB_RECENT + past_days)
+        .fold(0u64, |acc, age| acc.saturating_add(new(age)));
+    let recent = newer.saturating_add(older);
+    if recent < BB_MIN || newer < older || days_with < BB_DAYS {
+        return None;
+    }
+    // recent / R >= ratio * (past + P/7) / P, with R recent and P past days:
+    // 7 * recent * P >= ratio * (7 * past + P) * R.
     let ratio = u128::from(cfg.baseline_ratio.max(1));
-    let none = Verdict::info(Model::Baseline, Reason::Healthy);
-    if daily.len() < STEP_RECENT + STEP_BASE_MIN {
-        return none;
+    let (r, p) = (BB_RECENT as u128, past_days as u128);
+    let lhs = 7u128.saturating_mul(u128::from(recent)).saturating_mul(p);
+    let base = 7u128.saturating_mul(u128::from(past)).saturating_add(p);
+    if lhs < ratio.saturating_mul(base).saturating_mul(r) {
+        return None;
     }
-    // The baseline first (the weeks before the recent days), then the recent days.
-    let (mut be, mut bn, mut bdays, mut bact) = (0u64, 0u64, 0u64, 0u64);
-    // Errors of each week before the recent days, as far back as the daily history
-    // goes (its worst week: a device whose spells of errors recur had such weeks).
-    let mut week = 0u64;
-    let mut worst_week = 0u64;
-    for age in STEP_RECENT..daily.len() {
-        let Some(d) = daily.get(age) else { break };
-        if age < STEP_RECENT + STEP_BASE {
-            be = be.saturating_add(d.errors);
-            bn = bn.saturating_add(d.ios);
-            bdays += 1;
-            bact += u64::from(active(&d));
-        }
-        week = week.saturating_add(d.errors);
-        if (age - STEP_RECENT) % STEP_RECENT == STEP_RECENT - 1 {
-            worst_week = worst_week.max(week);
-            week = 0;
-        }
-    }
-    worst_week = worst_week.max(week);
-    if bdays == 0 || bact * 3 > bdays {
-        return none;
-    }
-    // A recent day is elevated when its errors, spread over hours, reach the ratio
-    // times the baseline's mean per day (at least 2).
-    // (A u128 division through `fixed`: the kernel has no u128 divide.)
-    let bd = u128::from(bdays);
-    let day_floor = fixed::div_u128(ratio * u128::from(be) + bd - 1, bd).unwrap_or(u128::MAX);
-    let (mut re, mut rn, mut act) = (0u64, 0u64, 0usize);
-    for age in 0..STEP_RECENT {
-        let Some(d) = daily.get(age) else { break };
-        re = re.saturating_add(d.errors);
-        rn = rn.saturating_add(d.ios);
-        act += usize::from(active(&d) && u128::from(d.errors) >= day_floor.max(2));
-    }
-    // New bad blocks: errors that leave none (a cable, timeouts) are not a failing
-    // medium. The remaps of the recent days against the baseline's mean per week.
-    let rem = |age: usize| daily.get(age).map_or(0, |d| u64::from(d.remapped_end));
-    let base_end = (STEP_RECENT + STEP_BASE).min(daily.len()) - 1;
-    let new_remaps = rem(0).saturating_sub(rem(STEP_RECENT - 1));
-    let base_remaps = rem(STEP_RECENT).saturating_sub(rem(base_end));
-    let remaps_up = new_remaps >= 3
-        && u128::from(new_remaps) * u128::from(bdays)
-            >= 2 * u128::from(base_remaps) * STEP_RECENT as u128;
-    if act < STEP_ACTIVE
-        || rn == 0
-        || bn == 0
-        || re < 2 * STEP_RECENT as u64
-        || re <= worst_week.saturating_mul(2)
-        || !remaps_up
-    {
-        return none;
-    }
-    // Baselines with one error added (an error-free past is not a zero rate).
-    let (re, be) = (u128::from(re), u128::from(be) + 1);
-    let (rn, bn) = (u128::from(rn), u128::from(bn));
-    // re/rn >= ratio * be/bn, and re/7 >= ratio * be/bdays.
-    let per_io = re.saturating_mul(bn) >= ratio.saturating_mul(be).saturating_mul(rn);
-    let per_day = re.saturating_mul(u128::from(bdays))
-        >= ratio.saturating_mul(be).saturating_mul(STEP_RECENT as u128);
-    if !(per_io && per_day) {
-        return none;
-    }
-    // How many times the baseline rate, for the reason's figure.
-    let times = fixed::div_u128(
-        re.saturating_mul(bn).saturating_mul(1000),
-        be.saturating_mul(rn),
-    )
-    .map_or(i64::MAX, |t| t.min(i64::MAX as u128) as i64);
-    Verdict {
-        level: super::Level::Warning,
-        ttf_s: NO_TTF,
-        confidence: permille(act, STEP_RECENT) as u16,
-        model: Model::Baseline,
-        reason: Reason::ErrorRateStep,
-        detail: times,
-    }
+    // How many times the past rate, permille: 1000 * lhs / (base * R).
+    fixed::div_u128(lhs.saturating_mul(1000), base.saturating_mul(r))
+        .map(|t| t.min(i64::MAX as u128) as i64)
 }
 
-/// Weeks the weekly growth rule compares, newest first.
-const GROWTH_WEEKS: usize = 4;
-/// Growth each of the last two weeks must show over the week before, permille.
-const GROWTH_WEEKLY_PM: u128 = 1400;
-/// Growth over three weeks, times.
-const GROWTH_TOTAL: u128 = 4;
-/// Errors the newest week must hold.
-const GROWTH_MIN_ERRORS: u64 = 20;
-
-/// Errors that grow week after week, the device measured against itself: weekly sums
-/// smooth out day-to-day overdispersion and weekly load cycles. The error rate per I/O
-/// *and* the count of each of the last two weeks at least [`GROWTH_WEEKLY_PM`]‰ of
-/// the week before, [`GROWTH_TOTAL`] times the rate three weeks before, at least
-/// [`GROWTH_MIN_ERRORS`] errors in the newest week, spread (active on at least 4 of
-/// its days, 2 more than three weeks before; no day of the last two weeks holding half
-/// of its week's errors), and new bad blocks (the newest week's remaps at least 3 and
-/// twice the mean of the weeks before); more than twice the errors of any week before
-/// the four, as far back as the daily history goes. A warning without a forecast.
-pub(super) fn weekly_growth(daily: &Daily) -> Verdict {
-    let none = Verdict::info(Model::Baseline, Reason::Healthy);
-    if daily.len() < GROWTH_WEEKS * 7 {
-        return none;
-    }
-    let mut err = [0u64; GROWTH_WEEKS];
-    let mut ios = [0u64; GROWTH_WEEKS];
-    // Active days and the largest day's errors of each week.
-    let mut act = [0u32; GROWTH_WEEKS];
-    let mut top = [0u64; GROWTH_WEEKS];
-    for age in 0..GROWTH_WEEKS * 7 {
-        let Some(d) = daily.get(age) else {
-            return none;
-        };
-        let w = age / 7;
-        if let (Some(e), Some(n), Some(a), Some(t)) = (
-            err.get_mut(w),
-            ios.get_mut(w),
-            act.get_mut(w),
-            top.get_mut(w),
-        ) {
-            *e = e.saturating_add(d.errors);
-            *n = n.saturating_add(d.ios);
-            *a += u32::from(active(&d));
-            *t = (*t).max(d.errors);
-        }
-    }
-    // The worst week before the compared ones, as far back as the daily history goes:
-    // a device whose spells of errors recur had such weeks.
-    let mut worst_old = 0u64;
-    let mut week = 0u64;
-    for age in GROWTH_WEEKS * 7..daily.len() {
-        let Some(d) = daily.get(age) else { break };
-        week = week.saturating_add(d.errors);
-        if age % 7 == 6 {
-            worst_old = worst_old.max(week);
-            week = 0;
-        }
-    }
-    worst_old = worst_old.max(week);
-    // Spread over the newest week (errors on most of its days, no day holding half
-    // of them), and over the week before: a burst is not growth. More than twice the
-    // errors of any earlier week.
-    if err[0] < GROWTH_MIN_ERRORS
-        || err[0] <= worst_old.saturating_mul(2)
-        || ios.contains(&0)
-        || act[0] < 4
-        || act[0] < act[3] + 2
-        || top[0].saturating_mul(2) > err[0]
-        || top[1].saturating_mul(2) > err[1]
-    {
-        return none;
-    }
-    // Week w's errors with one added (an error-free week is not a zero rate).
-    let e = |w: usize| u128::from(err.get(w).copied().unwrap_or(0)) + u128::from(w > 0);
-    let n = |w: usize| u128::from(ios.get(w).copied().unwrap_or(0));
-    // Rate of week a >= k/1000 (or k) times week b's: e_a/n_a >= k e_b/n_b.
-    let mul3 = |a: u128, b: u128, c: u128| a.saturating_mul(b).saturating_mul(c);
-    let rises = |a: usize, b: usize| {
-        mul3(e(a), n(b), 1000) >= mul3(GROWTH_WEEKLY_PM, e(b), n(a))
-            && mul3(e(a), 1000, 1) >= mul3(GROWTH_WEEKLY_PM, e(b), 1)
-    };
-    let total = mul3(e(0), n(3), 1) >= mul3(GROWTH_TOTAL, e(3), n(0))
-        && e(0) >= mul3(GROWTH_TOTAL, e(3), 1);
-    let rem = |age: usize| daily.get(age).map_or(0, |d| u64::from(d.remapped_end));
-    let new_remaps = rem(0).saturating_sub(rem(6));
-    let old_remaps = rem(7).saturating_sub(rem(GROWTH_WEEKS * 7 - 1));
-    let remaps_up = new_remaps >= 3
-        && u128::from(new_remaps) * (GROWTH_WEEKS as u128 - 1) >= 2 * u128::from(old_remaps);
-    if !(rises(0, 1) && rises(1, 2) && total && remaps_up) {
-        return none;
-    }
-    let ratio = fixed::div_u128(mul3(e(0), n(3), 1000), mul3(e(3), n(0), 1))
-        .map_or(i64::MAX, |t| t.min(i64::MAX as u128) as i64);
-    Verdict {
-        level: super::Level::Warning,
-        ttf_s: NO_TTF,
-        confidence: 800,
-        model: Model::Baseline,
-        reason: Reason::ErrorsGrowingWeekly,
-        detail: ratio,
+/// The baseline model: bad blocks appearing faster than the device's own past, at the
+/// last two day closes (a spell of a day does not hold across both). Catches what the
+/// trend fits miss: a failure that steps up and stays on a plateau, or grows while its
+/// error rate is still far below the unusable one, whatever the noise of its daily
+/// error counts. New bad blocks, not errors: errors that leave none (a cable, timeouts,
+/// a full thin pool) are not a failing medium, and a load change moves error counts,
+/// not the medium's bad blocks. A device that always had bad blocks coming (its past
+/// has them too) does not count. A warning without a forecast: such failures may stay
+/// far below the unusable rate.
+pub(super) fn bad_blocks(daily: &Daily, cfg: &Config) -> Verdict {
+    match (bad_blocks_at(daily, cfg, 0), bad_blocks_at(daily, cfg, 1)) {
+        (Some(times), Some(_)) => Verdict {
+            level: super::Level::Warning,
+            ttf_s: NO_TTF,
+            confidence: 800,
+            model: Model::Baseline,
+            reason: Reason::BadBlocksGrowing,
+            detail: times,
+        },
+        _ => Verdict::info(Model::Baseline, Reason::Healthy),
     }
 }
 

@@ -471,9 +471,9 @@ pub fn generate(seed: u64, idx: u64, class: Class) -> (Vec<Sample>, Truth) {
     let last = out.last().map_or(T0, |s| s.t_s);
     let truth = Truth {
         class,
-        onset_t: onset
-            .is_finite()
-            .then(|| T0 + (phase + onset * DAY).round() as u64),
+        // The degradation starts at `t = onset * DAY` (`tau` above); `phase` only
+        // shifts the sampling grid, not the onset.
+        onset_t: onset.is_finite().then(|| T0 + (onset * DAY).round() as u64),
         fail_t: (!class.healthy()).then_some(fail_t.unwrap_or(last)),
     };
     (out, truth)
