@@ -744,7 +744,7 @@ static unsigned int proactive_region_blocks = 4;
 static unsigned int predict_unusable_ppm = 1000;
 static unsigned int predict_warning_days = 90;
 static unsigned int predict_critical_days = 7;
-static unsigned int predict_min_confidence = 500;
+static unsigned int predict_min_confidence = 600;
 static unsigned int predict_raise_hold_s = 7200;
 static unsigned int predict_lower_hold_s = 172800;
 

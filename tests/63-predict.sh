@@ -138,7 +138,7 @@ health=$(dmsetup message "$name" 0 health) || fail "health"
 sed 's/^/# health: /' <<<"$health"
 health_ok() {
   [ "$(wc -l <<<"$health")" = 6 ] &&
-    head -1 <<<"$health" | grep -q 'level=emergency .*samples=[0-9]* refused=0 interval_s=1 alerts=1 history_errors=0 unusable_ppm=1000 warning_days=90 critical_days=7 min_confidence=500 raise_hold_s=7200 lower_hold_s=172800$' &&
+    head -1 <<<"$health" | grep -q 'level=emergency .*samples=[0-9]* refused=0 interval_s=1 alerts=1 history_errors=0 unusable_ppm=1000 warning_days=90 critical_days=7 min_confidence=600 raise_hold_s=7200 lower_hold_s=172800$' &&
     [ "$(grep -c '^model=' <<<"$health")" = 5 ]
 }
 ktap_check "health answers the state and five model verdicts" health_ok

@@ -38,7 +38,7 @@ ktap_check "predict_unusable_ppm 0 and 1000001 are refused" \
 ktap_check "predict_warning_days 0 and 3651 are refused" \
   bash -c "$(declare -f bad_param); params=$params; bad_param predict_warning_days 0 90 && bad_param predict_warning_days 3651 90"
 ktap_check "predict_critical_days junk is refused" bad_param predict_critical_days 7d 7
-ktap_check "predict_min_confidence 1001 is refused" bad_param predict_min_confidence 1001 500
+ktap_check "predict_min_confidence 1001 is refused" bad_param predict_min_confidence 1001 600
 ktap_check "predict_raise_hold_s -1 and predict_lower_hold_s 2592001 are refused" \
   bash -c "$(declare -f bad_param); params=$params; bad_param predict_raise_hold_s -1 7200 && bad_param predict_lower_hold_s 2592001 172800"
 
@@ -60,7 +60,7 @@ fails_with "Invalid argument" dm_create bad "0 16384 remap $t $ts 2 proactive_re
 # is taken as the warning one).
 echo 1 > "$params/sample_interval_s" && echo 0 > "$params/predict_raise_hold_s" &&
   echo 500 > "$params/predict_unusable_ppm" && echo 30 > "$params/predict_warning_days" &&
-  echo 40 > "$params/predict_critical_days" && echo 600 > "$params/predict_min_confidence" &&
+  echo 40 > "$params/predict_critical_days" && echo 700 > "$params/predict_min_confidence" &&
   echo 3600 > "$params/predict_lower_hold_s" || fail "set the parameters"
 
 # The main device: 32 MiB of known data; one block (BLK) behind dm-delay, 2 s per I/O.
@@ -88,7 +88,7 @@ uuid=$(dmsetup table "$name" | awk '{ print $NF }')
 ktap_check "the table prints proactive_reserve back" \
   bash -c "dmsetup table $name | grep -q ' 6 scan_rate 65536 proactive_reserve 0 uuid '"
 ktap_check "health shows the tunables the parameters gave (critical capped at warning)" \
-  bash -c "dmsetup message $name 0 health | head -1 | grep -q ' unusable_ppm=500 warning_days=30 critical_days=30 min_confidence=600 raise_hold_s=0 lower_hold_s=3600$'"
+  bash -c "dmsetup message $name 0 health | head -1 | grep -q ' unusable_ppm=500 warning_days=30 critical_days=30 min_confidence=700 raise_hold_s=0 lower_hold_s=3600$'"
 ktap_check "scan status shows the reserve (table) and the region (parameter)" \
   test "$(scan_field r proactive_reserve) $(scan_field r proactive_region)" = "0 4"
 

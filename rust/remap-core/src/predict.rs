@@ -212,7 +212,7 @@ pub struct Config {
 
 impl Config {
     /// Defaults: unusable at 0.1% failed I/O; warning within 90 days, critical within 7,
-    /// emergency within 1; confidence 500‰; raise after 2 h, lower after 48 h; bad
+    /// emergency within 1; confidence 600‰; raise after 2 h, lower after 48 h; bad
     /// blocks coming 6 times as fast as in the device's own past.
     pub const DEFAULT: Config = Config {
         unusable_ppb: 1_000_000,
@@ -220,7 +220,7 @@ impl Config {
         critical_horizon_s: 7 * DAY_S,
         emergency_horizon_s: DAY_S,
         notice_horizon_s: 365 * DAY_S,
-        min_confidence: 500,
+        min_confidence: 600,
         raise_hold_s: 2 * 3600,
         lower_hold_s: 2 * DAY_S,
         baseline_ratio: 6,

@@ -4,8 +4,9 @@
 //! The knobs are a small grid of [`Config`] values (the confidence a warning needs and
 //! the baseline model's ratio of new bad blocks). On the *tuning* family (seed `--tune-seed`) every
 //! grid point is evaluated; the chosen one has the highest detection among those with
-//! at most 0.5% false alarms (then the fewest false alarms, then the longest median
-//! lead; with none that low, the fewest false alarms). It is then evaluated on the *other* family (seed
+//! at most 0.5% false alarms (then the fewest false alarms, then the default
+//! configuration, then the longest median lead; with none that low, the fewest false
+//! alarms). It is then evaluated on the *other* family (seed
 //! `--test-seed`): that held-out figure is the one that counts. Figures as in
 //! `remap-lab evaluate` (an alert is level warning or above).
 
@@ -63,21 +64,30 @@ pub fn evaluate_configs(family: Family, seed: u64, count: usize, cfgs: &[Config]
     figs
 }
 
-/// The grid point chosen from the figures on the tuning family.
+/// The grid point chosen from the figures on the tuning family (`figs[i]` is
+/// [`GRID`]`[i]`'s).
 pub fn choose(figs: &[Figures]) -> usize {
-    // Within the false-alarm bound: detection, then the fewer false alarms (a tuner
-    // that takes lead before false alarms picks the loosest point of a family that
-    // detects everything anyway), then lead. Beyond it: the fewest false alarms.
-    let key = |f: &Figures| {
+    // Within the false-alarm bound: detection, then the fewer false alarms, then the
+    // default configuration: the tuning family moves a knob off its default only on
+    // evidence (more detections or fewer false alarms), not for lead alone (a family
+    // that detects everything without a false alarm at every point would otherwise
+    // give the loosest one). Then lead. Beyond the bound: the fewest false alarms.
+    let default = (
+        Config::DEFAULT.min_confidence,
+        Config::DEFAULT.baseline_ratio,
+    );
+    let key = |i: usize| {
+        let f = &figs[i];
         let ok = f.false_alarm_pct() <= 0.5;
         let fewer = usize::MAX - f.false_alarms;
+        let is_default = GRID.get(i) == Some(&default);
         if ok {
-            (ok, f.detected, fewer, f.median_lead_h())
+            (ok, f.detected, fewer, is_default, f.median_lead_h())
         } else {
-            (ok, fewer, f.detected, f.median_lead_h())
+            (ok, fewer, f.detected, is_default, f.median_lead_h())
         }
     };
-    (0..figs.len()).max_by_key(|&i| key(&figs[i])).unwrap_or(0)
+    (0..figs.len()).max_by_key(|&i| key(i)).unwrap_or(0)
 }
 
 /// One direction of the cross-evaluation.
@@ -164,4 +174,61 @@ pub fn run(a: CrossevalArgs) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fig(detected: usize, false_alarms: usize, lead_h: u64) -> Figures {
+        Figures {
+            healthy: 360,
+            false_alarms,
+            degrading: 192,
+            detected,
+            leads_h: vec![lead_h],
+            ..Figures::default()
+        }
+    }
+
+    fn default_index() -> usize {
+        let d = (
+            Config::DEFAULT.min_confidence,
+            Config::DEFAULT.baseline_ratio,
+        );
+        GRID.iter()
+            .position(|&p| p == d)
+            .expect("the default is on the grid")
+    }
+
+    #[test]
+    fn ties_keep_the_default_lead_does_not_move_it() {
+        // Every point detects all without a false alarm; the looser ones lead longer.
+        let figs: Vec<Figures> = (0..GRID.len())
+            .map(|i| fig(192, 0, 700 - i as u64))
+            .collect();
+        assert_eq!(choose(&figs), default_index());
+    }
+
+    #[test]
+    fn evidence_moves_it() {
+        let d = default_index();
+        // One more detection elsewhere, within the bound.
+        let mut figs: Vec<Figures> = (0..GRID.len()).map(|_| fig(190, 1, 500)).collect();
+        figs[0] = fig(191, 1, 400);
+        assert_eq!(choose(&figs), 0);
+        // Fewer false alarms elsewhere at the same detection.
+        figs[0] = fig(190, 0, 400);
+        assert_eq!(choose(&figs), 0);
+        // The default beyond the bound: the fewest false alarms.
+        let mut figs: Vec<Figures> = (0..GRID.len()).map(|_| fig(192, 5, 500)).collect();
+        figs[d] = fig(192, 4, 500);
+        figs[1] = fig(150, 3, 500);
+        assert_eq!(choose(&figs), 1);
+        // At equal figures off the default, the longer lead.
+        let mut figs: Vec<Figures> = (0..GRID.len()).map(|_| fig(190, 0, 500)).collect();
+        figs[d] = fig(189, 0, 900);
+        figs[2] = fig(190, 0, 600);
+        assert_eq!(choose(&figs), 2);
+    }
 }
