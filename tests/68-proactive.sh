@@ -26,7 +26,7 @@ trap 'rc=$?; restore_params; (exit $rc); teardown' EXIT
 
 shown() { local p out=""; for p in "$@"; do out+="$(cat "$params/$p") "; done; echo "${out% }"; }
 ktap_check "the proactive and prediction parameters show their defaults" \
-  test "$(shown "${names[@]:1}")" = "25 4 1000 90 7 500 7200 172800"
+  test "$(shown "${names[@]:1}")" = "25 4 1000 90 7 600 7200 172800"
 bad_param() { ! echo "$2" > "$params/$1" 2>/dev/null && [ "$(cat "$params/$1")" = "$3" ]; }
 dmesg_mark
 ktap_check "proactive_reserve_pct 101 is refused and changes nothing" bad_param proactive_reserve_pct 101 25
