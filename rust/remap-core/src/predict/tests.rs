@@ -165,6 +165,25 @@ fn latency_rising_at_steady_load() {
     );
 }
 
+#[test]
+fn latency_rising_2_5_percent_a_day_is_not_a_verdict_3_5_percent_is() {
+    // 2.5% a day (0.036 log2) for 21 days: within what a healthy device drifts and
+    // scatters. 3.5% a day (0.05 log2): a verdict.
+    for (growth, expect) in [(1.025f64, false), (1.035, true)] {
+        let mut e = Engine::default();
+        feed(&mut e, 22, |d, h| Sample {
+            lat_p99_us: (1000.0 * growth.powi(d as i32)) as u64,
+            ..base(d, h)
+        });
+        assert_eq!(
+            verdict(&e, Reason::LatencyRising).is_some(),
+            expect,
+            "{growth}: {:?}",
+            e.verdicts()
+        );
+    }
+}
+
 /// Load at 30% on days 5 and 6 of every week, p99 following the load to the power 0.3
 /// and rising `growth` a day.
 fn weekly_load(d: u64, h: u64, growth: f64) -> Sample {

@@ -591,7 +591,7 @@ mod tests {
         let rep = evaluate(Family::A, 42, 600, 0);
         println!("{}", rep.table());
         let [e, first, thr] = &rep.figures;
-        assert_eq!(key(e), (192, 192, 665, 0, 360, 0), "engine");
+        assert_eq!(key(e), (192, 192, 650, 0, 360, 0), "engine");
         assert_eq!(key(first), (136, 192, 855, 255, 360, 56), "first error");
         assert_eq!(key(thr), (163, 192, 241, 65, 360, 0), "threshold");
         assert_eq!(e.sudden, (48, 0));
