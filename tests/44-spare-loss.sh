@@ -13,12 +13,13 @@
 # in for the lost spare, and `remapctl spare-remove` of it removes that device too. A
 # spare that dies idle and is first met by a commit (a remap to another spare) is
 # recorded lost the same way, and the commit made again without it; one first met by a
-# remap's data write: recorded lost, the block placed on another spare. A spare with one
-# bad spot (it still answers) is no lost spare: mode failed, as with one spare.
+# remap's data write: recorded lost, the block placed on another spare. A write on its
+# way to a spare when the spare is recorded lost completes on another spare. A spare
+# with one bad spot (it still answers) is no lost spare: mode failed, as with one spare.
 # timeout: 600
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp mknod python3
-ktap_plan 47
+ktap_plan 50
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -275,6 +276,48 @@ diag "t: mode $(info t mode), spares_lost $(counter t spares_lost); $(dmsetup me
 ktap_check_fails "that commit was not made again without the spare" \
   logged "the commit was made again on the other spares"
 drop_target t
+
+# A write already on its way to a spare when a commit records that spare lost: target
+# h's first spare loses its metadata area while its data area takes writes 3 s late
+# (dm-delay). A write of block 3 (on that spare) is sent; while it waits there, an
+# `unremap` of a pending block (a commit with no data) meets the dead metadata area, and
+# the spare is recorded lost. The write then completes on the lost spare: it must not
+# be acknowledged from there, but be placed on the other spare.
+hbase=$(mkloop 16) && hplain=$(mkloop 16) && hmb=$(mkloop 64) || fail "loop devices for h"
+hmain=$(mkfaulty hfault "$hmb" 131072 error:160:8) || fail "h's main device, block 20 failing"
+linear_spare hsp "$hbase" || fail "h's first spare"
+dm_create h "0 131072 remap $hmain /dev/mapper/${PREFIX}hsp $hplain" || fail "target h with two spares"
+hdev=$(dm_path h)
+blk_write "$hdev" 3 "$WORK/new150" && dmsetup message "${PREFIX}h" 0 remap 3 >/dev/null ||
+  fail "block 3 remapped to h's first spare"
+blk_read "$hdev" 20 "$WORK/x" 2>/dev/null && fail "block 20 should fail its reads"
+for _ in $(seq 40); do
+  grep -q "state=pending" <<<"$(dmsetup message "${PREFIX}h" 0 query 20)" && break
+  sleep 0.5
+done
+diag "h: $(dmsetup message "${PREFIX}h" 0 query 3); $(dmsetup message "${PREFIX}h" 0 query 20)"
+modprobe dm-delay 2>/dev/null || true
+# Writes 3 s late, reads and flushes not: a delayed flush would hold the commit back
+# until the write had completed, before the loss.
+printf '0 9216 error\n9216 23552 delay %s 9216 0 %s 9216 3000 %s 9216 0\n' "$hbase" "$hbase" "$hbase" |
+  { dmsetup suspend "${PREFIX}hsp" && dmsetup reload "${PREFIX}hsp" && dmsetup resume "${PREFIX}hsp"; } ||
+  fail "h's first spare: metadata area dead, data area writing 3 s late"
+head -c 4096 /dev/urandom > "$WORK/new3" || fail "random block"
+blk_write "$hdev" 3 "$WORK/new3" &
+hpid=$!
+sleep 1
+dmesg_mark
+ktap_check "a commit during that write records the spare lost and is made again" eval \
+  'dmsetup message "${PREFIX}h" 0 unremap 20 &&
+   dmsetup message "${PREFIX}h" 0 spare_list | grep -q "^spare=0 .* state=failed" &&
+   logged "the commit was made again on the other spares"'
+ktap_check "the write that was on its way to the lost spare succeeds" wait "$hpid"
+diag "h: mode $(info h mode), spares_lost $(counter h spares_lost); $(dmsetup message "${PREFIX}h" 0 query 3)"
+ktap_check "it lives on the other spare, whole, and reads back" eval \
+  'grep -q "state=remapped spare=1 .*lost_sectors=0" <<<"$(dmsetup message "${PREFIX}h" 0 query 3)" &&
+   blk_read "$hdev" 3 "$WORK/b3" && cmp -s "$WORK/new3" "$WORK/b3" &&
+   test "$(info h mode) $(counter h spares_lost)" = "ok 1"'
+drop_target h
 
 # A spare with one bad spot still answers: that is no lost spare. Target y's first
 # spare (allocated first) is a linear device; block 7 goes to its first data block
