@@ -711,9 +711,9 @@ impl PeriodicWindow {
     /// weeks). Bounded: 14 days of window sums, the daily history (≤ 64 days).
     ///
     /// The older week may have had no error: errors that set in at the same hours
-    /// every day after quiet weeks are a step onto a plateau that the baseline
-    /// model's step rule does not see (it wants each day's errors spread over 2 clock
-    /// hours or more, against bursts; a daily pattern confined to one hour is none).
+    /// every day after quiet weeks are a step onto a plateau, seen here as soon as the
+    /// first week of them closes (the baseline's bad-block rule, which wants 20 new
+    /// bad blocks in two weeks, may see it later or not at all).
     pub(super) fn growth(&self, daily: &Daily) -> Option<Verdict> {
         const FOLD: usize = PERIODIC_DAYS as usize;
         const WEEK: usize = FOLD / 2;

@@ -1036,9 +1036,9 @@ fn periodic_errors_that_do_not_grow_or_leave_no_bad_block_do_not_warn() {
 fn errors_that_set_in_at_one_hour_a_day_are_a_step() {
     // No error for 28 days, then errors at 02:00 on 5 days of each week (5, 2, 9, 3, 6
     // of them), each leaving a bad block, at about 5e-5 of the hour's I/Os: a step
-    // onto a plateau confined to one clock hour a day. The baseline's step rule wants
-    // errors spread over 2 clock hours a day (a burst is one); the periodic model's
-    // growth rule sees them set in.
+    // onto a plateau confined to one clock hour a day. The periodic model's growth
+    // rule sees them set in once their first week closes, before the baseline's
+    // bad-block rule has its 20 blocks.
     let day_errors = |d: u64| {
         if d < 28 {
             0
