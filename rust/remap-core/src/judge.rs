@@ -267,7 +267,9 @@ pub fn pool_offsets(nblocks: &[u64]) -> [u64; meta::MAX_SPARES + 1] {
 /// follows its encoding; the scan checkpoint is within the target; the bitmap holds
 /// the spares; then for each range of entries in block order: within the target, its
 /// spare in the list, its spare blocks within that spare's data area and not already
-/// claimed; pending blocks within the target; lost sectors within the block.
+/// claimed; then each second copy's spare in the list, its block within that spare's
+/// data area and not already claimed; pending blocks within the target; lost sectors
+/// within the block.
 pub fn judge_state(
     st: &Decoded<'_>,
     bitmap: &mut [u64],
@@ -330,6 +332,24 @@ pub fn judge_state(
                 Err(AllocError::OutOfRange | AllocError::ShortBuffer) => {
                     return Err(Verdict::BeyondSpare)
                 }
+            }
+        }
+    }
+    // Second copies: decode checked each is for a remapped block (so within the
+    // target) on another spare than its first copy.
+    for (_, spare, at) in st.mirrors() {
+        let spare = usize::from(spare);
+        let (Some(Some(bm)), Some(&n)) = (bms.get_mut(spare), counts.get(spare)) else {
+            return Err(Verdict::SpareIndex);
+        };
+        if at >= n {
+            return Err(Verdict::BeyondSpare);
+        }
+        match bm.mark_used(at) {
+            Ok(()) => {}
+            Err(AllocError::InUse) => return Err(Verdict::SharedSpareBlock),
+            Err(AllocError::OutOfRange | AllocError::ShortBuffer) => {
+                return Err(Verdict::BeyondSpare)
             }
         }
     }

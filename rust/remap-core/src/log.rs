@@ -23,7 +23,9 @@
 use super::crc;
 use super::cursor::{Reader, Writer};
 use super::meta::{self, Decoded, EncodeError, ScanCheckpoint};
-use super::remap_table::{stores_remapped, Entry, FENCED_MOVED, PENDING, REMAPPED, REMOVE};
+use super::remap_table::{
+    stores_remapped, Entry, FENCED_MOVED, NO_MIRROR, PENDING, REMAPPED, REMOVE,
+};
 
 /// Magic bytes at the start of every record.
 pub const RECORD_MAGIC: [u8; 8] = *b"DMRLOG02";
@@ -222,9 +224,9 @@ fn change(c: &[u8]) -> Result<Entry, NotARecord> {
     let block = r.u64()?;
     let state = r.u8()?;
     let spare = r.u8()?;
-    if r.bytes(6)?.iter().any(|&b| b != 0) {
-        return Err(NotARecord);
-    }
+    // The second copy: its spare plus one (0: none), then its block (40 bits).
+    let mirror = r.u8()?.wrapping_sub(1);
+    let mirror_block = r.uint(5)?;
     let spare_block = r.u64()?;
     let lost = [r.u64()?, r.u64()?];
     let e = Entry {
@@ -233,10 +235,19 @@ fn change(c: &[u8]) -> Result<Entry, NotARecord> {
         spare,
         spare_block,
         lost,
+        mirror,
+        mirror_block,
     };
-    let plain = spare == 0 && spare_block == 0 && lost == [0, 0];
+    let one_copy = mirror == NO_MIRROR && mirror_block == 0;
+    let plain = spare == 0 && spare_block == 0 && lost == [0, 0] && one_copy;
     match state {
-        REMAPPED if block <= meta::MAX_ENTRY_BLOCK && spare_block <= meta::MAX_SPARE_BLOCK => Ok(e),
+        REMAPPED
+            if block <= meta::MAX_ENTRY_BLOCK
+                && spare_block <= meta::MAX_SPARE_BLOCK
+                && (one_copy || (mirror != NO_MIRROR && mirror != spare)) =>
+        {
+            Ok(e)
+        }
         REMOVE | PENDING if plain => Ok(e),
         _ => Err(NotARecord),
     }
@@ -278,7 +289,10 @@ pub fn encode_record(
             }
             let ok = match e.state {
                 REMAPPED => {
-                    e.block <= meta::MAX_ENTRY_BLOCK && e.spare_block <= meta::MAX_SPARE_BLOCK
+                    e.block <= meta::MAX_ENTRY_BLOCK
+                        && e.spare_block <= meta::MAX_SPARE_BLOCK
+                        && (!e.has_mirror()
+                            || (e.mirror != e.spare && e.mirror_block <= meta::MAX_SPARE_BLOCK))
                 }
                 REMOVE | PENDING => true,
                 _ => false,
@@ -291,7 +305,13 @@ pub fn encode_record(
             w.u64(e.block)?;
             w.u8(e.state)?;
             w.u8(if remapped { e.spare } else { 0 })?;
-            w.zeros(6)?;
+            let mirrored = remapped && e.has_mirror();
+            w.u8(if mirrored {
+                e.mirror.wrapping_add(1)
+            } else {
+                0
+            })?;
+            w.uint(if mirrored { e.mirror_block } else { 0 }, 5)?;
             w.u64(if remapped { e.spare_block } else { 0 })?;
             let lost = if remapped { e.lost } else { [0, 0] };
             w.u64(lost[0])?;
@@ -406,10 +426,7 @@ impl<I: Iterator<Item = Entry> + Clone> Iterator for Diff<'_, I> {
                     self.old.next();
                     return Some(Entry {
                         block: o.block,
-                        state: REMOVE,
-                        spare: 0,
-                        spare_block: 0,
-                        lost: [0, 0],
+                        ..Entry::default()
                     });
                 }
                 (o, Some(n)) if o.is_none_or(|o| n.block < o.block) => {

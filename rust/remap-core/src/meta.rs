@@ -26,7 +26,9 @@
 use super::crc;
 use super::cursor::{OutOfBounds, Reader, Writer};
 use super::layout;
-use super::remap_table::{stores_remapped, Entry, BUSY, FENCED_MOVED, PENDING, REMAPPED};
+use super::remap_table::{
+    stores_remapped, Entry, BUSY, FENCED_MOVED, NO_MIRROR, PENDING, REMAPPED,
+};
 use super::table_line::MAX_READ_RETRIES;
 use super::units::{BlockSize, Sectors};
 
@@ -65,6 +67,8 @@ pub const RUN_ENTRY_LEN: usize = 16;
 pub const MAX_RUN_LEN: u64 = (1 << 24) - 1;
 /// Encoded size of one lost-sectors record.
 pub const LOST_ENTRY_LEN: usize = 24;
+/// Encoded size of one second-copy record (`redundancy 2`).
+pub const MIRROR_ENTRY_LEN: usize = 16;
 /// Encoded size of one pending block.
 pub const PENDING_ENTRY_LEN: usize = 8;
 /// Encoded size of one spare record.
@@ -95,6 +99,9 @@ pub mod section {
     pub const SCAN: u16 = 7;
     /// Remap runs (format 2).
     pub const RUNS: u16 = 8;
+    /// Second copies of remapped blocks (format 2, `redundancy 2`; present only when
+    /// a block has one, and then with [`super::CONFIG_FLAG_REDUNDANCY`] set).
+    pub const MIRRORS: u16 = 9;
 }
 
 /// Salt of the header checksum.
@@ -118,9 +125,15 @@ const ARRAY_HEAD_LEN: usize = 8;
 /// metadata failure); it stays failed across reloads until the admin clears it.
 pub const CONFIG_FLAG_FAILED: u64 = 1;
 
+/// Configuration flag: `redundancy 2`, every new remap gets a second copy on another
+/// spare. A copy that holds any second copy has it set, so a reader that does not know
+/// second copies refuses the copy (and the log records after it) rather than loading a
+/// map without them.
+pub const CONFIG_FLAG_REDUNDANCY: u64 = 2;
+
 /// Known configuration flag bits; a copy with any other bit set is refused, so a
 /// future feature that changes behaviour is never silently ignored.
-pub const CONFIG_KNOWN_FLAGS: u64 = CONFIG_FLAG_FAILED;
+pub const CONFIG_KNOWN_FLAGS: u64 = CONFIG_FLAG_FAILED | CONFIG_FLAG_REDUNDANCY;
 
 /// Identity of the main device, checked on every load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,6 +313,9 @@ pub enum Malformed {
     Lost,
     /// Pending blocks not strictly increasing, or also remapped.
     Pending,
+    /// Second-copy records not strictly increasing, not for a remapped block, on the
+    /// block's own spare, or present without [`CONFIG_FLAG_REDUNDANCY`].
+    Mirrors,
 }
 
 impl Diagnosis {
@@ -337,6 +353,7 @@ impl Malformed {
             Self::Remaps => "malformed: remap entries",
             Self::Lost => "malformed: lost-sector records",
             Self::Pending => "malformed: pending blocks",
+            Self::Mirrors => "malformed: second copies",
         }
     }
 }
@@ -381,6 +398,8 @@ pub struct Counts {
     pub lost: usize,
     /// Pending blocks.
     pub pending: usize,
+    /// Remapped blocks with a second copy.
+    pub mirrors: usize,
     /// Remapped blocks in all (singles and the blocks of every run).
     pub remapped: usize,
 }
@@ -411,6 +430,7 @@ pub fn count(entries: &[Entry]) -> Counts {
             REMAPPED | FENCED_MOVED => {
                 c.remapped += 1;
                 c.lost += usize::from(e.has_lost());
+                c.mirrors += usize::from(e.has_mirror());
                 run = match run {
                     Some((last, n)) if continues(&last, e, n) => Some((*e, n + 1)),
                     prev => {
@@ -435,10 +455,14 @@ pub const fn encoded_len(spares: usize, c: &Counts) -> Option<usize> {
         c.runs.checked_mul(RUN_ENTRY_LEN),
         c.lost.checked_mul(LOST_ENTRY_LEN),
         c.pending.checked_mul(PENDING_ENTRY_LEN),
+        c.mirrors.checked_mul(MIRROR_ENTRY_LEN),
     ) {
-        (Some(s), Some(r), Some(l), Some(p)) => match s.checked_add(r) {
+        (Some(s), Some(r), Some(l), Some(p), Some(m)) => match s.checked_add(r) {
             Some(sr) => match sr.checked_add(l) {
-                Some(srl) => srl.checked_add(p),
+                Some(srl) => match srl.checked_add(p) {
+                    Some(srlp) => srlp.checked_add(m),
+                    None => None,
+                },
                 None => None,
             },
             None => None,
@@ -454,6 +478,11 @@ pub const fn encoded_len(spares: usize, c: &Counts) -> Option<usize> {
         + section_bytes(SCAN_LEN)
         + 4 * section_bytes(ARRAY_HEAD_LEN)
         + if c.runs > 0 {
+            section_bytes(ARRAY_HEAD_LEN)
+        } else {
+            0
+        }
+        + if c.mirrors > 0 {
             section_bytes(ARRAY_HEAD_LEN)
         } else {
             0
@@ -479,12 +508,14 @@ pub const fn fits(spares: usize, c: &Counts) -> bool {
 /// moved (`BUSY`) and the new ones count as singles: where they land decides whether
 /// they join a run.
 ///
-/// No entry encodes to more than a single remap with lost sectors (12 + 24 bytes; a
-/// block of a run takes at most 8 bytes of its run's entry, a pending block 8): when
-/// the table fits with every entry at that size (and a run section), it fits, and the
-/// table is not counted. That holds up to about 14,500 entries with one spare; the
-/// worker asks before every batch, and counting walks the whole table.
-pub fn fits_entries(spares: usize, entries: &[Entry], extra: usize) -> bool {
+/// No entry encodes to more than a single remap with lost sectors and a second copy
+/// (12 + 24 + 16 bytes; a block of a run takes at most 8 bytes of its run's entry, a
+/// pending block 8): when the table fits with every entry at that size (and a run
+/// section), it fits, and the table is not counted. That holds up to about 10,000
+/// entries with one spare; the worker asks before every batch, and counting walks the
+/// whole table. With `copies` 2 (`redundancy 2`) the blocks being moved and the new
+/// ones count with a second copy.
+pub fn fits_entries(spares: usize, entries: &[Entry], extra: usize, copies: u8) -> bool {
     let n = entries.len().saturating_add(extra);
     if n > MAX_BLOCKS {
         return false;
@@ -494,6 +525,7 @@ pub fn fits_entries(spares: usize, entries: &[Entry], extra: usize) -> bool {
         runs: 1,
         lost: n,
         pending: 0,
+        mirrors: n,
         remapped: n,
     };
     if fits(spares, &largest) {
@@ -502,6 +534,9 @@ pub fn fits_entries(spares: usize, entries: &[Entry], extra: usize) -> bool {
     let mut c = count(entries);
     let busy = entries.iter().filter(|e| e.state == BUSY).count();
     c.singles = c.singles.saturating_add(busy).saturating_add(extra);
+    if copies > 1 {
+        c.mirrors = c.mirrors.saturating_add(busy).saturating_add(extra);
+    }
     fits(spares, &c)
 }
 
@@ -542,6 +577,7 @@ const fn capacity(spares: usize, entry: usize) -> usize {
             runs,
             lost: 0,
             pending: 0,
+            mirrors: 0,
             remapped: 0,
         },
     ) else {
@@ -559,6 +595,7 @@ pub struct Entries<'a> {
     cur: Option<(Range, u64)>,
     lost: &'a [u8],
     pending: &'a [u8],
+    mirrors: &'a [u8],
 }
 
 /// A remapped range: `len` blocks from `block` on spare blocks from `spare_block`.
@@ -610,16 +647,20 @@ mod tests {
     use proptest::prelude::*;
 
     /// `fits_entries` as it was before its shortcut: every table counted.
-    fn fits_counted(spares: usize, entries: &[Entry], extra: usize) -> bool {
+    fn fits_counted(spares: usize, entries: &[Entry], extra: usize, copies: u8) -> bool {
         let mut c = count(entries);
         let busy = entries.iter().filter(|e| e.state == BUSY).count();
         c.singles = c.singles.saturating_add(busy).saturating_add(extra);
+        if copies > 1 {
+            c.mirrors = c.mirrors.saturating_add(busy).saturating_add(extra);
+        }
         entries.len().saturating_add(extra) <= MAX_BLOCKS && fits(spares, &c)
     }
 
     /// A table of `n` entries whose kinds follow `kinds` (cycled): 0 a single, 1 a
     /// block continuing a run, 2 a single with lost sectors, 3 pending, 4 busy, 5 fenced,
-    /// 6 fenced while moving between spares (stored as remapped).
+    /// 6 fenced while moving between spares (stored as remapped), 7 a single with a
+    /// second copy and lost sectors.
     fn table(n: usize, kinds: &[u8]) -> Vec<Entry> {
         let mut v: Vec<Entry> = Vec::with_capacity(n);
         let mut spare_block = 0u64;
@@ -639,6 +680,11 @@ mod tests {
                 4 => e.state = BUSY,
                 5 => e.state = FENCED,
                 6 => e.state = crate::remap_table::FENCED_MOVED,
+                7 => {
+                    e.lost = [1, 0];
+                    e.mirror = 1;
+                    e.mirror_block = spare_block;
+                }
                 _ => {}
             }
             v.push(e);
@@ -646,13 +692,15 @@ mod tests {
         v
     }
 
-    /// The most singles with lost sectors (and `runs` runs) whose counts fit a copy.
-    fn most_lost_singles(spares: usize, runs: usize) -> usize {
+    /// The most singles with lost sectors (and `runs` runs; each with a second copy
+    /// when `mirrored`) whose counts fit a copy.
+    fn most_lost_singles(spares: usize, runs: usize, mirrored: bool) -> usize {
         let counts = |n: usize| Counts {
             singles: n,
             runs,
             lost: n,
             pending: 0,
+            mirrors: if mirrored { n } else { 0 },
             remapped: n,
         };
         (0..MAX_BLOCKS)
@@ -663,27 +711,35 @@ mod tests {
 
     #[test]
     fn fits_entries_at_the_edge_of_its_shortcut() {
-        for spares in [1, 16] {
-            // The largest table the shortcut admits, every entry at its largest.
-            let edge = most_lost_singles(spares, 1);
-            assert!(edge > 14_000, "{edge}");
+        for (spares, copies) in [(1, 1), (16, 1), (2, 2), (16, 2)] {
+            // The largest table the shortcut admits, every entry at its largest (a
+            // single with lost sectors and a second copy).
+            let edge = most_lost_singles(spares, 1, true);
+            assert!(edge > 10_000, "{edge}");
             for n in [edge, edge + 1] {
-                for kinds in [&[2u8][..], &[0], &[1, 1, 1, 2], &[3], &[4, 2]] {
+                for kinds in [&[2u8][..], &[0], &[1, 1, 1, 2], &[3], &[4, 2], &[7]] {
                     let t = table(n, kinds);
                     assert_eq!(
-                        fits_entries(spares, &t, 0),
-                        fits_counted(spares, &t, 0),
+                        fits_entries(spares, &t, 0, copies),
+                        fits_counted(spares, &t, 0, copies),
                         "{spares} spares, {n} entries, kinds {kinds:?}"
                     );
-                    assert!(fits_entries(spares, &t, 0), "{n} entries fit a copy");
+                    // One more of the largest entries than the shortcut admits is
+                    // more than the run section the edge left room for.
+                    if n == edge || kinds != [7] {
+                        assert!(
+                            fits_entries(spares, &t, 0, copies),
+                            "{n} entries fit a copy"
+                        );
+                    }
                 }
             }
             // Beyond the shortcut the count decides: singles with lost sectors stop
             // fitting well before the table is full, pending blocks do not.
             let many_lost = table(edge * 2, &[2]);
-            assert!(!fits_entries(spares, &many_lost, 0));
+            assert!(!fits_entries(spares, &many_lost, 0, 1));
             let many_pending = table(edge * 2, &[3]);
-            assert!(fits_entries(spares, &many_pending, 0));
+            assert!(fits_entries(spares, &many_pending, 0, 1));
         }
     }
 
@@ -693,17 +749,18 @@ mod tests {
         // on top) around the size where they stop fitting: a shortcut that admitted
         // them with too small a bound, or without the new remaps, answers yes where
         // counting says no.
-        for spares in [1, 16] {
+        for (spares, copies) in [(1, 1), (16, 1), (2, 2), (16, 2)] {
             // Counted, without building the tables.
-            let edge = most_lost_singles(spares, 0);
-            assert!(fits_counted(spares, &table(edge, &[2]), 0));
-            assert!(!fits_counted(spares, &table(edge + 1, &[2]), 0));
+            let edge = most_lost_singles(spares, 0, copies > 1);
+            let kind: &[u8] = if copies > 1 { &[7] } else { &[2] };
+            assert!(fits_counted(spares, &table(edge, kind), 0, copies));
+            assert!(!fits_counted(spares, &table(edge + 1, kind), 0, copies));
             for n in (edge.saturating_sub(400)..edge + 800).step_by(5) {
-                let t = table(n, &[2]);
+                let t = table(n, kind);
                 for extra in [0, 1, 7, 150] {
                     assert_eq!(
-                        fits_entries(spares, &t, extra),
-                        fits_counted(spares, &t, extra),
+                        fits_entries(spares, &t, extra, copies),
+                        fits_counted(spares, &t, extra, copies),
                         "{spares} spares, {n} entries, {extra} new"
                     );
                 }
@@ -716,12 +773,13 @@ mod tests {
         #[test]
         fn fits_entries_agrees_with_counting(
             n in prop_oneof![0usize..70_000, 14_000usize..15_200, 43_000usize..66_000],
-            kinds in proptest::collection::vec(0u8..7, 1..12),
+            kinds in proptest::collection::vec(0u8..8, 1..12),
             extra in 0usize..300,
-            spares in 1usize..=16,
+            spares in 2usize..=16,
+            copies in 1u8..=2,
         ) {
             let t = table(n, &kinds);
-            prop_assert_eq!(fits_entries(spares, &t, extra), fits_counted(spares, &t, extra));
+            prop_assert_eq!(fits_entries(spares, &t, extra, copies), fits_counted(spares, &t, extra, copies));
         }
     }
 

@@ -42,8 +42,11 @@ pub const fn stores_remapped(state: u8) -> bool {
 /// Per-sector bitmap of one block (a block has at most 128 sectors).
 pub type SectorMask = [u64; 2];
 
+/// [`Entry::mirror`] of a block with one copy.
+pub const NO_MIRROR: u8 = u8::MAX;
+
 /// One special block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     /// Block number, counted from the start of the target.
     pub block: u64,
@@ -57,6 +60,26 @@ pub struct Entry {
     /// Sectors of the block whose data could not be read when it was remapped: reads
     /// of them fail until they are written again.
     pub lost: SectorMask,
+    /// With `redundancy 2`: index of the spare that holds the block's second copy
+    /// ([`NO_MIRROR`]: none). Always another spare than [`Entry::spare`]; both copies
+    /// hold the same data, and its lost sectors are the same.
+    pub mirror: u8,
+    /// Data block of the second copy on spare [`Entry::mirror`].
+    pub mirror_block: u64,
+}
+
+impl Default for Entry {
+    fn default() -> Self {
+        Entry {
+            block: 0,
+            state: REMOVE,
+            spare: 0,
+            spare_block: 0,
+            lost: [0; 2],
+            mirror: NO_MIRROR,
+            mirror_block: 0,
+        }
+    }
 }
 
 impl Entry {
@@ -68,6 +91,28 @@ impl Entry {
             spare,
             spare_block,
             lost: [0; 2],
+            mirror: NO_MIRROR,
+            mirror_block: 0,
+        }
+    }
+
+    /// A remapped block with two copies: on `spare` at `spare_block` and on `mirror` at
+    /// `mirror_block`.
+    pub const fn mirrored(
+        block: u64,
+        spare: u8,
+        spare_block: u64,
+        mirror: u8,
+        mirror_block: u64,
+    ) -> Self {
+        Entry {
+            block,
+            state: REMAPPED,
+            spare,
+            spare_block,
+            lost: [0; 2],
+            mirror,
+            mirror_block,
         }
     }
 
@@ -79,7 +124,40 @@ impl Entry {
             spare: 0,
             spare_block: 0,
             lost: [0; 2],
+            mirror: NO_MIRROR,
+            mirror_block: 0,
         }
+    }
+
+    /// Whether the block has a second copy.
+    pub const fn has_mirror(&self) -> bool {
+        self.mirror != NO_MIRROR
+    }
+
+    /// The block's copies as (spare, spare block): the first, then the second if any.
+    pub fn copies(&self) -> impl Iterator<Item = (u8, u64)> {
+        let second = self
+            .has_mirror()
+            .then_some((self.mirror, self.mirror_block));
+        core::iter::once((self.spare, self.spare_block)).chain(second)
+    }
+
+    /// The entry without its copy on spare `spare`: the other copy becomes the only
+    /// one (the first, if the first was on `spare`). Unchanged when neither copy is on
+    /// `spare` or the block has one copy.
+    pub const fn without_copy_on(mut self, spare: u8) -> Self {
+        if !self.has_mirror() {
+            return self;
+        }
+        if self.spare == spare {
+            self.spare = self.mirror;
+            self.spare_block = self.mirror_block;
+        } else if self.mirror != spare {
+            return self;
+        }
+        self.mirror = NO_MIRROR;
+        self.mirror_block = 0;
+        self
     }
 
     /// Whether any sector of the block is recorded as lost.

@@ -82,6 +82,7 @@ pub fn route_with(
     let cut = |keep: u64| if n > keep { Some(keep) } else { None };
     let len = n.min(keep);
     let off = bs.offset_in_block(Sectors(sector));
+    let is_lost = |spare: u8| spare < 32 && lost_spares & (1u32 << spare) != 0;
     let r = match s.state {
         BUSY => Route::Defer,
         // Where the block lives is unknown until a later commit lands: no I/O to it
@@ -91,8 +92,35 @@ pub fn route_with(
         // A read of a pending block goes to main on its own: when it fails, the worker
         // retries it alone and records no neighbour of it pending.
         PENDING => Route::Main,
+        // A block with two copies (`redundancy 2`): a write goes to the worker, which
+        // writes both; a read goes to the first copy whose spare is not lost (the
+        // worker reads the other when it fails).
+        _ if s.has_mirror() => {
+            let (first, second) = (is_lost(s.spare), is_lost(s.mirror));
+            if write {
+                Route::Defer
+            } else if (first && second) || mask_any(&s.lost, off, off + len) {
+                Route::Fail
+            } else {
+                let (spare, at) = if first {
+                    (s.mirror, s.mirror_block)
+                } else {
+                    (s.spare, s.spare_block)
+                };
+                match layout::data_block_sector(bs, Blocks(at)) {
+                    Some(base) => {
+                        let keep = run_end(items, bs, s, end) - sector;
+                        return match base.0.checked_add(off) {
+                            Some(at) => (Route::Spare(spare, at), cut(keep)),
+                            None => (Route::Fail, cut(keep)),
+                        };
+                    }
+                    None => Route::Fail,
+                }
+            }
+        }
         _ => {
-            let spare_lost = s.spare < 32 && lost_spares & (1u32 << s.spare) != 0;
+            let spare_lost = is_lost(s.spare);
             if spare_lost || mask_any(&s.lost, off, off + len) {
                 if write {
                     Route::Defer
@@ -143,10 +171,13 @@ fn run_end(items: &[Entry], bs: BlockSize, first: &Entry, end: u64) -> u64 {
 }
 
 /// Whether remapped entry `b` continues remapped entry `a`: the next block, on the next
-/// block of the same spare.
+/// block of the same spare, and, when they have second copies, those continue each
+/// other too (a read of a run goes to one of the two spares whole).
 fn continues(a: &Entry, b: &Entry) -> bool {
     b.state == super::remap_table::REMAPPED
         && a.block.checked_add(1) == Some(b.block)
+        && a.mirror == b.mirror
+        && (!a.has_mirror() || a.mirror_block.checked_add(1) == Some(b.mirror_block))
         && a.spare == b.spare
         && a.spare_block.checked_add(1) == Some(b.spare_block)
 }
@@ -210,6 +241,62 @@ mod tests {
         assert_eq!(
             route(&items, b, 104, 16, false),
             (Route::Spare(1, spare_sector(b, 6)), None)
+        );
+    }
+
+    /// `redundancy 2`: a block with two copies is read from the first copy, or from
+    /// the second when the first's spare was lost; never from a lost spare; written
+    /// by the worker (both copies), block by block.
+    #[test]
+    fn a_block_with_two_copies_reads_from_a_live_copy_and_writes_through_the_worker() {
+        let b = bs(4096);
+        let items = [
+            Entry::mirrored(10, 0, 3, 1, 40),
+            Entry::mirrored(11, 0, 4, 1, 41),
+            Entry::mirrored(12, 0, 5, 2, 42),
+            Entry::remapped(13, 0, 6),
+        ];
+        // A read over the first two goes to spare 0 whole (they continue each other on
+        // both spares); the third's second copy is elsewhere: cut there.
+        assert_eq!(
+            route(&items, b, 80, 24, false),
+            (Route::Spare(0, spare_sector(b, 3)), Some(16))
+        );
+        // Spare 0 lost: the same read goes to the second copies on spare 1.
+        assert_eq!(
+            route_with(&items, b, 84, 20, false, 0b1),
+            (Route::Spare(1, spare_sector(b, 40) + 4), Some(12))
+        );
+        // Spares 0 and 1 lost: nothing to read from.
+        assert_eq!(
+            route_with(&items, b, 80, 8, false, 0b11),
+            (Route::Fail, None)
+        );
+        // Spare 1 lost: the first copy is still read.
+        assert_eq!(
+            route_with(&items, b, 96, 8, false, 0b10),
+            (Route::Spare(0, spare_sector(b, 5)), None)
+        );
+        // Writes go to the worker, one block at a time, whatever is lost.
+        for lost in [0, 0b1, 0b10, 0b11] {
+            assert_eq!(
+                route_with(&items, b, 82, 16, true, lost),
+                (Route::Defer, Some(6))
+            );
+        }
+        // A run of single-copy blocks does not continue into one with two copies,
+        // nor the other way round.
+        assert_eq!(
+            route(&items, b, 96, 16, false),
+            (Route::Spare(0, spare_sector(b, 5)), Some(8))
+        );
+        // Lost sectors: the read fails whichever copy it would go to.
+        let mut lossy = items;
+        mask_set(&mut lossy[0].lost, 2, 3);
+        assert_eq!(route(&lossy, b, 82, 1, false), (Route::Fail, None));
+        assert_eq!(
+            route_with(&lossy, b, 82, 1, false, 0b1),
+            (Route::Fail, None)
         );
     }
 

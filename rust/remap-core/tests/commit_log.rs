@@ -16,9 +16,14 @@ use remap_core::units::BlockSize;
 const UUID: [u8; 16] = *b"commit-log-setup";
 const SPARE_SECTORS: u64 = 1 << 20;
 
+/// Two spares: the copies are the first's; with `redundancy 2` (below) blocks may
+/// have their second copy on the other.
 fn spares(lbs: u32) -> Vec<SpareInfo> {
     let bs = BlockSize::from_bytes(4096).unwrap();
-    vec![spare_info(*b"commit-log-spare", SPARE_SECTORS, lbs, bs, 0)]
+    vec![
+        spare_info(*b"commit-log-spare", SPARE_SECTORS, lbs, bs, 0),
+        spare_info(*b"commit-log-mirro", SPARE_SECTORS, lbs, bs, 1),
+    ]
 }
 
 fn state<'a>(
@@ -27,7 +32,9 @@ fn state<'a>(
     version: u64,
     scan: ScanCheckpoint,
 ) -> State<'a> {
-    common::state(UUID, spares, entries, version, scan)
+    let mut st = common::state(UUID, spares, entries, version, scan);
+    st.config.flags = CONFIG_FLAG_REDUNDANCY;
+    st
 }
 
 /// One write of a commit: copy, offset in its extent, bytes.
@@ -154,7 +161,8 @@ fn load(disk: &[Vec<u8>], lbs: u32) -> (u64, Vec<Entry>, ScanCheckpoint) {
     (version, entries, scan)
 }
 
-/// A random change to `model`: remap, mark pending, remove, or lose sectors.
+/// A random change to `model`: remap (a third of them with a second copy), mark
+/// pending, remove, lose sectors, or drop one copy of a block that has two.
 fn mutate(model: &mut Vec<Entry>, rnd: &mut u64, next_spare: &mut u64) {
     let mut r = || {
         *rnd ^= *rnd << 13;
@@ -166,13 +174,21 @@ fn mutate(model: &mut Vec<Entry>, rnd: &mut u64, next_spare: &mut u64) {
     for _ in 0..n {
         let block = r() % 3000;
         let pos = model.binary_search_by_key(&block, |e| e.block);
-        let e = match r() % 5 {
-            0 | 1 => Some(Entry::remapped(block, 0, {
+        let e = match r() % 6 {
+            0 | 1 => {
                 *next_spare += 1;
-                *next_spare
-            })),
+                Some(if r() % 3 == 0 {
+                    Entry::mirrored(block, 0, *next_spare, 1, *next_spare + 7)
+                } else {
+                    Entry::remapped(block, 0, *next_spare)
+                })
+            }
             2 => Some(Entry::pending(block)),
             3 => None,
+            4 => match pos {
+                Ok(i) if model[i].has_mirror() => Some(model[i].without_copy_on((r() % 2) as u8)),
+                _ => continue,
+            },
             _ => match pos {
                 Ok(i) if model[i].state == REMAPPED => Some(Entry {
                     lost: [r() | 1, 0],

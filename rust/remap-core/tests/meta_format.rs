@@ -194,6 +194,7 @@ fn counts(singles: usize, runs: usize, lost: usize, pending: usize) -> Counts {
         runs,
         lost,
         pending,
+        mirrors: 0,
         remapped: singles + 2 * runs,
     }
 }
@@ -267,6 +268,7 @@ fn neighbouring_blocks_are_one_run() {
             runs: 1,
             lost: 1,
             pending: 0,
+            mirrors: 0,
             remapped: 5_004
         }
     );
@@ -645,9 +647,10 @@ fn semantic_checks_each_have_a_diagnosis() {
         &|b| b[lo + 8..lo + 16].copy_from_slice(&(1u64 << 9).to_le_bytes()),
         Verdict::LostBeyondBlock,
     );
-    // Unknown feature flag (bit 0 is CONFIG_FLAG_FAILED, bit 1 is unknown).
+    // Unknown feature flag (bit 0 is CONFIG_FLAG_FAILED, bit 1 CONFIG_FLAG_REDUNDANCY,
+    // bit 2 is unknown).
     let cf = section(&base, section::CONFIG);
-    check(&|b| b[cf + 16] = 2, Diagnosis::Malformed(Malformed::Config));
+    check(&|b| b[cf + 16] = 4, Diagnosis::Malformed(Malformed::Config));
     // Block size not a power of two.
     check(
         &|b| b[cf..cf + 4].copy_from_slice(&4000u32.to_le_bytes()),
@@ -1083,4 +1086,130 @@ proptest! {
     fn decode_never_panics_on_noise(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
         let _ = decode(&bytes, 0);
     }
+}
+
+/// `redundancy 2`: a state whose blocks have second copies on other spares.
+fn mirrored() -> (Vec<SpareInfo>, Vec<Entry>, Config) {
+    let sp = vec![
+        spare_info(*b"spare-uuid-00001", SPARE_SECTORS, 512, bs(), 0),
+        spare_info(*b"spare-uuid-00002", SPARE_SECTORS, 512, bs(), 1),
+        spare_info(*b"spare-uuid-00003", SPARE_SECTORS, 4096, bs(), 2),
+    ];
+    let mut e: Vec<Entry> = (0..40u64)
+        .map(|i| Entry::mirrored(100 + i, 0, i, 1, 200 + i))
+        .collect();
+    e.push(Entry::remapped(300, 1, 5));
+    e.push(Entry {
+        lost: [0b1010, 0],
+        ..Entry::mirrored(301, 2, 9, 0, 77)
+    });
+    e.push(Entry::pending(302));
+    let mut c = config();
+    c.flags = CONFIG_FLAG_REDUNDANCY;
+    (sp, e, c)
+}
+
+fn mirrored_copy(sp: &[SpareInfo], e: &[Entry], c: Config) -> Result<Vec<u8>, EncodeError> {
+    let st = State {
+        uuid: UUID,
+        version: 4,
+        fingerprint: fingerprint(),
+        config: c,
+        spares: sp,
+        entries: e,
+        scan: ScanCheckpoint::default(),
+    };
+    let mut buf = vec![0u8; COPY_MAX_BYTES];
+    let n = encode(&st, 0, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+#[test]
+fn second_copies_round_trip_and_are_counted_on_their_spares() {
+    let (sp, e, c) = mirrored();
+    let b = mirrored_copy(&sp, &e, c).unwrap();
+    let d = decode(&b, 0).unwrap();
+    assert_eq!(d.entries().collect::<Vec<_>>(), e);
+    assert_eq!(d.mirrors().count(), 41);
+    // The 40 neighbours are still one run on spare 0.
+    assert_eq!(d.records(), (2, 1));
+    let mut bm = vec![0u64; 1 << 14];
+    let used = judge_state(&d, &mut bm).unwrap();
+    assert_eq!(&used[..3], &[41, 41, 1]);
+    // A copy without second copies has no section for them: 7 sections, as before.
+    let plain: Vec<Entry> = e.iter().map(|x| x.without_copy_on(x.mirror)).collect();
+    let p = mirrored_copy(&sp, &plain, c).unwrap();
+    assert_eq!(u32::from_le_bytes(p[20..24].try_into().unwrap()), 8);
+    assert_eq!(u32::from_le_bytes(b[20..24].try_into().unwrap()), 9);
+    assert_eq!(decode(&p, 0).unwrap().entries().collect::<Vec<_>>(), plain);
+}
+
+#[test]
+fn second_copies_that_break_the_rules_are_refused() {
+    let (sp, e, c) = mirrored();
+    // The encoder stores none without the redundancy flag, nor one on the block's own
+    // spare.
+    let mut no_flag = c;
+    no_flag.flags = 0;
+    assert_eq!(mirrored_copy(&sp, &e, no_flag), Err(EncodeError::BadEntry));
+    let mut own = e.clone();
+    own[3].mirror = 0;
+    assert_eq!(mirrored_copy(&sp, &own, c), Err(EncodeError::BadEntry));
+
+    let base = mirrored_copy(&sp, &e, c).unwrap();
+    let mi = section(&base, section::MIRRORS) + 8;
+    let cf = section(&base, section::CONFIG);
+    let check = |f: &dyn Fn(&mut Vec<u8>), want: Diagnosis| {
+        let mut b = base.clone();
+        f(&mut b);
+        reseal(&mut b);
+        assert_eq!(decode(&b, 0).err(), Some(want));
+    };
+    let judged = |f: &dyn Fn(&mut Vec<u8>), want: Verdict| {
+        let mut b = base.clone();
+        f(&mut b);
+        reseal(&mut b);
+        let d = decode(&b, 0).expect("decode leaves this rule to the judge");
+        let mut bm = vec![0u64; 1 << 14];
+        assert_eq!(judge_state(&d, &mut bm), Err(want));
+    };
+    let bad = Diagnosis::Malformed(Malformed::Mirrors);
+    // Second copies in a copy without the flag (a reader that does not know them
+    // would load the map without them).
+    check(&|b| b[cf + 16] = 0, bad);
+    // On the block's own spare.
+    check(&|b| b[mi + 8] = 0, bad);
+    // "No second copy" as a record.
+    check(&|b| b[mi + 8] = 0xff, bad);
+    // Reserved bytes.
+    check(&|b| b[mi + 9] = 1, bad);
+    // Out of order.
+    check(&|b| b.copy_within(mi..mi + 16, mi + 16), bad);
+    // For a block that is not remapped (a pending one, one in no entry).
+    check(
+        &|b| b[mi..mi + 8].copy_from_slice(&302u64.to_le_bytes()),
+        bad,
+    );
+    check(
+        &|b| b[mi..mi + 8].copy_from_slice(&99u64.to_le_bytes()),
+        bad,
+    );
+    // A spare the list does not hold.
+    judged(&|b| b[mi + 8] = 5, Verdict::SpareIndex);
+    // Beyond the spare's data area.
+    judged(
+        &|b| b[mi + 11..mi + 16].copy_from_slice(&[0xff, 0xff, 0xff, 0, 0]),
+        Verdict::BeyondSpare,
+    );
+    // The block another entry's first copy holds (block 300 is on spare 1 block 5).
+    judged(
+        &|b| b[mi + 11..mi + 16].copy_from_slice(&[5, 0, 0, 0, 0]),
+        Verdict::SharedSpareBlock,
+    );
+    // Two second copies on one block.
+    judged(
+        &|b| b[mi + 16 + 11..mi + 16 + 16].copy_from_slice(&[200, 0, 0, 0, 0]),
+        Verdict::SharedSpareBlock,
+    );
 }

@@ -35,6 +35,14 @@ fn seed() -> &'static [u8] {
         entries.extend((0..6u64).map(|i| Entry::remapped(250 + i, 0, 500 + i)));
         entries.extend((0..3u64).map(|i| Entry::remapped(300 + i, 1, 600 + i)));
         entries[42].lost = [1, 0];
+        // Second copies (`redundancy 2`), so that mutations reach their section: on a
+        // run, and on singles of either spare.
+        for (i, e) in entries.iter_mut().enumerate() {
+            if e.state == remap_core::remap_table::REMAPPED && i % 3 != 2 {
+                e.mirror = 1 - e.spare;
+                e.mirror_block = 1000 + i as u64;
+            }
+        }
         let st = State {
             uuid: [3; 16],
             version: 77,
@@ -48,7 +56,7 @@ fn seed() -> &'static [u8] {
                 block_bytes: 4096,
                 read_retries: 1,
                 target_sectors: 1 << 21,
-                flags: 0,
+                flags: CONFIG_FLAG_REDUNDANCY,
                 scan_interval_s: 60,
                 scan_rate_kibs: 0,
                 predict_interval_s: 0,

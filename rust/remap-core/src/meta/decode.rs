@@ -3,11 +3,11 @@
 
 use super::{
     crc, layout, section, section_salt, BlockSize, Config, Diagnosis, Entries, Entry, Fingerprint,
-    Malformed, OutOfBounds, Range, Ranges, Reader, ScanCheckpoint, SpareInfo, CONFIG_KNOWN_FLAGS,
-    CONFIG_LEN, FORMAT_V1, FORMAT_VERSION, HEADER_LEN, LOST_ENTRY_LEN, MAGIC, MAX_ENTRY_BLOCK,
-    MAX_READ_RETRIES, MAX_RUN_LEN, MAX_SPARES, MAX_SPARE_BLOCK, MAX_SPARE_ROLE, MAX_SPARE_STATE,
-    PENDING_ENTRY_LEN, REMAP_ENTRY_LEN, RUN_ENTRY_LEN, SALT_BODY, SALT_HEADER, SECTION_CRITICAL,
-    SPARE_ENTRY_LEN,
+    Malformed, OutOfBounds, Range, Ranges, Reader, ScanCheckpoint, SpareInfo,
+    CONFIG_FLAG_REDUNDANCY, CONFIG_KNOWN_FLAGS, CONFIG_LEN, FORMAT_V1, FORMAT_VERSION, HEADER_LEN,
+    LOST_ENTRY_LEN, MAGIC, MAX_ENTRY_BLOCK, MAX_READ_RETRIES, MAX_RUN_LEN, MAX_SPARES,
+    MAX_SPARE_BLOCK, MAX_SPARE_ROLE, MAX_SPARE_STATE, MIRROR_ENTRY_LEN, PENDING_ENTRY_LEN,
+    REMAP_ENTRY_LEN, RUN_ENTRY_LEN, SALT_BODY, SALT_HEADER, SECTION_CRITICAL, SPARE_ENTRY_LEN,
 };
 
 /// A copy that passed every check; its fields and entries borrow the buffer.
@@ -42,6 +42,7 @@ pub struct Decoded<'a> {
     runs: &'a [u8],
     lost: &'a [u8],
     pending: &'a [u8],
+    mirrors: &'a [u8],
     /// Remapped blocks in all (singles and the blocks of every run).
     remapped: usize,
 }
@@ -122,7 +123,7 @@ fn decode_with(buf: &[u8], at_sector: u64, sums: bool) -> Result<Decoded<'_>, Di
     }
 
     // Sections.
-    let mut found: [Option<&[u8]>; 9] = [None; 9];
+    let mut found: [Option<&[u8]>; 10] = [None; 10];
     let mut r = Reader::new(body);
     for _ in 0..nsections {
         let sb = oob(Malformed::SectionBounds);
@@ -180,7 +181,9 @@ fn decode_with(buf: &[u8], at_sector: u64, sums: bool) -> Result<Decoded<'_>, Di
     );
     // Runs are format 2's (absent there when there are none); format 1 had none.
     let runs_b = found.get(usize::from(section::RUNS)).copied().flatten();
-    if fv == FORMAT_V1 && runs_b.is_some() {
+    // So are second copies (absent when there are none).
+    let mirrors_b = found.get(usize::from(section::MIRRORS)).copied().flatten();
+    if fv == FORMAT_V1 && (runs_b.is_some() || mirrors_b.is_some()) {
         return Err(malformed(Malformed::SectionSet));
     }
 
@@ -263,6 +266,10 @@ fn decode_with(buf: &[u8], at_sector: u64, sums: bool) -> Result<Decoded<'_>, Di
     };
     let lost = array(lo_b, LOST_ENTRY_LEN)?;
     let pending = array(pe_b, PENDING_ENTRY_LEN)?;
+    let mirrors = match mirrors_b {
+        Some(b) => array(b, MIRROR_ENTRY_LEN)?,
+        None => &[],
+    };
     let mut d = Decoded {
         format_version: fv,
         uuid,
@@ -281,6 +288,7 @@ fn decode_with(buf: &[u8], at_sector: u64, sums: bool) -> Result<Decoded<'_>, Di
         runs,
         lost,
         pending,
+        mirrors,
         remapped: 0,
     };
     // Singles and runs: each strictly increasing; runs at least two blocks long and
@@ -332,6 +340,28 @@ fn decode_with(buf: &[u8], at_sector: u64, sums: bool) -> Result<Decoded<'_>, Di
         while ranges.next_if(|r| r.block + r.len <= b).is_some() {}
         if ranges.peek().is_none_or(|r| r.block > b) {
             return Err(malformed(Malformed::Lost));
+        }
+        prev = Some(b);
+    }
+    // Second copies: strictly increasing, each for a remapped block, on another spare
+    // than the block's own, and only with the redundancy flag (which makes a reader
+    // that does not know them refuse the copy). Which spares exist is the judge's.
+    if !mirrors.is_empty() && config.flags & CONFIG_FLAG_REDUNDANCY == 0 {
+        return Err(malformed(Malformed::Mirrors));
+    }
+    let mut prev: Option<u64> = None;
+    let mut ranges = d.ranges().peekable();
+    for rec in mirrors.chunks_exact(MIRROR_ENTRY_LEN) {
+        let (b, spare, _) = mirror_record(rec).map_err(|_| malformed(Malformed::Mirrors))?;
+        if prev.is_some_and(|p| p >= b) {
+            return Err(malformed(Malformed::Mirrors));
+        }
+        while ranges.next_if(|r| r.block + r.len <= b).is_some() {}
+        if ranges
+            .peek()
+            .is_none_or(|r| r.block > b || r.spare == spare)
+        {
+            return Err(malformed(Malformed::Mirrors));
         }
         prev = Some(b);
     }
@@ -428,6 +458,20 @@ fn range_record(rec: &[u8]) -> Result<Range, OutOfBounds> {
     })
 }
 
+/// A second-copy record: block, spare, spare block. The spare is never
+/// [`super::NO_MIRROR`] (that would be no second copy) and the reserved bytes are zero.
+fn mirror_record(rec: &[u8]) -> Result<(u64, u8, u64), OutOfBounds> {
+    let mut r = Reader::new(rec);
+    let block = r.u64()?;
+    let spare = r.u8()?;
+    let reserved = r.uint(2)?;
+    let spare_block = r.uint(5)?;
+    if spare == super::NO_MIRROR || reserved != 0 || block > MAX_ENTRY_BLOCK {
+        return Err(OutOfBounds);
+    }
+    Ok((block, spare, spare_block))
+}
+
 fn lost_record(rec: &[u8]) -> Result<(u64, [u64; 2]), OutOfBounds> {
     let mut r = Reader::new(rec);
     Ok((r.u64()?, [r.u64()?, r.u64()?]))
@@ -478,6 +522,13 @@ impl<'a> Decoded<'a> {
         }
     }
 
+    /// Second copies (`redundancy 2`): (block, spare, spare block), in block order.
+    pub fn mirrors(&self) -> impl Iterator<Item = (u64, u8, u64)> + 'a {
+        self.mirrors
+            .chunks_exact(MIRROR_ENTRY_LEN)
+            .filter_map(|r| mirror_record(r).ok())
+    }
+
     /// The lost-sector records `(block, mask)`, sorted by block.
     pub fn lost(&self) -> impl Iterator<Item = (u64, [u64; 2])> + 'a {
         self.lost
@@ -500,6 +551,7 @@ impl<'a> Decoded<'a> {
             cur: None,
             lost: self.lost,
             pending: self.pending,
+            mirrors: self.mirrors,
         }
     }
 }
@@ -571,6 +623,17 @@ impl Iterator for Entries<'_> {
                     if b == e.block {
                         e.lost = m;
                         self.lost = self.lost.get(LOST_ENTRY_LEN..).unwrap_or(&[]);
+                    }
+                }
+                if let Some((b, spare, at)) = self
+                    .mirrors
+                    .get(..MIRROR_ENTRY_LEN)
+                    .and_then(|b| mirror_record(b).ok())
+                {
+                    if b == e.block {
+                        e.mirror = spare;
+                        e.mirror_block = at;
+                        self.mirrors = self.mirrors.get(MIRROR_ENTRY_LEN..).unwrap_or(&[]);
                     }
                 }
                 Some(e)

@@ -4,21 +4,18 @@
 use super::super::remap_table::stores_remapped;
 use super::{
     continues, count, crc, fits, layout, section, section_salt, EncodeError, State, Writer,
-    ARRAY_HEAD_LEN, CONFIG_LEN, FINGERPRINT_LEN, FORMAT_VERSION, HEADER_LEN, LOST_ENTRY_LEN, MAGIC,
-    MAX_ENTRY_BLOCK, MAX_SPARES, MAX_SPARE_BLOCK, PENDING_ENTRY_LEN, REMAP_ENTRY_LEN,
-    RUN_ENTRY_LEN, SALT_BODY, SALT_HEADER, SCAN_LEN, SECTION_CRITICAL, SECTION_HEADER_LEN,
-    SPARE_ENTRY_LEN,
+    ARRAY_HEAD_LEN, CONFIG_FLAG_REDUNDANCY, CONFIG_LEN, FINGERPRINT_LEN, FORMAT_VERSION,
+    HEADER_LEN, LOST_ENTRY_LEN, MAGIC, MAX_ENTRY_BLOCK, MAX_SPARES, MAX_SPARE_BLOCK,
+    MIRROR_ENTRY_LEN, PENDING_ENTRY_LEN, REMAP_ENTRY_LEN, RUN_ENTRY_LEN, SALT_BODY, SALT_HEADER,
+    SCAN_LEN, SECTION_CRITICAL, SECTION_HEADER_LEN, SPARE_ENTRY_LEN,
 };
 use super::{Entry, Reader, PENDING};
 
-/// Sections a format 2 copy holds: seven, and the runs when there are any (without
-/// runs a copy holds what format 1 held, in the same space).
-const fn sections(runs: usize) -> usize {
-    if runs > 0 {
-        8
-    } else {
-        7
-    }
+/// Sections a format 2 copy holds: seven, the runs when there are any, and the second
+/// copies when there are any (without either a copy holds what format 1 held, in the
+/// same space).
+const fn sections(runs: usize, mirrors: usize) -> usize {
+    7 + (runs > 0) as usize + (mirrors > 0) as usize
 }
 
 fn is_copy_sector(s: u64) -> bool {
@@ -83,6 +80,10 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
     }
     let counts = count(st.entries);
     let (ns, nruns, nl, np) = (counts.singles, counts.runs, counts.lost, counts.pending);
+    let nm = counts.mirrors;
+    if nm > 0 && st.config.flags & CONFIG_FLAG_REDUNDANCY == 0 {
+        return Err(EncodeError::BadEntry);
+    }
     if !fits(st.spares.len(), &counts) {
         return Err(EncodeError::TooLarge);
     }
@@ -92,6 +93,12 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
             return Err(EncodeError::BadEntry);
         }
         if stores_remapped(e.state) && e.spare_block > MAX_SPARE_BLOCK {
+            return Err(EncodeError::BadEntry);
+        }
+        if stores_remapped(e.state)
+            && e.has_mirror()
+            && (e.mirror == e.spare || e.mirror_block > MAX_SPARE_BLOCK)
+        {
             return Err(EncodeError::BadEntry);
         }
         prev = Some(e.block);
@@ -190,6 +197,28 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
                 Ok(())
             },
         )?;
+        if nm > 0 {
+            put_section(
+                &mut w,
+                section::MIRRORS,
+                ARRAY_HEAD_LEN + nm * MIRROR_ENTRY_LEN,
+                |w| {
+                    w.u32(nm as u32)?;
+                    w.u32(0)?;
+                    for e in st
+                        .entries
+                        .iter()
+                        .filter(|e| stores_remapped(e.state) && e.has_mirror())
+                    {
+                        w.u64(e.block)?;
+                        w.u8(e.mirror)?;
+                        w.zeros(2)?;
+                        w.uint(e.mirror_block, 5)?;
+                    }
+                    Ok(())
+                },
+            )?;
+        }
         put_section(
             &mut w,
             section::PENDING,
@@ -221,7 +250,7 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
         .fill(0);
     // Section checksums.
     let mut off = HEADER_LEN;
-    for _ in 0..sections(nruns) {
+    for _ in 0..sections(nruns, nm) {
         let (kind, plen) = {
             let mut r = Reader::new(buf.get(off..).ok_or(EncodeError::ShortBuffer)?);
             let kind = r.u16()?;
@@ -249,7 +278,7 @@ pub fn encode(st: &State<'_>, copy_sector: u64, buf: &mut [u8]) -> Result<usize,
         w.u32(FORMAT_VERSION)?;
         w.u32(HEADER_LEN as u32)?;
         w.u32(total as u32)?;
-        w.u32(sections(nruns) as u32)?;
+        w.u32(sections(nruns, nm) as u32)?;
         w.bytes(&st.uuid)?;
         w.u64(copy_sector)?;
         w.u64(st.version)?;

@@ -5,7 +5,7 @@ use remap_core::meta::identity::{parse_identity, IdentityText};
 use remap_core::meta::{
     self, Config, Decoded, Fingerprint, ScanCheckpoint, SpareInfo, State, CONFIG_FLAG_FAILED,
 };
-use remap_core::remap_table::{Entry, PENDING, REMAPPED};
+use remap_core::remap_table::{Entry, NO_MIRROR, PENDING, REMAPPED};
 use remap_core::uuid::UuidText;
 use serde::{Deserialize, Serialize};
 
@@ -134,6 +134,13 @@ pub struct JCounts {
     /// Records of runs (neighbouring blocks on neighbouring spare blocks).
     #[serde(default)]
     pub runs: usize,
+    /// Remapped blocks with a second copy (`redundancy 2`; left out when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mirrors: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// One special block.
@@ -153,6 +160,12 @@ pub struct JEntry {
     /// Sectors of the block whose data is lost (remapped).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost_sectors: Vec<u8>,
+    /// Spare index of the second copy (`redundancy 2`; remapped only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<u8>,
+    /// Spare data block of the second copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror_block: Option<u64>,
 }
 
 /// Report of `check --json`.
@@ -322,6 +335,7 @@ impl Dump {
                 pending,
                 singles: d.records().0,
                 runs: d.records().1,
+                mirrors: d.mirrors().count(),
             }),
             entries: d
                 .entries()
@@ -336,6 +350,8 @@ impl Dump {
                     spare: (e.state == REMAPPED).then_some(e.spare),
                     spare_block: (e.state == REMAPPED).then_some(e.spare_block),
                     lost_sectors: mask_to_list(&e.lost),
+                    mirror: e.has_mirror().then_some(e.mirror),
+                    mirror_block: e.has_mirror().then_some(e.mirror_block),
                 })
                 .collect(),
         }
@@ -386,12 +402,24 @@ impl Dump {
                 }
                 lost[usize::from(s / 64)] |= 1 << (s % 64);
             }
+            let (mirror, mirror_block) = match (state, e.mirror, e.mirror_block) {
+                (_, None, None) => (NO_MIRROR, 0),
+                (REMAPPED, Some(m), Some(b)) if m != NO_MIRROR => (m, b),
+                _ => {
+                    return Err(format!(
+                        "block {}: a second copy needs a remapped block, mirror and mirror_block",
+                        e.block
+                    ))
+                }
+            };
             entries.push(Entry {
                 block: e.block,
                 state,
                 spare,
                 spare_block,
                 lost,
+                mirror,
+                mirror_block,
             });
         }
         let mut spares = Vec::new();
