@@ -94,9 +94,9 @@ impl Remap {
     }
 
     /// The sectors of remapped block `e` that hold no data: its recorded lost sectors,
-    /// or all of them when its spare was lost.
+    /// or all of them when the spares of all its copies were lost.
     pub(crate) fn lost_of(&self, e: &Special) -> SectorMask {
-        if self.spare_is_lost(e.spare) {
+        if e.copies().all(|(sp, _)| self.spare_is_lost(sp)) {
             let mut all: SectorMask = [0; 2];
             mask_set(&mut all, 0, self.cfg.block_size.sectors());
             all
@@ -164,15 +164,22 @@ impl Remap {
     }
 
     /// Records spare `i` lost in memory: the spare list (the next commit writes it),
-    /// `lost_spares` (for `map`), the count. Returns how many blocks live on it.
+    /// `lost_spares` (for `map`), the count. Returns how many blocks lived on it
+    /// alone (a block with a second copy on a spare not lost still reads).
     fn mark_lost(&self, core: &mut Core, i: u8) -> usize {
         core.set_lost(i);
         self.lost_spares.fetch_or(1u32 << i, AcqRel);
         self.stats.spares_lost.fetch_add(1, Relaxed);
+        let lost = self.lost_spares.load(Acquire);
+        let gone = |sp: u8| sp < 32 && lost & (1u32 << sp) != 0;
         self.published
             .items_locked()
             .iter()
-            .filter(|e| e.spare == i && stores_remapped(e.state))
+            .filter(|e| {
+                stores_remapped(e.state)
+                    && e.copies().any(|(sp, _)| sp == i)
+                    && e.copies().all(|(sp, _)| gone(sp))
+            })
             .count()
     }
 

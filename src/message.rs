@@ -304,7 +304,7 @@ impl Remap {
                     .published
                     .items_locked()
                     .iter()
-                    .filter(|e| e.spare == k && e.state != PENDING)
+                    .filter(|e| e.state != PENDING && e.copies().any(|(sp, _)| sp == k))
                     .count() as u64;
                 // The other spares' free blocks (`free_blocks` counts active spares').
                 let own = if core.is_active(k) {
@@ -405,15 +405,21 @@ impl Remap {
 
     fn write_special(&self, out: &mut dyn Write, s: &Special) -> core::fmt::Result {
         match s.state {
-            REMAPPED => write!(
-                out,
-                "block={} state=remapped spare={} spare_block={} lost_sectors={}",
-                s.block,
-                s.spare,
-                s.spare_block,
-                // All of them on a lost spare.
-                mask_count(&self.lost_of(s))
-            ),
+            REMAPPED => {
+                write!(
+                    out,
+                    "block={} state=remapped spare={} spare_block={} lost_sectors={}",
+                    s.block,
+                    s.spare,
+                    s.spare_block,
+                    // All of them when every copy's spare was lost.
+                    mask_count(&self.lost_of(s))
+                )?;
+                if s.has_mirror() {
+                    write!(out, " mirror={} mirror_block={}", s.mirror, s.mirror_block)?;
+                }
+                Ok(())
+            }
             PENDING => write!(out, "block={} state=pending", s.block),
             FENCED => write!(out, "block={} state=fenced", s.block),
             FENCED_MOVED => write!(

@@ -252,8 +252,10 @@ impl Core {
         };
         words.fill(0);
         if let Ok(mut bm) = Bitmap::new(words, sp.nblocks) {
-            for e in items.iter().filter(|e| e.spare == i && e.state != PENDING) {
-                let _ = bm.mark_used(e.spare_block);
+            for e in items.iter().filter(|e| e.state != PENDING) {
+                for (_, b) in e.copies().filter(|&(s, _)| s == i) {
+                    let _ = bm.mark_used(b);
+                }
             }
             sp.used = bm.used();
         }
@@ -315,12 +317,17 @@ impl Core {
     /// Blocks allocated one after another land next to each other while a spare has
     /// room, so neighbouring bad blocks form runs on one spare.
     pub(crate) fn alloc_block(&mut self) -> Option<(u8, u64)> {
+        self.alloc_where(|_| true)
+    }
+
+    /// [`Self::alloc_block`] over the spares `ok` takes (by index).
+    fn alloc_where(&mut self, ok: impl Fn(usize) -> bool) -> Option<(u8, u64)> {
         for (i, sp) in self.spares.iter_mut().enumerate() {
             let active = self
                 .infos
                 .get(i)
                 .is_some_and(|s| s.state == meta::SPARE_ACTIVE);
-            if sp.used >= sp.nblocks || !active {
+            if sp.used >= sp.nblocks || !active || !ok(i) {
                 continue;
             }
             let words = self.bitmap.get_mut(sp.word_off..sp.word_off + sp.words)?;
@@ -332,6 +339,19 @@ impl Core {
             }
         }
         None
+    }
+
+    /// Allocates a data block as [`Self::alloc_block`] does, on an active spare other
+    /// than `avoid`: the second copy of a block whose first copy is on `avoid`.
+    pub(crate) fn alloc_block_besides(&mut self, avoid: u8) -> Option<(u8, u64)> {
+        self.alloc_where(|i| i != usize::from(avoid))
+    }
+
+    /// Frees the data blocks of every copy of entry `e`.
+    pub(crate) fn free_copies(&mut self, e: &Special) {
+        for (s, b) in e.copies() {
+            self.free_block(s, b);
+        }
     }
 
     /// Frees data block `blk` of spare `spare`.
@@ -505,7 +525,11 @@ impl Core {
                 block_bytes: bs.bytes(),
                 read_retries: u32::from(cfg.read_retries),
                 target_sectors: g.target_len.0,
-                flags: 0,
+                flags: if cfg.copies() > 1 {
+                    meta::CONFIG_FLAG_REDUNDANCY
+                } else {
+                    0
+                },
                 scan_interval_s: cfg.scan_interval_s.unwrap_or(0),
                 scan_rate_kibs: cfg.scan_rate_kibs.unwrap_or(0),
                 predict_interval_s: 0,
@@ -806,6 +830,14 @@ impl Core {
                 );
                 if (core.config.scan_interval_s, core.config.scan_rate_kibs) != scan {
                     (core.config.scan_interval_s, core.config.scan_rate_kibs) = scan;
+                    core.config_changed = true;
+                }
+                // The redundancy flag: set while the table asks for two copies or any
+                // block still has a second copy (a reader that does not know second
+                // copies must refuse such a state).
+                let redundant = cfg.copies() > 1 || state.mirrors().next().is_some();
+                if (core.config.flags & meta::CONFIG_FLAG_REDUNDANCY != 0) != redundant {
+                    core.config.flags ^= meta::CONFIG_FLAG_REDUNDANCY;
                     core.config_changed = true;
                 }
                 // A setup made where the main device showed no identifier (or by an
@@ -1358,9 +1390,15 @@ impl Core {
 
     /// Whether `items` (in-memory states included) plus `extra` new remaps still fit
     /// one metadata copy and the in-memory table. Blocks being moved (`BUSY`) and the
-    /// new ones count as singles: where they land decides whether they join a run.
+    /// new ones count as singles: where they land decides whether they join a run;
+    /// with the redundancy flag, each with a second copy.
     pub(crate) fn fits(&self, items: &[Special], extra: usize) -> bool {
-        meta::fits_entries(self.spares.len(), items, extra)
+        let copies = if self.config.flags & meta::CONFIG_FLAG_REDUNDANCY != 0 {
+            2
+        } else {
+            1
+        };
+        meta::fits_entries(self.spares.len(), items, extra, copies)
     }
 }
 
@@ -1447,8 +1485,13 @@ fn without_records(
     let mut items: KVVec<Special> = KVVec::new();
     for e in state.entries() {
         let spare = pool::renumbered(e.spare, drop);
+        let mirror = if e.has_mirror() {
+            pool::renumbered(e.mirror, drop)
+        } else {
+            e.mirror
+        };
         items
-            .push(Special { spare, ..e }, GFP_KERNEL)
+            .push(Special { spare, mirror, ..e }, GFP_KERNEL)
             .map_err(nomem)?;
     }
     let mut spares = [SpareInfo::default(); meta::MAX_SPARES];

@@ -490,7 +490,7 @@ impl Remap {
                 break;
             }
             for c in changes.iter().filter(|c| c.state == 0) {
-                core.free_block(c.spare, c.spare_block);
+                core.free_copies(c);
             }
             core.fenced = core.fenced.saturating_sub(n as u32);
             lifted = lifted.saturating_add(n as u32);
@@ -629,6 +629,16 @@ impl Remap {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Whether the block holding target sector `sector` has a second copy in the
+    /// published table (lock-free: `end_io`).
+    pub(crate) fn has_second_copy(&self, sector: u64) -> bool {
+        let blk = self.cfg.block_size.block_of(Sectors(sector)).0;
+        self.published.read(|snap| {
+            snap.and_then(|s| s.get(blk))
+                .is_some_and(|e| e.has_mirror())
+        })
     }
 
     pub(crate) fn main_bdev(&self) -> *mut kernel::bindings::block_device {
@@ -1601,6 +1611,28 @@ unsafe extern "C" fn remap_end_io(
         t.count_spare_error(pb.spare);
         t.suspect_spare(pb.spare);
         pb.state = ST_FLUSH_FAILED;
+        // SAFETY: the bio is ours until we complete it; hand it to the worker.
+        unsafe { b::dmr_worker_add_bio(t.worker, bio) };
+        return b::DM_ENDIO_INCOMPLETE as c_int;
+    }
+    // A read that failed on a copy of a block with two copies (`redundancy 2`), with
+    // any error but a nowait read's AGAIN: the worker reads it from the other copy
+    // (`read_spare_part`), after checking the spare for loss. Ordering: the lookup
+    // reads the table as published now (an RCU read-side section); the bio's in-flight
+    // SRCU was released above, so its block may have changed since `map`. The lookup
+    // only decides who answers: the worker looks the block up again under the core
+    // mutex and reads what the table then names, copy by copy (or the main device, if
+    // it was unremapped meanwhile); otherwise the error goes up as before. A bio `map`
+    // sent to a spare covers blocks that all have a second copy or all have none
+    // (`route`), so its first block speaks for it.
+    if pb.state == ST_SPARE
+        && pb.kind == b::dmr_bio_kind_DMR_BIO_READ
+        && u32::from(status) != b::DMR_STS_AGAIN
+        && t.pool_handles_spare_errors()
+        && t.has_second_copy(pb.sector)
+    {
+        t.spare_io_error(pb.spare, c"spare I/O error");
+        pb.state = ST_READ_FAILED;
         // SAFETY: the bio is ours until we complete it; hand it to the worker.
         unsafe { b::dmr_worker_add_bio(t.worker, bio) };
         return b::DM_ENDIO_INCOMPLETE as c_int;

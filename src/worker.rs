@@ -17,6 +17,7 @@ use crate::engine::{
 };
 use crate::remap_core::layout;
 use crate::remap_core::meta::MAX_SPARES;
+use crate::remap_core::remap_table::NO_MIRROR;
 use crate::remap_core::units::{BlockSize, Blocks, Sectors};
 use crate::reserve::Fixed;
 use crate::target::{
@@ -114,8 +115,17 @@ struct Job {
     spare_block: u64,
     covered: crate::engine::SectorMask,
     lost: crate::engine::SectorMask,
-    /// Its data is on its spare block (`apply`'s step 3 done for it): a retry of the
-    /// batch after a spare was lost keeps it unless that spare is the lost one.
+    /// The second copy (`redundancy 2`): spare and block, `NO_MIRROR` when none.
+    mirror: u8,
+    mirror_block: u64,
+    /// The blocks this job allocated (bit 0: `spare_block`, bit 1: `mirror_block`):
+    /// freed when the job is given up.
+    fresh: u8,
+    /// `move_with`: the copy that moves (to `spare`, `spare_block`) is the block's
+    /// second.
+    second: bool,
+    /// Its data is on its spare block(s) (`apply`'s step 3 done for it): a retry of the
+    /// batch after a spare was lost keeps it unless a spare it is on is the lost one.
     written: bool,
 }
 
@@ -128,8 +138,61 @@ impl Job {
             spare_block: u64::MAX,
             covered: [0; 2],
             lost: [0; 2],
+            mirror: NO_MIRROR,
+            mirror_block: 0,
+            fresh: 0,
+            second: false,
             written: false,
         }
+    }
+
+    /// `move_with`: where the moving copy is now, (spare, block).
+    fn moving_from(&self) -> Option<(u8, u64)> {
+        let p = self.prev?;
+        Some(if self.second {
+            (p.mirror, p.mirror_block)
+        } else {
+            (p.spare, p.spare_block)
+        })
+    }
+
+    /// `move_with`: the block's entry with the moving copy at the job's place.
+    fn moved(&self) -> Option<Special> {
+        let p = self.prev?;
+        Some(if self.second {
+            Special {
+                mirror: self.spare,
+                mirror_block: self.spare_block,
+                lost: self.lost,
+                ..p
+            }
+        } else {
+            Special {
+                spare: self.spare,
+                spare_block: self.spare_block,
+                lost: self.lost,
+                ..p
+            }
+        })
+    }
+
+    /// The job's copies: (spare, block), the first, then the second if any.
+    fn copies(&self) -> impl Iterator<Item = (u8, u64)> {
+        let second = (self.mirror != NO_MIRROR).then_some((self.mirror, self.mirror_block));
+        Iterator::chain(core::iter::once((self.spare, self.spare_block)), second)
+    }
+
+    /// Frees the blocks the job allocated and forgets them.
+    fn free_fresh(&mut self, core: &mut Core) {
+        if self.fresh & 1 != 0 && self.spare_block != u64::MAX {
+            core.free_block(self.spare, self.spare_block);
+        }
+        if self.fresh & 2 != 0 && self.mirror != NO_MIRROR {
+            core.free_block(self.mirror, self.mirror_block);
+        }
+        self.fresh = 0;
+        self.spare_block = u64::MAX;
+        self.mirror = NO_MIRROR;
     }
 
     /// Whether the block was already remapped before this job.
@@ -137,13 +200,12 @@ impl Job {
         self.prev.is_some_and(|p| p.state == REMAPPED)
     }
 
-    /// Whether the block was remapped to a spare that was lost and this job gave it a
-    /// block on another spare (`apply`).
+    /// Whether the block was remapped to spares that were all lost and this job gave
+    /// it a block on another spare (`apply`): nothing of it is left to read.
     fn relocated(&self) -> bool {
         self.spare_block != u64::MAX
-            && self.prev.is_some_and(|p| {
-                p.state == REMAPPED && (p.spare, p.spare_block) != (self.spare, self.spare_block)
-            })
+            && self.fresh & 1 != 0
+            && self.prev.is_some_and(|p| p.state == REMAPPED)
     }
 
     /// The job's block in `state`, at its spare block.
@@ -154,6 +216,12 @@ impl Job {
             spare: self.spare,
             spare_block: self.spare_block,
             lost: self.lost,
+            mirror: self.mirror,
+            mirror_block: if self.mirror == NO_MIRROR {
+                0
+            } else {
+                self.mirror_block
+            },
         }
     }
 }
@@ -380,6 +448,32 @@ impl Remap {
                         );
                         r = Route::Fail;
                     }
+                    let bstart = first * spb;
+                    let in_block = pb.sector - bstart;
+                    let n = end.min(bstart + spb) - pb.sector;
+                    // A write of a block with two copies (`redundancy 2`) that only
+                    // overwrites data: written to every copy here.
+                    let two = cur.filter(|c| {
+                        r == Route::Defer
+                            && write
+                            && c.state == REMAPPED
+                            && c.has_mirror()
+                            && !mask_any(&c.lost, in_block, in_block + n)
+                    });
+                    if let Some(c) = two {
+                        match self.write_copies(core, bio, &c, in_block, n, &mut sc.buf) {
+                            Some(true) => continue,
+                            Some(false) => {
+                                pb.result = STS_IOERR;
+                                continue;
+                            }
+                            None if failed => {
+                                pb.result = STS_IOERR;
+                                continue;
+                            }
+                            None => {}
+                        }
+                    }
                     match r {
                         Route::Main | Route::Spare(..) => {
                             if self.resubmit(bio, pb, r) {
@@ -399,9 +493,7 @@ impl Remap {
                             }
                         }
                         Route::Defer if write => {
-                            let bstart = first * spb;
-                            let n = end.min(bstart + spb) - pb.sector;
-                            self.add_slice(core, sc, i, first, pb.sector - bstart, n, 0);
+                            self.add_slice(core, sc, i, first, in_block, n, 0);
                         }
                         Route::Defer => pb.result = STS_IOERR,
                     }
@@ -531,29 +623,105 @@ impl Remap {
         sc.bios.clear();
     }
 
+    /// `redundancy 2`: writes sectors `in_block..in_block+n` of block `c` (remapped,
+    /// two copies, none of those sectors lost) from `bio` to each copy whose spare is
+    /// not lost, with FUA when the bio asks for it. `Some(true)`: written to every such
+    /// copy, or to one while the spares of the others failed the write and were then
+    /// recorded lost, with a commit (the entry still names them; reads go to the copy
+    /// left, `route_with`); the bio completes. `Some(false)`: that commit failed (mode
+    /// failed); the bio fails. `None`: a copy failed on a spare that still answers (a
+    /// bad spot), or no copy took the write: the caller goes the remap way
+    /// (`add_slice`), which rewrites the block and fails it as for one copy.
+    ///
+    /// Ordering: under the core mutex, like every change of the block's entry and
+    /// every move of its data (which publish it BUSY and drain first); bios `map` sends
+    /// to the block meanwhile are reads, which see the old or the new data of this
+    /// write, as reads racing a write may.
+    fn write_copies(
+        &self,
+        core: &mut Core,
+        bio: *mut bio,
+        c: &Special,
+        in_block: u64,
+        n: u64,
+        buf: &mut [u8],
+    ) -> Option<bool> {
+        // SAFETY: `bio` is valid (the worker owns it).
+        let fua = unsafe { b::dmr_bio_has_fua_or_flush(bio) } != 0;
+        let op = if fua {
+            b::dmr_io_op_DMR_IO_WRITE_FUA
+        } else {
+            b::dmr_io_op_DMR_IO_WRITE
+        };
+        Self::bio_copy(bio, 0, buf, n * 512, false);
+        let mut wrote = false;
+        let mut lost = false;
+        for (sp, blk) in c.copies() {
+            if self.spare_is_lost(sp) {
+                continue;
+            }
+            let at = layout::data_block_sector(self.cfg.block_size, Blocks(blk))?;
+            if self
+                .sync_io(Dev::Spare(sp), at.0 + in_block, buf, n, op)
+                .is_ok()
+            {
+                wrote = true;
+                continue;
+            }
+            self.spare_io_error(sp, c"spare write error");
+            if !self.lose_now(core, sp, "a write of a block's copy failed there") {
+                return None;
+            }
+            lost = true;
+        }
+        if !wrote {
+            return None;
+        }
+        if lost {
+            // The loss is recorded before the write completes: a copy left stale on
+            // the lost spare is never read again.
+            if self.commit_current(core).is_err() {
+                self.enter_failed(c"metadata write failed while recording a lost spare");
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+
+    /// The first copy of remapped block `e` whose spare was not lost (the first copy
+    /// when all were): where its data is read from.
+    fn live_copy(&self, e: &Special) -> (u8, u64) {
+        e.copies()
+            .find(|&(sp, _)| !self.spare_is_lost(sp))
+            .unwrap_or((e.spare, e.spare_block))
+    }
+
     /// Reads `n` sectors at `off` of remapped block `c` from the spare into `buf`.
     /// False when a lost sector is asked for or the spare fails (mode failed then).
+    /// A block with two copies (`redundancy 2`) is read from the second where the
+    /// first fails, and from a copy whose spare was not lost.
     fn read_spare_part(&self, c: &Special, off: u64, n: u64, buf: &mut [u8]) -> bool {
         if mask_any(&self.lost_of(c), off, off + n) {
             return false;
         }
-        let Some(base) = layout::data_block_sector(self.cfg.block_size, Blocks(c.spare_block))
-        else {
-            return false;
-        };
-        if self
-            .sync_io(
-                Dev::Spare(c.spare),
-                base.0 + off,
-                buf,
-                n,
-                b::dmr_io_op_DMR_IO_READ,
-            )
-            .is_ok()
-        {
-            return true;
+        for (sp, blk) in c.copies().filter(|&(sp, _)| !self.spare_is_lost(sp)) {
+            let Some(base) = layout::data_block_sector(self.cfg.block_size, Blocks(blk)) else {
+                continue;
+            };
+            if self
+                .sync_io(
+                    Dev::Spare(sp),
+                    base.0 + off,
+                    buf,
+                    n,
+                    b::dmr_io_op_DMR_IO_READ,
+                )
+                .is_ok()
+            {
+                return true;
+            }
+            self.spare_io_error(sp, c"spare read error");
         }
-        self.spare_io_error(c.spare, c"spare read error");
         false
     }
 
@@ -711,15 +879,29 @@ impl Remap {
                     // Placed and written by an earlier pass, on a spare still active.
                     continue;
                 }
-                match j.prev {
-                    Some(p) if p.state == REMAPPED && core.is_lost(p.spare) => {
-                        // Its spare was lost (every sector of it counts as lost): what the
-                        // bios write goes to a block on another spare, the rest stays lost
-                        // (whatever the entry's own mask says).
+                // The copies still readable: a copy on a lost spare is dropped.
+                let live = j.prev.filter(|p| p.state == REMAPPED).map(|p| {
+                    let p = if core.is_lost(p.mirror) {
+                        p.without_copy_on(p.mirror)
+                    } else {
+                        p
+                    };
+                    if core.is_lost(p.spare) {
+                        p.without_copy_on(p.spare)
+                    } else {
+                        p
+                    }
+                });
+                match live {
+                    Some(p) if core.is_lost(p.spare) => {
+                        // Every spare it was on was lost (every sector of it counts as
+                        // lost): what the bios write goes to a block on another spare,
+                        // the rest stays lost (whatever the entry's own mask says).
                         match core.alloc_block() {
                             Some((sp, blk)) => {
                                 j.spare = sp;
                                 j.spare_block = blk;
+                                j.fresh = 1;
                                 j.lost = [0; 2];
                                 mask_set(&mut j.lost, 0, spb);
                             }
@@ -730,15 +912,18 @@ impl Remap {
                             }
                         }
                     }
-                    Some(p) if p.state == REMAPPED => {
+                    Some(p) => {
                         j.spare = p.spare;
                         j.spare_block = p.spare_block;
+                        j.mirror = p.mirror;
+                        j.mirror_block = p.mirror_block;
                         j.lost = p.lost;
                     }
-                    _ => match core.alloc_block() {
+                    None => match core.alloc_block() {
                         Some((sp, blk)) => {
                             j.spare = sp;
                             j.spare_block = blk;
+                            j.fresh = 1;
                         }
                         None => {
                             self.enter_failed(c"spare full: no free spare block");
@@ -746,6 +931,17 @@ impl Remap {
                             return false;
                         }
                     },
+                }
+                // `redundancy 2`: a block with one copy gets a second on another active
+                // spare (written with the first in step 3: from the bios, and from the
+                // first copy's source for what they do not cover). None while no other
+                // spare has room: the block keeps one copy.
+                if self.cfg.copies() > 1 && j.mirror == NO_MIRROR {
+                    if let Some((sp, blk)) = core.alloc_block_besides(j.spare) {
+                        j.mirror = sp;
+                        j.mirror_block = blk;
+                        j.fresh |= 2;
+                    }
                 }
             }
             // 2. Make the blocks busy and wait for the bios already on their way to them
@@ -816,6 +1012,25 @@ impl Remap {
                         .zip(lost_before.iter())
                         .zip(j.covered.iter())
                         .any(|((now, was), cov)| now & !cov != was & !cov);
+                    // A block with two copies (both live: step 1 dropped a lost one) is
+                    // read from the second where the first does not read.
+                    let newly_lost = if newly_lost && j.was_remapped() && j.mirror != NO_MIRROR {
+                        match layout::data_block_sector(bs, Blocks(j.mirror_block)) {
+                            Some(m) => {
+                                self.spare_io_error(j.spare, c"spare read error");
+                                j.lost = lost_before;
+                                self.read_salvage(Dev::Spare(j.mirror), m.0, &mut j, &mut sc.buf);
+                                j.lost
+                                    .iter()
+                                    .zip(lost_before.iter())
+                                    .zip(j.covered.iter())
+                                    .any(|((now, was), cov)| now & !cov != was & !cov)
+                            }
+                            None => true,
+                        }
+                    } else {
+                        newly_lost
+                    };
                     if matches!(src, Dev::Spare(_)) && newly_lost {
                         // The spare failed to read the block's own data (a remapped block
                         // whose lost sectors are being written): a spare I/O error. Its
@@ -848,20 +1063,29 @@ impl Remap {
                 if let Some(slot) = sc.jobs.as_mut_slice().get_mut(ji) {
                     *slot = j;
                 }
-                if self
-                    .sync_io(
-                        Dev::Spare(j.spare),
-                        base.0,
-                        &mut sc.buf,
-                        spb,
-                        b::dmr_io_op_DMR_IO_WRITE,
-                    )
-                    .is_err()
-                {
+                // Every copy (`redundancy 2`: the second too), each whole.
+                let mut failed_on = None;
+                for (sp, blk) in j.copies() {
+                    let at = layout::data_block_sector(bs, Blocks(blk));
+                    let w = at.map_or(Err(EINVAL), |at| {
+                        self.sync_io(
+                            Dev::Spare(sp),
+                            at.0,
+                            &mut sc.buf,
+                            spb,
+                            b::dmr_io_op_DMR_IO_WRITE,
+                        )
+                    });
+                    if w.is_err() {
+                        failed_on = Some(sp);
+                        break;
+                    }
+                }
+                if let Some(sp) = failed_on {
                     // In a pool the worker then checks whether the spare is lost
                     // (`handle_spare_errors`); the batch's bios fail either way.
-                    self.spare_io_error(j.spare, c"spare or metadata write failed");
-                    lost_now = self.lose_now(core, j.spare, "a remap wrote a block to it");
+                    self.spare_io_error(sp, c"spare or metadata write failed");
+                    lost_now = self.lose_now(core, sp, "a remap wrote a block to it");
                     spare_err = true;
                     ok = false;
                     break;
@@ -877,12 +1101,10 @@ impl Remap {
                 // placed again: the main device, which is failing, is read again only
                 // for blocks not yet copied.
                 for j in sc.jobs.as_mut_slice() {
-                    if j.written && !core.is_lost(j.spare) {
+                    if j.written && !j.copies().any(|(sp, _)| core.is_lost(sp)) {
                         continue;
                     }
-                    if (!j.was_remapped() || j.relocated()) && j.spare_block != u64::MAX {
-                        core.free_block(j.spare, j.spare_block);
-                    }
+                    j.free_fresh(core);
                     *j = Job::new(j.block, j.prev);
                 }
                 // The blocks of the spare just lost become relocations (five singles'
@@ -930,8 +1152,9 @@ impl Remap {
                 .jobs
                 .as_slice()
                 .iter()
-                .filter(|j| j.spare < 32)
-                .fold(0u32, |m, j| m | 1u32 << j.spare);
+                .flat_map(|j| j.copies())
+                .filter(|&(sp, _)| sp < 32)
+                .fold(0u32, |m, (sp, _)| m | 1u32 << sp);
             if let Err(f) = self.commit_changes(core, sc.changes.as_mut_slice(), placed) {
                 if f.adopted {
                     // The new map may be what the next load finds: it stays, with its
@@ -1048,8 +1271,9 @@ impl Remap {
             .as_slice()
             .iter()
             .filter(|j| {
-                j.prev
-                    .is_some_and(|p| p.state == REMAPPED && core.is_lost(p.spare))
+                j.prev.is_some_and(|p| {
+                    p.state == REMAPPED && p.copies().all(|(sp, _)| core.is_lost(sp))
+                })
             })
             .count()
     }
@@ -1067,10 +1291,7 @@ impl Remap {
 
     fn free_jobs(core: &mut Core, sc: &mut Scratch) {
         for j in sc.jobs.as_mut_slice() {
-            if (!j.was_remapped() || j.relocated()) && j.spare_block != u64::MAX {
-                core.free_block(j.spare, j.spare_block);
-            }
-            j.spare_block = u64::MAX;
+            j.free_fresh(core);
         }
     }
 
@@ -1138,9 +1359,10 @@ impl Remap {
         }
         let bs = self.cfg.block_size;
         let spb = bs.sectors();
-        let base = layout::data_block_sector(bs, Blocks(cur.spare_block)).ok_or(EINVAL)?;
+        let (src, src_block) = self.live_copy(&cur);
+        let base = layout::data_block_sector(bs, Blocks(src_block)).ok_or(EINVAL)?;
         let mut sc = core::mem::replace(&mut core.scratch, Scratch::empty());
-        let r = self.unremap_with(core, &mut sc.buf, cur, base.0, blk * spb, spb);
+        let r = self.unremap_with(core, &mut sc.buf, cur, (src, base.0), blk * spb, spb);
         core.scratch = sc;
         r
     }
@@ -1150,7 +1372,7 @@ impl Remap {
         core: &mut Core,
         buf: &mut [u8],
         cur: Special,
-        spare_at: u64,
+        (src, spare_at): (u8, u64),
         main_at: u64,
         spb: u64,
     ) -> Result {
@@ -1162,7 +1384,7 @@ impl Remap {
         // SAFETY: the worker is live.
         unsafe { b::dmr_io_drain(self.worker) };
         let read = self.sync_io(
-            Dev::Spare(cur.spare),
+            Dev::Spare(src),
             spare_at,
             buf,
             spb,
@@ -1171,10 +1393,7 @@ impl Remap {
         if read.is_err() {
             // A spare I/O error, as on any other path: counted, and mode failed (the
             // event is raised by the worker, outside the core mutex held here).
-            self.spare_io_error(
-                cur.spare,
-                c"spare read error while moving a block back to main",
-            );
+            self.spare_io_error(src, c"spare read error while moving a block back to main");
         }
         let copied = read.and_then(|()| {
             self.sync_io(Dev::Main, main_at, buf, spb, b::dmr_io_op_DMR_IO_WRITE_FUA)
@@ -1186,13 +1405,13 @@ impl Remap {
         }
         match self.commit_changes(core, &mut [Special { state: 0, ..cur }], 0) {
             Ok(()) => {
-                core.free_block(cur.spare, cur.spare_block);
+                core.free_copies(&cur);
                 Ok(())
             }
             Err(f) if f.adopted => {
                 // The block is back on main in memory as possibly on disk (its data
                 // there was written with FUA); its spare block is free again.
-                core.free_block(cur.spare, cur.spare_block);
+                core.free_copies(&cur);
                 Err(f.err)
             }
             Err(f) if f.uncertain => {
@@ -1292,11 +1511,12 @@ impl Remap {
                     e.state = REMAPPED;
                     continue;
                 }
-                let copied = layout::data_block_sector(bs, Blocks(e.spare_block))
+                let (src, src_block) = self.live_copy(e);
+                let copied = layout::data_block_sector(bs, Blocks(src_block))
                     .ok_or(EINVAL)
                     .and_then(|at| {
                         let r = self.sync_io(
-                            Dev::Spare(e.spare),
+                            Dev::Spare(src),
                             at.0,
                             &mut sc.buf,
                             spb,
@@ -1306,7 +1526,7 @@ impl Remap {
                             // As on any other path: counted, and mode failed (the
                             // event is raised by the worker, outside the mutex).
                             self.spare_io_error(
-                                e.spare,
+                                src,
                                 c"spare read error while moving a block back to main",
                             );
                             spare_failed = true;
@@ -1373,7 +1593,7 @@ impl Remap {
             Ok(()) => {
                 for e in sc.changes.as_slice() {
                     if is_mover(&sc.pending, e) {
-                        core.free_block(e.spare, e.spare_block);
+                        core.free_copies(e);
                     }
                 }
                 (left, stop)
@@ -1383,7 +1603,7 @@ impl Remap {
                 // their spare blocks are free again.
                 for e in sc.changes.as_slice() {
                     if is_mover(&sc.pending, e) {
-                        core.free_block(e.spare, e.spare_block);
+                        core.free_copies(e);
                     }
                 }
                 (left, Some((first.block, f.err)))
@@ -1472,7 +1692,7 @@ impl Remap {
             let items = self.published.items_locked();
             for e in items
                 .iter()
-                .filter(|e| e.spare == from && e.state != PENDING)
+                .filter(|e| e.state != PENDING && e.copies().any(|(sp, _)| sp == from))
             {
                 if e.state != REMAPPED {
                     // Fenced or busy on `from`: it moves on a later step.
@@ -1482,13 +1702,22 @@ impl Remap {
                 if sc.jobs.as_slice().len() >= MAX_JOBS {
                     break;
                 }
-                let Some((spare, spare_block)) = core.alloc_block() else {
+                // A block with two copies moves the one on `from`, to a spare other
+                // than the one of its other copy.
+                let second = e.has_mirror() && e.mirror == from;
+                let place = match (e.has_mirror(), second) {
+                    (false, _) => core.alloc_block(),
+                    (true, false) => core.alloc_block_besides(e.mirror),
+                    (true, true) => core.alloc_block_besides(e.spare),
+                };
+                let Some((spare, spare_block)) = place else {
                     nospace = true;
                     break;
                 };
                 let mut j = Job::new(e.block, Some(*e));
                 j.spare = spare;
                 j.spare_block = spare_block;
+                j.second = second;
                 // Cannot fail: both hold MAX_JOBS.
                 let _ = sc.jobs.push(j);
                 let _ = sc.changes.push(Special { state: BUSY, ..*e });
@@ -1526,14 +1755,23 @@ impl Remap {
         let mut copied = 0usize;
         let mut write_failed: Option<usize> = None;
         // A lost spare (`meta::SPARE_FAILED`) is not read: its entries hold every
-        // sector lost already, and move as they are (nothing to write either).
+        // sector lost already, and move as they are (nothing to write either). A block
+        // with two copies is copied from its other copy, when that one's spare was not
+        // lost: nothing of it is lost then.
         let from_lost = core.is_lost(from);
         for j in sc.jobs.as_mut_slice() {
             let Some(src) = j.prev else {
                 break;
             };
             let at = |blk: u64| layout::data_block_sector(bs, Blocks(blk)).ok_or(EINVAL);
-            let Ok(src_at) = at(src.spare_block) else {
+            let other = src
+                .copies()
+                .find(|&(sp, _)| sp != from && !core.is_lost(sp));
+            let (src_dev, src_block) = match other {
+                Some(o) => o,
+                None => j.moving_from().unwrap_or((from, src.spare_block)),
+            };
+            let Ok(src_at) = at(src_block) else {
                 stop = Some(EINVAL);
                 break;
             };
@@ -1549,14 +1787,14 @@ impl Remap {
             // failed, which would stop the remaps of the main device's new bad blocks.
             j.covered = [0; 2];
             j.lost = src.lost;
-            if from_lost {
+            if from_lost && other.is_none() {
                 mask_set(&mut j.lost, 0, spb);
                 copied += 1;
                 continue;
             }
             let read_whole = |buf: &mut [u8]| {
                 self.sync_io(
-                    Dev::Spare(from),
+                    Dev::Spare(src_dev),
                     src_at.0,
                     buf,
                     spb,
@@ -1566,19 +1804,25 @@ impl Remap {
             };
             let whole = (0..=self.cfg.read_retries).any(|_| read_whole(&mut sc.buf));
             if !whole {
-                self.count_spare_error(from);
-                self.read_salvage(Dev::Spare(from), src_at.0, j, &mut sc.buf);
+                self.count_spare_error(src_dev);
+                self.read_salvage(Dev::Spare(src_dev), src_at.0, j, &mut sc.buf);
                 // Nothing of the block reads: a bad spot (recorded lost like any
                 // other unreadable sectors) if the spare still reads its first
                 // metadata sector, else a spare that is not there (stop).
-                let unit = self.lbs_sectors(Dev::Spare(from)).max(1);
+                let unit = self.lbs_sectors(Dev::Spare(src_dev)).max(1);
                 let gone = mask_count_full(&j.lost, spb)
                     && sc
                         .buf
                         .get_mut(..(unit * 512) as usize)
                         .map_or(true, |probe| {
                             let r = self
-                                .sync_io(Dev::Spare(from), 0, probe, unit, b::dmr_io_op_DMR_IO_READ)
+                                .sync_io(
+                                    Dev::Spare(src_dev),
+                                    0,
+                                    probe,
+                                    unit,
+                                    b::dmr_io_op_DMR_IO_READ,
+                                )
                                 .is_err();
                             probe.fill(0);
                             r
@@ -1600,7 +1844,7 @@ impl Remap {
                         "{}: spare_remove: block {}: nothing reads on spare {}, nor its metadata; stopping (send spare_remove again)",
                         self.main_name(),
                         j.block,
-                        from
+                        src_dev
                     );
                     stop = Some(EIO);
                     break;
@@ -1614,7 +1858,7 @@ impl Remap {
                     self.main_name(),
                     j.block,
                     newly,
-                    from
+                    src_dev
                 );
             }
             let write = at(j.spare_block).and_then(|a| {
@@ -1639,6 +1883,7 @@ impl Remap {
                 stop = Some(e);
                 break;
             }
+            j.written = true;
             copied += 1;
         }
         // The change list: the copied blocks at their new places, the others as they
@@ -1649,12 +1894,7 @@ impl Remap {
                 continue;
             };
             let e = if k < copied {
-                Special {
-                    spare: j.spare,
-                    spare_block: j.spare_block,
-                    lost: j.lost,
-                    ..src
-                }
+                j.moved().unwrap_or(src)
             } else {
                 if write_failed != Some(k) {
                     core.free_block(j.spare, j.spare_block);
@@ -1670,19 +1910,20 @@ impl Remap {
         // `commit_changes` sorts the list by block; the jobs are in block order too
         // (gathered from the sorted table), so `copied` keeps naming the movers, whose
         // data went to their new spares (`placed`).
-        // (None when `from` was lost: nothing was written then.)
+        // (Only the jobs whose data was written: not those moved off a lost spare
+        // without another copy to read.)
         let placed = sc
             .jobs
             .as_slice()
             .iter()
-            .take(if from_lost { 0 } else { copied })
-            .filter(|j| j.spare < 32)
+            .take(copied)
+            .filter(|j| j.written && j.spare < 32)
             .fold(0u32, |m, j| m | 1u32 << j.spare);
         match self.commit_changes(core, sc.changes.as_mut_slice(), placed) {
             Ok(()) => {
                 for j in sc.jobs.as_slice().iter().take(copied) {
-                    if let Some(src) = j.prev {
-                        core.free_block(src.spare, src.spare_block);
+                    if let Some((sp, blk)) = j.moving_from() {
+                        core.free_block(sp, blk);
                     }
                 }
                 (copied, stop)
@@ -1691,8 +1932,8 @@ impl Remap {
                 // At the new places in memory as possibly on disk (copied with FUA);
                 // the old blocks are free again.
                 for j in sc.jobs.as_slice().iter().take(copied) {
-                    if let Some(src) = j.prev {
-                        core.free_block(src.spare, src.spare_block);
+                    if let Some((sp, blk)) = j.moving_from() {
+                        core.free_block(sp, blk);
                     }
                 }
                 (copied, Some(f.err))

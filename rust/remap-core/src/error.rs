@@ -44,6 +44,8 @@ pub enum CoreError {
     BadProactiveReserve,
     /// A `proactive_region` above the supported maximum.
     BadProactiveRegion,
+    /// A `redundancy` other than 1 or 2.
+    BadRedundancy,
     /// The spare device is the main device.
     SpareIsMain,
     /// More spare devices than a pool holds.
@@ -90,6 +92,7 @@ impl CoreError {
             Self::BadSwitch => c"Invalid proactive_remap (on or off)",
             Self::BadProactiveReserve => c"Invalid proactive_reserve (0..100 percent)",
             Self::BadProactiveRegion => c"Invalid proactive_region (0..64 blocks)",
+            Self::BadRedundancy => c"Invalid redundancy (1 or 2 copies)",
             Self::SpareIsMain => c"Spare device is the main device",
             Self::TooManySpares => c"Too many spare devices (at most 16)",
             Self::DuplicateSpare => c"Spare device named twice",

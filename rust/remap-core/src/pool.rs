@@ -310,7 +310,8 @@ pub fn removable(finds: &[SpareFind], state: &Decoded<'_>) -> u32 {
         let carried = finds
             .iter()
             .any(|f| matches!(f, SpareFind::State { spare, .. } if *spare == rec.uuid));
-        let holds_blocks = state.ranges().any(|x| usize::from(x.spare) == r);
+        let holds_blocks = state.ranges().any(|x| usize::from(x.spare) == r)
+            || state.mirrors().any(|(_, sp, _)| usize::from(sp) == r);
         let leaving = rec.state == SPARE_DRAINING || rec.state == SPARE_FAILED;
         if leaving && !carried && !holds_blocks {
             drop |= 1 << r;

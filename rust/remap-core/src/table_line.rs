@@ -45,6 +45,10 @@
 //!   the readable blocks up to this many on either side of a weak block move to the
 //!   spare with it, 0..=[`MAX_PROACTIVE_REGION`] (default: the module parameter
 //!   `proactive_region_blocks`, itself 4 unless set).
+//! - `redundancy <1|2>`: copies of each newly remapped block (default 1). With 2,
+//!   every new remap writes its data to two spares of the pool (never one spare
+//!   twice), reads fall back to the second copy, and the loss of either spare loses
+//!   nothing. While fewer than two spares are active, new remaps get one copy.
 //! - `uuid <uuid>`: the setup UUID the spare's metadata must carry (32 hex digits or
 //!   the 8-4-4-4-12 form, not all zero); a spare of another setup is refused. The
 //!   printed line always names the loaded setup's UUID, so reloading it only ever
@@ -113,6 +117,15 @@ pub struct TableConfig<'a> {
     /// Blocks on either side of a weak block moved with it at warning or above
     /// (`proactive_region`), if given.
     pub proactive_region: Option<u8>,
+    /// Copies of each new remap (`redundancy`, 1 or 2), if given.
+    pub redundancy: Option<u8>,
+}
+
+impl TableConfig<'_> {
+    /// Copies of each new remap: `redundancy`, 1 unless given.
+    pub fn copies(&self) -> u8 {
+        self.redundancy.unwrap_or(1)
+    }
 }
 
 /// Parses a decimal `u64`: digits only, no sign, no junk, no overflow.
@@ -205,6 +218,7 @@ impl<'a> TableConfig<'a> {
             proactive_remap: None,
             proactive_reserve_pct: None,
             proactive_region: None,
+            redundancy: None,
         };
         let Some((count, opts)) = rest.split_first() else {
             return Ok(cfg);
@@ -297,6 +311,14 @@ impl<'a> TableConfig<'a> {
                     CoreError::BadProactiveRegion,
                 )?;
                 cfg.proactive_region = Some(r as u8);
+            } else if eq_ignore_case(name, "redundancy") {
+                let r = number_value(
+                    cfg.redundancy.is_some(),
+                    &mut it,
+                    1..=2,
+                    CoreError::BadRedundancy,
+                )?;
+                cfg.redundancy = Some(r as u8);
             } else if eq_ignore_case(name, "uuid") {
                 if cfg.uuid.is_some() {
                     return Err(CoreError::DuplicateOption);
@@ -330,6 +352,7 @@ impl<'a> TableConfig<'a> {
             + 2 * u32::from(self.proactive_remap.is_some())
             + 2 * u32::from(self.proactive_reserve_pct.is_some())
             + 2 * u32::from(self.proactive_region.is_some())
+            + 2 * u32::from(self.redundancy.is_some())
             + 2 * u32::from(uuid.is_some())
     }
 
@@ -368,7 +391,7 @@ impl<'a> TableConfig<'a> {
     /// the loaded setup's, so that the printed line reloads only that setup). Options
     /// come in the order `block_size`, `read_retries`, `max_remap_rate`,
     /// `scan_interval`, `scan_rate`, `proactive_remap`, `proactive_reserve`,
-    /// `proactive_region`, `uuid`, each only when given;
+    /// `proactive_region`, `redundancy`, `uuid`, each only when given;
     /// `format_spare` is never printed.
     pub fn write_table(
         &self,
@@ -409,6 +432,9 @@ impl<'a> TableConfig<'a> {
         }
         if let Some(v) = self.proactive_region {
             write!(out, " proactive_region {v}")?;
+        }
+        if let Some(v) = self.redundancy {
+            write!(out, " redundancy {v}")?;
         }
         if let Some(u) = uuid {
             write!(out, " uuid {}", UuidText(u))?;
@@ -576,6 +602,18 @@ mod tests {
     }
 
     #[test]
+    fn redundancy_round_trips_and_defaults_to_one_copy() {
+        let c = parse("7:0 7:1 7:2 4 redundancy 2 block_size 4096").unwrap();
+        assert_eq!((c.redundancy, c.copies()), (Some(2), 2));
+        let mut s = String::new();
+        c.write_table(&mut s, "7:0", &["7:1", "7:2"], None).unwrap();
+        assert_eq!(s, "7:0 7:1 7:2 4 block_size 4096 redundancy 2");
+        assert_eq!(parse(&s).unwrap(), c);
+        let c = parse("7:0 7:1").unwrap();
+        assert_eq!((c.redundancy, c.copies()), (None, 1));
+    }
+
+    #[test]
     fn every_error_class_is_distinct() {
         let cases: &[(&str, CoreError)] = &[
             ("", CoreError::MissingArgs),
@@ -623,6 +661,12 @@ mod tests {
             ),
             ("a b 2 proactive_reserve -1", CoreError::BadNumber),
             ("a b 2 proactive_region 65", CoreError::BadProactiveRegion),
+            ("a b 2 redundancy 0", CoreError::BadRedundancy),
+            ("a b 2 redundancy 3", CoreError::BadRedundancy),
+            (
+                "a b 4 redundancy 2 redundancy 2",
+                CoreError::DuplicateOption,
+            ),
             ("a b 2 proactive_region", CoreError::BadOptCount),
             (
                 "a b 4 proactive_region 1 proactive_region 2",

@@ -232,6 +232,10 @@ fn options(info: &SetupInfo) -> Vec<String> {
     if c.scan_rate_kibs != 0 {
         o.extend(["scan_rate".to_string(), c.scan_rate_kibs.to_string()]);
     }
+    // Set while the table asked for two copies, or any block still has two.
+    if c.flags & remap_core::meta::CONFIG_FLAG_REDUNDANCY != 0 {
+        o.extend(["redundancy".to_string(), "2".to_string()]);
+    }
     o.extend(["uuid".to_string(), UuidText(&info.uuid).to_string()]);
     o
 }
@@ -597,6 +601,12 @@ mod tests {
         assert_eq!(
             options(&info(config)).join(" "),
             "block_size 512 read_retries 3 scan_interval 60 scan_rate 2048 uuid 11111111-1111-1111-1111-111111111111"
+        );
+        config.flags =
+            remap_core::meta::CONFIG_FLAG_REDUNDANCY | remap_core::meta::CONFIG_FLAG_FAILED;
+        assert_eq!(
+            options(&info(config)).join(" "),
+            "block_size 512 read_retries 3 scan_interval 60 scan_rate 2048 redundancy 2 uuid 11111111-1111-1111-1111-111111111111"
         );
     }
 
