@@ -304,7 +304,13 @@ impl Remap {
                     .published
                     .items_locked()
                     .iter()
-                    .filter(|e| e.state != PENDING && e.copies().any(|(sp, _)| sp == k))
+                    .filter(|e| {
+                        // A block with another copy on a spare not lost needs no room:
+                        // it keeps that copy alone when no spare has room for a new one.
+                        e.state != PENDING
+                            && e.copies().any(|(sp, _)| sp == k)
+                            && !e.copies().any(|(sp, _)| sp != k && !core.is_lost(sp))
+                    })
                     .count() as u64;
                 // The other spares' free blocks (`free_blocks` counts active spares').
                 let own = if core.is_active(k) {

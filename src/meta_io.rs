@@ -138,6 +138,9 @@ pub(crate) struct Core {
     /// The spare whose write or flush failed the last `write_copies`, if one did (the
     /// target then checks whether it was lost: `loss`).
     pub(crate) failed_spare: Option<u8>,
+    /// Spares recorded lost in memory (`set_lost`) since the last successful commit:
+    /// the disk may still record them active (bit `i`: spare `i`).
+    unrecorded_lost: u32,
     client: *mut b::dm_io_client,
     /// The unpublished table version writers rebuild (see `engine`).
     pub(crate) standby: Option<KBox<Snapshot>>,
@@ -234,7 +237,16 @@ impl Core {
     pub(crate) fn set_lost(&mut self, i: u8) {
         if let Some(s) = self.infos.get_mut(usize::from(i)) {
             s.state = meta::SPARE_FAILED;
+            if i < 32 {
+                self.unrecorded_lost |= 1u32 << i;
+            }
         }
+    }
+
+    /// Whether spare `i` was recorded lost in memory and no commit has written that
+    /// since (the disk may still have it active).
+    pub(crate) fn loss_unrecorded(&self, i: u8) -> bool {
+        i < 32 && self.unrecorded_lost & (1u32 << i) != 0
     }
 
     /// Marks spare `i`'s data blocks in use exactly where `items` (the published
@@ -545,6 +557,7 @@ impl Core {
             landed: 0,
             issued: false,
             failed_spare: None,
+            unrecorded_lost: 0,
             client,
             standby: None,
             scratch: Scratch::empty(),
@@ -1353,6 +1366,10 @@ impl Core {
         self.issued = false;
         self.version = self.version.checked_add(1).ok_or(EINVAL)?;
         let r = self.write_copies(items, false, true);
+        if r.is_ok() {
+            // Every copy written holds the spare list as it is now.
+            self.unrecorded_lost = 0;
+        }
         r.map(|_| ())
     }
 

@@ -124,6 +124,9 @@ struct Job {
     /// `move_with`: the copy that moves (to `spare`, `spare_block`) is the block's
     /// second.
     second: bool,
+    /// `move_with`: the copy on the leaving spare is dropped, not moved (the block
+    /// keeps its other copy, on a spare not lost; no spare besides that one has room).
+    drop_copy: bool,
     /// Its data is on its spare block(s) (`apply`'s step 3 done for it): a retry of the
     /// batch after a spare was lost keeps it unless a spare it is on is the lost one.
     written: bool,
@@ -142,6 +145,7 @@ impl Job {
             mirror_block: 0,
             fresh: 0,
             second: false,
+            drop_copy: false,
             written: false,
         }
     }
@@ -156,10 +160,14 @@ impl Job {
         })
     }
 
-    /// `move_with`: the block's entry with the moving copy at the job's place.
+    /// `move_with`: the block's entry with the moving copy at the job's place (or
+    /// without it, `drop_copy`).
     fn moved(&self) -> Option<Special> {
         let p = self.prev?;
-        Some(if self.second {
+        Some(if self.drop_copy {
+            let (from, _) = self.moving_from()?;
+            p.without_copy_on(from)
+        } else if self.second {
             Special {
                 mirror: self.spare,
                 mirror_block: self.spare_block,
@@ -655,12 +663,21 @@ impl Remap {
         };
         Self::bio_copy(bio, 0, buf, n * 512, false);
         let mut wrote = false;
+        // A copy skipped or failed on a spare whose loss the disk may not record yet:
+        // that loss is committed before the write completes, so a copy left stale on
+        // the lost spare is never read again (not even after a reload that finds the
+        // spare answering).
         let mut lost = false;
+        let mut bad_spot = false;
         for (sp, blk) in c.copies() {
             if self.spare_is_lost(sp) {
+                lost |= core.loss_unrecorded(sp);
                 continue;
             }
-            let at = layout::data_block_sector(self.cfg.block_size, Blocks(blk))?;
+            let Some(at) = layout::data_block_sector(self.cfg.block_size, Blocks(blk)) else {
+                bad_spot = true;
+                break;
+            };
             if self
                 .sync_io(Dev::Spare(sp), at.0 + in_block, buf, n, op)
                 .is_ok()
@@ -670,20 +687,17 @@ impl Remap {
             }
             self.spare_io_error(sp, c"spare write error");
             if !self.lose_now(core, sp, "a write of a block's copy failed there") {
-                return None;
+                bad_spot = true;
+                break;
             }
             lost = true;
         }
-        if !wrote {
-            return None;
+        if lost && self.commit_current(core).is_err() {
+            self.enter_failed(c"metadata write failed while recording a lost spare");
+            return Some(false);
         }
-        if lost {
-            // The loss is recorded before the write completes: a copy left stale on
-            // the lost spare is never read again.
-            if self.commit_current(core).is_err() {
-                self.enter_failed(c"metadata write failed while recording a lost spare");
-                return Some(false);
-            }
+        if bad_spot || !wrote {
+            return None;
         }
         Some(true)
     }
@@ -932,11 +946,16 @@ impl Remap {
                         }
                     },
                 }
-                // `redundancy 2`: a block with one copy gets a second on another active
-                // spare (written with the first in step 3: from the bios, and from the
-                // first copy's source for what they do not cover). None while no other
-                // spare has room: the block keeps one copy.
-                if self.cfg.copies() > 1 && j.mirror == NO_MIRROR {
+                // `redundancy 2`: a new remap (or a relocation off lost spares) gets a
+                // second copy on another active spare, written with the first in step
+                // 3. None while no other spare has room: the block keeps one copy. A
+                // block remapped before keeps its copies (`spare_remove` makes a lost
+                // one again): a copy added here would be left out of a fence of this
+                // job (`fence_jobs` puts the previous entry back).
+                if self.cfg.copies() > 1
+                    && j.mirror == NO_MIRROR
+                    && (!j.was_remapped() || j.fresh & 1 != 0)
+                {
                     if let Some((sp, blk)) = core.alloc_block_besides(j.spare) {
                         j.mirror = sp;
                         j.mirror_block = blk;
@@ -1014,20 +1033,28 @@ impl Remap {
                         .any(|((now, was), cov)| now & !cov != was & !cov);
                     // A block with two copies (both live: step 1 dropped a lost one) is
                     // read from the second where the first does not read.
-                    let newly_lost = if newly_lost && j.was_remapped() && j.mirror != NO_MIRROR {
-                        match layout::data_block_sector(bs, Blocks(j.mirror_block)) {
-                            Some(m) => {
-                                self.spare_io_error(j.spare, c"spare read error");
-                                j.lost = lost_before;
-                                self.read_salvage(Dev::Spare(j.mirror), m.0, &mut j, &mut sc.buf);
-                                j.lost
-                                    .iter()
-                                    .zip(lost_before.iter())
-                                    .zip(j.covered.iter())
-                                    .any(|((now, was), cov)| now & !cov != was & !cov)
-                            }
-                            None => true,
+                    // Only a second copy the block had before this job (not one
+                    // allocated by it, which holds nothing yet), and only read whole.
+                    let old_second = j.was_remapped() && j.mirror != NO_MIRROR && j.fresh & 2 == 0;
+                    let newly_lost = if newly_lost && old_second {
+                        let whole = layout::data_block_sector(bs, Blocks(j.mirror_block))
+                            .is_some_and(|m| {
+                                self.sync_io(
+                                    Dev::Spare(j.mirror),
+                                    m.0,
+                                    &mut sc.buf,
+                                    spb,
+                                    b::dmr_io_op_DMR_IO_READ,
+                                )
+                                .is_ok()
+                            });
+                        if whole {
+                            self.count_spare_error(j.spare);
+                            j.lost = lost_before;
+                        } else {
+                            self.spare_io_error(j.mirror, c"spare read error");
                         }
+                        !whole
                     } else {
                         newly_lost
                     };
@@ -1710,14 +1737,24 @@ impl Remap {
                     (true, false) => core.alloc_block_besides(e.mirror),
                     (true, true) => core.alloc_block_besides(e.spare),
                 };
-                let Some((spare, spare_block)) = place else {
-                    nospace = true;
-                    break;
-                };
                 let mut j = Job::new(e.block, Some(*e));
-                j.spare = spare;
-                j.spare_block = spare_block;
                 j.second = second;
+                match place {
+                    Some((spare, spare_block)) => {
+                        j.spare = spare;
+                        j.spare_block = spare_block;
+                        j.fresh = 1;
+                    }
+                    // No room besides the other copy's spare: the block keeps that
+                    // copy alone, if its spare was not lost.
+                    None if e.copies().any(|(sp, _)| sp != from && !core.is_lost(sp)) => {
+                        j.drop_copy = true;
+                    }
+                    None => {
+                        nospace = true;
+                        break;
+                    }
+                }
                 // Cannot fail: both hold MAX_JOBS.
                 let _ = sc.jobs.push(j);
                 let _ = sc.changes.push(Special { state: BUSY, ..*e });
@@ -1742,8 +1779,8 @@ impl Remap {
             return (0, err);
         }
         if let Err(e) = self.publish_changes(core, sc.changes.as_mut_slice()) {
-            for j in sc.jobs.as_slice() {
-                core.free_block(j.spare, j.spare_block);
+            for j in sc.jobs.as_mut_slice() {
+                j.free_fresh(core);
             }
             return (0, Some(e));
         }
@@ -1787,6 +1824,10 @@ impl Remap {
             // failed, which would stop the remaps of the main device's new bad blocks.
             j.covered = [0; 2];
             j.lost = src.lost;
+            if j.drop_copy {
+                copied += 1;
+                continue;
+            }
             if from_lost && other.is_none() {
                 mask_set(&mut j.lost, 0, spb);
                 copied += 1;
@@ -1802,7 +1843,27 @@ impl Remap {
                 )
                 .is_ok()
             };
-            let whole = (0..=self.cfg.read_retries).any(|_| read_whole(&mut sc.buf));
+            let mut whole = (0..=self.cfg.read_retries).any(|_| read_whole(&mut sc.buf));
+            // A block with two copies that does not read whole from the other one: the
+            // copy on the leaving spare, if it was not lost, before anything is
+            // recorded lost.
+            if !whole && other.is_some() && !from_lost {
+                if let Some((sp, blk)) = j.moving_from() {
+                    whole = at(blk).is_ok_and(|a| {
+                        self.sync_io(
+                            Dev::Spare(sp),
+                            a.0,
+                            &mut sc.buf,
+                            spb,
+                            b::dmr_io_op_DMR_IO_READ,
+                        )
+                        .is_ok()
+                    });
+                    if whole {
+                        self.count_spare_error(src_dev);
+                    }
+                }
+            }
             if !whole {
                 self.count_spare_error(src_dev);
                 self.read_salvage(Dev::Spare(src_dev), src_at.0, j, &mut sc.buf);
@@ -1896,7 +1957,7 @@ impl Remap {
             let e = if k < copied {
                 j.moved().unwrap_or(src)
             } else {
-                if write_failed != Some(k) {
+                if write_failed != Some(k) && j.fresh & 1 != 0 {
                     core.free_block(j.spare, j.spare_block);
                 }
                 src
@@ -1954,9 +2015,9 @@ impl Remap {
                     }
                 } else {
                     // Nothing written: every block stays where it was.
-                    for (e, j) in changes.iter_mut().zip(sc.jobs.as_slice()).take(copied) {
+                    for (e, j) in changes.iter_mut().zip(sc.jobs.as_mut_slice()).take(copied) {
                         if let Some(src) = j.prev {
-                            core.free_block(j.spare, j.spare_block);
+                            j.free_fresh(core);
                             *e = src;
                         }
                     }

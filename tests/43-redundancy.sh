@@ -1,33 +1,45 @@
 #!/usr/bin/env bash
 # redundancy: with `redundancy 2` every remapped block has two copies, on two spares of
 # the pool. Three spares; 200 blocks of the main device fail their writes and are
-# remapped, each to the first spare and to the second. fio writes and verifies those
-# blocks (crc32c) while the first spare dies (its table swapped live to dm-flakey
-# failing every read, write and flush): no verify error, mode ok, the loss recorded, and
-# every block still reads what fio last wrote, from the second copy. `remapctl
-# spare-remove` of the dead spare then gives each block a new second copy on the third
-# spare, copied from the one left; after the reload every block has two copies again,
-# fio's data verifies, and the two spares' metadata checks clean. A reload of the table
-# keeps the copies. (Without redundancy the blocks of a lost spare read as errors until
-# written again: tests/44-spare-loss.sh.)
+# remapped, each to the first spare and to the second; a reload keeps both copies.
+# Ten of them are written again (both copies), ten are left as they were. The first
+# spare dies while idle (its table swapped live to dm-flakey failing every read, write
+# and flush): the next read of a block on it fails there and is served from the second
+# copy, the loss is recorded with no block lost, mode stays ok, and every block reads
+# what was last written. `remapctl spare-remove` of the dead spare gives each block a
+# new copy on the third spare, copied from the one left, and the pool's metadata checks
+# clean. Then fio writes and verifies (crc32c) 180 of the blocks while the third spare,
+# which now holds their first copies, dies: no verify error, mode ok, and the blocks
+# fio did not touch still read back. Taking that spare out leaves one spare: each block
+# keeps the copy it has there, and reads what it held. (Without redundancy the blocks of a lost spare
+# read as errors until written again: tests/44-spare-loss.sh.)
 # timeout: 900
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp fio
-ktap_plan 15
+ktap_plan 21
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
 # Blocks 0..199 (sectors 0..1599) fail all I/O: written once, they are remapped.
 base=$(mkloop 64) || fail "loop device for the main device"
 main=$(mkfaulty faulty "$base" 131072 error:0:1600) || fail "faulty main device"
-# 16 MiB spares: 2944 data blocks each. The first is a dm-linear that can be killed.
-abase=$(mkloop 16) || fail "loop device under the first spare"
-dmsetup create "${PREFIX}spa" --table "0 32768 linear $abase 0" || fail "the first spare"
-DMDEVS+=("${PREFIX}spa")
+# 16 MiB spares: 2944 data blocks each. The first and the third are dm-linear devices
+# that can be killed (kill_spare: swapped live to a dm-flakey failing everything).
+linear_spare() {
+  dmsetup create "$PREFIX$1" --table "0 32768 linear $2 0" || return 1
+  DMDEVS+=("$PREFIX$1")
+}
+kill_spare() {
+  dmsetup suspend "$PREFIX$1" &&
+    dmsetup reload "$PREFIX$1" --table "0 32768 flakey $2 0 0 3600 2 error_reads error_writes" &&
+    dmsetup resume "$PREFIX$1"
+}
+abase=$(mkloop 16) && linear_spare spa "$abase" || fail "the first spare"
 spa=/dev/mapper/${PREFIX}spa
 spb=$(mkloop 16) || fail "loop device for the second spare"
-spc=$(mkloop 16) || fail "loop device for the third spare"
-na=$(devno "$spa") nb=$(devno "$spb") nc=$(devno "$spc")
+cbase=$(mkloop 16) && linear_spare spc "$cbase" || fail "the third spare"
+spc=/dev/mapper/${PREFIX}spc
+nb=$(devno "$spb") nc=$(devno "$spc")
 dm_create x "0 131072 remap $main $spa $spb $spc 4 max_remap_rate 0 redundancy 2" ||
   fail "create a target with three spares and redundancy 2"
 dev=$(dm_path x)
@@ -43,40 +55,30 @@ ktap_check "200 blocks remapped, each with two copies: 200 blocks on the first s
   test "$(info x remapped) $(sstats)" = "200 used=200 used=200 used=0 "
 ktap_check "block 150: first copy on spare 0, second on spare 1" \
   grep -q 'state=remapped spare=0 .* mirror=1 ' <<<"$(query 150) "
-ktap_check "the 300 blocks read back" \
-  cmp -s "$WORK/data" <(dd if="$dev" bs=4096 count=300 iflag=direct status=none)
-
-# A reload keeps the copies (the metadata records them).
 suspend_reload_resume "${PREFIX}x" "$(dmsetup table "${PREFIX}x")" || fail "reload"
 ktap_check "after a reload block 150 still has both copies" \
   grep -q 'state=remapped spare=0 .* mirror=1 ' <<<"$(query 150) "
 
-# fio writes and verifies the 200 remapped blocks; the first spare dies meanwhile.
+# Blocks 180..189 written again: both copies take the new data. 190..199 stay.
+head -c $((10 * 4096)) /dev/urandom > "$WORK/new" || fail "random data"
+dd if="$WORK/new" of="$dev" bs=4096 seek=180 oflag=direct conv=notrunc status=none ||
+  fail "write blocks 180..189 again"
+cp "$WORK/data" "$WORK/want" &&
+  dd if="$WORK/new" of="$WORK/want" bs=4096 seek=180 conv=notrunc status=none || fail "expected data"
+
+# The first spare dies while idle; the first I/O to meet it is a read.
 dmesg_mark
-fio --name=verify --filename="$dev" --direct=1 --ioengine=libaio --iodepth=4 \
-  --rw=randwrite --bs=4k --size=$((200 * 4096)) --loops=12 \
-  --verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=1 --verify_state_save=0 \
-  --rate_iops=300 --output="$WORK/fio.log" >/dev/null 2>&1 &
-fio_pid=$!
-sleep 4
-dmsetup suspend "${PREFIX}spa" &&
-  dmsetup reload "${PREFIX}spa" --table "0 32768 flakey $abase 0 0 3600 2 error_reads error_writes" &&
-  dmsetup resume "${PREFIX}spa" || fail "swap the first spare to a dm-flakey that fails everything"
-wait "$fio_pid"
-rc=$?
-[ "$rc" = 0 ] || tail -20 "$WORK/fio.log" | sed 's/^/# /'
-ktap_check "fio's writes before, during and after the loss of a spare verify (crc32c)" test "$rc" = 0
+kill_spare spa "$abase" || fail "swap the first spare to a dm-flakey that fails everything"
+ktap_check "a read of blocks 180..199 succeeds: the rewritten ones and the untouched ones, from the second copies" \
+  cmp -s <(tail -c +$((180 * 4096 + 1)) "$WORK/want" | head -c $((20 * 4096))) \
+    <(dd if="$dev" bs=4096 skip=180 count=20 iflag=direct status=none)
 ktap_check "mode ok, the first spare recorded lost" eval \
   'test "$(info x mode) $(counter x spares_lost)" = "ok 1" &&
    dmsetup message "${PREFIX}x" 0 spare_list | grep -q "^spare=0 .* state=failed"'
 ktap_check "the kernel log says no block was lost with it" \
   eval 'logged "spare 0 lost" && logged "): 0 block(s) on it"'
-ktap_check "the blocks fio did not write read back" \
-  cmp -s <(tail -c $((100 * 4096)) "$WORK/data") \
-    <(dd if="$dev" bs=4096 skip=200 count=100 iflag=direct status=none)
-# What fio left (its last pass verified it), read from the second copies.
-ktap_check "the 200 blocks fio wrote read, from the second copies" \
-  dd if="$dev" of="$WORK/after" bs=4096 count=200 iflag=direct status=none
+ktap_check "all 300 blocks read what was last written" \
+  cmp -s "$WORK/want" <(dd if="$dev" bs=4096 count=300 iflag=direct status=none)
 
 # The admin takes the dead spare out: each block's copy on it is made again on the
 # third spare, from its copy on the second.
@@ -87,15 +89,53 @@ ktap_check "remapctl spare-remove takes the lost spare out" \
 diag "spare_stats: $(sstats); block 150: $(query 150)"
 ktap_check "every block has two copies again: 200 on each of the two spares left" \
   test "$(info x remapped) $(sstats)" = "200 used=200 used=200 "
-ktap_check "block 150: copies on spares 0 and 1" \
-  grep -Eq 'state=remapped spare=[01] .* mirror=[01] ' <<<"$(query 150) "
-ktap_check "after the move the 200 blocks read what fio left" \
-  cmp -s "$WORK/after" <(dd if="$dev" bs=4096 count=200 iflag=direct status=none)
-dmsetup remove "${PREFIX}x" || fail "remove the target"
-DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
+ktap_check "block 150: first copy on the third spare (now 1), second on the second (now 0)" \
+  grep -q 'state=remapped spare=1 .* mirror=0 ' <<<"$(query 150) "
+ktap_check "the 300 blocks read back" \
+  cmp -s "$WORK/want" <(dd if="$dev" bs=4096 count=300 iflag=direct status=none)
 # shellcheck disable=SC2046
 "$REMAPCTL" meta check $(nodes "$nb" "$nc") | sed 's/^/# /'
 # shellcheck disable=SC2046
 ktap_check "the two spares' metadata checks clean" "$REMAPCTL" meta check $(nodes "$nb" "$nc")
-: "$na"
+
+# fio writes and verifies blocks 0..179 (new data every pass); the third spare, which
+# holds their first copies, dies meanwhile.
+fio --name=verify --filename="$dev" --direct=1 --ioengine=libaio --iodepth=4 \
+  --rw=randwrite --bs=4k --size=$((180 * 4096)) --loops=30 --randrepeat=0 \
+  --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
+  --rate_iops=300 --output="$WORK/fio.log" >/dev/null 2>&1 &
+fio_pid=$!
+sleep 3
+kill_spare spc "$cbase" || fail "swap the third spare to a dm-flakey that fails everything"
+ktap_check "fio was still running when the spare died" kill -0 "$fio_pid"
+wait "$fio_pid"
+rc=$?
+[ "$rc" = 0 ] || tail -20 "$WORK/fio.log" | sed 's/^/# /'
+ktap_check "fio's writes before, during and after the loss verify (crc32c)" test "$rc" = 0
+ktap_check "mode ok, the spare recorded lost" eval \
+  'test "$(info x mode)" = ok &&
+   dmsetup message "${PREFIX}x" 0 spare_list | grep -q "^spare=1 .* state=failed"'
+ktap_check "the blocks fio did not write read back" \
+  cmp -s <(tail -c +$((180 * 4096 + 1)) "$WORK/want") \
+    <(dd if="$dev" bs=4096 skip=180 count=120 iflag=direct status=none)
+# The dead spare out again: no spare is left besides the one holding the other copies,
+# so each block keeps that copy alone.
+dd if="$dev" of="$WORK/fio-left" bs=4096 count=180 iflag=direct status=none ||
+  fail "read what fio left"
+out=$("$REMAPCTL" spare-remove "${PREFIX}x" "$spc" 2>&1)
+diag "remapctl spare-remove: $(tail -2 <<<"$out" | tr '
+' ' ')"
+ktap_check "remapctl spare-remove takes the second lost spare out, the pool one spare" \
+  test "$(dmsetup message "${PREFIX}x" 0 spare_list | wc -l)" = 1
+diag "spare_stats: $(sstats); block 150: $(query 150)"
+ktap_check "each block keeps its one copy left" eval \
+  'test "$(info x remapped) $(sstats)" = "200 used=200 " &&
+   grep -q "state=remapped spare=0 .*lost_sectors=0\$" <<<"$(query 150)"'
+ktap_check "and every block reads what it held" \
+  eval 'cmp -s "$WORK/fio-left" <(dd if="$dev" bs=4096 count=180 iflag=direct status=none) &&
+   cmp -s <(tail -c +$((180 * 4096 + 1)) "$WORK/want") \
+     <(dd if="$dev" bs=4096 skip=180 count=120 iflag=direct status=none)'
+dmsetup remove "${PREFIX}x" || fail "remove the target"
+DMDEVS=("${DMDEVS[@]/${PREFIX}x}")
+ktap_check "the second spare's metadata checks clean" meta_check_spare "$nb"
 ktap_finish

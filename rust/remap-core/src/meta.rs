@@ -567,6 +567,24 @@ pub const CAPACITY_FULL_SPARE_LIST: usize = capacity(MAX_SPARES, REMAP_ENTRY_LEN
 /// [`MAX_RUN_LEN`] blocks.
 pub const CAPACITY_RUNS_ONE_SPARE: usize = capacity(1, RUN_ENTRY_LEN);
 
+/// Most remapped blocks one copy holds with two spares when every block has a second
+/// copy (`redundancy 2`) and no two of them are neighbours.
+pub const CAPACITY_MIRRORED_TWO_SPARES: usize = {
+    let one = Counts {
+        singles: 1,
+        runs: 0,
+        lost: 0,
+        pending: 0,
+        mirrors: 1,
+        remapped: 1,
+    };
+    let each = REMAP_ENTRY_LEN + MIRROR_ENTRY_LEN;
+    match encoded_len(2, &one) {
+        Some(n) => (layout::COPY_MAX_BYTES - (n - each)) / each,
+        None => 0,
+    }
+};
+
 /// Most records of `entry` bytes one copy holds with `spares` spares and nothing else.
 const fn capacity(spares: usize, entry: usize) -> usize {
     let runs = if entry == RUN_ENTRY_LEN { 1 } else { 0 };

@@ -1213,3 +1213,19 @@ fn second_copies_that_break_the_rules_are_refused() {
         Verdict::SharedSpareBlock,
     );
 }
+
+#[test]
+fn capacity_with_second_copies() {
+    println!("capacity: {CAPACITY_MIRRORED_TWO_SPARES} isolated blocks with two copies (2 spares)");
+    let (sp, _, c) = mirrored();
+    let sp = &sp[..2];
+    let n = CAPACITY_MIRRORED_TWO_SPARES as u64;
+    let full: Vec<Entry> = (0..n)
+        .map(|i| Entry::mirrored(i * 2, 0, i, 1, i))
+        .collect();
+    let b = mirrored_copy(sp, &full, c).unwrap();
+    assert_eq!(decode(&b, 0).unwrap().mirrors().count(), n as usize);
+    let mut more = full.clone();
+    more.push(Entry::mirrored(n * 2, 0, n, 1, n));
+    assert_eq!(mirrored_copy(sp, &more, c), Err(EncodeError::TooLarge));
+}
