@@ -127,6 +127,9 @@ struct Job {
     /// `move_with`: the copy on the leaving spare is dropped, not moved (the block
     /// keeps its other copy, on a spare not lost; no spare besides that one has room).
     drop_copy: bool,
+    /// `apply`: the lost spares when the job was placed (a copy named on one of them
+    /// is not written; one lost since makes the job be placed again).
+    lost_at: u32,
     /// Its data is on its spare block(s) (`apply`'s step 3 done for it): a retry of the
     /// batch after a spare was lost keeps it unless a spare it is on is the lost one.
     written: bool,
@@ -146,6 +149,7 @@ impl Job {
             fresh: 0,
             second: false,
             drop_copy: false,
+            lost_at: 0,
             written: false,
         }
     }
@@ -605,7 +609,12 @@ impl Remap {
                 ST_FLUSH_FAILED => {
                     // A flush that failed on spare `pb.spare` (`remap_end_io`); the loss
                     // check ran after this batch was taken, so it has decided.
-                    pb.result = if self.spare_is_lost(pb.spare) {
+                    // Successfully only once the loss is on the disk (or is put there
+                    // now): a spare the metadata still records active may be read again
+                    // after a reload, and what the flush was to make durable is not on it.
+                    pb.result = if self.spare_is_lost(pb.spare)
+                        && (!core.loss_unrecorded(pb.spare) || self.commit_current(core).is_ok())
+                    {
                         STS_OK
                     } else {
                         STS_IOERR
@@ -893,19 +902,23 @@ impl Remap {
                     // Placed and written by an earlier pass, on a spare still active.
                     continue;
                 }
-                // The copies still readable: a copy on a lost spare is dropped.
+                // The block's copies, a live one first: a copy on a lost spare stays
+                // named (it is not written; `spare_remove` of that spare makes it
+                // again from the live one), unless every copy is on a lost spare.
                 let live = j.prev.filter(|p| p.state == REMAPPED).map(|p| {
-                    let p = if core.is_lost(p.mirror) {
-                        p.without_copy_on(p.mirror)
-                    } else {
-                        p
-                    };
-                    if core.is_lost(p.spare) {
-                        p.without_copy_on(p.spare)
+                    if core.is_lost(p.spare) && p.has_mirror() && !core.is_lost(p.mirror) {
+                        Special {
+                            spare: p.mirror,
+                            spare_block: p.mirror_block,
+                            mirror: p.spare,
+                            mirror_block: p.spare_block,
+                            ..p
+                        }
                     } else {
                         p
                     }
                 });
+                j.lost_at = core.lost_mask();
                 match live {
                     Some(p) if core.is_lost(p.spare) => {
                         // Every spare it was on was lost (every sector of it counts as
@@ -1035,7 +1048,10 @@ impl Remap {
                     // read from the second where the first does not read.
                     // Only a second copy the block had before this job (not one
                     // allocated by it, which holds nothing yet), and only read whole.
-                    let old_second = j.was_remapped() && j.mirror != NO_MIRROR && j.fresh & 2 == 0;
+                    let old_second = j.was_remapped()
+                        && j.mirror != NO_MIRROR
+                        && j.fresh & 2 == 0
+                        && !core.is_lost(j.mirror);
                     let newly_lost = if newly_lost && old_second {
                         let whole = layout::data_block_sector(bs, Blocks(j.mirror_block))
                             .is_some_and(|m| {
@@ -1090,9 +1106,10 @@ impl Remap {
                 if let Some(slot) = sc.jobs.as_mut_slice().get_mut(ji) {
                     *slot = j;
                 }
-                // Every copy (`redundancy 2`: the second too), each whole.
+                // Every copy (`redundancy 2`: the second too), each whole; not one named
+                // on a lost spare.
                 let mut failed_on = None;
-                for (sp, blk) in j.copies() {
+                for (sp, blk) in j.copies().filter(|&(sp, _)| !core.is_lost(sp)) {
                     let at = layout::data_block_sector(bs, Blocks(blk));
                     let w = at.map_or(Err(EINVAL), |at| {
                         self.sync_io(
@@ -1128,7 +1145,9 @@ impl Remap {
                 // placed again: the main device, which is failing, is read again only
                 // for blocks not yet copied.
                 for j in sc.jobs.as_mut_slice() {
-                    if j.written && !j.copies().any(|(sp, _)| core.is_lost(sp)) {
+                    let newly_lost =
+                        |sp: u8| core.is_lost(sp) && (sp >= 32 || j.lost_at & (1u32 << sp) == 0);
+                    if j.written && !j.copies().any(|(sp, _)| newly_lost(sp)) {
                         continue;
                     }
                     j.free_fresh(core);
@@ -1180,7 +1199,7 @@ impl Remap {
                 .as_slice()
                 .iter()
                 .flat_map(|j| j.copies())
-                .filter(|&(sp, _)| sp < 32)
+                .filter(|&(sp, _)| sp < 32 && !core.is_lost(sp))
                 .fold(0u32, |m, (sp, _)| m | 1u32 << sp);
             if let Err(f) = self.commit_changes(core, sc.changes.as_mut_slice(), placed) {
                 if f.adopted {
@@ -1285,6 +1304,42 @@ impl Remap {
                 mask_set(&mut j.lost, k, k + u);
                 if let Some(one) = buf.get_mut(off..off + len) {
                     one.fill(0);
+                }
+            }
+            k += u;
+        }
+    }
+
+    /// Reads into `buf`, unit by unit of `src`'s logical block size, the sectors `j`
+    /// has lost beyond `was` (what it had lost before), from `src` at `src_at`; those
+    /// that read are no longer lost.
+    fn fill_lost(
+        &self,
+        src: Dev,
+        src_at: u64,
+        j: &mut Job,
+        was: crate::engine::SectorMask,
+        buf: &mut [u8],
+    ) {
+        let spb = self.cfg.block_size.sectors();
+        let unit = self.lbs_sectors(src).max(1);
+        let mut k = 0;
+        while k < spb {
+            let u = unit.min(spb - k);
+            let mut new: crate::engine::SectorMask = [0; 2];
+            mask_set(&mut new, k, k + u);
+            let newly = (j.lost[0] & !was[0] & new[0]) | (j.lost[1] & !was[1] & new[1]) != 0;
+            let off = (k * 512) as usize;
+            let len = (u * 512) as usize;
+            if newly {
+                let ok = buf.get_mut(off..off + len).is_some_and(|one| {
+                    self.sync_io(src, src_at + k, one, u, b::dmr_io_op_DMR_IO_READ)
+                        .is_ok()
+                });
+                if ok {
+                    mask_clear(&mut j.lost, k, k + u);
+                    j.lost[0] |= was[0] & new[0];
+                    j.lost[1] |= was[1] & new[1];
                 }
             }
             k += u;
@@ -1717,6 +1772,19 @@ impl Remap {
         let mut nospace = false;
         {
             let items = self.published.items_locked();
+            // A block with another copy on a spare not lost keeps that copy alone
+            // when no spare has room for a new one; the others need room. `need`: the
+            // blocks of the latter kind still to place, which blocks with another
+            // copy leave room for (as the message's room check counts).
+            let lost = core.lost_mask();
+            let gone = move |sp: u8| sp < 32 && lost & (1u32 << sp) != 0;
+            let other_live = move |e: &Special| e.copies().any(|(sp, _)| sp != from && !gone(sp));
+            let mut need = items
+                .iter()
+                .filter(|e| {
+                    e.state == REMAPPED && e.copies().any(|(sp, _)| sp == from) && !other_live(e)
+                })
+                .count() as u64;
             for e in items
                 .iter()
                 .filter(|e| e.state != PENDING && e.copies().any(|(sp, _)| sp == from))
@@ -1732,11 +1800,16 @@ impl Remap {
                 // A block with two copies moves the one on `from`, to a spare other
                 // than the one of its other copy.
                 let second = e.has_mirror() && e.mirror == from;
+                let kept = other_live(e);
                 let place = match (e.has_mirror(), second) {
+                    _ if kept && core.free_blocks() <= need => None,
                     (false, _) => core.alloc_block(),
                     (true, false) => core.alloc_block_besides(e.mirror),
                     (true, true) => core.alloc_block_besides(e.spare),
                 };
+                if !kept {
+                    need = need.saturating_sub(1);
+                }
                 let mut j = Job::new(e.block, Some(*e));
                 j.second = second;
                 match place {
@@ -1745,9 +1818,10 @@ impl Remap {
                         j.spare_block = spare_block;
                         j.fresh = 1;
                     }
-                    // No room besides the other copy's spare: the block keeps that
-                    // copy alone, if its spare was not lost.
-                    None if e.copies().any(|(sp, _)| sp != from && !core.is_lost(sp)) => {
+                    // No room besides the other copy's spare (or none left beyond what
+                    // the blocks without another copy need): the block keeps that copy
+                    // alone, if its spare was not lost.
+                    None if kept => {
                         j.drop_copy = true;
                     }
                     None => {
@@ -1824,10 +1898,6 @@ impl Remap {
             // failed, which would stop the remaps of the main device's new bad blocks.
             j.covered = [0; 2];
             j.lost = src.lost;
-            if j.drop_copy {
-                copied += 1;
-                continue;
-            }
             if from_lost && other.is_none() {
                 mask_set(&mut j.lost, 0, spb);
                 copied += 1;
@@ -1844,6 +1914,46 @@ impl Remap {
                 .is_ok()
             };
             let mut whole = (0..=self.cfg.read_retries).any(|_| read_whole(&mut sc.buf));
+            if j.drop_copy {
+                // The copy kept must read whole. One that does not is written again
+                // from the copy on the leaving spare (when that spare was not lost:
+                // else its data is gone either way); failing that, the block stays.
+                if !whole && !from_lost {
+                    let rewritten = j.moving_from().is_some_and(|(sp, blk)| {
+                        at(blk).is_ok_and(|a| {
+                            self.sync_io(
+                                Dev::Spare(sp),
+                                a.0,
+                                &mut sc.buf,
+                                spb,
+                                b::dmr_io_op_DMR_IO_READ,
+                            )
+                            .is_ok()
+                        }) && self
+                            .sync_io(
+                                Dev::Spare(src_dev),
+                                src_at.0,
+                                &mut sc.buf,
+                                spb,
+                                b::dmr_io_op_DMR_IO_WRITE_FUA,
+                            )
+                            .is_ok()
+                    });
+                    self.count_spare_error(src_dev);
+                    if !rewritten {
+                        dmwarn!(
+                            "{}: spare_remove: block {}: its copy on spare {} does not read and cannot be written again; stopping",
+                            self.main_name(),
+                            j.block,
+                            src_dev
+                        );
+                        stop = Some(EIO);
+                        break;
+                    }
+                }
+                copied += 1;
+                continue;
+            }
             // A block with two copies that does not read whole from the other one: the
             // copy on the leaving spare, if it was not lost, before anything is
             // recorded lost.
@@ -1867,6 +1977,15 @@ impl Remap {
             if !whole {
                 self.count_spare_error(src_dev);
                 self.read_salvage(Dev::Spare(src_dev), src_at.0, j, &mut sc.buf);
+                // What the other copy lost, the copy on the leaving spare may hold:
+                // unit by unit, before it is recorded lost.
+                if other.is_some() && !from_lost {
+                    if let Some((sp, blk)) = j.moving_from() {
+                        if let Ok(a) = at(blk) {
+                            self.fill_lost(Dev::Spare(sp), a.0, j, src.lost, &mut sc.buf);
+                        }
+                    }
+                }
                 // Nothing of the block reads: a bad spot (recorded lost like any
                 // other unreadable sectors) if the spare still reads its first
                 // metadata sector, else a spare that is not there (stop).
