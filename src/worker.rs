@@ -280,6 +280,14 @@ impl Remap {
         kernel::error::to_result(r)
     }
 
+    /// Synchronous I/O of a whole block between `buf` and data block `blk` of spare
+    /// `sp`.
+    fn spare_block_io(&self, sp: u8, blk: u64, buf: &mut [u8], op: b::dmr_io_op) -> Result {
+        let bs = self.cfg.block_size;
+        let at = layout::data_block_sector(bs, Blocks(blk)).ok_or(EINVAL)?;
+        self.sync_io(Dev::Spare(sp), at.0, buf, bs.sectors(), op)
+    }
+
     /// Copies `len` bytes at `off` of the bio's data into `buf` (or back, `to_bio`).
     fn bio_copy(bio: *mut bio, off: u64, buf: &mut [u8], len: u64, to_bio: bool) {
         let len = len.min(buf.len() as u64);
@@ -1053,17 +1061,14 @@ impl Remap {
                         && j.fresh & 2 == 0
                         && !core.is_lost(j.mirror);
                     let newly_lost = if newly_lost && old_second {
-                        let whole = layout::data_block_sector(bs, Blocks(j.mirror_block))
-                            .is_some_and(|m| {
-                                self.sync_io(
-                                    Dev::Spare(j.mirror),
-                                    m.0,
-                                    &mut sc.buf,
-                                    spb,
-                                    b::dmr_io_op_DMR_IO_READ,
-                                )
-                                .is_ok()
-                            });
+                        let whole = self
+                            .spare_block_io(
+                                j.mirror,
+                                j.mirror_block,
+                                &mut sc.buf,
+                                b::dmr_io_op_DMR_IO_READ,
+                            )
+                            .is_ok();
                         if whole {
                             self.count_spare_error(j.spare);
                             j.lost = lost_before;
@@ -1110,16 +1115,7 @@ impl Remap {
                 // on a lost spare.
                 let mut failed_on = None;
                 for (sp, blk) in j.copies().filter(|&(sp, _)| !core.is_lost(sp)) {
-                    let at = layout::data_block_sector(bs, Blocks(blk));
-                    let w = at.map_or(Err(EINVAL), |at| {
-                        self.sync_io(
-                            Dev::Spare(sp),
-                            at.0,
-                            &mut sc.buf,
-                            spb,
-                            b::dmr_io_op_DMR_IO_WRITE,
-                        )
-                    });
+                    let w = self.spare_block_io(sp, blk, &mut sc.buf, b::dmr_io_op_DMR_IO_WRITE);
                     if w.is_err() {
                         failed_on = Some(sp);
                         break;
@@ -1594,36 +1590,23 @@ impl Remap {
                     continue;
                 }
                 let (src, src_block) = self.live_copy(e);
-                let copied = layout::data_block_sector(bs, Blocks(src_block))
-                    .ok_or(EINVAL)
-                    .and_then(|at| {
-                        let r = self.sync_io(
-                            Dev::Spare(src),
-                            at.0,
-                            &mut sc.buf,
-                            spb,
-                            b::dmr_io_op_DMR_IO_READ,
-                        );
-                        if r.is_err() {
-                            // As on any other path: counted, and mode failed (the
-                            // event is raised by the worker, outside the mutex).
-                            self.spare_io_error(
-                                src,
-                                c"spare read error while moving a block back to main",
-                            );
-                            spare_failed = true;
-                        }
-                        r
-                    })
-                    .and_then(|()| {
-                        self.sync_io(
-                            Dev::Main,
-                            e.block * spb,
-                            &mut sc.buf,
-                            spb,
-                            b::dmr_io_op_DMR_IO_WRITE_FUA,
-                        )
-                    });
+                let read =
+                    self.spare_block_io(src, src_block, &mut sc.buf, b::dmr_io_op_DMR_IO_READ);
+                if read.is_err() {
+                    // As on any other path: counted, and mode failed (the event is
+                    // raised by the worker, outside the mutex).
+                    self.spare_io_error(src, c"spare read error while moving a block back to main");
+                    spare_failed = true;
+                }
+                let copied = read.and_then(|()| {
+                    self.sync_io(
+                        Dev::Main,
+                        e.block * spb,
+                        &mut sc.buf,
+                        spb,
+                        b::dmr_io_op_DMR_IO_WRITE_FUA,
+                    )
+                });
                 match copied {
                     Ok(()) => e.state = 0,
                     Err(err) => {
@@ -1920,24 +1903,16 @@ impl Remap {
                 // else its data is gone either way); failing that, the block stays.
                 if !whole && !from_lost {
                     let rewritten = j.moving_from().is_some_and(|(sp, blk)| {
-                        at(blk).is_ok_and(|a| {
-                            self.sync_io(
-                                Dev::Spare(sp),
-                                a.0,
-                                &mut sc.buf,
-                                spb,
-                                b::dmr_io_op_DMR_IO_READ,
-                            )
+                        self.spare_block_io(sp, blk, &mut sc.buf, b::dmr_io_op_DMR_IO_READ)
                             .is_ok()
-                        }) && self
-                            .sync_io(
-                                Dev::Spare(src_dev),
-                                src_at.0,
-                                &mut sc.buf,
-                                spb,
-                                b::dmr_io_op_DMR_IO_WRITE_FUA,
-                            )
-                            .is_ok()
+                            && self
+                                .spare_block_io(
+                                    src_dev,
+                                    src_block,
+                                    &mut sc.buf,
+                                    b::dmr_io_op_DMR_IO_WRITE_FUA,
+                                )
+                                .is_ok()
                     });
                     self.count_spare_error(src_dev);
                     if !rewritten {
@@ -1959,16 +1934,9 @@ impl Remap {
             // recorded lost.
             if !whole && other.is_some() && !from_lost {
                 if let Some((sp, blk)) = j.moving_from() {
-                    whole = at(blk).is_ok_and(|a| {
-                        self.sync_io(
-                            Dev::Spare(sp),
-                            a.0,
-                            &mut sc.buf,
-                            spb,
-                            b::dmr_io_op_DMR_IO_READ,
-                        )
-                        .is_ok()
-                    });
+                    whole = self
+                        .spare_block_io(sp, blk, &mut sc.buf, b::dmr_io_op_DMR_IO_READ)
+                        .is_ok();
                     if whole {
                         self.count_spare_error(src_dev);
                     }

@@ -24,16 +24,7 @@ load_module || fail "the dm-remap module loads"
 base=$(mkloop 64) || fail "loop device for the main device"
 main=$(mkfaulty faulty "$base" 131072 error:0:1600) || fail "faulty main device"
 # 16 MiB spares: 2944 data blocks each. The first and the third are dm-linear devices
-# that can be killed (kill_spare: swapped live to a dm-flakey failing everything).
-linear_spare() {
-  dmsetup create "$PREFIX$1" --table "0 32768 linear $2 0" || return 1
-  DMDEVS+=("$PREFIX$1")
-}
-kill_spare() {
-  dmsetup suspend "$PREFIX$1" &&
-    dmsetup reload "$PREFIX$1" --table "0 32768 flakey $2 0 0 3600 2 error_reads error_writes" &&
-    dmsetup resume "$PREFIX$1"
-}
+# that can be killed (`linear_spare`, `kill_spare`).
 abase=$(mkloop 16) && linear_spare spa "$abase" || fail "the first spare"
 spa=/dev/mapper/${PREFIX}spa
 spb=$(mkloop 16) || fail "loop device for the second spare"

@@ -31,17 +31,6 @@ main=$(mkfaulty faulty "$base" 131072 error:0:1600) || fail "faulty main device"
 spa=$(mkloop 5) || fail "loop device for the first spare"
 bbase=$(mkloop 16) || fail "loop device under the second spare"
 spc=$(mkloop 16) || fail "loop device for the third spare"
-# linear_spare <name> <base>: a 16 MiB dm-linear spare over <base> that can be killed
-# (kill_spare: swapped live to a dm-flakey failing every read, write and flush).
-linear_spare() {
-  dmsetup create "$PREFIX$1" --table "0 32768 linear $2 0" || return 1
-  DMDEVS+=("$PREFIX$1")
-}
-kill_spare() {
-  dmsetup suspend "$PREFIX$1" &&
-    dmsetup reload "$PREFIX$1" --table "0 32768 flakey $2 0 0 3600 2 error_reads error_writes" &&
-    dmsetup resume "$PREFIX$1"
-}
 # pool2 <t> <order> <block>: target <t> over a fresh main device with two 16 MiB
 # spares, a loop device and the linear spare <t>sp (over a loop device, left in
 # ${t}base), the linear one second (order plain-first) or first (linear-first); block

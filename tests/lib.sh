@@ -58,6 +58,19 @@ dm_create() {
 }
 dm_path() { echo "/dev/mapper/$PREFIX$1"; }
 
+# linear_spare <name> <base>: a 16 MiB dm-linear device over <base>, a spare that can
+# be killed (kill_spare <name> <base>: its table swapped live to a dm-flakey failing
+# every read, write and flush).
+linear_spare() {
+  dmsetup create "$PREFIX$1" --table "0 32768 linear $2 0" || return 1
+  DMDEVS+=("$PREFIX$1")
+}
+kill_spare() {
+  dmsetup suspend "$PREFIX$1" &&
+    dmsetup reload "$PREFIX$1" --table "0 32768 flakey $2 0 0 3600 2 error_reads error_writes" &&
+    dmsetup resume "$PREFIX$1"
+}
+
 # status_field <name> <n>: the n-th field (1-based) of the target's status parameters.
 status_field() { dmsetup status "$PREFIX$1" | awk -v n="$2" '{ print $(3 + n) }'; }
 

@@ -85,15 +85,7 @@ impl Default for Entry {
 impl Entry {
     /// A remapped block.
     pub const fn remapped(block: u64, spare: u8, spare_block: u64) -> Self {
-        Entry {
-            block,
-            state: REMAPPED,
-            spare,
-            spare_block,
-            lost: [0; 2],
-            mirror: NO_MIRROR,
-            mirror_block: 0,
-        }
+        Self::mirrored(block, spare, spare_block, NO_MIRROR, 0)
     }
 
     /// A remapped block with two copies: on `spare` at `spare_block` and on `mirror` at

@@ -597,26 +597,31 @@ fn section(buf: &[u8], kind: u16) -> usize {
     }
 }
 
+/// `base` edited by `f` and resealed: decode refuses it with `want`.
+fn refused(base: &[u8], f: &dyn Fn(&mut Vec<u8>), want: Diagnosis) {
+    let mut b = base.to_vec();
+    f(&mut b);
+    reseal(&mut b);
+    assert_eq!(decode(&b, 0).err(), Some(want));
+}
+
+/// `base` edited by `f` and resealed: decode accepts it (ours, intact) and the judge
+/// refuses the state with `want` (rules about what a state means are the judge's).
+fn judged(base: &[u8], f: &dyn Fn(&mut Vec<u8>), want: Verdict) {
+    let mut b = base.to_vec();
+    f(&mut b);
+    reseal(&mut b);
+    let d = decode(&b, 0).expect("decode leaves this rule to the judge");
+    let mut bm = vec![0u64; 1 << 14];
+    assert_eq!(judge_state(&d, &mut bm), Err(want));
+}
+
 #[test]
 fn semantic_checks_each_have_a_diagnosis() {
     let o = Owned::new(9, 10);
     let base = o.copy(0);
-    let check = |f: &dyn Fn(&mut Vec<u8>), want: Diagnosis| {
-        let mut b = base.clone();
-        f(&mut b);
-        reseal(&mut b);
-        assert_eq!(decode(&b, 0).err(), Some(want));
-    };
-    // Rules about what a state means are the judge's: decode accepts the copy (ours,
-    // intact) and judge_state refuses the state.
-    let judged = |f: &dyn Fn(&mut Vec<u8>), want: Verdict| {
-        let mut b = base.clone();
-        f(&mut b);
-        reseal(&mut b);
-        let d = decode(&b, 0).expect("decode leaves this rule to the judge");
-        let mut bm = vec![0u64; 1 << 12];
-        assert_eq!(judge_state(&d, &mut bm), Err(want));
-    };
+    let check = |f: &dyn Fn(&mut Vec<u8>), want: Diagnosis| refused(&base, f, want);
+    let judged = |f: &dyn Fn(&mut Vec<u8>), want: Verdict| judged(&base, f, want);
     let rm = section(&base, section::REMAPS) + 8;
     // Two remap entries out of order.
     check(
@@ -1160,20 +1165,8 @@ fn second_copies_that_break_the_rules_are_refused() {
     let base = mirrored_copy(&sp, &e, c).unwrap();
     let mi = section(&base, section::MIRRORS) + 8;
     let cf = section(&base, section::CONFIG);
-    let check = |f: &dyn Fn(&mut Vec<u8>), want: Diagnosis| {
-        let mut b = base.clone();
-        f(&mut b);
-        reseal(&mut b);
-        assert_eq!(decode(&b, 0).err(), Some(want));
-    };
-    let judged = |f: &dyn Fn(&mut Vec<u8>), want: Verdict| {
-        let mut b = base.clone();
-        f(&mut b);
-        reseal(&mut b);
-        let d = decode(&b, 0).expect("decode leaves this rule to the judge");
-        let mut bm = vec![0u64; 1 << 14];
-        assert_eq!(judge_state(&d, &mut bm), Err(want));
-    };
+    let check = |f: &dyn Fn(&mut Vec<u8>), want: Diagnosis| refused(&base, f, want);
+    let judged = |f: &dyn Fn(&mut Vec<u8>), want: Verdict| judged(&base, f, want);
     let bad = Diagnosis::Malformed(Malformed::Mirrors);
     // Second copies in a copy without the flag (a reader that does not know them
     // would load the map without them).
@@ -1220,9 +1213,7 @@ fn capacity_with_second_copies() {
     let (sp, _, c) = mirrored();
     let sp = &sp[..2];
     let n = CAPACITY_MIRRORED_TWO_SPARES as u64;
-    let full: Vec<Entry> = (0..n)
-        .map(|i| Entry::mirrored(i * 2, 0, i, 1, i))
-        .collect();
+    let full: Vec<Entry> = (0..n).map(|i| Entry::mirrored(i * 2, 0, i, 1, i)).collect();
     let b = mirrored_copy(sp, &full, c).unwrap();
     assert_eq!(decode(&b, 0).unwrap().mirrors().count(), n as usize);
     let mut more = full.clone();
