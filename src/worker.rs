@@ -719,12 +719,20 @@ impl Remap {
         Some(true)
     }
 
-    /// The first copy of remapped block `e` whose spare was not lost (the first copy
-    /// when all were): where its data is read from.
-    fn live_copy(&self, e: &Special) -> (u8, u64) {
-        e.copies()
-            .find(|&(sp, _)| !self.spare_is_lost(sp))
-            .unwrap_or((e.spare, e.spare_block))
+    /// Reads remapped block `e` whole into `buf`, from its copies whose spare was not
+    /// lost in turn (`redundancy 2`: the second where the first fails). Each failure
+    /// is a spare I/O error, as on any other path: counted, and mode failed unless the
+    /// spare is found lost (the event is raised by the worker, outside the core mutex).
+    fn read_any_copy(&self, e: &Special, buf: &mut [u8]) -> Result {
+        let mut r = Err(EIO);
+        for (sp, blk) in e.copies().filter(|&(sp, _)| !self.spare_is_lost(sp)) {
+            r = self.spare_block_io(sp, blk, buf, b::dmr_io_op_DMR_IO_READ);
+            if r.is_ok() {
+                break;
+            }
+            self.spare_io_error(sp, c"spare read error while moving a block back to main");
+        }
+        r
     }
 
     /// Reads `n` sectors at `off` of remapped block `c` from the spare into `buf`.
@@ -1435,12 +1443,9 @@ impl Remap {
         if cur.state != REMAPPED || crate::engine::mask_count(&self.lost_of(&cur)) != 0 {
             return Err(EBUSY);
         }
-        let bs = self.cfg.block_size;
-        let spb = bs.sectors();
-        let (src, src_block) = self.live_copy(&cur);
-        let base = layout::data_block_sector(bs, Blocks(src_block)).ok_or(EINVAL)?;
+        let spb = self.cfg.block_size.sectors();
         let mut sc = core::mem::replace(&mut core.scratch, Scratch::empty());
-        let r = self.unremap_with(core, &mut sc.buf, cur, (src, base.0), blk * spb, spb);
+        let r = self.unremap_with(core, &mut sc.buf, cur, blk * spb, spb);
         core.scratch = sc;
         r
     }
@@ -1450,7 +1455,6 @@ impl Remap {
         core: &mut Core,
         buf: &mut [u8],
         cur: Special,
-        (src, spare_at): (u8, u64),
         main_at: u64,
         spb: u64,
     ) -> Result {
@@ -1461,18 +1465,7 @@ impl Remap {
         // still be in flight when it is freed and handed to another block.
         // SAFETY: the worker is live.
         unsafe { b::dmr_io_drain(self.worker) };
-        let read = self.sync_io(
-            Dev::Spare(src),
-            spare_at,
-            buf,
-            spb,
-            b::dmr_io_op_DMR_IO_READ,
-        );
-        if read.is_err() {
-            // A spare I/O error, as on any other path: counted, and mode failed (the
-            // event is raised by the worker, outside the core mutex held here).
-            self.spare_io_error(src, c"spare read error while moving a block back to main");
-        }
+        let read = self.read_any_copy(&cur, buf);
         let copied = read.and_then(|()| {
             self.sync_io(Dev::Main, main_at, buf, spb, b::dmr_io_op_DMR_IO_WRITE_FUA)
         });
@@ -1589,15 +1582,8 @@ impl Remap {
                     e.state = REMAPPED;
                     continue;
                 }
-                let (src, src_block) = self.live_copy(e);
-                let read =
-                    self.spare_block_io(src, src_block, &mut sc.buf, b::dmr_io_op_DMR_IO_READ);
-                if read.is_err() {
-                    // As on any other path: counted, and mode failed (the event is
-                    // raised by the worker, outside the mutex).
-                    self.spare_io_error(src, c"spare read error while moving a block back to main");
-                    spare_failed = true;
-                }
+                let read = self.read_any_copy(e, &mut sc.buf);
+                spare_failed |= read.is_err();
                 let copied = read.and_then(|()| {
                     self.sync_io(
                         Dev::Main,

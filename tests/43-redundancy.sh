@@ -16,7 +16,7 @@
 # timeout: 900
 . "$(dirname "$0")/lib.sh"
 need dmsetup losetup dd cmp fio
-ktap_plan 21
+ktap_plan 23
 load_module || fail "the dm-remap module loads"
 [ -x "$REMAPCTL" ] || fail "remapctl is built ($REMAPCTL)"
 
@@ -54,6 +54,10 @@ ktap_check "after a reload block 150 still has both copies" \
 head -c $((10 * 4096)) /dev/urandom > "$WORK/new" || fail "random data"
 dd if="$WORK/new" of="$dev" bs=4096 seek=180 oflag=direct conv=notrunc status=none ||
   fail "write blocks 180..189 again"
+# Block 250 (main reads and writes it) moved by the `remap` message: two copies too.
+ktap_check "remap 250 gives it two copies" eval \
+  'dmsetup message "${PREFIX}x" 0 remap 250 >/dev/null &&
+   grep -q "state=remapped spare=0 .* mirror=1 " <<<"$(query 250) "'
 cp "$WORK/data" "$WORK/want" &&
   dd if="$WORK/new" of="$WORK/want" bs=4096 seek=180 conv=notrunc status=none || fail "expected data"
 
@@ -70,6 +74,11 @@ ktap_check "the kernel log says no block was lost with it" \
   eval 'logged "spare 0 lost" && logged "): 0 block(s) on it"'
 ktap_check "all 300 blocks read what was last written" \
   cmp -s "$WORK/want" <(dd if="$dev" bs=4096 count=300 iflag=direct status=none)
+ktap_check "unremap 250 copies it back to main from its second copy" eval \
+  'dmsetup message "${PREFIX}x" 0 unremap 250 >/dev/null &&
+   grep -q "state=main" <<<"$(query 250)" &&
+   cmp -s <(tail -c +$((250 * 4096 + 1)) "$WORK/want" | head -c 4096) \
+     <(dd if="$dev" bs=4096 skip=250 count=1 iflag=direct status=none)'
 
 # The admin takes the dead spare out: each block's copy on it is made again on the
 # third spare, from its copy on the second.
