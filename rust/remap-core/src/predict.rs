@@ -284,6 +284,12 @@ const EMERGENCY_HOT_HOURS: u32 = 12;
 /// an emergency: a device failing now is losing blocks; errors that leave none (link
 /// resets, timeouts, a full thin pool's ENOSPC) are not a failing medium.
 const EMERGENCY_NEW_BAD_BLOCKS: u32 = 3;
+/// Closed days whose median I/Os per day is the device's usual load, against which an
+/// unusable error rate must hold too before it is an emergency (a week: weekdays and a
+/// weekend).
+const USUAL_LOAD_DAYS: usize = 7;
+/// Days (observed in at least 12 clock hours) the usual load needs.
+const USUAL_LOAD_MIN_DAYS: usize = 3;
 
 /// One clock hour of the threshold model's window.
 #[derive(Debug, Clone, Copy, Default)]
@@ -708,6 +714,7 @@ impl Engine {
             if rate as u64 >= self.cfg.unusable_ppb
                 && self.win.hot_hours(now_h, &w, self.cfg.unusable_ppb) >= EMERGENCY_HOT_HOURS
                 && bad_level(s).saturating_sub(w.bad_lo) >= EMERGENCY_NEW_BAD_BLOCKS
+                && self.unusable_at_usual_load(&w)
             {
                 set(Level::Emergency, Reason::ErrorRateUnusable, rate, 0);
             } else {
@@ -723,6 +730,45 @@ impl Engine {
             );
         }
         v
+    }
+
+    /// Whether the window's errors are at the unusable rate of the device's usual load
+    /// too, not only of the window's own I/Os: a quiet day (a weekend, an idle spell)
+    /// makes a rate out of few I/Os, and a steady trickle of errors from a background
+    /// weakness, which does not follow the load, then reads as unusable; a medium that
+    /// fails now fails at its usual load as well. The usual load is the median I/Os
+    /// per day of the last [`USUAL_LOAD_DAYS`] closed days observed in at least 12
+    /// clock hours (each scaled to 24 hours), scaled to the hours the window observed;
+    /// the window's errors are compared with the larger of that and the window's I/Os.
+    /// With fewer than [`USUAL_LOAD_MIN_DAYS`] such days (a new device, one sampled a
+    /// few times a day) the window's own rate stands. Bounded: 7 days, sorted.
+    fn unusable_at_usual_load(&self, w: &WindowSums) -> bool {
+        let mut per_day = [0u64; USUAL_LOAD_DAYS];
+        let mut n = 0usize;
+        for age in 0..USUAL_LOAD_DAYS {
+            let Some(d) = self.health.daily.get(age) else {
+                break;
+            };
+            if d.hours < 12 {
+                continue;
+            }
+            if let Some(slot) = per_day.get_mut(n) {
+                *slot = d.ios.saturating_mul(24) / u64::from(d.hours);
+                n += 1;
+            }
+        }
+        let Some(days) = per_day.get_mut(..n) else {
+            return true;
+        };
+        if n < USUAL_LOAD_MIN_DAYS {
+            return true;
+        }
+        days.sort_unstable();
+        let median = days.get((n - 1) / 2).copied().unwrap_or(0);
+        let usual = median.saturating_mul(w.hours.min(24)) / 24;
+        let ios = w.ios.max(usual);
+        // errors / ios >= unusable / 10^9, without division.
+        u128::from(w.errors) * 1_000_000_000 >= u128::from(ios) * u128::from(self.cfg.unusable_ppb)
     }
 
     /// The ensemble: every verdict's forecast is aged by the time since it was made,

@@ -1247,3 +1247,73 @@ fn bad_blocks_of_one_bad_day_or_that_stopped_coming_do_not_warn() {
     });
     assert!(first_bad_blocks(&sampled(H, 60, coming)).is_some());
 }
+
+/// A device at `usual` I/Os an hour, `quiet` on days 8-10 (a weekend and a quiet
+/// day), whose day 10 brings `per_hour` read errors every hour, each hour's leaving a
+/// bad block (remapped within the hour); `quiet_always`: the device always runs at
+/// `quiet`.
+fn quiet_day(per_hour: u64, quiet_always: bool) -> impl Fn(u64, u64) -> Sample + Copy {
+    move |d, h| {
+        let ios = if quiet_always || (8..=10).contains(&d) {
+            IOS / 5
+        } else {
+            IOS
+        };
+        let remapped = match d {
+            10 => h + 1,
+            11.. => 24,
+            _ => 0,
+        };
+        Sample {
+            reads: ios * 7 / 10,
+            writes: ios - ios * 7 / 10,
+            read_errors: if d == 10 { per_hour } else { 0 },
+            remapped_total: remapped,
+            spare_free_blocks: 1_000_000 - remapped,
+            ..base(d, h)
+        }
+    }
+}
+
+/// The threshold model's most severe verdict over `days` days of `dev`.
+fn worst_threshold(days: u64, dev: impl Fn(u64, u64) -> Sample) -> Verdict {
+    let mut e = Engine::default();
+    let mut worst = Verdict::info(Model::Threshold, Reason::Healthy);
+    for d in 0..days {
+        for h in 0..24 {
+            e.push(&dev(d, h));
+            let v = e.verdicts()[0];
+            if v.level > worst.level {
+                worst = v;
+            }
+        }
+    }
+    worst
+}
+
+#[test]
+fn errors_at_the_unusable_rate_of_a_quiet_day_only_are_not_an_emergency() {
+    // 30 errors an hour all day long, each hour leaving a bad block: 0.15% of the
+    // quiet day's 20 000 I/Os an hour, but 0.03% of the device's usual 100 000 (the
+    // median of its last 7 days, the quiet weekend included). A background weakness's
+    // errors do not follow the load; a quiet day only makes a rate of them.
+    let v = worst_threshold(11, quiet_day(30, false));
+    assert_eq!((v.level, v.reason), (Level::Notice, Reason::ErrorsSeen));
+    // The same errors on a device whose usual load is that low: failing now.
+    let v = worst_threshold(11, quiet_day(30, true));
+    assert_eq!(
+        (v.level, v.reason),
+        (Level::Emergency, Reason::ErrorRateUnusable)
+    );
+}
+
+#[test]
+fn errors_at_the_unusable_rate_of_the_usual_load_are_an_emergency_on_a_quiet_day() {
+    // 150 errors an hour on the quiet day: 0.75% of its I/Os, 0.15% of the usual
+    // load's. A medium that fails now is an emergency whatever the day's load.
+    let v = worst_threshold(11, quiet_day(150, false));
+    assert_eq!(
+        (v.level, v.reason),
+        (Level::Emergency, Reason::ErrorRateUnusable)
+    );
+}
