@@ -37,6 +37,9 @@ const PERIODIC_GROWTH: u128 = 2;
 const PERIODIC_GROWTH_MIN: u64 = 20;
 /// Days of the newer week with errors in the peak window, for the growth rule.
 const PERIODIC_GROWTH_DAYS: usize = 4;
+/// Standard deviations (numerator, denominator) by which the peak window's hours with
+/// errors must exceed its share of the day's for the growth rule.
+const PERIODIC_HOURS_Z: (u64, u64) = (3, 1);
 /// Days the latency model looks back over.
 const LATENCY_DAYS: usize = 21;
 /// Steady days the latency model needs.
@@ -739,7 +742,12 @@ impl PeriodicWindow {
             24u32.saturating_sub(u32::from(self.width)),
         );
         let dense = u32::from(self.hours_in) * out >= 2 * (u32::from(self.hours_out) + 1) * w;
-        if !dense || new < PERIODIC_GROWTH_MIN || days < PERIODIC_GROWTH_DAYS || on == 0 || nn == 0
+        if !dense
+            || !self.hours_significant()
+            || new < PERIODIC_GROWTH_MIN
+            || days < PERIODIC_GROWTH_DAYS
+            || on == 0
+            || nn == 0
         {
             return None;
         }
@@ -787,6 +795,24 @@ impl PeriodicWindow {
             reason: Reason::PeriodicGrowing,
             detail: ratio,
         })
+    }
+
+    /// Whether the window holds significantly more of the folded days' hours with
+    /// errors than its share of the day would by chance: with N such hours in all and
+    /// a window of w of the 24 clock hours, hours_in - N w/24 at least
+    /// [`PERIODIC_HOURS_Z`] standard deviations of the binomial count, sqrt(N w/24 (1 -
+    /// w/24)). Errors at random hours (a background weakness whose spells fall
+    /// anywhere) put about w/24 of their hours in any window.
+    fn hours_significant(&self) -> bool {
+        let n = u64::from(self.hours_in) + u64::from(self.hours_out);
+        let w = u64::from(self.width);
+        // 24 hours_in - N w >= z sqrt(N w (24 - w)), squared, without a root or a
+        // division; z = PERIODIC_HOURS_Z.0 / PERIODIC_HOURS_Z.1.
+        let Some(excess) = (24 * u64::from(self.hours_in)).checked_sub(n * w) else {
+            return false;
+        };
+        let (zn, zd) = PERIODIC_HOURS_Z;
+        excess * excess * zd * zd >= zn * zn * n * w * 24u64.saturating_sub(w)
     }
 
     /// The peak window's daily error rate, fitted log-linearly, over at least

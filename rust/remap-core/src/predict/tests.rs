@@ -1114,6 +1114,61 @@ fn a_few_hours_of_many_errors_among_errors_all_day_are_not_a_pattern() {
     }
 }
 
+/// Three errors at 08:00 and three at 13:00 on days 35-39 (a 6-hour window), and one
+/// error a day at another clock hour, outside 08:00-13:59, on the days `outside`
+/// says; each error leaves a bad block, remapped within its hour.
+fn window_among_scattered(
+    outside: impl Fn(u64) -> bool + Copy,
+) -> impl Fn(u64, u64) -> Sample + Copy {
+    const OUT_HOURS: [u64; 14] = [0, 2, 4, 6, 15, 17, 19, 21, 23, 1, 3, 5, 16, 20];
+    let errors = move |d: u64, h: u64| {
+        let window = (35..=39).contains(&d) && (h == 8 || h == 13);
+        let out = outside(d) && OUT_HOURS.get((d % 14) as usize) == Some(&h);
+        if window {
+            3
+        } else {
+            u64::from(out)
+        }
+    };
+    move |d: u64, h: u64| {
+        let before: u64 = (0..d)
+            .map(|x| (0..24).map(|y| errors(x, y)).sum::<u64>())
+            .sum();
+        let today: u64 = (0..=h).map(|y| errors(d, y)).sum();
+        Sample {
+            read_errors: errors(d, h),
+            remapped_total: before + today,
+            spare_free_blocks: 1_000_000 - before - today,
+            ..base(d, h)
+        }
+    }
+}
+
+/// Whether the periodic model's growth rule ever speaks over `samples`.
+fn periodic_growing(samples: &[Sample]) -> bool {
+    let mut e = Engine::default();
+    samples.iter().any(|s| {
+        e.push(s);
+        verdict(&e, Reason::PeriodicGrowing).is_some()
+    })
+}
+
+#[test]
+fn a_window_no_denser_than_chance_allows_is_not_a_pattern() {
+    // Errors at 08:00 and 13:00 on 5 days, 10 hours with errors in the 6-hour window
+    // over the folded 14 days, beside one error a day at scattered other hours on days
+    // 26-37 (12 hours). The window's hours with errors are twice as dense as the rest
+    // of the day's, but a window of a quarter of the day holds 10 of 22 by chance
+    // often enough (5.5 expected, 2.2 standard deviations above): errors of a
+    // background weakness whose spells happened to fall in it.
+    let scattered = window_among_scattered(|d| (26..=37).contains(&d));
+    assert!(!periodic_growing(&sampled(H, 50, scattered)));
+    // The same window with 2 scattered hours (days 30 and 33): 10 of 12, 5.5 standard
+    // deviations above chance, grown from none: a pattern that sets in.
+    let apart = window_among_scattered(|d| d == 30 || d == 33);
+    assert!(periodic_growing(&sampled(H, 50, apart)));
+}
+
 #[test]
 fn state_size_is_as_documented() {
     // Documentation/prediction.md states this size; change both together.
