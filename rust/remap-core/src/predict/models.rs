@@ -13,6 +13,9 @@ use super::{level_for, Config, Model, Reason, Verdict, NO_TTF};
 const PPB: i64 = 1_000_000_000;
 /// Days of history the error-rate trend fits.
 pub(super) const TREND_DAYS: usize = 14;
+/// New bad blocks (growth of the remapped count) over the fitted days below which the
+/// trend models' confidence is halved.
+const TREND_BAD_BLOCKS: u32 = 3;
 /// Days needed before the trend models speak.
 const MIN_DAYS: usize = 5;
 /// Days the backtest holds out.
@@ -238,7 +241,9 @@ fn skill(s: &Series, rates: &Series, log: bool, floor: i64) -> u16 {
 
 /// Error-rate trend over the last [`TREND_DAYS`] closed days: a linear fit of the rate
 /// and a linear fit of its log2 (exponential growth), each backtested on the last
-/// [`HOLDOUT`] days; the better one gives the time to the unusable rate.
+/// [`HOLDOUT`] days; the better one gives the time to the unusable rate. Their
+/// confidence is halved when the fitted days left fewer than [`TREND_BAD_BLOCKS`] new
+/// bad blocks: errors that leave none are not a failing medium.
 pub(super) fn trend(daily: &Daily, cache: &DayCache, cfg: &Config) -> Trend {
     let mut lin = Series::new();
     let mut log = Series::new();
@@ -266,6 +271,14 @@ pub(super) fn trend(daily: &Daily, cache: &DayCache, cfg: &Config) -> Trend {
         return none;
     }
     let activity = permille(act, recent.max(MIN_DAYS));
+    // Errors that left (almost) no bad block over the fitted days are not a failing
+    // medium (timeouts, a cable, link resets): half the confidence.
+    let rem = |age: usize| daily.get(age).map_or(0, |d| d.remapped_end);
+    let medium = if rem(0).saturating_sub(rem(span.saturating_sub(1))) >= TREND_BAD_BLOCKS {
+        1000
+    } else {
+        500
+    };
     let u = cfg.unusable_ppb.min(1 << 30) as i64;
     let floor = (u / 1000).max(1);
     let skills = [
@@ -280,7 +293,7 @@ pub(super) fn trend(daily: &Daily, cache: &DayCache, cfg: &Config) -> Trend {
     for (i, (f, is_log)) in fits.into_iter().enumerate() {
         let Some(f) = f else { continue };
         let sk = u32::from(skills.get(i).copied().unwrap_or(0));
-        let conf = pm(pm(f.r2, activity), 400 + sk * 6 / 10);
+        let conf = pm(pm(pm(f.r2, activity), 400 + sk * 6 / 10), medium);
         let (ttf, model, reason, detail, dbl) = if is_log {
             let target = fixed::log2_q16(u as u64).unwrap_or(0) << fixed::Q;
             let dbl = if f.slope > 0 {

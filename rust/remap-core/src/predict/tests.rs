@@ -36,14 +36,20 @@ fn verdict(e: &Engine, reason: Reason) -> Option<Verdict> {
     e.verdicts().into_iter().find(|v| v.reason == reason)
 }
 
+/// 10 ppm more per day: day `d` has `d` errors an hour of 100k I/Os; with `bad`, they
+/// leave a bad block a day.
+fn linear_errors(bad: bool) -> impl Fn(u64, u64) -> Sample {
+    move |d, h| Sample {
+        read_errors: d,
+        remapped_total: if bad { d } else { 0 },
+        ..base(d, h)
+    }
+}
+
 #[test]
 fn linear_trend_slope_and_time_to_failure() {
-    // 10 ppm more per day: day d has d errors an hour of 100k I/Os.
     let mut e = Engine::default();
-    feed(&mut e, 21, |d, h| Sample {
-        read_errors: d,
-        ..base(d, h)
-    });
+    feed(&mut e, 21, linear_errors(true));
     // Day 20 is open; days 6..=19 are fitted.
     let v = verdict(&e, Reason::ErrorRateTrend).expect("linear verdict");
     assert_eq!(v.model, Model::Linear);
@@ -68,6 +74,8 @@ fn exponential_growth_doubling_time() {
     let mut e = Engine::default();
     feed(&mut e, 20, |d, h| Sample {
         read_errors: errs(d),
+        // A bad block a day.
+        remapped_total: d,
         ..base(d, h)
     });
     let v = verdict(&e, Reason::ErrorRateGrowth).expect("exponential verdict");
@@ -88,6 +96,31 @@ fn exponential_growth_doubling_time() {
     );
     assert!(e.skill()[1] > e.skill()[0], "{:?}", e.skill());
     assert!(e.current().level >= Level::Warning);
+}
+
+#[test]
+fn a_growing_error_rate_that_leaves_no_bad_block_is_only_a_notice() {
+    // The linear trend's errors, but soft ones (timeouts, link resets): no block goes
+    // bad. The same fit at half the confidence: a notice, not a warning.
+    let mut media = Engine::default();
+    feed(&mut media, 21, linear_errors(true));
+    let mut soft = Engine::default();
+    feed(&mut soft, 21, linear_errors(false));
+    let m = verdict(&media, Reason::ErrorRateTrend).expect("linear verdict");
+    let s = verdict(&soft, Reason::ErrorRateTrend).expect("linear verdict");
+    assert_eq!((s.ttf_s, s.detail), (m.ttf_s, m.detail));
+    assert_eq!(s.confidence, m.confidence / 2, "{s:?} {m:?}");
+    assert_eq!(media.current().level, Level::Warning);
+    assert_eq!(soft.current().level, Level::Notice);
+    // Two bad blocks over the fitted days are still not enough; three are.
+    for (blocks, want) in [(2, Level::Notice), (3, Level::Warning)] {
+        let mut e = Engine::default();
+        feed(&mut e, 21, |d, h| Sample {
+            remapped_total: d.saturating_sub(19 - blocks),
+            ..linear_errors(false)(d, h)
+        });
+        assert_eq!(e.current().level, want, "{blocks} bad blocks");
+    }
 }
 
 #[test]
