@@ -742,6 +742,8 @@ impl Engine {
     /// the window's errors are compared with the larger of that and the window's I/Os.
     /// With fewer than [`USUAL_LOAD_MIN_DAYS`] such days (a new device, one sampled a
     /// few times a day) the window's own rate stands. Bounded: 7 days, sorted.
+    #[cold]
+    #[inline(never)]
     fn unusable_at_usual_load(&self, w: &WindowSums) -> bool {
         let mut per_day = [0u64; USUAL_LOAD_DAYS];
         let mut n = 0usize;
