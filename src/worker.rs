@@ -723,14 +723,25 @@ impl Remap {
     /// lost in turn (`redundancy 2`: the second where the first fails). Each failure
     /// is a spare I/O error, as on any other path: counted, and mode failed unless the
     /// spare is found lost (the event is raised by the worker, outside the core mutex).
-    fn read_any_copy(&self, e: &Special, buf: &mut [u8]) -> Result {
+    /// Spares in `failed` (bit `i`: spare `i`) are not tried; one that fails is added:
+    /// a step over many blocks does not wait for a dead spare's timeouts block after
+    /// block (its loss can only be recorded once the step lets go of the core mutex).
+    fn read_any_copy(&self, e: &Special, buf: &mut [u8], failed: &mut u32) -> Result {
         let mut r = Err(EIO);
-        for (sp, blk) in e.copies().filter(|&(sp, _)| !self.spare_is_lost(sp)) {
+        let skip = *failed;
+        let tried = move |sp: u8| sp < 32 && skip & (1u32 << sp) != 0;
+        for (sp, blk) in e
+            .copies()
+            .filter(|&(sp, _)| !self.spare_is_lost(sp) && !tried(sp))
+        {
             r = self.spare_block_io(sp, blk, buf, b::dmr_io_op_DMR_IO_READ);
             if r.is_ok() {
                 break;
             }
             self.spare_io_error(sp, c"spare read error while moving a block back to main");
+            if sp < 32 {
+                *failed |= 1u32 << sp;
+            }
         }
         r
     }
@@ -1465,7 +1476,7 @@ impl Remap {
         // still be in flight when it is freed and handed to another block.
         // SAFETY: the worker is live.
         unsafe { b::dmr_io_drain(self.worker) };
-        let read = self.read_any_copy(&cur, buf);
+        let read = self.read_any_copy(&cur, buf, &mut 0);
         let copied = read.and_then(|()| {
             self.sync_io(Dev::Main, main_at, buf, spb, b::dmr_io_op_DMR_IO_WRITE_FUA)
         });
@@ -1576,13 +1587,14 @@ impl Remap {
             let spb = bs.sectors();
             // `publish_changes` sorted the movers by block.
             let mut spare_failed = false;
+            let mut failed_spares = 0u32;
             for e in sc.changes.as_mut_slice().iter_mut() {
                 if stop.is_some_and(|(b, _)| b < e.block) || spare_failed {
                     // After the first failure: not copied, stays remapped.
                     e.state = REMAPPED;
                     continue;
                 }
-                let read = self.read_any_copy(e, &mut sc.buf);
+                let read = self.read_any_copy(e, &mut sc.buf, &mut failed_spares);
                 spare_failed |= read.is_err();
                 let copied = read.and_then(|()| {
                     self.sync_io(
@@ -1602,8 +1614,9 @@ impl Remap {
                 }
             }
             if spare_failed {
-                // No commit once a spare failed (as `unremap_with`): every mover stays
-                // remapped (what reached main is a harmless second copy).
+                // No commit once a block read from no copy (as `unremap_with`; a copy
+                // that failed where the other then read does not count): every mover
+                // stays remapped (what reached main is a harmless second copy).
                 for e in sc.changes.as_mut_slice().iter_mut() {
                     e.state = REMAPPED;
                 }
