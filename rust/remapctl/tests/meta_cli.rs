@@ -649,3 +649,59 @@ fn probe_tells_udev_which_setup_a_device_holds() {
     let o = remapctl(&["probe", "--export", d.path("missing.img").to_str().unwrap()]);
     assert_eq!(code(&o), 1);
 }
+
+/// `redundancy 2`: second copies survive restore and dump, and a second copy without
+/// its block, or on a pending block, is refused.
+#[test]
+fn second_copies_restore_and_dump() {
+    let d = Scratch::new("mirrors");
+    let two = state_json(7, 1000)
+        .replace(r#""flags": 0"#, r#""flags": 2"#)
+        .replace(
+            r#""logical_block_bytes": 512 } ],"#,
+            r#""logical_block_bytes": 512 }, { "uuid": "11111111-2222-4333-8444-666666666666", "sectors": 131072, "data_start": 9216, "data_blocks": 15232, "role": 0, "priority": 1, "state": 0, "logical_block_bytes": 512 } ],"#,
+        )
+        .replace(
+            r#"{ "block": 5, "state": "remapped", "spare": 0, "spare_block": 0 }"#,
+            r#"{ "block": 5, "state": "remapped", "spare": 0, "spare_block": 0, "mirror": 1, "mirror_block": 40 }"#,
+        );
+    assert!(
+        two.contains(r#""mirror": 1"#) && two.contains("666666666666"),
+        "{two}"
+    );
+    let js = d.path("two.json");
+    std::fs::write(&js, &two).unwrap();
+    let img = blank_image(&d, "a.img");
+    restore(&js, &img);
+    let o = remapctl(&["meta", "check", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let o = remapctl(&["meta", "dump", img.to_str().unwrap()]);
+    assert_eq!(code(&o), 0);
+    let dumped: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(dumped["entries"][0]["mirror"], 1);
+    assert_eq!(dumped["entries"][0]["mirror_block"], 40);
+    assert_eq!(dumped["counts"]["mirrors"], 1);
+    assert!(dumped["entries"][2].get("mirror").is_none());
+    for bad in [
+        two.replace(r#", "mirror_block": 40"#, ""),
+        two.replace(
+            r#"{ "block": 9, "state": "pending" }"#,
+            r#"{ "block": 9, "state": "pending", "mirror": 1, "mirror_block": 41 }"#,
+        ),
+    ] {
+        assert_ne!(bad, two);
+        std::fs::write(&js, &bad).unwrap();
+        let o = remapctl(&[
+            "meta",
+            "restore",
+            js.to_str().unwrap(),
+            blank_image(&d, "b.img").to_str().unwrap(),
+        ]);
+        assert_ne!(code(&o), 0);
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("second copy"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
