@@ -1123,19 +1123,7 @@ fn a_few_hours_of_many_errors_among_errors_all_day_are_not_a_pattern() {
                 _ => 0,
             }
     };
-    let sample = move |d: u64, h: u64| {
-        let before: u64 = (0..d)
-            .flat_map(|x| (0..24).map(move |y| (x, y)))
-            .map(|(x, y)| errors(x, y))
-            .sum();
-        let today: u64 = (0..=h).map(|y| errors(d, y)).sum();
-        Sample {
-            read_errors: errors(d, h),
-            remapped_total: before + today,
-            spare_free_blocks: 1_000_000 - before - today,
-            ..base(d, h)
-        }
-    };
+    let sample = move |d: u64, h: u64| each_error_remapped(errors, d, h);
     let mut e = Engine::default();
     for s in sampled(H, 40, sample) {
         e.push(&s);
@@ -1163,17 +1151,21 @@ fn window_among_scattered(
             u64::from(out)
         }
     };
-    move |d: u64, h: u64| {
-        let before: u64 = (0..d)
-            .map(|x| (0..24).map(|y| errors(x, y)).sum::<u64>())
-            .sum();
-        let today: u64 = (0..=h).map(|y| errors(d, y)).sum();
-        Sample {
-            read_errors: errors(d, h),
-            remapped_total: before + today,
-            spare_free_blocks: 1_000_000 - before - today,
-            ..base(d, h)
-        }
+    move |d: u64, h: u64| each_error_remapped(errors, d, h)
+}
+
+/// The sample of day `d`, hour `h`, with `errors(d, h)` read errors, each leaving a bad
+/// block remapped within its hour.
+fn each_error_remapped(errors: impl Fn(u64, u64) -> u64, d: u64, h: u64) -> Sample {
+    let before: u64 = (0..d)
+        .map(|x| (0..24).map(|y| errors(x, y)).sum::<u64>())
+        .sum();
+    let today: u64 = (0..=h).map(|y| errors(d, y)).sum();
+    Sample {
+        read_errors: errors(d, h),
+        remapped_total: before + today,
+        spare_free_blocks: 1_000_000 - before - today,
+        ..base(d, h)
     }
 }
 
