@@ -190,8 +190,7 @@ impl Job {
 
     /// The job's copies: (spare, block), the first, then the second if any.
     fn copies(&self) -> impl Iterator<Item = (u8, u64)> {
-        let second = (self.mirror != NO_MIRROR).then_some((self.mirror, self.mirror_block));
-        Iterator::chain(core::iter::once((self.spare, self.spare_block)), second)
+        self.special(REMAPPED).copies()
     }
 
     /// Frees the blocks the job allocated and forgets them.

@@ -92,52 +92,35 @@ pub fn route_with(
         // A read of a pending block goes to main on its own: when it fails, the worker
         // retries it alone and records no neighbour of it pending.
         PENDING => Route::Main,
-        // A block with two copies (`redundancy 2`): a write goes to the worker, which
-        // writes both; a read goes to the first copy whose spare is not lost (the
-        // worker reads the other when it fails).
-        _ if s.has_mirror() => {
-            let (first, second) = (is_lost(s.spare), is_lost(s.mirror));
-            if write {
-                Route::Defer
-            } else if (first && second) || mask_any(&s.lost, off, off + len) {
-                Route::Fail
-            } else {
-                let (spare, at) = if first {
-                    (s.mirror, s.mirror_block)
-                } else {
-                    (s.spare, s.spare_block)
-                };
-                match layout::data_block_sector(bs, Blocks(at)) {
-                    Some(base) => {
-                        let keep = run_end(items, bs, s, end) - sector;
-                        return match base.0.checked_add(off) {
-                            Some(at) => (Route::Spare(spare, at), cut(keep)),
-                            None => (Route::Fail, cut(keep)),
-                        };
-                    }
-                    None => Route::Fail,
-                }
-            }
-        }
+        // A remapped block: to the copy its I/O goes to. A block with two copies
+        // (`redundancy 2`): a write goes to the worker, which writes both; a read to
+        // the first copy whose spare is not lost (the worker reads the other when it
+        // fails). A block with no copy on a spare not lost, or whose lost sectors the
+        // bio touches: a write goes to the worker (which places it anew), a read fails.
         _ => {
-            let spare_lost = is_lost(s.spare);
-            if spare_lost || mask_any(&s.lost, off, off + len) {
-                if write {
-                    Route::Defer
-                } else {
-                    Route::Fail
-                }
+            let live = if !is_lost(s.spare) {
+                Some((s.spare, s.spare_block))
+            } else if s.has_mirror() && !is_lost(s.mirror) {
+                Some((s.mirror, s.mirror_block))
             } else {
-                match layout::data_block_sector(bs, Blocks(s.spare_block)) {
-                    Some(base) => {
-                        let keep = run_end(items, bs, s, end) - sector;
-                        return match base.0.checked_add(off) {
-                            Some(at) => (Route::Spare(s.spare, at), cut(keep)),
-                            None => (Route::Fail, cut(keep)),
-                        };
+                None
+            };
+            match live {
+                _ if write && s.has_mirror() => Route::Defer,
+                Some((spare, at)) if !mask_any(&s.lost, off, off + len) => {
+                    match layout::data_block_sector(bs, Blocks(at)) {
+                        Some(base) => {
+                            let keep = run_end(items, bs, s, end) - sector;
+                            return match base.0.checked_add(off) {
+                                Some(at) => (Route::Spare(spare, at), cut(keep)),
+                                None => (Route::Fail, cut(keep)),
+                            };
+                        }
+                        None => Route::Fail,
                     }
-                    None => Route::Fail,
                 }
+                _ if write => Route::Defer,
+                _ => Route::Fail,
             }
         }
     };
